@@ -1,0 +1,401 @@
+//! The evaluation context: who (or what) a flag is evaluated for.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The default context kind.
+pub const USER_KIND: &str = "user";
+
+static TRUE: Value = Value::Bool(true);
+static FALSE: Value = Value::Bool(false);
+
+/// Errors building a [`Context`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// The context JSON is not an object.
+    #[error("a context must be a JSON object")]
+    NotAnObject,
+    /// The kind is empty, `kind`, or has characters other than letters, digits, `.`, `_`, `-`.
+    #[error("invalid context kind {0:?}")]
+    InvalidKind(String),
+    /// A context of a kind other than the old-style user has no key, or a non-string key.
+    #[error("context of kind {0:?} has no string key")]
+    MissingKey(String),
+    /// A built-in attribute has the wrong type (`name` must be a string, `anonymous` a bool).
+    #[error("attribute {attribute:?} must be a {expected}")]
+    WrongType {
+        /// The attribute.
+        attribute: &'static str,
+        /// The type it must have.
+        expected: &'static str,
+    },
+    /// A multi-kind context names the same kind twice, or has no kinds, or nests a multi-kind.
+    #[error("invalid multi-kind context: {0}")]
+    InvalidMulti(&'static str),
+}
+
+/// One single-kind part of a context.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Part {
+    pub(crate) kind: String,
+    pub(crate) key: Value,
+    pub(crate) name: Option<Value>,
+    pub(crate) anonymous: bool,
+    pub(crate) attrs: Vec<(String, Value)>,
+}
+
+impl Part {
+    fn new(kind: String, key: String) -> Part {
+        Part {
+            kind,
+            key: Value::String(key),
+            name: None,
+            anonymous: false,
+            attrs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn key_str(&self) -> &str {
+        self.key.as_str().unwrap_or("")
+    }
+
+    /// A top-level attribute by name (`kind` is answered by the clause matcher, not here).
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
+        match name {
+            "key" => Some(&self.key),
+            "name" => self.name.as_ref(),
+            "anonymous" => Some(if self.anonymous { &TRUE } else { &FALSE }),
+            _ => self.custom(name),
+        }
+    }
+
+    pub(crate) fn custom(&self, name: &str) -> Option<&Value> {
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    fn set(&mut self, name: &str, value: Value) {
+        match name {
+            "name" => self.name = (!value.is_null()).then_some(value),
+            "anonymous" => self.anonymous = value.as_bool().unwrap_or(false),
+            "key" => {
+                if let Value::String(_) = value {
+                    self.key = value
+                }
+            }
+            "kind" => {}
+            _ => {
+                if let Some(slot) = self.attrs.iter_mut().find(|(k, _)| k == name) {
+                    slot.1 = value;
+                } else {
+                    self.attrs.push((name.to_owned(), value));
+                }
+            }
+        }
+    }
+}
+
+/// The attributes a flag is evaluated against: a user (the default kind) or any other kind of
+/// entity (`org`, `device`), or several of them at once (a multi-kind context).
+///
+/// ```
+/// use feature_core::Context;
+/// let user = Context::new("user-123")
+///     .with_email("jo@example.com")
+///     .with_country("US")
+///     .with_attribute("plan", "pro")
+///     .with_group("beta-testers");
+/// assert_eq!(user.key(), "user-123");
+/// assert_eq!(user.get("plan"), Some(&serde_json::json!("pro")));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    pub(crate) parts: Vec<Part>,
+    multi: bool,
+}
+
+impl Context {
+    /// A user context with this key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Context {
+            parts: vec![Part::new(USER_KIND.to_owned(), key.into())],
+            multi: false,
+        }
+    }
+
+    /// A context of another kind (`org`, `device`, ...).
+    pub fn of_kind(kind: impl Into<String>, key: impl Into<String>) -> Result<Self, ContextError> {
+        let kind = kind.into();
+        validate_kind(&kind)?;
+        Ok(Context {
+            parts: vec![Part::new(kind, key.into())],
+            multi: false,
+        })
+    }
+
+    /// A multi-kind context made of single-kind contexts of distinct kinds.
+    pub fn multi(contexts: impl IntoIterator<Item = Context>) -> Result<Self, ContextError> {
+        let mut parts: Vec<Part> = Vec::new();
+        for c in contexts {
+            if c.multi {
+                return Err(ContextError::InvalidMulti("a multi-kind context cannot nest"));
+            }
+            for p in c.parts {
+                if parts.iter().any(|q| q.kind == p.kind) {
+                    return Err(ContextError::InvalidMulti("a kind appears twice"));
+                }
+                parts.push(p);
+            }
+        }
+        match parts.len() {
+            0 => Err(ContextError::InvalidMulti("no kinds")),
+            1 => Ok(Context {
+                parts,
+                multi: false,
+            }),
+            _ => Ok(Context { parts, multi: true }),
+        }
+    }
+
+    /// The key (of the first kind, for a multi-kind context).
+    pub fn key(&self) -> &str {
+        self.parts.first().map(Part::key_str).unwrap_or("")
+    }
+
+    /// The kind: `user`, another kind, or `multi`.
+    pub fn kind(&self) -> &str {
+        if self.multi {
+            "multi"
+        } else {
+            self.parts.first().map(|p| p.kind.as_str()).unwrap_or(USER_KIND)
+        }
+    }
+
+    /// The kinds this context has.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().map(|p| p.kind.as_str())
+    }
+
+    /// The key of one kind, if the context has that kind.
+    pub fn key_of(&self, kind: &str) -> Option<&str> {
+        self.part(kind).map(Part::key_str)
+    }
+
+    /// A top-level attribute of the (first) kind: `key`, `name`, `anonymous`, or a custom one.
+    pub fn get(&self, attribute: &str) -> Option<&Value> {
+        self.parts.first().and_then(|p| p.get(attribute))
+    }
+
+    /// The custom attributes of the (first) kind, in the order they were set.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.parts
+            .first()
+            .into_iter()
+            .flat_map(|p| p.attrs.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    pub(crate) fn part(&self, kind: &str) -> Option<&Part> {
+        self.parts.iter().find(|p| p.kind == kind)
+    }
+
+    fn first_mut(&mut self) -> &mut Part {
+        if self.parts.is_empty() {
+            self.parts.push(Part::new(USER_KIND.to_owned(), String::new()));
+        }
+        &mut self.parts[0]
+    }
+
+    /// Sets an attribute. `name` and `anonymous` set the built-ins; anything else is custom.
+    pub fn with_attribute(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.first_mut().set(name, value.into());
+        self
+    }
+
+    /// Sets the display name.
+    pub fn with_name(self, name: impl Into<String>) -> Self {
+        self.with_attribute("name", Value::String(name.into()))
+    }
+
+    /// Sets the e-mail address (attribute `email`).
+    pub fn with_email(self, email: impl Into<String>) -> Self {
+        self.with_attribute("email", Value::String(email.into()))
+    }
+
+    /// Sets the IP address (attribute `ip`).
+    pub fn with_ip(self, ip: impl Into<String>) -> Self {
+        self.with_attribute("ip", Value::String(ip.into()))
+    }
+
+    /// Sets the country code (attribute `country`).
+    pub fn with_country(self, country: impl Into<String>) -> Self {
+        self.with_attribute("country", Value::String(country.into()))
+    }
+
+    /// Marks the context anonymous.
+    pub fn with_anonymous(mut self, anonymous: bool) -> Self {
+        self.first_mut().anonymous = anonymous;
+        self
+    }
+
+    /// Adds a group membership (attribute `groups`, a list).
+    pub fn with_group(mut self, group: impl Into<String>) -> Self {
+        let part = self.first_mut();
+        let group = Value::String(group.into());
+        match part.attrs.iter_mut().find(|(k, _)| k == "groups") {
+            Some((_, Value::Array(list))) => list.push(group),
+            Some((_, other)) => *other = Value::Array(vec![group]),
+            None => part.attrs.push(("groups".to_owned(), Value::Array(vec![group]))),
+        }
+        self
+    }
+
+    /// Whether the context is anonymous.
+    pub fn anonymous(&self) -> bool {
+        self.parts.first().is_some_and(|p| p.anonymous)
+    }
+
+    /// Reads a context from JSON.
+    ///
+    /// Accepted shapes: this project's context object (`key`, `name`, `email`, `ip`, `country`,
+    /// `anonymous`, `groups`, `custom`, and any other top-level field as a custom attribute),
+    /// which is also LaunchDarkly's old-style user; a single-kind context with `kind`; and a
+    /// multi-kind context (`"kind": "multi"` with one object per kind).
+    pub fn from_json(value: &Value) -> Result<Self, ContextError> {
+        let obj = value.as_object().ok_or(ContextError::NotAnObject)?;
+        match obj.get("kind") {
+            None => Ok(Context {
+                parts: vec![part_from_object(USER_KIND.to_owned(), obj, true)?],
+                multi: false,
+            }),
+            Some(Value::String(k)) if k == "multi" => {
+                let mut parts = Vec::new();
+                for (kind, v) in obj {
+                    if kind == "kind" {
+                        continue;
+                    }
+                    validate_kind(kind)?;
+                    let o = v.as_object().ok_or(ContextError::NotAnObject)?;
+                    parts.push(part_from_object(kind.clone(), o, false)?);
+                }
+                Context::multi(parts.into_iter().map(|p| Context {
+                    parts: vec![p],
+                    multi: false,
+                }))
+            }
+            Some(Value::String(k)) => {
+                validate_kind(k)?;
+                Ok(Context {
+                    parts: vec![part_from_object(k.clone(), obj, false)?],
+                    multi: false,
+                })
+            }
+            Some(_) => Err(ContextError::InvalidKind("(not a string)".to_owned())),
+        }
+    }
+
+    /// The context as JSON, in the shape [`Context::from_json`] reads.
+    pub fn to_json(&self) -> Value {
+        fn part_json(p: &Part, with_kind: bool) -> Map<String, Value> {
+            let mut m = Map::new();
+            if with_kind {
+                m.insert("kind".into(), Value::String(p.kind.clone()));
+            }
+            m.insert("key".into(), p.key.clone());
+            if let Some(n) = &p.name {
+                m.insert("name".into(), n.clone());
+            }
+            if p.anonymous {
+                m.insert("anonymous".into(), Value::Bool(true));
+            }
+            for (k, v) in &p.attrs {
+                m.insert(k.clone(), v.clone());
+            }
+            m
+        }
+        if self.multi {
+            let mut m = Map::new();
+            m.insert("kind".into(), Value::String("multi".into()));
+            for p in &self.parts {
+                m.insert(p.kind.clone(), Value::Object(part_json(p, false)));
+            }
+            Value::Object(m)
+        } else {
+            let p = &self.parts[0];
+            Value::Object(part_json(p, p.kind != USER_KIND))
+        }
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
+}
+
+fn validate_kind(kind: &str) -> Result<(), ContextError> {
+    let ok = !kind.is_empty()
+        && kind != "kind"
+        && kind != "multi"
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ContextError::InvalidKind(kind.to_owned()))
+    }
+}
+
+fn part_from_object(
+    kind: String,
+    obj: &Map<String, Value>,
+    old_style: bool,
+) -> Result<Part, ContextError> {
+    let key = match obj.get("key") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None if old_style => String::new(),
+        _ => return Err(ContextError::MissingKey(kind)),
+    };
+    if !old_style && key.is_empty() {
+        return Err(ContextError::MissingKey(kind));
+    }
+    let mut part = Part::new(kind, key);
+    for (k, v) in obj {
+        match k.as_str() {
+            "key" | "kind" | "_meta" => {}
+            "name" => match v {
+                Value::String(_) => part.name = Some(v.clone()),
+                Value::Null => {}
+                _ => {
+                    return Err(ContextError::WrongType {
+                        attribute: "name",
+                        expected: "string",
+                    })
+                }
+            },
+            "anonymous" => match v {
+                Value::Bool(b) => part.anonymous = *b,
+                Value::Null => {}
+                _ => {
+                    return Err(ContextError::WrongType {
+                        attribute: "anonymous",
+                        expected: "bool",
+                    })
+                }
+            },
+            "custom" if old_style => {
+                if let Value::Object(custom) = v {
+                    for (ck, cv) in custom {
+                        if !matches!(ck.as_str(), "key" | "kind" | "name" | "anonymous") {
+                            part.set(ck, cv.clone());
+                        }
+                    }
+                }
+            }
+            "privateAttributeNames" | "privateAttributes" | "secondary" if old_style => {}
+            _ if v.is_null() => {}
+            _ => part.set(k, v.clone()),
+        }
+    }
+    Ok(part)
+}

@@ -1,0 +1,766 @@
+//! Evaluation: a compiled flag and a context give a value, a variation and a reason.
+//!
+//! The evaluator allocates nothing, takes no lock and reads no clock. Its result, [`Detail`],
+//! borrows from the [`Snapshot`]; [`Detail::to_evaluation`] makes the owned [`Evaluation`].
+
+use crate::attr::AttrPath;
+use crate::bucket::bucket_value;
+use crate::compile::{CClause, CRollout, CServe, CompiledFlag, Op, Snapshot};
+use crate::context::{Context, Part};
+use crate::explain::{Step, Tracer};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use std::fmt;
+
+/// Why an evaluation failed; the caller's default is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No flag has this key.
+    FlagNotFound,
+    /// The flag (or the part of it that was reached) is invalid.
+    MalformedFlag,
+    /// The flag's value is not of the type asked for.
+    WrongType,
+    /// The client has no flags yet (its provider has not delivered any).
+    ClientNotReady,
+    /// The context is invalid.
+    UserNotSpecified,
+    /// An unexpected failure inside a foreign engine.
+    Exception,
+}
+
+impl ErrorKind {
+    /// The name used in reasons (`FLAG_NOT_FOUND`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::FlagNotFound => "FLAG_NOT_FOUND",
+            ErrorKind::MalformedFlag => "MALFORMED_FLAG",
+            ErrorKind::WrongType => "WRONG_TYPE",
+            ErrorKind::ClientNotReady => "CLIENT_NOT_READY",
+            ErrorKind::UserNotSpecified => "USER_NOT_SPECIFIED",
+            ErrorKind::Exception => "EXCEPTION",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of reason, without its details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReasonKind {
+    /// The flag is off.
+    Off,
+    /// The context key is individually targeted.
+    TargetMatch,
+    /// A rule matched.
+    RuleMatch,
+    /// No rule matched.
+    Fallthrough,
+    /// A prerequisite did not serve the required variation.
+    PrerequisiteFailed,
+    /// A local override decided.
+    Override,
+    /// Evaluation failed; the caller's default is served.
+    Error,
+}
+
+impl ReasonKind {
+    /// The name used in reasons (`OFF`, `RULE_MATCH`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::Off => "OFF",
+            ReasonKind::TargetMatch => "TARGET_MATCH",
+            ReasonKind::RuleMatch => "RULE_MATCH",
+            ReasonKind::Fallthrough => "FALLTHROUGH",
+            ReasonKind::PrerequisiteFailed => "PREREQUISITE_FAILED",
+            ReasonKind::Override => "OVERRIDE",
+            ReasonKind::Error => "ERROR",
+        }
+    }
+}
+
+impl fmt::Display for ReasonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a value was served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The flag is off.
+    Off,
+    /// The context key is individually targeted.
+    TargetMatch,
+    /// Rule `rule_index` matched.
+    RuleMatch {
+        /// Index of the rule.
+        rule_index: usize,
+        /// The rule's id, when it has one.
+        rule_id: Option<String>,
+        /// Whether the context is part of an experiment.
+        in_experiment: bool,
+    },
+    /// No rule matched.
+    Fallthrough {
+        /// Whether the context is part of an experiment.
+        in_experiment: bool,
+    },
+    /// A prerequisite did not serve the required variation.
+    PrerequisiteFailed {
+        /// The prerequisite's key.
+        prerequisite_key: String,
+    },
+    /// A local override decided.
+    Override,
+    /// Evaluation failed; the caller's default was served.
+    Error {
+        /// What failed.
+        error_kind: ErrorKind,
+    },
+}
+
+impl Reason {
+    /// The kind of reason.
+    pub fn kind(&self) -> ReasonKind {
+        match self {
+            Reason::Off => ReasonKind::Off,
+            Reason::TargetMatch => ReasonKind::TargetMatch,
+            Reason::RuleMatch { .. } => ReasonKind::RuleMatch,
+            Reason::Fallthrough { .. } => ReasonKind::Fallthrough,
+            Reason::PrerequisiteFailed { .. } => ReasonKind::PrerequisiteFailed,
+            Reason::Override => ReasonKind::Override,
+            Reason::Error { .. } => ReasonKind::Error,
+        }
+    }
+
+    /// Whether the evaluation is part of an experiment.
+    pub fn in_experiment(&self) -> bool {
+        matches!(
+            self,
+            Reason::RuleMatch {
+                in_experiment: true,
+                ..
+            } | Reason::Fallthrough {
+                in_experiment: true
+            }
+        )
+    }
+
+    /// The error kind of an `ERROR` reason.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Reason::Error { error_kind } => Some(*error_kind),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Reason {
+    /// LaunchDarkly's reason shape: `{"kind": "RULE_MATCH", "ruleIndex": 0, "ruleId": "x"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", self.kind().as_str())?;
+        match self {
+            Reason::RuleMatch {
+                rule_index,
+                rule_id,
+                in_experiment,
+            } => {
+                m.serialize_entry("ruleIndex", rule_index)?;
+                if let Some(id) = rule_id {
+                    m.serialize_entry("ruleId", id)?;
+                }
+                if *in_experiment {
+                    m.serialize_entry("inExperiment", &true)?;
+                }
+            }
+            Reason::Fallthrough {
+                in_experiment: true,
+            } => m.serialize_entry("inExperiment", &true)?,
+            Reason::PrerequisiteFailed { prerequisite_key } => {
+                m.serialize_entry("prerequisiteKey", prerequisite_key)?
+            }
+            Reason::Error { error_kind } => m.serialize_entry("errorKind", error_kind.as_str())?,
+            _ => {}
+        }
+        m.end()
+    }
+}
+
+/// The owned result of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// The flag's key.
+    pub key: String,
+    /// The value served (the caller's default when nothing else was).
+    pub value: Value,
+    /// Index of the variation served; `None` when a default was served.
+    pub variation_index: Option<usize>,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Evaluation {
+    /// An evaluation that served the caller's default because of an error.
+    pub fn error(key: &str, default: Value, error_kind: ErrorKind) -> Self {
+        Evaluation {
+            key: key.to_owned(),
+            value: default,
+            variation_index: None,
+            reason: Reason::Error { error_kind },
+        }
+    }
+
+    /// The id of the rule that matched.
+    pub fn rule_id(&self) -> Option<&str> {
+        match &self.reason {
+            Reason::RuleMatch { rule_id, .. } => rule_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the evaluation is part of an experiment.
+    pub fn in_experiment(&self) -> bool {
+        self.reason.in_experiment()
+    }
+
+    /// The key of the prerequisite that failed.
+    pub fn prerequisite_failed(&self) -> Option<&str> {
+        match &self.reason {
+            Reason::PrerequisiteFailed { prerequisite_key } => Some(prerequisite_key),
+            _ => None,
+        }
+    }
+
+    /// The error kind, when the evaluation failed.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.reason.error_kind()
+    }
+}
+
+/// What was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Served {
+    Variation(usize),
+    FlagDefault,
+    Nothing,
+}
+
+/// Why, in compact form (indexes into the flag instead of strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    Off,
+    Target,
+    Rule { index: u32, experiment: bool },
+    Fallthrough { experiment: bool },
+    Prereq { index: u32 },
+    Error(ErrorKind),
+}
+
+/// The borrowed, allocation-free result of an evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Detail<'s> {
+    flag: Option<&'s CompiledFlag>,
+    served: Served,
+    why: Why,
+}
+
+impl<'s> Detail<'s> {
+    pub(crate) fn error(flag: Option<&'s CompiledFlag>, kind: ErrorKind) -> Self {
+        Detail {
+            flag,
+            served: Served::Nothing,
+            why: Why::Error(kind),
+        }
+    }
+
+    /// The flag evaluated, if it exists.
+    pub fn flag(&self) -> Option<&'s CompiledFlag> {
+        self.flag
+    }
+
+    /// The value served, or `None` when the caller's default applies.
+    #[inline]
+    pub fn value(&self) -> Option<&'s Value> {
+        let f = self.flag?;
+        match self.served {
+            Served::Variation(i) => f.values.get(i),
+            Served::FlagDefault => f.default.as_ref(),
+            Served::Nothing => None,
+        }
+    }
+
+    /// The index of the variation served.
+    pub fn variation_index(&self) -> Option<usize> {
+        match self.served {
+            Served::Variation(i) => Some(i),
+            Served::FlagDefault => self.flag.and_then(|f| f.default_index),
+            Served::Nothing => None,
+        }
+    }
+
+    /// The name of the variation served, when it has one.
+    pub fn variation_name(&self) -> Option<&'s str> {
+        let f = self.flag?;
+        f.variation_name(self.variation_index()?)
+    }
+
+    /// The kind of reason.
+    pub fn reason_kind(&self) -> ReasonKind {
+        match self.why {
+            Why::Off => ReasonKind::Off,
+            Why::Target => ReasonKind::TargetMatch,
+            Why::Rule { .. } => ReasonKind::RuleMatch,
+            Why::Fallthrough { .. } => ReasonKind::Fallthrough,
+            Why::Prereq { .. } => ReasonKind::PrerequisiteFailed,
+            Why::Error(_) => ReasonKind::Error,
+        }
+    }
+
+    /// The error kind, when evaluation failed.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        match self.why {
+            Why::Error(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Whether the context is part of an experiment.
+    pub fn in_experiment(&self) -> bool {
+        matches!(
+            self.why,
+            Why::Rule {
+                experiment: true,
+                ..
+            } | Why::Fallthrough { experiment: true }
+        )
+    }
+
+    /// The index of the rule that matched.
+    pub fn rule_index(&self) -> Option<usize> {
+        match self.why {
+            Why::Rule { index, .. } => Some(index as usize),
+            _ => None,
+        }
+    }
+
+    /// The id of the rule that matched.
+    pub fn rule_id(&self) -> Option<&'s str> {
+        let f = self.flag?;
+        f.rule_id(self.rule_index()?)
+    }
+
+    /// The key of the prerequisite that failed.
+    pub fn prerequisite_key(&self) -> Option<&'s str> {
+        match self.why {
+            Why::Prereq { index } => self
+                .flag
+                .and_then(|f| f.prerequisites.get(index as usize))
+                .map(|p| &*p.key),
+            _ => None,
+        }
+    }
+
+    /// The owned reason.
+    pub fn reason(&self) -> Reason {
+        match self.why {
+            Why::Off => Reason::Off,
+            Why::Target => Reason::TargetMatch,
+            Why::Rule { index, experiment } => Reason::RuleMatch {
+                rule_index: index as usize,
+                rule_id: self.rule_id().map(str::to_owned),
+                in_experiment: experiment,
+            },
+            Why::Fallthrough { experiment } => Reason::Fallthrough {
+                in_experiment: experiment,
+            },
+            Why::Prereq { .. } => Reason::PrerequisiteFailed {
+                prerequisite_key: self.prerequisite_key().unwrap_or_default().to_owned(),
+            },
+            Why::Error(error_kind) => Reason::Error { error_kind },
+        }
+    }
+
+    /// Marks the result a type mismatch: the caller's default will be served.
+    pub fn wrong_type(self) -> Self {
+        Detail::error(self.flag, ErrorKind::WrongType)
+    }
+
+    /// The owned evaluation, with `default` as the value when nothing was served.
+    pub fn to_evaluation(&self, key: &str, default: Value) -> Evaluation {
+        let value = self.value().cloned();
+        Evaluation {
+            key: key.to_owned(),
+            variation_index: value.as_ref().and(self.variation_index()),
+            value: value.unwrap_or(default),
+            reason: self.reason(),
+        }
+    }
+}
+
+/// Marker for an evaluation path that reached a malformed part of a flag.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Malformed;
+
+const MAX_DEPTH: usize = 32;
+
+/// Flags and segments being evaluated, for cycle detection, on the stack.
+struct Chain {
+    flags: [u32; MAX_DEPTH],
+    nflags: usize,
+    segs: [u32; MAX_DEPTH],
+    nsegs: usize,
+}
+
+impl Chain {
+    fn new() -> Self {
+        Chain {
+            flags: [0; MAX_DEPTH],
+            nflags: 0,
+            segs: [0; MAX_DEPTH],
+            nsegs: 0,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Evaluates flag `key` for `ctx`.
+    #[inline]
+    pub fn evaluate<'s>(&'s self, key: &str, ctx: &Context) -> Detail<'s> {
+        self.evaluate_traced(key, ctx, &mut ())
+    }
+
+    /// Evaluates flag `key`, reporting every decision to `tracer` (see [`crate::explain`]).
+    pub fn evaluate_traced<'s, T: Tracer>(
+        &'s self,
+        key: &str,
+        ctx: &Context,
+        tracer: &mut T,
+    ) -> Detail<'s> {
+        match self.index.get(key) {
+            Some(&i) => self.evaluate_index(i, ctx, tracer),
+            None => Detail::error(None, ErrorKind::FlagNotFound),
+        }
+    }
+
+    /// Evaluates the flag at position `i` of [`Snapshot::flags`].
+    pub(crate) fn evaluate_index<'s, T: Tracer>(
+        &'s self,
+        i: u32,
+        ctx: &Context,
+        tracer: &mut T,
+    ) -> Detail<'s> {
+        let flag = &self.flags[i as usize];
+        let mut chain = Chain::new();
+        match self.eval_flag(i, ctx, &mut chain, tracer) {
+            Ok((served, why)) => Detail {
+                flag: Some(flag),
+                served,
+                why,
+            },
+            Err(Malformed) => Detail::error(Some(flag), ErrorKind::MalformedFlag),
+        }
+    }
+
+    fn eval_flag<T: Tracer>(
+        &self,
+        fi: u32,
+        ctx: &Context,
+        chain: &mut Chain,
+        tracer: &mut T,
+    ) -> Result<(Served, Why), Malformed> {
+        let f = &self.flags[fi as usize];
+        if f.broken {
+            return Err(Malformed);
+        }
+        if !f.enabled {
+            tracer.step(|| Step::Off);
+            return serve_fixed(&f.off, Why::Off);
+        }
+        if !f.prerequisites.is_empty() {
+            if chain.flags[..chain.nflags].contains(&fi) || chain.nflags == MAX_DEPTH {
+                return Err(Malformed);
+            }
+            chain.flags[chain.nflags] = fi;
+            chain.nflags += 1;
+            for (pi, p) in f.prerequisites.iter().enumerate() {
+                let ok = match p.flag {
+                    None => false,
+                    Some(pf) => {
+                        if chain.flags[..chain.nflags].contains(&pf) {
+                            return Err(Malformed);
+                        }
+                        let pflag = &self.flags[pf as usize];
+                        let (served, why) = self.eval_flag(pf, ctx, chain, &mut ())?;
+                        if let Why::Error(_) = why {
+                            return Err(Malformed);
+                        }
+                        pflag.enabled
+                            && match served {
+                                Served::Variation(v) => v as i64 == p.variation,
+                                Served::FlagDefault => {
+                                    pflag.default_index.map(|v| v as i64) == Some(p.variation)
+                                }
+                                Served::Nothing => false,
+                            }
+                    }
+                };
+                tracer.step(|| Step::Prerequisite {
+                    key: p.key.to_string(),
+                    passed: ok,
+                });
+                if !ok {
+                    return serve_fixed(&f.off, Why::Prereq { index: pi as u32 });
+                }
+            }
+            chain.nflags -= 1;
+        }
+        for t in &f.targets {
+            if let Some(part) = ctx.part(&t.kind) {
+                if t.keys.contains(part.key_str()) {
+                    tracer.step(|| Step::Target {
+                        kind: t.kind.to_string(),
+                    });
+                    return match t.variation {
+                        Some(v) => Ok((Served::Variation(v), Why::Target)),
+                        None => Err(Malformed),
+                    };
+                }
+            }
+        }
+        for (ri, r) in f.rules.iter().enumerate() {
+            let mut matched = true;
+            for (ci, c) in r.clauses.iter().enumerate() {
+                let m = self.match_clause(c, ctx, chain)?;
+                tracer.step(|| Step::Clause {
+                    rule: ri,
+                    clause: ci,
+                    matched: m,
+                });
+                if !m {
+                    matched = false;
+                    break;
+                }
+            }
+            if matched {
+                if let Some(threshold) = r.percentage {
+                    let b = ctx
+                        .part(crate::context::USER_KIND)
+                        .or(ctx.parts.first())
+                        .map(|p| bucket_value(&f.prefix, &p.key))
+                        .unwrap_or(0.0);
+                    let inside = b < threshold as f32;
+                    tracer.step(|| Step::Percentage {
+                        rule: ri,
+                        bucket: b,
+                        inside,
+                    });
+                    if !inside {
+                        continue;
+                    }
+                }
+                tracer.step(|| Step::Rule { rule: ri });
+                return self.serve(&r.serve, ctx, tracer, |experiment| Why::Rule {
+                    index: ri as u32,
+                    experiment,
+                });
+            }
+        }
+        tracer.step(|| Step::Fallthrough);
+        self.serve(&f.fallthrough, ctx, tracer, |experiment| Why::Fallthrough {
+            experiment,
+        })
+    }
+
+    fn serve<T: Tracer>(
+        &self,
+        s: &CServe,
+        ctx: &Context,
+        tracer: &mut T,
+        why: impl FnOnce(bool) -> Why,
+    ) -> Result<(Served, Why), Malformed> {
+        match s {
+            CServe::Rollout(r) => {
+                let (v, experiment) = rollout(r, ctx, tracer)?;
+                Ok((Served::Variation(v), why(experiment)))
+            }
+            other => serve_fixed(other, why(false)),
+        }
+    }
+
+    fn match_clause(&self, c: &CClause, ctx: &Context, chain: &mut Chain) -> Result<bool, Malformed> {
+        if let Op::Segment(segs) = &c.op {
+            for s in segs.iter().flatten() {
+                if self.in_segment(*s, ctx, chain)? {
+                    return Ok(!c.negate);
+                }
+            }
+            return Ok(c.negate);
+        }
+        let attr = c.attr.as_ref().ok_or(Malformed)?;
+        if let AttrPath::Kind = attr {
+            let any = ctx.parts.iter().any(|p| match_str(&c.op, &p.kind));
+            return Ok(any != c.negate);
+        }
+        let Some(part) = ctx.part(&c.kind) else {
+            return Ok(false);
+        };
+        let Some(value) = attr.get(part) else {
+            return Ok(false);
+        };
+        let any = match value {
+            Value::Null => return Ok(false),
+            Value::Array(items) => items.iter().any(|v| match_value(&c.op, v)),
+            v => match_value(&c.op, v),
+        };
+        Ok(any != c.negate)
+    }
+
+    fn in_segment(&self, si: u32, ctx: &Context, chain: &mut Chain) -> Result<bool, Malformed> {
+        if chain.segs[..chain.nsegs].contains(&si) || chain.nsegs == MAX_DEPTH {
+            return Err(Malformed);
+        }
+        let s = &self.segments[si as usize];
+        let keyed = |list: &[(Box<str>, crate::compile::StrSet)]| {
+            list.iter().any(|(kind, keys)| {
+                ctx.part(kind)
+                    .is_some_and(|p| keys.contains(p.key_str()))
+            })
+        };
+        let user = ctx.part(crate::context::USER_KIND);
+        if keyed(&s.included_contexts) || user.is_some_and(|p| s.included.contains(p.key_str())) {
+            return Ok(true);
+        }
+        if keyed(&s.excluded_contexts) || user.is_some_and(|p| s.excluded.contains(p.key_str())) {
+            return Ok(false);
+        }
+        chain.segs[chain.nsegs] = si;
+        chain.nsegs += 1;
+        let mut result = false;
+        for r in &s.rules {
+            let mut all = true;
+            for c in &r.clauses {
+                if !self.match_clause(c, ctx, chain)? {
+                    all = false;
+                    break;
+                }
+            }
+            if !all {
+                continue;
+            }
+            if let Some(w) = r.weight.filter(|w| *w >= 0) {
+                let by = r.bucket_by.as_ref().ok_or(Malformed)?;
+                let b = bucket_of(ctx.part(&r.kind), by, &s.prefix);
+                if b >= w as f32 / 100_000.0 {
+                    continue;
+                }
+            }
+            result = true;
+            break;
+        }
+        chain.nsegs -= 1;
+        Ok(result)
+    }
+}
+
+fn serve_fixed(s: &CServe, why: Why) -> Result<(Served, Why), Malformed> {
+    match s {
+        CServe::Variation(v) => Ok((Served::Variation(*v), why)),
+        CServe::Default => Ok((Served::FlagDefault, why)),
+        CServe::Malformed | CServe::Rollout(_) => Err(Malformed),
+    }
+}
+
+#[inline]
+fn bucket_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> f32 {
+    match part.and_then(|p| by.get(p)) {
+        Some(v) => bucket_value(prefix, v),
+        None => 0.0,
+    }
+}
+
+fn rollout<T: Tracer>(r: &CRollout, ctx: &Context, tracer: &mut T) -> Result<(usize, bool), Malformed> {
+    let part = ctx.part(&r.kind);
+    let by = if r.experiment {
+        &AttrPath::Key
+    } else {
+        r.bucket_by.as_ref().ok_or(Malformed)?
+    };
+    let bucket = bucket_of(part, by, &r.prefix);
+    let mut sum = 0f32;
+    let mut chosen = None;
+    for w in &r.variations {
+        sum += w.weight as f32 / 100_000.0;
+        if bucket < sum {
+            chosen = Some(w);
+            break;
+        }
+    }
+    let w = chosen.or(r.variations.last()).ok_or(Malformed)?;
+    let v = w.variation.ok_or(Malformed)?;
+    tracer.step(|| Step::Bucket {
+        bucket,
+        variation: v,
+    });
+    Ok((v, r.experiment && part.is_some() && !w.untracked))
+}
+
+/// A string operand against an operation (used for strings and for context kinds).
+#[inline]
+fn match_str(op: &Op, s: &str) -> bool {
+    match op {
+        Op::In(set) => set.strings.contains(s),
+        Op::StartsWith(xs) => xs.iter().any(|x| s.starts_with(&**x)),
+        Op::EndsWith(xs) => xs.iter().any(|x| s.ends_with(&**x)),
+        Op::Contains(xs) => xs.iter().any(|x| s.contains(&**x)),
+        Op::Matches(rs) => rs.iter().any(|r| r.is_match(s)),
+        Op::Date(..) => match_value(op, &Value::String(s.to_owned())),
+        Op::Version(cmp, xs) => crate::ops::parse_version(s)
+            .is_some_and(|a| xs.iter().any(|b| cmp.holds(a.cmp_precedence(b)))),
+        Op::VersionRule(rules) => {
+            crate::ops::parse_version(s).is_some_and(|a| rules.iter().any(|r| r.matches(&a)))
+        }
+        Op::Number(..) | Op::Segment(_) | Op::Never => false,
+    }
+}
+
+#[inline]
+fn match_value(op: &Op, v: &Value) -> bool {
+    if let Value::String(s) = v {
+        if !matches!(op, Op::Date(..)) {
+            return match_str(op, s);
+        }
+    }
+    match op {
+        Op::In(set) => set.contains(v),
+        Op::Number(cmp, xs) => match v {
+            Value::Number(n) => n.as_f64().is_some_and(|a| {
+                xs.iter()
+                    .any(|b| a.partial_cmp(b).is_some_and(|o| cmp.holds(o)))
+            }),
+            _ => false,
+        },
+        Op::Date(cmp, xs) => crate::ops::parse_date(v).is_some_and(|a| {
+            xs.iter()
+                .any(|b| a.partial_cmp(b).is_some_and(|o| cmp.holds(o)))
+        }),
+        Op::StartsWith(_)
+        | Op::EndsWith(_)
+        | Op::Contains(_)
+        | Op::Matches(_)
+        | Op::Version(..)
+        | Op::VersionRule(_)
+        | Op::Segment(_)
+        | Op::Never => false,
+    }
+}
