@@ -332,7 +332,7 @@ impl fmt::Display for Context {
     }
 }
 
-fn validate_kind(kind: &str) -> Result<(), ContextError> {
+pub(crate) fn validate_kind(kind: &str) -> Result<(), ContextError> {
     let ok = !kind.is_empty()
         && kind != "kind"
         && kind != "multi"

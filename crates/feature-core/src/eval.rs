@@ -248,6 +248,34 @@ impl Evaluation {
     }
 }
 
+/// The type of value a caller asks for (the typed accessors `bool`, `int`, `float`, `string`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// A boolean.
+    Bool,
+    /// A number, read as a whole number (fractions are truncated toward zero).
+    Int,
+    /// A number.
+    Float,
+    /// A string.
+    String,
+    /// Any JSON value.
+    Any,
+}
+
+impl ValueKind {
+    /// Whether `v` is of this kind.
+    #[inline]
+    pub fn admits(self, v: &Value) -> bool {
+        match self {
+            ValueKind::Bool => v.is_boolean(),
+            ValueKind::Int | ValueKind::Float => v.is_number(),
+            ValueKind::String => v.is_string(),
+            ValueKind::Any => true,
+        }
+    }
+}
+
 /// What was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Served {
@@ -388,6 +416,16 @@ impl<'s> Detail<'s> {
                 prerequisite_key: self.prerequisite_key().unwrap_or_default().to_owned(),
             },
             Why::Error(error_kind) => Reason::Error { error_kind },
+        }
+    }
+
+    /// Checks the served value against the type the caller asked for: a value of another type
+    /// becomes `ERROR`/`WRONG_TYPE` (and the caller's default is served).
+    #[inline]
+    pub fn expect(self, kind: ValueKind) -> Self {
+        match self.value() {
+            Some(v) if !kind.admits(v) => self.wrong_type(),
+            _ => self,
         }
     }
 

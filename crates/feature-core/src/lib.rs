@@ -15,6 +15,7 @@
 //! | [`Snapshot::evaluate`] | evaluation → [`Detail`] (borrowed) → [`Evaluation`] (owned) |
 //! | [`bucket`] | LaunchDarkly-compatible consistent bucketing |
 //! | [`explain`] | a trace of every decision an evaluation took |
+//! | [`launchdarkly`] | import of LaunchDarkly flag and segment JSON |
 //!
 //! ## Quick start
 //!
@@ -55,6 +56,7 @@ mod compile;
 mod context;
 mod eval;
 pub mod explain;
+pub mod launchdarkly;
 pub mod model;
 mod ops;
 mod source;
@@ -62,7 +64,7 @@ mod source;
 pub use attr::escape_literal;
 pub use compile::{compile, compile_with, CompiledFlag, Snapshot};
 pub use context::{Context, ContextError, USER_KIND};
-pub use eval::{Detail, ErrorKind, Evaluation, Reason, ReasonKind};
+pub use eval::{Detail, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
 pub use explain::{Explanation, Step, Tracer};
 pub use model::{Flag, FlagDocument, FlagType, Operator};
 pub use source::{parse_document, Diagnostic, Format, Locator, ParseError, Parsed, PathSeg, Severity};

@@ -1,0 +1,322 @@
+//! Import of LaunchDarkly flag and segment JSON into this project's model.
+//!
+//! The model is LaunchDarkly's (variation indexes, weights out of 100 000, `bucketBy`, the same
+//! reasons and the same bucketing hash), so an import keeps every context in the variation it
+//! had. Differences in spelling are translated:
+//!
+//! - `on` → `enabled`, `variations` → `variants`, `offVariation`, `fallthrough`, `salt`, `rules`,
+//!   `prerequisites` keep their meaning;
+//! - `targets` and `contextTargets` become one ordered `targets` list (a user-kind entry of
+//!   `contextTargets` with no values stands for the `targets` entries of its variation);
+//! - a clause or rollout without a valid `contextKind` names its attribute literally in
+//!   LaunchDarkly; here a name starting with `/` is a reference path, so such names are escaped
+//!   (`/a` → `/~1a`);
+//! - a flag has no `default`: off and fallthrough serve what LaunchDarkly serves.
+//!
+//! Big ("unbounded") segments have no inline members in LaunchDarkly's data; they are imported
+//! with their inline lists and rules, as LaunchDarkly's own evaluator treats them without a
+//! big-segment store.
+//!
+//! ```
+//! use feature_core::launchdarkly::import;
+//! let ld = serde_json::json!({"flags": {"f": {"on": true, "variations": [false, true],
+//!     "fallthrough": {"variation": 1}, "offVariation": 0, "salt": "s"}}});
+//! let doc = import(&ld).unwrap();
+//! assert!(doc.flags["f"].enabled);
+//! assert_eq!(doc.flags["f"].off_variation, Some(0));
+//! ```
+
+use crate::attr::escape_literal;
+use crate::model::{
+    Clause, Flag, FlagDocument, FlagType, Operator, Prerequisite, Rollout, RolloutKind, Rule,
+    Segment, SegmentRule, SegmentTarget, Serve, Target, Variant, WeightedVariation,
+};
+use serde_json::{Map, Value};
+
+/// Why LaunchDarkly data could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The input is not a JSON object with `flags` (and `segments`), nor a single flag.
+    #[error("expected a LaunchDarkly payload with `flags` and `segments`, or a single flag")]
+    NotAPayload,
+    /// A flag or segment is not a JSON object.
+    #[error("{0} is not a JSON object")]
+    NotAnObject(String),
+}
+
+/// Imports a LaunchDarkly payload (`{"flags": {...}, "segments": {...}}`, as served to SDKs) or
+/// a single flag (an object with `key` and `variations`).
+pub fn import(payload: &Value) -> Result<FlagDocument, ImportError> {
+    let obj = payload.as_object().ok_or(ImportError::NotAPayload)?;
+    let mut doc = FlagDocument::default();
+    if obj.contains_key("variations") && obj.contains_key("key") {
+        let key = str_of(obj, "key").unwrap_or_default().to_owned();
+        doc.flags.insert(key.clone(), import_flag(&key, payload)?);
+        return Ok(doc);
+    }
+    if !obj.contains_key("flags") && !obj.contains_key("segments") {
+        return Err(ImportError::NotAPayload);
+    }
+    for (key, f) in obj.get("flags").and_then(Value::as_object).into_iter().flatten() {
+        doc.flags.insert(key.clone(), import_flag(key, f)?);
+    }
+    for (key, s) in obj.get("segments").and_then(Value::as_object).into_iter().flatten() {
+        doc.segments.insert(key.clone(), import_segment(key, s)?);
+    }
+    Ok(doc)
+}
+
+/// Imports one LaunchDarkly flag.
+pub fn import_flag(key: &str, v: &Value) -> Result<Flag, ImportError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ImportError::NotAnObject(format!("flag {key}")))?;
+    let variations: Vec<Value> = arr(o, "variations").to_vec();
+    let mut flag = Flag::new(key);
+    flag.flag_type = Some(common_type(&variations));
+    flag.variants = variations.into_iter().map(Variant::of).collect();
+    flag.enabled = o.get("on").and_then(Value::as_bool).unwrap_or(false);
+    flag.off_variation = o.get("offVariation").and_then(Value::as_i64);
+    flag.salt = Some(str_of(o, "salt").unwrap_or("").to_owned());
+    flag.version = o.get("version").and_then(Value::as_u64);
+    flag.fallthrough = Some(serve(o.get("fallthrough").unwrap_or(&Value::Null)));
+    flag.prerequisites = arr(o, "prerequisites")
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|p| Prerequisite {
+            key: str_of(p, "key").unwrap_or("").to_owned(),
+            variation: p.get("variation").and_then(Value::as_i64).unwrap_or(-1),
+        })
+        .collect();
+    flag.targets = targets(o);
+    flag.rules = arr(o, "rules")
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|r| {
+            let s = serve(&Value::Object(r.clone()));
+            Rule {
+                id: str_of(r, "id").filter(|s| !s.is_empty()).map(str::to_owned),
+                description: None,
+                clauses: clauses(r),
+                variation: s.variation,
+                rollout: s.rollout,
+                percentage: None,
+            }
+        })
+        .collect();
+    Ok(flag)
+}
+
+/// Imports one LaunchDarkly segment.
+pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ImportError::NotAnObject(format!("segment {key}")))?;
+    let strings = |name: &str| -> Vec<String> {
+        arr(o, name)
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let ctx_targets = |name: &str| -> Vec<SegmentTarget> {
+        arr(o, name)
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|t| SegmentTarget {
+                context_kind: str_of(t, "contextKind").unwrap_or("user").to_owned(),
+                values: arr(t, "values")
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
+            })
+            .collect()
+    };
+    Ok(Segment {
+        key: key.to_owned(),
+        name: None,
+        description: None,
+        included: strings("included"),
+        excluded: strings("excluded"),
+        included_contexts: ctx_targets("includedContexts"),
+        excluded_contexts: ctx_targets("excludedContexts"),
+        rules: arr(o, "rules")
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|r| {
+                let kind = valid_kind(r.get("rolloutContextKind"));
+                SegmentRule {
+                    id: str_of(r, "id").filter(|s| !s.is_empty()).map(str::to_owned),
+                    clauses: clauses(r),
+                    weight: r.get("weight").and_then(Value::as_f64).map(|w| w as i64),
+                    bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some())),
+                    rollout_context_kind: kind,
+                }
+            })
+            .collect(),
+        salt: Some(str_of(o, "salt").unwrap_or("").to_owned()),
+        version: o.get("version").and_then(Value::as_u64),
+    })
+}
+
+fn arr<'a>(o: &'a Map<String, Value>, name: &str) -> &'a [Value] {
+    o.get(name)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn str_of<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    o.get(name).and_then(Value::as_str)
+}
+
+/// The context kind if present and valid (LaunchDarkly ignores an invalid one).
+fn valid_kind(v: Option<&Value>) -> Option<String> {
+    let k = v?.as_str()?;
+    crate::context::validate_kind(k).ok()?;
+    Some(k.to_owned())
+}
+
+/// An attribute as this format reads it: a reference when the LaunchDarkly side had a valid
+/// context kind, otherwise the literal name escaped.
+fn reference(attr: &str, context_aware: bool) -> String {
+    if context_aware {
+        attr.to_owned()
+    } else {
+        escape_literal(attr)
+    }
+}
+
+fn common_type(values: &[Value]) -> FlagType {
+    let mut types = values.iter().map(FlagType::of);
+    let Some(first) = types.next() else {
+        return FlagType::Json;
+    };
+    types.fold(first, |acc, t| match (acc, t) {
+        (a, b) if a == b => a,
+        (FlagType::Int | FlagType::Float, FlagType::Int | FlagType::Float) => FlagType::Float,
+        _ => FlagType::Json,
+    })
+}
+
+fn serve(v: &Value) -> Serve {
+    let Some(o) = v.as_object() else {
+        return Serve::default();
+    };
+    if let Some(i) = o.get("variation").and_then(Value::as_i64) {
+        return Serve {
+            variation: Some(i),
+            rollout: None,
+        };
+    }
+    let Some(r) = o.get("rollout").and_then(Value::as_object) else {
+        return Serve::default();
+    };
+    let kind = valid_kind(r.get("contextKind"));
+    let rollout_kind = match str_of(r, "kind") {
+        Some("experiment") => Some(RolloutKind::Experiment),
+        None | Some("rollout") => None,
+        // An unknown kind makes the rollout unreadable in LaunchDarkly: malformed.
+        Some(_) => return Serve::default(),
+    };
+    let seed = match r.get("seed") {
+        None | Some(Value::Null) => None,
+        Some(s) => match s.as_i64() {
+            Some(i) => Some(i),
+            None => return Serve::default(),
+        },
+    };
+    Serve {
+        variation: None,
+        rollout: Some(Rollout {
+            kind: rollout_kind,
+            bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some())),
+            context_kind: kind,
+            seed,
+            variations: arr(r, "variations")
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|w| WeightedVariation {
+                    variation: w.get("variation").and_then(Value::as_i64).unwrap_or(-1),
+                    weight: w.get("weight").and_then(Value::as_f64).unwrap_or(0.0) as i64,
+                    untracked: w.get("untracked").and_then(Value::as_bool).unwrap_or(false),
+                })
+                .collect(),
+        }),
+    }
+}
+
+fn targets(o: &Map<String, Value>) -> Vec<Target> {
+    let read = |t: &Map<String, Value>| Target {
+        variation: t.get("variation").and_then(Value::as_i64).unwrap_or(-1),
+        values: arr(t, "values")
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        context_kind: str_of(t, "contextKind")
+            .filter(|k| *k != crate::context::USER_KIND)
+            .map(str::to_owned),
+    };
+    let user: Vec<Target> = arr(o, "targets").iter().filter_map(Value::as_object).map(read).collect();
+    let ctx = arr(o, "contextTargets");
+    if ctx.is_empty() {
+        return user;
+    }
+    let mut out = Vec::new();
+    for t in ctx.iter().filter_map(Value::as_object) {
+        let t = read(t);
+        if t.context_kind.is_none() && t.values.is_empty() {
+            out.extend(user.iter().filter(|u| u.variation == t.variation).cloned());
+        } else {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn clauses(r: &Map<String, Value>) -> Vec<Clause> {
+    arr(r, "clauses")
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|c| {
+            let kind = valid_kind(c.get("contextKind"));
+            let attribute = str_of(c, "attribute").unwrap_or("");
+            Clause {
+                attribute: reference(attribute, kind.is_some()),
+                operator: ld_operator(str_of(c, "op").unwrap_or("")),
+                values: arr(c, "values").to_vec(),
+                negate: c.get("negate").and_then(Value::as_bool).unwrap_or(false),
+                context_kind: kind,
+            }
+        })
+        .collect()
+}
+
+/// LaunchDarkly's operator names; any other name is unknown there (and never matches), even
+/// when it is one of this format's own names such as `eq`.
+fn ld_operator(name: &str) -> Operator {
+    const LD: [&str; 15] = [
+        "in",
+        "endsWith",
+        "startsWith",
+        "matches",
+        "contains",
+        "lessThan",
+        "lessThanOrEqual",
+        "greaterThan",
+        "greaterThanOrEqual",
+        "before",
+        "after",
+        "semVerEqual",
+        "semVerLessThan",
+        "semVerGreaterThan",
+        "segmentMatch",
+    ];
+    if LD.contains(&name) {
+        Operator::parse(name)
+    } else if let Operator::Unknown(_) = Operator::parse(name) {
+        Operator::Unknown(name.to_owned())
+    } else {
+        Operator::Unknown(format!("launchdarkly:{name}"))
+    }
+}
