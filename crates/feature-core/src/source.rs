@@ -106,11 +106,11 @@ impl fmt::Display for Diagnostic {
         if self.file.is_some() || self.line.is_some() {
             f.write_str(" ")?;
         }
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
-        }
         if !self.flag.is_empty() {
             write!(f, "{}: ", self.flag)?;
+        }
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
         }
         write!(f, "{} (at {})", self.message, self.path_string())
     }
