@@ -16,6 +16,7 @@
 //! | [`bucket`] | LaunchDarkly-compatible consistent bucketing |
 //! | [`explain`] | a trace of every decision an evaluation took |
 //! | [`launchdarkly`] | import of LaunchDarkly flag and segment JSON |
+//! | [`provider`], [`metrics`] | the contracts backends and metrics implement (no I/O here) |
 //!
 //! ## Quick start
 //!
@@ -57,8 +58,10 @@ mod context;
 mod eval;
 pub mod explain;
 pub mod launchdarkly;
+pub mod metrics;
 pub mod model;
 mod ops;
+pub mod provider;
 mod source;
 
 pub use attr::escape_literal;

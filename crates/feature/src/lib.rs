@@ -1,1 +1,69 @@
-//! placeholder
+//! # feature
+//!
+//! Feature flags for Rust services: flags defined in YAML or JSON files (or a store), evaluated
+//! in-process against a context with targeting rules, segments, percentage rollouts,
+//! prerequisites and A/B variants; live updates without restart; local overrides; hooks for
+//! metrics and analytics.
+//!
+//! Evaluation is synchronous, lock-free and never fails: on any problem the caller's default
+//! comes back, with a reason available through [`Client::variation`].
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use feature::{Client, Context, FileProvider};
+//!
+//! let client = Client::builder()
+//!     .provider(FileProvider::new("features.yaml")) // reloaded when it changes
+//!     .override_flag("experiment-mode", "variant-b")   // local override, wins over the file
+//!     .build()
+//!     .await?;
+//!
+//! let user = Context::new("user-123")
+//!     .with_email("jo@example.com")
+//!     .with_attribute("plan", "pro")
+//!     .with_group("beta-testers");
+//!
+//! if client.bool(&user, "new-dashboard", false) { /* ... */ }
+//! let theme = client.string(&user, "theme", "light");
+//! let detail = client.variation(&user, "checkout-button-color"); // value, variation, reason
+//! if detail.in_experiment() {
+//!     client.track(&user, "checkout-button-view", Some(serde_json::json!({"variant": detail.variation_index})));
+//! }
+//! client.close().await;
+//! # let _ = theme; Ok(()) }
+//! ```
+//!
+//! ## Crate features
+//!
+//! | feature | what it adds | status |
+//! |---|---|---|
+//! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
+//!
+//! ## Modules
+//!
+//! - [`Client`] / [`ClientBuilder`]: evaluation, overrides, subscription, close.
+//! - [`Config`]: the `FEATURE_*` environment variables.
+//! - [`MemoryProvider`], [`FileProvider`]: flag sources; [`provider`] for writing your own.
+//! - [`events`]: the analytics hook; [`metrics`]: the metrics hook.
+//! - [`core`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod client;
+mod config;
+pub mod events;
+mod file;
+mod memory;
+
+pub use client::{Client, ClientBuilder, ClientError, FlagChange};
+pub use config::{parse_duration, Config, ConfigError, FileConfig, ProviderKind};
+pub use events::{EvaluationEvent, EventSink};
+pub use feature_core as core;
+pub use feature_core::metrics::{self, Metrics, NoopMetrics};
+pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
+pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};
+pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+pub use file::FileProvider;
+pub use memory::MemoryProvider;

@@ -1,0 +1,165 @@
+//! The provider contract: where flags come from.
+//!
+//! A [`Provider`] either feeds compiled [`Snapshot`]s into a [`Sink`] (memory, file, PostgreSQL,
+//! Redis: the client evaluates them in-process), or hands the client an [`Engine`] that answers
+//! evaluations itself (a foreign SDK such as LaunchDarkly's or Unleash's). The trait lives here,
+//! below every backend crate, so that a backend depends only on this pure crate and the `feature`
+//! facade can re-export backends behind Cargo features without a dependency cycle.
+//!
+//! Providers never make an evaluation wait: they publish whole snapshots, and the client swaps
+//! them in atomically.
+
+use crate::metrics::Metrics;
+use crate::{Context, Evaluation, Snapshot, ValueKind};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A boxed error from a backend library.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of providers: loading, watching and talking to stores.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A document could not be parsed.
+    #[error(transparent)]
+    Parse(#[from] crate::ParseError),
+    /// A document parsed but has errors; the previous snapshot is kept.
+    #[error("{} problem(s), first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
+    Invalid(Vec<crate::Diagnostic>),
+    /// The store or service failed.
+    #[error("{provider}: {operation} failed: {source}")]
+    Backend {
+        /// Provider name.
+        provider: &'static str,
+        /// What was being done (`load`, `listen`, `write`, ...).
+        operation: &'static str,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// An operation did not finish in time.
+    #[error("{provider}: {operation} timed out")]
+    Timeout {
+        /// Provider name.
+        provider: &'static str,
+        /// What was being done.
+        operation: &'static str,
+    },
+    /// The provider was closed.
+    #[error("provider closed")]
+    Closed,
+}
+
+/// How a provider is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderState {
+    /// Not yet delivered a first snapshot.
+    Starting,
+    /// Delivering current data.
+    Ready,
+    /// Serving the last good snapshot; the source is unreachable or its latest data is invalid.
+    Degraded,
+    /// Never delivered data (the client serves defaults with `CLIENT_NOT_READY`).
+    Unavailable,
+    /// Closed.
+    Closed,
+}
+
+impl ProviderState {
+    /// Lower-case name: `starting`, `ready`, `degraded`, `unavailable`, `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderState::Starting => "starting",
+            ProviderState::Ready => "ready",
+            ProviderState::Degraded => "degraded",
+            ProviderState::Unavailable => "unavailable",
+            ProviderState::Closed => "closed",
+        }
+    }
+}
+
+/// A provider's state with the details health checks report.
+#[derive(Debug, Clone)]
+pub struct ProviderStatus {
+    /// The state.
+    pub state: ProviderState,
+    /// When data was last delivered.
+    pub last_refresh: Option<SystemTime>,
+    /// The last error, with when it happened.
+    pub last_error: Option<(Arc<ProviderError>, SystemTime)>,
+    /// Whether the provider is connected to its store (always true for local sources).
+    pub connected: bool,
+}
+
+impl Default for ProviderStatus {
+    fn default() -> Self {
+        ProviderStatus {
+            state: ProviderState::Starting,
+            last_refresh: None,
+            last_error: None,
+            connected: false,
+        }
+    }
+}
+
+impl fmt::Display for ProviderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.state.as_str())?;
+        if let Some((e, _)) = &self.last_error {
+            write!(f, " (last error: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a provider publishes snapshots. Implemented by the client.
+pub trait Sink: Send + Sync + 'static {
+    /// Replaces the flags the client evaluates. Cheap: an atomic swap and a change notice.
+    fn publish(&self, snapshot: Snapshot);
+
+    /// The metrics the provider reports its latency and errors to.
+    fn metrics(&self) -> &dyn Metrics;
+}
+
+/// A foreign evaluation engine: a provider that evaluates flags itself.
+pub trait Engine: Send + Sync + 'static {
+    /// Evaluates `key` for `ctx`, expecting a value of `kind`; `default` is served on failure.
+    fn evaluate(&self, key: &str, ctx: &Context, kind: ValueKind, default: &Value) -> Evaluation;
+
+    /// The keys of every flag the engine knows.
+    fn keys(&self) -> Vec<String>;
+}
+
+/// A source of flags. See the [module docs](self).
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Short name used in logs, metrics and health (`memory`, `file`, `postgres`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Starts the provider: publishes the first snapshot to `sink` (or fails), then keeps it
+    /// current in the background until [`Provider::close`].
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError>;
+
+    /// The provider's current status.
+    fn status(&self) -> ProviderStatus;
+
+    /// Stops background work. Idempotent.
+    async fn close(&self) {}
+
+    /// A foreign engine answering evaluations itself, for providers that wrap another SDK.
+    fn engine(&self) -> Option<Arc<dyn Engine>> {
+        None
+    }
+}

@@ -1,0 +1,708 @@
+//! The client: evaluates flags against contexts, synchronously and without ever failing.
+
+use crate::config::{Config, ConfigError, ProviderKind};
+use crate::events::{EvaluationEvent, EventSink};
+use crate::{FileProvider, MemoryProvider};
+use arc_swap::ArcSwap;
+use feature_core::metrics::{EvaluationRecord, Metrics, NoopMetrics};
+use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus, Sink};
+use feature_core::{
+    Context, Detail, ErrorKind, Evaluation, Reason, ReasonKind, Snapshot, ValueKind,
+};
+use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Errors starting a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The provider could not deliver its first flags.
+    #[error("provider {provider} failed to start: {source}")]
+    Provider {
+        /// The provider's name.
+        provider: &'static str,
+        /// Why.
+        #[source]
+        source: ProviderError,
+    },
+    /// The provider did not deliver its first flags within the start timeout.
+    #[error("provider {provider} did not start within {timeout:?}")]
+    StartTimeout {
+        /// The provider's name.
+        provider: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
+}
+
+/// Flags that changed, sent to [`Client::subscribe`]rs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    /// Keys of the flags whose definition or override changed (added and removed included).
+    pub keys: Vec<String>,
+}
+
+/// What evaluation reads: one atomic load gives a consistent snapshot and overrides.
+#[derive(Debug)]
+struct View {
+    snapshot: Arc<Snapshot>,
+    overrides: FxHashMap<Box<str>, Value>,
+    ready: bool,
+}
+
+struct Inner {
+    view: ArcSwap<View>,
+    provider: Arc<dyn Provider>,
+    engine: Option<Arc<dyn Engine>>,
+    metrics: Option<Arc<dyn Metrics>>,
+    events: Option<Arc<dyn EventSink>>,
+    changes: broadcast::Sender<FlagChange>,
+    sample_every: u32,
+    closed: AtomicBool,
+}
+
+/// Evaluates feature flags. Cheap to clone (an `Arc`); `Send + Sync`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use feature::{Client, Context, Flag, MemoryProvider};
+///
+/// let provider = MemoryProvider::new();
+/// provider.set_flag(Flag::boolean("new-dashboard", true));
+/// let client = Client::builder().provider(provider).build().await?;
+///
+/// let user = Context::new("user-123").with_attribute("plan", "pro");
+/// assert!(client.bool(&user, "new-dashboard", false));
+/// assert_eq!(client.string(&user, "theme", "light"), "light"); // unknown flag: the default
+/// client.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("provider", &self.inner.provider.name())
+            .field("flags", &self.inner.view.load().snapshot.len())
+            .finish()
+    }
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    provider: Option<Arc<dyn Provider>>,
+    overrides: Vec<(String, Value)>,
+    metrics: Option<Arc<dyn Metrics>>,
+    events: Option<Arc<dyn EventSink>>,
+    start_timeout: Duration,
+    sample_every: u32,
+    offline: bool,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            provider: None,
+            overrides: Vec::new(),
+            metrics: None,
+            events: None,
+            start_timeout: Duration::from_secs(10),
+            sample_every: 64,
+            offline: false,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The source of flags (default: an empty [`MemoryProvider`]).
+    pub fn provider(mut self, provider: impl Provider) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// A shared provider (kept by the caller too, e.g. to change a memory provider's flags).
+    pub fn shared_provider(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// A local override: `key` always serves `value`, whatever the provider says.
+    pub fn override_flag(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.overrides.push((key.into(), value.into()));
+        self
+    }
+
+    /// Local overrides, as the plan's `WithOverrides(map)`.
+    pub fn overrides<K: Into<String>, V: Into<Value>>(
+        mut self,
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.overrides
+            .extend(overrides.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Where evaluations and provider activity are measured.
+    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
+    /// A shared metrics implementation.
+    pub fn shared_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Where evaluation and custom events go (analytics).
+    pub fn events(mut self, events: impl EventSink) -> Self {
+        self.events = Some(Arc::new(events));
+        self
+    }
+
+    /// A shared event sink.
+    pub fn shared_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// How long [`ClientBuilder::build`] waits for the provider's first flags (default 10 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Time one evaluation in `n` for metrics (default 64; 1 times every evaluation).
+    pub fn timing_sample(mut self, n: u32) -> Self {
+        self.sample_every = n.max(1);
+        self
+    }
+
+    /// Offline: the provider is not started and no events are sent; overrides still apply and
+    /// every other evaluation serves the caller's default with `ERROR`/`CLIENT_NOT_READY`.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// Starts the provider and waits for its first flags.
+    pub async fn build(self) -> Result<Client, ClientError> {
+        let provider = self
+            .provider
+            .unwrap_or_else(|| Arc::new(MemoryProvider::new()) as Arc<dyn Provider>);
+        let events = if self.offline { None } else { self.events };
+        let (changes, _) = broadcast::channel(256);
+        let overrides = self
+            .overrides
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v))
+            .collect();
+        let inner = Arc::new(Inner {
+            view: ArcSwap::from_pointee(View {
+                snapshot: Arc::new(Snapshot::default()),
+                overrides,
+                ready: false,
+            }),
+            engine: provider.engine(),
+            provider,
+            metrics: self.metrics,
+            events,
+            changes,
+            sample_every: self.sample_every,
+            closed: AtomicBool::new(false),
+        });
+        let client = Client { inner };
+        if self.offline {
+            return Ok(client);
+        }
+        let sink: Arc<dyn Sink> = Arc::new(ClientSink {
+            inner: Arc::downgrade(&client.inner),
+            metrics: client
+                .inner
+                .metrics
+                .clone()
+                .unwrap_or_else(|| Arc::new(NoopMetrics)),
+        });
+        let name = client.inner.provider.name();
+        let started = Instant::now();
+        match tokio::time::timeout(self.start_timeout, client.inner.provider.start(sink)).await {
+            Ok(Ok(())) => {
+                client
+                    .metrics()
+                    .record_provider_latency(name, "start", started.elapsed());
+                Ok(client)
+            }
+            Ok(Err(source)) => {
+                client.metrics().record_provider_error(name, "start", "start");
+                client.inner.provider.close().await;
+                Err(ClientError::Provider {
+                    provider: name,
+                    source,
+                })
+            }
+            Err(_) => {
+                client.inner.provider.close().await;
+                Err(ClientError::StartTimeout {
+                    provider: name,
+                    timeout: self.start_timeout,
+                })
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SAMPLE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this evaluation is timed (one in `every`, counted per thread: no shared counter).
+#[inline]
+fn sampled(every: u32) -> bool {
+    SAMPLE.with(|c| {
+        let n = c.get().wrapping_add(1);
+        c.set(if n >= every { 0 } else { n });
+        n >= every
+    })
+}
+
+impl Client {
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client from a [`Config`] (see [`Config::from_env`]).
+    pub async fn new(config: Config) -> Result<Client, ClientError> {
+        let builder = Client::builder().offline(config.offline);
+        let builder = match config.provider {
+            ProviderKind::Memory => builder.provider(MemoryProvider::new()),
+            ProviderKind::File => builder.provider(
+                FileProvider::new(&config.file.path).watch(config.file.watch),
+            ),
+            other => return Err(ConfigError::ProviderUnavailable(other.as_str()).into()),
+        };
+        builder.build().await
+    }
+
+    fn metrics(&self) -> &dyn Metrics {
+        match &self.inner.metrics {
+            Some(m) => m.as_ref(),
+            None => &NoopMetrics,
+        }
+    }
+
+    /// Evaluates a boolean flag.
+    #[inline]
+    pub fn bool(&self, ctx: &Context, key: &str, default: bool) -> bool {
+        self.typed(ctx, key, ValueKind::Bool, Value::as_bool, || Value::Bool(default))
+            .unwrap_or(default)
+    }
+
+    /// Evaluates a string flag (one allocation: the returned `String`).
+    #[inline]
+    pub fn string(&self, ctx: &Context, key: &str, default: &str) -> String {
+        self.typed(ctx, key, ValueKind::String, |v| v.as_str().map(str::to_owned), || {
+            Value::String(default.to_owned())
+        })
+        .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Evaluates an integer flag (a fractional number is truncated toward zero).
+    #[inline]
+    pub fn int(&self, ctx: &Context, key: &str, default: i64) -> i64 {
+        self.typed(ctx, key, ValueKind::Int, as_int, || Value::from(default))
+            .unwrap_or(default)
+    }
+
+    /// Evaluates a number flag.
+    #[inline]
+    pub fn float(&self, ctx: &Context, key: &str, default: f64) -> f64 {
+        self.typed(ctx, key, ValueKind::Float, Value::as_f64, || Value::from(default))
+            .unwrap_or(default)
+    }
+
+    /// Evaluates a JSON flag into `T`; a value that does not deserialize into `T` gives
+    /// `default` (reported as `WRONG_TYPE`).
+    pub fn json<T: DeserializeOwned>(&self, ctx: &Context, key: &str, default: T) -> T {
+        let eval = self.variation(ctx, key);
+        if eval.reason.kind() == ReasonKind::Error || eval.variation_index.is_none() && eval.value.is_null() {
+            return default;
+        }
+        match serde_json::from_value(eval.value) {
+            Ok(v) => v,
+            Err(_) => {
+                self.metrics().record_error(key, ErrorKind::WrongType);
+                default
+            }
+        }
+    }
+
+    /// Evaluates a flag with every detail: value, variation, reason, rule id, experiment.
+    /// When nothing is served, the value is `null`.
+    pub fn variation(&self, ctx: &Context, key: &str) -> Evaluation {
+        self.variation_with(ctx, key, ValueKind::Any, Value::Null)
+    }
+
+    /// Like [`Client::variation`], checking the value against `kind` and serving `default` on
+    /// a mismatch (`WRONG_TYPE`) or when nothing is served.
+    pub fn variation_with(
+        &self,
+        ctx: &Context,
+        key: &str,
+        kind: ValueKind,
+        default: Value,
+    ) -> Evaluation {
+        let view = self.inner.view.load();
+        if let Some(v) = view.overrides.get(key) {
+            let eval = override_eval(&view.snapshot, key, v, kind, default);
+            self.observe_eval(ctx, &eval, None);
+            return eval;
+        }
+        if let Some(engine) = &self.inner.engine {
+            let eval = engine.evaluate(key, ctx, kind, &default);
+            self.observe_eval(ctx, &eval, None);
+            return eval;
+        }
+        if !view.ready {
+            let eval = Evaluation::error(key, default, ErrorKind::ClientNotReady);
+            self.observe_eval(ctx, &eval, None);
+            return eval;
+        }
+        let timed = self.inner.metrics.is_some() && sampled(self.inner.sample_every);
+        let start = timed.then(Instant::now);
+        let detail = view.snapshot.evaluate(key, ctx).expect(kind);
+        let eval = detail.to_evaluation(key, default);
+        self.observe_eval(ctx, &eval, start.map(|s| s.elapsed()));
+        eval
+    }
+
+    /// The shared path of the typed accessors: no allocation unless `extract` allocates.
+    #[inline]
+    fn typed<T>(
+        &self,
+        ctx: &Context,
+        key: &str,
+        kind: ValueKind,
+        extract: impl Fn(&Value) -> Option<T>,
+        default: impl FnOnce() -> Value,
+    ) -> Option<T> {
+        let view = self.inner.view.load();
+        if !view.overrides.is_empty() || self.inner.engine.is_some() || !view.ready {
+            drop(view);
+            let eval = self.variation_with(ctx, key, kind, default());
+            return extract(&eval.value);
+        }
+        let observed = self.inner.metrics.is_some() || self.inner.events.is_some();
+        if !observed {
+            return view.snapshot.evaluate(key, ctx).expect(kind).value().and_then(extract);
+        }
+        let start = (self.inner.metrics.is_some() && sampled(self.inner.sample_every))
+            .then(Instant::now);
+        let detail = view.snapshot.evaluate(key, ctx).expect(kind);
+        let out = detail.value().and_then(&extract);
+        let duration = start.map(|s| s.elapsed());
+        self.observe_detail(ctx, key, &detail, duration, default);
+        out
+    }
+
+    fn observe_detail(
+        &self,
+        ctx: &Context,
+        key: &str,
+        d: &Detail<'_>,
+        duration: Option<Duration>,
+        default: impl FnOnce() -> Value,
+    ) {
+        let reason = d.reason_kind();
+        let error = d.error_kind();
+        if let Some(m) = &self.inner.metrics {
+            m.record_evaluation(&EvaluationRecord {
+                key,
+                reason,
+                error,
+                variation: d.variation_index(),
+                value: d.value(),
+                duration,
+            });
+            if let Some(e) = error {
+                m.record_error(key, e);
+            }
+        }
+        if let Some(events) = &self.inner.events {
+            let fallback;
+            let value = match d.value() {
+                Some(v) => v,
+                None => {
+                    fallback = default();
+                    &fallback
+                }
+            };
+            events.evaluation(&EvaluationEvent {
+                key,
+                context: ctx,
+                value,
+                variation: d.variation_index(),
+                reason,
+                rule_id: d.rule_id(),
+                in_experiment: d.in_experiment(),
+                error,
+                prerequisite_key: d.prerequisite_key(),
+            });
+        }
+    }
+
+    fn observe_eval(&self, ctx: &Context, e: &Evaluation, duration: Option<Duration>) {
+        let reason = e.reason.kind();
+        let error = e.reason.error_kind();
+        if let Some(m) = &self.inner.metrics {
+            m.record_evaluation(&EvaluationRecord {
+                key: &e.key,
+                reason,
+                error,
+                variation: e.variation_index,
+                value: Some(&e.value),
+                duration,
+            });
+            if let Some(err) = error {
+                m.record_error(&e.key, err);
+            }
+        }
+        if let Some(events) = &self.inner.events {
+            events.evaluation(&EvaluationEvent {
+                key: &e.key,
+                context: ctx,
+                value: &e.value,
+                variation: e.variation_index,
+                reason,
+                rule_id: e.rule_id(),
+                in_experiment: e.in_experiment(),
+                error,
+                prerequisite_key: e.prerequisite_failed(),
+            });
+        }
+    }
+
+    /// Every flag's value for `ctx` (`null` for flags that serve nothing), overrides included.
+    pub fn all_flags(&self, ctx: &Context) -> BTreeMap<String, Value> {
+        let view = self.inner.view.load();
+        let mut out = BTreeMap::new();
+        if let Some(engine) = &self.inner.engine {
+            for k in engine.keys() {
+                let e = engine.evaluate(&k, ctx, ValueKind::Any, &Value::Null);
+                out.insert(k, e.value);
+            }
+        } else if view.ready {
+            for f in view.snapshot.flags() {
+                let v = view
+                    .snapshot
+                    .evaluate(f.key(), ctx)
+                    .value()
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                out.insert(f.key().to_owned(), v);
+            }
+        }
+        for (k, v) in &view.overrides {
+            out.insert(k.to_string(), v.clone());
+        }
+        out
+    }
+
+    /// Records a custom event for analytics (`data` is free-form).
+    pub fn track(&self, ctx: &Context, event: &str, data: Option<Value>) {
+        if let Some(events) = &self.inner.events {
+            events.track(ctx, event, data.as_ref());
+        }
+    }
+
+    /// Sets a local override at runtime: `key` serves `value` until removed.
+    pub fn set_override(&self, key: &str, value: impl Into<Value>) {
+        let value = value.into();
+        self.update_overrides(key, |o| {
+            o.insert(key.into(), value.clone());
+        });
+    }
+
+    /// Removes a local override.
+    pub fn remove_override(&self, key: &str) {
+        self.update_overrides(key, |o| {
+            o.remove(key);
+        });
+    }
+
+    fn update_overrides(&self, key: &str, f: impl Fn(&mut FxHashMap<Box<str>, Value>)) {
+        self.inner.view.rcu(|old| {
+            let mut overrides = old.overrides.clone();
+            f(&mut overrides);
+            View {
+                snapshot: old.snapshot.clone(),
+                overrides,
+                ready: old.ready,
+            }
+        });
+        let _ = self.inner.changes.send(FlagChange {
+            keys: vec![key.to_owned()],
+        });
+    }
+
+    /// The current overrides.
+    pub fn overrides(&self) -> BTreeMap<String, Value> {
+        self.inner
+            .view
+            .load()
+            .overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// A receiver of [`FlagChange`] notices (one per published change).
+    pub fn subscribe(&self) -> broadcast::Receiver<FlagChange> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The snapshot evaluations currently read.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.view.load().snapshot.clone()
+    }
+
+    /// Whether the provider has delivered flags.
+    pub fn is_ready(&self) -> bool {
+        self.inner.view.load().ready || self.inner.engine.is_some()
+    }
+
+    /// The provider's name.
+    pub fn provider_name(&self) -> &'static str {
+        self.inner.provider.name()
+    }
+
+    /// The provider's status.
+    pub fn provider_status(&self) -> ProviderStatus {
+        self.inner.provider.status()
+    }
+
+    /// The metrics implementation, if any.
+    pub fn metrics_handle(&self) -> Option<&Arc<dyn Metrics>> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// Flushes pending events without closing.
+    pub async fn flush(&self) {
+        if let Some(events) = &self.inner.events {
+            events.flush().await;
+        }
+    }
+
+    /// Stops the provider and flushes events. Evaluations keep serving the last snapshot.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.inner.provider.close().await;
+        if let Some(events) = &self.inner.events {
+            events.close().await;
+        }
+    }
+}
+
+fn as_int(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_f64().map(|f| f.trunc() as i64))
+}
+
+fn override_eval(snap: &Snapshot, key: &str, v: &Value, kind: ValueKind, default: Value) -> Evaluation {
+    if !kind.admits(v) {
+        return Evaluation::error(key, default, ErrorKind::WrongType);
+    }
+    let variation_index = snap
+        .flag(key)
+        .and_then(|f| f.variations().iter().position(|x| x == v));
+    Evaluation {
+        key: key.to_owned(),
+        value: v.clone(),
+        variation_index,
+        reason: Reason::Override,
+    }
+}
+
+/// The client's side of the provider contract.
+struct ClientSink {
+    inner: Weak<Inner>,
+    metrics: Arc<dyn Metrics>,
+}
+
+impl Sink for ClientSink {
+    fn publish(&self, snapshot: Snapshot) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if let Some(m) = &inner.metrics {
+            m.record_flags(snapshot.len(), snapshot.enabled_count());
+        }
+        let snapshot = Arc::new(snapshot);
+        let old = inner.view.load_full();
+        inner.view.store(Arc::new(View {
+            snapshot: snapshot.clone(),
+            overrides: old.overrides.clone(),
+            ready: true,
+        }));
+        let keys = changed_keys(&old.snapshot, &snapshot);
+        if !keys.is_empty() {
+            let _ = inner.changes.send(FlagChange { keys });
+        }
+    }
+
+    fn metrics(&self) -> &dyn Metrics {
+        self.metrics.as_ref()
+    }
+}
+
+/// Keys whose definitions differ between two snapshots (segments followed into flags).
+fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let (a, b) = (old.document(), new.document());
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    for k in a.flags.keys().chain(b.flags.keys()) {
+        if a.flags.get(k) != b.flags.get(k) {
+            keys.insert(k.clone());
+        }
+    }
+    let changed_segments: BTreeSet<&String> = a
+        .segments
+        .keys()
+        .chain(b.segments.keys())
+        .filter(|k| a.segments.get(*k) != b.segments.get(*k))
+        .collect();
+    if !changed_segments.is_empty() {
+        for (k, f) in &b.flags {
+            let uses = f.rules.iter().flat_map(|r| &r.clauses).any(|c| {
+                c.operator == feature_core::Operator::SegmentMatch
+                    && c.values
+                        .iter()
+                        .any(|v| v.as_str().is_some_and(|s| changed_segments.contains(&s.to_owned())))
+            });
+            if uses {
+                keys.insert(k.clone());
+            }
+        }
+    }
+    // Flags that were broken and still are compare equal; flags that could not be read at all
+    // are not in the document: compare the compiled key sets too.
+    for f in old.flags().chain(new.flags()) {
+        if old.flag(f.key()).is_none() != new.flag(f.key()).is_none() {
+            keys.insert(f.key().to_owned());
+        }
+    }
+    keys.into_iter().collect()
+}

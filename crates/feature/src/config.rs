@@ -1,0 +1,263 @@
+//! Configuration from code or from the environment (`FEATURE_*` variables).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which provider a [`Config`] selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// Flags held in memory, set from code ([`crate::MemoryProvider`]).
+    Memory,
+    /// A YAML or JSON file, reloaded on change ([`crate::FileProvider`]).
+    File,
+    /// A PostgreSQL table (crate feature `postgres`).
+    Postgres,
+    /// A Redis hash (crate feature `redis`).
+    Redis,
+    /// LaunchDarkly (crate feature `launchdarkly`).
+    LaunchDarkly,
+    /// Unleash (crate feature `unleash`).
+    Unleash,
+}
+
+impl ProviderKind {
+    /// The name used in `FEATURE_PROVIDER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Memory => "memory",
+            ProviderKind::File => "file",
+            ProviderKind::Postgres => "postgres",
+            ProviderKind::Redis => "redis",
+            ProviderKind::LaunchDarkly => "launchdarkly",
+            ProviderKind::Unleash => "unleash",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ProviderKind> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "memory" => ProviderKind::Memory,
+            "file" => ProviderKind::File,
+            "postgres" | "postgresql" => ProviderKind::Postgres,
+            "redis" => ProviderKind::Redis,
+            "launchdarkly" => ProviderKind::LaunchDarkly,
+            "unleash" => ProviderKind::Unleash,
+            _ => return None,
+        })
+    }
+}
+
+/// Settings of the file provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// The flag file (`FEATURE_FILE_PATH`, default `features.yaml`).
+    pub path: PathBuf,
+    /// Reload when the file changes (`FEATURE_FILE_WATCH`, default `true`).
+    pub watch: bool,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            path: PathBuf::from("features.yaml"),
+            watch: true,
+        }
+    }
+}
+
+/// Client configuration. [`Config::default`] gives the documented defaults;
+/// [`Config::from_env`] reads them from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, launchdarkly, unleash;
+    /// default `memory`).
+    pub provider: ProviderKind,
+    /// How often remote providers poll or resynchronise (`FEATURE_REFRESH_INTERVAL`, default
+    /// `30s`; accepts `500ms`, `30s`, `5m`, `1h`, or a number of seconds).
+    pub refresh_interval: Duration,
+    /// Offline mode (`FEATURE_OFFLINE`, default `false`): remote providers are not contacted and
+    /// no events are sent; local providers (memory, file) work as usual.
+    pub offline: bool,
+    /// Send analytics events (`FEATURE_SEND_EVENTS`, default `true`).
+    pub send_events: bool,
+    /// File provider settings.
+    pub file: FileConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            provider: ProviderKind::Memory,
+            refresh_interval: Duration::from_secs(30),
+            offline: false,
+            send_events: true,
+            file: FileConfig::default(),
+        }
+    }
+}
+
+/// A configuration value is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An environment variable has a value that cannot be used.
+    #[error("{variable}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should look like.
+        expected: &'static str,
+    },
+    /// The provider selected is not compiled into this build.
+    #[error("provider {0:?} is not available in this build: enable the crate feature of the same name")]
+    ProviderUnavailable(&'static str),
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration from any variable lookup (for tests and embedding).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        if let Some(v) = get("FEATURE_PROVIDER") {
+            c.provider = ProviderKind::parse(&v).ok_or(ConfigError::Invalid {
+                variable: "FEATURE_PROVIDER",
+                value: v,
+                expected: "one of memory, file, postgres, redis, launchdarkly, unleash",
+            })?;
+        }
+        if let Some(v) = get("FEATURE_REFRESH_INTERVAL") {
+            c.refresh_interval = parse_duration(&v).ok_or(ConfigError::Invalid {
+                variable: "FEATURE_REFRESH_INTERVAL",
+                value: v,
+                expected: "a positive duration such as 500ms, 30s, 5m or 1h",
+            })?;
+        }
+        c.offline = bool_var(&get, "FEATURE_OFFLINE", c.offline)?;
+        c.send_events = bool_var(&get, "FEATURE_SEND_EVENTS", c.send_events)?;
+        if let Some(v) = get("FEATURE_FILE_PATH") {
+            if v.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    variable: "FEATURE_FILE_PATH",
+                    value: v,
+                    expected: "a file path",
+                });
+            }
+            c.file.path = PathBuf::from(v);
+        }
+        c.file.watch = bool_var(&get, "FEATURE_FILE_WATCH", c.file.watch)?;
+        Ok(c)
+    }
+}
+
+fn bool_var(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                variable,
+                value: v,
+                expected: "true or false",
+            }),
+        },
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` or a plain number of seconds; zero is rejected.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_plans() {
+        let c = Config::from_lookup(env(&[])).unwrap();
+        assert_eq!(c.provider, ProviderKind::Memory);
+        assert_eq!(c.refresh_interval, Duration::from_secs(30));
+        assert!(!c.offline);
+        assert!(c.send_events);
+        assert_eq!(c.file.path, PathBuf::from("features.yaml"));
+        assert!(c.file.watch);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = Config::from_lookup(env(&[
+            ("FEATURE_PROVIDER", "file"),
+            ("FEATURE_REFRESH_INTERVAL", "500ms"),
+            ("FEATURE_OFFLINE", "true"),
+            ("FEATURE_SEND_EVENTS", "0"),
+            ("FEATURE_FILE_PATH", "flags/prod.json"),
+            ("FEATURE_FILE_WATCH", "no"),
+        ]))
+        .unwrap();
+        assert_eq!(c.provider, ProviderKind::File);
+        assert_eq!(c.refresh_interval, Duration::from_millis(500));
+        assert!(c.offline);
+        assert!(!c.send_events);
+        assert_eq!(c.file.path, PathBuf::from("flags/prod.json"));
+        assert!(!c.file.watch);
+    }
+
+    #[test]
+    fn rejects_bad_values_clearly() {
+        let e = Config::from_lookup(env(&[("FEATURE_PROVIDER", "etcd")])).unwrap_err();
+        assert!(e.to_string().contains("FEATURE_PROVIDER=\"etcd\" is invalid"), "{e}");
+        for (k, v) in [
+            ("FEATURE_REFRESH_INTERVAL", "soon"),
+            ("FEATURE_REFRESH_INTERVAL", "0s"),
+            ("FEATURE_OFFLINE", "maybe"),
+            ("FEATURE_SEND_EVENTS", ""),
+            ("FEATURE_FILE_WATCH", "2"),
+            ("FEATURE_FILE_PATH", " "),
+        ] {
+            let e = Config::from_lookup(env(&[(k, v)])).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { variable, .. } if variable == k), "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! The analytics hook: where evaluation events and custom events go.
+//!
+//! The client calls an [`EventSink`] on the evaluating thread, so an implementation must only
+//! hand the event to a bounded queue (never block, never do I/O there) and count what it drops.
+
+use feature_core::{Context, ErrorKind, ReasonKind};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, for the async methods of [`EventSink`].
+pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// One evaluation, as analytics see it. Borrowed: copy what you keep.
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluationEvent<'a> {
+    /// The flag's key.
+    pub key: &'a str,
+    /// The context evaluated.
+    pub context: &'a Context,
+    /// The value served (the caller's default when nothing else was).
+    pub value: &'a Value,
+    /// The variation served, when one was.
+    pub variation: Option<usize>,
+    /// Why.
+    pub reason: ReasonKind,
+    /// The rule that matched, when it has an id.
+    pub rule_id: Option<&'a str>,
+    /// Whether the context is part of an experiment (such events should never be sampled away).
+    pub in_experiment: bool,
+    /// The error, when the reason is `ERROR`.
+    pub error: Option<ErrorKind>,
+    /// The prerequisite that failed.
+    pub prerequisite_key: Option<&'a str>,
+}
+
+/// Receives evaluation and custom events from the client.
+pub trait EventSink: Send + Sync + 'static {
+    /// A flag was evaluated. Must not block.
+    fn evaluation(&self, event: &EvaluationEvent<'_>);
+
+    /// `client.track(ctx, name, data)` was called. Must not block.
+    fn track(&self, context: &Context, name: &str, data: Option<&Value>);
+
+    /// Delivers everything queued so far.
+    fn flush(&self) -> BoxFuture<'_> {
+        Box::pin(async {})
+    }
+
+    /// Delivers everything queued and stops.
+    fn close(&self) -> BoxFuture<'_> {
+        self.flush()
+    }
+}

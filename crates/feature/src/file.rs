@@ -1,0 +1,270 @@
+//! A provider reading a YAML or JSON flag file, reloading it when it changes.
+//!
+//! - The format follows the extension: `.json` is JSON, anything else YAML.
+//! - The file's directory is watched, so editors that save by writing a temporary file and
+//!   renaming it over the original (vim, most IDEs), and symlink swaps (Kubernetes ConfigMaps),
+//!   are seen. Bursts of events are debounced (100 ms by default) and a reload whose text did not
+//!   change publishes nothing. If the platform cannot watch, the file is polled every second.
+//! - A broken edit (unreadable text, or any flag with an error) never replaces good flags: the
+//!   last good snapshot keeps serving, the provider reports itself degraded with the errors
+//!   (file, line, column, flag) in its status and in the log, and the next good save recovers.
+//! - At start there is nothing better to serve: a file that cannot be read or parsed fails the
+//!   start, while a file with errors in some flags loads, those flags evaluating to
+//!   `ERROR`/`MALFORMED_FLAG` (and the provider starts degraded).
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use feature::{Client, Context, FileProvider};
+//! let client = Client::builder()
+//!     .provider(FileProvider::new("features.yaml"))
+//!     .build()
+//!     .await?;
+//! let on = client.bool(&Context::new("user-1"), "new-dashboard", false);
+//! # let _ = on; Ok(()) }
+//! ```
+
+use async_trait::async_trait;
+use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
+use feature_core::{parse_document, Format, Severity, Snapshot};
+use notify::{RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+struct State {
+    status: ProviderStatus,
+    last_text: Option<String>,
+    task: Option<JoinHandle<()>>,
+    watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Flags from a YAML or JSON file. See the [module docs](self).
+#[derive(Clone)]
+pub struct FileProvider {
+    path: PathBuf,
+    watch: bool,
+    debounce: Duration,
+    poll: Duration,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for FileProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileProvider")
+            .field("path", &self.path)
+            .field("watch", &self.watch)
+            .finish()
+    }
+}
+
+impl FileProvider {
+    /// Reads `path`; watches it for changes.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        FileProvider {
+            path: path.as_ref().to_path_buf(),
+            watch: true,
+            debounce: Duration::from_millis(100),
+            poll: Duration::from_secs(1),
+            state: Arc::new(Mutex::new(State {
+                status: ProviderStatus::default(),
+                last_text: None,
+                task: None,
+                watcher: None,
+            })),
+        }
+    }
+
+    /// Whether to reload on change (default `true`).
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.watch = watch;
+        self
+    }
+
+    /// How long to wait for a burst of file events to settle (default 100 ms).
+    pub fn debounce(mut self, debounce: Duration) -> Self {
+        self.debounce = debounce;
+        self
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update of the state is a plain field assignment: a poisoned lock holds
+        // consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fail(&self, err: ProviderError, state: ProviderState) -> Arc<ProviderError> {
+        let err = Arc::new(err);
+        let mut st = self.lock();
+        st.status.state = state;
+        st.status.last_error = Some((err.clone(), SystemTime::now()));
+        err
+    }
+
+    /// Reads and compiles the file. `Ok(None)`: the text is unchanged.
+    fn load(&self, initial: bool) -> Result<Option<Snapshot>, ProviderError> {
+        let file = self.path.display().to_string();
+        let text = std::fs::read_to_string(&self.path).map_err(|source| ProviderError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        if !initial && self.lock().last_text.as_deref() == Some(text.as_str()) {
+            return Ok(None);
+        }
+        let parsed =
+            parse_document(&text, Format::from_path(&self.path)).map_err(|e| e.in_file(&file))?;
+        let snapshot = parsed.compile(Some(&file));
+        let errors: Vec<_> = snapshot
+            .diagnostics()
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .cloned()
+            .collect();
+        for d in snapshot.diagnostics() {
+            tracing::warn!(target: "feature::file", "{d}");
+        }
+        if !errors.is_empty() && !initial {
+            return Err(ProviderError::Invalid(errors));
+        }
+        let mut st = self.lock();
+        st.last_text = Some(text);
+        st.status.last_refresh = Some(SystemTime::now());
+        if errors.is_empty() {
+            st.status.state = ProviderState::Ready;
+            st.status.last_error = None;
+        } else {
+            st.status.state = ProviderState::Degraded;
+            st.status.last_error = Some((Arc::new(ProviderError::Invalid(errors)), SystemTime::now()));
+        }
+        Ok(Some(snapshot))
+    }
+
+    /// Reloads after a change; keeps the last good snapshot on failure.
+    fn reload(&self, sink: &dyn Sink) {
+        let started = Instant::now();
+        match self.load(false) {
+            Ok(Some(snapshot)) => {
+                sink.metrics()
+                    .record_provider_latency("file", "reload", started.elapsed());
+                tracing::info!(target: "feature::file", path = %self.path.display(), flags = snapshot.len(), "flags reloaded");
+                sink.publish(snapshot);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let class = match &e {
+                    ProviderError::Io { .. } => "io",
+                    ProviderError::Parse(_) => "parse",
+                    _ => "invalid",
+                };
+                sink.metrics().record_provider_error("file", "reload", class);
+                tracing::error!(target: "feature::file", "keeping the last good flags: {e}");
+                // A missing file mid-save is normal for rename-based editors: the next event
+                // brings the new file; the state still says degraded until then.
+                self.fail(e, ProviderState::Degraded);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for FileProvider {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let snapshot = match self.load(true) {
+            Ok(s) => s,
+            Err(e) => {
+                let class = if matches!(e, ProviderError::Io { .. }) { "io" } else { "parse" };
+                sink.metrics().record_provider_error("file", "load", class);
+                self.fail(copy_error(&e), ProviderState::Unavailable);
+                return Err(e);
+            }
+        };
+        sink.metrics()
+            .record_provider_latency("file", "load", started.elapsed());
+        if let Some(s) = snapshot {
+            sink.publish(s);
+        }
+        self.lock().status.connected = true;
+        if !self.watch {
+            return Ok(());
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let watch_dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = tx.send(());
+            }
+        })
+        .and_then(|mut w| w.watch(&watch_dir, RecursiveMode::NonRecursive).map(|_| w));
+        let polling = match watcher {
+            Ok(w) => {
+                self.lock().watcher = Some(w);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(target: "feature::file", "cannot watch {}: {e}; polling instead", watch_dir.display());
+                true
+            }
+        };
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if polling {
+                    tokio::time::sleep(me.poll).await;
+                } else {
+                    if rx.recv().await.is_none() {
+                        return;
+                    }
+                    // Let the burst of events of one save settle, then read once.
+                    tokio::time::sleep(me.debounce).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                me.reload(sink.as_ref());
+            }
+        });
+        self.lock().task = Some(task);
+        Ok(())
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.lock().status.clone()
+    }
+
+    async fn close(&self) {
+        let mut st = self.lock();
+        st.watcher = None;
+        if let Some(t) = st.task.take() {
+            t.abort();
+        }
+        st.status.state = ProviderState::Closed;
+    }
+}
+
+/// `ProviderError` is not `Clone` (it holds I/O errors): an equivalent copy for the status,
+/// while the caller gets the original.
+fn copy_error(err: &ProviderError) -> ProviderError {
+    match err {
+        ProviderError::Parse(p) => ProviderError::Parse(p.clone()),
+        ProviderError::Invalid(d) => ProviderError::Invalid(d.clone()),
+        ProviderError::Io { path, source } => ProviderError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        _ => ProviderError::Closed,
+    }
+}
