@@ -1,0 +1,103 @@
+//! The command line: every command, option and its `--help` text.
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Validate, evaluate, explain and import feature flags.
+///
+/// Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.
+#[derive(Debug, Parser)]
+#[command(name = "featurectl", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check flag files and print every problem as `file:line:column: flag: message`.
+    ///
+    /// Exits 0 when every file is valid (no errors and no warnings), 1 when any file has a
+    /// problem, 2 when a file cannot be read.
+    Validate(ValidateArgs),
+    /// Evaluate flags of a file for one or more contexts.
+    ///
+    /// Prints the served value (or, with --json, one JSON object per evaluation). Problems of
+    /// the file are printed on stderr; its malformed flags evaluate to ERROR/MALFORMED_FLAG.
+    Eval(EvalArgs),
+    /// Convert flags exported from another system into this project's YAML format.
+    ///
+    /// The YAML written is read back and checked; its diagnostics are printed on stderr.
+    Import(ImportArgs),
+}
+
+/// Options of `featurectl validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Flag files to check; `.json` files are read as JSON, anything else as YAML.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Do not fail because of warnings (they are still printed).
+    #[arg(long)]
+    pub allow_warnings: bool,
+    /// Print `ok: FILE (N flags)` on stderr for every valid file, and the document path of
+    /// every problem after its message.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Options of `featurectl eval`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("who").required(true).args(["context", "contexts"])))]
+pub struct EvalArgs {
+    /// The flag file (`.json` is read as JSON, anything else as YAML).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Evaluate only this flag; without it every flag is evaluated, in key order.
+    #[arg(long, value_name = "KEY")]
+    pub flag: Option<String>,
+    /// The context as JSON, e.g. '{"key":"user-1","country":"NZ","plan":"pro"}'.
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+    /// A file with one context JSON per line (blank lines are skipped; `-` reads stdin).
+    /// Every line is checked before anything is evaluated: a line that is not a JSON object is
+    /// reported with its line number and nothing is evaluated (exit 2).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub contexts: Option<PathBuf>,
+    /// Print one compact JSON object per evaluation: key, value, variationIndex, reason,
+    /// ruleId, inExperiment, prerequisiteFailed, errorKind (and explain with --explain).
+    #[arg(long)]
+    pub json: bool,
+    /// Show every decision the evaluation took (rules, clauses, buckets, prerequisites).
+    #[arg(long)]
+    pub explain: bool,
+    /// The caller's default as JSON, served when the flag serves nothing (errors, flags
+    /// without a value for the case). Default: null. A string needs JSON quotes: '"blue"'.
+    #[arg(long, value_name = "JSON")]
+    pub default: Option<String>,
+}
+
+/// Options of `featurectl import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The system the flags come from.
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub from: Source,
+    /// The exported file (`-` reads stdin). For LaunchDarkly: a payload
+    /// `{"flags": {...}, "segments": {...}}` as served to SDKs, or a single flag.
+    #[arg(value_name = "FILE.json")]
+    pub file: PathBuf,
+    /// Write the YAML to this file instead of stdout.
+    #[arg(short, long, value_name = "OUT.yaml")]
+    pub output: Option<PathBuf>,
+}
+
+/// Systems flags can be imported from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// LaunchDarkly flag and segment JSON.
+    #[value(name = "launchdarkly")]
+    LaunchDarkly,
+}

@@ -1,0 +1,58 @@
+//! # featurectl
+//!
+//! The command line of the `feature` toolkit, built on `feature-core`:
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `featurectl validate FILE...` | parse, compile and lint flag files; print every problem as `file:line:column: flag: message` |
+//! | `featurectl eval --file FILE [--flag KEY] (--context JSON \| --contexts FILE.jsonl)` | evaluate flags, as values or (`--json`) one JSON object per evaluation, optionally with `--explain` |
+//! | `featurectl import --from launchdarkly FILE.json [-o OUT.yaml]` | convert LaunchDarkly flags and segments into this project's YAML |
+//!
+//! Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.
+//!
+//! The commands are a library so that tests can use the very functions the binary uses (for
+//! instance [`import::to_yaml`]).
+
+pub mod cli;
+pub mod eval;
+pub mod import;
+pub mod lint;
+pub mod load;
+pub mod validate;
+
+use cli::{Cli, Command};
+use std::io::{BufWriter, ErrorKind, Write};
+use std::process::ExitCode;
+
+/// Runs a parsed command line and returns the process's exit status. Errors are printed on
+/// stderr as `featurectl: error: ...` and give status 2; a closed stdout (`| head`) ends the
+/// command quietly.
+pub fn run(cli: &Cli) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match &cli.command {
+        Command::Validate(a) => validate::run(a, &mut out),
+        Command::Eval(a) => eval::run(a, &mut out),
+        Command::Import(a) => import::run(a, &mut out),
+    }
+    .and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("featurectl: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+    })
+}
