@@ -397,10 +397,12 @@ impl MarkedEventReceiver for Recorder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(s, ..) => {
-                if !self.node(&mark, Some(&s)) {
-                    if matches!(self.stack.last(), Some(Frame::Map { .. })) {
-                        self.spans.insert(self.path.clone(), Self::at(&mark));
-                    }
+                let is_key = self.node(&mark, Some(&s));
+                let in_map = matches!(self.stack.last(), Some(Frame::Map { .. }));
+                if !is_key && in_map {
+                    self.spans.insert(self.path.clone(), Self::at(&mark));
+                }
+                if !is_key {
                     self.value_done();
                 }
             }
@@ -421,7 +423,8 @@ impl MarkedEventReceiver for Recorder {
                 self.value_done();
             }
             Event::Alias(_) => {
-                if !self.node(&mark, None) {
+                let is_key = self.node(&mark, None);
+                if !is_key {
                     self.value_done();
                 }
             }
