@@ -400,7 +400,8 @@ impl Client {
         default: impl FnOnce() -> Value,
     ) -> Option<T> {
         let view = self.inner.view.load();
-        if !view.overrides.is_empty() || self.inner.engine.is_some() || !view.ready {
+        let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key);
+        if overridden || self.inner.engine.is_some() || !view.ready {
             drop(view);
             let eval = self.variation_with(ctx, key, kind, default());
             return extract(&eval.value);
