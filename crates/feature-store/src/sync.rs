@@ -1,0 +1,572 @@
+//! The provider engine shared by the store providers: connect, load, follow change notices,
+//! fall back and reconnect.
+//!
+//! A store plugs in as a [`Source`]; [`SyncProvider`] turns it into a
+//! [`Provider`](feature_core::provider::Provider) with this behaviour:
+//!
+//! - **Start**: connect, subscribe to change notices, then load every row, all within
+//!   [`SyncOptions::start_timeout`]. On success the flags are published and the provider is
+//!   `Ready` (`Degraded` when some rows were skipped as invalid).
+//! - **Store down at start**: the last snapshot written to [`SyncOptions::snapshot_path`] is
+//!   published if there is one, else the [`SyncOptions::bootstrap_file`]; the provider is
+//!   `Degraded`. With neither, nothing is published and the provider is `Unavailable`: the
+//!   client serves the callers' defaults with `ERROR`/`CLIENT_NOT_READY`. `start` returns `Ok`
+//!   in both cases and keeps trying in the background.
+//! - **Live updates**: each notice names a flag or segment; the notices that arrived together
+//!   are read back in one query and a new snapshot is published. A notice whose revision shows
+//!   that earlier notices were missed triggers a full reload.
+//! - **Store down later**: the last good snapshot keeps serving, the provider is `Degraded`
+//!   and not connected, and reconnects with capped exponential [`Backoff`](crate::Backoff) with
+//!   jitter. Notices sent while disconnected are lost, so every reconnect reloads everything.
+//! - **Periodic check**: every [`SyncOptions::refresh_interval`] the store's revision is read
+//!   (one cheap query) and everything is reloaded when it moved without a notice.
+//!
+//! Evaluation never waits on any of this: snapshots are published whole and swapped in by the
+//! client. Snapshots are only published when the flags actually changed.
+
+use crate::backoff::Backoff;
+use crate::disk;
+use crate::rows::{ItemKind, Row, Rows};
+use async_trait::async_trait;
+use feature_core::metrics::Metrics;
+use feature_core::model::FlagDocument;
+use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A change notice from a store: this item changed (re-read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Flag or segment.
+    pub kind: ItemKind,
+    /// The key.
+    pub key: String,
+    /// The store's revision after the change, when the store numbers its changes
+    /// consecutively (used to detect missed notices).
+    pub revision: Option<u64>,
+}
+
+/// What a source's subscription reports.
+#[derive(Debug)]
+pub enum Event {
+    /// An item changed.
+    Changed(Notice),
+    /// Something changed that notices cannot describe: reload everything.
+    Resync,
+    /// The subscription is broken: reconnect.
+    Lost(ProviderError),
+}
+
+/// Every row of a store with the store's revision at the time.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// The store's revision, when it has one (compared on periodic checks).
+    pub revision: Option<u64>,
+}
+
+/// A store as the provider engine sees it. Implemented by the PostgreSQL and Redis crates.
+#[async_trait]
+pub trait Source: Send + Sync + 'static {
+    /// A live connection with its subscription. Dropping it must end the subscription.
+    type Session: Send + 'static;
+
+    /// Provider name (`postgres`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// Where rows come from, for diagnostics (`postgres:feature_flags`, `redis:feature`).
+    fn origin(&self) -> String;
+
+    /// Connects and subscribes to change notices. Every change committed after this returns
+    /// is reported on the receiver.
+    async fn connect(&self) -> Result<(Self::Session, mpsc::Receiver<Event>), ProviderError>;
+
+    /// Reads every row.
+    async fn load_all(
+        &self,
+        session: &mut Self::Session,
+        metrics: &dyn Metrics,
+    ) -> Result<Loaded, ProviderError>;
+
+    /// Reads the current state of these items (`None`: it no longer exists).
+    async fn load_keys(
+        &self,
+        session: &mut Self::Session,
+        keys: &[(ItemKind, String)],
+        metrics: &dyn Metrics,
+    ) -> Result<Vec<(ItemKind, String, Option<Row>)>, ProviderError>;
+
+    /// The store's current revision, when it has one; `None` forces a full reload.
+    async fn revision(&self, session: &mut Self::Session) -> Result<Option<u64>, ProviderError>;
+}
+
+/// Timing and fallback settings of a store provider.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// How long `start` tries the store before falling back (default 5 s; keep it below the
+    /// client's start timeout, 10 s by default).
+    pub start_timeout: Duration,
+    /// Time limit of each later store operation: connect, load, read back (default 5 s).
+    pub timeout: Duration,
+    /// How often the store's revision is checked (default 30 s).
+    pub refresh_interval: Duration,
+    /// First reconnection delay (default 200 ms).
+    pub backoff_initial: Duration,
+    /// Longest reconnection delay (default 30 s).
+    pub backoff_max: Duration,
+    /// Where the last good flags are written after every change, and read back when the store
+    /// is down at start (default: none).
+    pub snapshot_path: Option<PathBuf>,
+    /// A flag file (YAML, or JSON for `.json`) served when the store is down at start and no
+    /// snapshot was written yet (default: none).
+    pub bootstrap_file: Option<PathBuf>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            start_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+            refresh_interval: Duration::from_secs(30),
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            snapshot_path: None,
+            bootstrap_file: None,
+        }
+    }
+}
+
+struct Shared {
+    status: Mutex<ProviderStatus>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn status(&self) -> MutexGuard<'_, ProviderStatus> {
+        // Every update is a plain assignment of fields: a poisoned lock holds consistent data.
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A [`Provider`] following a [`Source`]. See the [module docs](self).
+pub struct SyncProvider<S: Source> {
+    source: Arc<S>,
+    options: SyncOptions,
+    shared: Arc<Shared>,
+}
+
+impl<S: Source> std::fmt::Debug for SyncProvider<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncProvider")
+            .field("origin", &self.source.origin())
+            .field("state", &self.shared.status().state)
+            .finish()
+    }
+}
+
+impl<S: Source> SyncProvider<S> {
+    /// A provider following `source`.
+    pub fn new(source: S, options: SyncOptions) -> Self {
+        SyncProvider {
+            source: Arc::new(source),
+            options,
+            shared: Arc::new(Shared {
+                status: Mutex::new(ProviderStatus::default()),
+                task: Mutex::new(None),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The source.
+    pub fn source(&self) -> &Arc<S> {
+        &self.source
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &SyncOptions {
+        &self.options
+    }
+}
+
+impl<S: Source> Drop for SyncProvider<S> {
+    fn drop(&mut self) {
+        if let Some(t) = self.shared.task().take() {
+            t.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Source> Provider for SyncProvider<S> {
+    fn name(&self) -> &'static str {
+        self.source.name()
+    }
+
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        if self.shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ProviderError::Closed);
+        }
+        if let Some(t) = self.shared.task().take() {
+            t.abort();
+        }
+        let mut runner = Runner {
+            source: self.source.clone(),
+            sink,
+            shared: self.shared.clone(),
+            backoff: Backoff::new(self.options.backoff_initial, self.options.backoff_max),
+            options: self.options.clone(),
+            rows: Rows::default(),
+            published: None,
+            skipped: Vec::new(),
+            last_rev: None,
+        };
+        let first =
+            match tokio::time::timeout(self.options.start_timeout, runner.connect_and_load()).await
+            {
+                Ok(Ok(conn)) => Some(conn),
+                Ok(Err(e)) => {
+                    runner.down_at_start(e);
+                    None
+                }
+                Err(_) => {
+                    runner.down_at_start(ProviderError::Timeout {
+                        provider: self.source.name(),
+                        operation: "start",
+                    });
+                    None
+                }
+            };
+        let task = tokio::spawn(runner.run(first));
+        *self.shared.task() = Some(task);
+        Ok(())
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.shared.status().clone()
+    }
+
+    async fn close(&self) {
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.shared.task().take() {
+            t.abort();
+        }
+        let mut st = self.shared.status();
+        st.state = ProviderState::Closed;
+        st.connected = false;
+    }
+}
+
+type Conn<S> = (<S as Source>::Session, mpsc::Receiver<Event>);
+
+struct Runner<S: Source> {
+    source: Arc<S>,
+    sink: Arc<dyn Sink>,
+    shared: Arc<Shared>,
+    options: SyncOptions,
+    backoff: Backoff,
+    rows: Rows,
+    published: Option<Arc<FlagDocument>>,
+    skipped: Vec<String>,
+    last_rev: Option<u64>,
+}
+
+/// A low-cardinality class of an error, for `record_provider_error`.
+fn class(e: &ProviderError) -> &'static str {
+    match e {
+        ProviderError::Timeout { .. } => "timeout",
+        ProviderError::Backend { .. } => "backend",
+        ProviderError::Invalid(_) => "invalid_row",
+        ProviderError::Closed => "closed",
+        ProviderError::Io { .. } => "io",
+        _ => "other",
+    }
+}
+
+impl<S: Source> Runner<S> {
+    fn metrics(&self) -> &dyn Metrics {
+        self.sink.metrics()
+    }
+
+    async fn connect_and_load(&mut self) -> Result<Conn<S>, ProviderError> {
+        let started = Instant::now();
+        let (mut session, events) = self.source.connect().await?;
+        let loaded = self
+            .source
+            .load_all(&mut session, self.sink.metrics())
+            .await?;
+        self.rows.replace_all(loaded.rows);
+        self.last_rev = loaded.revision;
+        self.publish();
+        self.metrics()
+            .record_provider_latency(self.source.name(), "load", started.elapsed());
+        Ok((session, events))
+    }
+
+    /// Builds a snapshot from the rows; publishes it when the flags changed.
+    fn publish(&mut self) {
+        let name = self.source.name();
+        let built = self.rows.build(&self.source.origin());
+        let skipped: Vec<String> = built.skipped.iter().map(|d| d.flag.clone()).collect();
+        if skipped != self.skipped {
+            for d in &built.skipped {
+                tracing::warn!(target: "feature::store", provider = name, key = %d.flag, "{d}");
+            }
+            if !built.skipped.is_empty() {
+                self.metrics()
+                    .record_provider_error(name, "decode", "invalid_row");
+            }
+            self.skipped = skipped;
+        }
+        {
+            let mut st = self.shared.status();
+            st.connected = true;
+            st.last_refresh = Some(SystemTime::now());
+            if built.skipped.is_empty() {
+                st.state = ProviderState::Ready;
+                st.last_error = None;
+            } else {
+                st.state = ProviderState::Degraded;
+                st.last_error = Some((
+                    Arc::new(ProviderError::Invalid(built.skipped)),
+                    SystemTime::now(),
+                ));
+            }
+        }
+        let doc = built.snapshot.document().clone();
+        if self.published.as_deref() == Some(&*doc) {
+            return;
+        }
+        tracing::debug!(target: "feature::store", provider = name, flags = built.snapshot.len(), "publishing flags");
+        self.published = Some(doc.clone());
+        self.sink.publish(built.snapshot);
+        if let Some(path) = self.options.snapshot_path.clone() {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = disk::save_snapshot(&path, &doc) {
+                    tracing::warn!(target: "feature::store", provider = name, "cannot save the flags snapshot: {e}");
+                }
+            });
+        }
+    }
+
+    /// The store is unreachable: keep what is served, say so, count it.
+    fn lost(&mut self, operation: &'static str, e: ProviderError) {
+        let name = self.source.name();
+        self.metrics()
+            .record_provider_error(name, operation, class(&e));
+        let mut st = self.shared.status();
+        if st.connected || st.last_error.is_none() {
+            tracing::warn!(target: "feature::store", provider = name, "store unreachable ({operation}): {e}; serving the last good flags and reconnecting");
+        } else {
+            tracing::debug!(target: "feature::store", provider = name, "still unreachable ({operation}): {e}");
+        }
+        st.connected = false;
+        st.state = if self.published.is_some() {
+            ProviderState::Degraded
+        } else {
+            ProviderState::Unavailable
+        };
+        st.last_error = Some((Arc::new(e), SystemTime::now()));
+    }
+
+    /// The first connection failed: serve the last snapshot or the bootstrap file, if any.
+    fn down_at_start(&mut self, e: ProviderError) {
+        let name = self.source.name();
+        let candidates = [
+            self.options.snapshot_path.clone(),
+            self.options.bootstrap_file.clone(),
+        ];
+        for path in candidates.into_iter().flatten() {
+            if !path.exists() {
+                continue;
+            }
+            match disk::load_file(&path) {
+                Ok(snapshot) => {
+                    tracing::warn!(target: "feature::store", provider = name, "store unreachable at start ({e}); serving {} ({} flags) until it is", path.display(), snapshot.len());
+                    self.published = Some(snapshot.document().clone());
+                    self.sink.publish(snapshot);
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(target: "feature::store", provider = name, "cannot use {}: {err}", path.display());
+                }
+            }
+        }
+        self.lost("start", e);
+    }
+
+    async fn run(mut self, mut conn: Option<Conn<S>>) {
+        loop {
+            if let Some((session, events)) = conn.take() {
+                self.backoff.reset();
+                let e = self.follow(session, events).await;
+                self.lost("listen", e);
+            }
+            tokio::time::sleep(self.backoff.next_delay()).await;
+            match tokio::time::timeout(self.options.timeout, self.connect_and_load()).await {
+                Ok(Ok(c)) => {
+                    tracing::info!(target: "feature::store", provider = self.source.name(), "store reachable again; flags reloaded");
+                    conn = Some(c);
+                }
+                Ok(Err(e)) => self.lost("connect", e),
+                Err(_) => self.lost(
+                    "connect",
+                    ProviderError::Timeout {
+                        provider: self.source.name(),
+                        operation: "connect",
+                    },
+                ),
+            }
+        }
+    }
+
+    /// Follows notices until the connection is lost; returns why.
+    async fn follow(
+        &mut self,
+        mut session: S::Session,
+        mut events: mpsc::Receiver<Event>,
+    ) -> ProviderError {
+        let every = self.options.refresh_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = events.recv() => {
+                    let mut batch = Vec::new();
+                    let mut resync = false;
+                    let mut next = ev;
+                    loop {
+                        match next {
+                            None => return self.backend_error("listen", "subscription closed"),
+                            Some(Event::Lost(e)) => return e,
+                            Some(Event::Resync) => resync = true,
+                            Some(Event::Changed(n)) => batch.push(n),
+                        }
+                        match events.try_recv() {
+                            Ok(ev) => next = Some(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    let result = if resync || self.missed(&batch) {
+                        self.reload(&mut session).await
+                    } else {
+                        self.update(&mut session, &batch).await
+                    };
+                    if let Err(e) = result {
+                        return e;
+                    }
+                }
+                _ = tick.tick() => {
+                    let rev = tokio::time::timeout(self.options.timeout, self.source.revision(&mut session)).await;
+                    let result = match rev {
+                        Ok(Ok(Some(r))) if Some(r) == self.last_rev => Ok(()),
+                        Ok(Ok(_)) => self.reload(&mut session).await,
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(ProviderError::Timeout { provider: self.source.name(), operation: "revision" }),
+                    };
+                    if let Err(e) = result {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    fn backend_error(&self, operation: &'static str, msg: &'static str) -> ProviderError {
+        ProviderError::Backend {
+            provider: self.source.name(),
+            operation,
+            source: msg.into(),
+        }
+    }
+
+    /// Whether the batch's revisions show that notices were missed; records the revision.
+    fn missed(&mut self, batch: &[Notice]) -> bool {
+        let mut revs: Vec<u64> = Vec::with_capacity(batch.len());
+        for n in batch {
+            match n.revision {
+                Some(r) => revs.push(r),
+                None => {
+                    // Unnumbered notice: the next periodic check reloads to be sure.
+                    self.last_rev = None;
+                    return false;
+                }
+            }
+        }
+        revs.sort_unstable();
+        let Some(mut prev) = self.last_rev else {
+            self.last_rev = revs.last().copied();
+            return false;
+        };
+        let mut gap = false;
+        for r in revs {
+            if r > prev.saturating_add(1) {
+                gap = true;
+            }
+            prev = prev.max(r);
+        }
+        self.last_rev = Some(prev);
+        gap
+    }
+
+    async fn reload(&mut self, session: &mut S::Session) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let loaded = tokio::time::timeout(
+            self.options.timeout,
+            self.source.load_all(session, self.sink.metrics()),
+        )
+        .await
+        .map_err(|_| ProviderError::Timeout {
+            provider: self.source.name(),
+            operation: "reload",
+        })??;
+        self.rows.replace_all(loaded.rows);
+        self.last_rev = loaded.revision;
+        self.publish();
+        self.metrics()
+            .record_provider_latency(self.source.name(), "reload", started.elapsed());
+        Ok(())
+    }
+
+    async fn update(
+        &mut self,
+        session: &mut S::Session,
+        batch: &[Notice],
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let keys: Vec<(ItemKind, String)> = batch
+            .iter()
+            .map(|n| (n.kind, n.key.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let rows = tokio::time::timeout(
+            self.options.timeout,
+            self.source.load_keys(session, &keys, self.sink.metrics()),
+        )
+        .await
+        .map_err(|_| ProviderError::Timeout {
+            provider: self.source.name(),
+            operation: "update",
+        })??;
+        for (kind, key, row) in rows {
+            self.rows.apply(kind, &key, row);
+        }
+        self.publish();
+        self.metrics()
+            .record_provider_latency(self.source.name(), "update", started.elapsed());
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! The write API every store implements: create, update, delete, enable and disable flags,
+//! put and delete segments, each change made in the name of an actor and recorded in the
+//! store's audit log.
+
+use crate::rows::{ItemKind, Row};
+use async_trait::async_trait;
+use feature_core::model::{Flag, FlagDocument, Segment};
+use feature_core::provider::BoxError;
+use feature_core::{compile, Diagnostic, Severity};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Action {
+    /// The item was created.
+    Create,
+    /// The definition was replaced.
+    Update,
+    /// The item was deleted.
+    Delete,
+    /// Targeting was switched on.
+    Enable,
+    /// Targeting was switched off.
+    Disable,
+}
+
+impl Action {
+    /// `create`, `update`, `delete`, `enable` or `disable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of a write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// Flag or segment.
+    pub kind: ItemKind,
+    /// The key.
+    pub key: String,
+    /// The item's version after the write (for a delete: the version the deletion was
+    /// recorded with, one more than the last).
+    pub version: u64,
+    /// Whether anything changed (enabling an enabled flag, or updating a flag to the definition
+    /// it already has, changes nothing and records nothing).
+    pub changed: bool,
+    /// The row as stored after the write; `None` after a delete.
+    pub row: Option<Row>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Position in the log (increasing).
+    pub id: String,
+    /// Flag or segment.
+    pub kind: ItemKind,
+    /// The key.
+    pub key: String,
+    /// What was done (`create`, `update`, `delete`, `enable`, `disable`; changes made by hand
+    /// in the store show `create`/`update`/`delete`).
+    pub action: String,
+    /// Who did it: the actor named to the write API, or the database user for changes made by
+    /// hand.
+    pub actor: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The item's version after the change.
+    pub version: u64,
+    /// The definition before (`None` for a create).
+    pub before: Option<Value>,
+    /// The definition after (`None` for a delete).
+    pub after: Option<Value>,
+}
+
+/// Errors of the write API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The item does not exist.
+    #[error("{kind} {key:?} does not exist")]
+    NotFound {
+        /// Flag or segment.
+        kind: ItemKind,
+        /// The key.
+        key: String,
+    },
+    /// The item already exists (create).
+    #[error("{kind} {key:?} already exists")]
+    AlreadyExists {
+        /// Flag or segment.
+        kind: ItemKind,
+        /// The key.
+        key: String,
+    },
+    /// The item changed since the version the caller read (optimistic concurrency).
+    #[error("{kind} {key:?} is at version {actual}, not {expected}: it was changed meanwhile")]
+    Conflict {
+        /// Flag or segment.
+        kind: ItemKind,
+        /// The key.
+        key: String,
+        /// The version the caller expected.
+        expected: u64,
+        /// The version the store has.
+        actual: u64,
+    },
+    /// The definition has errors and was not written.
+    #[error("{key:?} was not written: {}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problems: Vec<Diagnostic>,
+    },
+    /// A key or actor name that cannot be stored (empty, too long, control characters).
+    #[error("invalid {what} {value:?}: {reason}")]
+    BadName {
+        /// `key` or `actor`.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The store failed.
+    #[error("{store}: {operation} failed: {source}")]
+    Store {
+        /// The store (`postgres`, `redis`).
+        store: &'static str,
+        /// What was being done.
+        operation: &'static str,
+        /// The store's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The store did not answer in time.
+    #[error("{store}: {operation} timed out")]
+    Timeout {
+        /// The store.
+        store: &'static str,
+        /// What was being done.
+        operation: &'static str,
+    },
+}
+
+/// A store of flags that can be written: PostgreSQL, Redis, or Redis in front of PostgreSQL.
+///
+/// Every change names an `actor` (a person or a system: `alice@example.com`,
+/// `deploy-bot`), recorded in the audit log with the time and the definitions before and after.
+/// Writes are validated first: a definition that does not compile is refused with
+/// [`WriteError::Invalid`], so the write API never stores a bad row.
+#[async_trait]
+pub trait FlagStore: Send + Sync + 'static {
+    /// Short name of the store (`postgres`, `redis`).
+    fn name(&self) -> &'static str;
+
+    /// Every stored row, flags and segments, including rows whose definition is invalid.
+    async fn rows(&self) -> Result<Vec<Row>, WriteError>;
+
+    /// One stored row.
+    async fn row(&self, kind: ItemKind, key: &str) -> Result<Option<Row>, WriteError>;
+
+    /// Creates a flag (its key is `flag.key`); [`WriteError::AlreadyExists`] if it exists.
+    async fn create(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError>;
+
+    /// Replaces a flag's definition. With `flag.version` set, only if the stored version is
+    /// still that one ([`WriteError::Conflict`] otherwise); without, unconditionally.
+    async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError>;
+
+    /// Deletes a flag.
+    async fn delete(&self, key: &str, actor: &str) -> Result<Written, WriteError>;
+
+    /// Switches a flag's targeting on (atomic: concurrent changes to other fields are kept).
+    async fn enable(&self, key: &str, actor: &str) -> Result<Written, WriteError>;
+
+    /// Switches a flag's targeting off: it serves its off variation (or default).
+    async fn disable(&self, key: &str, actor: &str) -> Result<Written, WriteError>;
+
+    /// Creates or replaces a segment (with `segment.version` set: only if still at that version).
+    async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError>;
+
+    /// Deletes a segment.
+    async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError>;
+
+    /// The audit log of one item, newest first, at most `limit` entries.
+    async fn history(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, WriteError>;
+}
+
+/// Longest key or actor name accepted.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Checks a key or actor name: not empty, at most [`MAX_NAME_LEN`] bytes, no control
+/// characters.
+pub fn check_name(what: &'static str, value: &str) -> Result<(), WriteError> {
+    let reason = if value.trim().is_empty() {
+        "it is empty"
+    } else if value.len() > MAX_NAME_LEN {
+        "it is longer than 256 bytes"
+    } else if value.chars().any(char::is_control) {
+        "it contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(WriteError::BadName {
+        what,
+        value: value.chars().take(80).collect(),
+        reason,
+    })
+}
+
+/// Checks a flag before it is written: a valid key and a definition without errors.
+pub fn validate_flag(flag: &Flag) -> Result<(), WriteError> {
+    check_name("key", &flag.key)?;
+    let mut doc = FlagDocument::default();
+    doc.flags.insert(flag.key.clone(), flag.clone());
+    refuse_errors(&flag.key, doc)
+}
+
+/// Checks a segment before it is written.
+pub fn validate_segment(segment: &Segment) -> Result<(), WriteError> {
+    check_name("key", &segment.key)?;
+    let mut doc = FlagDocument::default();
+    doc.segments.insert(segment.key.clone(), segment.clone());
+    refuse_errors(&segment.key, doc)
+}
+
+fn refuse_errors(key: &str, doc: FlagDocument) -> Result<(), WriteError> {
+    let snap = compile(doc);
+    let problems: Vec<Diagnostic> = snap
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .cloned()
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(WriteError::Invalid {
+            key: key.to_owned(),
+            problems,
+        })
+    }
+}
+
+/// The current time as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.123Z`).
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let ms = now.subsec_millis();
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feature_core::model::Variant;
+    use serde_json::json;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("actor", "alice").is_ok());
+        for bad in ["", "  ", "a\nb"] {
+            let e = check_name("actor", bad).unwrap_err();
+            assert!(
+                matches!(e, WriteError::BadName { what: "actor", .. }),
+                "{bad:?}"
+            );
+        }
+        assert!(check_name("key", &"k".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn invalid_flags_are_refused_with_their_problems() {
+        let mut f = Flag::boolean("x", true);
+        f.variants = vec![Variant::of(json!("not a bool"))];
+        let e = validate_flag(&f).unwrap_err();
+        let WriteError::Invalid { key, problems } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(key, "x");
+        assert!(!problems.is_empty());
+        assert!(validate_flag(&Flag::boolean("ok", false)).is_ok());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let s = now_rfc3339();
+        assert_eq!(s.len(), 24, "{s}");
+        assert!(s.ends_with('Z') && s.as_bytes()[10] == b'T', "{s}");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}
