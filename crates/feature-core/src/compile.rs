@@ -11,7 +11,7 @@ use crate::attr::AttrPath;
 use crate::model::{
     Clause, Flag, FlagDocument, FlagType, Operator, Rollout, RolloutKind, Segment, Serve,
 };
-use crate::ops::{json_eq, parse_date, parse_version, VersionRule};
+use crate::ops::{json_eq, parse_date, parse_version, str_eq, VersionRule};
 use crate::source::{Diagnostic, PathSeg, Severity};
 use regex::Regex;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -38,7 +38,7 @@ impl StrSet {
     #[inline]
     pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
-            StrSet::Small(v) => v.iter().any(|x| &**x == s),
+            StrSet::Small(v) => v.iter().any(|x| str_eq(x, s)),
             StrSet::Large(h) => h.contains(s),
         }
     }
@@ -153,7 +153,7 @@ pub(crate) struct CRollout {
 /// One weighted variation of a compiled rollout.
 #[derive(Debug, Clone)]
 pub(crate) struct CWeighted {
-    pub(crate) variation: Option<usize>,
+    pub(crate) variation: Option<u32>,
     pub(crate) weight: i64,
     pub(crate) untracked: bool,
 }
@@ -161,7 +161,7 @@ pub(crate) struct CWeighted {
 /// What a compiled rule, target or fallthrough serves.
 #[derive(Debug, Clone)]
 pub(crate) enum CServe {
-    Variation(usize),
+    Variation(u32),
     Default,
     Rollout(Box<CRollout>),
     Malformed,
@@ -182,7 +182,7 @@ pub(crate) struct CRule {
 pub(crate) struct CTarget {
     pub(crate) kind: Box<str>,
     pub(crate) keys: StrSet,
-    pub(crate) variation: Option<usize>,
+    pub(crate) variation: Option<u32>,
 }
 
 /// A compiled prerequisite.
@@ -392,11 +392,7 @@ pub fn compile_with(doc: Arc<FlagDocument>, mut diagnostics: Vec<Diagnostic>) ->
         flag: String::new(),
         broken: false,
     };
-    let segments = doc
-        .segments
-        .iter()
-        .map(|(k, s)| cx.segment(k, s))
-        .collect();
+    let segments = doc.segments.iter().map(|(k, s)| cx.segment(k, s)).collect();
     let flags: Vec<CompiledFlag> = keys
         .iter()
         .map(|k| match doc.flags.get(*k) {
@@ -490,7 +486,11 @@ impl Cx<'_> {
                 if !flag_type.admits(v) {
                     self.report(
                         Severity::Error,
-                        &[PathSeg::key("variants"), PathSeg::Index(i), PathSeg::key("value")],
+                        &[
+                            PathSeg::key("variants"),
+                            PathSeg::Index(i),
+                            PathSeg::key("value"),
+                        ],
                         format!("value {v} is not of the flag's type {}", flag_type.as_str()),
                     );
                 }
@@ -500,7 +500,10 @@ impl Cx<'_> {
                     self.report(
                         Severity::Error,
                         &[PathSeg::key("default")],
-                        format!("default {d} is not of the flag's type {}", flag_type.as_str()),
+                        format!(
+                            "default {d} is not of the flag's type {}",
+                            flag_type.as_str()
+                        ),
                     );
                 }
             }
@@ -534,7 +537,11 @@ impl Cx<'_> {
                 let variation = match self.variation(
                     n,
                     t.variation,
-                    &[PathSeg::key("targets"), PathSeg::Index(i), PathSeg::key("variation")],
+                    &[
+                        PathSeg::key("targets"),
+                        PathSeg::Index(i),
+                        PathSeg::key("variation"),
+                    ],
                 ) {
                     CServe::Variation(v) => Some(v),
                     _ => None,
@@ -612,11 +619,7 @@ impl Cx<'_> {
 
     /// Variant weights as an experiment over the variants, bucketed by key.
     fn variant_split(&mut self, f: &Flag, key: &str, salt: &str) -> CServe {
-        let weights: Vec<f64> = f
-            .variants
-            .iter()
-            .map(|v| v.weight.unwrap_or(0.0))
-            .collect();
+        let weights: Vec<f64> = f.variants.iter().map(|v| v.weight.unwrap_or(0.0)).collect();
         let total: f64 = weights.iter().sum();
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || total <= 0.0 {
             self.report(
@@ -634,7 +637,7 @@ impl Cx<'_> {
                 let weight = (w / total * 100_000.0).round() as i64;
                 acc += weight;
                 CWeighted {
-                    variation: Some(i),
+                    variation: Some(i as u32),
                     weight,
                     untracked: false,
                 }
@@ -653,11 +656,15 @@ impl Cx<'_> {
     }
 
     fn variation(&mut self, n: usize, i: i64, at: &[PathSeg]) -> CServe {
-        if i >= 0 && (i as usize) < n {
-            CServe::Variation(i as usize)
-        } else {
-            self.lazy(at, format!("variation {i} does not exist (the flag has {n})"));
-            CServe::Malformed
+        match u32::try_from(i) {
+            Ok(v) if (v as usize) < n => CServe::Variation(v),
+            _ => {
+                self.lazy(
+                    at,
+                    format!("variation {i} does not exist (the flag has {n})"),
+                );
+                CServe::Malformed
+            }
         }
     }
 
@@ -674,7 +681,10 @@ impl Cx<'_> {
 
     fn rollout(&mut self, n: usize, r: &Rollout, key: &str, salt: &str) -> CServe {
         if r.variations.is_empty() {
-            self.lazy(&[PathSeg::key("variations")], "rollout has no variations".to_owned());
+            self.lazy(
+                &[PathSeg::key("variations")],
+                "rollout has no variations".to_owned(),
+            );
             return CServe::Malformed;
         }
         let experiment = r.kind == Some(RolloutKind::Experiment);
@@ -698,7 +708,11 @@ impl Cx<'_> {
                 let variation = match self.variation(
                     n,
                     w.variation,
-                    &[PathSeg::key("variations"), PathSeg::Index(i), PathSeg::key("variation")],
+                    &[
+                        PathSeg::key("variations"),
+                        PathSeg::Index(i),
+                        PathSeg::key("variation"),
+                    ],
                 ) {
                     CServe::Variation(v) => Some(v),
                     _ => None,
@@ -780,7 +794,10 @@ impl Cx<'_> {
                         Err(e) => self.report(
                             Severity::Error,
                             &[PathSeg::key("values"), PathSeg::Index(i)],
-                            format!("invalid regular expression {s:?}: {}", first_line(&e.to_string())),
+                            format!(
+                                "invalid regular expression {s:?}: {}",
+                                first_line(&e.to_string())
+                            ),
                         ),
                     }
                 }

@@ -1,5 +1,6 @@
 //! The evaluation context: who (or what) a flag is evaluated for.
 
+use crate::ops::str_eq;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -70,8 +71,12 @@ impl Part {
         }
     }
 
+    #[inline]
     pub(crate) fn custom(&self, name: &str) -> Option<&Value> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.attrs
+            .iter()
+            .find(|(k, _)| str_eq(k, name))
+            .map(|(_, v)| v)
     }
 
     fn set(&mut self, name: &str, value: Value) {
@@ -138,7 +143,9 @@ impl Context {
         let mut parts: Vec<Part> = Vec::new();
         for c in contexts {
             if c.multi {
-                return Err(ContextError::InvalidMulti("a multi-kind context cannot nest"));
+                return Err(ContextError::InvalidMulti(
+                    "a multi-kind context cannot nest",
+                ));
             }
             for p in c.parts {
                 if parts.iter().any(|q| q.kind == p.kind) {
@@ -167,7 +174,10 @@ impl Context {
         if self.multi {
             "multi"
         } else {
-            self.parts.first().map(|p| p.kind.as_str()).unwrap_or(USER_KIND)
+            self.parts
+                .first()
+                .map(|p| p.kind.as_str())
+                .unwrap_or(USER_KIND)
         }
     }
 
@@ -194,13 +204,15 @@ impl Context {
             .flat_map(|p| p.attrs.iter().map(|(k, v)| (k.as_str(), v)))
     }
 
+    #[inline]
     pub(crate) fn part(&self, kind: &str) -> Option<&Part> {
-        self.parts.iter().find(|p| p.kind == kind)
+        self.parts.iter().find(|p| str_eq(&p.kind, kind))
     }
 
     fn first_mut(&mut self) -> &mut Part {
         if self.parts.is_empty() {
-            self.parts.push(Part::new(USER_KIND.to_owned(), String::new()));
+            self.parts
+                .push(Part::new(USER_KIND.to_owned(), String::new()));
         }
         &mut self.parts[0]
     }
@@ -244,7 +256,9 @@ impl Context {
         match part.attrs.iter_mut().find(|(k, _)| k == "groups") {
             Some((_, Value::Array(list))) => list.push(group),
             Some((_, other)) => *other = Value::Array(vec![group]),
-            None => part.attrs.push(("groups".to_owned(), Value::Array(vec![group]))),
+            None => part
+                .attrs
+                .push(("groups".to_owned(), Value::Array(vec![group]))),
         }
         self
     }

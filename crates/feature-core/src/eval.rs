@@ -8,6 +8,7 @@ use crate::bucket::bucket_value;
 use crate::compile::{CClause, CRollout, CServe, CompiledFlag, Op, Snapshot};
 use crate::context::{Context, Part};
 use crate::explain::{Step, Tracer};
+use crate::ops::{bytes_eq, contains, QuickVersion};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -279,7 +280,8 @@ impl ValueKind {
 /// What was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Served {
-    Variation(usize),
+    /// A variation, by index (`u32` keeps the evaluator's result in two registers).
+    Variation(u32),
     FlagDefault,
     Nothing,
 }
@@ -322,7 +324,7 @@ impl<'s> Detail<'s> {
     pub fn value(&self) -> Option<&'s Value> {
         let f = self.flag?;
         match self.served {
-            Served::Variation(i) => f.values.get(i),
+            Served::Variation(i) => f.values.get(i as usize),
             Served::FlagDefault => f.default.as_ref(),
             Served::Nothing => None,
         }
@@ -331,7 +333,7 @@ impl<'s> Detail<'s> {
     /// The index of the variation served.
     pub fn variation_index(&self) -> Option<usize> {
         match self.served {
-            Served::Variation(i) => Some(i),
+            Served::Variation(i) => Some(i as usize),
             Served::FlagDefault => self.flag.and_then(|f| f.default_index),
             Served::Nothing => None,
         }
@@ -450,25 +452,44 @@ impl<'s> Detail<'s> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Malformed;
 
+/// How deeply prerequisites, and segments referring to segments, may nest.
 const MAX_DEPTH: usize = 32;
 
-/// Flags and segments being evaluated, for cycle detection, on the stack.
-struct Chain {
-    flags: [u32; MAX_DEPTH],
-    nflags: usize,
-    segs: [u32; MAX_DEPTH],
-    nsegs: usize,
+/// The flags (or segments) being evaluated further up the call stack, innermost first, for cycle
+/// detection. Each level lives in its caller's stack frame, so an evaluation without
+/// prerequisites or segments pays nothing for it.
+#[derive(Debug, Clone, Copy)]
+struct Visiting<'a> {
+    index: u32,
+    depth: usize,
+    outer: Option<&'a Visiting<'a>>,
 }
 
-impl Chain {
-    fn new() -> Self {
-        Chain {
-            flags: [0; MAX_DEPTH],
-            nflags: 0,
-            segs: [0; MAX_DEPTH],
-            nsegs: 0,
+impl<'a> Visiting<'a> {
+    /// `index` entered inside `outer`.
+    fn enter(index: u32, outer: Option<&'a Visiting<'a>>) -> Self {
+        Visiting {
+            index,
+            depth: depth(outer) + 1,
+            outer,
         }
     }
+}
+
+/// How many levels `chain` holds.
+fn depth(chain: Option<&Visiting<'_>>) -> usize {
+    chain.map_or(0, |v| v.depth)
+}
+
+/// Whether `index` is on `chain`.
+fn on_chain(mut chain: Option<&Visiting<'_>>, index: u32) -> bool {
+    while let Some(v) = chain {
+        if v.index == index {
+            return true;
+        }
+        chain = v.outer;
+    }
+    false
 }
 
 impl Snapshot {
@@ -499,8 +520,7 @@ impl Snapshot {
         tracer: &mut T,
     ) -> Detail<'s> {
         let flag = &self.flags[i as usize];
-        let mut chain = Chain::new();
-        match self.eval_flag(i, ctx, &mut chain, tracer) {
+        match self.eval_flag(i, ctx, None, tracer) {
             Ok((served, why)) => Detail {
                 flag: Some(flag),
                 served,
@@ -514,7 +534,7 @@ impl Snapshot {
         &self,
         fi: u32,
         ctx: &Context,
-        chain: &mut Chain,
+        dependents: Option<&Visiting<'_>>,
         tracer: &mut T,
     ) -> Result<(Served, Why), Malformed> {
         let f = &self.flags[fi as usize];
@@ -526,20 +546,19 @@ impl Snapshot {
             return serve_fixed(&f.off, Why::Off);
         }
         if !f.prerequisites.is_empty() {
-            if chain.flags[..chain.nflags].contains(&fi) || chain.nflags == MAX_DEPTH {
+            if on_chain(dependents, fi) || depth(dependents) == MAX_DEPTH {
                 return Err(Malformed);
             }
-            chain.flags[chain.nflags] = fi;
-            chain.nflags += 1;
+            let chain = Visiting::enter(fi, dependents);
             for (pi, p) in f.prerequisites.iter().enumerate() {
                 let ok = match p.flag {
                     None => false,
                     Some(pf) => {
-                        if chain.flags[..chain.nflags].contains(&pf) {
+                        if on_chain(Some(&chain), pf) {
                             return Err(Malformed);
                         }
                         let pflag = &self.flags[pf as usize];
-                        let (served, why) = self.eval_flag(pf, ctx, chain, &mut ())?;
+                        let (served, why) = self.eval_flag(pf, ctx, Some(&chain), &mut ())?;
                         if let Why::Error(_) = why {
                             return Err(Malformed);
                         }
@@ -561,7 +580,6 @@ impl Snapshot {
                     return serve_fixed(&f.off, Why::Prereq { index: pi as u32 });
                 }
             }
-            chain.nflags -= 1;
         }
         for t in &f.targets {
             if let Some(part) = ctx.part(&t.kind) {
@@ -579,7 +597,7 @@ impl Snapshot {
         for (ri, r) in f.rules.iter().enumerate() {
             let mut matched = true;
             for (ci, c) in r.clauses.iter().enumerate() {
-                let m = self.match_clause(c, ctx, chain)?;
+                let m = self.match_clause(c, ctx, None)?;
                 tracer.step(|| Step::Clause {
                     rule: ri,
                     clause: ci,
@@ -636,10 +654,15 @@ impl Snapshot {
         }
     }
 
-    fn match_clause(&self, c: &CClause, ctx: &Context, chain: &mut Chain) -> Result<bool, Malformed> {
+    fn match_clause(
+        &self,
+        c: &CClause,
+        ctx: &Context,
+        segments: Option<&Visiting<'_>>,
+    ) -> Result<bool, Malformed> {
         if let Op::Segment(segs) = &c.op {
             for s in segs.iter().flatten() {
-                if self.in_segment(*s, ctx, chain)? {
+                if self.in_segment(*s, ctx, segments)? {
                     return Ok(!c.negate);
                 }
             }
@@ -664,16 +687,19 @@ impl Snapshot {
         Ok(any != c.negate)
     }
 
-    fn in_segment(&self, si: u32, ctx: &Context, chain: &mut Chain) -> Result<bool, Malformed> {
-        if chain.segs[..chain.nsegs].contains(&si) || chain.nsegs == MAX_DEPTH {
+    fn in_segment(
+        &self,
+        si: u32,
+        ctx: &Context,
+        outer: Option<&Visiting<'_>>,
+    ) -> Result<bool, Malformed> {
+        if on_chain(outer, si) || depth(outer) == MAX_DEPTH {
             return Err(Malformed);
         }
         let s = &self.segments[si as usize];
         let keyed = |list: &[(Box<str>, crate::compile::StrSet)]| {
-            list.iter().any(|(kind, keys)| {
-                ctx.part(kind)
-                    .is_some_and(|p| keys.contains(p.key_str()))
-            })
+            list.iter()
+                .any(|(kind, keys)| ctx.part(kind).is_some_and(|p| keys.contains(p.key_str())))
         };
         let user = ctx.part(crate::context::USER_KIND);
         if keyed(&s.included_contexts) || user.is_some_and(|p| s.included.contains(p.key_str())) {
@@ -682,13 +708,11 @@ impl Snapshot {
         if keyed(&s.excluded_contexts) || user.is_some_and(|p| s.excluded.contains(p.key_str())) {
             return Ok(false);
         }
-        chain.segs[chain.nsegs] = si;
-        chain.nsegs += 1;
-        let mut result = false;
+        let chain = Visiting::enter(si, outer);
         for r in &s.rules {
             let mut all = true;
             for c in &r.clauses {
-                if !self.match_clause(c, ctx, chain)? {
+                if !self.match_clause(c, ctx, Some(&chain))? {
                     all = false;
                     break;
                 }
@@ -703,11 +727,9 @@ impl Snapshot {
                     continue;
                 }
             }
-            result = true;
-            break;
+            return Ok(true);
         }
-        chain.nsegs -= 1;
-        Ok(result)
+        Ok(false)
     }
 }
 
@@ -727,7 +749,11 @@ fn bucket_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> f32 {
     }
 }
 
-fn rollout<T: Tracer>(r: &CRollout, ctx: &Context, tracer: &mut T) -> Result<(usize, bool), Malformed> {
+fn rollout<T: Tracer>(
+    r: &CRollout,
+    ctx: &Context,
+    tracer: &mut T,
+) -> Result<(u32, bool), Malformed> {
     let part = ctx.part(&r.kind);
     let by = if r.experiment {
         &AttrPath::Key
@@ -748,7 +774,7 @@ fn rollout<T: Tracer>(r: &CRollout, ctx: &Context, tracer: &mut T) -> Result<(us
     let v = w.variation.ok_or(Malformed)?;
     tracer.step(|| Step::Bucket {
         bucket,
-        variation: v,
+        variation: v as usize,
     });
     Ok((v, r.experiment && part.is_some() && !w.untracked))
 }
@@ -758,15 +784,19 @@ fn rollout<T: Tracer>(r: &CRollout, ctx: &Context, tracer: &mut T) -> Result<(us
 fn match_str(op: &Op, s: &str) -> bool {
     match op {
         Op::In(set) => set.strings.contains(s),
-        Op::StartsWith(xs) => xs.iter().any(|x| s.starts_with(&**x)),
-        Op::EndsWith(xs) => xs.iter().any(|x| s.ends_with(&**x)),
-        Op::Contains(xs) => xs.iter().any(|x| s.contains(&**x)),
+        Op::StartsWith(xs) => xs
+            .iter()
+            .any(|x| s.len() >= x.len() && bytes_eq(&s.as_bytes()[..x.len()], x.as_bytes())),
+        Op::EndsWith(xs) => xs.iter().any(|x| {
+            s.len() >= x.len() && bytes_eq(&s.as_bytes()[s.len() - x.len()..], x.as_bytes())
+        }),
+        Op::Contains(xs) => xs.iter().any(|x| contains(s, x)),
         Op::Matches(rs) => rs.iter().any(|r| r.is_match(s)),
         Op::Date(..) => match_value(op, &Value::String(s.to_owned())),
-        Op::Version(cmp, xs) => crate::ops::parse_version(s)
+        Op::Version(cmp, xs) => QuickVersion::parse(s)
             .is_some_and(|a| xs.iter().any(|b| cmp.holds(a.cmp_precedence(b)))),
         Op::VersionRule(rules) => {
-            crate::ops::parse_version(s).is_some_and(|a| rules.iter().any(|r| r.matches(&a)))
+            QuickVersion::parse(s).is_some_and(|a| rules.iter().any(|r| r.matches(&a)))
         }
         Op::Number(..) | Op::Segment(_) | Op::Never => false,
     }

@@ -41,6 +41,135 @@ pub(crate) fn parse_version(s: &str) -> Option<semver::Version> {
     semver::Version::parse(&padded).ok()
 }
 
+/// A version string as read at evaluation time: the common `major[.minor[.patch]]` form is read
+/// without building a [`semver::Version`], anything else through [`parse_version`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QuickVersion {
+    /// Plain numbers, no pre-release and no build metadata.
+    Release(u64, u64, u64),
+    /// A version with a pre-release or build metadata.
+    Full(semver::Version),
+}
+
+impl QuickVersion {
+    /// Reads a version exactly as [`parse_version`] does (same accepted strings, same value).
+    #[inline]
+    pub(crate) fn parse(s: &str) -> Option<QuickVersion> {
+        match release_triple(s.as_bytes()) {
+            Some((a, b, c)) => Some(QuickVersion::Release(a, b, c)),
+            None => parse_version(s).map(QuickVersion::Full),
+        }
+    }
+
+    /// The ordering of `self` against `other` by semantic-version precedence.
+    #[inline]
+    pub(crate) fn cmp_precedence(&self, other: &semver::Version) -> std::cmp::Ordering {
+        match self {
+            QuickVersion::Release(a, b, c) => (*a, *b, *c)
+                .cmp(&(other.major, other.minor, other.patch))
+                // Same numbers: a release ranks above any pre-release of it.
+                .then(if other.pre.is_empty() {
+                    std::cmp::Ordering::Equal
+                } else {
+                    std::cmp::Ordering::Greater
+                }),
+            QuickVersion::Full(v) => v.cmp_precedence(other),
+        }
+    }
+
+    /// The version as a [`semver::Version`] (for requirement matching).
+    #[inline]
+    pub(crate) fn to_version(&self) -> std::borrow::Cow<'_, semver::Version> {
+        match self {
+            QuickVersion::Release(a, b, c) => {
+                std::borrow::Cow::Owned(semver::Version::new(*a, *b, *c))
+            }
+            QuickVersion::Full(v) => std::borrow::Cow::Borrowed(v),
+        }
+    }
+}
+
+/// `major`, `major.minor` or `major.minor.patch` of decimal numbers without leading zeros that
+/// fit in `u64`: the strings for which [`parse_version`] yields a plain release version.
+/// Anything else (`1.2.3-beta`, `01.2.3`, `1.2.3.4`, ...) is `None`, for the general parser.
+#[inline]
+fn release_triple(s: &[u8]) -> Option<(u64, u64, u64)> {
+    let mut parts = [0u64; 3];
+    for (n, part) in s.split(|&b| b == b'.').enumerate() {
+        if n == 3 || part.is_empty() || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut v = 0u64;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
+        parts[n] = v;
+    }
+    Some((parts[0], parts[1], parts[2]))
+}
+
+/// Byte equality, with the short lengths of attribute names, kinds and keys compared inline
+/// (a handful of loads) instead of through a `memcmp` call.
+#[inline(always)]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    match n {
+        0 => true,
+        // First, middle and last byte cover every byte of 1 to 3.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        // Two overlapping words cover every byte.
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[inline(always)]
+fn word4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// String equality through [`bytes_eq`].
+#[inline(always)]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    bytes_eq(a.as_bytes(), b.as_bytes())
+}
+
+/// Whether `haystack` contains `needle`. Attribute values are short, so a scan for the needle's
+/// first and last byte with an inline comparison of the rest beats setting up a general
+/// substring searcher on every call; long haystacks use the standard library's.
+#[inline]
+pub(crate) fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, _)) = n.split_first() else {
+        return true;
+    };
+    if h.len() < n.len() {
+        return false;
+    }
+    if h.len() > 64 {
+        return haystack.contains(needle);
+    }
+    let last = n[n.len() - 1];
+    (0..=h.len() - n.len())
+        .any(|i| h[i] == first && h[i + n.len() - 1] == last && bytes_eq(&h[i..i + n.len()], n))
+}
+
 /// A requirement operand of the `semver` operator.
 #[derive(Debug, Clone)]
 pub(crate) enum VersionRule {
@@ -63,10 +192,10 @@ impl VersionRule {
             .map_err(|e| format!("{s:?} is not a version requirement: {e}"))
     }
 
-    pub(crate) fn matches(&self, v: &semver::Version) -> bool {
+    pub(crate) fn matches(&self, v: &QuickVersion) -> bool {
         match self {
-            VersionRule::Exact(e) => e.cmp_precedence(v).is_eq(),
-            VersionRule::Req(r) => r.matches(v),
+            VersionRule::Exact(e) => v.cmp_precedence(e).is_eq(),
+            VersionRule::Req(r) => r.matches(&v.to_version()),
         }
     }
 }
@@ -104,8 +233,100 @@ mod tests {
     }
 
     #[test]
+    fn quick_versions_agree_with_the_general_parser() {
+        let strings = [
+            "0",
+            "1",
+            "2.1",
+            "1.2.3",
+            "10.20.30",
+            "0.0.0",
+            "01",
+            "1.02",
+            "1.2.03",
+            "1.2.3.4",
+            "",
+            ".",
+            "1.",
+            ".1",
+            "1..2",
+            "v1",
+            "1.2.3-beta",
+            "1.2-rc.1",
+            "1.2.3+build",
+            "1.2.3-0",
+            "18446744073709551615.0.0",
+            "18446744073709551616.0.0",
+            " 1.2.3",
+            "1.2.3 ",
+            "1 .2",
+            "+1.2.3",
+            "-1",
+            "1.2.x",
+            "١.٢.٣",
+        ];
+        let others = ["1.2.3", "1.2.3-beta", "1.2.4-0", "0.0.0", "2.0.0", "1.2.2"];
+        for s in strings {
+            let quick = QuickVersion::parse(s);
+            let full = parse_version(s);
+            assert_eq!(quick.is_some(), full.is_some(), "{s:?}");
+            let (Some(q), Some(f)) = (quick, full) else {
+                continue;
+            };
+            assert_eq!(*q.to_version(), f, "{s:?}");
+            for o in others {
+                let o = parse_version(o).unwrap();
+                assert_eq!(q.cmp_precedence(&o), f.cmp_precedence(&o), "{s:?} vs {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn inline_equality_and_search() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(str_eq(a, b), a == b, "{a:?} {b:?}");
+            }
+            let mut changed = a.to_owned().into_bytes();
+            for i in 0..changed.len() {
+                changed[i] ^= 1;
+                assert!(!bytes_eq(a.as_bytes(), &changed), "{a:?} at {i}");
+                changed[i] ^= 1;
+            }
+        }
+        let long = "x".repeat(70) + "needle";
+        for (h, n) in [
+            ("jo@example.com", "@example.com"),
+            ("jo@example.co", "@example.com"),
+            ("", ""),
+            ("a", ""),
+            ("", "a"),
+            ("aaa", "aa"),
+            ("abab", "bab"),
+            ("abcabd", "abd"),
+            ("abcabc", "abd"),
+            (long.as_str(), "needle"),
+            (long.as_str(), "needles"),
+            ("héllo wörld", "ö"),
+        ] {
+            assert_eq!(contains(h, n), h.contains(n), "{h:?} {n:?}");
+        }
+    }
+
+    #[test]
     fn version_rules() {
-        let v = parse_version("1.4.2").unwrap();
+        let v = QuickVersion::parse("1.4.2").unwrap();
         assert!(VersionRule::parse(">=1.2.0, <2").unwrap().matches(&v));
         assert!(VersionRule::parse("1.4.2").unwrap().matches(&v));
         assert!(!VersionRule::parse("1.4").unwrap().matches(&v));
@@ -117,7 +338,10 @@ mod tests {
     fn dates() {
         assert_eq!(parse_date(&json!(1000)), Some(1000.0));
         assert_eq!(parse_date(&json!("1970-01-01T00:00:01Z")), Some(1000.0));
-        assert_eq!(parse_date(&json!("1970-01-01T01:00:01+01:00")), Some(1000.0));
+        assert_eq!(
+            parse_date(&json!("1970-01-01T01:00:01+01:00")),
+            Some(1000.0)
+        );
         assert_eq!(parse_date(&json!("nope")), None);
         assert_eq!(parse_date(&json!(true)), None);
     }

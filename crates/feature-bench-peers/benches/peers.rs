@@ -1,0 +1,2 @@
+//! Criterion benchmarks of the peers (work in progress).
+fn main() {}

@@ -1,0 +1,93 @@
+//! Times scenarios (a)–(e) on feature, Yggdrasil and LaunchDarkly in one run and prints the
+//! medians and ratios as a Markdown table, after checking every engine's answers.
+//!
+//! ```text
+//! cargo run -p feature-bench-peers --release                 # every scenario
+//! cargo run -p feature-bench-peers --release -- a c d1       # some scenarios
+//! cargo run -p feature-bench-peers --release -- --quick      # fewer, shorter samples
+//! cargo run -p feature-bench-peers --release -- --profile feature d1 1000000
+//! ```
+//!
+//! `--profile ENGINE SCENARIO N` runs N evaluations and nothing else, for a profiler
+//! (`valgrind --tool=callgrind`, `perf record`).
+
+use feature_bench_peers::{
+    check, compare, runner, table, Feature, LaunchDarkly, Plan, Scenario, Yggdrasil,
+};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--profile") {
+        return profile(&args[1..]);
+    }
+    if let Err(e) = check() {
+        eprintln!("engines disagree with the scenarios: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut plan = Plan::default();
+    let mut scenarios = Vec::new();
+    for a in &args {
+        match a.as_str() {
+            "--quick" => {
+                plan.samples = 15;
+                plan.batch = Duration::from_millis(5);
+                plan.warm_up = Duration::from_millis(100);
+            }
+            s => {
+                match Scenario::parse(s) {
+                    Some(s) => scenarios.push(s),
+                    None => {
+                        eprintln!("unknown argument {s:?}: expected a, b, c, d1, d2, e, --quick or --profile");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+    }
+    if scenarios.is_empty() {
+        scenarios = Scenario::ALL.to_vec();
+    }
+    println!(
+        "All engines return the expected result in every scenario. Timing: {} samples of {:?} per engine, interleaved; medians.\n",
+        plan.samples, plan.batch
+    );
+    let rows = compare(&scenarios, plan);
+    print!("{}", table(&rows));
+    let missed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.met())
+        .map(|r| r.scenario.label())
+        .collect();
+    if missed.is_empty() {
+        println!("\nEvery target met.");
+    } else {
+        println!("\nTargets missed: {}", missed.join(", "));
+    }
+    ExitCode::SUCCESS
+}
+
+fn profile(args: &[String]) -> ExitCode {
+    let (Some(engine), Some(scenario), n) = (
+        args.first(),
+        args.get(1).and_then(|s| Scenario::parse(s)),
+        args.get(2)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(1_000_000),
+    ) else {
+        eprintln!("usage: --profile feature|yggdrasil|launchdarkly a|b|c|d1|d2|e [N]");
+        return ExitCode::FAILURE;
+    };
+    let t = match engine.as_str() {
+        "feature" => runner(&Feature::new(), scenario).run(n),
+        "yggdrasil" => runner(&Yggdrasil::new(), scenario).run(n),
+        "launchdarkly" => runner(&LaunchDarkly::new(), scenario).run(n),
+        other => {
+            eprintln!("unknown engine {other:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{n} evaluations in {t:?}");
+    ExitCode::SUCCESS
+}

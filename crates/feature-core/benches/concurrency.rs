@@ -1,0 +1,2 @@
+//! Concurrency benchmark (work in progress).
+fn main() {}
