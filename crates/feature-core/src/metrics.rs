@@ -55,3 +55,23 @@ pub trait Metrics: Send + Sync + 'static {
 pub struct NoopMetrics;
 
 impl Metrics for NoopMetrics {}
+
+/// The numbers a caching provider (Redis, ...) reports to health checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache since start.
+    pub hits: u64,
+    /// Lookups that had to go to the store behind the cache since start.
+    pub misses: u64,
+    /// Entries in the cache now.
+    pub size: usize,
+    /// The most entries the cache holds (0: unbounded).
+    pub max_size: usize,
+}
+
+/// A source of [`CacheStats`]: implemented by providers that keep a cache, read by health
+/// checks. Must be cheap (a few atomic loads): health endpoints call it on every request.
+pub trait CacheReport: Send + Sync + 'static {
+    /// The cache's numbers now.
+    fn cache_stats(&self) -> CacheStats;
+}

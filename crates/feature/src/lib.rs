@@ -40,6 +40,12 @@
 //! | feature | what it adds | status |
 //! |---|---|---|
 //! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
+//! | (default) | [`health`] (the health report and [`health::EvaluationStats`]), [`analytics`] (event pipeline, stdout and file exporters), [`metrics_config`] | available |
+//! | `prometheus` | [`prometheus`]: the plan's nine Prometheus metrics | available |
+//! | `otel` | `otel`: the same instruments through the OpenTelemetry metrics API | available |
+//! | `http-endpoints` | tower services for `/health` (and `/metrics` with `prometheus`) | available |
+//! | `webhook` | `analytics::webhook`: HTTP webhook exporter | available |
+//! | `kafka` | `analytics::kafka`: Kafka exporter (pure Rust client) | available |
 //!
 //! ## Modules
 //!
@@ -56,6 +62,15 @@ mod config;
 pub mod events;
 mod file;
 mod memory;
+
+pub mod analytics;
+pub mod health;
+pub mod metrics_config;
+#[cfg(feature = "otel")]
+pub mod otel;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+mod stripe;
 
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};
 pub use config::{parse_duration, Config, ConfigError, FileConfig, ProviderKind};

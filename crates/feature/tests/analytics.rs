@@ -1,0 +1,554 @@
+//! The analytics pipeline and its exporters: nothing lost on close, never blocking, sampling,
+//! redaction, batching, file rotation, webhook retries against a real local HTTP server.
+
+use async_trait::async_trait;
+use feature::analytics::{
+    AnalyticsEvent, AnalyticsExporter, AnalyticsPipeline, EventKind, ExportError, FileExporter,
+    PipelineConfig, Redaction, StdoutExporter,
+};
+use feature::{Client, Context, EventSink, Flag, MemoryProvider};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Keeps every batch it is given (a healthy exporter).
+#[derive(Clone, Default)]
+struct Collect {
+    batches: Arc<Mutex<Vec<Vec<AnalyticsEvent>>>>,
+}
+
+impl Collect {
+    fn events(&self) -> Vec<AnalyticsEvent> {
+        self.batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+    fn sizes(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    }
+}
+
+#[async_trait]
+impl AnalyticsExporter for Collect {
+    async fn export(&self, events: &[AnalyticsEvent]) -> Result<(), ExportError> {
+        self.batches.lock().unwrap().push(events.to_vec());
+        Ok(())
+    }
+}
+
+/// Never finishes an export (a dead endpoint without timeouts).
+struct Dead;
+
+#[async_trait]
+impl AnalyticsExporter for Dead {
+    async fn export(&self, _events: &[AnalyticsEvent]) -> Result<(), ExportError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+fn config(sample: f64) -> PipelineConfig {
+    PipelineConfig {
+        evaluation_sample_rate: sample,
+        ..PipelineConfig::default()
+    }
+}
+
+async fn client_with(pipeline: &AnalyticsPipeline) -> Client {
+    let flags = MemoryProvider::new();
+    flags.set_flag(Flag::boolean("beta", true));
+    Client::builder()
+        .provider(flags)
+        .events(pipeline.clone())
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_on_close_with_a_healthy_exporter() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(
+        sink.clone(),
+        PipelineConfig {
+            capacity: 100_000,
+            batch_size: 128,
+            flush_interval: Duration::from_secs(3600),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    let client = client_with(&pipeline).await;
+    let n = 20_000;
+    for i in 0..n {
+        let user = Context::new(format!("user-{i}"));
+        if i % 10 == 0 {
+            client.track(&user, "checkout", Some(serde_json::json!({"i": i})));
+        } else {
+            client.bool(&user, "beta", false);
+        }
+    }
+    client.close().await;
+    let events = sink.events();
+    assert_eq!(events.len(), n, "stats: {:?}", pipeline.stats());
+    let stats = pipeline.stats();
+    assert_eq!(
+        (stats.accepted, stats.dropped, stats.exported, stats.failed),
+        (n as u64, 0, n as u64, 0)
+    );
+    // In order, each one once.
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.user_key, format!("user-{i}"));
+        if i % 10 == 0 {
+            assert_eq!(e.kind, EventKind::Custom);
+            assert_eq!(e.event.as_deref(), Some("checkout"));
+            assert_eq!(e.data, Some(serde_json::json!({"i": i})));
+        } else {
+            assert_eq!(e.kind, EventKind::Evaluation);
+            assert_eq!(e.flag_key, "beta");
+            assert_eq!(e.value, serde_json::json!(true));
+        }
+    }
+    assert!(sink.sizes().iter().all(|&s| s <= 128));
+    // After close, events are dropped and counted, never queued.
+    client.track(&Context::new("late"), "after-close", None);
+    pipeline.track(&Context::new("late"), "after-close", None);
+    assert_eq!(pipeline.stats().dropped, 2);
+}
+
+#[tokio::test]
+async fn experiments_and_custom_events_survive_sampling() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(sink.clone(), config(0.0)).unwrap();
+    let user = Context::new("u1");
+    let value = serde_json::json!("b");
+    let base = feature::EvaluationEvent {
+        key: "plain",
+        context: &user,
+        value: &value,
+        variation: Some(1),
+        reason: feature::ReasonKind::Fallthrough,
+        rule_id: None,
+        in_experiment: false,
+        error: None,
+        prerequisite_key: None,
+    };
+    for _ in 0..1000 {
+        pipeline.evaluation(&base);
+    }
+    for _ in 0..7 {
+        pipeline.evaluation(&feature::EvaluationEvent {
+            key: "exp",
+            in_experiment: true,
+            rule_id: Some("r1"),
+            ..base
+        });
+    }
+    pipeline.track(&user, "clicked", None);
+    pipeline.close().await;
+    let events = sink.events();
+    assert_eq!(events.len(), 8);
+    assert!(events[..7]
+        .iter()
+        .all(|e| e.flag_key == "exp" && e.in_experiment && e.rule_id.as_deref() == Some("r1")));
+    assert_eq!(events[7].event.as_deref(), Some("clicked"));
+}
+
+#[tokio::test]
+async fn sampling_keeps_about_the_configured_share() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(
+        sink.clone(),
+        PipelineConfig {
+            capacity: 100_000,
+            ..config(0.25)
+        },
+    )
+    .unwrap();
+    let user = Context::new("u1");
+    let value = serde_json::json!(true);
+    let e = feature::EvaluationEvent {
+        key: "k",
+        context: &user,
+        value: &value,
+        variation: Some(1),
+        reason: feature::ReasonKind::Fallthrough,
+        rule_id: None,
+        in_experiment: false,
+        error: None,
+        prerequisite_key: None,
+    };
+    for _ in 0..40_000 {
+        pipeline.evaluation(&e);
+    }
+    pipeline.close().await;
+    let kept = sink.events().len();
+    // 10 000 expected; a binomial spread is ~87: these bounds are very generous.
+    assert!((9_000..=11_000).contains(&kept), "kept {kept}");
+}
+
+#[test]
+fn a_dead_exporter_never_slows_evaluation() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pipeline = AnalyticsPipeline::start(
+        Dead,
+        PipelineConfig {
+            capacity: 64,
+            batch_size: 16,
+            close_timeout: Duration::from_millis(200),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    let client = rt.block_on(client_with(&pipeline));
+    let user = Context::new("u1");
+    let n = 200_000u64;
+    let started = Instant::now();
+    for _ in 0..n {
+        assert!(client.bool(&user, "beta", false));
+    }
+    let took = started.elapsed();
+    let stats = pipeline.stats();
+    assert_eq!(stats.accepted + stats.dropped, n);
+    // The queue holds 64 and the worker holds one batch it cannot deliver: the rest is dropped.
+    assert!(stats.accepted <= 64 + 16, "{stats:?}");
+    // A blocked evaluation would never finish; a generous bound for a slow CI machine.
+    assert!(
+        took < Duration::from_secs(20),
+        "200k evaluations took {took:?}"
+    );
+    // close() gives up after close_timeout instead of hanging the application.
+    let started = Instant::now();
+    rt.block_on(client.close());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn batches_by_size_and_by_time() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(
+        sink.clone(),
+        PipelineConfig {
+            batch_size: 10,
+            flush_interval: Duration::from_millis(100),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    for i in 0..25 {
+        pipeline.track(&Context::new(format!("u{i}")), "e", None);
+    }
+    // The last 5 go out when the interval passes, without flush or close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.events().len() < 25 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.sizes(), [10, 10, 5]);
+    pipeline.close().await;
+}
+
+#[tokio::test]
+async fn flush_delivers_without_closing() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(
+        sink.clone(),
+        PipelineConfig {
+            flush_interval: Duration::from_secs(3600),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    pipeline.track(&Context::new("a"), "e", None);
+    pipeline.flush().await;
+    assert_eq!(sink.events().len(), 1);
+    pipeline.track(&Context::new("b"), "e", None);
+    pipeline.close().await;
+    assert_eq!(sink.events().len(), 2);
+}
+
+#[tokio::test]
+async fn private_attributes_are_redacted_unless_allowed() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(
+        sink.clone(),
+        PipelineConfig {
+            redaction: Redaction::default().allow("ip").private("plan"),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    let user = Context::new("u1")
+        .with_email("jo@example.com")
+        .with_ip("192.0.2.7")
+        .with_attribute("plan", "pro")
+        .with_country("FR");
+    pipeline.track(&user, "e", None);
+    pipeline.close().await;
+    let e = &sink.events()[0];
+    let text = serde_json::to_string(e).unwrap();
+    assert!(
+        !text.contains("jo@example.com") && !text.contains("\"pro\""),
+        "{text}"
+    );
+    let ctx = e.context.as_ref().unwrap();
+    assert_eq!(ctx["ip"], "192.0.2.7");
+    assert_eq!(ctx["country"], "FR");
+    assert_eq!(ctx["key"], "u1");
+
+    // Without configuration, e-mail and IP are both private.
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(sink.clone(), config(1.0)).unwrap();
+    pipeline.track(&user, "e", None);
+    pipeline.close().await;
+    let text = serde_json::to_string(&sink.events()[0]).unwrap();
+    assert!(
+        !text.contains("jo@example.com") && !text.contains("192.0.2.7"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_settings_are_rejected() {
+    for c in [
+        PipelineConfig {
+            capacity: 0,
+            ..config(1.0)
+        },
+        PipelineConfig {
+            batch_size: 0,
+            ..config(1.0)
+        },
+        config(1.5),
+        config(-0.1),
+    ] {
+        assert!(AnalyticsPipeline::start(Collect::default(), c).is_err());
+    }
+}
+
+fn event(i: usize) -> AnalyticsEvent {
+    AnalyticsEvent {
+        kind: EventKind::Evaluation,
+        timestamp: chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 1000).unwrap(),
+        flag_key: format!("flag-{}", i % 7),
+        user_key: format!("user-{i}"),
+        value: serde_json::json!(i % 2 == 0),
+        variation_idx: Some(i % 2),
+        reason: Some(feature::ReasonKind::RuleMatch),
+        rule_id: Some("r".into()),
+        in_experiment: i % 3 == 0,
+        context: None,
+        event: None,
+        data: None,
+    }
+}
+
+#[tokio::test]
+async fn file_exporter_writes_json_lines_and_rotates_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let exporter = FileExporter::new(&path).max_bytes(4096).max_files(3);
+    let all: Vec<AnalyticsEvent> = (0..400).map(event).collect();
+    for chunk in all.chunks(10) {
+        exporter.export(chunk).await.unwrap();
+    }
+    exporter.close().await.unwrap();
+    assert!(matches!(
+        exporter.export(&all[..1]).await,
+        Err(ExportError::Closed(_))
+    ));
+    // The current file and three rotated ones, each within the limit; older ones deleted.
+    let mut read = Vec::new();
+    for name in [
+        "events.jsonl.3",
+        "events.jsonl.2",
+        "events.jsonl.1",
+        "events.jsonl",
+    ] {
+        let p = dir.path().join(name);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.len() <= 4096, "{name}: {} bytes", text.len());
+        read.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<AnalyticsEvent>(l).unwrap()),
+        );
+    }
+    assert!(!dir.path().join("events.jsonl.4").exists());
+    // What is kept is the newest events, in order, without gaps.
+    let start = all.len() - read.len();
+    assert!(start > 0);
+    assert_eq!(read, all[start..]);
+}
+
+#[tokio::test]
+async fn stdout_exporter_accepts_batches() {
+    StdoutExporter::new().export(&[event(1)]).await.unwrap();
+}
+
+#[cfg(feature = "webhook")]
+mod webhook {
+    use super::*;
+    use bytes::Bytes;
+    use feature::analytics::webhook::{HttpExporter, RetryPolicy};
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A real HTTP server on 127.0.0.1 answering `statuses` in turn (then the last forever),
+    /// keeping the bodies it answered 2xx to.
+    struct Server {
+        url: String,
+        requests: Arc<AtomicUsize>,
+        delivered: Arc<Mutex<Vec<Vec<AnalyticsEvent>>>>,
+    }
+
+    async fn server(statuses: Vec<u16>, delay: Duration) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let (r, d) = (requests.clone(), delivered.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (r, d, statuses) = (r.clone(), d.clone(), statuses.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (r, d, statuses) = (r.clone(), d.clone(), statuses.clone());
+                        async move {
+                            let n = r.fetch_add(1, Ordering::SeqCst);
+                            let status = *statuses.get(n).or(statuses.last()).unwrap();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            tokio::time::sleep(delay).await;
+                            if (200..300).contains(&status) {
+                                let events: Vec<AnalyticsEvent> =
+                                    serde_json::from_slice(&body).unwrap();
+                                d.lock().unwrap().push(events);
+                            }
+                            let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Server {
+            url,
+            requests,
+            delivered,
+        }
+    }
+
+    fn quick_retries(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            initial_backoff: Duration::from_millis(10),
+            multiplier: 2.0,
+            max_backoff: Duration::from_millis(50),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_endpoint_loses_nothing_before_the_retry_budget_is_spent() {
+        let s = server(vec![503, 500, 429, 200], Duration::ZERO).await;
+        let exporter = HttpExporter::new(&s.url).unwrap().retry(quick_retries(4));
+        let batch: Vec<AnalyticsEvent> = (0..50).map(event).collect();
+        exporter.export(&batch).await.unwrap();
+        assert_eq!(s.requests.load(Ordering::SeqCst), 4);
+        assert_eq!(*s.delivered.lock().unwrap(), vec![batch]);
+    }
+
+    #[tokio::test]
+    async fn the_batch_fails_once_every_attempt_is_spent() {
+        let s = server(vec![503], Duration::ZERO).await;
+        let exporter = HttpExporter::new(&s.url).unwrap().retry(quick_retries(3));
+        let err = exporter.export(&[event(1)]).await.unwrap_err();
+        assert!(
+            matches!(err, ExportError::Delivery { attempts: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(s.requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried() {
+        let s = server(vec![400], Duration::ZERO).await;
+        let exporter = HttpExporter::new(&s.url).unwrap().retry(quick_retries(5));
+        let err = exporter.export(&[event(1)]).await.unwrap_err();
+        assert!(
+            matches!(err, ExportError::Delivery { attempts: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(s.requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn slow_answers_time_out_and_are_retried() {
+        // The server answers after 2 s; each attempt gives up after 100 ms.
+        let s = server(vec![200], Duration::from_secs(2)).await;
+        let exporter = HttpExporter::new(&s.url)
+            .unwrap()
+            .timeout(Duration::from_millis(100))
+            .retry(quick_retries(2));
+        let err = exporter.export(&[event(1)]).await.unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert_eq!(s.requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_retried_then_reported() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let exporter = HttpExporter::new(&format!("http://127.0.0.1:{port}/e"))
+            .unwrap()
+            .retry(quick_retries(3));
+        let err = exporter.export(&[event(1)]).await.unwrap_err();
+        assert!(
+            matches!(err, ExportError::Delivery { attempts: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pipeline_through_the_webhook_delivers_every_event() {
+        let s = server(vec![503, 200], Duration::ZERO).await;
+        let exporter = HttpExporter::new(&s.url).unwrap().retry(quick_retries(5));
+        let pipeline = AnalyticsPipeline::start(
+            exporter,
+            PipelineConfig {
+                batch_size: 100,
+                ..config(1.0)
+            },
+        )
+        .unwrap();
+        for i in 0..1000 {
+            pipeline.track(&Context::new(format!("u{i}")), "e", None);
+        }
+        pipeline.close().await;
+        let got: Vec<String> = s
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|e| e.user_key.clone())
+            .collect();
+        let want: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
+        assert_eq!(got, want);
+        assert_eq!(pipeline.stats().exported, 1000);
+    }
+}
