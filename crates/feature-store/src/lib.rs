@@ -10,6 +10,7 @@
 //! | [`diff`], [`push`] | synchronising a flag document into any [`FlagStore`] |
 //! | [`Rows`] | stored rows → snapshot, skipping (and reporting by key) rows that cannot be used |
 //! | [`disk`] | the last-snapshot and bootstrap files used when the store is down at start |
+//! | [`testing`] | a recording sink and counting metrics, for testing providers against real stores |
 //!
 //! This crate has no crate features and no I/O dependency besides the file system and tokio
 //! timers; applications normally reach it through `feature::postgres` / `feature::redis`.
@@ -48,6 +49,7 @@ pub mod disk;
 mod push;
 mod rows;
 mod sync;
+pub mod testing;
 mod write;
 
 pub use backoff::Backoff;

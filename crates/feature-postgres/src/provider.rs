@@ -1,0 +1,306 @@
+//! The provider: follows the table with LISTEN/NOTIFY.
+
+use crate::store::{all_rows, decode_row, Db};
+use crate::PostgresError;
+use async_trait::async_trait;
+use feature_core::metrics::Metrics;
+use feature_core::provider::{Provider, ProviderError, ProviderStatus, Sink};
+use feature_store::{Event, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider};
+use serde::Deserialize;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+fn backend(operation: &'static str) -> impl FnOnce(sqlx::Error) -> ProviderError {
+    move |e| ProviderError::Backend {
+        provider: "postgres",
+        operation,
+        source: Box::new(e),
+    }
+}
+
+/// The PostgreSQL side of the provider engine.
+#[derive(Debug)]
+pub struct PgSource {
+    db: Arc<Db>,
+    timeout: Duration,
+}
+
+/// A live listening connection; dropping it stops the listener.
+#[derive(Debug)]
+pub struct PgSession {
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    kind: Option<String>,
+    key: Option<String>,
+    revision: Option<u64>,
+}
+
+fn parse_notice(payload: &str) -> Event {
+    match serde_json::from_str::<Payload>(payload) {
+        Ok(Payload {
+            kind: Some(kind),
+            key: Some(key),
+            revision,
+        }) => match ItemKind::parse(&kind) {
+            Some(kind) => Event::Changed(Notice {
+                kind,
+                key,
+                revision,
+            }),
+            None => Event::Resync,
+        },
+        // `{"resync": true}` (TRUNCATE) and anything unexpected: reload everything.
+        _ => Event::Resync,
+    }
+}
+
+#[async_trait]
+impl Source for PgSource {
+    type Session = PgSession;
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn origin(&self) -> String {
+        format!("postgres:{}", self.db.sql.table)
+    }
+
+    async fn connect(&self) -> Result<(PgSession, mpsc::Receiver<Event>), ProviderError> {
+        self.db.ensure_schema().await.map_err(backend("migrate"))?;
+        // A pool of one for the listener alone, so that its connection never serves queries.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.timeout)
+            .connect_with(self.db.options.clone())
+            .await
+            .map_err(backend("listen"))?;
+        let mut listener = PgListener::connect_with(&pool)
+            .await
+            .map_err(backend("listen"))?;
+        listener.eager_reconnect(false);
+        listener.ignore_pool_close_event(true);
+        listener
+            .listen(&self.db.sql.table.channel())
+            .await
+            .map_err(backend("listen"))?;
+        let (tx, rx) = mpsc::channel(1024);
+        let task = tokio::spawn(async move {
+            let _pool = pool;
+            loop {
+                let event = match listener.try_recv().await {
+                    Ok(Some(n)) => parse_notice(n.payload()),
+                    Ok(None) => Event::Lost(ProviderError::Backend {
+                        provider: "postgres",
+                        operation: "listen",
+                        source: "connection lost".into(),
+                    }),
+                    Err(e) => Event::Lost(backend("listen")(e)),
+                };
+                let lost = matches!(event, Event::Lost(_));
+                if tx.send(event).await.is_err() || lost {
+                    return;
+                }
+            }
+        });
+        Ok((PgSession { listener: task }, rx))
+    }
+
+    async fn load_all(
+        &self,
+        _session: &mut PgSession,
+        _metrics: &dyn Metrics,
+    ) -> Result<Loaded, ProviderError> {
+        let mut tx = self.db.pool.begin().await.map_err(backend("load"))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend("load"))?;
+        let revision: i64 = sqlx::query_scalar(&self.db.sql.revision)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend("load"))?;
+        let rows = all_rows(&self.db.sql, &mut *tx).await;
+        let rows = rows.map_err(backend("load"))?;
+        tx.commit().await.map_err(backend("load"))?;
+        Ok(Loaded {
+            rows,
+            revision: Some(revision.max(0) as u64),
+        })
+    }
+
+    async fn load_keys(
+        &self,
+        _session: &mut PgSession,
+        keys: &[(ItemKind, String)],
+        _metrics: &dyn Metrics,
+    ) -> Result<Vec<(ItemKind, String, Option<Row>)>, ProviderError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for kind in [ItemKind::Segment, ItemKind::Flag] {
+            let wanted: Vec<String> = keys
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, key)| key.clone())
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let found = sqlx::query(&self.db.sql.item(kind).some)
+                .bind(&wanted)
+                .fetch_all(&self.db.pool)
+                .await
+                .map_err(backend("update"))?;
+            let mut rows = std::collections::HashMap::new();
+            for r in &found {
+                let row = decode_row(kind, r).map_err(backend("update"))?;
+                rows.insert(row.key.clone(), row);
+            }
+            for key in wanted {
+                let row = rows.remove(&key);
+                out.push((kind, key, row));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revision(&self, _session: &mut PgSession) -> Result<Option<u64>, ProviderError> {
+        let r: i64 = sqlx::query_scalar(&self.db.sql.revision)
+            .fetch_one(&self.db.pool)
+            .await
+            .map_err(backend("revision"))?;
+        Ok(Some(r.max(0) as u64))
+    }
+}
+
+/// Flags from a PostgreSQL table, kept current with LISTEN/NOTIFY. See the [crate docs](crate).
+#[derive(Debug)]
+pub struct PostgresProvider {
+    inner: SyncProvider<PgSource>,
+}
+
+impl PostgresProvider {
+    /// A provider for `url` with the defaults (table `feature_flags`).
+    pub fn new(url: &str) -> Result<PostgresProvider, PostgresError> {
+        PostgresProvider::builder(url).build()
+    }
+
+    /// A builder, to set the table, timeouts and fallbacks.
+    pub fn builder(url: impl Into<String>) -> PostgresBuilder {
+        PostgresBuilder {
+            url: url.into(),
+            table: crate::DEFAULT_TABLE.to_owned(),
+            options: SyncOptions::default(),
+        }
+    }
+
+    /// The engine's settings.
+    pub fn options(&self) -> &SyncOptions {
+        self.inner.options()
+    }
+}
+
+#[async_trait]
+impl Provider for PostgresProvider {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        self.inner.start(sink).await
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.inner.status()
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+        self.inner.source().db.pool.close().await;
+    }
+}
+
+/// Builds a [`PostgresProvider`].
+#[derive(Debug, Clone)]
+pub struct PostgresBuilder {
+    url: String,
+    table: String,
+    options: SyncOptions,
+}
+
+impl PostgresBuilder {
+    /// The flag table (default `feature_flags`; see [`TableName`](crate::TableName)).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// How long `start` tries the database before falling back (default 5 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.options.start_timeout = timeout;
+        self
+    }
+
+    /// Time limit of each later operation (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// How often the audit log's last revision is checked for missed changes (default 30 s).
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.options.refresh_interval = every;
+        self
+    }
+
+    /// Reconnection delays: from `initial`, doubling, capped at `max`, with jitter
+    /// (default 200 ms to 30 s).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.options.backoff_initial = initial;
+        self.options.backoff_max = max;
+        self
+    }
+
+    /// Writes the last good flags to `path` and serves them when the database is down at start.
+    pub fn snapshot_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.snapshot_path = Some(path.into());
+        self
+    }
+
+    /// Serves this flag file when the database is down at start and no snapshot exists.
+    pub fn bootstrap_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.bootstrap_file = Some(path.into());
+        self
+    }
+
+    /// All engine settings at once.
+    pub fn options(mut self, options: SyncOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks the URL and table name; connects only when started.
+    pub fn build(self) -> Result<PostgresProvider, PostgresError> {
+        let db = Db::new(&self.url, &self.table, 2, self.options.timeout)?;
+        Ok(PostgresProvider {
+            inner: SyncProvider::new(
+                PgSource {
+                    db: Arc::new(db),
+                    timeout: self.options.timeout,
+                },
+                self.options,
+            ),
+        })
+    }
+}
