@@ -46,6 +46,9 @@
 //! | `http-endpoints` | tower services for `/health` (and `/metrics` with `prometheus`) | available |
 //! | `webhook` | `analytics::webhook`: HTTP webhook exporter | available |
 //! | `kafka` | `analytics::kafka`: Kafka exporter (pure Rust client) | available |
+//! | (default) | [`scope`], [`RequestFlags`] and the free functions [`bool()`], [`string()`], [`int()`], [`float()`], [`json()`], [`variation()`], [`current_context()`]: flags for the request being served | available |
+//! | `http` | `middleware::http`: tower/axum/hyper layer with the axum `Flags` extractor | available |
+//! | `grpc` | `middleware::grpc`: tonic layer and interceptor | available |
 //!
 //! ## Modules
 //!
@@ -62,6 +65,9 @@ mod config;
 pub mod events;
 mod file;
 mod memory;
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub mod middleware;
+mod request;
 
 pub mod analytics;
 pub mod health;
@@ -82,3 +88,6 @@ pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, P
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
 pub use file::FileProvider;
 pub use memory::MemoryProvider;
+pub use request::{
+    bool, current_context, current_flags, float, int, json, scope, string, variation, RequestFlags,
+};
