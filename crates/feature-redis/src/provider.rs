@@ -1,0 +1,491 @@
+//! The provider: follows the hash through pub/sub, optionally as a read-through cache.
+
+use crate::keys::{decode, Envelope, Keys, FILL};
+use crate::store::{read_all, Conn};
+use crate::RedisError;
+use async_trait::async_trait;
+use feature_core::metrics::Metrics;
+use feature_core::provider::{Provider, ProviderError, ProviderStatus, Sink};
+use feature_store::{
+    Event, FlagStore, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider,
+};
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::Script;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+fn backend(operation: &'static str) -> impl FnOnce(redis::RedisError) -> ProviderError {
+    move |e| ProviderError::Backend {
+        provider: "redis",
+        operation,
+        source: Box::new(e),
+    }
+}
+
+/// Cache counters of a provider used as a cache, for health and dashboards. The counters are
+/// the same events reported to `Metrics::record_cache_hit` / `record_cache_miss`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CacheStats {
+    /// Flag definitions the provider read from Redis.
+    pub hits: u64,
+    /// Flag definitions Redis did not have, read from the origin instead.
+    pub misses: u64,
+    /// Items (flags and segments) the cache held at the last full read; 0 when empty.
+    pub size: u64,
+    /// Whether the cache was filled at the last read.
+    pub filled: bool,
+}
+
+impl CacheStats {
+    /// `hits / (hits + misses)`, or 1 when nothing was read yet.
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            1.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    size: AtomicU64,
+    filled: AtomicBool,
+}
+
+/// The Redis side of the provider engine.
+pub struct RedisSource {
+    conn: Conn,
+    keys: Keys,
+    origin: Option<Arc<dyn FlagStore>>,
+    ttl: Option<Duration>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for RedisSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSource")
+            .field("prefix", &self.keys.prefix)
+            .field("origin", &self.origin.as_ref().map(|o| o.name()))
+            .finish()
+    }
+}
+
+/// A live connection and subscription; dropping it unsubscribes.
+pub struct RedisSession {
+    conn: MultiplexedConnection,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RedisSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSession").finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisSession {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    kind: String,
+    key: String,
+    revision: Option<u64>,
+}
+
+fn parse_notice(payload: &str) -> Event {
+    match serde_json::from_str::<Payload>(payload) {
+        Ok(p) => match ItemKind::parse(&p.kind) {
+            Some(kind) => Event::Changed(Notice {
+                kind,
+                key: p.key,
+                revision: p.revision,
+            }),
+            None => Event::Resync,
+        },
+        Err(_) => Event::Resync,
+    }
+}
+
+fn origin_err(e: feature_store::WriteError) -> ProviderError {
+    ProviderError::Backend {
+        provider: "redis",
+        operation: "origin",
+        source: Box::new(e),
+    }
+}
+
+impl RedisSource {
+    fn hit(&self, metrics: &dyn Metrics, rows: &[Row]) {
+        for r in rows.iter().filter(|r| r.kind == ItemKind::Flag) {
+            metrics.record_cache_hit(&r.key);
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn miss(&self, metrics: &dyn Metrics, keys: impl Iterator<Item = String>) {
+        for k in keys {
+            metrics.record_cache_miss(&k);
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Fills the empty cache with the origin's rows (unless a change raced with the read).
+    async fn fill(
+        &self,
+        c: &mut MultiplexedConnection,
+        epoch: &str,
+        rows: &[Row],
+    ) -> Result<i64, redis::RedisError> {
+        let script = Script::new(FILL);
+        let mut inv = script.prepare_invoke();
+        inv.key(&self.keys.flags)
+            .key(&self.keys.segments)
+            .key(&self.keys.revs)
+            .key(&self.keys.version)
+            .key(&self.keys.fill)
+            .arg(epoch)
+            .arg(self.ttl.map(|t| t.as_millis() as u64).unwrap_or(0));
+        for r in rows {
+            inv.arg(r.kind.as_str())
+                .arg(&r.key)
+                .arg(Envelope::of_row(r).to_json())
+                .arg(r.version);
+        }
+        inv.invoke_async(c).await
+    }
+}
+
+#[async_trait]
+impl Source for RedisSource {
+    type Session = RedisSession;
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn origin(&self) -> String {
+        format!("redis:{}", self.keys.prefix)
+    }
+
+    async fn connect(&self) -> Result<(RedisSession, mpsc::Receiver<Event>), ProviderError> {
+        let conn = self
+            .conn
+            .client
+            .get_multiplexed_async_connection_with_config(&self.conn.config())
+            .await
+            .map_err(backend("connect"))?;
+        let mut pubsub = self
+            .conn
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(backend("subscribe"))?;
+        pubsub
+            .subscribe(&self.keys.channel)
+            .await
+            .map_err(backend("subscribe"))?;
+        let (tx, rx) = mpsc::channel(1024);
+        let reader = tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            while let Some(msg) = messages.next().await {
+                let event = match msg.get_payload::<String>() {
+                    Ok(p) => parse_notice(&p),
+                    Err(_) => Event::Resync,
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Event::Lost(ProviderError::Backend {
+                    provider: "redis",
+                    operation: "subscribe",
+                    source: "connection lost".into(),
+                }))
+                .await;
+        });
+        Ok((RedisSession { conn, reader }, rx))
+    }
+
+    async fn load_all(
+        &self,
+        session: &mut RedisSession,
+        metrics: &dyn Metrics,
+    ) -> Result<Loaded, ProviderError> {
+        let Some(origin) = &self.origin else {
+            let (revision, rows) = read_all(&mut session.conn, &self.keys)
+                .await
+                .map_err(backend("load"))?;
+            return Ok(Loaded { rows, revision });
+        };
+        let epoch: Option<String> = redis::cmd("GET")
+            .arg(&self.keys.fill)
+            .query_async(&mut session.conn)
+            .await
+            .map_err(backend("load"))?;
+        let (revision, rows) = read_all(&mut session.conn, &self.keys)
+            .await
+            .map_err(backend("load"))?;
+        if revision.is_some() {
+            self.hit(metrics, &rows);
+            self.counters
+                .size
+                .store(rows.len() as u64, Ordering::Relaxed);
+            self.counters.filled.store(true, Ordering::Relaxed);
+            return Ok(Loaded { rows, revision });
+        }
+        // Cache empty (never filled, expired or flushed): read the origin and fill.
+        self.counters.filled.store(false, Ordering::Relaxed);
+        let rows = origin.rows().await.map_err(origin_err)?;
+        self.miss(
+            metrics,
+            rows.iter()
+                .filter(|r| r.kind == ItemKind::Flag)
+                .map(|r| r.key.clone()),
+        );
+        let epoch = epoch.unwrap_or_else(|| "0".into());
+        match self.fill(&mut session.conn, &epoch, &rows).await {
+            Ok(v) if v > 0 => {
+                self.counters
+                    .size
+                    .store(rows.len() as u64, Ordering::Relaxed);
+                self.counters.filled.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => return Err(backend("fill")(e)),
+        }
+        // No revision: the next periodic check reads the cache again.
+        Ok(Loaded {
+            rows,
+            revision: None,
+        })
+    }
+
+    async fn load_keys(
+        &self,
+        session: &mut RedisSession,
+        keys: &[(ItemKind, String)],
+        metrics: &dyn Metrics,
+    ) -> Result<Vec<(ItemKind, String, Option<Row>)>, ProviderError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().exists(&self.keys.version);
+        for (kind, key) in keys {
+            pipe.hget(self.keys.hash(*kind), key);
+        }
+        let out: Vec<redis::Value> = pipe
+            .query_async(&mut session.conn)
+            .await
+            .map_err(backend("update"))?;
+        let filled = out
+            .first()
+            .and_then(|v| redis::from_redis_value::<bool>(v).ok())
+            .unwrap_or(false);
+        if self.origin.is_some() && !filled {
+            // The cache is empty: these items come from the origin.
+            let mut rows = Vec::with_capacity(keys.len());
+            if let Some(origin) = &self.origin {
+                for (kind, key) in keys {
+                    let row = origin.row(*kind, key).await.map_err(origin_err)?;
+                    if *kind == ItemKind::Flag {
+                        self.miss(metrics, std::iter::once(key.clone()));
+                    }
+                    rows.push((*kind, key.clone(), row));
+                }
+            }
+            return Ok(rows);
+        }
+        let mut rows = Vec::with_capacity(keys.len());
+        for ((kind, key), v) in keys.iter().zip(out.iter().skip(1)) {
+            let raw: Option<String> = redis::from_redis_value(v).map_err(backend("update"))?;
+            // In a filled cache an absent item is a deleted one: Redis answered either way.
+            if self.origin.is_some() && *kind == ItemKind::Flag {
+                metrics.record_cache_hit(key);
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            }
+            rows.push((*kind, key.clone(), raw.map(|raw| decode(*kind, key, &raw))));
+        }
+        Ok(rows)
+    }
+
+    async fn revision(&self, session: &mut RedisSession) -> Result<Option<u64>, ProviderError> {
+        redis::cmd("GET")
+            .arg(&self.keys.version)
+            .query_async(&mut session.conn)
+            .await
+            .map_err(backend("revision"))
+    }
+}
+
+/// Flags from a Redis hash, kept current with pub/sub; optionally a read-through cache in front
+/// of another store. See the [crate docs](crate).
+#[derive(Debug)]
+pub struct RedisProvider {
+    inner: SyncProvider<RedisSource>,
+}
+
+impl RedisProvider {
+    /// A provider for `url` with the defaults (prefix `feature`, no origin).
+    pub fn new(url: &str) -> Result<RedisProvider, RedisError> {
+        RedisProvider::builder(url).build()
+    }
+
+    /// A builder, to set the prefix, an origin, timeouts and fallbacks.
+    pub fn builder(url: impl Into<String>) -> RedisBuilder {
+        RedisBuilder {
+            url: url.into(),
+            prefix: crate::DEFAULT_PREFIX.to_owned(),
+            origin: None,
+            ttl: Some(Duration::from_secs(300)),
+            options: SyncOptions::default(),
+        }
+    }
+
+    /// The cache counters and size, when the provider is a cache in front of an origin.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        let s = self.inner.source();
+        s.origin.as_ref()?;
+        let c = &s.counters;
+        Some(CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            size: c.size.load(Ordering::Relaxed),
+            filled: c.filled.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.source().keys
+    }
+}
+
+#[async_trait]
+impl Provider for RedisProvider {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        self.inner.start(sink).await
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.inner.status()
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+/// Builds a [`RedisProvider`].
+#[derive(Clone)]
+pub struct RedisBuilder {
+    url: String,
+    prefix: String,
+    origin: Option<Arc<dyn FlagStore>>,
+    ttl: Option<Duration>,
+    options: SyncOptions,
+}
+
+impl std::fmt::Debug for RedisBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBuilder")
+            .field("prefix", &self.prefix)
+            .field("origin", &self.origin.as_ref().map(|o| o.name()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBuilder {
+    /// The key prefix (default `feature`; see [`Keys`]).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Makes Redis a read-through cache in front of `origin` (e.g. a `PostgresStore`): an
+    /// empty cache is filled from the origin, and hits and misses are counted.
+    pub fn cache_for(mut self, origin: Arc<dyn FlagStore>) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// How long a filled cache lives (default 5 minutes; `None`: until flushed). Changes made
+    /// through [`CachedStore`](crate::CachedStore) are written through at once; the TTL bounds
+    /// how long changes made to the origin by other means stay invisible.
+    pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long `start` tries Redis before falling back (default 5 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.options.start_timeout = timeout;
+        self
+    }
+
+    /// Time limit of each later operation (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// How often the version counter is checked for missed changes (default 30 s).
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.options.refresh_interval = every;
+        self
+    }
+
+    /// Reconnection delays: from `initial`, doubling, capped at `max`, with jitter
+    /// (default 200 ms to 30 s).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.options.backoff_initial = initial;
+        self.options.backoff_max = max;
+        self
+    }
+
+    /// Writes the last good flags to `path` and serves them when Redis is down at start.
+    pub fn snapshot_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.snapshot_path = Some(path.into());
+        self
+    }
+
+    /// Serves this flag file when Redis is down at start and no snapshot exists.
+    pub fn bootstrap_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.bootstrap_file = Some(path.into());
+        self
+    }
+
+    /// All engine settings at once.
+    pub fn options(mut self, options: SyncOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks the URL and prefix; connects only when started.
+    pub fn build(self) -> Result<RedisProvider, RedisError> {
+        let source = RedisSource {
+            conn: Conn::new(&self.url, self.options.timeout)?,
+            keys: Keys::new(&self.prefix)?,
+            origin: self.origin,
+            ttl: self.ttl.filter(|t| !t.is_zero()),
+            counters: Arc::new(Counters::default()),
+        };
+        Ok(RedisProvider {
+            inner: SyncProvider::new(source, self.options),
+        })
+    }
+}

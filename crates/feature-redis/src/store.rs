@@ -1,0 +1,709 @@
+//! The write API on Redis, and write-through into a Redis cache in front of another store.
+
+use crate::keys::{decode, Envelope, Keys, APPLY, CAS};
+use crate::RedisError;
+use async_trait::async_trait;
+use feature_core::model::{Flag, Segment};
+use feature_store::{
+    check_name, flag_definition, now_rfc3339, segment_definition, validate_flag, validate_segment,
+    FlagStore, HistoryEntry, ItemKind, Row, WriteError, Written,
+};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Script};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How many audit entries the stream keeps (approximately).
+pub const AUDIT_MAX_LEN: usize = 10_000;
+
+/// How many times a read-modify-write is retried when another writer got in between.
+const RETRIES: usize = 32;
+
+pub(crate) fn store_err(operation: &'static str) -> impl FnOnce(redis::RedisError) -> WriteError {
+    move |e| WriteError::Store {
+        store: "redis",
+        operation,
+        source: Box::new(e),
+    }
+}
+
+/// Whether an error means the connection died before the command ran.
+fn dropped(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<redis::RedisError>()
+        .is_some_and(|e| e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error())
+}
+
+/// A lazily (re)connected multiplexed connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    cached: Mutex<Option<MultiplexedConnection>>,
+    pub(crate) timeout: Duration,
+}
+
+impl Conn {
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Conn, RedisError> {
+        Ok(Conn {
+            client: Client::open(url).map_err(RedisError::InvalidUrl)?,
+            cached: Mutex::new(None),
+            timeout,
+        })
+    }
+
+    pub(crate) fn config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+    }
+
+    pub(crate) async fn get(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        if let Some(c) = self
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(c);
+        }
+        let c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config())
+            .await?;
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets a connection that failed, so that the next call reconnects.
+    pub(crate) fn reset(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Reads every stored item (one atomic round trip).
+pub(crate) async fn read_all(
+    c: &mut MultiplexedConnection,
+    keys: &Keys,
+) -> Result<(Option<u64>, Vec<Row>), redis::RedisError> {
+    let (version, flags, segments): (
+        Option<u64>,
+        HashMap<String, String>,
+        HashMap<String, String>,
+    ) = redis::pipe()
+        .atomic()
+        .get(&keys.version)
+        .hgetall(&keys.flags)
+        .hgetall(&keys.segments)
+        .query_async(c)
+        .await?;
+    let mut rows: Vec<Row> = segments
+        .iter()
+        .map(|(k, v)| decode(ItemKind::Segment, k, v))
+        .chain(flags.iter().map(|(k, v)| decode(ItemKind::Flag, k, v)))
+        .collect();
+    rows.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
+    Ok((version, rows))
+}
+
+/// Flags and segments stored in Redis itself, written with an audit stream.
+/// See the [crate docs](crate).
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    conn: Arc<Conn>,
+    keys: Arc<Keys>,
+}
+
+enum Cas {
+    Done,
+    Changed,
+}
+
+impl RedisStore {
+    /// A store at `url` under `prefix` (connects on first use).
+    pub fn new(url: &str, prefix: &str) -> Result<RedisStore, RedisError> {
+        Ok(RedisStore {
+            conn: Arc::new(Conn::new(url, Duration::from_secs(5))?),
+            keys: Arc::new(Keys::new(prefix)?),
+        })
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Runs `f` with the time limit; retries once on a fresh connection when the cached one
+    /// turned out to be dead (the server restarted since it was opened).
+    async fn run<T, Fut>(
+        &self,
+        operation: &'static str,
+        f: impl Fn() -> Fut,
+    ) -> Result<T, WriteError>
+    where
+        Fut: std::future::Future<Output = Result<T, WriteError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let r = tokio::time::timeout(self.conn.timeout, f())
+                .await
+                .map_err(|_| WriteError::Timeout {
+                    store: "redis",
+                    operation,
+                })
+                .and_then(|r| r);
+            if matches!(
+                r,
+                Err(WriteError::Store { .. } | WriteError::Timeout { .. })
+            ) {
+                self.conn.reset();
+            }
+            match &r {
+                Err(WriteError::Store { source, .. })
+                    if attempt == 0 && dropped(source.as_ref()) =>
+                {
+                    attempt += 1;
+                }
+                _ => return r,
+            }
+        }
+    }
+
+    async fn current(
+        &self,
+        kind: ItemKind,
+        key: &str,
+    ) -> Result<Option<(String, Row)>, WriteError> {
+        let mut c = self.conn.get().await.map_err(store_err("read"))?;
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.hash(kind))
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(store_err("read"))?;
+        Ok(raw.map(|raw| {
+            let row = decode(kind, key, &raw);
+            (raw, row)
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn cas(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&Envelope>,
+        version: u64,
+        action: &str,
+        actor: &str,
+    ) -> Result<Cas, WriteError> {
+        let mut c = self.conn.get().await.map_err(store_err("write"))?;
+        let (ok, _current): (i64, String) = Script::new(CAS)
+            .key(self.keys.hash(kind))
+            .key(&self.keys.revs)
+            .key(&self.keys.version)
+            .key(&self.keys.audit)
+            .arg(key)
+            .arg(expected.unwrap_or(""))
+            .arg(new.map(Envelope::to_json).unwrap_or_default())
+            .arg(version)
+            .arg(kind.as_str())
+            .arg(action)
+            .arg(actor)
+            .arg(now_rfc3339())
+            .arg(&self.keys.channel)
+            .arg(AUDIT_MAX_LEN)
+            .arg(serde_json::to_string(key).unwrap_or_default())
+            .invoke_async(&mut c)
+            .await
+            .map_err(store_err("write"))?;
+        Ok(if ok == 1 { Cas::Done } else { Cas::Changed })
+    }
+
+    async fn last_version(&self, kind: ItemKind, key: &str) -> Result<u64, WriteError> {
+        let mut c = self.conn.get().await.map_err(store_err("read"))?;
+        let v: Option<u64> = redis::cmd("HGET")
+            .arg(&self.keys.revs)
+            .arg(format!("{}:{key}", kind.as_str()))
+            .query_async(&mut c)
+            .await
+            .map_err(store_err("read"))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Read-modify-write of one item, retried when another writer got in between: the new
+    /// definition is `new_definition`, else `change(current)`; `None` for both deletes.
+    async fn modify(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        actor: &str,
+        action: &str,
+        expected_version: Option<u64>,
+        create_if_missing: bool,
+        change: impl Fn(&Row) -> Option<Value>,
+        new_definition: Option<&Value>,
+    ) -> Result<Written, WriteError> {
+        check_name("actor", actor)?;
+        for _ in 0..RETRIES {
+            let cur = self.current(kind, key).await?;
+            let (expected_raw, base_version, next) = match &cur {
+                None if !create_if_missing => {
+                    return Err(WriteError::NotFound {
+                        kind,
+                        key: key.to_owned(),
+                    })
+                }
+                None => (
+                    None,
+                    self.last_version(kind, key).await?,
+                    new_definition.cloned(),
+                ),
+                Some((raw, row)) => {
+                    if let Some(v) = expected_version {
+                        if v != row.version {
+                            return Err(WriteError::Conflict {
+                                kind,
+                                key: key.to_owned(),
+                                expected: v,
+                                actual: row.version,
+                            });
+                        }
+                    }
+                    let next = match new_definition {
+                        Some(d) => Some(d.clone()),
+                        None => change(row),
+                    };
+                    if action != "delete" && next.as_ref() == Some(&row.definition) {
+                        return Ok(Written {
+                            kind,
+                            key: key.to_owned(),
+                            version: row.version,
+                            changed: false,
+                            row: Some(row.clone()),
+                        });
+                    }
+                    (Some(raw.as_str()), row.version, next)
+                }
+            };
+            let version = base_version + 1;
+            let env = next.map(|definition| Envelope {
+                version,
+                updated_at: Some(now_rfc3339()),
+                updated_by: Some(actor.to_owned()),
+                definition,
+            });
+            let action = if cur.is_none() { "create" } else { action };
+            match self
+                .cas(
+                    kind,
+                    key,
+                    expected_raw,
+                    env.as_ref(),
+                    version,
+                    action,
+                    actor,
+                )
+                .await?
+            {
+                Cas::Done => {
+                    return Ok(Written {
+                        kind,
+                        key: key.to_owned(),
+                        version,
+                        changed: true,
+                        row: env.map(|e| Row {
+                            kind,
+                            key: key.to_owned(),
+                            definition: e.definition,
+                            version,
+                            updated_at: e.updated_at,
+                            updated_by: e.updated_by,
+                        }),
+                    })
+                }
+                Cas::Changed if expected_version.is_some() => {
+                    let actual = self.current(kind, key).await?.map(|(_, r)| r.version);
+                    return Err(WriteError::Conflict {
+                        kind,
+                        key: key.to_owned(),
+                        expected: expected_version.unwrap_or(0),
+                        actual: actual.unwrap_or(0),
+                    });
+                }
+                Cas::Changed => continue,
+            }
+        }
+        Err(WriteError::Store {
+            store: "redis",
+            operation: "write",
+            source: "too many concurrent writers to the same item".into(),
+        })
+    }
+}
+
+fn same(_: &Row) -> Option<Value> {
+    None
+}
+
+#[async_trait]
+impl FlagStore for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn rows(&self) -> Result<Vec<Row>, WriteError> {
+        self.run("read", || async {
+            let mut c = self.conn.get().await.map_err(store_err("read"))?;
+            let (_, rows) = read_all(&mut c, &self.keys)
+                .await
+                .map_err(store_err("read"))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn row(&self, kind: ItemKind, key: &str) -> Result<Option<Row>, WriteError> {
+        self.run("read", || async {
+            Ok(self.current(kind, key).await?.map(|(_, r)| r))
+        })
+        .await
+    }
+
+    async fn create(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
+        validate_flag(flag)?;
+        let def = flag_definition(flag);
+        self.run("create", || async {
+            check_name("actor", actor)?;
+            if self.current(ItemKind::Flag, &flag.key).await?.is_some() {
+                return Err(WriteError::AlreadyExists {
+                    kind: ItemKind::Flag,
+                    key: flag.key.clone(),
+                });
+            }
+            let version = self.last_version(ItemKind::Flag, &flag.key).await? + 1;
+            let env = Envelope {
+                version,
+                updated_at: Some(now_rfc3339()),
+                updated_by: Some(actor.to_owned()),
+                definition: def.clone(),
+            };
+            match self
+                .cas(
+                    ItemKind::Flag,
+                    &flag.key,
+                    None,
+                    Some(&env),
+                    version,
+                    "create",
+                    actor,
+                )
+                .await?
+            {
+                Cas::Done => Ok(Written {
+                    kind: ItemKind::Flag,
+                    key: flag.key.clone(),
+                    version,
+                    changed: true,
+                    row: Some(Row {
+                        kind: ItemKind::Flag,
+                        key: flag.key.clone(),
+                        definition: env.definition,
+                        version,
+                        updated_at: env.updated_at,
+                        updated_by: env.updated_by,
+                    }),
+                }),
+                Cas::Changed => Err(WriteError::AlreadyExists {
+                    kind: ItemKind::Flag,
+                    key: flag.key.clone(),
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
+        validate_flag(flag)?;
+        let def = flag_definition(flag);
+        self.run("update", || {
+            self.modify(
+                ItemKind::Flag,
+                &flag.key,
+                actor,
+                "update",
+                flag.version,
+                false,
+                same,
+                Some(&def),
+            )
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.run("delete", || {
+            self.modify(
+                ItemKind::Flag,
+                key,
+                actor,
+                "delete",
+                None,
+                false,
+                same,
+                None,
+            )
+        })
+        .await
+    }
+
+    async fn enable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        let on = |r: &Row| {
+            let mut d = r.definition.clone();
+            if let Value::Object(m) = &mut d {
+                if m.get("enabled") == Some(&Value::Bool(false)) {
+                    m.remove("enabled");
+                }
+            }
+            Some(d)
+        };
+        self.run("enable", || {
+            self.modify(ItemKind::Flag, key, actor, "enable", None, false, on, None)
+        })
+        .await
+    }
+
+    async fn disable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        let off = |r: &Row| {
+            let mut d = r.definition.clone();
+            if let Value::Object(m) = &mut d {
+                m.insert("enabled".into(), Value::Bool(false));
+            }
+            Some(d)
+        };
+        self.run("disable", || {
+            self.modify(
+                ItemKind::Flag,
+                key,
+                actor,
+                "disable",
+                None,
+                false,
+                off,
+                None,
+            )
+        })
+        .await
+    }
+
+    async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError> {
+        validate_segment(segment)?;
+        let def = segment_definition(segment);
+        self.run("put segment", || {
+            self.modify(
+                ItemKind::Segment,
+                &segment.key,
+                actor,
+                "update",
+                segment.version,
+                true,
+                same,
+                Some(&def),
+            )
+        })
+        .await
+    }
+
+    async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.run("delete segment", || {
+            self.modify(
+                ItemKind::Segment,
+                key,
+                actor,
+                "delete",
+                None,
+                false,
+                same,
+                None,
+            )
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, WriteError> {
+        self.run("history", || async {
+            let mut c = self.conn.get().await.map_err(store_err("history"))?;
+            let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
+                .arg(&self.keys.audit)
+                .arg("+")
+                .arg("-")
+                .query_async::<redis::Value>(&mut c)
+                .await
+                .and_then(|v| redis::from_redis_value(&v))
+                .map_err(store_err("history"))?;
+            let parse = |s: Option<&String>| {
+                s.filter(|s| !s.is_empty())
+                    .and_then(|s| serde_json::from_str::<Envelope>(s).ok())
+                    .map(|e| e.definition)
+            };
+            Ok(entries
+                .into_iter()
+                .filter(|(_, f)| {
+                    f.get("kind").map(String::as_str) == Some(kind.as_str())
+                        && f.get("key").map(String::as_str) == Some(key)
+                })
+                .take(limit)
+                .map(|(id, f)| HistoryEntry {
+                    id,
+                    kind,
+                    key: key.to_owned(),
+                    action: f.get("action").cloned().unwrap_or_default(),
+                    actor: f.get("actor").cloned().unwrap_or_default(),
+                    at: f.get("at").cloned().unwrap_or_default(),
+                    version: f.get("version").and_then(|v| v.parse().ok()).unwrap_or(0),
+                    before: parse(f.get("before")),
+                    after: parse(f.get("after")),
+                })
+                .collect())
+        })
+        .await
+    }
+}
+
+/// Redis as a cache in front of another store: writes go to the origin (which keeps the audit
+/// log) and then through into the cache, whose subscribers see them at once. Reads go to the
+/// origin. See the [crate docs](crate#redis-as-a-cache-in-front-of-postgresql).
+#[derive(Clone)]
+pub struct CachedStore {
+    origin: Arc<dyn FlagStore>,
+    conn: Arc<Conn>,
+    keys: Arc<Keys>,
+}
+
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("origin", &self.origin.name())
+            .field("prefix", &self.keys.prefix)
+            .finish()
+    }
+}
+
+impl CachedStore {
+    /// `origin` behind a Redis cache at `url` under `prefix`.
+    pub fn new(
+        origin: Arc<dyn FlagStore>,
+        url: &str,
+        prefix: &str,
+    ) -> Result<CachedStore, RedisError> {
+        Ok(CachedStore {
+            origin,
+            conn: Arc::new(Conn::new(url, Duration::from_secs(5))?),
+            keys: Arc::new(Keys::new(prefix)?),
+        })
+    }
+
+    /// Writes a change of the origin through into the cache. A failure is logged, not
+    /// returned: the change is made in the source of truth, and the cache catches up when its
+    /// entries expire (see [`RedisBuilder::cache_ttl`](crate::RedisBuilder::cache_ttl)).
+    async fn through(&self, w: Result<Written, WriteError>) -> Result<Written, WriteError> {
+        let w = w?;
+        if !w.changed {
+            return Ok(w);
+        }
+        let raw = w
+            .row
+            .as_ref()
+            .map(|r| Envelope::of_row(r).to_json())
+            .unwrap_or_default();
+        let applied = tokio::time::timeout(self.conn.timeout, async {
+            let mut c = self.conn.get().await?;
+            Script::new(APPLY)
+                .key(self.keys.hash(w.kind))
+                .key(&self.keys.revs)
+                .key(&self.keys.version)
+                .key(&self.keys.fill)
+                .arg(w.kind.as_str())
+                .arg(&w.key)
+                .arg(raw)
+                .arg(w.version)
+                .arg(&self.keys.channel)
+                .arg(serde_json::to_string(&w.key).unwrap_or_default())
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await;
+        match applied {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                self.conn.reset();
+                tracing::warn!(target: "feature::redis", key = %w.key, "change saved in {} but not written through to the cache: {e}", self.origin.name());
+            }
+            Err(_) => {
+                self.conn.reset();
+                tracing::warn!(target: "feature::redis", key = %w.key, "change saved in {} but the cache write timed out", self.origin.name());
+            }
+        }
+        Ok(w)
+    }
+}
+
+#[async_trait]
+impl FlagStore for CachedStore {
+    fn name(&self) -> &'static str {
+        self.origin.name()
+    }
+
+    async fn rows(&self) -> Result<Vec<Row>, WriteError> {
+        self.origin.rows().await
+    }
+
+    async fn row(&self, kind: ItemKind, key: &str) -> Result<Option<Row>, WriteError> {
+        self.origin.row(kind, key).await
+    }
+
+    async fn create(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.create(flag, actor).await).await
+    }
+
+    async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.update(flag, actor).await).await
+    }
+
+    async fn delete(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.delete(key, actor).await).await
+    }
+
+    async fn enable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.enable(key, actor).await).await
+    }
+
+    async fn disable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.disable(key, actor).await).await
+    }
+
+    async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.put_segment(segment, actor).await)
+            .await
+    }
+
+    async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.through(self.origin.delete_segment(key, actor).await)
+            .await
+    }
+
+    async fn history(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, WriteError> {
+        self.origin.history(kind, key, limit).await
+    }
+}
