@@ -65,6 +65,56 @@ impl Default for FileConfig {
     }
 }
 
+/// Settings of the PostgreSQL and Redis providers (crate features `postgres`, `redis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// PostgreSQL URL (`FEATURE_POSTGRES_URL`), required with `FEATURE_PROVIDER=postgres`; with
+    /// `FEATURE_PROVIDER=redis` it makes Redis a read-through cache in front of this database.
+    pub postgres_url: Option<String>,
+    /// The flag table (`FEATURE_TABLE`, default `feature_flags`).
+    pub table: String,
+    /// Redis URL (`FEATURE_REDIS_URL`), required with `FEATURE_PROVIDER=redis`.
+    pub redis_url: Option<String>,
+    /// Redis key prefix (`FEATURE_REDIS_PREFIX`, default `feature`).
+    pub redis_prefix: String,
+    /// Where the last good flags are written, and read back when the store is down at start
+    /// (`FEATURE_SNAPSHOT_PATH`, default: none).
+    pub snapshot_path: Option<PathBuf>,
+    /// A flag file served when the store is down at start and no snapshot exists
+    /// (`FEATURE_BOOTSTRAP_FILE`, default: none).
+    pub bootstrap_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            postgres_url: None,
+            table: "feature_flags".into(),
+            redis_url: None,
+            redis_prefix: "feature".into(),
+            snapshot_path: None,
+            bootstrap_file: None,
+        }
+    }
+}
+
+impl StoreConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>, mut c: StoreConfig) -> StoreConfig {
+        let set = |variable: &'static str| get(variable).filter(|v| !v.trim().is_empty());
+        c.postgres_url = set("FEATURE_POSTGRES_URL").or(c.postgres_url);
+        c.redis_url = set("FEATURE_REDIS_URL").or(c.redis_url);
+        c.table = set("FEATURE_TABLE").unwrap_or(c.table);
+        c.redis_prefix = set("FEATURE_REDIS_PREFIX").unwrap_or(c.redis_prefix);
+        c.snapshot_path = set("FEATURE_SNAPSHOT_PATH")
+            .map(PathBuf::from)
+            .or(c.snapshot_path);
+        c.bootstrap_file = set("FEATURE_BOOTSTRAP_FILE")
+            .map(PathBuf::from)
+            .or(c.bootstrap_file);
+        c
+    }
+}
+
 /// Client configuration. [`Config::default`] gives the documented defaults;
 /// [`Config::from_env`] reads them from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +132,8 @@ pub struct Config {
     pub send_events: bool,
     /// File provider settings.
     pub file: FileConfig,
+    /// PostgreSQL and Redis provider settings.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -92,6 +144,7 @@ impl Default for Config {
             offline: false,
             send_events: true,
             file: FileConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -111,7 +164,9 @@ pub enum ConfigError {
         expected: &'static str,
     },
     /// The provider selected is not compiled into this build.
-    #[error("provider {0:?} is not available in this build: enable the crate feature of the same name")]
+    #[error(
+        "provider {0:?} is not available in this build: enable the crate feature of the same name"
+    )]
     ProviderUnavailable(&'static str),
 }
 
@@ -151,6 +206,7 @@ impl Config {
             c.file.path = PathBuf::from(v);
         }
         c.file.watch = bool_var(&get, "FEATURE_FILE_WATCH", c.file.watch)?;
+        c.store = StoreConfig::from_lookup(&get, c.store);
         Ok(c)
     }
 }
@@ -177,7 +233,9 @@ fn bool_var(
 /// Parses `500ms`, `30s`, `5m`, `1h` or a plain number of seconds; zero is rejected.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
@@ -236,7 +294,11 @@ mod tests {
     #[test]
     fn rejects_bad_values_clearly() {
         let e = Config::from_lookup(env(&[("FEATURE_PROVIDER", "etcd")])).unwrap_err();
-        assert!(e.to_string().contains("FEATURE_PROVIDER=\"etcd\" is invalid"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("FEATURE_PROVIDER=\"etcd\" is invalid"),
+            "{e}"
+        );
         for (k, v) in [
             ("FEATURE_REFRESH_INTERVAL", "soon"),
             ("FEATURE_REFRESH_INTERVAL", "0s"),
@@ -246,7 +308,10 @@ mod tests {
             ("FEATURE_FILE_PATH", " "),
         ] {
             let e = Config::from_lookup(env(&[(k, v)])).unwrap_err();
-            assert!(matches!(e, ConfigError::Invalid { variable, .. } if variable == k), "{k}={v}");
+            assert!(
+                matches!(e, ConfigError::Invalid { variable, .. } if variable == k),
+                "{k}={v}"
+            );
         }
     }
 

@@ -49,6 +49,8 @@
 //! | (default) | [`scope`], [`RequestFlags`] and the free functions [`bool()`], [`string()`], [`int()`], [`float()`], [`json()`], [`variation()`], [`current_context()`]: flags for the request being served | available |
 //! | `http` | `middleware::http`: tower/axum/hyper layer with the axum `Flags` extractor | available |
 //! | `grpc` | `middleware::grpc`: tonic layer and interceptor | available |
+//! | `postgres` | `postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
+//! | `redis` | `redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
 //!
 //! ## Modules
 //!
@@ -58,7 +60,10 @@
 //! - [`events`]: the analytics hook; [`metrics`]: the metrics hook.
 //! - [`core`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod client;
 mod config;
@@ -68,6 +73,7 @@ mod memory;
 #[cfg(any(feature = "http", feature = "grpc"))]
 pub mod middleware;
 mod request;
+mod stores;
 
 pub mod analytics;
 pub mod health;
@@ -79,13 +85,17 @@ pub mod prometheus;
 mod stripe;
 
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};
-pub use config::{parse_duration, Config, ConfigError, FileConfig, ProviderKind};
+pub use config::{parse_duration, Config, ConfigError, FileConfig, ProviderKind, StoreConfig};
 pub use events::{EvaluationEvent, EventSink};
 pub use feature_core as core;
 pub use feature_core::metrics::{self, Metrics, NoopMetrics};
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
 pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+#[cfg(feature = "postgres")]
+pub use feature_postgres as postgres;
+#[cfg(feature = "redis")]
+pub use feature_redis as redis;
 pub use file::FileProvider;
 pub use memory::MemoryProvider;
 pub use request::{
