@@ -111,6 +111,9 @@ pub enum PostgresError {
     /// The connection URL cannot be parsed.
     #[error("invalid PostgreSQL URL: {0}")]
     InvalidUrl(#[source] sqlx::Error),
+    /// Created outside a Tokio runtime (the connection pool needs one).
+    #[error("the PostgreSQL provider and store must be created within a Tokio runtime")]
+    NoRuntime,
     /// The database refused an operation.
     #[error("postgres: {operation} failed: {source}")]
     Database {

@@ -157,6 +157,9 @@ impl Db {
     ) -> Result<Db, PostgresError> {
         let table = TableName::new(table)?;
         let options = PgConnectOptions::from_str(url).map_err(PostgresError::InvalidUrl)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(PostgresError::NoRuntime);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(timeout)

@@ -31,6 +31,67 @@ pub enum Command {
     ///
     /// The YAML written is read back and checked; its diagnostics are printed on stderr.
     Import(ImportArgs),
+    /// Make a store hold what a flag file says, and print what changed (`+` created,
+    /// `~` updated with the fields that differ, `-` deleted).
+    ///
+    /// The file is checked first: with any error nothing is written. Each change is one write
+    /// in the name of --actor, recorded in the store's audit log; updates are refused if the
+    /// flag changed since it was read.
+    Push(PushArgs),
+    /// Print the audit log of a flag: who changed it, when, and how (newest first).
+    History(HistoryArgs),
+}
+
+/// Options of `featurectl push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The flag file (`.json` is read as JSON, anything else as YAML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Print the changes without making them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Who makes the changes, as recorded in the audit log.
+    #[arg(long, value_name = "NAME", default_value = "featurectl")]
+    pub actor: String,
+    /// Keep flags and segments that the store has and the file does not.
+    #[arg(long)]
+    pub no_delete: bool,
+    /// PostgreSQL table.
+    #[arg(long, value_name = "NAME", default_value = "feature_flags")]
+    pub table: String,
+    /// Redis key prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "feature")]
+    pub prefix: String,
+}
+
+/// Options of `featurectl history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The flag (or, with --segment, segment) key.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// The store: postgres://USER:PASS@HOST/DB (or redis://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Show at most this many changes.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// The key names a segment.
+    #[arg(long)]
+    pub segment: bool,
+    /// One JSON object per change, with the definitions before and after.
+    #[arg(long)]
+    pub json: bool,
+    /// PostgreSQL table.
+    #[arg(long, value_name = "NAME", default_value = "feature_flags")]
+    pub table: String,
+    /// Redis key prefix.
+    #[arg(long, value_name = "PREFIX", default_value = "feature")]
+    pub prefix: String,
 }
 
 /// Options of `featurectl validate`.

@@ -18,6 +18,7 @@ pub mod eval;
 pub mod import;
 pub mod lint;
 pub mod load;
+pub mod store;
 pub mod validate;
 
 use cli::{Cli, Command};
@@ -34,6 +35,8 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Validate(a) => validate::run(a, &mut out),
         Command::Eval(a) => eval::run(a, &mut out),
         Command::Import(a) => import::run(a, &mut out),
+        Command::Push(a) => store::run_push(a, &mut out),
+        Command::History(a) => store::run_history(a, &mut out),
     }
     .and_then(|code| {
         out.flush()?;
