@@ -15,4 +15,8 @@ export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The middleware examples test themselves (a server on 127.0.0.1, a few requests) and exit.
+for example in http grpc; do
+  cargo run -q -p feature --all-features --example "$example" -- --once
+done
 cargo test --workspace --all-features

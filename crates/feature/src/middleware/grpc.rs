@@ -80,7 +80,8 @@ impl ContextExtractor<GrpcRequest> for TrustedHeaders {
 /// [`RequestFlags`] in the request's extensions and runs the handler (and the response
 /// stream) in the flags scope.
 ///
-/// By default the context is anonymous ([`anonymous_context`](super::anonymous_context)):
+/// The inner service must be `Clone` (as axum routes, tonic routers and most tower services
+/// are). By default the context is anonymous ([`anonymous_context`](super::anonymous_context)):
 /// nothing the client sends is trusted.
 #[derive(Clone, Debug)]
 pub struct FlagsLayer {

@@ -76,7 +76,8 @@ impl ContextExtractor<Parts> for TrustedHeaders {
 /// [`RequestFlags`] in the request's extensions and runs the inner service (and the response
 /// body) in the flags scope.
 ///
-/// By default the context is anonymous ([`anonymous_context`](super::anonymous_context)):
+/// The inner service must be `Clone` (as axum routes, tonic routers and most tower services
+/// are). By default the context is anonymous ([`anonymous_context`](super::anonymous_context)):
 /// nothing the client sends is trusted. Configure identity with [`FlagsLayer::extractor`] or
 /// [`FlagsLayer::async_extractor`].
 #[derive(Clone, Debug)]

@@ -262,8 +262,9 @@ pub fn anonymous_context() -> Context {
 /// group, and pick its own flags. When in doubt, use your own extractor over what your
 /// authentication layer verified.
 ///
-/// Without the key header (or with an empty or non-UTF-8 one) the request is anonymous
-/// ([`anonymous_context`]) and no other header is read.
+/// Values are read as UTF-8 and trimmed; a header that is not UTF-8 counts as absent. Without
+/// the key header (or with an empty one) the request is anonymous ([`anonymous_context`]) and
+/// no other header is read.
 ///
 /// ```
 /// use feature::middleware::TrustedHeaders;
@@ -357,7 +358,7 @@ impl TrustedHeaders {
 fn header_str<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .map(str::trim)
 }
 
@@ -684,6 +685,26 @@ mod tests {
         assert_eq!(ctx.key(), "u-1");
         assert_eq!(ctx.get("anonymous"), Some(&Value::Bool(false)));
         assert_eq!(ctx.get("plan"), Some(&Value::from("pro")));
+    }
+
+    #[test]
+    fn trusted_headers_read_utf8_and_skip_invalid_values() {
+        let gw = TrustedHeaders::new(HeaderName::from_static("x-user-id"))
+            .name(HeaderName::from_static("x-user-name"))
+            .email(HeaderName::from_static("x-user-email"));
+        let mut h = HeaderMap::new();
+        h.insert("x-user-id", "u-1".parse().unwrap());
+        h.insert(
+            "x-user-name",
+            ::http::HeaderValue::from_bytes("Zoë".as_bytes()).unwrap(),
+        );
+        h.insert(
+            "x-user-email",
+            ::http::HeaderValue::from_bytes(b"\xff@x").unwrap(),
+        );
+        let ctx = gw.context(&h);
+        assert_eq!(ctx.get("name"), Some(&Value::from("Zoë")));
+        assert_eq!(ctx.get("email"), None);
     }
 
     #[test]
