@@ -60,7 +60,7 @@ impl AttrPath {
     }
 
     /// Reads the attribute from one part of a context (`Kind` is answered by the caller).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<'c>(&self, part: &'c Part) -> Option<&'c Value> {
         match self {
             AttrPath::Key => Some(&part.key),
@@ -68,15 +68,20 @@ impl AttrPath {
             AttrPath::Anonymous => part.get("anonymous"),
             AttrPath::Kind => None,
             AttrPath::Custom(name) => part.custom(name),
-            AttrPath::Nested(comps) => {
-                let mut v = part.get(&comps[0])?;
-                for c in &comps[1..] {
-                    v = v.as_object()?.get(&**c)?;
-                }
-                Some(v)
-            }
+            AttrPath::Nested(comps) => nested(part, comps),
         }
     }
+}
+
+/// Reads a reference path (`/address/city`) from a part of a context.
+#[inline(never)]
+fn nested<'c>(part: &'c Part, comps: &[Box<str>]) -> Option<&'c Value> {
+    let (first, rest) = comps.split_first()?;
+    let mut v = part.get(first)?;
+    for c in rest {
+        v = v.as_object()?.get(&**c)?;
+    }
+    Some(v)
 }
 
 fn unescape(raw: &str) -> Result<String, AttrError> {

@@ -8,13 +8,14 @@
 //! keeps working.
 
 use crate::attr::AttrPath;
+use crate::eval::{Served, Why};
 use crate::model::{
     Clause, Flag, FlagDocument, FlagType, Operator, Rollout, RolloutKind, Segment, Serve,
 };
 use crate::ops::{json_eq, parse_date, parse_version, str_eq, VersionRule};
 use crate::source::{Diagnostic, PathSeg, Severity};
 use regex::Regex;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -22,24 +23,86 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) enum StrSet {
     Small(Vec<Box<str>>),
-    Large(FxHashSet<Box<str>>),
+    Large(Box<[Box<str>]>, KeyTable),
 }
 
 impl StrSet {
     fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> StrSet {
-        let v: Vec<Box<str>> = items.into_iter().map(|s| s.as_ref().into()).collect();
+        let mut v: Vec<Box<str>> = items.into_iter().map(|s| s.as_ref().into()).collect();
         if v.len() <= 8 {
             StrSet::Small(v)
         } else {
-            StrSet::Large(v.into_iter().collect())
+            v.sort_unstable();
+            v.dedup();
+            let table = KeyTable::new(v.iter().map(|s| &**s));
+            StrSet::Large(v.into_boxed_slice(), table)
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|x| str_eq(x, s)),
-            StrSet::Large(h) => h.contains(s),
+            StrSet::Large(keys, table) => table.contains(s, keys),
+        }
+    }
+}
+
+/// Distinct strings by position: an open-addressing table of `(hash tag, position)` pairs,
+/// probed linearly, at most half full. A lookup hashes the key once, usually reads one slot, and
+/// compares the key inline ([`str_eq`]) only when the 32-bit tags agree: cheaper than a
+/// general-purpose map for the lookups evaluation makes (flag keys, `in` lists, targets).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyTable {
+    /// `(tag, position + 1)`; `(_, 0)` is an empty slot.
+    slots: Box<[(u32, u32)]>,
+}
+
+impl KeyTable {
+    /// Indexes `keys`, which must be distinct, by position.
+    fn new<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> KeyTable {
+        let capacity = (keys.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![(0u32, 0u32); capacity].into_boxed_slice();
+        let mask = capacity - 1;
+        for (position, key) in keys.enumerate() {
+            let (tag, mut i) = KeyTable::locate(key, mask);
+            while slots[i].1 != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (tag, position as u32 + 1);
+        }
+        KeyTable { slots }
+    }
+
+    /// The tag of `key` and its home slot.
+    #[inline]
+    fn locate(key: &str, mask: usize) -> (u32, usize) {
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, key.as_bytes());
+        let h = std::hash::Hasher::finish(&h);
+        ((h >> 32) as u32, h as usize & mask)
+    }
+
+    /// Whether `key` is one of `keys` (the keys the table was built from).
+    #[inline(never)]
+    fn contains(&self, key: &str, keys: &[Box<str>]) -> bool {
+        self.get(key, |i| &keys[i]).is_some()
+    }
+
+    /// The position of `key`, where `key_at` gives the key at a position.
+    #[inline]
+    pub(crate) fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> &'k str) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let (tag, mut i) = KeyTable::locate(key, mask);
+        loop {
+            let (t, p) = self.slots[i];
+            if p == 0 {
+                return None;
+            }
+            if t == tag && str_eq(key_at(p as usize - 1), key) {
+                return Some(p - 1);
+            }
+            i = (i + 1) & mask;
         }
     }
 }
@@ -212,6 +275,9 @@ pub struct CompiledFlag {
     pub(crate) prefix: Box<[u8]>,
     /// A whole-flag compile error: every evaluation is `MALFORMED_FLAG`.
     pub(crate) broken: bool,
+    /// The outcome for every context, when it does not depend on the context (an off flag, or
+    /// an on flag without prerequisites, targets or rules serving a fixed variation).
+    pub(crate) constant: Option<(Served, Why)>,
 }
 
 impl CompiledFlag {
@@ -231,6 +297,7 @@ impl CompiledFlag {
             rules: Vec::new(),
             prefix: Box::default(),
             broken: true,
+            constant: None,
         }
     }
 
@@ -294,7 +361,8 @@ pub(crate) struct CSegment {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(crate) flags: Vec<CompiledFlag>,
-    pub(crate) index: FxHashMap<Box<str>, u32>,
+    /// Flag positions by key.
+    pub(crate) index: KeyTable,
     pub(crate) segments: Vec<CSegment>,
     diagnostics: Vec<Diagnostic>,
     document: Arc<FlagDocument>,
@@ -303,7 +371,13 @@ pub struct Snapshot {
 impl Snapshot {
     /// The compiled flag with this key.
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
-        self.index.get(key).map(|&i| &self.flags[i as usize])
+        self.position(key).map(|i| &self.flags[i as usize])
+    }
+
+    /// The position of the flag with this key in [`Snapshot::flags`].
+    #[inline]
+    pub(crate) fn position(&self, key: &str) -> Option<u32> {
+        self.index.get(key, |i| &self.flags[i].key)
     }
 
     /// Every compiled flag, sorted by key.
@@ -402,11 +476,7 @@ pub fn compile_with(doc: Arc<FlagDocument>, mut diagnostics: Vec<Diagnostic>) ->
         .collect();
     drop(keys);
     diagnostics.extend(new_diags);
-    let index = flags
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.key.clone(), i as u32))
-        .collect();
+    let index = KeyTable::new(flags.iter().map(|f| &*f.key));
     Snapshot {
         flags,
         index,
@@ -520,7 +590,7 @@ impl Cx<'_> {
             Some(i) => self.variation(n, i, &[PathSeg::key("offVariation")]),
             None => CServe::Default,
         };
-        let prerequisites = f
+        let prerequisites: Vec<CPrereq> = f
             .prerequisites
             .iter()
             .map(|p| CPrereq {
@@ -529,7 +599,7 @@ impl Cx<'_> {
                 variation: p.variation,
             })
             .collect();
-        let targets = f
+        let targets: Vec<CTarget> = f
             .targets
             .iter()
             .enumerate()
@@ -553,7 +623,7 @@ impl Cx<'_> {
                 }
             })
             .collect();
-        let rules = f
+        let rules: Vec<CRule> = f
             .rules
             .iter()
             .enumerate()
@@ -599,6 +669,16 @@ impl Cx<'_> {
             }
             None => CServe::Default,
         };
+        let broken = self.broken;
+        let constant = if broken {
+            None
+        } else if !f.enabled {
+            fixed_outcome(&off, Why::Off)
+        } else if prerequisites.is_empty() && targets.is_empty() && rules.is_empty() {
+            fixed_outcome(&fallthrough, Why::Fallthrough { experiment: false })
+        } else {
+            None
+        };
         CompiledFlag {
             key: key.into(),
             flag_type,
@@ -613,7 +693,8 @@ impl Cx<'_> {
             targets,
             rules,
             prefix,
-            broken: self.broken,
+            broken,
+            constant,
         }
     }
 
@@ -905,6 +986,15 @@ impl Cx<'_> {
     }
 }
 
+/// What a fixed serve (not a rollout) gives, for every context.
+fn fixed_outcome(serve: &CServe, why: Why) -> Option<(Served, Why)> {
+    match serve {
+        CServe::Variation(v) => Some((Served::Variation(*v), why)),
+        CServe::Default => Some((Served::FlagDefault, why)),
+        CServe::Rollout(_) | CServe::Malformed => None,
+    }
+}
+
 fn kind_of(k: &Option<String>) -> Box<str> {
     k.as_deref().unwrap_or(crate::context::USER_KIND).into()
 }
@@ -915,4 +1005,49 @@ fn first_line(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_string_sets_hold_exactly_their_members() {
+        let members: Vec<String> = (0..50)
+            .map(|i| format!("m{i}"))
+            .chain(["m1".into()])
+            .collect();
+        let set = StrSet::new(&members);
+        assert!(matches!(set, StrSet::Large(..)));
+        for m in &members {
+            assert!(set.contains(m));
+        }
+        for other in ["", "m", "m50", "M1", "m1 "] {
+            assert!(!set.contains(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_flag_index_finds_every_key_and_only_those() {
+        for n in [0usize, 1, 2, 7, 8, 9, 100, 1000] {
+            let doc = FlagDocument {
+                flags: (0..n)
+                    .map(|i| {
+                        let k = format!("flag-{i}");
+                        (k.clone(), Flag::boolean(k, i % 2 == 0))
+                    })
+                    .collect(),
+                ..FlagDocument::default()
+            };
+            let snap = compile(doc);
+            for i in 0..n {
+                let key = format!("flag-{i}");
+                assert_eq!(snap.flag(&key).map(|f| f.key()), Some(key.as_str()));
+            }
+            for absent in ["", "flag-", "flag-x", "flag-1000000", "FLAG-1"] {
+                assert!(snap.flag(absent).is_none(), "{absent}");
+            }
+        }
+        assert!(Snapshot::default().flag("x").is_none());
+    }
 }

@@ -71,7 +71,7 @@ impl Part {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn custom(&self, name: &str) -> Option<&Value> {
         self.attrs
             .iter()
@@ -204,7 +204,7 @@ impl Context {
             .flat_map(|p| p.attrs.iter().map(|(k, v)| (k.as_str(), v)))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn part(&self, kind: &str) -> Option<&Part> {
         self.parts.iter().find(|p| str_eq(&p.kind, kind))
     }

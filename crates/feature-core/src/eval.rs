@@ -496,7 +496,18 @@ impl Snapshot {
     /// Evaluates flag `key` for `ctx`.
     #[inline]
     pub fn evaluate<'s>(&'s self, key: &str, ctx: &Context) -> Detail<'s> {
-        self.evaluate_traced(key, ctx, &mut ())
+        let Some(i) = self.position(key) else {
+            return Detail::error(None, ErrorKind::FlagNotFound);
+        };
+        let flag = &self.flags[i as usize];
+        match flag.constant {
+            Some((served, why)) => Detail {
+                flag: Some(flag),
+                served,
+                why,
+            },
+            None => self.evaluate_index(i, ctx, &mut ()),
+        }
     }
 
     /// Evaluates flag `key`, reporting every decision to `tracer` (see [`crate::explain`]).
@@ -506,8 +517,8 @@ impl Snapshot {
         ctx: &Context,
         tracer: &mut T,
     ) -> Detail<'s> {
-        match self.index.get(key) {
-            Some(&i) => self.evaluate_index(i, ctx, tracer),
+        match self.position(key) {
+            Some(i) => self.evaluate_index(i, ctx, tracer),
             None => Detail::error(None, ErrorKind::FlagNotFound),
         }
     }
@@ -558,7 +569,10 @@ impl Snapshot {
                             return Err(Malformed);
                         }
                         let pflag = &self.flags[pf as usize];
-                        let (served, why) = self.eval_flag(pf, ctx, Some(&chain), &mut ())?;
+                        let (served, why) = match pflag.constant {
+                            Some(outcome) => outcome,
+                            None => self.eval_flag(pf, ctx, Some(&chain), &mut ())?,
+                        };
                         if let Why::Error(_) = why {
                             return Err(Malformed);
                         }
@@ -654,6 +668,7 @@ impl Snapshot {
         }
     }
 
+    #[inline]
     fn match_clause(
         &self,
         c: &CClause,
@@ -780,7 +795,7 @@ fn rollout<T: Tracer>(
 }
 
 /// A string operand against an operation (used for strings and for context kinds).
-#[inline]
+#[inline(always)]
 fn match_str(op: &Op, s: &str) -> bool {
     match op {
         Op::In(set) => set.strings.contains(s),
@@ -792,13 +807,23 @@ fn match_str(op: &Op, s: &str) -> bool {
         }),
         Op::Contains(xs) => xs.iter().any(|x| contains(s, x)),
         Op::Matches(rs) => rs.iter().any(|r| r.is_match(s)),
-        Op::Date(..) => match_value(op, &Value::String(s.to_owned())),
+        Op::Version(..) | Op::VersionRule(_) | Op::Date(..) => match_parsed_str(op, s),
+        Op::Number(..) | Op::Segment(_) | Op::Never => false,
+    }
+}
+
+/// The operations that parse their string operand (versions, dates), out of line so that the
+/// plain string comparisons above stay small.
+#[inline(never)]
+fn match_parsed_str(op: &Op, s: &str) -> bool {
+    match op {
         Op::Version(cmp, xs) => QuickVersion::parse(s)
             .is_some_and(|a| xs.iter().any(|b| cmp.holds(a.cmp_precedence(b)))),
         Op::VersionRule(rules) => {
             QuickVersion::parse(s).is_some_and(|a| rules.iter().any(|r| r.matches(&a)))
         }
-        Op::Number(..) | Op::Segment(_) | Op::Never => false,
+        Op::Date(..) => match_value(op, &Value::String(s.to_owned())),
+        _ => match_str(op, s),
     }
 }
 

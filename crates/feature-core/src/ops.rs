@@ -95,18 +95,26 @@ impl QuickVersion {
 #[inline]
 fn release_triple(s: &[u8]) -> Option<(u64, u64, u64)> {
     let mut parts = [0u64; 3];
-    for (n, part) in s.split(|&b| b == b'.').enumerate() {
-        if n == 3 || part.is_empty() || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut v = 0u64;
-        for &b in part {
-            if !b.is_ascii_digit() {
+    let mut n = 0;
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if b == b'.' {
+            if i == start || n == 2 {
                 return None;
             }
-            v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            n += 1;
+            start = i + 1;
+        } else if b.is_ascii_digit() {
+            if i > start && s[start] == b'0' {
+                return None;
+            }
+            parts[n] = parts[n].checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        } else {
+            return None;
         }
-        parts[n] = v;
+    }
+    if start == s.len() {
+        return None;
     }
     Some((parts[0], parts[1], parts[2]))
 }
@@ -126,6 +134,12 @@ pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
         // Two overlapping words cover every byte.
         4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
         8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        17..=32 => {
+            word8(a, 0) == word8(b, 0)
+                && word8(a, 8) == word8(b, 8)
+                && word8(a, n - 16) == word8(b, n - 16)
+                && word8(a, n - 8) == word8(b, n - 8)
+        }
         _ => a == b,
     }
 }
@@ -166,8 +180,15 @@ pub(crate) fn contains(haystack: &str, needle: &str) -> bool {
         return haystack.contains(needle);
     }
     let last = n[n.len() - 1];
-    (0..=h.len() - n.len())
-        .any(|i| h[i] == first && h[i + n.len() - 1] == last && bytes_eq(&h[i..i + n.len()], n))
+    let end = h.len() - n.len();
+    let mut i = 0;
+    while i <= end {
+        if h[i] == first && h[i + n.len() - 1] == last && bytes_eq(&h[i..i + n.len()], n) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// A requirement operand of the `semver` operator.
