@@ -132,7 +132,7 @@ impl Source for PgSource {
             .fetch_one(&mut *tx)
             .await
             .map_err(backend("load"))?;
-        let rows = all_rows(&self.db.sql, &mut *tx).await;
+        let rows = all_rows(&self.db.sql, &mut tx).await;
         let rows = rows.map_err(backend("load"))?;
         tx.commit().await.map_err(backend("load"))?;
         Ok(Loaded {

@@ -1,1 +1,100 @@
-fn main() {}
+//! Write-to-visible latency: one writer changes a flag through `RedisStore`; N providers
+//! (separate connections, as N instances) wait for the change. Prints p50/p90/p99/max of the
+//! time from the write call until the last client published it.
+//!
+//! `cargo bench -p feature-redis --bench propagation` (needs the test server;
+//! FEATURE_TEST_REDIS_URL overrides the URL; BENCH_CLIENTS / BENCH_WRITES the sizes).
+
+use feature_core::model::Flag;
+use feature_core::provider::{Provider, Sink};
+use feature_redis::{FlagStore, RedisProvider, RedisStore};
+use feature_store::testing::RecordingSink;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let url =
+        std::env::var("FEATURE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(run(&url, env("BENCH_CLIENTS", 8), env("BENCH_WRITES", 300)));
+}
+
+async fn run(url: &str, clients: usize, writes: usize) {
+    let table = format!("bench:{:08x}", std::process::id());
+    let store = RedisStore::new(url, &table).expect("store");
+    if let Err(e) = store.rows().await {
+        eprintln!("skipping: cannot reach Redis: {e}");
+        return;
+    }
+    // A realistic set: 100 flags, one of which changes.
+    for i in 0..100 {
+        let _ = store
+            .create(&Flag::constant(format!("flag-{i}"), json!(i)), "bench")
+            .await;
+    }
+    store
+        .create(&Flag::constant("hot", json!(0)), "bench")
+        .await
+        .expect("create");
+    let mut sinks = Vec::new();
+    let mut providers = Vec::new();
+    for _ in 0..clients {
+        let p = RedisProvider::builder(url)
+            .prefix(&table)
+            .build()
+            .expect("provider");
+        let s = RecordingSink::new();
+        p.start(s.clone() as Arc<dyn Sink>).await.expect("start");
+        providers.push(p);
+        sinks.push(s);
+    }
+    let mut lat = Vec::with_capacity(writes);
+    for i in 1..=writes {
+        let t = Instant::now();
+        store
+            .update(&Flag::constant("hot", json!(i)), "bench")
+            .await
+            .expect("update");
+        for s in &sinks {
+            assert!(
+                s.wait_value(Duration::from_secs(5), "hot", Some(json!(i)))
+                    .await,
+                "change not seen"
+            );
+        }
+        lat.push(t.elapsed());
+    }
+    report("redis", clients, &mut lat);
+    for p in &providers {
+        p.close().await;
+    }
+    if let Ok(mut c) = redis::Client::open(url).and_then(|c| c.get_connection()) {
+        for k in ["flags", "segments", "revs", "version", "fill", "audit"] {
+            let _: Result<(), _> = redis::cmd("DEL").arg(format!("{table}:{k}")).query(&mut c);
+        }
+    }
+}
+
+fn report(name: &str, clients: usize, lat: &mut [Duration]) {
+    lat.sort();
+    let q = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+    println!(
+        "{name}: write-to-visible, {clients} clients, {} writes: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        lat.len(),
+        q(0.50).as_secs_f64() * 1e3,
+        q(0.90).as_secs_f64() * 1e3,
+        q(0.99).as_secs_f64() * 1e3,
+        q(1.0).as_secs_f64() * 1e3,
+    );
+}

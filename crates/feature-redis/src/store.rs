@@ -234,6 +234,7 @@ impl RedisStore {
 
     /// Read-modify-write of one item, retried when another writer got in between: the new
     /// definition is `new_definition`, else `change(current)`; `None` for both deletes.
+    #[allow(clippy::too_many_arguments)]
     async fn modify(
         &self,
         kind: ItemKind,

@@ -46,7 +46,11 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     writeln!(
         out,
         "{}{} created, {} updated, {} deleted",
-        if a.dry_run { "dry run: would have " } else { "" },
+        if a.dry_run {
+            "dry run: would have "
+        } else {
+            ""
+        },
         count(ChangeOp::Create),
         count(ChangeOp::Update),
         count(ChangeOp::Delete)
@@ -59,13 +63,21 @@ pub fn run_history(a: &HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> 
     let rt = runtime()?;
     let _in_runtime = rt.enter();
     let store = open(&a.from, &a.table, &a.prefix)?;
-    let kind = if a.segment { ItemKind::Segment } else { ItemKind::Flag };
+    let kind = if a.segment {
+        ItemKind::Segment
+    } else {
+        ItemKind::Flag
+    };
     let entries = rt.block_on(store.history(kind, &a.key, a.limit))?;
     for e in &entries {
         if a.json {
             writeln!(out, "{}", serde_json::to_string(e)?)?;
         } else {
-            writeln!(out, "{}  v{:<4} {:<8} {}", e.at, e.version, e.action, e.actor)?;
+            writeln!(
+                out,
+                "{}  v{:<4} {:<8} {}",
+                e.at, e.version, e.action, e.actor
+            )?;
         }
     }
     if entries.is_empty() {
