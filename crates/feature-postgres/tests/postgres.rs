@@ -406,8 +406,11 @@ async fn concurrent_writers_lose_no_update() {
         assert_eq!(s.value(&format!("own-{w}")), Some(json!(rounds - 1)));
     }
     // Two writers racing from the same version: exactly one wins.
+    store
+        .create(&Flag::constant("race", json!("start")), "setup")
+        .await
+        .unwrap();
     let mut a = Flag::constant("race", json!("a"));
-    store.create(&a, "setup").await.unwrap();
     a.version = Some(1);
     let mut b = Flag::constant("race", json!("b"));
     b.version = Some(1);
