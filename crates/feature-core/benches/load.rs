@@ -88,6 +88,17 @@ fn benches(c: &mut Criterion, yaml: &str, json: &str) {
             b.iter(|| load(black_box(text), format))
         });
     }
+    // Compilation alone, from a document already read.
+    let document = parse_document(json, Format::Json)
+        .expect("the generated document parses")
+        .document;
+    g.bench_function(BenchmarkId::new("10000_flags", "compile_only"), |b| {
+        b.iter_batched(
+            || document.clone(),
+            feature_core::compile,
+            criterion::BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 

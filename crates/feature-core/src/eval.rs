@@ -5,7 +5,7 @@
 
 use crate::attr::AttrPath;
 use crate::bucket::bucket_value;
-use crate::compile::{CClause, CRollout, CServe, CompiledFlag, Op, Snapshot};
+use crate::compile::{CClause, CRollout, CServe, Cmp, CompiledFlag, Op, Snapshot};
 use crate::context::{Context, Part};
 use crate::explain::{Step, Tracer};
 use crate::ops::{bytes_eq, contains, QuickVersion};
@@ -807,18 +807,24 @@ fn match_str(op: &Op, s: &str) -> bool {
         }),
         Op::Contains(xs) => xs.iter().any(|x| contains(s, x)),
         Op::Matches(rs) => rs.iter().any(|r| r.is_match(s)),
-        Op::Version(..) | Op::VersionRule(_) | Op::Date(..) => match_parsed_str(op, s),
+        Op::Version(cmp, xs) => match_version(*cmp, xs, s),
+        Op::VersionRule(_) | Op::Date(..) => match_parsed_str(op, s),
         Op::Number(..) | Op::Segment(_) | Op::Never => false,
     }
 }
 
-/// The operations that parse their string operand (versions, dates), out of line so that the
-/// plain string comparisons above stay small.
+/// A version comparison (`semVerEqual`, `semVerLessThan`, `semVerGreaterThan`).
+#[inline]
+fn match_version(cmp: Cmp, xs: &[semver::Version], s: &str) -> bool {
+    QuickVersion::parse(s).is_some_and(|a| xs.iter().any(|b| cmp.holds(a.cmp_precedence(b))))
+}
+
+/// The other operations that parse their string operand (requirements, dates), out of line so
+/// that the plain string comparisons above stay small.
 #[inline(never)]
 fn match_parsed_str(op: &Op, s: &str) -> bool {
     match op {
-        Op::Version(cmp, xs) => QuickVersion::parse(s)
-            .is_some_and(|a| xs.iter().any(|b| cmp.holds(a.cmp_precedence(b)))),
+        Op::Version(cmp, xs) => match_version(*cmp, xs, s),
         Op::VersionRule(rules) => {
             QuickVersion::parse(s).is_some_and(|a| rules.iter().any(|r| r.matches(&a)))
         }
@@ -827,7 +833,7 @@ fn match_parsed_str(op: &Op, s: &str) -> bool {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn match_value(op: &Op, v: &Value) -> bool {
     if let Value::String(s) = v {
         if !matches!(op, Op::Date(..)) {

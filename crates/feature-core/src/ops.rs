@@ -53,12 +53,18 @@ pub(crate) enum QuickVersion {
 
 impl QuickVersion {
     /// Reads a version exactly as [`parse_version`] does (same accepted strings, same value).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn parse(s: &str) -> Option<QuickVersion> {
         match release_triple(s.as_bytes()) {
             Some((a, b, c)) => Some(QuickVersion::Release(a, b, c)),
-            None => parse_version(s).map(QuickVersion::Full),
+            None => QuickVersion::parse_full(s),
         }
+    }
+
+    /// The general case, out of line.
+    #[inline(never)]
+    fn parse_full(s: &str) -> Option<QuickVersion> {
+        parse_version(s).map(QuickVersion::Full)
     }
 
     /// The ordering of `self` against `other` by semantic-version precedence.
@@ -92,31 +98,40 @@ impl QuickVersion {
 /// `major`, `major.minor` or `major.minor.patch` of decimal numbers without leading zeros that
 /// fit in `u64`: the strings for which [`parse_version`] yields a plain release version.
 /// Anything else (`1.2.3-beta`, `01.2.3`, `1.2.3.4`, ...) is `None`, for the general parser.
-#[inline]
+#[inline(always)]
 fn release_triple(s: &[u8]) -> Option<(u64, u64, u64)> {
-    let mut parts = [0u64; 3];
-    let mut n = 0;
+    // Scalars rather than an array: the result stays in registers.
+    let (mut major, mut minor, mut current) = (0u64, 0u64, 0u64);
+    let mut dots = 0;
     let mut start = 0;
     for (i, &b) in s.iter().enumerate() {
         if b == b'.' {
-            if i == start || n == 2 {
+            if i == start || dots == 2 {
                 return None;
             }
-            n += 1;
+            if dots == 0 {
+                major = current;
+            } else {
+                minor = current;
+            }
+            current = 0;
+            dots += 1;
             start = i + 1;
         } else if b.is_ascii_digit() {
             if i > start && s[start] == b'0' {
                 return None;
             }
-            parts[n] = parts[n].checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            current = current.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
         } else {
             return None;
         }
     }
-    if start == s.len() {
-        return None;
+    match (start == s.len(), dots) {
+        (true, _) => None,
+        (false, 0) => Some((current, 0, 0)),
+        (false, 1) => Some((major, current, 0)),
+        (false, _) => Some((major, minor, current)),
     }
-    Some((parts[0], parts[1], parts[2]))
 }
 
 /// Byte equality, with the short lengths of attribute names, kinds and keys compared inline
