@@ -87,6 +87,7 @@ fn gateway() -> TrustedHeaders {
 
 fn layer_overhead(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let client = client(&rt);
@@ -137,6 +138,7 @@ fn layer_overhead(c: &mut Criterion) {
 
 fn evaluation(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let client = client(&rt);
