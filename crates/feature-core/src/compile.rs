@@ -12,9 +12,8 @@ use crate::eval::{Served, Why};
 use crate::model::{
     Clause, Flag, FlagDocument, FlagType, Operator, Rollout, RolloutKind, Segment, Serve,
 };
-use crate::ops::{json_eq, parse_date, parse_version, str_eq, VersionRule};
+use crate::ops::{json_eq, parse_date, parse_version, str_eq, Pattern, VersionRule};
 use crate::source::{Diagnostic, PathSeg, Severity};
-use regex::Regex;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::sync::Arc;
@@ -182,7 +181,7 @@ pub(crate) enum Op {
     StartsWith(Vec<Box<str>>),
     EndsWith(Vec<Box<str>>),
     Contains(Vec<Box<str>>),
-    Matches(Vec<Regex>),
+    Matches(Vec<Pattern>),
     Number(Cmp, Vec<f64>),
     Date(Cmp, Vec<f64>),
     Version(Cmp, Vec<semver::Version>),
@@ -870,7 +869,7 @@ impl Cx<'_> {
                 let mut res = Vec::new();
                 for (i, v) in vals.iter().enumerate() {
                     let Some(s) = v.as_str() else { continue };
-                    match Regex::new(s) {
+                    match Pattern::new(s) {
                         Ok(r) => res.push(r),
                         Err(e) => self.report(
                             Severity::Error,

@@ -206,6 +206,225 @@ pub(crate) fn contains(haystack: &str, needle: &str) -> bool {
     false
 }
 
+/// A regular expression of the simple shape flag rules mostly use, matched without the
+/// general engine: a sequence of ASCII characters and ASCII character classes, each optionally
+/// repeated (`+`, `*`) or optional (`?`), optionally anchored (`^`, `$`), as in
+/// `^[a-z0-9.]+@example\.com$`. Anything else (groups, alternation, counted repetition, `.`,
+/// escapes such as `\d`, flags, negated classes, non-ASCII) is left to the `regex` crate.
+///
+/// The pattern becomes a bit-parallel automaton (Baeza-Yates and Gonnet's shift-and, extended to
+/// classes and repetition): bit `k` of the state means "the atoms before `k` have matched", so a
+/// byte advances every live position at once with a table lookup, a mask and a shift. Because
+/// every atom is ASCII, a byte of a multi-byte character matches nothing, as the character
+/// would not: the answer is the `regex` crate's (a test compares them on generated patterns).
+#[derive(Debug, Clone)]
+pub(crate) struct SimpleRegex {
+    /// For each ASCII byte, the atoms that accept it (bit `k`: atom `k`).
+    accepts: Box<[u64; 128]>,
+    /// Atoms that may match again (`+`, `*`).
+    repeat: u64,
+    /// Atoms that may be skipped (`*`, `?`).
+    skip: u64,
+    /// The state before any byte: bit 0 and what skipping reaches from it.
+    start: u64,
+    /// The bit of a complete match.
+    accept: u64,
+    /// `^`: a match starts at the beginning only.
+    anchored_start: bool,
+    /// `$`: a match ends at the end only.
+    anchored_end: bool,
+}
+
+/// Characters that are literal outside a class.
+fn plain_literal(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b" !\"#%&',-/:;<=>@_`~".contains(&c)
+}
+
+/// Characters that are literal inside a class (besides ranges of alphanumerics).
+fn class_literal(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b" !\"#%',./:;<=>@_`*+?(){}|$".contains(&c)
+}
+
+/// Characters an escape (`\.`) makes literal.
+fn escapable(c: u8) -> bool {
+    b"\\.+*?()|[]{}^$-".contains(&c)
+}
+
+impl SimpleRegex {
+    /// The automaton of `pattern`, when the pattern has the simple shape (see the type).
+    pub(crate) fn new(pattern: &str) -> Option<SimpleRegex> {
+        let p = pattern.as_bytes();
+        let mut accepts = Box::new([0u64; 128]);
+        let (mut repeat, mut skip) = (0u64, 0u64);
+        let mut i = 0;
+        let anchored_start = p.first() == Some(&b'^');
+        if anchored_start {
+            i = 1;
+        }
+        let mut anchored_end = false;
+        let mut atoms = 0u32;
+        while i < p.len() {
+            // One atom: the set of bytes it accepts.
+            let mut set = [false; 128];
+            match p[i] {
+                b'$' if i + 1 == p.len() => {
+                    anchored_end = true;
+                    i += 1;
+                    continue;
+                }
+                b'\\' => {
+                    let c = *p.get(i + 1).filter(|c| escapable(**c))?;
+                    set[c as usize] = true;
+                    i += 2;
+                }
+                b'[' => {
+                    i += 1;
+                    let mut any = false;
+                    loop {
+                        let c = *p.get(i)?;
+                        if c == b']' && any {
+                            i += 1;
+                            break;
+                        }
+                        if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|e| *e != b']') {
+                            let e = p[i + 2];
+                            let alnum = |x: u8| x.is_ascii_alphanumeric();
+                            if !alnum(c) || !alnum(e) || c > e {
+                                return None;
+                            }
+                            (c..=e).for_each(|x| set[x as usize] = true);
+                            i += 3;
+                        } else if class_literal(c) {
+                            set[c as usize] = true;
+                            i += 1;
+                        } else {
+                            return None;
+                        }
+                        any = true;
+                    }
+                }
+                c if plain_literal(c) => {
+                    set[c as usize] = true;
+                    i += 1;
+                }
+                _ => return None,
+            }
+            if atoms == 63 {
+                return None;
+            }
+            let bit = 1u64 << atoms;
+            for (byte, accepted) in set.iter().enumerate() {
+                if *accepted {
+                    accepts[byte] |= bit;
+                }
+            }
+            match p.get(i) {
+                Some(b'+') => repeat |= bit,
+                Some(b'*') => {
+                    repeat |= bit;
+                    skip |= bit;
+                }
+                Some(b'?') => skip |= bit,
+                _ => {}
+            }
+            if matches!(p.get(i), Some(b'+' | b'*' | b'?')) {
+                i += 1;
+                // Lazy (`+?`), doubled or counted repetition: not this simple shape.
+                if matches!(p.get(i), Some(b'+' | b'*' | b'?' | b'{')) {
+                    return None;
+                }
+            }
+            atoms += 1;
+        }
+        let mut m = SimpleRegex {
+            accepts,
+            repeat,
+            skip,
+            start: 1,
+            accept: 1u64 << atoms,
+            anchored_start,
+            anchored_end,
+        };
+        m.start = m.closure(1);
+        Some(m)
+    }
+
+    /// `state` with every position reachable by skipping optional atoms.
+    #[inline(always)]
+    fn closure(&self, mut state: u64) -> u64 {
+        loop {
+            let next = state | ((state & self.skip) << 1);
+            if next == state {
+                return state;
+            }
+            state = next;
+        }
+    }
+
+    /// Whether the pattern matches somewhere in `haystack` (as `Regex::is_match`).
+    #[inline]
+    pub(crate) fn is_match(&self, haystack: &str) -> bool {
+        // Without optional atoms there is nothing to close over: a shorter dependency chain.
+        if self.skip == 0 {
+            self.run::<false>(haystack)
+        } else {
+            self.run::<true>(haystack)
+        }
+    }
+
+    #[inline(always)]
+    fn run<const SKIPS: bool>(&self, haystack: &str) -> bool {
+        let mut state = self.start;
+        if !self.anchored_end && state & self.accept != 0 {
+            return true;
+        }
+        for &b in haystack.as_bytes() {
+            let accepted = self.accepts.get(b as usize).copied().unwrap_or(0) & state;
+            state = (accepted << 1) | (accepted & self.repeat);
+            if SKIPS {
+                state = self.closure(state);
+            }
+            if !self.anchored_start {
+                state |= self.start;
+            } else if state == 0 {
+                return false;
+            }
+            if !self.anchored_end && state & self.accept != 0 {
+                return true;
+            }
+        }
+        state & self.accept != 0
+    }
+}
+
+/// A compiled `matches` operand: the `regex` crate's engine, and the bit-parallel matcher
+/// when the pattern is simple enough for it (they give the same answers).
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    regex: regex::Regex,
+    simple: Option<SimpleRegex>,
+}
+
+impl Pattern {
+    /// Compiles a pattern; an invalid one is the `regex` crate's error.
+    pub(crate) fn new(pattern: &str) -> Result<Pattern, regex::Error> {
+        let regex = regex::Regex::new(pattern)?;
+        Ok(Pattern {
+            simple: SimpleRegex::new(pattern),
+            regex,
+        })
+    }
+
+    /// Whether the pattern matches somewhere in `s`.
+    #[inline]
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match &self.simple {
+            Some(m) => m.is_match(s),
+            None => self.regex.is_match(s),
+        }
+    }
+}
+
 /// A requirement operand of the `semver` operator.
 #[derive(Debug, Clone)]
 pub(crate) enum VersionRule {
@@ -357,6 +576,112 @@ mod tests {
             ("héllo wörld", "ö"),
         ] {
             assert_eq!(contains(h, n), h.contains(n), "{h:?} {n:?}");
+        }
+    }
+
+    /// A small deterministic generator (xorshift), so that the test needs no extra crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+            xs[(self.next() % xs.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn simple_regexes_answer_as_the_regex_crate() {
+        let atoms = [
+            "a",
+            "b",
+            "c",
+            "@",
+            "-",
+            "_",
+            " ",
+            "1",
+            "\\.",
+            "\\+",
+            "\\$",
+            "\\\\",
+            "[ab]",
+            "[a-c]",
+            "[a-z0-9.]",
+            "[b.@]",
+            "[0-9]",
+            "[-a]",
+            "[a-]",
+            "x",
+            "#",
+            "~",
+            "&",
+        ];
+        let quantifiers = ["", "", "", "+", "*", "?"];
+        let letters = [
+            "a", "b", "c", "@", "-", "_", " ", "1", "9", ".", "+", "$", "\\", "x", "é", "\n", "#",
+            "~", "&", "z",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut simple = 0;
+        for _ in 0..3000 {
+            let mut pattern = String::new();
+            if rng.next() % 2 == 0 {
+                pattern.push('^');
+            }
+            for _ in 0..rng.next() % 6 {
+                pattern.push_str(rng.pick(&atoms));
+                pattern.push_str(rng.pick(&quantifiers));
+            }
+            if rng.next() % 2 == 0 {
+                pattern.push('$');
+            }
+            let regex = regex::Regex::new(&pattern).unwrap();
+            let Some(fast) = SimpleRegex::new(&pattern) else {
+                continue;
+            };
+            simple += 1;
+            for _ in 0..40 {
+                let hay: String = (0..rng.next() % 9).map(|_| rng.pick(&letters)).collect();
+                assert_eq!(
+                    fast.is_match(&hay),
+                    regex.is_match(&hay),
+                    "{pattern:?} on {hay:?}"
+                );
+            }
+        }
+        assert!(simple > 2000, "only {simple} patterns were simple");
+        let email = SimpleRegex::new(r"^[a-z0-9.]+@example\.com$").unwrap();
+        assert!(email.is_match("jo@example.com"));
+        assert!(!email.is_match("jo@example.org"));
+        assert!(!email.is_match("@example.com"));
+        assert!(!email.is_match("Jo@example.com"));
+        for complex in [
+            r"^a.c$",
+            r"(a|b)",
+            r"a{2}",
+            r"\d+",
+            r"[^a]",
+            r"(?i)abc",
+            r"a+?",
+            r"[[:alpha:]]",
+            r"é",
+            r"\w",
+            r"a|b",
+            r"[a&&b]",
+            r"[]a]",
+            r"[z-a]",
+            r"\bword\b",
+            r"^^a",
+            r"a$b",
+            r"[a",
+        ] {
+            assert!(SimpleRegex::new(complex).is_none(), "{complex:?}");
         }
     }
 
