@@ -397,30 +397,30 @@ impl SimpleRegex {
     }
 }
 
-/// A compiled `matches` operand: the `regex` crate's engine, and the bit-parallel matcher
-/// when the pattern is simple enough for it (they give the same answers).
+/// A compiled `matches` operand: the bit-parallel matcher when the pattern is simple enough for
+/// it (every pattern of that shape is a valid regular expression, and the answers are the same),
+/// the `regex` crate's engine otherwise. Simple patterns also compile much faster.
 #[derive(Debug, Clone)]
-pub(crate) struct Pattern {
-    regex: regex::Regex,
-    simple: Option<SimpleRegex>,
+pub(crate) enum Pattern {
+    Simple(SimpleRegex),
+    General(regex::Regex),
 }
 
 impl Pattern {
     /// Compiles a pattern; an invalid one is the `regex` crate's error.
     pub(crate) fn new(pattern: &str) -> Result<Pattern, regex::Error> {
-        let regex = regex::Regex::new(pattern)?;
-        Ok(Pattern {
-            simple: SimpleRegex::new(pattern),
-            regex,
-        })
+        match SimpleRegex::new(pattern) {
+            Some(m) => Ok(Pattern::Simple(m)),
+            None => regex::Regex::new(pattern).map(Pattern::General),
+        }
     }
 
     /// Whether the pattern matches somewhere in `s`.
     #[inline]
     pub(crate) fn is_match(&self, s: &str) -> bool {
-        match &self.simple {
-            Some(m) => m.is_match(s),
-            None => self.regex.is_match(s),
+        match self {
+            Pattern::Simple(m) => m.is_match(s),
+            Pattern::General(r) => r.is_match(s),
         }
     }
 }
