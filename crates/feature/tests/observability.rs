@@ -550,3 +550,38 @@ async fn otel_instruments_carry_the_same_names_and_counts() {
     );
     client.close().await;
 }
+
+/// The `observability` example, run the way CI does: `--once` serves, scrapes itself, exits.
+#[test]
+fn the_observability_example_serves_metrics_and_health() {
+    // cargo builds examples before running integration tests: target/<profile>/examples/.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let example = dir
+        .join("examples")
+        .join(format!("observability{}", std::env::consts::EXE_SUFFIX));
+    if !example.exists() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "CI=true but the example was not built at {}",
+            example.display()
+        );
+        eprintln!("skipping: {} not built", example.display());
+        return;
+    }
+    let out = std::process::Command::new(&example)
+        .arg("--once")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("GET /metrics -> 200"));
+    assert!(stdout.contains("# TYPE feature_flags_evaluation_total counter"));
+    assert!(stdout.contains("GET /health -> 200"));
+    assert!(stdout.contains(r#""status":"healthy""#));
+}

@@ -4,12 +4,15 @@ use super::{AnalyticsEvent, AnalyticsExporter, EventKind, Redaction};
 use crate::events::{BoxFuture, EvaluationEvent, EventSink};
 use crate::stripe::Striped;
 use chrono::{DateTime, Utc};
+use crossbeam_queue::ArrayQueue;
 use feature_core::{Context, ReasonKind};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Settings of an [`AnalyticsPipeline`].
 #[derive(Debug, Clone)]
@@ -19,7 +22,8 @@ pub struct PipelineConfig {
     pub capacity: usize,
     /// Events per exported batch (default 500).
     pub batch_size: usize,
-    /// Longest an event waits in a partial batch (default 5 s).
+    /// How often a partial batch is exported (default 5 s): an event waits at most about this
+    /// long. Full batches go out as soon as they are full.
     pub flush_interval: Duration,
     /// Share of evaluation events kept, from 0 to 1 (default 0.01: one in a hundred, chosen at
     /// random). Experiment exposures (`in_experiment`) and custom events are always kept.
@@ -70,29 +74,33 @@ pub struct PipelineStats {
     pub batches: u64,
 }
 
-/// Raw event as queued: converted (redacted, timestamped) on the worker thread.
+/// Raw event as queued: converted (redacted) on the worker thread.
 enum Msg {
-    Evaluation(Box<RawEvaluation>),
-    Custom(Box<RawCustom>),
+    Evaluation(RawEvaluation),
+    Custom(RawCustom),
+}
+
+/// Requests to the worker, on their own channel.
+enum Control {
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
 
 struct RawEvaluation {
     at: SystemTime,
-    key: String,
-    context: Context,
+    key: Arc<str>,
+    context: Arc<Context>,
     value: Value,
     variation: Option<usize>,
     reason: ReasonKind,
-    rule_id: Option<String>,
+    rule_id: Option<Arc<str>>,
     in_experiment: bool,
 }
 
 struct RawCustom {
     at: SystemTime,
-    name: String,
-    context: Context,
+    name: Arc<str>,
+    context: Arc<Context>,
     data: Option<Value>,
 }
 
@@ -100,11 +108,18 @@ const ACCEPTED: usize = 0;
 const DROPPED: usize = 1;
 
 struct Shared {
-    tx: mpsc::Sender<Msg>,
+    /// The events: a bounded lock-free queue. Offering never wakes the worker unless a full
+    /// batch is waiting, so the evaluating thread makes no system call.
+    queue: ArrayQueue<Msg>,
+    /// Wakes the worker when a batch is full.
+    wake: Notify,
+    wake_pending: AtomicBool,
+    batch_size: usize,
+    closed: AtomicBool,
     counters: Striped<2>,
     worker: Mutex<WorkerStats>,
-    /// Keep an evaluation when a random u64 is below this.
-    threshold: u64,
+    /// Share of evaluations kept.
+    rate: f64,
     keep_all: bool,
     close_timeout: Duration,
 }
@@ -122,6 +137,8 @@ struct WorkerStats {
 #[derive(Clone)]
 pub struct AnalyticsPipeline {
     shared: Arc<Shared>,
+    /// When the last clone is dropped, the worker delivers what is queued and stops.
+    control: Arc<mpsc::UnboundedSender<Control>>,
 }
 
 impl std::fmt::Debug for AnalyticsPipeline {
@@ -134,6 +151,50 @@ impl std::fmt::Debug for AnalyticsPipeline {
 
 thread_local! {
     static RNG: Cell<u64> = const { Cell::new(0) };
+    /// Evaluations this thread still skips before keeping one (see `sample`).
+    static SKIP: Cell<u64> = const { Cell::new(NOT_DRAWN) };
+    /// The context of this thread's last queued event: a request usually evaluates several
+    /// flags for the same context, which is then copied once.
+    static LAST_CONTEXT: RefCell<Option<Arc<Context>>> = const { RefCell::new(None) };
+    /// Flag keys, rule ids and event names seen on this thread (bounded).
+    static INTERNED: RefCell<FxHashMap<Box<str>, Arc<str>>> = RefCell::new(FxHashMap::default());
+}
+
+/// `SKIP` before this thread's first sampled evaluation.
+const NOT_DRAWN: u64 = u64::MAX;
+
+/// Most strings [`intern`] keeps per thread; beyond, the table starts over.
+const MAX_INTERNED: usize = 4096;
+
+/// A shared copy of `s`, allocated once per thread.
+fn intern(s: &str) -> Arc<str> {
+    INTERNED.with(|t| {
+        let mut t = t.borrow_mut();
+        if let Some(a) = t.get(s) {
+            return a.clone();
+        }
+        if t.len() >= MAX_INTERNED {
+            t.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        t.insert(Box::from(s), a.clone());
+        a
+    })
+}
+
+/// A shared copy of `ctx`: the previous one when it is equal.
+fn shared_context(ctx: &Context) -> Arc<Context> {
+    LAST_CONTEXT.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(c) if **c == *ctx => c.clone(),
+            _ => {
+                let c = Arc::new(ctx.clone());
+                *last = Some(c.clone());
+                c
+            }
+        }
+    })
 }
 
 /// A fast per-thread random number (xorshift64*), for sampling.
@@ -185,13 +246,17 @@ impl AnalyticsPipeline {
                 "evaluation_sample_rate must be within 0..=1",
             ));
         }
-        let (tx, rx) = mpsc::channel(config.capacity);
+        let (control, rx) = mpsc::unbounded_channel();
         let rate = config.evaluation_sample_rate;
         let shared = Arc::new(Shared {
-            tx,
+            queue: ArrayQueue::new(config.capacity),
+            wake: Notify::new(),
+            wake_pending: AtomicBool::new(false),
+            batch_size: config.batch_size,
+            closed: AtomicBool::new(false),
             counters: Striped::default(),
             worker: Mutex::new(WorkerStats::default()),
-            threshold: (rate * u64::MAX as f64) as u64,
+            rate,
             keep_all: rate >= 1.0,
             close_timeout: config.close_timeout,
         });
@@ -204,13 +269,16 @@ impl AnalyticsPipeline {
             exporter,
             batch: Vec::with_capacity(config.batch_size),
             config,
-            shared: Arc::downgrade(&shared),
+            shared: shared.clone(),
         };
         std::thread::Builder::new()
             .name("feature-analytics".to_owned())
             .spawn(move || runtime.block_on(worker.run()))
             .map_err(PipelineError::Start)?;
-        Ok(AnalyticsPipeline { shared })
+        Ok(AnalyticsPipeline {
+            shared,
+            control: Arc::new(control),
+        })
     }
 
     /// What the pipeline has done so far.
@@ -226,37 +294,79 @@ impl AnalyticsPipeline {
         }
     }
 
+    /// Whether to keep this evaluation: Bernoulli sampling at the configured rate, drawn as
+    /// geometric gaps between kept events so that a skipped evaluation costs one decrement.
     #[inline]
-    fn offer(&self, msg: Msg) {
-        let c = &self.shared.counters;
-        match self.shared.tx.try_send(msg) {
-            Ok(()) => c.add(ACCEPTED, 1),
-            Err(_) => c.add(DROPPED, 1),
+    fn sample(&self) -> bool {
+        if self.shared.rate <= 0.0 {
+            return false;
+        }
+        SKIP.with(|skip| {
+            let mut n = skip.get();
+            if n == NOT_DRAWN {
+                n = self.gap();
+            }
+            if n > 0 {
+                skip.set(n - 1);
+                return false;
+            }
+            skip.set(self.gap());
+            true
+        })
+    }
+
+    /// Evaluations to skip before the next kept one: geometric with parameter `rate`.
+    fn gap(&self) -> u64 {
+        let rate = self.shared.rate;
+        // U in (0, 1]; floor(ln U / ln(1 - rate)) is geometric.
+        let u = ((random() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let g = (u.ln() / (1.0 - rate).ln()).floor();
+        if g.is_finite() && g >= 0.0 {
+            g.min((NOT_DRAWN - 1) as f64) as u64
+        } else {
+            0
         }
     }
 
-    async fn control(&self, make: fn(oneshot::Sender<()>) -> Msg) {
+    /// Queues the event `make` builds, unless the queue is full (then nothing is built: a
+    /// stuck exporter makes evaluation cheaper, never slower).
+    #[inline]
+    fn offer(&self, make: impl FnOnce() -> Msg) {
+        let s = &self.shared;
+        if s.queue.is_full() || s.closed.load(Ordering::Relaxed) {
+            s.counters.add(DROPPED, 1);
+            return;
+        }
+        if s.queue.push(make()).is_err() {
+            s.counters.add(DROPPED, 1);
+            return;
+        }
+        s.counters.add(ACCEPTED, 1);
+        if s.queue.len() >= s.batch_size && !s.wake_pending.swap(true, Ordering::AcqRel) {
+            s.wake.notify_one();
+        }
+    }
+
+    async fn control(&self, make: fn(oneshot::Sender<()>) -> Control) {
         let (tx, rx) = oneshot::channel();
         let deadline = self.shared.close_timeout;
-        let done = async {
-            if self.shared.tx.send(make(tx)).await.is_ok() {
-                let _ = rx.await;
-            }
-        };
-        if tokio::time::timeout(deadline, done).await.is_err() {
+        if self.control.send(make(tx)).is_err() {
+            return; // the worker has already stopped
+        }
+        if tokio::time::timeout(deadline, rx).await.is_err() {
             tracing::warn!(target: "feature::analytics", "exporter did not finish within {deadline:?}");
         }
     }
 
     /// Exports everything queued so far and waits for the exporter to flush.
     pub async fn flush(&self) {
-        self.control(Msg::Flush).await
+        self.control(Control::Flush).await
     }
 
     /// Exports everything queued, closes the exporter and stops the worker. Events offered
     /// later are dropped (and counted).
     pub async fn close(&self) {
-        self.control(Msg::Close).await
+        self.control(Control::Close).await
     }
 }
 
@@ -264,28 +374,32 @@ impl EventSink for AnalyticsPipeline {
     #[inline]
     fn evaluation(&self, e: &EvaluationEvent<'_>) {
         let s = &self.shared;
-        if !(e.in_experiment || s.keep_all || random() < s.threshold) {
+        if !(e.in_experiment || s.keep_all || self.sample()) {
             return;
         }
-        self.offer(Msg::Evaluation(Box::new(RawEvaluation {
-            at: SystemTime::now(),
-            key: e.key.to_owned(),
-            context: e.context.clone(),
-            value: e.value.clone(),
-            variation: e.variation,
-            reason: e.reason,
-            rule_id: e.rule_id.map(str::to_owned),
-            in_experiment: e.in_experiment,
-        })));
+        self.offer(|| {
+            Msg::Evaluation(RawEvaluation {
+                at: SystemTime::now(),
+                key: intern(e.key),
+                context: shared_context(e.context),
+                value: e.value.clone(),
+                variation: e.variation,
+                reason: e.reason,
+                rule_id: e.rule_id.map(intern),
+                in_experiment: e.in_experiment,
+            })
+        });
     }
 
     fn track(&self, context: &Context, name: &str, data: Option<&Value>) {
-        self.offer(Msg::Custom(Box::new(RawCustom {
-            at: SystemTime::now(),
-            name: name.to_owned(),
-            context: context.clone(),
-            data: data.cloned(),
-        })));
+        self.offer(|| {
+            Msg::Custom(RawCustom {
+                at: SystemTime::now(),
+                name: intern(name),
+                context: shared_context(context),
+                data: data.cloned(),
+            })
+        });
     }
 
     fn flush(&self) -> BoxFuture<'_> {
@@ -298,83 +412,74 @@ impl EventSink for AnalyticsPipeline {
 }
 
 struct Worker {
-    rx: mpsc::Receiver<Msg>,
+    rx: mpsc::UnboundedReceiver<Control>,
     exporter: Arc<dyn AnalyticsExporter>,
     batch: Vec<AnalyticsEvent>,
     config: PipelineConfig,
-    shared: std::sync::Weak<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl Worker {
     async fn run(mut self) {
-        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(self.config.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
         loop {
-            let msg = match deadline {
-                None => self.rx.recv().await,
-                Some(at) => match tokio::time::timeout_at(at, self.rx.recv()).await {
-                    Ok(m) => m,
-                    Err(_) => {
+            tokio::select! {
+                control = self.rx.recv() => match control {
+                    Some(Control::Flush(done)) => {
+                        self.drain().await;
                         self.export().await;
-                        deadline = None;
-                        continue;
+                        if let Err(e) = self.exporter.flush().await {
+                            tracing::warn!(target: "feature::analytics", "flush failed: {e}");
+                        }
+                        let _ = done.send(());
+                    }
+                    Some(Control::Close(done)) => {
+                        self.finish().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.finish().await;
+                        return;
                     }
                 },
-            };
-            match msg {
-                Some(Msg::Evaluation(raw)) => {
-                    self.push(evaluation_event(&self.config.redaction, *raw))
-                }
-                Some(Msg::Custom(raw)) => self.push(custom_event(&self.config.redaction, *raw)),
-                Some(Msg::Flush(done)) => {
+                _ = self.shared.wake.notified() => self.drain().await,
+                _ = tick.tick() => {
+                    self.drain().await;
                     self.export().await;
-                    deadline = None;
-                    if let Err(e) = self.exporter.flush().await {
-                        tracing::warn!(target: "feature::analytics", "flush failed: {e}");
-                    }
-                    let _ = done.send(());
-                    continue;
                 }
-                Some(Msg::Close(done)) => {
-                    self.finish().await;
-                    let _ = done.send(());
-                    return;
-                }
-                None => {
-                    self.finish().await;
-                    return;
-                }
-            }
-            if self.batch.len() >= self.config.batch_size {
-                self.export().await;
-                deadline = None;
-            } else if deadline.is_none() {
-                deadline = Some(tokio::time::Instant::now() + self.config.flush_interval);
             }
         }
     }
 
-    fn push(&mut self, e: AnalyticsEvent) {
-        self.batch.push(e);
+    /// Moves every queued event into batches, exporting each full one.
+    async fn drain(&mut self) {
+        self.shared.wake_pending.store(false, Ordering::Release);
+        while let Some(msg) = self.shared.queue.pop() {
+            let event = match msg {
+                Msg::Evaluation(raw) => evaluation_event(&self.config.redaction, raw),
+                Msg::Custom(raw) => custom_event(&self.config.redaction, raw),
+            };
+            self.batch.push(event);
+            if self.batch.len() >= self.config.batch_size {
+                self.export().await;
+            }
+        }
     }
 
     async fn finish(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
         self.rx.close();
         // Events queued before the close are still delivered.
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Msg::Evaluation(raw) => self.push(evaluation_event(&self.config.redaction, *raw)),
-                Msg::Custom(raw) => self.push(custom_event(&self.config.redaction, *raw)),
-                Msg::Flush(done) | Msg::Close(done) => {
-                    let _ = done.send(());
-                }
-            }
-            if self.batch.len() >= self.config.batch_size {
-                self.export().await;
-            }
-        }
+        self.drain().await;
         self.export().await;
         if let Err(e) = self.exporter.close().await {
             tracing::warn!(target: "feature::analytics", "closing the exporter failed: {e}");
+        }
+        while let Ok(Control::Flush(done) | Control::Close(done)) = self.rx.try_recv() {
+            let _ = done.send(());
         }
     }
 
@@ -388,13 +493,11 @@ impl Worker {
         if let Err(e) = &result {
             tracing::warn!(target: "feature::analytics", events = n, "export failed: {e}");
         }
-        if let Some(shared) = self.shared.upgrade() {
-            let mut w = shared.worker.lock().unwrap_or_else(|e| e.into_inner());
-            w.batches += 1;
-            match result {
-                Ok(()) => w.exported += n,
-                Err(_) => w.failed += n,
-            }
+        let mut w = self.shared.worker.lock().unwrap_or_else(|e| e.into_inner());
+        w.batches += 1;
+        match result {
+            Ok(()) => w.exported += n,
+            Err(_) => w.failed += n,
         }
     }
 }
@@ -403,12 +506,12 @@ fn evaluation_event(redaction: &Redaction, raw: RawEvaluation) -> AnalyticsEvent
     AnalyticsEvent {
         kind: EventKind::Evaluation,
         timestamp: DateTime::<Utc>::from(raw.at),
-        flag_key: raw.key,
+        flag_key: raw.key.to_string(),
         user_key: raw.context.key().to_owned(),
         value: raw.value,
         variation_idx: raw.variation,
         reason: Some(raw.reason),
-        rule_id: raw.rule_id,
+        rule_id: raw.rule_id.map(|r| r.to_string()),
         in_experiment: raw.in_experiment,
         context: redaction.apply_opt(&raw.context),
         event: None,
@@ -428,7 +531,7 @@ fn custom_event(redaction: &Redaction, raw: RawCustom) -> AnalyticsEvent {
         rule_id: None,
         in_experiment: false,
         context: redaction.apply_opt(&raw.context),
-        event: Some(raw.name),
+        event: Some(raw.name.to_string()),
         data: raw.data,
     }
 }
