@@ -138,36 +138,44 @@ fn main() {
         drop(snapshot);
     }
 
-    // Where a cold YAML load goes: the YAML parser, the line/column index of every node, the
-    // reading of flags (`parse_document` does the first two and this), and compilation.
-    let t = Instant::now();
-    let value: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("YAML");
-    let yaml_parse = t.elapsed();
-    drop(value);
-    let t = Instant::now();
-    let locator = feature_core::Locator::new(&yaml);
-    let locate = t.elapsed();
-    drop(locator);
-    let t = Instant::now();
-    let parsed = parse_document(&yaml, Format::Yaml).expect("parses");
-    let parse_all = t.elapsed();
-    let document = parsed.document.clone();
-    drop(parsed);
-    let t = Instant::now();
-    let snapshot = feature_core::compile(document);
-    let compile = t.elapsed();
-    let t = Instant::now();
-    drop(snapshot);
-    let free = t.elapsed();
-    report.push(format!(
-        "YAML phases: YAML parser {:.1} ms, line/column index {:.1} ms, parse_document in all {:.1} ms; \
-         compile {:.1} ms; dropping the snapshot {:.1} ms",
-        yaml_parse.as_secs_f64() * 1e3,
-        locate.as_secs_f64() * 1e3,
-        parse_all.as_secs_f64() * 1e3,
-        compile.as_secs_f64() * 1e3,
-        free.as_secs_f64() * 1e3,
-    ));
+    // Where a cold load goes: the text parser, the line/column index of every node (built so
+    // that diagnostics can be located), the reading of flags (`parse_document` does these
+    // three), and compilation.
+    for (name, text, format) in [("YAML", &yaml, Format::Yaml), ("JSON", &json, Format::Json)] {
+        let t = Instant::now();
+        let value: serde_json::Value = match format {
+            Format::Yaml => serde_yaml_ng::from_str(text).expect("YAML"),
+            Format::Json => serde_json::from_str(text).expect("JSON"),
+        };
+        let text_parse = t.elapsed();
+        drop(value);
+        let t = Instant::now();
+        let locator = feature_core::Locator::new(text);
+        let locate = t.elapsed();
+        drop(locator);
+        let t = Instant::now();
+        let parsed = parse_document(text, format).expect("parses");
+        let parse_all = t.elapsed();
+        let document = parsed.document.clone();
+        drop(parsed);
+        let t = Instant::now();
+        let snapshot = feature_core::compile(document);
+        let compile = t.elapsed();
+        let t = Instant::now();
+        drop(snapshot);
+        let free = t.elapsed();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        report.push(format!(
+            "{name} phases: parse_document {:.1} ms (text parser {:.1} ms, line/column index {:.1} ms, \
+             reading the flags {:.1} ms); compile {:.1} ms; dropping the snapshot {:.1} ms",
+            ms(parse_all),
+            ms(text_parse),
+            ms(locate),
+            ms(parse_all.saturating_sub(text_parse + locate)),
+            ms(compile),
+            ms(free),
+        ));
+    }
 
     let mut c = Criterion::default()
         .sample_size(10)
