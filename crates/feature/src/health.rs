@@ -405,7 +405,7 @@ mod service {
     /// ```
     /// # async fn f(health: feature::health::Health) {
     /// use feature::health::HealthService;
-    /// let app = axum::Router::new().route_service("/health", HealthService::new(health));
+    /// let app: axum::Router = axum::Router::new().route_service("/health", HealthService::new(health));
     /// # let _ = app; }
     /// ```
     #[derive(Debug, Clone)]

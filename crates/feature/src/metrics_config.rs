@@ -209,6 +209,7 @@ impl EvalCounts {
         }
     }
 
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn per_flag(&self) -> bool {
         self.per_flag
     }

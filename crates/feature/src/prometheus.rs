@@ -384,7 +384,7 @@ mod service {
     /// ```
     /// use feature::prometheus::MetricsService;
     /// let registry = prometheus::Registry::new();
-    /// let app = axum::Router::new().route_service("/metrics", MetricsService::new(registry));
+    /// let app: axum::Router = axum::Router::new().route_service("/metrics", MetricsService::new(registry));
     /// # let _ = app;
     /// ```
     #[derive(Debug, Clone)]
