@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crossbeam_queue::ArrayQueue;
 use feature_core::{Context, ReasonKind};
 use rustc_hash::FxHashMap;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -265,6 +265,7 @@ impl AnalyticsPipeline {
             .build()
             .map_err(PipelineError::Start)?;
         let worker = Worker {
+            redacted: Redacted::default(),
             rx,
             exporter,
             batch: Vec::with_capacity(config.batch_size),
@@ -411,7 +412,27 @@ impl EventSink for AnalyticsPipeline {
     }
 }
 
+/// The redacted form of the last context seen: events of one context usually come in runs.
+#[derive(Default)]
+struct Redacted {
+    last: Option<(Arc<Context>, Option<Map<String, Value>>)>,
+}
+
+impl Redacted {
+    fn of(&mut self, redaction: &Redaction, ctx: &Arc<Context>) -> Option<Map<String, Value>> {
+        if let Some((c, m)) = &self.last {
+            if Arc::ptr_eq(c, ctx) {
+                return m.clone();
+            }
+        }
+        let m = redaction.apply_opt(ctx);
+        self.last = Some((ctx.clone(), m.clone()));
+        m
+    }
+}
+
 struct Worker {
+    redacted: Redacted,
     rx: mpsc::UnboundedReceiver<Control>,
     exporter: Arc<dyn AnalyticsExporter>,
     batch: Vec<AnalyticsEvent>,
@@ -459,8 +480,14 @@ impl Worker {
         self.shared.wake_pending.store(false, Ordering::Release);
         while let Some(msg) = self.shared.queue.pop() {
             let event = match msg {
-                Msg::Evaluation(raw) => evaluation_event(&self.config.redaction, raw),
-                Msg::Custom(raw) => custom_event(&self.config.redaction, raw),
+                Msg::Evaluation(raw) => {
+                    let ctx = self.redacted.of(&self.config.redaction, &raw.context);
+                    evaluation_event(ctx, raw)
+                }
+                Msg::Custom(raw) => {
+                    let ctx = self.redacted.of(&self.config.redaction, &raw.context);
+                    custom_event(ctx, raw)
+                }
             };
             self.batch.push(event);
             if self.batch.len() >= self.config.batch_size {
@@ -502,7 +529,7 @@ impl Worker {
     }
 }
 
-fn evaluation_event(redaction: &Redaction, raw: RawEvaluation) -> AnalyticsEvent {
+fn evaluation_event(context: Option<Map<String, Value>>, raw: RawEvaluation) -> AnalyticsEvent {
     AnalyticsEvent {
         kind: EventKind::Evaluation,
         timestamp: DateTime::<Utc>::from(raw.at),
@@ -513,13 +540,13 @@ fn evaluation_event(redaction: &Redaction, raw: RawEvaluation) -> AnalyticsEvent
         reason: Some(raw.reason),
         rule_id: raw.rule_id.map(|r| r.to_string()),
         in_experiment: raw.in_experiment,
-        context: redaction.apply_opt(&raw.context),
+        context,
         event: None,
         data: None,
     }
 }
 
-fn custom_event(redaction: &Redaction, raw: RawCustom) -> AnalyticsEvent {
+fn custom_event(context: Option<Map<String, Value>>, raw: RawCustom) -> AnalyticsEvent {
     AnalyticsEvent {
         kind: EventKind::Custom,
         timestamp: DateTime::<Utc>::from(raw.at),
@@ -530,7 +557,7 @@ fn custom_event(redaction: &Redaction, raw: RawCustom) -> AnalyticsEvent {
         reason: None,
         rule_id: None,
         in_experiment: false,
-        context: redaction.apply_opt(&raw.context),
+        context,
         event: Some(raw.name.to_string()),
         data: raw.data,
     }
