@@ -1,6 +1,6 @@
 //! Health: the plan's `HealthCheck` report, built from the client's provider status and
 //! snapshot, the [`EvaluationStats`] the client feeds, and optionally a caching provider's
-//! [`CacheReport`]; and, with the `http-endpoints` feature, [`HealthService`], a tower
+//! [`CacheReport`]; and, with the `http-endpoints` feature, `HealthService`, a tower
 //! `Service` answering it as JSON (usable as an axum route or with hyper).
 //!
 //! ```
@@ -25,7 +25,7 @@
 //!
 //! Status: `unhealthy` while no flags were ever loaded; `degraded` while the provider serves
 //! stale data (its state is `Degraded`: the store is unreachable or its latest data invalid);
-//! `healthy` otherwise. [`HealthService`] answers `200` for healthy and degraded (the service
+//! `healthy` otherwise. `HealthService` answers `200` for healthy and degraded (the service
 //! works) and `503` for unhealthy.
 //!
 //! ## Cache numbers

@@ -41,7 +41,7 @@
 //! |---|---|---|
 //! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
 //! | (default) | [`health`] (the health report and [`health::EvaluationStats`]), [`analytics`] (event pipeline, stdout and file exporters), [`metrics_config`] | available |
-//! | `prometheus` | [`prometheus`]: the plan's nine Prometheus metrics | available |
+//! | `prometheus` | `prometheus`: the plan's nine Prometheus metrics | available |
 //! | `otel` | `otel`: the same instruments through the OpenTelemetry metrics API | available |
 //! | `http-endpoints` | tower services for `/health` (and `/metrics` with `prometheus`) | available |
 //! | `webhook` | `analytics::webhook`: HTTP webhook exporter | available |

@@ -1,5 +1,5 @@
 //! OpenTelemetry metrics (crate feature `otel`): the same instruments as
-//! [`crate::prometheus`], through the `opentelemetry` API crate only, so the application's
+//! the `prometheus` module, through the `opentelemetry` API crate only, so the application's
 //! SDK and exporter (OTLP, Prometheus, ...) decide where they go.
 //!
 //! ```
