@@ -249,7 +249,12 @@ async fn batches_by_size_and_by_time() {
     while sink.events().len() < 25 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(sink.sizes(), [10, 10, 5]);
+    // Full batches go out by size; the last 5 by time. (Normally [10, 10, 5]; a stall of the
+    // test thread longer than the interval may split a batch, never lose or oversize one.)
+    let sizes = sink.sizes();
+    assert_eq!(sizes.iter().sum::<usize>(), 25, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s <= 10), "{sizes:?}");
+    assert!(sizes.iter().filter(|&&s| s == 10).count() >= 2, "{sizes:?}");
     pipeline.close().await;
 }
 
