@@ -310,27 +310,41 @@ fn kind_name(v: &Value) -> &'static str {
 }
 
 /// Line and column of every node of a YAML or JSON text, by path.
+///
+/// The index is built on the first [`Locator::locate`]: a document without problems never pays
+/// for it (it costs more than parsing the document itself).
 #[derive(Debug, Clone, Default)]
 pub struct Locator {
-    spans: HashMap<Vec<PathSeg>, (usize, usize)>,
+    text: std::sync::Arc<str>,
+    spans: std::sync::OnceLock<HashMap<Vec<PathSeg>, (usize, usize)>>,
 }
 
 impl Locator {
-    /// Indexes a text. Text that YAML cannot read gives an empty locator.
+    /// A locator over a text. Text that YAML cannot read locates nothing.
     pub fn new(text: &str) -> Locator {
-        let mut r = Recorder::default();
-        let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut r, false).is_err() {
-            return Locator::default();
+        Locator {
+            text: text.into(),
+            spans: std::sync::OnceLock::new(),
         }
-        Locator { spans: r.spans }
+    }
+
+    fn spans(&self) -> &HashMap<Vec<PathSeg>, (usize, usize)> {
+        self.spans.get_or_init(|| {
+            let mut r = Recorder::default();
+            let mut parser = Parser::new_from_str(&self.text);
+            if parser.load(&mut r, false).is_err() {
+                return HashMap::new();
+            }
+            r.spans
+        })
     }
 
     /// The line and column (from 1) of the deepest node of `path` that exists.
     pub fn locate(&self, path: &[PathSeg]) -> Option<(usize, usize)> {
+        let spans = self.spans();
         (0..=path.len())
             .rev()
-            .find_map(|n| self.spans.get(&path[..n]).copied())
+            .find_map(|n| spans.get(&path[..n]).copied())
     }
 }
 
