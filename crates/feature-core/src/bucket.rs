@@ -92,7 +92,10 @@ mod tests {
         assert!(close(bucket_value(seed, &json!("userKeyC")), 0.9242641));
         assert!(close(bucket_value(b"60.", &json!("userKeyA")), 0.7008816));
         assert!(close(bucket_value(p, &json!(33333)), 0.54771423));
-        assert!(close(bucket_value(p, &json!(33333.0)), bucket_value(p, &json!("33333"))));
+        assert!(close(
+            bucket_value(p, &json!(33333.0)),
+            bucket_value(p, &json!("33333"))
+        ));
         assert_eq!(bucket_value(p, &json!(999.999)), 0.0);
         assert_eq!(bucket_value(p, &json!(true)), 0.0);
         let s = b"segkey.salty.";

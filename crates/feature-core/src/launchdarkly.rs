@@ -58,10 +58,20 @@ pub fn import(payload: &Value) -> Result<FlagDocument, ImportError> {
     if !obj.contains_key("flags") && !obj.contains_key("segments") {
         return Err(ImportError::NotAPayload);
     }
-    for (key, f) in obj.get("flags").and_then(Value::as_object).into_iter().flatten() {
+    for (key, f) in obj
+        .get("flags")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         doc.flags.insert(key.clone(), import_flag(key, f)?);
     }
-    for (key, s) in obj.get("segments").and_then(Value::as_object).into_iter().flatten() {
+    for (key, s) in obj
+        .get("segments")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         doc.segments.insert(key.clone(), import_segment(key, s)?);
     }
     Ok(doc)
@@ -257,7 +267,11 @@ fn targets(o: &Map<String, Value>) -> Vec<Target> {
             .filter(|k| *k != crate::context::USER_KIND)
             .map(str::to_owned),
     };
-    let user: Vec<Target> = arr(o, "targets").iter().filter_map(Value::as_object).map(read).collect();
+    let user: Vec<Target> = arr(o, "targets")
+        .iter()
+        .filter_map(Value::as_object)
+        .map(read)
+        .collect();
     let ctx = arr(o, "contextTargets");
     if ctx.is_empty() {
         return user;

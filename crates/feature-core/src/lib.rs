@@ -49,7 +49,10 @@
 //! # Ok::<(), feature_core::ParseError>(())
 //! ```
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod attr;
 pub mod bucket;
@@ -70,4 +73,6 @@ pub use context::{Context, ContextError, USER_KIND};
 pub use eval::{Detail, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
 pub use explain::{Explanation, Step, Tracer};
 pub use model::{Flag, FlagDocument, FlagType, Operator};
-pub use source::{parse_document, Diagnostic, Format, Locator, ParseError, Parsed, PathSeg, Severity};
+pub use source::{
+    parse_document, Diagnostic, Format, Locator, ParseError, Parsed, PathSeg, Severity,
+};

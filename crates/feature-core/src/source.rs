@@ -205,9 +205,13 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
     let mut diagnostics = Vec::new();
     for (k, v) in top {
         match k.as_str() {
-            "flags" => read_map(v, "flags", &mut document.flags, &mut diagnostics, |f: &mut Flag, k| {
-                f.key = k.to_owned()
-            }),
+            "flags" => read_map(
+                v,
+                "flags",
+                &mut document.flags,
+                &mut diagnostics,
+                |f: &mut Flag, k| f.key = k.to_owned(),
+            ),
             "segments" => read_map(
                 v,
                 "segments",
@@ -252,7 +256,10 @@ fn read_map<T: DeserializeOwned>(
                 flag: String::new(),
                 path: vec![PathSeg::key(section)],
                 severity: Severity::Error,
-                message: format!("`{section}` must be a mapping by key, found {}", kind_name(&other)),
+                message: format!(
+                    "`{section}` must be a mapping by key, found {}",
+                    kind_name(&other)
+                ),
             });
             return;
         }
@@ -272,8 +279,12 @@ fn read_map<T: DeserializeOwned>(
                 let mut path = vec![PathSeg::key(section), PathSeg::Key(key.clone())];
                 for seg in e.path().iter() {
                     match seg {
-                        serde_path_to_error::Segment::Seq { index } => path.push(PathSeg::Index(*index)),
-                        serde_path_to_error::Segment::Map { key } => path.push(PathSeg::Key(key.clone())),
+                        serde_path_to_error::Segment::Seq { index } => {
+                            path.push(PathSeg::Index(*index))
+                        }
+                        serde_path_to_error::Segment::Map { key } => {
+                            path.push(PathSeg::Key(key.clone()))
+                        }
                         serde_path_to_error::Segment::Enum { variant } => {
                             path.push(PathSeg::Key(variant.clone()))
                         }

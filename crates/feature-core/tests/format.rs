@@ -6,7 +6,9 @@ use feature_core::{
 use serde_json::{json, Value};
 
 fn load(yaml: &str) -> Snapshot {
-    parse_document(yaml, Format::Yaml).expect("parses").compile(Some("flags.yaml"))
+    parse_document(yaml, Format::Yaml)
+        .expect("parses")
+        .compile(Some("flags.yaml"))
 }
 
 fn value(s: &Snapshot, key: &str, ctx: &Context) -> Option<Value> {
@@ -28,32 +30,79 @@ fn matches(clause: &str, ctx: &Context) -> bool {
 #[test]
 fn equality_operators_and_their_negations() {
     let pro = Context::new("u").with_attribute("plan", "pro");
-    assert!(matches("{attribute: plan, operator: eq, values: [pro, team]}", &pro));
-    assert!(!matches("{attribute: plan, operator: neq, values: [pro, team]}", &pro));
-    assert!(matches("{attribute: plan, operator: neq, values: [free]}", &pro));
-    assert!(matches("{attribute: plan, operator: in, values: [pro]}", &pro));
-    assert!(!matches("{attribute: plan, operator: notIn, values: [pro]}", &pro));
-    assert!(!matches("{attribute: plan, operator: eq, values: [pro], negate: true}", &pro));
+    assert!(matches(
+        "{attribute: plan, operator: eq, values: [pro, team]}",
+        &pro
+    ));
+    assert!(!matches(
+        "{attribute: plan, operator: neq, values: [pro, team]}",
+        &pro
+    ));
+    assert!(matches(
+        "{attribute: plan, operator: neq, values: [free]}",
+        &pro
+    ));
+    assert!(matches(
+        "{attribute: plan, operator: in, values: [pro]}",
+        &pro
+    ));
+    assert!(!matches(
+        "{attribute: plan, operator: notIn, values: [pro]}",
+        &pro
+    ));
+    assert!(!matches(
+        "{attribute: plan, operator: eq, values: [pro], negate: true}",
+        &pro
+    ));
     // A missing attribute never matches, negated or not.
     let none = Context::new("u");
-    assert!(!matches("{attribute: plan, operator: eq, values: [pro]}", &none));
-    assert!(!matches("{attribute: plan, operator: neq, values: [pro]}", &none));
-    assert!(!matches("{attribute: plan, operator: notIn, values: [pro]}", &none));
+    assert!(!matches(
+        "{attribute: plan, operator: eq, values: [pro]}",
+        &none
+    ));
+    assert!(!matches(
+        "{attribute: plan, operator: neq, values: [pro]}",
+        &none
+    ));
+    assert!(!matches(
+        "{attribute: plan, operator: notIn, values: [pro]}",
+        &none
+    ));
     // Types are not conflated.
     let n = Context::new("u").with_attribute("n", 1);
     assert!(matches("{attribute: n, operator: eq, values: [1.0]}", &n));
-    assert!(!matches("{attribute: n, operator: eq, values: [\"1\"]}", &n));
+    assert!(!matches(
+        "{attribute: n, operator: eq, values: [\"1\"]}",
+        &n
+    ));
     assert!(!matches("{attribute: n, operator: eq, values: [true]}", &n));
 }
 
 #[test]
 fn list_attributes_match_any_element() {
-    let u = Context::new("u").with_group("beta-testers").with_group("staff");
-    assert!(matches("{attribute: groups, operator: contains, values: [beta-testers]}", &u));
-    assert!(matches("{attribute: groups, operator: in, values: [staff]}", &u));
-    assert!(!matches("{attribute: groups, operator: in, values: [admins]}", &u));
-    assert!(!matches("{attribute: groups, operator: notIn, values: [staff]}", &u));
-    assert!(matches("{attribute: groups, operator: startsWith, values: [beta]}", &u));
+    let u = Context::new("u")
+        .with_group("beta-testers")
+        .with_group("staff");
+    assert!(matches(
+        "{attribute: groups, operator: contains, values: [beta-testers]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: groups, operator: in, values: [staff]}",
+        &u
+    ));
+    assert!(!matches(
+        "{attribute: groups, operator: in, values: [admins]}",
+        &u
+    ));
+    assert!(!matches(
+        "{attribute: groups, operator: notIn, values: [staff]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: groups, operator: startsWith, values: [beta]}",
+        &u
+    ));
 }
 
 #[test]
@@ -63,31 +112,79 @@ fn string_number_date_and_version_operators() {
         .with_attribute("age", 30)
         .with_attribute("signup", "2024-03-01T00:00:00Z")
         .with_attribute("app", "2.4.1");
-    assert!(matches("{attribute: email, operator: endsWith, values: [\"@example.com\"]}", &u));
-    assert!(matches("{attribute: email, operator: startsWith, values: [jo]}", &u));
-    assert!(matches("{attribute: email, operator: contains, values: [\"@\"]}", &u));
-    assert!(matches("{attribute: email, operator: matches, values: [\"^[a-z]+@\"]}", &u));
+    assert!(matches(
+        "{attribute: email, operator: endsWith, values: [\"@example.com\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: email, operator: startsWith, values: [jo]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: email, operator: contains, values: [\"@\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: email, operator: matches, values: [\"^[a-z]+@\"]}",
+        &u
+    ));
     assert!(matches("{attribute: age, operator: gt, values: [18]}", &u));
     assert!(matches("{attribute: age, operator: gte, values: [30]}", &u));
     assert!(!matches("{attribute: age, operator: lt, values: [30]}", &u));
     assert!(matches("{attribute: age, operator: lte, values: [30]}", &u));
-    assert!(!matches("{attribute: email, operator: gt, values: [1]}", &u));
-    assert!(matches("{attribute: signup, operator: after, values: [\"2024-01-01T00:00:00Z\"]}", &u));
-    assert!(matches("{attribute: signup, operator: before, values: [1893456000000]}", &u));
-    assert!(matches("{attribute: app, operator: semver, values: [\">=2.4.0, <3\"]}", &u));
-    assert!(matches("{attribute: app, operator: semver, values: [\"2.4.1\"]}", &u));
-    assert!(!matches("{attribute: app, operator: semver, values: [\"2.4\"]}", &u));
-    assert!(matches("{attribute: app, operator: semver, values: [\"^2\"]}", &u));
-    assert!(matches("{attribute: app, operator: semVerGreaterThan, values: [\"2.4\"]}", &u));
-    assert!(matches("{attribute: app, operator: semVerLessThan, values: [\"10.0.0\"]}", &u));
+    assert!(!matches(
+        "{attribute: email, operator: gt, values: [1]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: signup, operator: after, values: [\"2024-01-01T00:00:00Z\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: signup, operator: before, values: [1893456000000]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: app, operator: semver, values: [\">=2.4.0, <3\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: app, operator: semver, values: [\"2.4.1\"]}",
+        &u
+    ));
+    assert!(!matches(
+        "{attribute: app, operator: semver, values: [\"2.4\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: app, operator: semver, values: [\"^2\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: app, operator: semVerGreaterThan, values: [\"2.4\"]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: app, operator: semVerLessThan, values: [\"10.0.0\"]}",
+        &u
+    ));
 }
 
 #[test]
 fn attribute_reference_paths() {
     let u = Context::new("u").with_attribute("address", json!({"city": "Paris", "a/b": 1}));
-    assert!(matches("{attribute: /address/city, operator: eq, values: [Paris]}", &u));
-    assert!(matches("{attribute: /address/a~1b, operator: eq, values: [1]}", &u));
-    assert!(!matches("{attribute: /address/zip, operator: eq, values: [Paris]}", &u));
+    assert!(matches(
+        "{attribute: /address/city, operator: eq, values: [Paris]}",
+        &u
+    ));
+    assert!(matches(
+        "{attribute: /address/a~1b, operator: eq, values: [1]}",
+        &u
+    ));
+    assert!(!matches(
+        "{attribute: /address/zip, operator: eq, values: [Paris]}",
+        &u
+    ));
 }
 
 #[test]
@@ -99,7 +196,9 @@ fn context_kinds() {
     assert_eq!(s.evaluate("f", &org).reason_kind(), ReasonKind::TargetMatch);
     let multi = Context::multi([
         Context::new("u1"),
-        Context::of_kind("org", "other").unwrap().with_attribute("tier", "gold"),
+        Context::of_kind("org", "other")
+            .unwrap()
+            .with_attribute("tier", "gold"),
     ])
     .unwrap();
     assert_eq!(s.evaluate("f", &multi).reason_kind(), ReasonKind::RuleMatch);
@@ -113,11 +212,17 @@ fn off_default_and_fallthrough() {
     );
     let u = Context::new("u");
     let d = s.evaluate("off-default", &u);
-    assert_eq!((d.value().cloned(), d.variation_index(), d.reason_kind()), (Some(json!("b")), Some(1), ReasonKind::Off));
+    assert_eq!(
+        (d.value().cloned(), d.variation_index(), d.reason_kind()),
+        (Some(json!("b")), Some(1), ReasonKind::Off)
+    );
     assert_eq!(value(&s, "off-variation", &u), Some(json!("a")));
     assert_eq!(value(&s, "fall", &u), Some(json!("a")));
     let d = s.evaluate("no-default", &u);
-    assert_eq!((d.value(), d.reason_kind()), (None, ReasonKind::Fallthrough));
+    assert_eq!(
+        (d.value(), d.reason_kind()),
+        (None, ReasonKind::Fallthrough)
+    );
 }
 
 #[test]
@@ -138,7 +243,10 @@ fn rule_percentage_is_consistent_and_monotonic() {
     }
     assert!((n20 as f64 / 20_000.0 - 0.2).abs() < 0.015);
     let free = Context::new("u1").with_attribute("plan", "free");
-    assert_eq!(pct(100).evaluate("f", &free).reason_kind(), ReasonKind::Fallthrough);
+    assert_eq!(
+        pct(100).evaluate("f", &free).reason_kind(),
+        ReasonKind::Fallthrough
+    );
 }
 
 #[test]
@@ -152,7 +260,11 @@ fn prerequisites_fail_and_cycles_are_errors() {
     assert_eq!(d.prerequisite_key(), Some("base"));
     assert_eq!(d.value(), Some(&json!(false)));
     for k in ["a", "b", "self"] {
-        assert_eq!(s.evaluate(k, &u).error_kind(), Some(ErrorKind::MalformedFlag), "{k}");
+        assert_eq!(
+            s.evaluate(k, &u).error_kind(),
+            Some(ErrorKind::MalformedFlag),
+            "{k}"
+        );
     }
     assert_eq!(s.evaluate("missing", &u).prerequisite_key(), Some("nope"));
 }
@@ -160,7 +272,9 @@ fn prerequisites_fail_and_cycles_are_errors() {
 #[test]
 fn problems_are_reported_with_their_location() {
     let text = "flags:\n  good:\n    default: true\n  bad-regex:\n    rules:\n      - clauses:\n          - attribute: email\n            operator: matches\n            values: [\"(open\"]\n        variation: 1\n  bad-op:\n    rules:\n      - clauses: [{attribute: a, operator: resembles, values: [x]}]\n        variation: 1\n  typo:\n    rulez: []\n  wrong-type:\n    type: int\n    variants: [{value: \"seven\"}]\n  bad-index:\n    rules: [{variation: 5}]\n";
-    let s = parse_document(text, Format::Yaml).unwrap().compile(Some("f.yaml"));
+    let s = parse_document(text, Format::Yaml)
+        .unwrap()
+        .compile(Some("f.yaml"));
     let lines: Vec<String> = s.diagnostics().iter().map(ToString::to_string).collect();
     let find = |flag: &str| {
         lines
@@ -169,19 +283,44 @@ fn problems_are_reported_with_their_location() {
             .unwrap_or_else(|| panic!("no diagnostic for {flag}: {lines:#?}"))
             .clone()
     };
-    assert!(find("bad-regex").starts_with("f.yaml:9:22: bad-regex: invalid regular expression"), "{lines:#?}");
-    assert!(find("bad-op").contains("warning: unknown operator \"resembles\""), "{lines:#?}");
+    assert!(
+        find("bad-regex").starts_with("f.yaml:9:22: bad-regex: invalid regular expression"),
+        "{lines:#?}"
+    );
+    assert!(
+        find("bad-op").contains("warning: unknown operator \"resembles\""),
+        "{lines:#?}"
+    );
     assert!(find("typo").contains("unknown field `rulez`"), "{lines:#?}");
-    assert!(find("wrong-type").contains("not of the flag's type int"), "{lines:#?}");
-    assert!(find("bad-index").contains("variation 5 does not exist"), "{lines:#?}");
+    assert!(
+        find("wrong-type").contains("not of the flag's type int"),
+        "{lines:#?}"
+    );
+    assert!(
+        find("bad-index").contains("variation 5 does not exist"),
+        "{lines:#?}"
+    );
     let u = Context::new("u");
     assert_eq!(value(&s, "good", &u), Some(json!(true)));
     for k in ["bad-regex", "typo", "wrong-type", "bad-index"] {
-        assert_eq!(s.evaluate(k, &u).error_kind(), Some(ErrorKind::MalformedFlag), "{k}");
+        assert_eq!(
+            s.evaluate(k, &u).error_kind(),
+            Some(ErrorKind::MalformedFlag),
+            "{k}"
+        );
     }
     // An unknown operator is a warning: the clause never matches, the flag works.
-    assert_eq!(s.evaluate("bad-op", &u).reason_kind(), ReasonKind::Fallthrough);
-    assert_eq!(s.diagnostics().iter().filter(|d| d.severity == Severity::Warning).count(), 1);
+    assert_eq!(
+        s.evaluate("bad-op", &u).reason_kind(),
+        ReasonKind::Fallthrough
+    );
+    assert_eq!(
+        s.diagnostics()
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -203,7 +342,9 @@ fn json_documents_are_located_too() {
 
 #[test]
 fn compiled_documents_round_trip_through_serde() {
-    let s = load(include_str!("../../feature/examples/flags/user-targeting.yaml"));
+    let s = load(include_str!(
+        "../../feature/examples/flags/user-targeting.yaml"
+    ));
     let yaml = serde_yaml_ng::to_string(&**s.document()).unwrap();
     let again = compile(parse_document(&yaml, Format::Yaml).unwrap().document);
     assert_eq!(again.document(), s.document());

@@ -49,7 +49,10 @@ pub fn run_case(snap: &Snapshot, sdk: &Value, case: &Value) -> Value {
         .unwrap_or_else(|| inferred_default(sdk, key));
     let kind = kind_of(case["valueType"].as_str());
     let eval = match Context::from_json(&case["context"]) {
-        Ok(ctx) => snap.evaluate(key, &ctx).expect(kind).to_evaluation(key, default.clone()),
+        Ok(ctx) => snap
+            .evaluate(key, &ctx)
+            .expect(kind)
+            .to_evaluation(key, default.clone()),
         Err(_) => feature_core::Evaluation::error(
             key,
             default.clone(),
@@ -87,7 +90,8 @@ fn same(a: &Value, b: &Value) -> bool {
 #[test]
 fn launchdarkly_contract_data() {
     let dir = data_dir();
-    let skip_list = std::fs::read_to_string(dir.parent().unwrap().join("skip.txt")).unwrap_or_default();
+    let skip_list =
+        std::fs::read_to_string(dir.parent().unwrap().join("skip.txt")).unwrap_or_default();
     let skips: Vec<&str> = skip_list
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -103,13 +107,21 @@ fn launchdarkly_contract_data() {
     let mut failures = Vec::new();
     for file in &files {
         let fname = file.file_name().unwrap().to_string_lossy().to_string();
-        let docs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let docs: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         for doc in &docs {
             let sdk = &doc["sdkData"];
             let snap = compile(import(sdk).expect("sdkData imports"));
             for case in doc["evaluations"].as_array().unwrap() {
-                let name = format!("{} / {}", doc["name"].as_str().unwrap_or(""), case["name"].as_str().unwrap_or(""));
-                if skips.iter().any(|s| s.starts_with(&format!("{fname}: {name}:"))) {
+                let name = format!(
+                    "{} / {}",
+                    doc["name"].as_str().unwrap_or(""),
+                    case["name"].as_str().unwrap_or("")
+                );
+                if skips
+                    .iter()
+                    .any(|s| s.starts_with(&format!("{fname}: {name}:")))
+                {
                     skipped += 1;
                     continue;
                 }
@@ -119,7 +131,10 @@ fn launchdarkly_contract_data() {
                     passed += 1;
                 } else {
                     failed += 1;
-                    failures.push(format!("{fname}: {name}\n  context {}\n  want {want}\n  got  {got}", case["context"]));
+                    failures.push(format!(
+                        "{fname}: {name}\n  context {}\n  want {want}\n  got  {got}",
+                        case["context"]
+                    ));
                 }
             }
         }

@@ -28,23 +28,59 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn operator() -> impl Strategy<Value = Value> {
     prop::sample::select(vec![
-        "eq", "neq", "in", "notIn", "contains", "startsWith", "endsWith", "matches", "gt", "gte",
-        "lt", "lte", "semver", "semVerEqual", "semVerLessThan", "semVerGreaterThan", "before",
-        "after", "segmentMatch", "bogus", "",
+        "eq",
+        "neq",
+        "in",
+        "notIn",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "semver",
+        "semVerEqual",
+        "semVerLessThan",
+        "semVerGreaterThan",
+        "before",
+        "after",
+        "segmentMatch",
+        "bogus",
+        "",
     ])
     .prop_map(|s| json!(s))
 }
 
 fn attribute() -> impl Strategy<Value = Value> {
     prop::sample::select(vec![
-        "key", "name", "email", "plan", "groups", "kind", "anonymous", "/a/b", "/", "//", "/a~",
-        "", "country", "n",
+        "key",
+        "name",
+        "email",
+        "plan",
+        "groups",
+        "kind",
+        "anonymous",
+        "/a/b",
+        "/",
+        "//",
+        "/a~",
+        "",
+        "country",
+        "n",
     ])
     .prop_map(|s| json!(s))
 }
 
 fn clause() -> impl Strategy<Value = Value> {
-    (attribute(), operator(), prop::collection::vec(scalar(), 0..4), any::<bool>(), prop::option::of(prop::sample::select(vec!["user", "org", "bad kind!"])))
+    (
+        attribute(),
+        operator(),
+        prop::collection::vec(scalar(), 0..4),
+        any::<bool>(),
+        prop::option::of(prop::sample::select(vec!["user", "org", "bad kind!"])),
+    )
         .prop_map(|(a, op, values, negate, kind)| {
             let mut c = json!({"attribute": a, "operator": op, "values": values, "negate": negate});
             if let Some(k) = kind {
@@ -66,12 +102,23 @@ fn rollout() -> impl Strategy<Value = Value> {
 }
 
 fn rule() -> impl Strategy<Value = Value> {
-    (prop::collection::vec(clause(), 0..3), prop::option::of(-1i64..4), prop::option::of(rollout()), prop::option::of(-10.0f64..120.0))
+    (
+        prop::collection::vec(clause(), 0..3),
+        prop::option::of(-1i64..4),
+        prop::option::of(rollout()),
+        prop::option::of(-10.0f64..120.0),
+    )
         .prop_map(|(clauses, variation, rollout, pct)| {
             let mut r = json!({"clauses": clauses});
-            if let Some(v) = variation { r["variation"] = json!(v); }
-            if let Some(ro) = rollout { r["rollout"] = ro; }
-            if let Some(p) = pct { r["percentage"] = json!(p); }
+            if let Some(v) = variation {
+                r["variation"] = json!(v);
+            }
+            if let Some(ro) = rollout {
+                r["rollout"] = ro;
+            }
+            if let Some(p) = pct {
+                r["percentage"] = json!(p);
+            }
             r
         })
 }
@@ -105,17 +152,24 @@ fn flag(keys: Vec<String>) -> impl Strategy<Value = Value> {
 
 fn document() -> impl Strategy<Value = Value> {
     let keys: Vec<String> = (0..4).map(|i| format!("f{i}")).collect();
-    (prop::collection::vec(flag(keys), 1..5), prop::collection::vec(prop::collection::vec(clause(), 0..2), 0..2)).prop_map(|(flags, segs)| {
-        let mut fm = Map::new();
-        for (i, f) in flags.into_iter().enumerate() {
-            fm.insert(format!("f{i}"), f);
-        }
-        let mut sm = Map::new();
-        for (i, clauses) in segs.into_iter().enumerate() {
-            sm.insert(format!("s{i}"), json!({"included": ["u1"], "rules": [{"clauses": clauses, "weight": 50000}]}));
-        }
-        json!({"flags": fm, "segments": sm})
-    })
+    (
+        prop::collection::vec(flag(keys), 1..5),
+        prop::collection::vec(prop::collection::vec(clause(), 0..2), 0..2),
+    )
+        .prop_map(|(flags, segs)| {
+            let mut fm = Map::new();
+            for (i, f) in flags.into_iter().enumerate() {
+                fm.insert(format!("f{i}"), f);
+            }
+            let mut sm = Map::new();
+            for (i, clauses) in segs.into_iter().enumerate() {
+                sm.insert(
+                    format!("s{i}"),
+                    json!({"included": ["u1"], "rules": [{"clauses": clauses, "weight": 50000}]}),
+                );
+            }
+            json!({"flags": fm, "segments": sm})
+        })
 }
 
 fn context() -> impl Strategy<Value = Value> {

@@ -40,10 +40,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let eval = client.variation(&user, "checkout-button-color");
         let color = eval.value.as_str().unwrap_or("blue").to_owned();
         if eval.in_experiment() {
-            client.track(&user, "checkout-button-view", Some(json!({"variant": color})));
+            client.track(
+                &user,
+                "checkout-button-view",
+                Some(json!({"variant": color})),
+            );
         }
         if i < 3 {
-            println!("{} sees {color} (variation {:?}, in experiment: {})", user.key(), eval.variation_index, eval.in_experiment());
+            println!(
+                "{} sees {color} (variation {:?}, in experiment: {})",
+                user.key(),
+                eval.variation_index,
+                eval.in_experiment()
+            );
         }
     }
     client.close().await;

@@ -10,15 +10,23 @@ use std::path::PathBuf;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::var_os("FEATURE_FILE_PATH")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/basic.yaml"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/basic.yaml")
+        });
     let client = Client::builder()
         .provider(FileProvider::new(&path))
         .build()
         .await?;
-    println!("loaded {} flags from {}", client.snapshot().len(), path.display());
+    println!(
+        "loaded {} flags from {}",
+        client.snapshot().len(),
+        path.display()
+    );
 
     let alice = Context::new("alice").with_attribute("plan", "pro");
-    let bob = Context::new("bob").with_attribute("plan", "enterprise").with_country("DE");
+    let bob = Context::new("bob")
+        .with_attribute("plan", "enterprise")
+        .with_country("DE");
     for user in [&alice, &bob] {
         println!(
             "{:>5}: new-dashboard={} theme={} max-upload-mb={}",
@@ -28,7 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             client.int(user, "max-upload-mb", 5),
         );
         let why = client.variation(user, "theme");
-        println!("       theme because {}", serde_json::to_string(&why.reason)?);
+        println!(
+            "       theme because {}",
+            serde_json::to_string(&why.reason)?
+        );
     }
 
     if std::env::args().any(|a| a == "--watch") {

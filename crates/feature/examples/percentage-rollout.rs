@@ -18,7 +18,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let on = (0..n)
         .filter(|i| client.bool(&Context::new(format!("user-{i}")), "new-checkout", false))
         .count();
-    println!("new-checkout is on for {on} of {n} users ({:.1} %)", on as f64 * 100.0 / n as f64);
+    println!(
+        "new-checkout is on for {on} of {n} users ({:.1} %)",
+        on as f64 * 100.0 / n as f64
+    );
 
     let user = Context::new("user-123");
     let first = client.bool(&user, "new-checkout", false);

@@ -19,7 +19,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Context::new("user-7").with_email("dev@example.com"),
         Context::new("user-42"),
         Context::new("user-8").with_group("beta-testers"),
-        Context::new("user-9").with_attribute("plan", "pro").with_country("DE"),
+        Context::new("user-9")
+            .with_attribute("plan", "pro")
+            .with_country("DE"),
         Context::new("user-10").with_attribute("appVersion", "2.5.1"),
         Context::new("user-11").with_attribute("plan", "free"),
     ];

@@ -246,7 +246,9 @@ impl ClientBuilder {
                 Ok(client)
             }
             Ok(Err(source)) => {
-                client.metrics().record_provider_error(name, "start", "start");
+                client
+                    .metrics()
+                    .record_provider_error(name, "start", "start");
                 client.inner.provider.close().await;
                 Err(ClientError::Provider {
                     provider: name,
@@ -289,9 +291,9 @@ impl Client {
         let builder = Client::builder().offline(config.offline);
         let builder = match config.provider {
             ProviderKind::Memory => builder.provider(MemoryProvider::new()),
-            ProviderKind::File => builder.provider(
-                FileProvider::new(&config.file.path).watch(config.file.watch),
-            ),
+            ProviderKind::File => {
+                builder.provider(FileProvider::new(&config.file.path).watch(config.file.watch))
+            }
             #[cfg(feature = "postgres")]
             ProviderKind::Postgres => builder.provider(crate::stores::postgres(&config)?),
             #[cfg(feature = "redis")]
@@ -311,16 +313,22 @@ impl Client {
     /// Evaluates a boolean flag.
     #[inline]
     pub fn bool(&self, ctx: &Context, key: &str, default: bool) -> bool {
-        self.typed(ctx, key, ValueKind::Bool, Value::as_bool, || Value::Bool(default))
-            .unwrap_or(default)
+        self.typed(ctx, key, ValueKind::Bool, Value::as_bool, || {
+            Value::Bool(default)
+        })
+        .unwrap_or(default)
     }
 
     /// Evaluates a string flag (one allocation: the returned `String`).
     #[inline]
     pub fn string(&self, ctx: &Context, key: &str, default: &str) -> String {
-        self.typed(ctx, key, ValueKind::String, |v| v.as_str().map(str::to_owned), || {
-            Value::String(default.to_owned())
-        })
+        self.typed(
+            ctx,
+            key,
+            ValueKind::String,
+            |v| v.as_str().map(str::to_owned),
+            || Value::String(default.to_owned()),
+        )
         .unwrap_or_else(|| default.to_owned())
     }
 
@@ -334,15 +342,19 @@ impl Client {
     /// Evaluates a number flag.
     #[inline]
     pub fn float(&self, ctx: &Context, key: &str, default: f64) -> f64 {
-        self.typed(ctx, key, ValueKind::Float, Value::as_f64, || Value::from(default))
-            .unwrap_or(default)
+        self.typed(ctx, key, ValueKind::Float, Value::as_f64, || {
+            Value::from(default)
+        })
+        .unwrap_or(default)
     }
 
     /// Evaluates a JSON flag into `T`; a value that does not deserialize into `T` gives
     /// `default` (reported as `WRONG_TYPE`).
     pub fn json<T: DeserializeOwned>(&self, ctx: &Context, key: &str, default: T) -> T {
         let eval = self.variation(ctx, key);
-        if eval.reason.kind() == ReasonKind::Error || eval.variation_index.is_none() && eval.value.is_null() {
+        if eval.reason.kind() == ReasonKind::Error
+            || eval.variation_index.is_none() && eval.value.is_null()
+        {
             return default;
         }
         match serde_json::from_value(eval.value) {
@@ -412,10 +424,15 @@ impl Client {
         }
         let observed = self.inner.metrics.is_some() || self.inner.events.is_some();
         if !observed {
-            return view.snapshot.evaluate(key, ctx).expect(kind).value().and_then(extract);
+            return view
+                .snapshot
+                .evaluate(key, ctx)
+                .expect(kind)
+                .value()
+                .and_then(extract);
         }
-        let start = (self.inner.metrics.is_some() && sampled(self.inner.sample_every))
-            .then(Instant::now);
+        let start =
+            (self.inner.metrics.is_some() && sampled(self.inner.sample_every)).then(Instant::now);
         let detail = view.snapshot.evaluate(key, ctx).expect(kind);
         let out = detail.value().and_then(&extract);
         let duration = start.map(|s| s.elapsed());
@@ -627,7 +644,13 @@ fn as_int(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f.trunc() as i64))
 }
 
-fn override_eval(snap: &Snapshot, key: &str, v: &Value, kind: ValueKind, default: Value) -> Evaluation {
+fn override_eval(
+    snap: &Snapshot,
+    key: &str,
+    v: &Value,
+    kind: ValueKind,
+    default: Value,
+) -> Evaluation {
     if !kind.admits(v) {
         return Evaluation::error(key, default, ErrorKind::WrongType);
     }
@@ -693,9 +716,10 @@ fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         for (k, f) in &b.flags {
             let uses = f.rules.iter().flat_map(|r| &r.clauses).any(|c| {
                 c.operator == feature_core::Operator::SegmentMatch
-                    && c.values
-                        .iter()
-                        .any(|v| v.as_str().is_some_and(|s| changed_segments.contains(&s.to_owned())))
+                    && c.values.iter().any(|v| {
+                        v.as_str()
+                            .is_some_and(|s| changed_segments.contains(&s.to_owned()))
+                    })
             });
             if uses {
                 keys.insert(k.clone());

@@ -164,7 +164,9 @@ pub enum ConfigError {
         expected: &'static str,
     },
     /// The provider selected is not compiled into this build.
-    #[error("provider {0:?} is not available in this build: enable the crate feature of the same name")]
+    #[error(
+        "provider {0:?} is not available in this build: enable the crate feature of the same name"
+    )]
     ProviderUnavailable(&'static str),
 }
 
@@ -231,7 +233,9 @@ fn bool_var(
 /// Parses `500ms`, `30s`, `5m`, `1h` or a plain number of seconds; zero is rejected.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
@@ -290,7 +294,11 @@ mod tests {
     #[test]
     fn rejects_bad_values_clearly() {
         let e = Config::from_lookup(env(&[("FEATURE_PROVIDER", "etcd")])).unwrap_err();
-        assert!(e.to_string().contains("FEATURE_PROVIDER=\"etcd\" is invalid"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("FEATURE_PROVIDER=\"etcd\" is invalid"),
+            "{e}"
+        );
         for (k, v) in [
             ("FEATURE_REFRESH_INTERVAL", "soon"),
             ("FEATURE_REFRESH_INTERVAL", "0s"),
@@ -300,7 +308,10 @@ mod tests {
             ("FEATURE_FILE_PATH", " "),
         ] {
             let e = Config::from_lookup(env(&[(k, v)])).unwrap_err();
-            assert!(matches!(e, ConfigError::Invalid { variable, .. } if variable == k), "{k}={v}");
+            assert!(
+                matches!(e, ConfigError::Invalid { variable, .. } if variable == k),
+                "{k}={v}"
+            );
         }
     }
 

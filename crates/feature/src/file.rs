@@ -140,7 +140,8 @@ impl FileProvider {
             st.status.last_error = None;
         } else {
             st.status.state = ProviderState::Degraded;
-            st.status.last_error = Some((Arc::new(ProviderError::Invalid(errors)), SystemTime::now()));
+            st.status.last_error =
+                Some((Arc::new(ProviderError::Invalid(errors)), SystemTime::now()));
         }
         Ok(Some(snapshot))
     }
@@ -162,7 +163,8 @@ impl FileProvider {
                     ProviderError::Parse(_) => "parse",
                     _ => "invalid",
                 };
-                sink.metrics().record_provider_error("file", "reload", class);
+                sink.metrics()
+                    .record_provider_error("file", "reload", class);
                 tracing::error!(target: "feature::file", "keeping the last good flags: {e}");
                 // A missing file mid-save is normal for rename-based editors: the next event
                 // brings the new file; the state still says degraded until then.
@@ -183,7 +185,11 @@ impl Provider for FileProvider {
         let snapshot = match self.load(true) {
             Ok(s) => s,
             Err(e) => {
-                let class = if matches!(e, ProviderError::Io { .. }) { "io" } else { "parse" };
+                let class = if matches!(e, ProviderError::Io { .. }) {
+                    "io"
+                } else {
+                    "parse"
+                };
                 sink.metrics().record_provider_error("file", "load", class);
                 self.fail(copy_error(&e), ProviderState::Unavailable);
                 return Err(e);

@@ -90,7 +90,10 @@ async fn overrides_win_and_say_so() {
     p.set_flag(Flag::boolean("new-feature", false));
     let c = Client::builder()
         .provider(p)
-        .overrides([("new-feature", json!(true)), ("experiment-mode", json!("variant-b"))])
+        .overrides([
+            ("new-feature", json!(true)),
+            ("experiment-mode", json!("variant-b")),
+        ])
         .build()
         .await
         .unwrap();
@@ -105,7 +108,10 @@ async fn overrides_win_and_say_so() {
 
     let mut changes = c.subscribe();
     c.remove_override("new-feature");
-    assert_eq!(changes.recv().await.unwrap().keys, vec!["new-feature".to_string()]);
+    assert_eq!(
+        changes.recv().await.unwrap().keys,
+        vec!["new-feature".to_string()]
+    );
     assert!(!c.bool(&u, "new-feature", false));
     c.set_override("new-feature", true);
     assert!(c.bool(&u, "new-feature", false));
@@ -117,7 +123,10 @@ async fn subscription_names_the_flags_that_changed() {
     let (c, p) = client_with(&[Flag::boolean("a", false), Flag::boolean("b", false)]).await;
     let mut rx = c.subscribe();
     p.set_flag(Flag::boolean("b", true));
-    let change = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await.unwrap().unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(change.keys, vec!["b".to_string()]);
     p.remove_flag("a");
     let change = rx.recv().await.unwrap();
@@ -140,7 +149,11 @@ async fn all_flags_lists_every_value() {
 
 #[tokio::test]
 async fn weighted_splits_land_within_half_a_percent() {
-    for weights in [vec![50_000, 50_000], vec![20_000, 30_000, 50_000], vec![10_000, 15_000, 20_000, 25_000, 30_000]] {
+    for weights in [
+        vec![50_000, 50_000],
+        vec![20_000, 30_000, 50_000],
+        vec![10_000, 15_000, 20_000, 25_000, 30_000],
+    ] {
         let mut f = Flag::new("split");
         f.variants = (0..weights.len()).map(|i| Variant::of(json!(i))).collect();
         f.fallthrough = Some(feature::model::Serve {
@@ -167,7 +180,10 @@ async fn weighted_splits_land_within_half_a_percent() {
         for (i, w) in weights.iter().enumerate() {
             let share = counts[i] as f64 / n as f64;
             let want = *w as f64 / 100_000.0;
-            assert!((share - want).abs() <= 0.005, "{weights:?}: variation {i} got {share}");
+            assert!(
+                (share - want).abs() <= 0.005,
+                "{weights:?}: variation {i} got {share}"
+            );
         }
     }
 }
@@ -207,7 +223,10 @@ async fn offline_serves_defaults_and_overrides() {
         .unwrap();
     let u = Context::new("u");
     assert!(!c.bool(&u, "x", false));
-    assert_eq!(c.variation(&u, "x").error_kind(), Some(ErrorKind::ClientNotReady));
+    assert_eq!(
+        c.variation(&u, "x").error_kind(),
+        Some(ErrorKind::ClientNotReady)
+    );
     assert!(c.bool(&u, "y", false));
 }
 
@@ -218,7 +237,8 @@ async fn config_builds_memory_and_file_clients() {
     assert_eq!(c.provider_name(), "memory");
     let mut cfg = feature::Config::default();
     cfg.provider = feature::ProviderKind::File;
-    cfg.file.path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/basic.yaml");
+    cfg.file.path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/basic.yaml");
     cfg.file.watch = false;
     let c = Client::new(cfg).await.unwrap();
     assert!(c.bool(&Context::new("u"), "new-dashboard", false));

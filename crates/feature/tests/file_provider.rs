@@ -45,7 +45,11 @@ async fn an_edit_is_live_within_a_second() {
 async fn write_to_temp_then_rename_saves_are_seen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("features.json");
-    std::fs::write(&path, r#"{"flags": {"beta": {"type": "bool", "default": false}}}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"flags": {"beta": {"type": "bool", "default": false}}}"#,
+    )
+    .unwrap();
     let c = start(&path).await;
     for (i, want) in [true, false, true].into_iter().enumerate() {
         let tmp = dir.path().join(format!(".features.json.swp{i}"));
@@ -67,13 +71,23 @@ async fn a_broken_edit_keeps_the_last_good_flags_and_fixing_recovers() {
     let c = start(&path).await;
 
     // Unreadable YAML: previous flags stay, the error names file, line and column.
-    std::fs::write(&path, "flags:\n  beta:\n    type: bool\n    default: [true\n").unwrap();
+    std::fs::write(
+        &path,
+        "flags:\n  beta:\n    type: bool\n    default: [true\n",
+    )
+    .unwrap();
     let status = wait_status(&c, ProviderState::Degraded).await;
     let err = status.last_error.expect("error reported").0;
     let msg = err.to_string();
     assert!(msg.contains("features.yaml:"), "{msg}");
-    assert!(matches!(&*err, ProviderError::Parse(p) if p.line >= 4), "{msg}");
-    assert!(c.bool(&Context::new("u"), "beta", false), "previous flags still served");
+    assert!(
+        matches!(&*err, ProviderError::Parse(p) if p.line >= 4),
+        "{msg}"
+    );
+    assert!(
+        c.bool(&Context::new("u"), "beta", false),
+        "previous flags still served"
+    );
 
     // A flag-level error (invalid regex) is a broken edit too, located on the regex's line.
     std::fs::write(
@@ -87,7 +101,10 @@ async fn a_broken_edit_keeps_the_last_good_flags_and_fixing_recovers() {
     let msg = status.last_error.unwrap().0.to_string();
     assert!(msg.contains("features.yaml:9:"), "{msg}");
     assert!(msg.contains("beta: invalid regular expression"), "{msg}");
-    assert!(c.bool(&Context::new("u"), "beta", false), "previous flags still served");
+    assert!(
+        c.bool(&Context::new("u"), "beta", false),
+        "previous flags still served"
+    );
 
     // Fixing the file recovers.
     std::fs::write(&path, OFF).unwrap();
@@ -103,7 +120,11 @@ async fn wait_status(c: &Client, want: ProviderState) -> feature::ProviderStatus
         if s.state == want {
             return s;
         }
-        assert!(start.elapsed() < Duration::from_secs(2), "state {:?}, want {want:?}", s.state);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "state {:?}, want {want:?}",
+            s.state
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -36,8 +36,14 @@ async fn new_checkout_reaches_twenty_percent_of_users() {
     // the bucket is a SHA-1 of flag key, salt and user key. These users' results were computed
     // once and must never change.
     let fixed = [
-        ("user-123", c.bool(&Context::new("user-123"), "new-checkout", false)),
-        ("user-1", c.bool(&Context::new("user-1"), "new-checkout", false)),
+        (
+            "user-123",
+            c.bool(&Context::new("user-123"), "new-checkout", false),
+        ),
+        (
+            "user-1",
+            c.bool(&Context::new("user-1"), "new-checkout", false),
+        ),
     ];
     for (u, v) in fixed {
         for _ in 0..10 {
@@ -47,7 +53,10 @@ async fn new_checkout_reaches_twenty_percent_of_users() {
     let c2 = client().await;
     for i in 0..2_000 {
         let u = Context::new(format!("user-{i}"));
-        assert_eq!(c.bool(&u, "new-checkout", false), c2.bool(&u, "new-checkout", false));
+        assert_eq!(
+            c.bool(&u, "new-checkout", false),
+            c2.bool(&u, "new-checkout", false)
+        );
     }
 }
 
@@ -72,7 +81,10 @@ async fn premium_features_rules_in_order() {
     let e = c.variation(&beta, "premium-features");
     assert_eq!(e.value, serde_json::json!(true));
     assert_eq!(e.reason.kind(), ReasonKind::RuleMatch);
-    assert!(matches!(e.reason, feature::Reason::RuleMatch { rule_index: 0, .. }));
+    assert!(matches!(
+        e.reason,
+        feature::Reason::RuleMatch { rule_index: 0, .. }
+    ));
 
     let pro = Context::new("p").with_attribute("plan", "enterprise");
     assert!(matches!(
@@ -80,7 +92,9 @@ async fn premium_features_rules_in_order() {
         feature::Reason::RuleMatch { rule_index: 1, .. }
     ));
 
-    let free = Context::new("f").with_attribute("plan", "free").with_country("DE");
+    let free = Context::new("f")
+        .with_attribute("plan", "free")
+        .with_country("DE");
     let e = c.variation(&free, "premium-features");
     assert_eq!(e.reason.kind(), ReasonKind::Fallthrough);
     assert_eq!(e.value, serde_json::json!(false));
