@@ -9,8 +9,9 @@
 //!   analytics pipeline (default sampling: 1 evaluation event in 100), with both, and with both
 //!   and an exporter that never answers.
 //! - `pipeline/*`: events offered to the analytics queue per second (every event kept).
-//! - `counting/*`: recording evaluations from one and from two threads (striped counters vs a
-//!   single shared atomic), to show that counting scales with cores.
+//! - `counting/*`: recording evaluations from one and from two threads (per-thread counters
+//!   vs a single shared atomic), and whole evaluations with [`EvaluationStats`], to show that
+//!   counting scales with cores (throughput is for all threads together).
 
 use async_trait::async_trait;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -104,6 +105,42 @@ fn noop_client(rt: &tokio::runtime::Runtime) -> Client {
     rt.block_on(b.build()).expect("client")
 }
 
+/// Interleaved rounds of every variant, so that a busy moment of a shared machine slows them
+/// alike: the median over rounds of each variant's time divided by bare's, per flag.
+fn interleaved(variants: &[(&str, Client)], user: &Context) {
+    const ROUNDS: usize = 41;
+    const N: u32 = 200_000;
+    for flag in ["new-checkout", "simple"] {
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut nanos: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        for _ in 0..ROUNDS {
+            let mut round = Vec::with_capacity(variants.len());
+            for (_, client) in variants {
+                let t = Instant::now();
+                for _ in 0..N {
+                    black_box(client.bool(black_box(user), flag, false));
+                }
+                round.push(t.elapsed().as_secs_f64() * 1e9 / f64::from(N));
+            }
+            for (i, ns) in round.iter().enumerate() {
+                ratios[i].push(ns / round[0]);
+                nanos[i].push(*ns);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for (i, (name, _)) in variants.iter().enumerate() {
+            eprintln!(
+                "interleaved {flag:>12} {name:<34} {:>6.1} ns  {:>5.2}x bare",
+                median(&mut nanos[i]),
+                median(&mut ratios[i])
+            );
+        }
+    }
+}
+
 fn evaluation(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let user = Context::new("user-123")
@@ -142,6 +179,7 @@ fn evaluation(c: &mut Criterion) {
         }
     }
     g.finish();
+    interleaved(&variants, &user);
     eprintln!("healthy pipeline: {:?}", healthy.stats());
     eprintln!("dead pipeline: {:?}", dead.stats());
 }
@@ -296,6 +334,17 @@ fn counting(c: &mut Criterion) {
     let stats = EvaluationStats::new();
     let prom = PrometheusMetrics::new(&MetricsConfig::default()).expect("metrics");
     let shared = Arc::new(AtomicU64::new(0));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let bare = client(&rt, false, None);
+    let with_stats = rt
+        .block_on(
+            Client::builder()
+                .provider(MemoryProvider::with_document(document()))
+                .metrics(EvaluationStats::new())
+                .build(),
+        )
+        .expect("client");
+    let user = Context::new("user-123").with_attribute("plan", "pro");
     let mut g = c.benchmark_group("counting");
     for threads in [1usize, 2] {
         // Elements: evaluations recorded by all threads together.
@@ -318,6 +367,17 @@ fn counting(c: &mut Criterion) {
                 })
             })
         });
+        for (name, client) in [("client-bare", &bare), ("client-with-stats", &with_stats)] {
+            g.bench_function(BenchmarkId::new(name, threads), |b| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, |n| {
+                        for _ in 0..n {
+                            black_box(client.bool(black_box(&user), "new-checkout", false));
+                        }
+                    })
+                })
+            });
+        }
         g.bench_function(BenchmarkId::new("one-shared-atomic", threads), |b| {
             b.iter_custom(|iters| {
                 on_threads(threads, iters, |n| {
