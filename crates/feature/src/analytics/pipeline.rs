@@ -415,11 +415,13 @@ impl EventSink for AnalyticsPipeline {
 /// The redacted form of the last context seen: events of one context usually come in runs.
 #[derive(Default)]
 struct Redacted {
-    last: Option<(Arc<Context>, Option<Map<String, Value>>)>,
+    last: Option<(Arc<Context>, Option<ContextMap>)>,
 }
 
+type ContextMap = Map<String, Value>;
+
 impl Redacted {
-    fn of(&mut self, redaction: &Redaction, ctx: &Arc<Context>) -> Option<Map<String, Value>> {
+    fn of(&mut self, redaction: &Redaction, ctx: &Arc<Context>) -> Option<ContextMap> {
         if let Some((c, m)) = &self.last {
             if Arc::ptr_eq(c, ctx) {
                 return m.clone();
