@@ -142,7 +142,7 @@ pub trait Engine: Send + Sync + 'static {
     fn keys(&self) -> Vec<String>;
 }
 
-/// A source of flags. See the [module docs](self).
+/// A source of flags. See the [module docs](crate::provider).
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// Short name used in logs, metrics and health (`memory`, `file`, `postgres`, ...).

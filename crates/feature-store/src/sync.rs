@@ -158,7 +158,8 @@ impl Shared {
     }
 }
 
-/// A [`Provider`] following a [`Source`]. See the [module docs](self).
+/// A [`Provider`] following a [`Source`]: loads it, follows its change notices, reloads fully
+/// after a reconnect, and keeps serving the last good snapshot while the source is down.
 pub struct SyncProvider<S: Source> {
     source: Arc<S>,
     options: SyncOptions,

@@ -40,7 +40,11 @@ struct State {
     watcher: Option<notify::RecommendedWatcher>,
 }
 
-/// Flags from a YAML or JSON file. See the [module docs](self).
+/// Flags from a YAML or JSON file (`.json` is JSON, anything else YAML), reloaded when it
+/// changes. Editors' write-then-rename saves are seen (the directory is watched), bursts of
+/// events are debounced, and a broken edit keeps the last good flags while the provider reports
+/// itself degraded with file, line and column; the next good save recovers. At start, an
+/// unreadable file fails the start; flags with errors load as malformed.
 #[derive(Clone)]
 pub struct FileProvider {
     path: PathBuf,

@@ -235,14 +235,20 @@ async fn config_builds_memory_and_file_clients() {
     let cfg = feature::Config::default();
     let c = Client::new(cfg).await.unwrap();
     assert_eq!(c.provider_name(), "memory");
-    let mut cfg = feature::Config::default();
-    cfg.provider = feature::ProviderKind::File;
-    cfg.file.path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/basic.yaml");
-    cfg.file.watch = false;
+    let cfg = feature::Config {
+        provider: feature::ProviderKind::File,
+        file: feature::FileConfig {
+            path: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("examples/flags/basic.yaml"),
+            watch: false,
+        },
+        ..feature::Config::default()
+    };
     let c = Client::new(cfg).await.unwrap();
     assert!(c.bool(&Context::new("u"), "new-dashboard", false));
-    let mut cfg = feature::Config::default();
-    cfg.provider = feature::ProviderKind::LaunchDarkly;
+    let cfg = feature::Config {
+        provider: feature::ProviderKind::LaunchDarkly,
+        ..feature::Config::default()
+    };
     assert!(Client::new(cfg).await.is_err());
 }
