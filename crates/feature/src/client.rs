@@ -440,6 +440,7 @@ impl Client {
         out
     }
 
+    #[inline(always)]
     fn observe_detail(
         &self,
         ctx: &Context,
@@ -463,7 +464,12 @@ impl Client {
                 m.record_error(key, e);
             }
         }
-        if let Some(events) = &self.inner.events {
+        if let Some(events) = self
+            .inner
+            .events
+            .as_ref()
+            .filter(|e| e.wants_evaluation(d.in_experiment()))
+        {
             let fallback;
             let value = match d.value() {
                 Some(v) => v,
@@ -502,7 +508,12 @@ impl Client {
                 m.record_error(&e.key, err);
             }
         }
-        if let Some(events) = &self.inner.events {
+        if let Some(events) = self
+            .inner
+            .events
+            .as_ref()
+            .filter(|s| s.wants_evaluation(e.in_experiment()))
+        {
             events.evaluation(&EvaluationEvent {
                 key: &e.key,
                 context: ctx,

@@ -36,7 +36,17 @@ pub struct EvaluationEvent<'a> {
 
 /// Receives evaluation and custom events from the client.
 pub trait EventSink: Send + Sync + 'static {
-    /// A flag was evaluated. Must not block.
+    /// Whether the next evaluation event is wanted (sampling). The client asks before it builds
+    /// the event and calls [`EventSink::evaluation`] only on `true`, so a sink that keeps one
+    /// evaluation in a hundred costs almost nothing for the other ninety-nine. Experiment
+    /// exposures (`in_experiment`) should always be wanted. Default: every event.
+    #[inline]
+    fn wants_evaluation(&self, in_experiment: bool) -> bool {
+        let _ = in_experiment;
+        true
+    }
+
+    /// A flag was evaluated (and [`EventSink::wants_evaluation`] said yes). Must not block.
     fn evaluation(&self, event: &EvaluationEvent<'_>);
 
     /// `client.track(ctx, name, data)` was called. Must not block.

@@ -137,15 +137,18 @@ async fn experiments_and_custom_events_survive_sampling() {
         prerequisite_key: None,
     };
     for _ in 0..1000 {
-        pipeline.evaluation(&base);
+        offer(&pipeline, &base);
     }
     for _ in 0..7 {
-        pipeline.evaluation(&feature::EvaluationEvent {
-            key: "exp",
-            in_experiment: true,
-            rule_id: Some("r1"),
-            ..base
-        });
+        offer(
+            &pipeline,
+            &feature::EvaluationEvent {
+                key: "exp",
+                in_experiment: true,
+                rule_id: Some("r1"),
+                ..base
+            },
+        );
     }
     pipeline.track(&user, "clicked", None);
     pipeline.close().await;
@@ -182,7 +185,7 @@ async fn sampling_keeps_about_the_configured_share() {
         prerequisite_key: None,
     };
     for _ in 0..40_000 {
-        pipeline.evaluation(&e);
+        offer(&pipeline, &e);
     }
     pipeline.close().await;
     let kept = sink.events().len();
@@ -555,5 +558,12 @@ mod webhook {
         let want: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
         assert_eq!(got, want);
         assert_eq!(pipeline.stats().exported, 1000);
+    }
+}
+
+/// What the client does for each evaluation: ask, then hand the event over.
+fn offer(pipeline: &AnalyticsPipeline, e: &feature::EvaluationEvent<'_>) {
+    if pipeline.wants_evaluation(e.in_experiment) {
+        pipeline.evaluation(e);
     }
 }

@@ -373,11 +373,13 @@ impl AnalyticsPipeline {
 
 impl EventSink for AnalyticsPipeline {
     #[inline]
+    #[inline]
+    fn wants_evaluation(&self, in_experiment: bool) -> bool {
+        in_experiment || self.shared.keep_all || self.sample()
+    }
+
+    /// Called by the client only after `wants_evaluation` said yes: sampling happened there.
     fn evaluation(&self, e: &EvaluationEvent<'_>) {
-        let s = &self.shared;
-        if !(e.in_experiment || s.keep_all || self.sample()) {
-            return;
-        }
         self.offer(|| {
             Msg::Evaluation(RawEvaluation {
                 at: SystemTime::now(),
