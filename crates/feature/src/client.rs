@@ -655,7 +655,9 @@ fn as_int(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f.trunc() as i64))
 }
 
-fn override_eval(
+/// The evaluation of an override: its value (a `WRONG_TYPE` default when it is not of `kind`),
+/// reason `OVERRIDE`, and the index of the flag's variant with that value, if any.
+pub(crate) fn override_eval(
     snap: &Snapshot,
     key: &str,
     v: &Value,

@@ -51,7 +51,7 @@
 //! ```
 
 use crate::Client;
-use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+use feature_core::{Context, ErrorKind, Evaluation, ReasonKind, ValueKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -228,31 +228,9 @@ impl RequestFlags {
                 .inner
                 .client
                 .variation_with(&self.inner.context, key, kind, default),
-            Some(v) => self.override_evaluation(key, v, kind, default),
-        }
-    }
-
-    fn override_evaluation(
-        &self,
-        key: &str,
-        v: &Value,
-        kind: ValueKind,
-        default: Value,
-    ) -> Evaluation {
-        if !kind.admits(v) {
-            return Evaluation::error(key, default, ErrorKind::WrongType);
-        }
-        let variation_index = self
-            .inner
-            .client
-            .snapshot()
-            .flag(key)
-            .and_then(|f| f.variations().iter().position(|x| x == v));
-        Evaluation {
-            key: key.to_owned(),
-            value: v.clone(),
-            variation_index,
-            reason: Reason::Override,
+            Some(v) => {
+                crate::client::override_eval(&self.inner.client.snapshot(), key, v, kind, default)
+            }
         }
     }
 
@@ -426,7 +404,7 @@ mod tests {
         assert_eq!(f.float("n", 0.0), 2.9);
         assert_eq!(f.string("n", "d"), "d");
         let e = f.variation("on");
-        assert_eq!(e.reason, Reason::Override);
+        assert_eq!(e.reason, feature_core::Reason::Override);
         assert_eq!(e.variation_index, Some(0));
         let e = f.variation_with("on", ValueKind::String, Value::from("x"));
         assert_eq!(e.error_kind(), Some(ErrorKind::WrongType));

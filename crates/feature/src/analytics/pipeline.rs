@@ -373,7 +373,6 @@ impl AnalyticsPipeline {
 
 impl EventSink for AnalyticsPipeline {
     #[inline]
-    #[inline]
     fn wants_evaluation(&self, in_experiment: bool) -> bool {
         in_experiment || self.shared.keep_all || self.sample()
     }
