@@ -11,7 +11,9 @@
 //! - a clause or rollout without a valid `contextKind` names its attribute literally in
 //!   LaunchDarkly; here a name starting with `/` is a reference path, so such names are escaped
 //!   (`/a` → `/~1a`);
-//! - a flag has no `default`: off and fallthrough serve what LaunchDarkly serves.
+//! - a flag has no `default`: off and fallthrough serve what LaunchDarkly serves;
+//! - a `matches` value that is not a valid regular expression never matches in LaunchDarkly but
+//!   is an error here, so it is left out of the imported clause.
 //!
 //! Big ("unbounded") segments have no inline members in LaunchDarkly's data; they are imported
 //! with their inline lists and rules, as LaunchDarkly's own evaluator treats them without a
@@ -295,10 +297,18 @@ fn clauses(r: &Map<String, Value>) -> Vec<Clause> {
         .map(|c| {
             let kind = valid_kind(c.get("contextKind"));
             let attribute = str_of(c, "attribute").unwrap_or("");
+            let operator = ld_operator(str_of(c, "op").unwrap_or(""));
+            let mut values = arr(c, "values").to_vec();
+            if operator == Operator::Matches {
+                // LaunchDarkly treats a value that is not a valid regular expression as one
+                // that never matches; here an invalid regex is an error, so such values are
+                // left out (a clause left with no values never matches, as there).
+                values.retain(|v| v.as_str().is_some_and(|s| regex::Regex::new(s).is_ok()));
+            }
             Clause {
                 attribute: reference(attribute, kind.is_some()),
-                operator: ld_operator(str_of(c, "op").unwrap_or("")),
-                values: arr(c, "values").to_vec(),
+                operator,
+                values,
                 negate: c.get("negate").and_then(Value::as_bool).unwrap_or(false),
                 context_kind: kind,
             }
@@ -332,5 +342,27 @@ fn ld_operator(name: &str) -> Operator {
         Operator::Unknown(name.to_owned())
     } else {
         Operator::Unknown(format!("launchdarkly:{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{compile, Context, ReasonKind};
+    use serde_json::json;
+
+    #[test]
+    fn invalid_regexes_never_match_as_in_launchdarkly() {
+        let ld = json!({"flags": {"f": {"on": true, "variations": [false, true],
+        "fallthrough": {"variation": 0},
+        "rules": [
+            {"id": "bad", "clauses": [{"attribute": "email", "op": "matches", "values": ["(", 3]}], "variation": 1},
+            {"id": "neg", "clauses": [{"attribute": "email", "op": "matches", "values": ["("], "negate": true}], "variation": 1}
+        ]}}});
+        let snap = compile(import(&ld).unwrap());
+        assert!(!snap.has_errors(), "{:?}", snap.diagnostics());
+        let d = snap.evaluate("f", &Context::new("u").with_email("a@b"));
+        assert_eq!(d.reason_kind(), ReasonKind::RuleMatch);
+        assert_eq!(d.rule_id(), Some("neg"));
     }
 }
