@@ -102,7 +102,8 @@ fn diagnostics_of_the_written_flags_go_to_stderr() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.starts_with("out.yaml:"), "{r:?}");
     assert!(
-        r.stderr.contains(": f: warning: unknown operator \"resembles\""),
+        r.stderr
+            .contains(": f: warning: unknown operator \"resembles\""),
         "{r:?}"
     );
 }
