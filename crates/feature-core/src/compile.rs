@@ -229,6 +229,10 @@ pub(crate) enum CServe {
     Malformed,
 }
 
+/// Most variants, rules and prerequisites a flag may have: evaluation results index them with
+/// a `u16`.
+pub(crate) const MAX_INDEXED: usize = u16::MAX as usize + 1;
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub(crate) struct CRule {
@@ -582,6 +586,20 @@ impl Cx<'_> {
             .as_ref()
             .and_then(|d| values.iter().position(|v| json_eq(v, d)));
         let n = values.len();
+        // Results carry these indexes as `u16` (two registers for the whole result).
+        for (what, len) in [
+            ("variants", n),
+            ("rules", f.rules.len()),
+            ("prerequisites", f.prerequisites.len()),
+        ] {
+            if len > MAX_INDEXED {
+                self.report(
+                    Severity::Error,
+                    &[PathSeg::key(what)],
+                    format!("{len} {what}: at most {MAX_INDEXED} are supported"),
+                );
+            }
+        }
         let salt = f.salt.as_deref().unwrap_or("");
         let prefix: Box<[u8]> = format!("{key}.{salt}.").into_bytes().into();
 
@@ -988,7 +1006,7 @@ impl Cx<'_> {
 /// What a fixed serve (not a rollout) gives, for every context.
 fn fixed_outcome(serve: &CServe, why: Why) -> Option<(Served, Why)> {
     match serve {
-        CServe::Variation(v) => Some((Served::Variation(*v), why)),
+        CServe::Variation(v) => u16::try_from(*v).ok().map(|v| (Served::Variation(v), why)),
         CServe::Default => Some((Served::FlagDefault, why)),
         CServe::Rollout(_) | CServe::Malformed => None,
     }

@@ -280,8 +280,9 @@ impl ValueKind {
 /// What was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Served {
-    /// A variation, by index (`u32` keeps the evaluator's result in two registers).
-    Variation(u32),
+    /// A variation, by index: `u16` (at most `MAX_INDEXED` variants, checked when compiling)
+    /// keeps [`Detail`] at 16 bytes, returned in two registers rather than through memory.
+    Variation(u16),
     FlagDefault,
     Nothing,
 }
@@ -291,9 +292,9 @@ pub(crate) enum Served {
 pub(crate) enum Why {
     Off,
     Target,
-    Rule { index: u32, experiment: bool },
+    Rule { index: u16, experiment: bool },
     Fallthrough { experiment: bool },
-    Prereq { index: u32 },
+    Prereq { index: u16 },
     Error(ErrorKind),
 }
 
@@ -301,16 +302,98 @@ pub(crate) enum Why {
 #[derive(Debug, Clone, Copy)]
 pub struct Detail<'s> {
     flag: Option<&'s CompiledFlag>,
-    served: Served,
-    why: Why,
+    /// What was served and why, packed (see [`pack`]): a pointer and an integer come back
+    /// from a call in two registers, where a larger or mixed result goes through memory and
+    /// reading it back whole can stall the caller.
+    packed: u64,
+}
+
+const SERVED_DEFAULT: u64 = 1 << 16;
+const SERVED_NOTHING: u64 = 2 << 16;
+const SERVED_MASK: u64 = 3 << 16;
+const WHY_SHIFT: u32 = 32;
+const EXPERIMENT: u64 = 1 << 40;
+const INDEX_SHIFT: u32 = 48;
+
+/// Packs an outcome: bits 0-15 the variation, 16-17 what was served, 32-39 why, 40 the
+/// experiment flag, 48-63 the rule or prerequisite index or the error.
+#[inline(always)]
+fn pack(served: Served, why: Why) -> u64 {
+    let s = match served {
+        Served::Variation(i) => u64::from(i),
+        Served::FlagDefault => SERVED_DEFAULT,
+        Served::Nothing => SERVED_NOTHING,
+    };
+    let (tag, experiment, index): (u64, bool, u64) = match why {
+        Why::Off => (0, false, 0),
+        Why::Target => (1, false, 0),
+        Why::Rule { index, experiment } => (2, experiment, u64::from(index)),
+        Why::Fallthrough { experiment } => (3, experiment, 0),
+        Why::Prereq { index } => (4, false, u64::from(index)),
+        Why::Error(k) => (5, false, error_code(k)),
+    };
+    s | tag << WHY_SHIFT | if experiment { EXPERIMENT } else { 0 } | index << INDEX_SHIFT
+}
+
+#[inline(always)]
+fn error_code(k: ErrorKind) -> u64 {
+    match k {
+        ErrorKind::FlagNotFound => 0,
+        ErrorKind::MalformedFlag => 1,
+        ErrorKind::WrongType => 2,
+        ErrorKind::ClientNotReady => 3,
+        ErrorKind::UserNotSpecified => 4,
+        ErrorKind::Exception => 5,
+    }
+}
+
+#[inline(always)]
+fn error_of(code: u64) -> ErrorKind {
+    match code {
+        0 => ErrorKind::FlagNotFound,
+        1 => ErrorKind::MalformedFlag,
+        2 => ErrorKind::WrongType,
+        3 => ErrorKind::ClientNotReady,
+        4 => ErrorKind::UserNotSpecified,
+        _ => ErrorKind::Exception,
+    }
 }
 
 impl<'s> Detail<'s> {
-    pub(crate) fn error(flag: Option<&'s CompiledFlag>, kind: ErrorKind) -> Self {
+    #[inline(always)]
+    pub(crate) fn new(flag: Option<&'s CompiledFlag>, served: Served, why: Why) -> Self {
         Detail {
             flag,
-            served: Served::Nothing,
-            why: Why::Error(kind),
+            packed: pack(served, why),
+        }
+    }
+
+    pub(crate) fn error(flag: Option<&'s CompiledFlag>, kind: ErrorKind) -> Self {
+        Detail::new(flag, Served::Nothing, Why::Error(kind))
+    }
+
+    /// What was served.
+    #[inline(always)]
+    fn served(&self) -> Served {
+        match self.packed & SERVED_MASK {
+            0 => Served::Variation(self.packed as u16),
+            SERVED_DEFAULT => Served::FlagDefault,
+            _ => Served::Nothing,
+        }
+    }
+
+    /// Why.
+    #[inline(always)]
+    fn why(&self) -> Why {
+        let index = (self.packed >> INDEX_SHIFT) as u16;
+        let experiment = self.packed & EXPERIMENT != 0;
+        match (self.packed >> WHY_SHIFT) as u8 {
+            0 => Why::Off,
+            1 => Why::Target,
+            2 => Why::Rule { index, experiment },
+            3 => Why::Fallthrough { experiment },
+            4 => Why::Prereq { index },
+            _ => Why::Error(error_of(u64::from(index))),
         }
     }
 
@@ -323,7 +406,7 @@ impl<'s> Detail<'s> {
     #[inline]
     pub fn value(&self) -> Option<&'s Value> {
         let f = self.flag?;
-        match self.served {
+        match self.served() {
             Served::Variation(i) => f.values.get(i as usize),
             Served::FlagDefault => f.default.as_ref(),
             Served::Nothing => None,
@@ -332,7 +415,7 @@ impl<'s> Detail<'s> {
 
     /// The index of the variation served.
     pub fn variation_index(&self) -> Option<usize> {
-        match self.served {
+        match self.served() {
             Served::Variation(i) => Some(i as usize),
             Served::FlagDefault => self.flag.and_then(|f| f.default_index),
             Served::Nothing => None,
@@ -347,7 +430,7 @@ impl<'s> Detail<'s> {
 
     /// The kind of reason.
     pub fn reason_kind(&self) -> ReasonKind {
-        match self.why {
+        match self.why() {
             Why::Off => ReasonKind::Off,
             Why::Target => ReasonKind::TargetMatch,
             Why::Rule { .. } => ReasonKind::RuleMatch,
@@ -359,7 +442,7 @@ impl<'s> Detail<'s> {
 
     /// The error kind, when evaluation failed.
     pub fn error_kind(&self) -> Option<ErrorKind> {
-        match self.why {
+        match self.why() {
             Why::Error(k) => Some(k),
             _ => None,
         }
@@ -368,7 +451,7 @@ impl<'s> Detail<'s> {
     /// Whether the context is part of an experiment.
     pub fn in_experiment(&self) -> bool {
         matches!(
-            self.why,
+            self.why(),
             Why::Rule {
                 experiment: true,
                 ..
@@ -378,7 +461,7 @@ impl<'s> Detail<'s> {
 
     /// The index of the rule that matched.
     pub fn rule_index(&self) -> Option<usize> {
-        match self.why {
+        match self.why() {
             Why::Rule { index, .. } => Some(index as usize),
             _ => None,
         }
@@ -392,7 +475,7 @@ impl<'s> Detail<'s> {
 
     /// The key of the prerequisite that failed.
     pub fn prerequisite_key(&self) -> Option<&'s str> {
-        match self.why {
+        match self.why() {
             Why::Prereq { index } => self
                 .flag
                 .and_then(|f| f.prerequisites.get(index as usize))
@@ -403,7 +486,7 @@ impl<'s> Detail<'s> {
 
     /// The owned reason.
     pub fn reason(&self) -> Reason {
-        match self.why {
+        match self.why() {
             Why::Off => Reason::Off,
             Why::Target => Reason::TargetMatch,
             Why::Rule { index, experiment } => Reason::RuleMatch {
@@ -501,11 +584,7 @@ impl Snapshot {
         };
         let flag = &self.flags[i as usize];
         match flag.constant {
-            Some((served, why)) => Detail {
-                flag: Some(flag),
-                served,
-                why,
-            },
+            Some((served, why)) => Detail::new(Some(flag), served, why),
             None => self.evaluate_index(i, ctx, &mut ()),
         }
     }
@@ -532,11 +611,7 @@ impl Snapshot {
     ) -> Detail<'s> {
         let flag = &self.flags[i as usize];
         match self.eval_flag(i, ctx, None, tracer) {
-            Ok((served, why)) => Detail {
-                flag: Some(flag),
-                served,
-                why,
-            },
+            Ok((served, why)) => Detail::new(Some(flag), served, why),
             Err(Malformed) => Detail::error(Some(flag), ErrorKind::MalformedFlag),
         }
     }
@@ -591,7 +666,7 @@ impl Snapshot {
                     passed: ok,
                 });
                 if !ok {
-                    return serve_fixed(&f.off, Why::Prereq { index: pi as u32 });
+                    return serve_fixed(&f.off, Why::Prereq { index: pi as u16 });
                 }
             }
         }
@@ -602,7 +677,7 @@ impl Snapshot {
                         kind: t.kind.to_string(),
                     });
                     return match t.variation {
-                        Some(v) => Ok((Served::Variation(v), Why::Target)),
+                        Some(v) => Ok((served(v)?, Why::Target)),
                         None => Err(Malformed),
                     };
                 }
@@ -641,7 +716,7 @@ impl Snapshot {
                 }
                 tracer.step(|| Step::Rule { rule: ri });
                 return self.serve(&r.serve, ctx, tracer, |experiment| Why::Rule {
-                    index: ri as u32,
+                    index: ri as u16,
                     experiment,
                 });
             }
@@ -662,7 +737,7 @@ impl Snapshot {
         match s {
             CServe::Rollout(r) => {
                 let (v, experiment) = rollout(r, ctx, tracer)?;
-                Ok((Served::Variation(v), why(experiment)))
+                Ok((served(v)?, why(experiment)))
             }
             other => serve_fixed(other, why(false)),
         }
@@ -748,9 +823,17 @@ impl Snapshot {
     }
 }
 
+/// A variation served (compiling keeps indexes within `u16`; anything else is malformed).
+#[inline(always)]
+fn served(v: u32) -> Result<Served, Malformed> {
+    u16::try_from(v)
+        .map(Served::Variation)
+        .map_err(|_| Malformed)
+}
+
 fn serve_fixed(s: &CServe, why: Why) -> Result<(Served, Why), Malformed> {
     match s {
-        CServe::Variation(v) => Ok((Served::Variation(*v), why)),
+        CServe::Variation(v) => Ok((served(*v)?, why)),
         CServe::Default => Ok((Served::FlagDefault, why)),
         CServe::Malformed | CServe::Rollout(_) => Err(Malformed),
     }
@@ -861,5 +944,51 @@ fn match_value(op: &Op, v: &Value) -> bool {
         | Op::VersionRule(_)
         | Op::Segment(_)
         | Op::Never => false,
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn detail_fits_two_registers() {
+        // A larger result goes through memory, and reading it back whole stalls the caller.
+        assert_eq!(std::mem::size_of::<Detail<'_>>(), 16);
+    }
+
+    #[test]
+    fn outcomes_survive_packing() {
+        let served = [
+            Served::Variation(0),
+            Served::Variation(u16::MAX),
+            Served::FlagDefault,
+            Served::Nothing,
+        ];
+        let mut whys = vec![Why::Off, Why::Target];
+        for index in [0, 7, u16::MAX] {
+            for experiment in [false, true] {
+                whys.push(Why::Rule { index, experiment });
+            }
+            whys.push(Why::Prereq { index });
+        }
+        whys.push(Why::Fallthrough { experiment: false });
+        whys.push(Why::Fallthrough { experiment: true });
+        for k in [
+            ErrorKind::FlagNotFound,
+            ErrorKind::MalformedFlag,
+            ErrorKind::WrongType,
+            ErrorKind::ClientNotReady,
+            ErrorKind::UserNotSpecified,
+            ErrorKind::Exception,
+        ] {
+            whys.push(Why::Error(k));
+        }
+        for s in served {
+            for &w in &whys {
+                let d = Detail::new(None, s, w);
+                assert_eq!((d.served(), d.why()), (s, w));
+            }
+        }
     }
 }

@@ -1,18 +1,16 @@
 //! The client: evaluates flags against contexts, synchronously and without ever failing.
 
 use crate::config::{Config, ConfigError, ProviderKind};
-use crate::events::{EvaluationEvent, EventSink};
+use crate::events::EventSink;
+use crate::observe::Observer;
 use crate::{FileProvider, MemoryProvider};
 use arc_swap::ArcSwap;
-use feature_core::metrics::{EvaluationRecord, Metrics, NoopMetrics};
+use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus, Sink};
-use feature_core::{
-    Context, Detail, ErrorKind, Evaluation, Reason, ReasonKind, Snapshot, ValueKind,
-};
+use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, Snapshot, ValueKind};
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -66,8 +64,9 @@ struct Inner {
     engine: Option<Arc<dyn Engine>>,
     metrics: Option<Arc<dyn Metrics>>,
     events: Option<Arc<dyn EventSink>>,
+    /// Metrics and events around each evaluation (`None`: neither is set).
+    observer: Option<Observer>,
     changes: broadcast::Sender<FlagChange>,
-    sample_every: u32,
     closed: AtomicBool,
 }
 
@@ -218,10 +217,10 @@ impl ClientBuilder {
             }),
             engine: provider.engine(),
             provider,
+            observer: Observer::new(self.metrics.clone(), events.clone(), self.sample_every),
             metrics: self.metrics,
             events,
             changes,
-            sample_every: self.sample_every,
             closed: AtomicBool::new(false),
         });
         let client = Client { inner };
@@ -264,20 +263,6 @@ impl ClientBuilder {
             }
         }
     }
-}
-
-thread_local! {
-    static SAMPLE: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Whether this evaluation is timed (one in `every`, counted per thread: no shared counter).
-#[inline]
-fn sampled(every: u32) -> bool {
-    SAMPLE.with(|c| {
-        let n = c.get().wrapping_add(1);
-        c.set(if n >= every { 0 } else { n });
-        n >= every
-    })
 }
 
 impl Client {
@@ -381,27 +366,23 @@ impl Client {
         kind: ValueKind,
         default: Value,
     ) -> Evaluation {
+        let turn = self.inner.observer.as_ref().map(Observer::begin);
         let view = self.inner.view.load();
-        if let Some(v) = view.overrides.get(key) {
-            let eval = override_eval(&view.snapshot, key, v, kind, default);
-            self.observe_eval(ctx, &eval, None);
-            return eval;
+        let eval = if let Some(v) = view.overrides.get(key) {
+            override_eval(&view.snapshot, key, v, kind, default)
+        } else if let Some(engine) = &self.inner.engine {
+            engine.evaluate(key, ctx, kind, &default)
+        } else if !view.ready {
+            Evaluation::error(key, default, ErrorKind::ClientNotReady)
+        } else {
+            view.snapshot
+                .evaluate(key, ctx)
+                .expect(kind)
+                .to_evaluation(key, default)
+        };
+        if let (Some(o), Some(turn)) = (&self.inner.observer, turn) {
+            o.finish(turn, ctx, key, &eval, Some(&eval.value), || Value::Null);
         }
-        if let Some(engine) = &self.inner.engine {
-            let eval = engine.evaluate(key, ctx, kind, &default);
-            self.observe_eval(ctx, &eval, None);
-            return eval;
-        }
-        if !view.ready {
-            let eval = Evaluation::error(key, default, ErrorKind::ClientNotReady);
-            self.observe_eval(ctx, &eval, None);
-            return eval;
-        }
-        let timed = self.inner.metrics.is_some() && sampled(self.inner.sample_every);
-        let start = timed.then(Instant::now);
-        let detail = view.snapshot.evaluate(key, ctx).expect(kind);
-        let eval = detail.to_evaluation(key, default);
-        self.observe_eval(ctx, &eval, start.map(|s| s.elapsed()));
         eval
     }
 
@@ -422,110 +403,20 @@ impl Client {
             let eval = self.variation_with(ctx, key, kind, default());
             return extract(&eval.value);
         }
-        let observed = self.inner.metrics.is_some() || self.inner.events.is_some();
-        if !observed {
+        let Some(observer) = &self.inner.observer else {
             return view
                 .snapshot
                 .evaluate(key, ctx)
                 .expect(kind)
                 .value()
                 .and_then(extract);
-        }
-        let start =
-            (self.inner.metrics.is_some() && sampled(self.inner.sample_every)).then(Instant::now);
+        };
+        let turn = observer.begin();
         let detail = view.snapshot.evaluate(key, ctx).expect(kind);
-        let out = detail.value().and_then(&extract);
-        let duration = start.map(|s| s.elapsed());
-        self.observe_detail(ctx, key, &detail, duration, default);
+        let value = detail.value();
+        let out = value.and_then(&extract);
+        observer.finish(turn, ctx, key, &detail, value, default);
         out
-    }
-
-    #[inline(always)]
-    fn observe_detail(
-        &self,
-        ctx: &Context,
-        key: &str,
-        d: &Detail<'_>,
-        duration: Option<Duration>,
-        default: impl FnOnce() -> Value,
-    ) {
-        let reason = d.reason_kind();
-        let error = d.error_kind();
-        if let Some(m) = &self.inner.metrics {
-            m.record_evaluation(&EvaluationRecord {
-                key,
-                reason,
-                error,
-                variation: d.variation_index(),
-                value: d.value(),
-                duration,
-            });
-            if let Some(e) = error {
-                m.record_error(key, e);
-            }
-        }
-        if let Some(events) = self
-            .inner
-            .events
-            .as_ref()
-            .filter(|e| e.wants_evaluation(d.in_experiment()))
-        {
-            let fallback;
-            let value = match d.value() {
-                Some(v) => v,
-                None => {
-                    fallback = default();
-                    &fallback
-                }
-            };
-            events.evaluation(&EvaluationEvent {
-                key,
-                context: ctx,
-                value,
-                variation: d.variation_index(),
-                reason,
-                rule_id: d.rule_id(),
-                in_experiment: d.in_experiment(),
-                error,
-                prerequisite_key: d.prerequisite_key(),
-            });
-        }
-    }
-
-    fn observe_eval(&self, ctx: &Context, e: &Evaluation, duration: Option<Duration>) {
-        let reason = e.reason.kind();
-        let error = e.reason.error_kind();
-        if let Some(m) = &self.inner.metrics {
-            m.record_evaluation(&EvaluationRecord {
-                key: &e.key,
-                reason,
-                error,
-                variation: e.variation_index,
-                value: Some(&e.value),
-                duration,
-            });
-            if let Some(err) = error {
-                m.record_error(&e.key, err);
-            }
-        }
-        if let Some(events) = self
-            .inner
-            .events
-            .as_ref()
-            .filter(|s| s.wants_evaluation(e.in_experiment()))
-        {
-            events.evaluation(&EvaluationEvent {
-                key: &e.key,
-                context: ctx,
-                value: &e.value,
-                variation: e.variation_index,
-                reason,
-                rule_id: e.rule_id(),
-                in_experiment: e.in_experiment(),
-                error,
-                prerequisite_key: e.prerequisite_failed(),
-            });
-        }
     }
 
     /// Every flag's value for `ctx` (`null` for flags that serve nothing), overrides included.

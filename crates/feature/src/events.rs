@@ -46,6 +46,14 @@ pub trait EventSink: Send + Sync + 'static {
         true
     }
 
+    /// The share of evaluation events this sink keeps, when it samples at a fixed rate
+    /// (`0.0..=1.0`): the client then draws the sample itself, on counters it already touches
+    /// for metrics, keeps every experiment exposure, and never calls
+    /// [`EventSink::wants_evaluation`]. Default: `None` (ask `wants_evaluation` each time).
+    fn evaluation_sample_rate(&self) -> Option<f64> {
+        None
+    }
+
     /// A flag was evaluated (and [`EventSink::wants_evaluation`] said yes). Must not block.
     fn evaluation(&self, event: &EvaluationEvent<'_>);
 

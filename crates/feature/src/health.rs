@@ -35,14 +35,14 @@
 //! [`EvaluationStats`]); a provider that keeps a cache also implements [`CacheReport`], given
 //! to [`Health::with_cache`], for `size` and `max_size` (its hit and miss counts then win).
 
-use crate::metrics_config::Tee;
+use crate::metrics_config::{AttachedCounts, Tee};
 use crate::stripe::Striped;
 use crate::Client;
 use chrono::{DateTime, Utc};
 pub use feature_core::metrics::{CacheReport, CacheStats};
-use feature_core::metrics::{EvaluationRecord, Metrics};
+use feature_core::metrics::{EvaluationCounts, EvaluationRecord, Metrics};
 use feature_core::provider::ProviderState;
-use feature_core::ErrorKind;
+use feature_core::{ErrorKind, ReasonKind};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -174,6 +174,8 @@ pub struct EvaluationStats {
 #[derive(Debug, Default)]
 struct StatsInner {
     counters: Striped<N>,
+    /// Counts kept by the clients using these statistics.
+    attached: AttachedCounts,
     provider_latency_ns: AtomicU64,
 }
 
@@ -185,7 +187,13 @@ impl EvaluationStats {
 
     /// The evaluation part of the health report.
     pub fn report(&self) -> EvaluationStatsReport {
-        let c = self.inner.counters.totals();
+        let mut c = self.inner.counters.totals();
+        self.inner.attached.for_each(|reason, _, n| {
+            c[TOTAL] += n;
+            if reason == ReasonKind::Error {
+                c[ERRORS] += n;
+            }
+        });
         let total = c[TOTAL];
         let ms = |ns: f64| ns / 1e6;
         let avg = if c[TIMED] == 0 {
@@ -249,10 +257,12 @@ fn quantile(hist: &[u64], q: f64) -> u64 {
 impl Metrics for EvaluationStats {
     #[inline]
     fn record_evaluation(&self, record: &EvaluationRecord<'_>) {
-        let c = &self.inner.counters;
-        c.add(TOTAL, 1);
-        if record.error.is_some() {
-            c.add(ERRORS, 1);
+        let c = self.inner.counters.line();
+        if !record.counted {
+            c.add(TOTAL, 1);
+            if record.error.is_some() {
+                c.add(ERRORS, 1);
+            }
         }
         if let Some(d) = record.duration {
             let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -260,6 +270,14 @@ impl Metrics for EvaluationStats {
             c.add(TIMED_NS, ns);
             c.add(HIST + bucket_of(ns), 1);
         }
+    }
+
+    fn reads_counts(&self) -> bool {
+        true
+    }
+
+    fn attach_counts(&self, counts: Arc<dyn EvaluationCounts>) {
+        self.inner.attached.push(counts);
     }
 
     fn record_error(&self, _key: &str, _error: ErrorKind) {
@@ -501,6 +519,7 @@ mod tests {
             variation: None,
             value: None,
             duration: d,
+            counted: false,
         };
         for _ in 0..990 {
             s.record_evaluation(&rec(Some(Duration::from_micros(1)), None));

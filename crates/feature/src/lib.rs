@@ -78,10 +78,12 @@ mod stores;
 pub mod analytics;
 pub mod health;
 pub mod metrics_config;
+mod observe;
 #[cfg(feature = "otel")]
 pub mod otel;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod sampling;
 mod stripe;
 
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};

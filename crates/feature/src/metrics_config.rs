@@ -30,10 +30,9 @@
 use crate::stripe::Striped;
 use crate::ConfigError;
 use arc_swap::ArcSwap;
-use feature_core::metrics::{EvaluationRecord, Metrics};
+use feature_core::metrics::{EvaluationCounts, EvaluationRecord, Metrics, ValueClass};
 use feature_core::{ErrorKind, ReasonKind};
 use rustc_hash::FxHashMap;
-use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,24 +166,45 @@ pub(crate) fn reason_label(slot: usize) -> &'static str {
 /// The slot of a served value: `false`, `true`, `default`, `other`.
 #[inline]
 pub(crate) fn value_slot(record: &EvaluationRecord<'_>) -> usize {
-    match record.value {
-        Some(Value::Bool(false)) => 0,
-        Some(Value::Bool(true)) => 1,
-        None => 2,
-        Some(_) if record.reason == ReasonKind::Error => 2,
-        Some(_) => 3,
-    }
+    ValueClass::of(record.reason, record.value).index()
 }
 
 /// The `value` label of a slot.
 pub(crate) fn value_label(slot: usize) -> &'static str {
-    ["false", "true", "default", "other"]
-        .get(slot)
-        .copied()
-        .unwrap_or("other")
+    ValueClass::ALL.get(slot).map_or("other", |c| c.as_str())
 }
 
 type Counts = Striped<{ REASONS * VALUES }>;
+
+/// Evaluation counts handed over by clients ([`Metrics::attach_counts`]), added up on read.
+#[derive(Default)]
+pub(crate) struct AttachedCounts(Mutex<Vec<Arc<dyn EvaluationCounts>>>);
+
+impl std::fmt::Debug for AttachedCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachedCounts")
+            .field("clients", &self.lock().len())
+            .finish()
+    }
+}
+
+impl AttachedCounts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<dyn EvaluationCounts>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a client's counts.
+    pub(crate) fn push(&self, counts: Arc<dyn EvaluationCounts>) {
+        self.lock().push(counts);
+    }
+
+    /// Calls `f(reason, value, count)` for every client's counts.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(ReasonKind, ValueClass, u64)) {
+        for c in self.lock().iter() {
+            c.for_each_count(&mut f);
+        }
+    }
+}
 
 /// Evaluation counts by flag, reason and value: striped counters, read at scrape time.
 pub(crate) struct EvalCounts {
@@ -192,6 +212,8 @@ pub(crate) struct EvalCounts {
     max_flag_keys: usize,
     /// Counts when per-flag labels are off.
     all: Counts,
+    /// Counts kept by clients (per-flag labels off).
+    attached: AttachedCounts,
     /// Counts per flag key when they are on.
     flags: ArcSwap<FxHashMap<Box<str>, Arc<Counts>>>,
     /// Serialises insertions into `flags`.
@@ -204,6 +226,7 @@ impl EvalCounts {
             per_flag: config.per_flag,
             max_flag_keys: config.max_flag_keys,
             all: Counts::default(),
+            attached: AttachedCounts::default(),
             flags: ArcSwap::from_pointee(FxHashMap::default()),
             write: Mutex::new(()),
         }
@@ -214,9 +237,22 @@ impl EvalCounts {
         self.per_flag
     }
 
-    /// Counts one evaluation.
+    /// Whether clients may count for these counts: only without per-flag labels.
+    pub(crate) fn reads_counts(&self) -> bool {
+        !self.per_flag
+    }
+
+    /// Keeps a client's counts, added to the all-flags series.
+    pub(crate) fn attach(&self, counts: Arc<dyn EvaluationCounts>) {
+        self.attached.push(counts);
+    }
+
+    /// Counts one evaluation (unless a client has counted it already).
     #[inline]
     pub(crate) fn record(&self, record: &EvaluationRecord<'_>) {
+        if record.counted {
+            return;
+        }
         let slot = reason_slot(record.reason) * VALUES + value_slot(record);
         if self.per_flag {
             self.flag(record.key).0.add(slot, 1);
@@ -264,16 +300,23 @@ impl EvalCounts {
 
     /// Calls `f(flag_key, reason, value, count)` for every series counted so far.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&str, &'static str, &'static str, u64)) {
-        let mut put = |flag: &str, counts: &Counts| {
-            for (i, &n) in counts.totals().iter().enumerate() {
+        let mut put = |flag: &str, totals: &[u64]| {
+            for (i, &n) in totals.iter().enumerate() {
                 if n > 0 {
                     f(flag, reason_label(i / VALUES), value_label(i % VALUES), n);
                 }
             }
         };
-        put(ALL_FLAGS, &self.all);
+        let mut all = self.all.totals();
+        self.attached.for_each(|reason, value, n| {
+            let i = reason_slot(reason) * VALUES + value.index();
+            if let Some(c) = all.get_mut(i) {
+                *c = c.wrapping_add(n);
+            }
+        });
+        put(ALL_FLAGS, &all);
         for (k, c) in self.flags.load().iter() {
-            put(k, c);
+            put(k, &c.totals());
         }
     }
 }
@@ -298,6 +341,13 @@ impl<A: Metrics, B: Metrics> Metrics for Tee<A, B> {
     fn record_evaluation(&self, record: &EvaluationRecord<'_>) {
         self.0.record_evaluation(record);
         self.1.record_evaluation(record);
+    }
+    fn reads_counts(&self) -> bool {
+        self.0.reads_counts() && self.1.reads_counts()
+    }
+    fn attach_counts(&self, counts: Arc<dyn EvaluationCounts>) {
+        self.0.attach_counts(counts.clone());
+        self.1.attach_counts(counts);
     }
     fn record_error(&self, key: &str, error: ErrorKind) {
         self.0.record_error(key, error);

@@ -12,7 +12,7 @@
 //! // Client::builder().metrics(metrics.clone()) ... evaluations record themselves:
 //! metrics.record_evaluation(&EvaluationRecord {
 //!     key: "new-checkout", reason: ReasonKind::Fallthrough, error: None,
-//!     variation: Some(1), value: Some(&serde_json::json!(true)), duration: None,
+//!     variation: Some(1), value: Some(&serde_json::json!(true)), duration: None, counted: false,
 //! });
 //! let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather())?;
 //! assert!(text.contains(
@@ -62,13 +62,15 @@
 //! default) and go to the histogram then. Errors, cache and provider events are rare and use
 //! the crate's vectors directly.
 
-use crate::metrics_config::{EvalCounts, MetricsConfig, ALL_FLAGS};
+use crate::metrics_config::{reason_slot, EvalCounts, MetricsConfig, ALL_FLAGS, REASONS};
 use ::prometheus::core::{Collector, Desc};
 use ::prometheus::proto::MetricFamily;
-use ::prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-use feature_core::metrics::{CacheReport, EvaluationRecord, Metrics};
+use ::prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
+use feature_core::metrics::{CacheReport, EvaluationCounts, EvaluationRecord, Metrics};
 use feature_core::ErrorKind;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use ::prometheus::Registry as PrometheusRegistry;
@@ -105,6 +107,9 @@ struct Inner {
     sync: Mutex<()>,
     evaluation_total: IntCounterVec,
     evaluation_duration: HistogramVec,
+    /// The all-flags duration series by reason slot, resolved on first use (the label
+    /// look-up hashes; the timed sample should not pay for it each time).
+    all_durations: [OnceLock<Histogram>; REASONS],
     evaluation_errors: IntCounterVec,
     cache_hits: IntCounterVec,
     cache_misses: IntCounterVec,
@@ -206,6 +211,7 @@ impl PrometheusMetrics {
                 sync: Mutex::new(()),
                 evaluation_total,
                 evaluation_duration,
+                all_durations: Default::default(),
                 evaluation_errors,
                 cache_hits,
                 cache_misses,
@@ -264,10 +270,30 @@ impl Metrics for PrometheusMetrics {
         }
         inner.counts.record(record);
         if let Some(d) = record.duration {
-            inner
-                .evaluation_duration
-                .with_label_values(&[self.label(record.key), record.reason.as_str()])
-                .observe(d.as_secs_f64());
+            let secs = d.as_secs_f64();
+            if inner.counts.per_flag() {
+                inner
+                    .evaluation_duration
+                    .with_label_values(&[self.label(record.key), record.reason.as_str()])
+                    .observe(secs);
+            } else if let Some(h) = inner.all_durations.get(reason_slot(record.reason)) {
+                h.get_or_init(|| {
+                    inner
+                        .evaluation_duration
+                        .with_label_values(&[ALL_FLAGS, record.reason.as_str()])
+                })
+                .observe(secs);
+            }
+        }
+    }
+
+    fn reads_counts(&self) -> bool {
+        !self.inner.enabled || self.inner.counts.reads_counts()
+    }
+
+    fn attach_counts(&self, counts: Arc<dyn EvaluationCounts>) {
+        if self.inner.enabled {
+            self.inner.counts.attach(counts);
         }
     }
 

@@ -93,13 +93,13 @@ impl<const N: usize> Line<N> {
 
 /// `N` counters with one copy per counting thread.
 pub(crate) struct Striped<const N: usize> {
-    lines: Box<[OnceLock<Box<Line<N>>>]>,
+    lines: Box<[OnceLock<Box<Line<N>>>; SLOTS]>,
 }
 
 impl<const N: usize> Default for Striped<N> {
     fn default() -> Self {
         Striped {
-            lines: (0..SLOTS).map(|_| OnceLock::new()).collect(),
+            lines: Box::new(std::array::from_fn(|_| OnceLock::new())),
         }
     }
 }
@@ -110,23 +110,62 @@ impl<const N: usize> std::fmt::Debug for Striped<N> {
     }
 }
 
-impl<const N: usize> Striped<N> {
+/// This thread's copy of a [`Striped`] set, for several operations after one lookup.
+#[derive(Clone, Copy)]
+pub(crate) struct LineRef<'a, const N: usize> {
+    line: &'a Line<N>,
+    exclusive: bool,
+}
+
+impl<const N: usize> LineRef<'_, N> {
     /// Adds `n` to counter `i` (ignored when out of range).
-    #[inline]
-    pub(crate) fn add(&self, i: usize, n: u64) {
-        let s = slot();
-        let Some(cell) = self.lines.get(s) else {
+    #[inline(always)]
+    pub(crate) fn add(self, i: usize, n: u64) {
+        let Some(c) = self.line.0.get(i) else {
             return;
         };
-        let Some(c) = cell.get_or_init(Line::new).0.get(i) else {
-            return;
-        };
-        if s < EXCLUSIVE {
+        if self.exclusive {
             // Only this thread writes this copy: no locked instruction needed.
             c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
         } else {
             c.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Counts down counter `i` (a per-thread countdown, not a count to be summed): `true`,
+    /// and restarts it at `restart()`, when it was at zero. On the shared copy, threads
+    /// racing may lose a step, which only nudges a sampling interval.
+    #[inline(always)]
+    pub(crate) fn countdown(self, i: usize, restart: impl FnOnce() -> u64) -> bool {
+        let Some(c) = self.line.0.get(i) else {
+            return false;
+        };
+        let left = c.load(Ordering::Relaxed);
+        if left > 0 {
+            c.store(left - 1, Ordering::Relaxed);
+            return false;
+        }
+        c.store(restart(), Ordering::Relaxed);
+        true
+    }
+}
+
+impl<const N: usize> Striped<N> {
+    /// This thread's copy.
+    #[inline(always)]
+    pub(crate) fn line(&self) -> LineRef<'_, N> {
+        // `slot()` is at most EXCLUSIVE, the last index: `min` only spares a bounds check.
+        let s = slot().min(EXCLUSIVE);
+        LineRef {
+            line: self.lines[s].get_or_init(Line::new),
+            exclusive: s < EXCLUSIVE,
+        }
+    }
+
+    /// Adds `n` to counter `i` (ignored when out of range).
+    #[inline]
+    pub(crate) fn add(&self, i: usize, n: u64) {
+        self.line().add(i, n);
     }
 
     /// The sum of counter `i` over every copy.

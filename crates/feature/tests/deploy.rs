@@ -145,6 +145,7 @@ fn dashboard_and_alerts_use_only_metrics_we_export() {
         variation: None,
         value: None,
         duration: Some(Duration::from_micros(3)),
+        counted: false,
     });
     m.record_error("k", ErrorKind::FlagNotFound);
     m.record_cache_hit("k");

@@ -2,6 +2,7 @@
 
 use super::{AnalyticsEvent, AnalyticsExporter, EventKind, Redaction};
 use crate::events::{BoxFuture, EvaluationEvent, EventSink};
+use crate::sampling::Sampling;
 use crate::stripe::Striped;
 use chrono::{DateTime, Utc};
 use crossbeam_queue::ArrayQueue;
@@ -120,7 +121,7 @@ struct Shared {
     worker: Mutex<WorkerStats>,
     /// Share of evaluations kept.
     rate: f64,
-    keep_all: bool,
+    sampling: Sampling,
     close_timeout: Duration,
 }
 
@@ -150,7 +151,6 @@ impl std::fmt::Debug for AnalyticsPipeline {
 }
 
 thread_local! {
-    static RNG: Cell<u64> = const { Cell::new(0) };
     /// Evaluations this thread still skips before keeping one (see `sample`).
     static SKIP: Cell<u64> = const { Cell::new(NOT_DRAWN) };
     /// The context of this thread's last queued event: a request usually evaluates several
@@ -197,30 +197,6 @@ fn shared_context(ctx: &Context) -> Arc<Context> {
     })
 }
 
-/// A fast per-thread random number (xorshift64*), for sampling.
-#[inline]
-fn random() -> u64 {
-    RNG.with(|r| {
-        let mut x = r.get();
-        if x == 0 {
-            // Seed from the thread's stack address and the time: distinct per thread.
-            let t = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            x = (r as *const Cell<u64> as u64) ^ t ^ 0x9E37_79B9_7F4A_7C15;
-            if x == 0 {
-                x = 1;
-            }
-        }
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        r.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    })
-}
-
 impl AnalyticsPipeline {
     /// Starts the worker thread exporting to `exporter`.
     pub fn start(
@@ -257,7 +233,7 @@ impl AnalyticsPipeline {
             counters: Striped::default(),
             worker: Mutex::new(WorkerStats::default()),
             rate,
-            keep_all: rate >= 1.0,
+            sampling: Sampling::new(rate),
             close_timeout: config.close_timeout,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -299,34 +275,19 @@ impl AnalyticsPipeline {
     /// geometric gaps between kept events so that a skipped evaluation costs one decrement.
     #[inline]
     fn sample(&self) -> bool {
-        if self.shared.rate <= 0.0 {
-            return false;
-        }
+        let sampling = self.shared.sampling;
         SKIP.with(|skip| {
             let mut n = skip.get();
             if n == NOT_DRAWN {
-                n = self.gap();
+                n = sampling.gap();
             }
             if n > 0 {
                 skip.set(n - 1);
                 return false;
             }
-            skip.set(self.gap());
+            skip.set(sampling.gap());
             true
         })
-    }
-
-    /// Evaluations to skip before the next kept one: geometric with parameter `rate`.
-    fn gap(&self) -> u64 {
-        let rate = self.shared.rate;
-        // U in (0, 1]; floor(ln U / ln(1 - rate)) is geometric.
-        let u = ((random() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let g = (u.ln() / (1.0 - rate).ln()).floor();
-        if g.is_finite() && g >= 0.0 {
-            g.min((NOT_DRAWN - 1) as f64) as u64
-        } else {
-            0
-        }
     }
 
     /// Queues the event `make` builds, unless the queue is full (then nothing is built: a
@@ -374,7 +335,11 @@ impl AnalyticsPipeline {
 impl EventSink for AnalyticsPipeline {
     #[inline]
     fn wants_evaluation(&self, in_experiment: bool) -> bool {
-        in_experiment || self.shared.keep_all || self.sample()
+        in_experiment || self.shared.sampling == Sampling::All || self.sample()
+    }
+
+    fn evaluation_sample_rate(&self) -> Option<f64> {
+        Some(self.shared.rate)
     }
 
     /// Called by the client only after `wants_evaluation` said yes: sampling happened there.
