@@ -33,6 +33,16 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every error kind (for pre-creating metric series, tables indexed by kind).
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::FlagNotFound,
+        ErrorKind::MalformedFlag,
+        ErrorKind::WrongType,
+        ErrorKind::ClientNotReady,
+        ErrorKind::UserNotSpecified,
+        ErrorKind::Exception,
+    ];
+
     /// The name used in reasons (`FLAG_NOT_FOUND`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,6 +83,17 @@ pub enum ReasonKind {
 }
 
 impl ReasonKind {
+    /// Every reason kind (for tables indexed by reason).
+    pub const ALL: [ReasonKind; 7] = [
+        ReasonKind::Off,
+        ReasonKind::TargetMatch,
+        ReasonKind::RuleMatch,
+        ReasonKind::Fallthrough,
+        ReasonKind::PrerequisiteFailed,
+        ReasonKind::Override,
+        ReasonKind::Error,
+    ];
+
     /// The name used in reasons (`OFF`, `RULE_MATCH`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -974,16 +995,7 @@ mod size_tests {
         }
         whys.push(Why::Fallthrough { experiment: false });
         whys.push(Why::Fallthrough { experiment: true });
-        for k in [
-            ErrorKind::FlagNotFound,
-            ErrorKind::MalformedFlag,
-            ErrorKind::WrongType,
-            ErrorKind::ClientNotReady,
-            ErrorKind::UserNotSpecified,
-            ErrorKind::Exception,
-        ] {
-            whys.push(Why::Error(k));
-        }
+        whys.extend(ErrorKind::ALL.map(Why::Error));
         for s in served {
             for &w in &whys {
                 let d = Detail::new(None, s, w);

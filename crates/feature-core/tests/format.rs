@@ -349,3 +349,35 @@ fn compiled_documents_round_trip_through_serde() {
     let again = compile(parse_document(&yaml, Format::Yaml).unwrap().document);
     assert_eq!(again.document(), s.document());
 }
+
+#[test]
+fn flags_with_more_than_65536_rules_are_malformed_not_misread() {
+    let rule = json!({"clauses": [{"attribute": "key", "operator": "in", "values": ["u"]}], "variation": 1});
+    let rules: Vec<Value> = std::iter::repeat_n(rule, 65_537).collect();
+    let doc = json!({"flags": {"big": {"type": "bool", "default": false, "rules": rules}}});
+    let s = parse_document(&doc.to_string(), Format::Json)
+        .unwrap()
+        .compile(None);
+    let d = s.evaluate("big", &Context::new("u"));
+    assert_eq!(d.error_kind(), Some(ErrorKind::MalformedFlag));
+    assert!(
+        s.diagnostics()
+            .iter()
+            .any(|d| d.to_string().contains("65537 rules: at most 65536")),
+        "{:?}",
+        s.diagnostics()
+    );
+    // At the limit, the last rule is still told apart.
+    let mut rules: Vec<Value> = vec![
+        json!({"clauses": [{"attribute": "key", "operator": "in", "values": ["nobody"]}], "variation": 0});
+        65_535
+    ];
+    rules.push(json!({"id": "last", "clauses": [{"attribute": "key", "operator": "in", "values": ["u"]}], "variation": 1}));
+    let doc = json!({"flags": {"big": {"type": "bool", "default": false, "rules": rules}}});
+    let s = parse_document(&doc.to_string(), Format::Json)
+        .unwrap()
+        .compile(None);
+    let d = s.evaluate("big", &Context::new("u"));
+    assert_eq!(d.value(), Some(&json!(true)));
+    assert_eq!((d.rule_index(), d.rule_id()), (Some(65_535), Some("last")));
+}

@@ -413,15 +413,7 @@ mod tests {
 
     #[test]
     fn slots_have_labels() {
-        for r in [
-            ReasonKind::Off,
-            ReasonKind::TargetMatch,
-            ReasonKind::RuleMatch,
-            ReasonKind::Fallthrough,
-            ReasonKind::PrerequisiteFailed,
-            ReasonKind::Override,
-            ReasonKind::Error,
-        ] {
+        for r in ReasonKind::ALL {
             assert_eq!(reason_label(reason_slot(r)), r.as_str());
         }
     }

@@ -18,15 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Reasons counted apart, in [`reason_index`] order.
-const REASONS: [ReasonKind; 7] = [
-    ReasonKind::Off,
-    ReasonKind::TargetMatch,
-    ReasonKind::RuleMatch,
-    ReasonKind::Fallthrough,
-    ReasonKind::PrerequisiteFailed,
-    ReasonKind::Override,
-    ReasonKind::Error,
-];
+const REASONS: [ReasonKind; 7] = ReasonKind::ALL;
 const CLASSES: usize = ValueClass::ALL.len();
 /// Counters per line: reason × value class, then the two countdowns.
 const COUNTS: usize = REASONS.len() * CLASSES;
@@ -354,6 +346,13 @@ mod tests {
         let mut got = Vec::new();
         counts[0].for_each_count(&mut |r, v, n| got.push((r, v, n)));
         assert_eq!(got, [(ReasonKind::Fallthrough, ValueClass::True, 100)]);
+    }
+
+    #[test]
+    fn reason_index_follows_the_reason_table() {
+        for (i, r) in REASONS.iter().enumerate() {
+            assert_eq!(reason_index(*r), i);
+        }
     }
 
     #[test]

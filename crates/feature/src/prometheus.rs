@@ -75,15 +75,6 @@ use std::time::Duration;
 
 pub use ::prometheus::Registry as PrometheusRegistry;
 
-const ERROR_KINDS: [ErrorKind; 6] = [
-    ErrorKind::FlagNotFound,
-    ErrorKind::MalformedFlag,
-    ErrorKind::WrongType,
-    ErrorKind::ClientNotReady,
-    ErrorKind::UserNotSpecified,
-    ErrorKind::Exception,
-];
-
 /// The plan's Prometheus metrics. Cheap to clone (clones share the metrics); register once
 /// with [`PrometheusMetrics::register`] (or `registry.register(Box::new(metrics.clone()))`).
 #[derive(Clone)]
@@ -200,7 +191,7 @@ impl PrometheusMetrics {
             // see them before the first event.
             cache_hits.with_label_values(&[ALL_FLAGS]);
             cache_misses.with_label_values(&[ALL_FLAGS]);
-            for e in ERROR_KINDS {
+            for e in ErrorKind::ALL {
                 evaluation_errors.with_label_values(&[ALL_FLAGS, e.as_str()]);
             }
         }
