@@ -3,6 +3,7 @@
 use crate::ops::str_eq;
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// The default context kind.
 pub const USER_KIND: &str = "user";
@@ -115,7 +116,9 @@ impl Part {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Context {
-    pub(crate) parts: Vec<Part>,
+    /// Shared, copied on write: cloning a context (analytics keep the contexts of the
+    /// events they queue) is one reference-count increment, not a deep copy.
+    pub(crate) parts: Arc<[Part]>,
     multi: bool,
 }
 
@@ -123,7 +126,7 @@ impl Context {
     /// A user context with this key.
     pub fn new(key: impl Into<String>) -> Self {
         Context {
-            parts: vec![Part::new(USER_KIND.to_owned(), key.into())],
+            parts: Arc::new([Part::new(USER_KIND.to_owned(), key.into())]),
             multi: false,
         }
     }
@@ -133,7 +136,7 @@ impl Context {
         let kind = kind.into();
         validate_kind(&kind)?;
         Ok(Context {
-            parts: vec![Part::new(kind, key.into())],
+            parts: Arc::new([Part::new(kind, key.into())]),
             multi: false,
         })
     }
@@ -147,21 +150,30 @@ impl Context {
                     "a multi-kind context cannot nest",
                 ));
             }
-            for p in c.parts {
+            for p in c.parts.iter() {
                 if parts.iter().any(|q| q.kind == p.kind) {
                     return Err(ContextError::InvalidMulti("a kind appears twice"));
                 }
-                parts.push(p);
+                parts.push(p.clone());
             }
         }
         match parts.len() {
             0 => Err(ContextError::InvalidMulti("no kinds")),
             1 => Ok(Context {
-                parts,
+                parts: parts.into(),
                 multi: false,
             }),
-            _ => Ok(Context { parts, multi: true }),
+            _ => Ok(Context {
+                parts: parts.into(),
+                multi: true,
+            }),
         }
+    }
+
+    /// Whether `other` is a clone of this context (clones share their attributes until one
+    /// of them is changed): a test in constant time, for caches keyed by context.
+    pub fn shares_attributes_with(&self, other: &Context) -> bool {
+        Arc::ptr_eq(&self.parts, &other.parts) && self.multi == other.multi
     }
 
     /// The key (of the first kind, for a multi-kind context).
@@ -209,12 +221,12 @@ impl Context {
         self.parts.iter().find(|p| str_eq(&p.kind, kind))
     }
 
+    /// The first part, copied first when another context shares it.
     fn first_mut(&mut self) -> &mut Part {
         if self.parts.is_empty() {
-            self.parts
-                .push(Part::new(USER_KIND.to_owned(), String::new()));
+            self.parts = Arc::new([Part::new(USER_KIND.to_owned(), String::new())]);
         }
-        &mut self.parts[0]
+        &mut Arc::make_mut(&mut self.parts)[0]
     }
 
     /// Sets an attribute. `name` and `anonymous` set the built-ins; anything else is custom.
@@ -278,7 +290,7 @@ impl Context {
         let obj = value.as_object().ok_or(ContextError::NotAnObject)?;
         match obj.get("kind") {
             None => Ok(Context {
-                parts: vec![part_from_object(USER_KIND.to_owned(), obj, true)?],
+                parts: Arc::new([part_from_object(USER_KIND.to_owned(), obj, true)?]),
                 multi: false,
             }),
             Some(Value::String(k)) if k == "multi" => {
@@ -292,14 +304,14 @@ impl Context {
                     parts.push(part_from_object(kind.clone(), o, false)?);
                 }
                 Context::multi(parts.into_iter().map(|p| Context {
-                    parts: vec![p],
+                    parts: Arc::new([p]),
                     multi: false,
                 }))
             }
             Some(Value::String(k)) => {
                 validate_kind(k)?;
                 Ok(Context {
-                    parts: vec![part_from_object(k.clone(), obj, false)?],
+                    parts: Arc::new([part_from_object(k.clone(), obj, false)?]),
                     multi: false,
                 })
             }
@@ -329,13 +341,15 @@ impl Context {
         if self.multi {
             let mut m = Map::new();
             m.insert("kind".into(), Value::String("multi".into()));
-            for p in &self.parts {
+            for p in self.parts.iter() {
                 m.insert(p.kind.clone(), Value::Object(part_json(p, false)));
             }
             Value::Object(m)
         } else {
-            let p = &self.parts[0];
-            Value::Object(part_json(p, p.kind != USER_KIND))
+            match self.parts.first() {
+                Some(p) => Value::Object(part_json(p, p.kind != USER_KIND)),
+                None => Value::Object(Map::new()),
+            }
         }
     }
 }
@@ -412,4 +426,23 @@ fn part_from_object(
         }
     }
     Ok(part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_until_one_changes() {
+        let a = Context::new("u").with_attribute("plan", "pro");
+        let b = a.clone();
+        assert!(a.shares_attributes_with(&b) && a == b);
+        let c = b.with_attribute("plan", "free").with_group("beta");
+        assert!(!a.shares_attributes_with(&c));
+        assert_eq!(a.get("plan"), Some(&Value::from("pro")));
+        assert_eq!(c.get("plan"), Some(&Value::from("free")));
+        assert_eq!(a.get("groups"), None);
+        let equal_not_shared = Context::new("u").with_attribute("plan", "pro");
+        assert!(!a.shares_attributes_with(&equal_not_shared) && a == equal_not_shared);
+    }
 }

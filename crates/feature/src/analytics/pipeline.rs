@@ -90,7 +90,7 @@ enum Control {
 struct RawEvaluation {
     at: SystemTime,
     key: Arc<str>,
-    context: Arc<Context>,
+    context: Context,
     value: Value,
     variation: Option<usize>,
     reason: ReasonKind,
@@ -101,7 +101,7 @@ struct RawEvaluation {
 struct RawCustom {
     at: SystemTime,
     name: Arc<str>,
-    context: Arc<Context>,
+    context: Context,
     data: Option<Value>,
 }
 
@@ -153,9 +153,6 @@ impl std::fmt::Debug for AnalyticsPipeline {
 thread_local! {
     /// Evaluations this thread still skips before keeping one (see `sample`).
     static SKIP: Cell<u64> = const { Cell::new(NOT_DRAWN) };
-    /// The context of this thread's last queued event: a request usually evaluates several
-    /// flags for the same context, which is then copied once.
-    static LAST_CONTEXT: RefCell<Option<Arc<Context>>> = const { RefCell::new(None) };
     /// Flag keys, rule ids and event names seen on this thread (bounded).
     static INTERNED: RefCell<FxHashMap<Box<str>, Arc<str>>> = RefCell::new(FxHashMap::default());
 }
@@ -179,21 +176,6 @@ fn intern(s: &str) -> Arc<str> {
         let a: Arc<str> = Arc::from(s);
         t.insert(Box::from(s), a.clone());
         a
-    })
-}
-
-/// A shared copy of `ctx`: the previous one when it is equal.
-fn shared_context(ctx: &Context) -> Arc<Context> {
-    LAST_CONTEXT.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some(c) if **c == *ctx => c.clone(),
-            _ => {
-                let c = Arc::new(ctx.clone());
-                *last = Some(c.clone());
-                c
-            }
-        }
     })
 }
 
@@ -348,7 +330,7 @@ impl EventSink for AnalyticsPipeline {
             Msg::Evaluation(RawEvaluation {
                 at: SystemTime::now(),
                 key: intern(e.key),
-                context: shared_context(e.context),
+                context: e.context.clone(),
                 value: e.value.clone(),
                 variation: e.variation,
                 reason: e.reason,
@@ -363,7 +345,7 @@ impl EventSink for AnalyticsPipeline {
             Msg::Custom(RawCustom {
                 at: SystemTime::now(),
                 name: intern(name),
-                context: shared_context(context),
+                context: context.clone(),
                 data: data.cloned(),
             })
         });
@@ -381,15 +363,15 @@ impl EventSink for AnalyticsPipeline {
 /// The redacted form of the last context seen: events of one context usually come in runs.
 #[derive(Default)]
 struct Redacted {
-    last: Option<(Arc<Context>, Option<ContextMap>)>,
+    last: Option<(Context, Option<ContextMap>)>,
 }
 
 type ContextMap = Map<String, Value>;
 
 impl Redacted {
-    fn of(&mut self, redaction: &Redaction, ctx: &Arc<Context>) -> Option<ContextMap> {
+    fn of(&mut self, redaction: &Redaction, ctx: &Context) -> Option<ContextMap> {
         if let Some((c, m)) = &self.last {
-            if Arc::ptr_eq(c, ctx) {
+            if c.shares_attributes_with(ctx) || c == ctx {
                 return m.clone();
             }
         }
