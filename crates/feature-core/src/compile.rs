@@ -281,6 +281,8 @@ pub struct CompiledFlag {
     /// The outcome for every context, when it does not depend on the context (an off flag, or
     /// an on flag without prerequisites, targets or rules serving a fixed variation).
     pub(crate) constant: Option<(Served, Why)>,
+    /// `constant`, packed as [`crate::Detail`] carries it.
+    pub(crate) constant_packed: Option<u64>,
 }
 
 impl CompiledFlag {
@@ -301,6 +303,7 @@ impl CompiledFlag {
             prefix: Box::default(),
             broken: true,
             constant: None,
+            constant_packed: None,
         }
     }
 
@@ -711,6 +714,7 @@ impl Cx<'_> {
             rules,
             prefix,
             broken,
+            constant_packed: constant.map(|(s, w)| crate::eval::pack(s, w)),
             constant,
         }
     }

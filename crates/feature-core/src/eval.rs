@@ -339,7 +339,7 @@ const INDEX_SHIFT: u32 = 48;
 /// Packs an outcome: bits 0-15 the variation, 16-17 what was served, 32-39 why, 40 the
 /// experiment flag, 48-63 the rule or prerequisite index or the error.
 #[inline(always)]
-fn pack(served: Served, why: Why) -> u64 {
+pub(crate) fn pack(served: Served, why: Why) -> u64 {
     let s = match served {
         Served::Variation(i) => u64::from(i),
         Served::FlagDefault => SERVED_DEFAULT,
@@ -604,8 +604,11 @@ impl Snapshot {
             return Detail::error(None, ErrorKind::FlagNotFound);
         };
         let flag = &self.flags[i as usize];
-        match flag.constant {
-            Some((served, why)) => Detail::new(Some(flag), served, why),
+        match flag.constant_packed {
+            Some(packed) => Detail {
+                flag: Some(flag),
+                packed,
+            },
             None => self.evaluate_index(i, ctx, &mut ()),
         }
     }

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! - `evaluation/*`: one `client.bool`, on a flag with a targeting rule and on a constant
-//!   flag: bare (no metrics, no events), with Prometheus metrics + health statistics, with the
+//!   flag: bare (no metrics, no events), with no-op hooks that take every event, with
+//!   Prometheus metrics + health statistics, with the
 //!   analytics pipeline (default sampling: 1 evaluation event in 100), with both, and with both
 //!   and an exporter that never answers.
 //! - `pipeline/*`: events offered to the analytics queue per second (every event kept).
@@ -87,7 +88,8 @@ fn client(
     rt.block_on(b.build()).expect("client")
 }
 
-/// Takes every event and does nothing: what the client's observation path costs by itself.
+/// Takes every event (it states no sample rate, so the client asks it each time) and does
+/// nothing: what building an event on every evaluation costs.
 struct NoopSink;
 
 impl EventSink for NoopSink {
@@ -108,7 +110,7 @@ fn noop_client(rt: &tokio::runtime::Runtime) -> Client {
 /// Interleaved rounds of every variant, so that a busy moment of a shared machine slows them
 /// alike: the median over rounds of each variant's time divided by bare's, per flag.
 fn interleaved(variants: &[(&str, Client)], user: &Context) {
-    const ROUNDS: usize = 21;
+    const ROUNDS: usize = 41;
     const N: u32 = 200_000;
     for flag in ["new-checkout", "simple"] {
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];

@@ -163,9 +163,10 @@ fn bucket_upper(b: usize) -> u64 {
 
 /// A [`Metrics`] implementation keeping what the health check reports: evaluation and error
 /// counts, a latency histogram of the timed sample, cache hits and misses, and the provider's
-/// latest latency. Counting costs two uncontended atomic adds on the evaluating thread's own
-/// cache line (striped counters), so it scales with the number of evaluating threads.
-/// Cheap to clone: clones share the numbers.
+/// latest latency. Evaluation counts are read from the clients' own per-thread counts
+/// ([`Metrics::reads_counts`]), so an ordinary evaluation costs these statistics nothing and
+/// counting scales with the number of evaluating threads; the timed sample goes into
+/// per-thread counters of their own. Cheap to clone: clones share the numbers.
 #[derive(Debug, Clone, Default)]
 pub struct EvaluationStats {
     inner: Arc<StatsInner>,

@@ -25,12 +25,14 @@
 //! | `feature_flags_active_total` | u64 gauge | | - |
 //!
 //! Names keep the Prometheus spelling so that dashboards and alerts work whichever path the
-//! numbers take. Evaluations are counted in the same striped counters as the Prometheus
-//! implementation and reported by the observable counter's callback at collection time, so the
-//! evaluating thread never builds attribute sets.
+//! numbers take. Evaluations are counted as for the Prometheus implementation (by the client's
+//! own per-thread counts when per-flag labels are off, see
+//! [`Metrics::reads_counts`](feature_core::metrics::Metrics::reads_counts); in per-thread
+//! counters of their own when on) and reported by the observable counter's callback at
+//! collection time, so the evaluating thread never builds attribute sets.
 
 use crate::metrics_config::{EvalCounts, MetricsConfig};
-use feature_core::metrics::{EvaluationRecord, Metrics};
+use feature_core::metrics::{EvaluationCounts, EvaluationRecord, Metrics};
 use feature_core::ErrorKind;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, ObservableCounter};
 use opentelemetry::KeyValue;
@@ -147,6 +149,16 @@ impl Metrics for OtelMetrics {
                     KeyValue::new("reason", record.reason.as_str()),
                 ],
             );
+        }
+    }
+
+    fn reads_counts(&self) -> bool {
+        !self.inner.enabled || self.inner.counts.reads_counts()
+    }
+
+    fn attach_counts(&self, counts: Arc<dyn EvaluationCounts>) {
+        if self.inner.enabled {
+            self.inner.counts.attach(counts);
         }
     }
 

@@ -56,11 +56,14 @@
 //!
 //! ## Cost
 //!
-//! Counting an evaluation is one uncontended atomic add on the evaluating thread's own cache
-//! line: no label hashing, no lock (with per-flag labels on, one hash-map lookup of the key is
-//! added). Durations arrive only for the client's timing sample (1 evaluation in 64 by
-//! default) and go to the histogram then. Errors, cache and provider events are rare and use
-//! the crate's vectors directly.
+//! With per-flag labels off (the default), the metrics are not called for an ordinary
+//! evaluation at all: they read the client's own per-thread evaluation counts at scrape time
+//! ([`Metrics::reads_counts`]), which the client keeps for every hook together (one plain add
+//! on the evaluating thread's own cache line). With per-flag labels on, each evaluation is
+//! counted here, in per-thread counters per key (one hash-map lookup of the key). Durations
+//! arrive only for the client's timing sample (1 evaluation in 64 by default) and go to the
+//! histogram then, through a series resolved once per reason. Errors, cache and provider
+//! events are rare and use the crate's vectors directly.
 
 use crate::metrics_config::{reason_slot, EvalCounts, MetricsConfig, ALL_FLAGS, REASONS};
 use ::prometheus::core::{Collector, Desc};

@@ -324,7 +324,8 @@ impl EventSink for AnalyticsPipeline {
         Some(self.shared.rate)
     }
 
-    /// Called by the client only after `wants_evaluation` said yes: sampling happened there.
+    /// Called by the client only for kept events: sampling happened before (see
+    /// `evaluation_sample_rate`).
     fn evaluation(&self, e: &EvaluationEvent<'_>) {
         self.offer(|| {
             Msg::Evaluation(RawEvaluation {
