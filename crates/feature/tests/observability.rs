@@ -285,6 +285,83 @@ async fn per_flag_labels_are_opt_in_and_bounded() {
     client.close().await;
 }
 
+/// Counts through `record_evaluation` on every call (it does not read the client's counts).
+#[derive(Clone, Default)]
+struct PerCall(Arc<std::sync::atomic::AtomicU64>);
+
+impl Metrics for PerCall {
+    fn record_evaluation(&self, r: &feature::metrics::EvaluationRecord<'_>) {
+        assert!(
+            !r.counted,
+            "a per-call implementation is never told an evaluation was counted"
+        );
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_exact_whether_the_client_or_the_metrics_count() {
+    let registry = prometheus::Registry::new();
+    let metrics = PrometheusMetrics::new(&MetricsConfig::default()).unwrap();
+    metrics.register(&registry).unwrap();
+    let stats = EvaluationStats::new();
+    let per_call = PerCall::default();
+    let flags = || {
+        let p = MemoryProvider::new();
+        p.set_flag(Flag::boolean("a", true));
+        p
+    };
+    // One client where every hook reads the client's counts; one where a hook does not, so
+    // that the Prometheus half is called for every evaluation and counts them itself. Both
+    // share the same Prometheus metrics and statistics.
+    let counted = Client::builder()
+        .provider(flags())
+        .metrics(Tee(metrics.clone(), stats.clone()))
+        .build()
+        .await
+        .unwrap();
+    let mixed = Client::builder()
+        .provider(flags())
+        .metrics(Tee(metrics.clone(), Tee(stats.clone(), per_call.clone())))
+        .build()
+        .await
+        .unwrap();
+    // Evaluations from several threads at once.
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (counted, mixed) = (counted.clone(), mixed.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let user = Context::new(format!("u{t}"));
+            for _ in 0..1000 {
+                assert!(counted.bool(&user, "a", false));
+            }
+            for _ in 0..500 {
+                assert!(mixed.bool(&user, "a", false));
+                assert!(!mixed.bool(&user, "missing", false));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    for line in [
+        r#"feature_flags_evaluation_total{flag_key="__all__",reason="FALLTHROUGH",value="true"} 6000"#,
+        r#"feature_flags_evaluation_total{flag_key="__all__",reason="ERROR",value="default"} 2000"#,
+        r#"feature_flags_evaluation_errors_total{error_type="FLAG_NOT_FOUND",flag_key="__all__"} 2000"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    let report = stats.report();
+    assert_eq!(report.total_evaluations, 8000);
+    assert!((report.error_rate - 0.25).abs() < 1e-9, "{report:?}");
+    assert_eq!(per_call.0.load(std::sync::atomic::Ordering::Relaxed), 4000);
+    counted.close().await;
+    mixed.close().await;
+}
+
 #[tokio::test]
 async fn disabled_metrics_record_nothing() {
     let registry = prometheus::Registry::new();
