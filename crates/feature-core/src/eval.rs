@@ -165,6 +165,7 @@ impl Reason {
     }
 
     /// Whether the evaluation is part of an experiment.
+    #[inline]
     pub fn in_experiment(&self) -> bool {
         matches!(
             self,
@@ -178,6 +179,7 @@ impl Reason {
     }
 
     /// The error kind of an `ERROR` reason.
+    #[inline]
     pub fn error_kind(&self) -> Option<ErrorKind> {
         match self {
             Reason::Error { error_kind } => Some(*error_kind),
@@ -252,6 +254,7 @@ impl Evaluation {
     }
 
     /// Whether the evaluation is part of an experiment.
+    #[inline]
     pub fn in_experiment(&self) -> bool {
         self.reason.in_experiment()
     }
@@ -265,6 +268,7 @@ impl Evaluation {
     }
 
     /// The error kind, when the evaluation failed.
+    #[inline]
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.reason.error_kind()
     }
@@ -435,6 +439,7 @@ impl<'s> Detail<'s> {
     }
 
     /// The index of the variation served.
+    #[inline]
     pub fn variation_index(&self) -> Option<usize> {
         match self.served() {
             Served::Variation(i) => Some(i as usize),
@@ -450,6 +455,7 @@ impl<'s> Detail<'s> {
     }
 
     /// The kind of reason.
+    #[inline]
     pub fn reason_kind(&self) -> ReasonKind {
         match self.why() {
             Why::Off => ReasonKind::Off,
@@ -462,6 +468,7 @@ impl<'s> Detail<'s> {
     }
 
     /// The error kind, when evaluation failed.
+    #[inline]
     pub fn error_kind(&self) -> Option<ErrorKind> {
         match self.why() {
             Why::Error(k) => Some(k),
@@ -470,6 +477,7 @@ impl<'s> Detail<'s> {
     }
 
     /// Whether the context is part of an experiment.
+    #[inline]
     pub fn in_experiment(&self) -> bool {
         matches!(
             self.why(),
@@ -481,6 +489,7 @@ impl<'s> Detail<'s> {
     }
 
     /// The index of the rule that matched.
+    #[inline]
     pub fn rule_index(&self) -> Option<usize> {
         match self.why() {
             Why::Rule { index, .. } => Some(index as usize),

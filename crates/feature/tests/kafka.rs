@@ -145,10 +145,10 @@ fn event(i: usize) -> AnalyticsEvent {
         reason: (i % 5 != 0).then_some(feature::ReasonKind::Fallthrough),
         rule_id: None,
         in_experiment: i % 4 == 0,
-        context: Some(serde_json::Map::from_iter([(
+        context: Some(std::sync::Arc::new(serde_json::Map::from_iter([(
             "plan".to_owned(),
             serde_json::json!("pro"),
-        )])),
+        )]))),
         event: (i % 5 == 0).then(|| "checkout".to_owned()),
         data: (i % 5 == 0).then(|| serde_json::json!([i])),
     }

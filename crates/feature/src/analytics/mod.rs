@@ -54,6 +54,7 @@ use chrono::{DateTime, Utc};
 use feature_core::ReasonKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// What an [`AnalyticsEvent`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,9 +98,10 @@ pub struct AnalyticsEvent {
     /// Whether the context is in an experiment (an exposure).
     #[serde(default)]
     pub in_experiment: bool,
-    /// The context's attributes, private ones removed (see [`Redaction`]).
+    /// The context's attributes, private ones removed (see [`Redaction`]); shared by the
+    /// events of one context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Map<String, Value>>,
+    pub context: Option<Arc<Map<String, Value>>>,
     /// The custom event's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
@@ -226,7 +228,10 @@ mod tests {
             reason: Some(ReasonKind::RuleMatch),
             rule_id: Some("beta".into()),
             in_experiment: true,
-            context: Some(Map::from_iter([("plan".to_owned(), json!("pro"))])),
+            context: Some(Arc::new(Map::from_iter([(
+                "plan".to_owned(),
+                json!("pro"),
+            )]))),
             event: None,
             data: None,
         };

@@ -367,7 +367,7 @@ struct Redacted {
     last: Option<(Context, Option<ContextMap>)>,
 }
 
-type ContextMap = Map<String, Value>;
+type ContextMap = Arc<Map<String, Value>>;
 
 impl Redacted {
     fn of(&mut self, redaction: &Redaction, ctx: &Context) -> Option<ContextMap> {
@@ -376,7 +376,7 @@ impl Redacted {
                 return m.clone();
             }
         }
-        let m = redaction.apply_opt(ctx);
+        let m = redaction.apply_opt(ctx).map(Arc::new);
         self.last = Some((ctx.clone(), m.clone()));
         m
     }
@@ -480,7 +480,7 @@ impl Worker {
     }
 }
 
-fn evaluation_event(context: Option<Map<String, Value>>, raw: RawEvaluation) -> AnalyticsEvent {
+fn evaluation_event(context: Option<ContextMap>, raw: RawEvaluation) -> AnalyticsEvent {
     AnalyticsEvent {
         kind: EventKind::Evaluation,
         timestamp: DateTime::<Utc>::from(raw.at),
@@ -497,7 +497,7 @@ fn evaluation_event(context: Option<Map<String, Value>>, raw: RawEvaluation) -> 
     }
 }
 
-fn custom_event(context: Option<Map<String, Value>>, raw: RawCustom) -> AnalyticsEvent {
+fn custom_event(context: Option<ContextMap>, raw: RawCustom) -> AnalyticsEvent {
     AnalyticsEvent {
         kind: EventKind::Custom,
         timestamp: DateTime::<Utc>::from(raw.at),
