@@ -12,6 +12,9 @@
 UNLEASH_SERVER_VERSION=${UNLEASH_SERVER_VERSION:-7.5.1}
 UNLEASH_PORT=${UNLEASH_PORT:-4242}
 UNLEASH_DB=${UNLEASH_DB:-unleash_test}
+# The password is the one scripts/services.sh gives the postgres user; with trust
+# authentication it is ignored.
+UNLEASH_PG_PASSWORD=${UNLEASH_PG_PASSWORD:-postgres}
 UNLEASH_ADMIN_TOKEN='*:*.unleash-insecure-api-token'
 UNLEASH_CLIENT_TOKEN='default:development.unleash-insecure-client-token'
 
@@ -32,6 +35,14 @@ ensure_unleash() {
     echo "error: Unleash needs node and npm (Node 20 or later)" >&2
     return 1
   fi
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "error: unleash-server $UNLEASH_SERVER_VERSION needs Node 20 or later, found $(node -v)" >&2
+    return 1
+  fi
+  if ! command -v psql >/dev/null 2>&1; then
+    echo "error: Unleash's database is created with psql, which is missing" >&2
+    return 1
+  fi
   if ! _unleash_port_open 5432; then
     echo "error: Unleash needs PostgreSQL on 127.0.0.1:5432" >&2
     return 1
@@ -48,9 +59,10 @@ ensure_unleash() {
       return 1
     }
   fi
-  if ! psql -h 127.0.0.1 -U postgres -d postgres -qtAc \
+  if ! PGPASSWORD=$UNLEASH_PG_PASSWORD psql -h 127.0.0.1 -U postgres -d postgres -qtAc \
     "SELECT 1 FROM pg_database WHERE datname='$UNLEASH_DB'" 2>/dev/null | grep -q 1; then
-    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $UNLEASH_DB" >/dev/null || {
+    PGPASSWORD=$UNLEASH_PG_PASSWORD psql -h 127.0.0.1 -U postgres -d postgres -qc \
+      "CREATE DATABASE $UNLEASH_DB" >/dev/null || {
       echo "error: cannot create database $UNLEASH_DB" >&2
       return 1
     }
@@ -60,7 +72,7 @@ ensure_unleash() {
   (
     cd "$dir" &&
       NODE_PATH="$dir/node_modules" \
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/$UNLEASH_DB" \
+        DATABASE_URL="postgres://postgres:$UNLEASH_PG_PASSWORD@127.0.0.1:5432/$UNLEASH_DB" \
         DATABASE_SSL=false \
         HTTP_HOST=127.0.0.1 \
         HTTP_PORT="$UNLEASH_PORT" \
