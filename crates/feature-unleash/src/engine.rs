@@ -1,0 +1,624 @@
+//! The evaluation side: Unleash's engine behind the toolkit's [`Engine`] trait.
+
+use crate::UnleashError;
+use feature_core::provider::Engine;
+use feature_core::{Context, ErrorKind, Evaluation, Reason, ValueKind};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use unleash_yggdrasil as ygg;
+
+/// The context attributes that fill Unleash's standard context fields rather than `properties`.
+const STANDARD: [&str; 7] = [
+    "userId",
+    "sessionId",
+    "remoteAddress",
+    "ip",
+    "environment",
+    "appName",
+    "currentTime",
+];
+
+/// The variant Unleash assigns to a context, as its SDKs report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// The variant's name; `disabled` when none is assigned.
+    pub name: String,
+    /// The variant's payload, when it has one.
+    pub payload: Option<Payload>,
+    /// Whether a variant is assigned.
+    pub enabled: bool,
+    /// Whether the toggle is enabled for the context (as the variant call sees it).
+    pub feature_enabled: bool,
+}
+
+/// A variant's payload: its type (`string`, `json`, `csv`, `number`) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// `string`, `json`, `csv` or `number`.
+    pub kind: String,
+    /// The payload's text.
+    pub value: String,
+}
+
+/// A toggle that Yggdrasil could not compile; it evaluates as off (or to the default variant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileWarning {
+    /// The toggle's name.
+    pub toggle: String,
+    /// What Yggdrasil reported.
+    pub message: String,
+}
+
+/// Unleash's evaluation engine (Yggdrasil) answering the toolkit's evaluations.
+///
+/// Load it with [`UnleashEngine::load_json`] (the body of `GET /api/client/features`, or a
+/// delta-API message) or [`UnleashEngine::load`]; the [`UnleashProvider`](crate::UnleashProvider)
+/// does this for you. Until something is loaded every evaluation serves the caller's default
+/// with `ERROR`/`CLIENT_NOT_READY`.
+///
+/// # Context mapping
+///
+/// | Unleash field | taken from |
+/// |---|---|
+/// | `userId` | the key of the `user` kind when the context has it, else the key of its first kind; an empty key means no `userId` (then attribute `userId`, if set) |
+/// | `sessionId` | attribute `sessionId` |
+/// | `remoteAddress` | attribute `remoteAddress`, else `ip` |
+/// | `environment` | attribute `environment`, else the engine's default ([`UnleashEngine::with_environment`]) |
+/// | `appName` | attribute `appName`, else the engine's default ([`UnleashEngine::with_app_name`]) |
+/// | `currentTime` | attribute `currentTime` (RFC 3339) |
+/// | `properties` | every other custom attribute of the context's first kind: strings as they are, numbers and booleans as their JSON text, lists and objects as JSON text; `null` is left out |
+///
+/// # Values and reasons
+///
+/// | asked for | toggle unknown | toggle off for the context | on, variant assigned | on, no variant |
+/// |---|---|---|---|---|
+/// | `Bool` | default, `ERROR`/`FLAG_NOT_FOUND` | `false`, `OFF` | `true`, `FALLTHROUGH` | `true`, `FALLTHROUGH` |
+/// | `String` | as above | default, `OFF` | payload text for `string`/`csv` payloads, else the variant name, `FALLTHROUGH` | default, `FALLTHROUGH` |
+/// | `Int`, `Float` | as above | default, `OFF` | the `number` payload, `FALLTHROUGH`; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default, `FALLTHROUGH` |
+/// | `Any` | as above | `false`, `OFF` | `json` payload parsed, `number` payload as a number, other payloads as text, no payload: the variant name; `FALLTHROUGH` | `true`, `FALLTHROUGH` |
+///
+/// "Off for the context" covers both a toggle switched off and one whose strategies do not
+/// match: Unleash does not say which strategy decided, so there is no `RULE_MATCH` or
+/// `TARGET_MATCH`. A `json` payload that does not parse, or a `number` payload that is not a
+/// finite number, serves the default with `ERROR`/`MALFORMED_FLAG`. `variation_index` is always
+/// `None`: Unleash variants are identified by name. A panic inside Yggdrasil is caught and
+/// serves the default with `ERROR`/`EXCEPTION`.
+pub struct UnleashEngine {
+    state: ygg::EngineState,
+    loaded: AtomicBool,
+    app_name: Option<String>,
+    environment: Option<String>,
+}
+
+impl std::fmt::Debug for UnleashEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnleashEngine")
+            .field("loaded", &self.is_loaded())
+            .field("app_name", &self.app_name)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for UnleashEngine {
+    fn default() -> Self {
+        UnleashEngine::new()
+    }
+}
+
+impl UnleashEngine {
+    /// An empty engine.
+    pub fn new() -> UnleashEngine {
+        UnleashEngine {
+            state: ygg::EngineState::default(),
+            loaded: AtomicBool::new(false),
+            app_name: None,
+            environment: None,
+        }
+    }
+
+    /// The `appName` used when a context has no `appName` attribute.
+    pub fn with_app_name(mut self, app_name: impl Into<String>) -> Self {
+        self.app_name = Some(app_name.into());
+        self
+    }
+
+    /// The `environment` used when a context has no `environment` attribute.
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Whether toggles were loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Loads a client API response: a full `GET /api/client/features` body replaces every
+    /// toggle; a delta-API message (`{"events": [...]}`) is applied to the toggles loaded
+    /// before. Toggles that fail to compile are returned; they evaluate as off.
+    pub fn load_json(&self, body: &[u8]) -> Result<Vec<CompileWarning>, UnleashError> {
+        let message: ygg::UpdateMessage =
+            serde_json::from_slice(body).map_err(UnleashError::Parse)?;
+        Ok(self.load(message))
+    }
+
+    /// Loads a parsed update (see [`UnleashEngine::load_json`]).
+    pub fn load(&self, message: ygg::UpdateMessage) -> Vec<CompileWarning> {
+        let warnings = catch_unwind(AssertUnwindSafe(|| self.state.take_state(message)))
+            .unwrap_or_else(|_| {
+                Some(vec![ygg::EvalWarning {
+                    toggle_name: String::new(),
+                    message: "the engine panicked while loading toggles".to_owned(),
+                }])
+            });
+        self.loaded.store(true, Ordering::Release);
+        warnings
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| CompileWarning {
+                toggle: w.toggle_name,
+                message: w.message,
+            })
+            .collect()
+    }
+
+    /// The Unleash context `ctx` maps to (see the [type docs](UnleashEngine)).
+    pub fn unleash_context(&self, ctx: &Context) -> ygg::Context {
+        let text = |name: &str| ctx.get(name).and_then(as_text);
+        let key = ctx.key_of(feature_core::USER_KIND).unwrap_or(ctx.key());
+        let user_id = if key.is_empty() {
+            text("userId")
+        } else {
+            Some(key.to_owned())
+        };
+        let mut properties = HashMap::new();
+        for (name, value) in ctx.attributes() {
+            if STANDARD.contains(&name) {
+                continue;
+            }
+            if let Some(v) = as_text(value) {
+                properties.insert(name.to_owned(), v);
+            }
+        }
+        ygg::Context {
+            user_id,
+            session_id: text("sessionId"),
+            remote_address: text("remoteAddress").or_else(|| text("ip")),
+            environment: text("environment").or_else(|| self.environment.clone()),
+            app_name: text("appName").or_else(|| self.app_name.clone()),
+            current_time: text("currentTime"),
+            properties: (!properties.is_empty()).then_some(properties),
+        }
+    }
+
+    /// Whether toggle `name` is enabled for `ctx`; `None` when the toggle is unknown.
+    pub fn is_enabled(&self, name: &str, ctx: &Context) -> Option<bool> {
+        let uctx = self.unleash_context(ctx);
+        self.guarded(|| self.enabled_raw(name, &uctx)).flatten()
+    }
+
+    /// The variant of toggle `name` for `ctx`, as Unleash's SDKs report it (`disabled` when the
+    /// toggle is unknown, off, or has no variants).
+    pub fn variant(&self, name: &str, ctx: &Context) -> Variant {
+        let uctx = self.unleash_context(ctx);
+        self.guarded(|| self.variant_raw(name, &uctx))
+            .unwrap_or_else(|| Variant {
+                name: "disabled".to_owned(),
+                payload: None,
+                enabled: false,
+                feature_enabled: false,
+            })
+    }
+
+    fn guarded<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
+        catch_unwind(AssertUnwindSafe(f)).ok()
+    }
+
+    fn enabled_raw(&self, name: &str, uctx: &ygg::Context) -> Option<bool> {
+        let enriched = ygg::state::EnrichedContext::from(uctx, name, None);
+        self.state.check_enabled(&enriched)
+    }
+
+    fn variant_raw(&self, name: &str, uctx: &ygg::Context) -> Variant {
+        let v = self.state.get_variant(name, uctx, &None);
+        Variant {
+            name: v.name,
+            payload: v.payload.map(|p| Payload {
+                kind: p.payload_type,
+                value: p.value,
+            }),
+            enabled: v.enabled,
+            feature_enabled: v.feature_enabled,
+        }
+    }
+
+    fn evaluate_inner(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: &Value,
+    ) -> Outcome {
+        let uctx = self.unleash_context(ctx);
+        let Some(enabled) = self.enabled_raw(key, &uctx) else {
+            return Outcome::Error(ErrorKind::FlagNotFound);
+        };
+        if !enabled {
+            return match kind {
+                ValueKind::Bool | ValueKind::Any => Outcome::Off(Value::Bool(false)),
+                _ => Outcome::Off(default.clone()),
+            };
+        }
+        if kind == ValueKind::Bool {
+            return Outcome::On(Value::Bool(true));
+        }
+        let variant = self.variant_raw(key, &uctx);
+        if !variant.enabled {
+            return match kind {
+                ValueKind::Any => Outcome::On(Value::Bool(true)),
+                _ => Outcome::On(default.clone()),
+            };
+        }
+        let payload = variant.payload.as_ref();
+        match kind {
+            ValueKind::String => match payload {
+                Some(p) if p.kind == "string" || p.kind == "csv" => {
+                    Outcome::On(Value::String(p.value.clone()))
+                }
+                _ => Outcome::On(Value::String(variant.name)),
+            },
+            ValueKind::Int | ValueKind::Float => match payload {
+                Some(p) if p.kind == "number" => match number(&p.value) {
+                    Some(n) => Outcome::On(n),
+                    None => Outcome::Error(ErrorKind::MalformedFlag),
+                },
+                _ => Outcome::Error(ErrorKind::WrongType),
+            },
+            ValueKind::Any => match payload {
+                Some(p) if p.kind == "json" => match serde_json::from_str(&p.value) {
+                    Ok(v) => Outcome::On(v),
+                    Err(_) => Outcome::Error(ErrorKind::MalformedFlag),
+                },
+                Some(p) if p.kind == "number" => match number(&p.value) {
+                    Some(n) => Outcome::On(n),
+                    None => Outcome::Error(ErrorKind::MalformedFlag),
+                },
+                Some(p) => Outcome::On(Value::String(p.value.clone())),
+                None => Outcome::On(Value::String(variant.name)),
+            },
+            ValueKind::Bool => Outcome::On(Value::Bool(true)),
+        }
+    }
+}
+
+/// What an evaluation decided, before it becomes an [`Evaluation`].
+enum Outcome {
+    Off(Value),
+    On(Value),
+    Error(ErrorKind),
+}
+
+/// A context attribute as Unleash text: strings as they are, other values as JSON text.
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A `number` payload as a JSON number: a whole number when it is one, else a finite float.
+fn number(text: &str) -> Option<Value> {
+    let t = text.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return Some(Value::from(i));
+    }
+    t.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
+}
+
+impl Engine for UnleashEngine {
+    fn evaluate(&self, key: &str, ctx: &Context, kind: ValueKind, default: &Value) -> Evaluation {
+        if !self.is_loaded() {
+            return Evaluation::error(key, default.clone(), ErrorKind::ClientNotReady);
+        }
+        let outcome = self
+            .guarded(|| self.evaluate_inner(key, ctx, kind, default))
+            .unwrap_or(Outcome::Error(ErrorKind::Exception));
+        let (value, reason) = match outcome {
+            Outcome::Off(v) => (v, Reason::Off),
+            Outcome::On(v) => (
+                v,
+                Reason::Fallthrough {
+                    in_experiment: false,
+                },
+            ),
+            Outcome::Error(e) => return Evaluation::error(key, default.clone(), e),
+        };
+        Evaluation {
+            key: key.to_owned(),
+            value,
+            variation_index: None,
+            reason,
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .guarded(|| self.state.list_known_toggles())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn engine(features: Value) -> UnleashEngine {
+        let e = UnleashEngine::new();
+        let warnings = e
+            .load_json(features.to_string().as_bytes())
+            .expect("valid features");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        e
+    }
+
+    fn toggles() -> UnleashEngine {
+        engine(json!({
+            "version": 2,
+            "features": [
+                {"name": "on", "enabled": true, "strategies": [{"name": "default"}]},
+                {"name": "off", "enabled": false, "strategies": [{"name": "default"}]},
+                {"name": "alice-only", "enabled": true, "strategies": [
+                    {"name": "userWithId", "parameters": {"userIds": "alice"}}]},
+                {"name": "by-plan", "enabled": true, "strategies": [{"name": "default",
+                    "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]},
+                                    {"contextName": "age", "operator": "NUM_GTE", "value": "18"},
+                                    {"contextName": "beta", "operator": "IN", "values": ["true"]}]}]},
+                {"name": "by-ip", "enabled": true, "strategies": [
+                    {"name": "remoteAddress", "parameters": {"IPs": "10.1.2.3"}}]},
+                {"name": "by-env", "enabled": true, "strategies": [{"name": "default",
+                    "constraints": [{"contextName": "environment", "operator": "IN", "values": ["prod"]},
+                                    {"contextName": "appName", "operator": "IN", "values": ["shop"]},
+                                    {"contextName": "sessionId", "operator": "IN", "values": ["s1"]}]}]},
+                {"name": "string-variant", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "blue", "weight": 1000, "payload": {"type": "string", "value": "#00f"}}]},
+                {"name": "bare-variant", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "green", "weight": 1000}]},
+                {"name": "number-variant", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "n", "weight": 1000, "payload": {"type": "number", "value": "42"}}]},
+                {"name": "float-variant", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "f", "weight": 1000, "payload": {"type": "number", "value": "0.25"}}]},
+                {"name": "bad-number", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "b", "weight": 1000, "payload": {"type": "number", "value": "many"}}]},
+                {"name": "json-variant", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "j", "weight": 1000, "payload": {"type": "json", "value": "{\"a\": [1, 2]}"}}]},
+                {"name": "bad-json", "enabled": true, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "j", "weight": 1000, "payload": {"type": "json", "value": "{oops"}}]},
+                {"name": "off-variant", "enabled": false, "strategies": [{"name": "default"}],
+                 "variants": [{"name": "blue", "weight": 1000, "payload": {"type": "string", "value": "#00f"}}]}
+            ]
+        }))
+    }
+
+    fn eval(
+        e: &UnleashEngine,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: Value,
+    ) -> (Value, Reason) {
+        let r = e.evaluate(key, ctx, kind, &default);
+        assert_eq!(r.key, key);
+        assert_eq!(r.variation_index, None);
+        (r.value, r.reason)
+    }
+
+    const ON: Reason = Reason::Fallthrough {
+        in_experiment: false,
+    };
+
+    fn err(kind: ErrorKind) -> Reason {
+        Reason::Error { error_kind: kind }
+    }
+
+    #[test]
+    fn before_loading_every_evaluation_is_not_ready() {
+        let e = UnleashEngine::new();
+        let (v, r) = eval(&e, "on", &Context::new("u"), ValueKind::Bool, json!(true));
+        assert_eq!((v, r), (json!(true), err(ErrorKind::ClientNotReady)));
+        assert!(e.keys().is_empty());
+    }
+
+    #[test]
+    fn booleans_and_reasons() {
+        let e = toggles();
+        let u = Context::new("u");
+        assert_eq!(
+            eval(&e, "on", &u, ValueKind::Bool, json!(false)),
+            (json!(true), ON)
+        );
+        assert_eq!(
+            eval(&e, "off", &u, ValueKind::Bool, json!(true)),
+            (json!(false), Reason::Off)
+        );
+        assert_eq!(
+            eval(&e, "missing", &u, ValueKind::Bool, json!(true)),
+            (json!(true), err(ErrorKind::FlagNotFound))
+        );
+        assert_eq!(
+            eval(&e, "alice-only", &u, ValueKind::Bool, json!(true)).0,
+            json!(false)
+        );
+        let alice = Context::new("alice");
+        assert_eq!(
+            eval(&e, "alice-only", &alice, ValueKind::Bool, json!(false)),
+            (json!(true), ON)
+        );
+        assert_eq!(e.is_enabled("missing", &alice), None);
+        assert_eq!(e.is_enabled("alice-only", &alice), Some(true));
+    }
+
+    #[test]
+    fn the_user_kind_gives_the_user_id_in_a_multi_kind_context() {
+        let e = toggles();
+        let org = Context::of_kind("org", "acme").expect("kind");
+        let multi = Context::multi([org.clone(), Context::new("alice")]).expect("multi");
+        assert_eq!(e.unleash_context(&multi).user_id.as_deref(), Some("alice"));
+        assert_eq!(e.unleash_context(&org).user_id.as_deref(), Some("acme"));
+        assert_eq!(e.is_enabled("alice-only", &multi), Some(true));
+        let anonymous = Context::new("").with_attribute("userId", "alice");
+        assert_eq!(
+            e.unleash_context(&anonymous).user_id.as_deref(),
+            Some("alice")
+        );
+        assert_eq!(e.unleash_context(&Context::new("")).user_id, None);
+    }
+
+    #[test]
+    fn attributes_map_to_fields_and_properties() {
+        let e = toggles().with_app_name("shop");
+        let ctx = Context::new("u")
+            .with_attribute("plan", "pro")
+            .with_attribute("age", 21)
+            .with_attribute("beta", true)
+            .with_attribute("nothing", Value::Null)
+            .with_ip("10.1.2.3")
+            .with_attribute("environment", "prod")
+            .with_attribute("sessionId", "s1")
+            .with_attribute("currentTime", "2024-01-01T00:00:00Z");
+        let u = e.unleash_context(&ctx);
+        assert_eq!(u.remote_address.as_deref(), Some("10.1.2.3"));
+        assert_eq!(u.session_id.as_deref(), Some("s1"));
+        assert_eq!(u.environment.as_deref(), Some("prod"));
+        assert_eq!(u.app_name.as_deref(), Some("shop"), "the engine's default");
+        assert_eq!(u.current_time.as_deref(), Some("2024-01-01T00:00:00Z"));
+        let props = u.properties.expect("properties");
+        assert_eq!(props.get("plan").map(String::as_str), Some("pro"));
+        assert_eq!(props.get("age").map(String::as_str), Some("21"));
+        assert_eq!(props.get("beta").map(String::as_str), Some("true"));
+        assert!(!props.contains_key("nothing"));
+        assert!(!props.contains_key("ip") && !props.contains_key("sessionId"));
+        for key in ["by-plan", "by-ip", "by-env"] {
+            assert_eq!(e.is_enabled(key, &ctx), Some(true), "{key}");
+        }
+        let younger = ctx.clone().with_attribute("age", 17);
+        assert_eq!(e.is_enabled("by-plan", &younger), Some(false));
+        let other_app = ctx.clone().with_attribute("appName", "admin");
+        assert_eq!(e.is_enabled("by-env", &other_app), Some(false));
+        let explicit = ctx.with_attribute("remoteAddress", "10.9.9.9");
+        assert_eq!(e.is_enabled("by-ip", &explicit), Some(false));
+    }
+
+    #[test]
+    fn strings_numbers_and_json() {
+        let e = toggles();
+        let u = Context::new("u");
+        let s = |k| eval(&e, k, &u, ValueKind::String, json!("dflt"));
+        assert_eq!(s("string-variant"), (json!("#00f"), ON));
+        assert_eq!(s("bare-variant"), (json!("green"), ON));
+        assert_eq!(s("number-variant"), (json!("n"), ON));
+        assert_eq!(s("on"), (json!("dflt"), ON));
+        assert_eq!(s("off-variant"), (json!("dflt"), Reason::Off));
+        assert_eq!(s("missing"), (json!("dflt"), err(ErrorKind::FlagNotFound)));
+
+        let n = |k, kind| eval(&e, k, &u, kind, json!(-1));
+        assert_eq!(n("number-variant", ValueKind::Int), (json!(42), ON));
+        assert_eq!(n("float-variant", ValueKind::Float), (json!(0.25), ON));
+        assert_eq!(
+            n("string-variant", ValueKind::Int),
+            (json!(-1), err(ErrorKind::WrongType))
+        );
+        assert_eq!(
+            n("bare-variant", ValueKind::Float),
+            (json!(-1), err(ErrorKind::WrongType))
+        );
+        assert_eq!(
+            n("bad-number", ValueKind::Int),
+            (json!(-1), err(ErrorKind::MalformedFlag))
+        );
+        assert_eq!(n("off", ValueKind::Int), (json!(-1), Reason::Off));
+
+        let a = |k| eval(&e, k, &u, ValueKind::Any, Value::Null);
+        assert_eq!(a("json-variant"), (json!({"a": [1, 2]}), ON));
+        assert_eq!(a("number-variant"), (json!(42), ON));
+        assert_eq!(a("string-variant"), (json!("#00f"), ON));
+        assert_eq!(a("bare-variant"), (json!("green"), ON));
+        assert_eq!(a("on"), (json!(true), ON));
+        assert_eq!(a("off"), (json!(false), Reason::Off));
+        assert_eq!(a("bad-json"), (Value::Null, err(ErrorKind::MalformedFlag)));
+    }
+
+    #[test]
+    fn variants_and_keys() {
+        let e = toggles();
+        let v = e.variant("string-variant", &Context::new("u"));
+        assert_eq!(v.name, "blue");
+        assert!(v.enabled && v.feature_enabled);
+        assert_eq!(
+            v.payload,
+            Some(Payload {
+                kind: "string".into(),
+                value: "#00f".into()
+            })
+        );
+        let missing = e.variant("missing", &Context::new("u"));
+        assert_eq!(
+            (missing.name.as_str(), missing.enabled),
+            ("disabled", false)
+        );
+        let keys = e.keys();
+        assert_eq!(keys.len(), 14);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted: {keys:?}");
+        assert!(keys.iter().any(|k| k == "json-variant"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_and_keeps_the_toggles() {
+        let e = toggles();
+        assert!(matches!(
+            e.load_json(b"not json"),
+            Err(UnleashError::Parse(_))
+        ));
+        assert!(matches!(
+            e.load_json(b"[1, 2]"),
+            Err(UnleashError::Parse(_))
+        ));
+        assert_eq!(e.is_enabled("on", &Context::new("u")), Some(true));
+    }
+
+    #[test]
+    fn a_toggle_that_does_not_compile_is_reported_and_off() {
+        let e = UnleashEngine::new();
+        let warnings = e
+            .load_json(
+                json!({"version": 2, "features": [
+                    {"name": "broken", "enabled": true, "strategies": [{"name": "default",
+                        "constraints": [{"contextName": "x", "operator": "NUM_EQ", "value": "not a number"}]}]},
+                    {"name": "fine", "enabled": true, "strategies": [{"name": "default"}]}
+                ]})
+                .to_string()
+                .as_bytes(),
+            )
+            .expect("parses");
+        let u = Context::new("u");
+        assert_eq!(e.is_enabled("fine", &u), Some(true));
+        // Yggdrasil either rejects the toggle at compile time (reported) or never matches it.
+        assert!(
+            warnings.iter().all(|w| w.toggle == "broken"),
+            "{warnings:?}"
+        );
+        assert_eq!(e.is_enabled("broken", &u), Some(false));
+    }
+}

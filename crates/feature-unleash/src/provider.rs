@@ -1,0 +1,596 @@
+//! The provider: fetches toggles from the client API and keeps them current by polling.
+
+use crate::engine::{CompileWarning, UnleashEngine};
+use crate::UnleashError;
+use async_trait::async_trait;
+use feature_core::provider::{
+    Engine, Provider, ProviderError, ProviderState, ProviderStatus, Sink,
+};
+use feature_core::Snapshot;
+use feature_store::Backoff;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use reqwest::StatusCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::task::JoinHandle;
+
+const NAME: &str = "unleash";
+
+/// The client specification version this provider's engine implements.
+const SPEC_VERSION: &str = "6.1.0";
+
+/// Strategies Yggdrasil implements, announced at registration.
+const STRATEGIES: [&str; 8] = [
+    "default",
+    "userWithId",
+    "gradualRolloutUserId",
+    "gradualRolloutRandom",
+    "applicationHostname",
+    "gradualRolloutSessionId",
+    "remoteAddress",
+    "flexibleRollout",
+];
+
+/// Builds an [`UnleashProvider`].
+#[derive(Clone)]
+pub struct UnleashBuilder {
+    url: String,
+    token: String,
+    app_name: String,
+    instance_id: Option<String>,
+    environment: Option<String>,
+    refresh_interval: Duration,
+    timeout: Duration,
+    start_timeout: Duration,
+    backoff_max: Option<Duration>,
+    register: bool,
+}
+
+impl std::fmt::Debug for UnleashBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnleashBuilder")
+            .field("url", &self.url)
+            .field("app_name", &self.app_name)
+            .field("instance_id", &self.instance_id)
+            .field("refresh_interval", &self.refresh_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnleashBuilder {
+    /// The application name sent as `UNLEASH-APPNAME` (default `feature`); also the context's
+    /// `appName` when a context does not set one.
+    pub fn app_name(mut self, name: impl Into<String>) -> Self {
+        self.app_name = name.into();
+        self
+    }
+
+    /// The instance id sent as `UNLEASH-INSTANCEID` (default: `feature-<process id>-<random>`).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// The context's `environment` when a context does not set one (default: none).
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// How often the toggles are fetched (default 15 s; at least 10 ms).
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.refresh_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Time limit of each request (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long `start` keeps trying to fetch the first toggles (default 5 s; keep it below the
+    /// client's start timeout, 10 s by default).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// The longest wait between fetches after failures (default ten refresh intervals). After
+    /// a failure the wait doubles from the refresh interval up to this, with jitter.
+    pub fn backoff_max(mut self, max: Duration) -> Self {
+        self.backoff_max = Some(max);
+        self
+    }
+
+    /// Whether `start` registers the client with `POST /client/register` (default true).
+    pub fn register(mut self, register: bool) -> Self {
+        self.register = register;
+        self
+    }
+
+    /// Checks the settings; connects only when started.
+    pub fn build(self) -> Result<UnleashProvider, UnleashError> {
+        let base = self.url.trim_end_matches('/').to_owned();
+        let parsed = url::Url::parse(&base).map_err(|source| UnleashError::InvalidUrl {
+            url: self.url.clone(),
+            source,
+        })?;
+        match parsed.scheme() {
+            "http" => {}
+            "https" if cfg!(feature = "rustls") => {}
+            "https" => return Err(UnleashError::HttpsUnsupported { url: self.url }),
+            _ => return Err(UnleashError::UnsupportedScheme { url: self.url }),
+        }
+        if self.app_name.trim().is_empty() {
+            return Err(UnleashError::EmptyAppName);
+        }
+        let instance_id = self
+            .instance_id
+            .unwrap_or_else(|| format!("feature-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+        let header = |name: &'static str, value: &str| {
+            HeaderValue::from_str(value)
+                .map_err(|source| UnleashError::InvalidHeader { name, source })
+        };
+        let mut headers = HeaderMap::new();
+        let mut token = header("Authorization", &self.token)?;
+        token.set_sensitive(true);
+        headers.insert(AUTHORIZATION, token);
+        headers.insert(
+            "unleash-appname",
+            header("UNLEASH-APPNAME", &self.app_name)?,
+        );
+        headers.insert(
+            "unleash-instanceid",
+            header("UNLEASH-INSTANCEID", &instance_id)?,
+        );
+        headers.insert(
+            "unleash-connection-id",
+            header("UNLEASH-CONNECTION-ID", &connection_id())?,
+        );
+        headers.insert(
+            "unleash-sdk",
+            header(
+                "UNLEASH-SDK",
+                concat!("feature-unleash:", env!("CARGO_PKG_VERSION")),
+            )?,
+        );
+        headers.insert(
+            "unleash-client-spec",
+            HeaderValue::from_static(SPEC_VERSION),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("feature-unleash/", env!("CARGO_PKG_VERSION")))
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .build()
+            .map_err(UnleashError::Http)?;
+        let mut engine = UnleashEngine::new().with_app_name(self.app_name.clone());
+        if let Some(env) = self.environment {
+            engine = engine.with_environment(env);
+        }
+        let backoff_max = self
+            .backoff_max
+            .unwrap_or(self.refresh_interval.saturating_mul(10));
+        Ok(UnleashProvider {
+            shared: Arc::new(Shared {
+                http,
+                features_url: format!("{base}/client/features"),
+                register_url: format!("{base}/client/register"),
+                app_name: self.app_name,
+                instance_id,
+                refresh_interval: self.refresh_interval,
+                start_timeout: self.start_timeout,
+                backoff_max,
+                register: self.register,
+                engine: Arc::new(engine),
+                status: Mutex::new(ProviderStatus::default()),
+                etag: Mutex::new(None),
+                closed: AtomicBool::new(false),
+                started: feature_store::now_rfc3339(),
+            }),
+            task: Mutex::new(None),
+        })
+    }
+}
+
+/// A random id for this connection, sent as `UNLEASH-CONNECTION-ID`.
+fn connection_id() -> String {
+    let a = fastrand::u64(..);
+    let b = fastrand::u64(..);
+    // Shaped like a version-4 UUID.
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48 & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+struct Shared {
+    http: reqwest::Client,
+    features_url: String,
+    register_url: String,
+    app_name: String,
+    instance_id: String,
+    refresh_interval: Duration,
+    start_timeout: Duration,
+    backoff_max: Duration,
+    register: bool,
+    engine: Arc<UnleashEngine>,
+    status: Mutex<ProviderStatus>,
+    etag: Mutex<Option<HeaderValue>>,
+    closed: AtomicBool,
+    started: String,
+}
+
+impl Shared {
+    fn status(&self) -> MutexGuard<'_, ProviderStatus> {
+        // Every update assigns whole fields: a poisoned lock still holds consistent data.
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn etag(&self) -> MutexGuard<'_, Option<HeaderValue>> {
+        self.etag.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What one fetch brought.
+enum Fetched {
+    /// New toggles, loaded into the engine (with the toggles that did not compile).
+    Changed(Vec<CompileWarning>),
+    /// `304 Not Modified`.
+    Unchanged,
+}
+
+/// Toggles from an Unleash server's client API, evaluated in-process by Unleash's engine.
+/// See the [crate docs](crate).
+pub struct UnleashProvider {
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for UnleashProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnleashProvider")
+            .field("url", &self.shared.features_url)
+            .field("app_name", &self.shared.app_name)
+            .field("instance_id", &self.shared.instance_id)
+            .field("state", &self.shared.status().state)
+            .finish()
+    }
+}
+
+impl UnleashProvider {
+    /// A builder for the client API at `url` (e.g. `http://127.0.0.1:4242/api`) with a client
+    /// API token.
+    pub fn builder(url: impl Into<String>, token: impl Into<String>) -> UnleashBuilder {
+        UnleashBuilder {
+            url: url.into(),
+            token: token.into(),
+            app_name: "feature".to_owned(),
+            instance_id: None,
+            environment: None,
+            refresh_interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(5),
+            backoff_max: None,
+            register: true,
+        }
+    }
+
+    /// The engine answering evaluations (also handed to the client by [`Provider::engine`]).
+    pub fn unleash_engine(&self) -> &Arc<UnleashEngine> {
+        &self.shared.engine
+    }
+
+    /// The instance id sent to the server.
+    pub fn instance_id(&self) -> &str {
+        &self.shared.instance_id
+    }
+
+    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for UnleashProvider {
+    fn drop(&mut self) {
+        if let Some(t) = self.task().take() {
+            t.abort();
+        }
+    }
+}
+
+/// A low-cardinality class of an error, for `record_provider_error`.
+fn class(e: &UnleashError) -> &'static str {
+    match e {
+        UnleashError::Http(e) if e.is_timeout() => "timeout",
+        UnleashError::Http(e) if e.is_connect() => "connect",
+        UnleashError::Http(_) => "http",
+        UnleashError::Status { .. } => "status",
+        UnleashError::Parse(_) => "parse",
+        UnleashError::Compile(_) => "compile",
+        _ => "other",
+    }
+}
+
+fn provider_error(operation: &'static str, e: UnleashError) -> ProviderError {
+    match e {
+        UnleashError::Http(ref h) if h.is_timeout() => ProviderError::Timeout {
+            provider: NAME,
+            operation,
+        },
+        other => ProviderError::Backend {
+            provider: NAME,
+            operation,
+            source: Box::new(other),
+        },
+    }
+}
+
+impl Shared {
+    /// One `GET /client/features`, loading what changed into the engine.
+    async fn fetch(&self) -> Result<Fetched, UnleashError> {
+        let mut request = self.http.get(&self.features_url);
+        if let Some(etag) = self.etag().clone() {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await.map_err(UnleashError::Http)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::Unchanged);
+        }
+        if !status.is_success() {
+            return Err(UnleashError::Status {
+                status: status.as_u16(),
+                url: self.features_url.clone(),
+            });
+        }
+        let etag = response.headers().get(ETAG).cloned();
+        let body = response.bytes().await.map_err(UnleashError::Http)?;
+        let warnings = self.engine.load_json(&body)?;
+        *self.etag() = etag;
+        Ok(Fetched::Changed(warnings))
+    }
+
+    /// A fetch, timed and counted, with the status updated. On failure, the error again when
+    /// it is the server refusing this client (see [`refusal`]).
+    async fn refresh(&self, sink: &dyn Sink) -> Result<(), Option<UnleashError>> {
+        let started = Instant::now();
+        let result = self.fetch().await;
+        sink.metrics()
+            .record_provider_latency(NAME, "fetch", started.elapsed());
+        match result {
+            Ok(fetched) => {
+                let compile = match fetched {
+                    Fetched::Changed(warnings) => {
+                        for w in &warnings {
+                            tracing::warn!(target: "feature::unleash", toggle = %w.toggle, "toggle does not compile and evaluates as off: {}", w.message);
+                        }
+                        if !warnings.is_empty() {
+                            sink.metrics()
+                                .record_provider_error(NAME, "compile", "compile");
+                        }
+                        // The engine answers evaluations; the empty snapshot tells the client
+                        // that flags arrived.
+                        sink.publish(Snapshot::default());
+                        Some(warnings)
+                    }
+                    Fetched::Unchanged => None,
+                };
+                let mut st = self.status();
+                st.connected = true;
+                st.last_refresh = Some(SystemTime::now());
+                match compile {
+                    Some(w) if !w.is_empty() => {
+                        st.state = ProviderState::Degraded;
+                        st.last_error = Some((
+                            Arc::new(provider_error("compile", UnleashError::Compile(w))),
+                            SystemTime::now(),
+                        ));
+                    }
+                    Some(_) => {
+                        st.state = ProviderState::Ready;
+                        st.last_error = None;
+                    }
+                    // Unchanged: a state degraded by toggles that do not compile stays so.
+                    None => {
+                        let compile_problem = st.state == ProviderState::Degraded
+                            && st.last_error.as_ref().is_some_and(|(e, _)| {
+                                matches!(
+                                    **e,
+                                    ProviderError::Backend {
+                                        operation: "compile",
+                                        ..
+                                    }
+                                )
+                            });
+                        if !compile_problem {
+                            st.state = ProviderState::Ready;
+                            st.last_error = None;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                sink.metrics()
+                    .record_provider_error(NAME, "fetch", class(&e));
+                let mut st = self.status();
+                if st.connected || st.last_error.is_none() {
+                    tracing::warn!(target: "feature::unleash", "cannot fetch toggles: {e}; serving the last good toggles");
+                } else {
+                    tracing::debug!(target: "feature::unleash", "still cannot fetch toggles: {e}");
+                }
+                st.connected = false;
+                st.state = if self.engine.is_loaded() {
+                    ProviderState::Degraded
+                } else {
+                    ProviderState::Unavailable
+                };
+                let refused = refusal(&e);
+                st.last_error = Some((Arc::new(provider_error("fetch", e)), SystemTime::now()));
+                Err(refused)
+            }
+        }
+    }
+
+    /// `POST /client/register`, best effort.
+    async fn register(&self, sink: &dyn Sink) {
+        let body = serde_json::json!({
+            "appName": self.app_name,
+            "instanceId": self.instance_id,
+            "sdkVersion": concat!("feature-unleash:", env!("CARGO_PKG_VERSION")),
+            "strategies": STRATEGIES,
+            "started": self.started,
+            "interval": self.refresh_interval.as_millis() as u64,
+            "platformName": "rust",
+            "yggdrasilVersion": "0.21.7",
+            "specVersion": SPEC_VERSION,
+        });
+        let started = Instant::now();
+        let result = self
+            .http
+            .post(&self.register_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(UnleashError::Http)
+            .and_then(|r| {
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(UnleashError::Status {
+                        status: r.status().as_u16(),
+                        url: self.register_url.clone(),
+                    })
+                }
+            });
+        match result {
+            Ok(()) => sink
+                .metrics()
+                .record_provider_latency(NAME, "register", started.elapsed()),
+            Err(e) => {
+                sink.metrics()
+                    .record_provider_error(NAME, "register", class(&e));
+                tracing::debug!(target: "feature::unleash", "registration failed (ignored): {e}");
+            }
+        }
+    }
+
+    async fn poll(self: Arc<Self>, sink: Arc<dyn Sink>, mut backoff: Backoff, mut failing: bool) {
+        loop {
+            let wait = if failing {
+                backoff.next_delay()
+            } else {
+                backoff.reset();
+                self.refresh_interval
+            };
+            tokio::time::sleep(wait).await;
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            failing = self.refresh(sink.as_ref()).await.is_err();
+        }
+    }
+}
+
+/// A copy of `e` when it is the server refusing this client (401, 403: a wrong token; 404: a
+/// wrong URL), which retrying does not fix.
+fn refusal(e: &UnleashError) -> Option<UnleashError> {
+    match e {
+        UnleashError::Status {
+            status: status @ (401 | 403 | 404),
+            url,
+        } => Some(UnleashError::Status {
+            status: *status,
+            url: url.clone(),
+        }),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Provider for UnleashProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Fetches the toggles, retrying transient failures with backoff for up to the start
+    /// timeout. A server that refuses the client (401, 403, 404) fails `start`; a server that
+    /// stays unreachable leaves the provider `Unavailable` (evaluations serve the callers'
+    /// defaults with `CLIENT_NOT_READY`) and `start` returns `Ok`, fetching on in the
+    /// background like the store providers.
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(ProviderError::Closed);
+        }
+        if let Some(t) = self.task().take() {
+            t.abort();
+        }
+        if shared.register {
+            let (s, k) = (shared.clone(), sink.clone());
+            tokio::spawn(async move { s.register(k.as_ref()).await });
+        }
+        let deadline = Instant::now() + shared.start_timeout;
+        let mut backoff = Backoff::new(
+            shared.refresh_interval.min(Duration::from_millis(200)),
+            shared.backoff_max,
+        );
+        let failing = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(remaining, shared.refresh(sink.as_ref())).await;
+            match attempt {
+                Ok(Ok(())) => break false,
+                Ok(Err(Some(refused))) => return Err(provider_error("start", refused)),
+                Ok(Err(None)) => {}
+                Err(_) => {
+                    let mut st = shared.status();
+                    st.state = ProviderState::Unavailable;
+                    st.last_error = Some((
+                        Arc::new(ProviderError::Timeout {
+                            provider: NAME,
+                            operation: "start",
+                        }),
+                        SystemTime::now(),
+                    ));
+                    break true;
+                }
+            }
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= deadline {
+                break true;
+            }
+            tokio::time::sleep(delay).await;
+        };
+        let backoff = Backoff::new(shared.refresh_interval, shared.backoff_max);
+        let task = tokio::spawn(shared.clone().poll(sink, backoff, failing));
+        *self.task() = Some(task);
+        Ok(())
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.shared.status().clone()
+    }
+
+    async fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if let Some(t) = self.task().take() {
+            t.abort();
+        }
+        let mut st = self.shared.status();
+        st.state = ProviderState::Closed;
+        st.connected = false;
+    }
+
+    fn engine(&self) -> Option<Arc<dyn Engine>> {
+        Some(self.shared.engine.clone() as Arc<dyn Engine>)
+    }
+}

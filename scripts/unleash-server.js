@@ -1,0 +1,20 @@
+// Starts the open-source Unleash server for the integration tests of feature-unleash.
+// Settings come from the environment (see scripts/unleash.sh): DATABASE_URL, DATABASE_SSL,
+// INIT_ADMIN_API_TOKENS, INIT_CLIENT_API_TOKENS, HTTP_HOST, HTTP_PORT.
+'use strict';
+
+const unleash = require('unleash-server');
+
+unleash
+  .start({
+    server: {
+      host: process.env.HTTP_HOST || '127.0.0.1',
+      port: Number(process.env.HTTP_PORT || 4242),
+    },
+    // The tests poll often; keep the server's own log quiet.
+    logLevel: process.env.LOG_LEVEL || 'warn',
+  })
+  .catch((err) => {
+    console.error('unleash-server failed to start:', err);
+    process.exit(1);
+  });
