@@ -77,3 +77,6 @@ ensure_tansu() {
   fi
   export FEATURE_TEST_TANSU="$bin"
 }
+
+# The open-source Unleash server, for the Unleash provider's tests (needs PostgreSQL and Node).
+. "$(dirname "${BASH_SOURCE[0]}")/unleash.sh"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Every check and every test of the workspace: formatting, lints, unit, integration,
-# conformance and doc tests. Starts PostgreSQL and Redis first when they are not running, and
-# installs promtool and the tansu Kafka broker the observability tests use.
+# conformance and doc tests. Starts PostgreSQL and Redis first when they are not running,
+# installs promtool and the tansu Kafka broker the observability tests use, and starts the
+# open-source Unleash server (from npm) the Unleash provider's tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/services.sh
 
 ensure_postgres
+ensure_unleash
 ensure_redis
 ensure_promtool
 ensure_tansu

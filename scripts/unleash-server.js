@@ -1,6 +1,7 @@
 // Starts the open-source Unleash server for the integration tests of feature-unleash.
 // Settings come from the environment (see scripts/unleash.sh): DATABASE_URL, DATABASE_SSL,
-// INIT_ADMIN_API_TOKENS, INIT_CLIENT_API_TOKENS, HTTP_HOST, HTTP_PORT.
+// INIT_ADMIN_API_TOKENS, INIT_CLIENT_API_TOKENS, HTTP_HOST, HTTP_PORT, CHECK_VERSION,
+// SEND_TELEMETRY.
 'use strict';
 
 const unleash = require('unleash-server');
@@ -13,6 +14,10 @@ unleash
     },
     // The tests poll often; keep the server's own log quiet.
     logLevel: process.env.LOG_LEVEL || 'warn',
+    // Loopback only: no version check, no telemetry (see also CHECK_VERSION and
+    // SEND_TELEMETRY in scripts/unleash.sh, which the server reads as well).
+    versionCheck: { enable: false },
+    telemetry: false,
   })
   .catch((err) => {
     console.error('unleash-server failed to start:', err);

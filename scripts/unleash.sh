@@ -74,6 +74,8 @@ ensure_unleash() {
       NODE_PATH="$dir/node_modules" \
         DATABASE_URL="postgres://postgres:$UNLEASH_PG_PASSWORD@127.0.0.1:5432/$UNLEASH_DB" \
         DATABASE_SSL=false \
+        CHECK_VERSION=false \
+        SEND_TELEMETRY=false \
         HTTP_HOST=127.0.0.1 \
         HTTP_PORT="$UNLEASH_PORT" \
         INIT_ADMIN_API_TOKENS="$UNLEASH_ADMIN_TOKEN" \

@@ -283,6 +283,8 @@ impl Client {
             ProviderKind::Postgres => builder.provider(crate::stores::postgres(&config)?),
             #[cfg(feature = "redis")]
             ProviderKind::Redis => builder.provider(crate::stores::redis(&config)?),
+            #[cfg(feature = "unleash")]
+            ProviderKind::Unleash => builder.provider(crate::stores::unleash(&config)?),
             other => return Err(ConfigError::ProviderUnavailable(other.as_str()).into()),
         };
         builder.build().await

@@ -115,6 +115,66 @@ impl StoreConfig {
     }
 }
 
+/// Settings of the hosted-service providers (crate features `launchdarkly`, `unleash`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// LaunchDarkly server-side SDK key (`LAUNCHDARKLY_SDK_KEY`), required with
+    /// `FEATURE_PROVIDER=launchdarkly`. Never shown by `Debug`.
+    pub launchdarkly_sdk_key: Option<String>,
+    /// LaunchDarkly polling base URL (`LAUNCHDARKLY_BASE_URL`, default: LaunchDarkly's).
+    pub launchdarkly_base_url: Option<String>,
+    /// LaunchDarkly streaming URL (`LAUNCHDARKLY_STREAM_URL`, default: LaunchDarkly's).
+    pub launchdarkly_stream_url: Option<String>,
+    /// Unleash API URL, e.g. `https://unleash.example.com/api` (`UNLEASH_URL`), required
+    /// with `FEATURE_PROVIDER=unleash`.
+    pub unleash_url: Option<String>,
+    /// Unleash client API token (`UNLEASH_API_TOKEN`), required with
+    /// `FEATURE_PROVIDER=unleash`. Never shown by `Debug`.
+    pub unleash_token: Option<String>,
+    /// The application name Unleash sees (`UNLEASH_APP_NAME`, default `feature`).
+    pub unleash_app_name: String,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            launchdarkly_sdk_key: None,
+            launchdarkly_base_url: None,
+            launchdarkly_stream_url: None,
+            unleash_url: None,
+            unleash_token: None,
+            unleash_app_name: "feature".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<set>");
+        f.debug_struct("RemoteConfig")
+            .field("launchdarkly_sdk_key", &secret(&self.launchdarkly_sdk_key))
+            .field("launchdarkly_base_url", &self.launchdarkly_base_url)
+            .field("launchdarkly_stream_url", &self.launchdarkly_stream_url)
+            .field("unleash_url", &self.unleash_url)
+            .field("unleash_token", &secret(&self.unleash_token))
+            .field("unleash_app_name", &self.unleash_app_name)
+            .finish()
+    }
+}
+
+impl RemoteConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>, mut c: RemoteConfig) -> RemoteConfig {
+        let set = |variable: &'static str| get(variable).filter(|v| !v.trim().is_empty());
+        c.launchdarkly_sdk_key = set("LAUNCHDARKLY_SDK_KEY").or(c.launchdarkly_sdk_key);
+        c.launchdarkly_base_url = set("LAUNCHDARKLY_BASE_URL").or(c.launchdarkly_base_url);
+        c.launchdarkly_stream_url = set("LAUNCHDARKLY_STREAM_URL").or(c.launchdarkly_stream_url);
+        c.unleash_url = set("UNLEASH_URL").or(c.unleash_url);
+        c.unleash_token = set("UNLEASH_API_TOKEN").or(c.unleash_token);
+        c.unleash_app_name = set("UNLEASH_APP_NAME").unwrap_or(c.unleash_app_name);
+        c
+    }
+}
+
 /// Client configuration. [`Config::default`] gives the documented defaults;
 /// [`Config::from_env`] reads them from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +194,8 @@ pub struct Config {
     pub file: FileConfig,
     /// PostgreSQL and Redis provider settings.
     pub store: StoreConfig,
+    /// LaunchDarkly and Unleash provider settings.
+    pub remote: RemoteConfig,
 }
 
 impl Default for Config {
@@ -145,6 +207,7 @@ impl Default for Config {
             send_events: true,
             file: FileConfig::default(),
             store: StoreConfig::default(),
+            remote: RemoteConfig::default(),
         }
     }
 }
@@ -207,6 +270,7 @@ impl Config {
         }
         c.file.watch = bool_var(&get, "FEATURE_FILE_WATCH", c.file.watch)?;
         c.store = StoreConfig::from_lookup(&get, c.store);
+        c.remote = RemoteConfig::from_lookup(&get, c.remote);
         Ok(c)
     }
 }

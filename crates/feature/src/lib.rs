@@ -51,6 +51,7 @@
 //! | `grpc` | `middleware::grpc`: tonic layer and interceptor | available |
 //! | `postgres` | `postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
 //! | `redis` | `redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
+//! | `unleash` | `unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
 //!
 //! ## Modules
 //!
@@ -87,7 +88,9 @@ mod sampling;
 mod stripe;
 
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};
-pub use config::{parse_duration, Config, ConfigError, FileConfig, ProviderKind, StoreConfig};
+pub use config::{
+    parse_duration, Config, ConfigError, FileConfig, ProviderKind, RemoteConfig, StoreConfig,
+};
 pub use events::{EvaluationEvent, EventSink};
 pub use feature_core as core;
 pub use feature_core::metrics::{self, Metrics, NoopMetrics};
@@ -98,6 +101,8 @@ pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, Value
 pub use feature_postgres as postgres;
 #[cfg(feature = "redis")]
 pub use feature_redis as redis;
+#[cfg(feature = "unleash")]
+pub use feature_unleash as unleash;
 pub use file::FileProvider;
 pub use memory::MemoryProvider;
 pub use request::{

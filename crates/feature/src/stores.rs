@@ -1,10 +1,10 @@
-//! Building the PostgreSQL and Redis providers from a [`Config`] (crate features `postgres`,
-//! `redis`).
+//! Building the PostgreSQL, Redis, LaunchDarkly and Unleash providers from a [`Config`]
+//! (crate features `postgres`, `redis`, `launchdarkly`, `unleash`).
 
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(any(feature = "postgres", feature = "redis", feature = "unleash"))]
 use crate::config::{Config, ConfigError};
 
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(any(feature = "postgres", feature = "redis", feature = "unleash"))]
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::Invalid {
         variable,
@@ -83,4 +83,45 @@ pub(crate) fn redis(config: &Config) -> Result<feature_redis::RedisProvider, Con
         ),
         _ => invalid("FEATURE_REDIS_URL", url, "a redis:// URL"),
     })
+}
+
+/// `FEATURE_PROVIDER=unleash`: `UNLEASH_URL`, `UNLEASH_API_TOKEN`, `UNLEASH_APP_NAME`;
+/// `FEATURE_REFRESH_INTERVAL` is the polling interval.
+#[cfg(feature = "unleash")]
+pub(crate) fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigError> {
+    let r = &config.remote;
+    let url = r.unleash_url.as_deref().ok_or_else(|| {
+        invalid(
+            "UNLEASH_URL",
+            "",
+            "the Unleash API URL, e.g. https://unleash.example.com/api (required with FEATURE_PROVIDER=unleash)",
+        )
+    })?;
+    let token = r.unleash_token.as_deref().ok_or_else(|| {
+        invalid(
+            "UNLEASH_API_TOKEN",
+            "",
+            "a client API token (required with FEATURE_PROVIDER=unleash)",
+        )
+    })?;
+    feature_unleash::UnleashProvider::builder(url, token)
+        .app_name(r.unleash_app_name.as_str())
+        .refresh_interval(config.refresh_interval)
+        .build()
+        .map_err(|e| match e {
+            feature_unleash::UnleashError::EmptyAppName => invalid(
+                "UNLEASH_APP_NAME",
+                &r.unleash_app_name,
+                "a non-empty application name",
+            ),
+            feature_unleash::UnleashError::InvalidHeader {
+                name: "Authorization",
+                ..
+            } => invalid(
+                "UNLEASH_API_TOKEN",
+                "<hidden>",
+                "a token of visible ASCII characters",
+            ),
+            _ => invalid("UNLEASH_URL", url, "an http:// or https:// URL"),
+        })
 }

@@ -1,0 +1,154 @@
+//! `Client::new` with `FEATURE_PROVIDER=unleash`, configured from the environment's variables,
+//! against the real Unleash server scripts/test.sh starts on 127.0.0.1:4242 (crate feature
+//! `unleash`). A toggle is created through the Admin API under a name no other run uses, and
+//! evaluated through the client's typed accessors.
+#![cfg(all(feature = "unleash", feature = "webhook"))]
+
+use feature::{Client, Config, ConfigError, Context, ErrorKind, Reason};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const CLIENT_TOKEN: &str = "default:development.unleash-insecure-client-token";
+const ADMIN_TOKEN: &str = "*:*.unleash-insecure-api-token";
+const API: &str = "http://127.0.0.1:4242/api";
+
+fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let m: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|k| m.get(k).cloned())
+}
+
+/// Whether the server answers; under `CI=true` a missing server fails the test.
+fn up() -> bool {
+    let ok = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:4242".parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("Unleash unreachable on 127.0.0.1:4242 (CI=true: the test must not skip)");
+    }
+    ok
+}
+
+/// One Admin API call; the status must be a success.
+async fn admin(method: &str, path: &str, body: Value) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("{API}/admin/{path}"))
+        .header("authorization", ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        status.is_success(),
+        "{method} {path}: {status} {}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+#[test]
+fn unleash_settings_are_required_and_secrets_stay_hidden() {
+    let c = config(&[("FEATURE_PROVIDER", "unleash")]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(Client::new(c)).unwrap_err().to_string();
+    assert!(err.contains("UNLEASH_URL"), "{err}");
+    let c = config(&[
+        ("FEATURE_PROVIDER", "unleash"),
+        ("UNLEASH_URL", API),
+        ("UNLEASH_API_TOKEN", "secret-token-value"),
+    ])
+    .unwrap();
+    assert!(!format!("{c:?}").contains("secret-token-value"));
+    assert_eq!(c.remote.unleash_app_name, "feature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_new_evaluates_unleash_toggles() {
+    if !up() {
+        eprintln!("skipping: Unleash unreachable on 127.0.0.1:4242");
+        return;
+    }
+    let name = format!(
+        "facade-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let feature = format!("projects/default/features/{name}");
+    admin("POST", "projects/default/features", json!({"name": name})).await;
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/strategies"),
+        json!({
+            "name": "flexibleRollout",
+            "parameters": {"rollout": "100", "stickiness": "default", "groupId": name},
+            "constraints": [{"contextName": "userId", "operator": "IN", "values": ["pro-user"]}],
+            "variants": [{"name": "blue", "weight": 1000, "weightType": "variable",
+                          "stickiness": "default", "payload": {"type": "string", "value": "#00f"}}],
+        }),
+    )
+    .await;
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/on"),
+        json!({}),
+    )
+    .await;
+
+    let c = config(&[
+        ("FEATURE_PROVIDER", "unleash"),
+        ("UNLEASH_URL", API),
+        ("UNLEASH_API_TOKEN", CLIENT_TOKEN),
+        ("UNLEASH_APP_NAME", "facade-test"),
+        ("FEATURE_REFRESH_INTERVAL", "200ms"),
+    ])
+    .unwrap();
+    let client = Client::new(c).await.unwrap();
+    assert_eq!(client.provider_name(), "unleash");
+    let pro = Context::new("pro-user");
+    let other = Context::new("someone-else");
+    // The server announces a new toggle to polling clients after a short delay.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !client.bool(&pro, &name, false) {
+        assert!(
+            Instant::now() < deadline,
+            "toggle {name} never became visible"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Not targeted: the toggle is on but its strategy says no, which is `false`, not the
+    // caller's default.
+    assert!(!client.bool(&other, &name, true));
+    assert_eq!(client.string(&pro, &name, "none"), "#00f");
+    let missing = client.variation(&pro, "no-such-toggle-anywhere");
+    assert_eq!(
+        missing.reason,
+        Reason::Error {
+            error_kind: ErrorKind::FlagNotFound
+        }
+    );
+    client.close().await;
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/off"),
+        json!({}),
+    )
+    .await;
+    admin("DELETE", &feature, json!({})).await;
+    admin("DELETE", &format!("archive/{name}"), json!({})).await;
+}
