@@ -6,7 +6,7 @@ use crate::sse::SseParser;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
-use feature_core::{compile_with, Diagnostic};
+use feature_core::{compile, Diagnostic};
 use feature_store::Backoff;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
 use reqwest::{StatusCode, Url};
@@ -575,7 +575,9 @@ impl Runner {
             }
             self.skipped = built.skipped.clone();
         }
-        let snapshot = compile_with(Arc::new(built.doc), built.skipped);
+        // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
+        // status and the log name them.
+        let snapshot = compile(built.doc);
         tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
         self.sink.publish(snapshot);
         self.mark_ready();
