@@ -105,6 +105,22 @@ impl LaunchDarklyError {
         }
     }
 
+    /// A copy of an error that carries no source (the HTTP-status errors).
+    pub(crate) fn status_copy(&self) -> Option<Self> {
+        match *self {
+            LaunchDarklyError::Unauthorized { status, endpoint } => {
+                Some(LaunchDarklyError::Unauthorized { status, endpoint })
+            }
+            LaunchDarklyError::Unrecoverable { status, endpoint } => {
+                Some(LaunchDarklyError::Unrecoverable { status, endpoint })
+            }
+            LaunchDarklyError::Status { status, endpoint } => {
+                Some(LaunchDarklyError::Status { status, endpoint })
+            }
+            _ => None,
+        }
+    }
+
     /// A low-cardinality class for `record_provider_error`.
     pub(crate) fn class(&self) -> &'static str {
         match self {

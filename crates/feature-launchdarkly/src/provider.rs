@@ -637,21 +637,14 @@ impl Runner {
 
     /// An unrecoverable failure: stop, say so, and fail `start` if it is still waiting.
     fn fail(mut self, operation: &'static str, e: LaunchDarklyError) {
+        // The status keeps a copy; `start` (if still waiting) gets the original. Only status
+        // errors are unrecoverable, and they copy.
+        let Some(copy) = e.status_copy() else {
+            return self.lost(operation, e);
+        };
         self.metrics()
             .record_provider_error(NAME, operation, e.class());
         tracing::error!(target: LOG, "{e}");
-        let (status, endpoint, unauthorized) = match &e {
-            LaunchDarklyError::Unauthorized { status, endpoint } => (*status, *endpoint, true),
-            LaunchDarklyError::Unrecoverable { status, endpoint } => (*status, *endpoint, false),
-            _ => (0, "", false),
-        };
-        let again = || {
-            if unauthorized {
-                LaunchDarklyError::Unauthorized { status, endpoint }
-            } else {
-                LaunchDarklyError::Unrecoverable { status, endpoint }
-            }
-        };
         self.shared.failed.store(true, Ordering::SeqCst);
         {
             let mut st = self.shared.status();
@@ -662,7 +655,7 @@ impl Runner {
                 } else {
                     ProviderState::Unavailable
                 };
-                st.last_error = Some((Arc::new(backend(operation, again())), SystemTime::now()));
+                st.last_error = Some((Arc::new(backend(operation, copy)), SystemTime::now()));
             }
         }
         if let Some(tx) = self.first.take() {
