@@ -1,0 +1,344 @@
+//! The data set as LaunchDarkly sends it: flags and segments as JSON, each with its version,
+//! and the rules for applying `put`, `patch` and `delete`.
+
+use crate::error::LaunchDarklyError;
+use feature_core::launchdarkly::{import_flag, import_segment};
+use feature_core::{Diagnostic, FlagDocument, PathSeg, Severity};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Flags or segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Flag,
+    Segment,
+}
+
+impl Kind {
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Flag => "flags",
+            Kind::Segment => "segments",
+        }
+    }
+}
+
+/// One flag or segment: its JSON, or `None` once deleted (a tombstone keeps the version so
+/// that a late, older patch cannot bring it back).
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    version: u64,
+    value: Option<Value>,
+}
+
+impl Item {
+    fn of(value: Value) -> Item {
+        Item {
+            version: version_of(&value),
+            value: Some(value),
+        }
+    }
+}
+
+fn version_of(v: &Value) -> u64 {
+    v.get("version").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Every flag and segment held, as LaunchDarkly JSON.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DataSet {
+    flags: BTreeMap<String, Item>,
+    segments: BTreeMap<String, Item>,
+}
+
+/// A document built from the data set, with the items that could not be imported.
+pub(crate) struct Built {
+    pub doc: FlagDocument,
+    pub skipped: Vec<Diagnostic>,
+}
+
+impl DataSet {
+    /// A full data set: `{"flags": {KEY: flag}, "segments": {KEY: segment}}`.
+    pub fn from_payload(payload: &Value, what: &'static str) -> Result<DataSet, LaunchDarklyError> {
+        let obj = payload.as_object().ok_or(LaunchDarklyError::Malformed {
+            what,
+            problem: "the data set is not a JSON object",
+        })?;
+        let items = |name: &str| -> Result<BTreeMap<String, Item>, LaunchDarklyError> {
+            match obj.get(name) {
+                None | Some(Value::Null) => Ok(BTreeMap::new()),
+                Some(Value::Object(m)) => Ok(m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Item::of(v.clone())))
+                    .collect()),
+                Some(_) => Err(LaunchDarklyError::Malformed {
+                    what,
+                    problem: "`flags` or `segments` is not a JSON object",
+                }),
+            }
+        };
+        Ok(DataSet {
+            flags: items("flags")?,
+            segments: items("segments")?,
+        })
+    }
+
+    fn map(&mut self, kind: Kind) -> &mut BTreeMap<String, Item> {
+        match kind {
+            Kind::Flag => &mut self.flags,
+            Kind::Segment => &mut self.segments,
+        }
+    }
+
+    /// Adds or replaces an item when its version is newer than the one held; whether it did.
+    pub fn upsert(&mut self, kind: Kind, key: &str, value: Value) -> bool {
+        let item = Item::of(value);
+        let map = self.map(kind);
+        if map
+            .get(key)
+            .is_some_and(|held| held.version >= item.version)
+        {
+            return false;
+        }
+        map.insert(key.to_owned(), item);
+        true
+    }
+
+    /// Deletes an item when `version` is newer than the one held; whether it did.
+    pub fn delete(&mut self, kind: Kind, key: &str, version: u64) -> bool {
+        let map = self.map(kind);
+        if map.get(key).is_some_and(|held| held.version >= version) {
+            return false;
+        }
+        map.insert(
+            key.to_owned(),
+            Item {
+                version,
+                value: None,
+            },
+        );
+        true
+    }
+
+    /// The version held for an item (deleted items keep theirs).
+    #[cfg(test)]
+    fn version(&self, kind: Kind, key: &str) -> Option<u64> {
+        match kind {
+            Kind::Flag => self.flags.get(key),
+            Kind::Segment => self.segments.get(key),
+        }
+        .map(|i| i.version)
+    }
+
+    /// Imports every live item; an item that cannot be imported is left out and reported.
+    pub fn build(&self, origin: &str) -> Built {
+        let mut doc = FlagDocument::default();
+        let mut skipped = Vec::new();
+        let live = |m: &'_ BTreeMap<String, Item>| -> Vec<(String, Value)> {
+            m.iter()
+                .filter_map(|(k, i)| i.value.clone().map(|v| (k.clone(), v)))
+                .collect()
+        };
+        for (key, v) in live(&self.flags) {
+            match import_flag(&key, &v) {
+                Ok(f) => {
+                    doc.flags.insert(key, f);
+                }
+                Err(e) => skipped.push(diagnostic(origin, Kind::Flag, &key, &e.to_string())),
+            }
+        }
+        for (key, v) in live(&self.segments) {
+            match import_segment(&key, &v) {
+                Ok(s) => {
+                    doc.segments.insert(key, s);
+                }
+                Err(e) => skipped.push(diagnostic(origin, Kind::Segment, &key, &e.to_string())),
+            }
+        }
+        Built { doc, skipped }
+    }
+}
+
+fn diagnostic(origin: &str, kind: Kind, key: &str, msg: &str) -> Diagnostic {
+    Diagnostic {
+        file: Some(origin.to_owned()),
+        line: None,
+        column: None,
+        flag: match kind {
+            Kind::Flag => key.to_owned(),
+            Kind::Segment => format!("segment {key}"),
+        },
+        path: vec![PathSeg::key(kind.plural()), PathSeg::key(key)],
+        severity: Severity::Error,
+        message: format!("left out: {msg}"),
+    }
+}
+
+/// The item a `patch` or `delete` path names: `/flags/KEY` or `/segments/KEY`.
+pub(crate) fn parse_path(path: &str) -> Option<(Kind, &str)> {
+    let (kind, key) = if let Some(k) = path.strip_prefix("/flags/") {
+        (Kind::Flag, k)
+    } else if let Some(k) = path.strip_prefix("/segments/") {
+        (Kind::Segment, k)
+    } else {
+        return None;
+    };
+    (!key.is_empty()).then_some((kind, key))
+}
+
+/// A change the stream announced.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// Replace everything.
+    Put(DataSet),
+    /// Add or replace one item.
+    Patch(Kind, String, Value),
+    /// Delete one item.
+    Delete(Kind, String, u64),
+    /// An event or path this provider does not use.
+    Ignored,
+}
+
+fn object<'a>(
+    v: &'a Value,
+    what: &'static str,
+) -> Result<&'a Map<String, Value>, LaunchDarklyError> {
+    v.as_object().ok_or(LaunchDarklyError::Malformed {
+        what,
+        problem: "not a JSON object",
+    })
+}
+
+/// Reads one stream event (`put`, `patch`, `delete`; others are ignored).
+pub(crate) fn read_event(event: &str, data: &str) -> Result<Change, LaunchDarklyError> {
+    let what = match event {
+        "put" => "put event",
+        "patch" => "patch event",
+        "delete" => "delete event",
+        _ => return Ok(Change::Ignored),
+    };
+    let v: Value =
+        serde_json::from_str(data).map_err(|source| LaunchDarklyError::Json { what, source })?;
+    let o = object(&v, what)?;
+    let path = o.get("path").and_then(Value::as_str);
+    match event {
+        "put" => {
+            if path.is_some_and(|p| p != "/") {
+                return Ok(Change::Ignored);
+            }
+            let data = o.get("data").ok_or(LaunchDarklyError::Malformed {
+                what,
+                problem: "no `data`",
+            })?;
+            Ok(Change::Put(DataSet::from_payload(data, what)?))
+        }
+        "patch" => {
+            let Some((kind, key)) = path.and_then(parse_path) else {
+                return Ok(Change::Ignored);
+            };
+            let data = o.get("data").ok_or(LaunchDarklyError::Malformed {
+                what,
+                problem: "no `data`",
+            })?;
+            Ok(Change::Patch(kind, key.to_owned(), data.clone()))
+        }
+        _ => {
+            let Some((kind, key)) = path.and_then(parse_path) else {
+                return Ok(Change::Ignored);
+            };
+            let version =
+                o.get("version")
+                    .and_then(Value::as_u64)
+                    .ok_or(LaunchDarklyError::Malformed {
+                        what,
+                        problem: "no numeric `version`",
+                    })?;
+            Ok(Change::Delete(kind, key.to_owned(), version))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn versions_decide_patches_and_deletes() {
+        let mut d = DataSet::from_payload(
+            &json!({"flags": {"f": {"key": "f", "version": 3}}, "segments": {}}),
+            "test",
+        )
+        .unwrap();
+        assert!(!d.upsert(Kind::Flag, "f", json!({"version": 3})));
+        assert!(!d.upsert(Kind::Flag, "f", json!({"version": 2})));
+        assert!(d.upsert(Kind::Flag, "f", json!({"version": 4})));
+        assert!(!d.delete(Kind::Flag, "f", 4));
+        assert!(d.delete(Kind::Flag, "f", 5));
+        assert_eq!(d.version(Kind::Flag, "f"), Some(5));
+        // The tombstone keeps an older patch out.
+        assert!(!d.upsert(Kind::Flag, "f", json!({"version": 5})));
+        assert!(d.build("t").doc.flags.is_empty());
+        assert!(d.upsert(Kind::Flag, "f", json!({"version": 6})));
+        // A delete of an unknown item is remembered too.
+        assert!(d.delete(Kind::Segment, "s", 2));
+        assert!(!d.upsert(Kind::Segment, "s", json!({"version": 1})));
+    }
+
+    #[test]
+    fn items_that_cannot_be_imported_are_reported_and_left_out() {
+        let d = DataSet::from_payload(
+            &json!({"flags": {"ok": {"on": true, "variations": [true]}, "bad": 42},
+                    "segments": {"s": [], "t": {"included": ["u"]}}}),
+            "test",
+        )
+        .unwrap();
+        let b = d.build("launchdarkly");
+        assert_eq!(b.doc.flags.keys().collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(b.doc.segments.keys().collect::<Vec<_>>(), ["t"]);
+        let keys: Vec<&str> = b.skipped.iter().map(|d| d.flag.as_str()).collect();
+        assert_eq!(keys, ["bad", "segment s"]);
+    }
+
+    #[test]
+    fn events_are_read() {
+        let put = read_event(
+            "put",
+            r#"{"path": "/", "data": {"flags": {"a": {"version": 1}}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(put, Change::Put(d) if d.flags.len() == 1 && d.segments.is_empty()));
+        let patch = read_event(
+            "patch",
+            r#"{"path": "/segments/s", "data": {"version": 2}}"#,
+        );
+        assert!(matches!(patch, Ok(Change::Patch(Kind::Segment, k, _)) if k == "s"));
+        let del = read_event("delete", r#"{"path": "/flags/a", "version": 9}"#);
+        assert!(matches!(del, Ok(Change::Delete(Kind::Flag, k, 9)) if k == "a"));
+        assert!(matches!(
+            read_event("patch", r#"{"path": "/other/x", "data": {}}"#),
+            Ok(Change::Ignored)
+        ));
+        assert!(matches!(
+            read_event("message", "not json"),
+            Ok(Change::Ignored)
+        ));
+        assert!(matches!(
+            read_event("put", "{"),
+            Err(LaunchDarklyError::Json { .. })
+        ));
+        assert!(matches!(
+            read_event("put", r#"{"path": "/"}"#),
+            Err(LaunchDarklyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            read_event("put", r#"{"data": {"flags": []}}"#),
+            Err(LaunchDarklyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            read_event("delete", r#"{"path": "/flags/a"}"#),
+            Err(LaunchDarklyError::Malformed { .. })
+        ));
+        assert!(parse_path("/flags/").is_none());
+    }
+}

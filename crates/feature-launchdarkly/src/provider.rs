@@ -1,0 +1,744 @@
+//! The provider: configuration, the streaming and polling loops, status.
+
+use crate::data::{read_event, Change, DataSet};
+use crate::error::{BuildError, LaunchDarklyError};
+use crate::sse::SseParser;
+use async_trait::async_trait;
+use feature_core::metrics::Metrics;
+use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
+use feature_core::{compile, Diagnostic};
+use feature_store::Backoff;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
+use reqwest::{StatusCode, Url};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The provider's name in logs, metrics and health.
+pub const NAME: &str = "launchdarkly";
+
+/// LaunchDarkly's polling (and events-free) base URI.
+pub const DEFAULT_BASE_URI: &str = "https://sdk.launchdarkly.com";
+/// LaunchDarkly's streaming URI.
+pub const DEFAULT_STREAM_URI: &str = "https://stream.launchdarkly.com";
+/// The shortest polling interval LaunchDarkly allows its SDKs.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+const LOG: &str = "feature::launchdarkly";
+const USER_AGENT_VALUE: &str = concat!("feature-launchdarkly/", env!("CARGO_PKG_VERSION"));
+
+/// How flag data is received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// A long-lived Server-Sent Events connection to `{stream_uri}/all`: the full data set on
+    /// connect, then each change within moments (LaunchDarkly's recommended mode).
+    Streaming,
+    /// `GET {base_uri}/sdk/latest-all` every `interval`, with `If-None-Match` so unchanged data
+    /// costs a `304`. LaunchDarkly asks SDKs not to poll more often than every 30 s
+    /// ([`MIN_POLL_INTERVAL`]); shorter intervals are accepted (for local relays and tests).
+    Polling {
+        /// Time between requests.
+        interval: Duration,
+    },
+}
+
+impl Mode {
+    /// Polling every 30 s.
+    pub fn polling() -> Mode {
+        Mode::Polling {
+            interval: MIN_POLL_INTERVAL,
+        }
+    }
+}
+
+/// Builds a [`LaunchDarklyProvider`]; see [`LaunchDarklyProvider::builder`].
+#[derive(Clone)]
+pub struct LaunchDarklyBuilder {
+    sdk_key: String,
+    base_uri: String,
+    stream_uri: String,
+    mode: Mode,
+    request_timeout: Duration,
+    start_timeout: Duration,
+    stream_read_timeout: Duration,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    max_event_size: usize,
+}
+
+impl std::fmt::Debug for LaunchDarklyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchDarklyBuilder")
+            .field("sdk_key", &"<redacted>")
+            .field("base_uri", &self.base_uri)
+            .field("stream_uri", &self.stream_uri)
+            .field("mode", &self.mode)
+            .field("request_timeout", &self.request_timeout)
+            .field("start_timeout", &self.start_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LaunchDarklyBuilder {
+    /// The base URI of the polling endpoint (default [`DEFAULT_BASE_URI`]; a Relay Proxy's URI
+    /// works too).
+    pub fn base_uri(mut self, uri: impl Into<String>) -> Self {
+        self.base_uri = uri.into();
+        self
+    }
+
+    /// The URI of the streaming endpoint (default [`DEFAULT_STREAM_URI`]).
+    pub fn stream_uri(mut self, uri: impl Into<String>) -> Self {
+        self.stream_uri = uri.into();
+        self
+    }
+
+    /// Streaming (default) or polling.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Time limit of each request: a whole poll, or a stream's connection up to its headers
+    /// (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long [`Provider::start`] waits for the first data set before returning with the
+    /// provider `Unavailable` and still trying in the background (default 5 s; keep it below
+    /// the client's start timeout, 10 s by default). A rejected SDK key fails `start` at once.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// A stream that delivers no byte (LaunchDarkly sends heartbeats) for this long is
+    /// reconnected (default 5 min).
+    pub fn stream_read_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_read_timeout = timeout;
+        self
+    }
+
+    /// Reconnection delays: doubling from `initial` up to `max`, with jitter (default 1 s to
+    /// 30 s).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+
+    /// The largest stream event accepted, in bytes (default 64 MiB); a larger one drops the
+    /// connection.
+    pub fn max_event_size(mut self, bytes: usize) -> Self {
+        self.max_event_size = bytes;
+        self
+    }
+
+    /// The provider.
+    pub fn build(self) -> Result<LaunchDarklyProvider, BuildError> {
+        let key = self.sdk_key.trim();
+        let mut auth = HeaderValue::from_str(key).map_err(|_| BuildError::InvalidSdkKey)?;
+        if key.is_empty() {
+            return Err(BuildError::InvalidSdkKey);
+        }
+        auth.set_sensitive(true);
+        let poll_url = endpoint(&self.base_uri, "base", "sdk/latest-all")?;
+        let stream_url = endpoint(&self.stream_uri, "stream", "all")?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.request_timeout)
+            .build()
+            .map_err(BuildError::Client)?;
+        Ok(LaunchDarklyProvider {
+            config: Arc::new(Config {
+                http,
+                auth,
+                poll_url,
+                stream_url,
+                mode: self.mode,
+                request_timeout: self.request_timeout,
+                start_timeout: self.start_timeout,
+                stream_read_timeout: self.stream_read_timeout,
+                backoff_initial: self.backoff_initial,
+                backoff_max: self.backoff_max,
+                max_event_size: self.max_event_size,
+            }),
+            shared: Arc::new(Shared {
+                status: Mutex::new(ProviderStatus::default()),
+                task: Mutex::new(None),
+                closed: AtomicBool::new(false),
+                failed: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+/// `{uri}/{path}`, whatever the trailing slashes.
+fn endpoint(uri: &str, which: &'static str, path: &str) -> Result<Url, BuildError> {
+    let bad = || BuildError::InvalidUri {
+        which,
+        uri: uri.to_owned(),
+    };
+    let base = Url::parse(uri.trim()).map_err(|_| bad())?;
+    if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+        return Err(bad());
+    }
+    let joined = format!("{}/{path}", base.as_str().trim_end_matches('/'));
+    Url::parse(&joined).map_err(|_| bad())
+}
+
+struct Config {
+    http: reqwest::Client,
+    auth: HeaderValue,
+    poll_url: Url,
+    stream_url: Url,
+    mode: Mode,
+    request_timeout: Duration,
+    start_timeout: Duration,
+    stream_read_timeout: Duration,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    max_event_size: usize,
+}
+
+struct Shared {
+    status: Mutex<ProviderStatus>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+    failed: AtomicBool,
+}
+
+impl Shared {
+    fn status(&self) -> MutexGuard<'_, ProviderStatus> {
+        // Updates are plain assignments of fields: a poisoned lock holds consistent data.
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Flags from LaunchDarkly, evaluated by this toolkit's engine. See the [crate docs](crate).
+pub struct LaunchDarklyProvider {
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LaunchDarklyProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchDarklyProvider")
+            .field("mode", &self.config.mode)
+            .field("base_uri", &self.config.poll_url.as_str())
+            .field("stream_uri", &self.config.stream_url.as_str())
+            .field("state", &self.shared.status().state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LaunchDarklyProvider {
+    /// A builder for the server-side SDK key `sdk_key` (never logged nor shown by `Debug`).
+    pub fn builder(sdk_key: impl Into<String>) -> LaunchDarklyBuilder {
+        LaunchDarklyBuilder {
+            sdk_key: sdk_key.into(),
+            base_uri: DEFAULT_BASE_URI.to_owned(),
+            stream_uri: DEFAULT_STREAM_URI.to_owned(),
+            mode: Mode::Streaming,
+            request_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(5),
+            stream_read_timeout: Duration::from_secs(300),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            max_event_size: 64 << 20,
+        }
+    }
+
+    /// Whether the provider stopped for good (the SDK key was rejected, or LaunchDarkly
+    /// answered a status a retry cannot change); the status's last error says why.
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LaunchDarklyProvider {
+    fn drop(&mut self) {
+        if let Some(t) = self.shared.task().take() {
+            t.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for LaunchDarklyProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(ProviderError::Closed);
+        }
+        if let Some(t) = self.shared.task().take() {
+            t.abort();
+        }
+        self.shared.failed.store(false, Ordering::SeqCst);
+        *self.shared.status() = ProviderStatus::default();
+        let (tx, rx) = oneshot::channel();
+        let runner = Runner {
+            config: self.config.clone(),
+            sink,
+            shared: self.shared.clone(),
+            data: DataSet::default(),
+            have_data: false,
+            skipped: Vec::new(),
+            first: Some(tx),
+            backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
+            etag: None,
+        };
+        *self.shared.task() = Some(tokio::spawn(runner.run()));
+        match tokio::time::timeout(self.config.start_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            // The task ended without a word: only `close` does that.
+            Ok(Err(_)) => Err(ProviderError::Closed),
+            Err(_) => {
+                tracing::warn!(target: LOG, "no flag data from LaunchDarkly within {:?}; evaluations serve defaults until it arrives", self.config.start_timeout);
+                Ok(())
+            }
+        }
+    }
+
+    fn status(&self) -> ProviderStatus {
+        self.shared.status().clone()
+    }
+
+    async fn close(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if let Some(t) = self.shared.task().take() {
+            t.abort();
+        }
+        let mut st = self.shared.status();
+        st.state = ProviderState::Closed;
+        st.connected = false;
+    }
+}
+
+struct Runner {
+    config: Arc<Config>,
+    sink: Arc<dyn Sink>,
+    shared: Arc<Shared>,
+    data: DataSet,
+    have_data: bool,
+    skipped: Vec<Diagnostic>,
+    first: Option<oneshot::Sender<Result<(), ProviderError>>>,
+    backoff: Backoff,
+    etag: Option<HeaderValue>,
+}
+
+fn backend(operation: &'static str, e: LaunchDarklyError) -> ProviderError {
+    ProviderError::Backend {
+        provider: NAME,
+        operation,
+        source: Box::new(e),
+    }
+}
+
+impl Runner {
+    fn metrics(&self) -> &dyn Metrics {
+        self.sink.metrics()
+    }
+
+    async fn run(self) {
+        match self.config.mode {
+            Mode::Streaming => self.stream_loop().await,
+            Mode::Polling { interval } => self.poll_loop(interval).await,
+        }
+    }
+
+    // ---- streaming ----
+
+    async fn stream_loop(mut self) {
+        loop {
+            let e = self.stream_once().await;
+            if e.is_unrecoverable() {
+                return self.fail("stream", e);
+            }
+            self.lost("stream", e);
+            tokio::time::sleep(self.backoff.next_delay()).await;
+        }
+    }
+
+    /// One connection, followed until it breaks; returns why it did.
+    async fn stream_once(&mut self) -> LaunchDarklyError {
+        const ENDPOINT: &str = "streaming";
+        let started = Instant::now();
+        let request = self
+            .config
+            .http
+            .get(self.config.stream_url.clone())
+            .header(AUTHORIZATION, self.config.auth.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .send();
+        let mut response = match tokio::time::timeout(self.config.request_timeout, request).await {
+            Err(_) => {
+                return LaunchDarklyError::Timeout {
+                    endpoint: ENDPOINT,
+                    after: self.config.request_timeout,
+                }
+            }
+            Ok(Err(source)) => {
+                return LaunchDarklyError::Http {
+                    endpoint: ENDPOINT,
+                    source,
+                }
+            }
+            Ok(Ok(r)) => r,
+        };
+        if !response.status().is_success() {
+            return LaunchDarklyError::from_status(response.status().as_u16(), ENDPOINT);
+        }
+        self.metrics()
+            .record_provider_latency(NAME, "connect", started.elapsed());
+        tracing::debug!(target: LOG, "stream connected");
+        let mut parser = SseParser::new(self.config.max_event_size);
+        loop {
+            let chunk =
+                match tokio::time::timeout(self.config.stream_read_timeout, response.chunk()).await
+                {
+                    Err(_) => {
+                        return LaunchDarklyError::Timeout {
+                            endpoint: ENDPOINT,
+                            after: self.config.stream_read_timeout,
+                        }
+                    }
+                    Ok(Err(source)) => {
+                        return LaunchDarklyError::Http {
+                            endpoint: ENDPOINT,
+                            source,
+                        }
+                    }
+                    Ok(Ok(None)) => return LaunchDarklyError::StreamEnded,
+                    Ok(Ok(Some(c))) => c,
+                };
+            let events = match parser.push(&chunk) {
+                Ok(ev) => ev,
+                Err(e) => return e,
+            };
+            for ev in events {
+                let started = Instant::now();
+                let change = match read_event(&ev.event, &ev.data) {
+                    Ok(c) => c,
+                    // A payload that cannot be read leaves the data set unknown: reconnect
+                    // for a fresh `put`, as LaunchDarkly's SDKs do.
+                    Err(e) => return e,
+                };
+                match change {
+                    Change::Put(data) => {
+                        self.data = data;
+                        self.have_data = true;
+                        self.backoff.reset();
+                        self.publish();
+                        self.metrics()
+                            .record_provider_latency(NAME, "load", started.elapsed());
+                    }
+                    Change::Patch(kind, key, value) => {
+                        if self.data.upsert(kind, &key, value) {
+                            self.changed(started);
+                        } else {
+                            tracing::debug!(target: LOG, key = %key, "ignoring a patch no newer than the data held");
+                        }
+                    }
+                    Change::Delete(kind, key, version) => {
+                        if self.data.delete(kind, &key, version) {
+                            self.changed(started);
+                        } else {
+                            tracing::debug!(target: LOG, key = %key, "ignoring a delete no newer than the data held");
+                        }
+                    }
+                    Change::Ignored => {
+                        tracing::debug!(target: LOG, event = %ev.event, "ignoring a stream event");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A patch or delete was applied.
+    fn changed(&mut self, started: Instant) {
+        // Before the first `put` the data set is incomplete: it is published with the `put`.
+        if self.have_data {
+            self.publish();
+            self.metrics()
+                .record_provider_latency(NAME, "update", started.elapsed());
+        }
+    }
+
+    // ---- polling ----
+
+    async fn poll_loop(mut self, interval: Duration) {
+        loop {
+            let delay = match self.poll_once().await {
+                Ok(()) => {
+                    self.backoff.reset();
+                    interval
+                }
+                Err(e) if e.is_unrecoverable() => return self.fail("poll", e),
+                Err(e) => {
+                    self.lost("poll", e);
+                    self.backoff.next_delay().min(interval)
+                }
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn poll_once(&mut self) -> Result<(), LaunchDarklyError> {
+        const ENDPOINT: &str = "polling";
+        let started = Instant::now();
+        let mut request = self
+            .config
+            .http
+            .get(self.config.poll_url.clone())
+            .header(AUTHORIZATION, self.config.auth.clone())
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, USER_AGENT_VALUE);
+        if let (Some(etag), true) = (&self.etag, self.have_data) {
+            request = request.header(IF_NONE_MATCH, etag.clone());
+        }
+        let fetch = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let etag = response.headers().get(reqwest::header::ETAG).cloned();
+            let body = if status.is_success() {
+                Some(response.bytes().await?)
+            } else {
+                None
+            };
+            Ok::<_, reqwest::Error>((status, etag, body))
+        };
+        let (status, etag, body) =
+            match tokio::time::timeout(self.config.request_timeout, fetch).await {
+                Err(_) => {
+                    return Err(LaunchDarklyError::Timeout {
+                        endpoint: ENDPOINT,
+                        after: self.config.request_timeout,
+                    })
+                }
+                Ok(Err(source)) => {
+                    return Err(LaunchDarklyError::Http {
+                        endpoint: ENDPOINT,
+                        source,
+                    })
+                }
+                Ok(Ok(r)) => r,
+            };
+        if status == StatusCode::NOT_MODIFIED && self.have_data {
+            self.mark_ready();
+            return Ok(());
+        }
+        let Some(body) = body.filter(|_| status.is_success()) else {
+            return Err(LaunchDarklyError::from_status(status.as_u16(), ENDPOINT));
+        };
+        const WHAT: &str = "polling payload";
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|source| LaunchDarklyError::Json { what: WHAT, source })?;
+        let data = DataSet::from_payload(&value, WHAT)?;
+        self.etag = etag;
+        if self.have_data && data == self.data {
+            self.mark_ready();
+        } else {
+            self.data = data;
+            self.have_data = true;
+            self.publish();
+        }
+        self.metrics()
+            .record_provider_latency(NAME, "load", started.elapsed());
+        Ok(())
+    }
+
+    // ---- publishing and status ----
+
+    /// Imports the data set and publishes it.
+    fn publish(&mut self) {
+        let built = self.data.build(NAME);
+        if built.skipped != self.skipped {
+            for d in &built.skipped {
+                tracing::warn!(target: LOG, key = %d.flag, "LaunchDarkly item skipped: {}", d.message);
+            }
+            if !built.skipped.is_empty() {
+                self.metrics()
+                    .record_provider_error(NAME, "import", "invalid_item");
+            }
+            self.skipped = built.skipped.clone();
+        }
+        // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
+        // status and the log name them.
+        let snapshot = compile(built.doc);
+        tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
+        self.sink.publish(snapshot);
+        self.mark_ready();
+    }
+
+    /// Connected and serving current data (`Degraded` while items are skipped).
+    fn mark_ready(&mut self) {
+        {
+            let mut st = self.shared.status();
+            if st.state == ProviderState::Closed {
+                return;
+            }
+            let was_down = !st.connected && st.last_error.is_some();
+            st.connected = true;
+            st.last_refresh = Some(SystemTime::now());
+            if self.skipped.is_empty() {
+                st.state = ProviderState::Ready;
+                st.last_error = None;
+            } else {
+                st.state = ProviderState::Degraded;
+                st.last_error = Some((
+                    Arc::new(ProviderError::Invalid(self.skipped.clone())),
+                    SystemTime::now(),
+                ));
+            }
+            if was_down {
+                tracing::info!(target: LOG, "LaunchDarkly reachable again; flags reloaded");
+            }
+        }
+        if let Some(tx) = self.first.take() {
+            // `start` may have stopped waiting already.
+            let _ = tx.send(Ok(()));
+        }
+    }
+
+    /// A recoverable failure: keep serving what was published, say so, count it.
+    fn lost(&mut self, operation: &'static str, e: LaunchDarklyError) {
+        self.metrics()
+            .record_provider_error(NAME, operation, e.class());
+        let mut st = self.shared.status();
+        if st.state == ProviderState::Closed {
+            return;
+        }
+        if st.connected || st.last_error.is_none() {
+            tracing::warn!(target: LOG, "LaunchDarkly unreachable ({operation}): {}; serving the last flags received and retrying", chain(&e));
+        } else {
+            tracing::debug!(target: LOG, "LaunchDarkly still unreachable ({operation}): {}", chain(&e));
+        }
+        st.connected = false;
+        st.state = if self.have_data {
+            ProviderState::Degraded
+        } else {
+            ProviderState::Unavailable
+        };
+        st.last_error = Some((Arc::new(backend(operation, e)), SystemTime::now()));
+    }
+
+    /// An unrecoverable failure: stop, say so, and fail `start` if it is still waiting.
+    fn fail(mut self, operation: &'static str, e: LaunchDarklyError) {
+        // The status keeps a copy; `start` (if still waiting) gets the original. Only status
+        // errors are unrecoverable, and they copy.
+        let Some(copy) = e.status_copy() else {
+            return self.lost(operation, e);
+        };
+        self.metrics()
+            .record_provider_error(NAME, operation, e.class());
+        tracing::error!(target: LOG, "{e}");
+        self.shared.failed.store(true, Ordering::SeqCst);
+        {
+            let mut st = self.shared.status();
+            if st.state != ProviderState::Closed {
+                st.connected = false;
+                st.state = if self.have_data {
+                    ProviderState::Degraded
+                } else {
+                    ProviderState::Unavailable
+                };
+                st.last_error = Some((Arc::new(backend(operation, copy)), SystemTime::now()));
+            }
+        }
+        if let Some(tx) = self.first.take() {
+            let _ = tx.send(Err(backend("start", e)));
+        }
+    }
+}
+
+/// An error with its sources, for logs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_joined_and_checked() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:1/relay/", "base", "sdk/latest-all")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:1/relay/sdk/latest-all"
+        );
+        assert_eq!(
+            endpoint(DEFAULT_STREAM_URI, "stream", "all")
+                .unwrap()
+                .as_str(),
+            "https://stream.launchdarkly.com/all"
+        );
+        for bad in ["", "stream.example", "ftp://127.0.0.1", "http://"] {
+            assert!(
+                matches!(
+                    endpoint(bad, "stream", "all"),
+                    Err(BuildError::InvalidUri { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_sdk_key_is_required_and_never_shown() {
+        assert!(matches!(
+            LaunchDarklyProvider::builder("  ").build(),
+            Err(BuildError::InvalidSdkKey)
+        ));
+        assert!(matches!(
+            LaunchDarklyProvider::builder("sdk-1\nx").build(),
+            Err(BuildError::InvalidSdkKey)
+        ));
+        let b = LaunchDarklyProvider::builder("sdk-secret-123");
+        assert!(!format!("{b:?}").contains("secret"));
+        let p = b.build().unwrap();
+        assert!(!format!("{p:?}").contains("secret"));
+        assert!(p.config.auth.is_sensitive());
+    }
+
+    #[test]
+    fn statuses_are_classified_as_launchdarkly_does() {
+        for (status, unrecoverable) in [
+            (400, false),
+            (401, true),
+            (403, true),
+            (404, true),
+            (408, false),
+            (429, false),
+            (500, false),
+            (503, false),
+        ] {
+            assert_eq!(
+                LaunchDarklyError::from_status(status, "polling").is_unrecoverable(),
+                unrecoverable,
+                "{status}"
+            );
+        }
+    }
+}
