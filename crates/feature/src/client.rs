@@ -285,6 +285,9 @@ impl Client {
             ProviderKind::Redis => builder.provider(crate::stores::redis(&config)?),
             #[cfg(feature = "unleash")]
             ProviderKind::Unleash => builder.provider(crate::stores::unleash(&config)?),
+            #[cfg(feature = "launchdarkly")]
+            ProviderKind::LaunchDarkly => builder.provider(crate::stores::launchdarkly(&config)?),
+            #[allow(unreachable_patterns)] // every provider kind compiled in
             other => return Err(ConfigError::ProviderUnavailable(other.as_str()).into()),
         };
         builder.build().await

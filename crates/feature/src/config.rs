@@ -125,6 +125,9 @@ pub struct RemoteConfig {
     pub launchdarkly_base_url: Option<String>,
     /// LaunchDarkly streaming URL (`LAUNCHDARKLY_STREAM_URL`, default: LaunchDarkly's).
     pub launchdarkly_stream_url: Option<String>,
+    /// Poll LaunchDarkly every `FEATURE_REFRESH_INTERVAL` instead of streaming
+    /// (`LAUNCHDARKLY_POLLING`, default `false`; LaunchDarkly asks for 30 s or more).
+    pub launchdarkly_polling: bool,
     /// Unleash API URL, e.g. `https://unleash.example.com/api` (`UNLEASH_URL`), required
     /// with `FEATURE_PROVIDER=unleash`.
     pub unleash_url: Option<String>,
@@ -141,6 +144,7 @@ impl Default for RemoteConfig {
             launchdarkly_sdk_key: None,
             launchdarkly_base_url: None,
             launchdarkly_stream_url: None,
+            launchdarkly_polling: false,
             unleash_url: None,
             unleash_token: None,
             unleash_app_name: "feature".into(),
@@ -155,6 +159,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("launchdarkly_sdk_key", &secret(&self.launchdarkly_sdk_key))
             .field("launchdarkly_base_url", &self.launchdarkly_base_url)
             .field("launchdarkly_stream_url", &self.launchdarkly_stream_url)
+            .field("launchdarkly_polling", &self.launchdarkly_polling)
             .field("unleash_url", &self.unleash_url)
             .field("unleash_token", &secret(&self.unleash_token))
             .field("unleash_app_name", &self.unleash_app_name)
@@ -271,6 +276,8 @@ impl Config {
         c.file.watch = bool_var(&get, "FEATURE_FILE_WATCH", c.file.watch)?;
         c.store = StoreConfig::from_lookup(&get, c.store);
         c.remote = RemoteConfig::from_lookup(&get, c.remote);
+        c.remote.launchdarkly_polling =
+            bool_var(&get, "LAUNCHDARKLY_POLLING", c.remote.launchdarkly_polling)?;
         Ok(c)
     }
 }

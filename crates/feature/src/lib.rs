@@ -51,6 +51,7 @@
 //! | `grpc` | `middleware::grpc`: tonic layer and interceptor | available |
 //! | `postgres` | `postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
 //! | `redis` | `redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
+//! | `launchdarkly` | `launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY` | available |
 //! | `unleash` | `unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
 //!
 //! ## Modules
@@ -97,6 +98,8 @@ pub use feature_core::metrics::{self, Metrics, NoopMetrics};
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
 pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+#[cfg(feature = "launchdarkly")]
+pub use feature_launchdarkly as launchdarkly;
 #[cfg(feature = "postgres")]
 pub use feature_postgres as postgres;
 #[cfg(feature = "redis")]

@@ -1,10 +1,20 @@
 //! Building the PostgreSQL, Redis, LaunchDarkly and Unleash providers from a [`Config`]
 //! (crate features `postgres`, `redis`, `launchdarkly`, `unleash`).
 
-#[cfg(any(feature = "postgres", feature = "redis", feature = "unleash"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "unleash",
+    feature = "launchdarkly"
+))]
 use crate::config::{Config, ConfigError};
 
-#[cfg(any(feature = "postgres", feature = "redis", feature = "unleash"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "unleash",
+    feature = "launchdarkly"
+))]
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::Invalid {
         variable,
@@ -124,4 +134,52 @@ pub(crate) fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvide
             ),
             _ => invalid("UNLEASH_URL", url, "an http:// or https:// URL"),
         })
+}
+
+/// `FEATURE_PROVIDER=launchdarkly`: `LAUNCHDARKLY_SDK_KEY`, `LAUNCHDARKLY_BASE_URL`,
+/// `LAUNCHDARKLY_STREAM_URL`; streaming unless `LAUNCHDARKLY_POLLING=true`, which polls every
+/// `FEATURE_REFRESH_INTERVAL`.
+#[cfg(feature = "launchdarkly")]
+pub(crate) fn launchdarkly(
+    config: &Config,
+) -> Result<feature_launchdarkly::LaunchDarklyProvider, ConfigError> {
+    let r = &config.remote;
+    let key = r.launchdarkly_sdk_key.as_deref().ok_or_else(|| {
+        invalid(
+            "LAUNCHDARKLY_SDK_KEY",
+            "",
+            "a server-side SDK key (required with FEATURE_PROVIDER=launchdarkly)",
+        )
+    })?;
+    let mut builder = feature_launchdarkly::LaunchDarklyProvider::builder(key);
+    if let Some(u) = &r.launchdarkly_base_url {
+        builder = builder.base_uri(u.as_str());
+    }
+    if let Some(u) = &r.launchdarkly_stream_url {
+        builder = builder.stream_uri(u.as_str());
+    }
+    if r.launchdarkly_polling {
+        builder = builder.mode(feature_launchdarkly::Mode::Polling {
+            interval: config.refresh_interval,
+        });
+    }
+    builder.build().map_err(|e| match e {
+        feature_launchdarkly::BuildError::InvalidSdkKey => invalid(
+            "LAUNCHDARKLY_SDK_KEY",
+            "<hidden>",
+            "a non-empty key of visible ASCII characters",
+        ),
+        feature_launchdarkly::BuildError::InvalidUri {
+            which: "stream",
+            uri,
+        } => invalid("LAUNCHDARKLY_STREAM_URL", &uri, "an absolute http(s) URL"),
+        feature_launchdarkly::BuildError::InvalidUri { uri, .. } => {
+            invalid("LAUNCHDARKLY_BASE_URL", &uri, "an absolute http(s) URL")
+        }
+        _ => invalid(
+            "LAUNCHDARKLY_BASE_URL",
+            r.launchdarkly_base_url.as_deref().unwrap_or(""),
+            "a URL the HTTP client can use",
+        ),
+    })
 }
