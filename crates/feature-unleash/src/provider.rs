@@ -165,6 +165,9 @@ impl UnleashBuilder {
             .user_agent(concat!("feature-unleash/", env!("CARGO_PKG_VERSION")))
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
+            // Below the keep-alive of Unleash's server (15 s) and Node's default (5 s): a
+            // pooled connection the server is about to close is not reused.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(UnleashError::Http)?;
         let mut engine = UnleashEngine::new().with_app_name(self.app_name.clone());
@@ -340,7 +343,16 @@ impl Shared {
         if let Some(etag) = self.etag().clone() {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request.send().await.map_err(UnleashError::Http)?;
+        // A GET is safe to repeat: once more when the connection failed before any answer
+        // (e.g. the server closed a kept-alive connection as the request went out).
+        let retry = request.try_clone();
+        let response = match (request.send().await, retry) {
+            (Ok(r), _) => r,
+            (Err(e), Some(again)) if !e.is_timeout() => {
+                again.send().await.map_err(UnleashError::Http)?
+            }
+            (Err(e), _) => return Err(UnleashError::Http(e)),
+        };
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::Unchanged);

@@ -135,7 +135,12 @@ impl Admin {
     fn new(base: &str) -> Admin {
         Admin {
             base: base.to_owned(),
-            http: reqwest::Client::new(),
+            // No pooled connections: the server (Node) closes idle ones on its own schedule,
+            // and a request racing that close fails.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("http client"),
             created: Mutex::new(Vec::new()),
             tag: format!("{:08x}", fastrand::u32(..)),
         }
