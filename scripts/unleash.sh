@@ -69,19 +69,24 @@ ensure_unleash() {
   fi
   echo "starting Unleash on 127.0.0.1:$UNLEASH_PORT" >&2
   log="$dir/server.log"
+  # Detached: its own session (it outlives the shell that started it, as the other test
+  # services do) and no inherited descriptors (a caller reading this script's output is not
+  # kept waiting for the server to exit).
+  local detach=()
+  command -v setsid >/dev/null 2>&1 && detach=(setsid)
   (
-    cd "$dir" &&
-      NODE_PATH="$dir/node_modules" \
-        DATABASE_URL="postgres://postgres:$UNLEASH_PG_PASSWORD@127.0.0.1:5432/$UNLEASH_DB" \
-        DATABASE_SSL=false \
-        CHECK_VERSION=false \
-        SEND_TELEMETRY=false \
-        HTTP_HOST=127.0.0.1 \
-        HTTP_PORT="$UNLEASH_PORT" \
-        INIT_ADMIN_API_TOKENS="$UNLEASH_ADMIN_TOKEN" \
-        INIT_CLIENT_API_TOKENS="$UNLEASH_CLIENT_TOKEN" \
-        nohup node "$root/scripts/unleash-server.js" >"$log" 2>&1 &
-  )
+    cd "$dir" || exit 1
+    export NODE_PATH="$dir/node_modules" \
+      DATABASE_URL="postgres://postgres:$UNLEASH_PG_PASSWORD@127.0.0.1:5432/$UNLEASH_DB" \
+      DATABASE_SSL=false \
+      CHECK_VERSION=false \
+      SEND_TELEMETRY=false \
+      HTTP_HOST=127.0.0.1 \
+      HTTP_PORT="$UNLEASH_PORT" \
+      INIT_ADMIN_API_TOKENS="$UNLEASH_ADMIN_TOKEN" \
+      INIT_CLIENT_API_TOKENS="$UNLEASH_CLIENT_TOKEN"
+    exec "${detach[@]}" nohup node "$root/scripts/unleash-server.js"
+  ) >"$log" 2>&1 </dev/null &
   # The first start runs the database migrations, which takes a while.
   for _ in $(seq 1 240); do
     if _unleash_healthy; then

@@ -88,6 +88,8 @@ pub struct CompileWarning {
 pub struct UnleashEngine {
     state: ygg::EngineState,
     loaded: AtomicBool,
+    /// Count each evaluation for Unleash's usage metrics (see [`UnleashEngine::take_usage`]).
+    count_usage: AtomicBool,
     app_name: Option<String>,
     environment: Option<String>,
 }
@@ -114,6 +116,7 @@ impl UnleashEngine {
         UnleashEngine {
             state: ygg::EngineState::default(),
             loaded: AtomicBool::new(false),
+            count_usage: AtomicBool::new(false),
             app_name: None,
             environment: None,
         }
@@ -129,6 +132,29 @@ impl UnleashEngine {
     pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
         self.environment = Some(environment.into());
         self
+    }
+
+    /// Turns the counting of evaluations for Unleash's usage metrics on or off (off by
+    /// default; the provider turns it on when it reports usage). Counted: per toggle, how
+    /// often it was on and off, and which variants were served.
+    pub fn set_usage_counting(&self, on: bool) {
+        self.count_usage.store(on, Ordering::Relaxed);
+    }
+
+    /// The usage counted since the last call, as the `bucket` of Unleash's client metrics
+    /// (`{"start", "stop", "toggles": {name: {"yes", "no", "variants"}}}`), and starts a new
+    /// count; `None` when nothing was evaluated.
+    pub fn take_usage(&self) -> Option<Value> {
+        let bucket = self.state.get_metrics(chrono::Utc::now())?;
+        serde_json::to_value(bucket).ok()
+    }
+
+    /// Adds a bucket from [`UnleashEngine::take_usage`] back (after it could not be sent), so
+    /// that the next report includes it.
+    pub fn restore_usage(&self, bucket: Value) {
+        if let Ok(b) = serde_json::from_value(bucket) {
+            self.state.restore_metrics(b);
+        }
     }
 
     /// Whether toggles were loaded.
@@ -246,6 +272,10 @@ impl UnleashEngine {
         let Some(enabled) = self.enabled_raw(key, &uctx) else {
             return Outcome::Error(ErrorKind::FlagNotFound);
         };
+        let count = self.count_usage.load(Ordering::Relaxed);
+        if count {
+            self.state.count_toggle(key, enabled);
+        }
         if !enabled {
             return match kind {
                 ValueKind::Bool | ValueKind::Any => Outcome::Off(Value::Bool(false)),
@@ -256,6 +286,9 @@ impl UnleashEngine {
             return Outcome::On(Value::Bool(true));
         }
         let variant = self.variant_raw(key, &uctx);
+        if count {
+            self.state.count_variant(key, &variant.name);
+        }
         if !variant.enabled {
             return match kind {
                 ValueKind::Any => Outcome::On(Value::Bool(true)),
@@ -620,5 +653,43 @@ mod tests {
             "{warnings:?}"
         );
         assert_eq!(e.is_enabled("broken", &u), Some(false));
+    }
+
+    #[test]
+    fn usage_is_counted_only_when_on_and_survives_a_failed_report() {
+        let e = toggles();
+        let (alice, bob) = (Context::new("alice"), Context::new("bob"));
+        e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
+        assert_eq!(e.take_usage(), None, "counting is off by default");
+        e.set_usage_counting(true);
+        for _ in 0..3 {
+            e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
+        }
+        for _ in 0..2 {
+            e.evaluate("alice-only", &bob, ValueKind::Bool, &json!(false));
+        }
+        e.evaluate("string-variant", &alice, ValueKind::String, &json!(""));
+        e.evaluate("missing", &alice, ValueKind::Bool, &json!(false));
+        let bucket = e.take_usage().expect("something was counted");
+        let toggles = &bucket["toggles"];
+        assert_eq!(toggles["alice-only"]["yes"], json!(3));
+        assert_eq!(toggles["alice-only"]["no"], json!(2));
+        assert_eq!(toggles["string-variant"]["yes"], json!(1));
+        assert_eq!(toggles["string-variant"]["variants"]["blue"], json!(1));
+        assert!(
+            toggles.get("missing").is_none(),
+            "unknown toggles are not reported"
+        );
+        assert!(bucket["start"].is_string() && bucket["stop"].is_string());
+        assert_eq!(e.take_usage(), None, "taking starts a new count");
+        // A report that could not be sent is put back and included in the next one.
+        e.restore_usage(bucket);
+        e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
+        let again = e.take_usage().expect("restored");
+        assert_eq!(again["toggles"]["alice-only"]["yes"], json!(4));
+        assert_eq!(
+            again["toggles"]["string-variant"]["variants"]["blue"],
+            json!(1)
+        );
     }
 }

@@ -37,7 +37,10 @@
 //!   default), with `If-None-Match` carrying the last `ETag`: `304 Not Modified` changes
 //!   nothing. Delta-API bodies (`{"events": [...]}`) are understood too.
 //! - `POST {url}/client/register` once at start, best effort (failures are counted, never
-//!   fatal). Usage metrics are not sent.
+//!   fatal).
+//! - `POST {url}/client/metrics` every [`UnleashBuilder::usage_interval`] (60 s by default)
+//!   and at `close()`: per toggle, how often it was on and off and which variants were
+//!   served, as Unleash's SDKs report usage; a report that fails is kept for the next one.
 //!
 //! ## Status and failures
 //!

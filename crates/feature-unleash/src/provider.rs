@@ -45,6 +45,7 @@ pub struct UnleashBuilder {
     start_timeout: Duration,
     backoff_max: Option<Duration>,
     register: bool,
+    usage_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -110,6 +111,15 @@ impl UnleashBuilder {
         self
     }
 
+    /// How often usage metrics (per toggle: how often on and off, and which variants) are
+    /// sent with `POST /client/metrics`, as Unleash's SDKs do (default 60 s; at least 10 ms);
+    /// `None` counts nothing and sends nothing. What is counted since the last report is also
+    /// sent by `close()`. A report that fails is kept for the next one.
+    pub fn usage_interval(mut self, every: Option<Duration>) -> Self {
+        self.usage_interval = every.map(|d| d.max(Duration::from_millis(10)));
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -171,9 +181,10 @@ impl UnleashBuilder {
             .build()
             .map_err(UnleashError::Http)?;
         let mut engine = UnleashEngine::new().with_app_name(self.app_name.clone());
-        if let Some(env) = self.environment {
+        if let Some(env) = self.environment.clone() {
             engine = engine.with_environment(env);
         }
+        engine.set_usage_counting(self.usage_interval.is_some());
         let backoff_max = self
             .backoff_max
             .unwrap_or(self.refresh_interval.saturating_mul(10));
@@ -182,6 +193,10 @@ impl UnleashBuilder {
                 http,
                 features_url: format!("{base}/client/features"),
                 register_url: format!("{base}/client/register"),
+                metrics_url: format!("{base}/client/metrics"),
+                usage_interval: self.usage_interval,
+                environment: self.environment,
+                sink: Mutex::new(None),
                 app_name: self.app_name,
                 instance_id,
                 refresh_interval: self.refresh_interval,
@@ -195,6 +210,7 @@ impl UnleashBuilder {
                 started: feature_store::now_rfc3339(),
             }),
             task: Mutex::new(None),
+            usage_task: Mutex::new(None),
         })
     }
 }
@@ -218,6 +234,11 @@ struct Shared {
     http: reqwest::Client,
     features_url: String,
     register_url: String,
+    metrics_url: String,
+    usage_interval: Option<Duration>,
+    environment: Option<String>,
+    /// Where usage reports record their latency and errors (set by `start`).
+    sink: Mutex<Option<Arc<dyn Sink>>>,
     app_name: String,
     instance_id: String,
     refresh_interval: Duration,
@@ -255,6 +276,7 @@ enum Fetched {
 pub struct UnleashProvider {
     shared: Arc<Shared>,
     task: Mutex<Option<JoinHandle<()>>>,
+    usage_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for UnleashProvider {
@@ -283,6 +305,7 @@ impl UnleashProvider {
             start_timeout: Duration::from_secs(5),
             backoff_max: None,
             register: true,
+            usage_interval: Some(Duration::from_secs(60)),
         }
     }
 
@@ -299,11 +322,25 @@ impl UnleashProvider {
     fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
         self.task.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn usage_task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.usage_task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends the usage counted since the last report now (`POST /client/metrics`): `Ok(n)`
+    /// with the number of toggles reported (0: nothing was evaluated, nothing sent). On
+    /// failure the counts are kept for the next report.
+    pub async fn send_usage(&self) -> Result<usize, UnleashError> {
+        self.shared.send_usage().await
+    }
 }
 
 impl Drop for UnleashProvider {
     fn drop(&mut self) {
         if let Some(t) = self.task().take() {
+            t.abort();
+        }
+        if let Some(t) = self.usage_task().take() {
             t.abort();
         }
     }
@@ -496,6 +533,70 @@ impl Shared {
         }
     }
 
+    /// `POST /client/metrics` with what the engine counted since the last report.
+    async fn send_usage(&self) -> Result<usize, UnleashError> {
+        let Some(bucket) = self.engine.take_usage() else {
+            return Ok(0);
+        };
+        let toggles = bucket["toggles"].as_object().map_or(0, |t| t.len());
+        let mut body = serde_json::json!({
+            "appName": self.app_name,
+            "instanceId": self.instance_id,
+            "bucket": bucket,
+        });
+        if let Some(env) = &self.environment {
+            body["environment"] = serde_json::Value::String(env.clone());
+        }
+        let started = Instant::now();
+        let result = self
+            .http
+            .post(&self.metrics_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(UnleashError::Http)
+            .and_then(|r| {
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(UnleashError::Status {
+                        status: r.status().as_u16(),
+                        url: self.metrics_url.clone(),
+                    })
+                }
+            });
+        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match result {
+            Ok(()) => {
+                if let Some(s) = &sink {
+                    s.metrics()
+                        .record_provider_latency(NAME, "metrics", started.elapsed());
+                }
+                Ok(toggles)
+            }
+            Err(e) => {
+                if let Some(s) = &sink {
+                    s.metrics()
+                        .record_provider_error(NAME, "metrics", class(&e));
+                }
+                tracing::debug!(target: "feature::unleash", "usage report failed, kept for the next one: {e}");
+                self.engine.restore_usage(body["bucket"].take());
+                Err(e)
+            }
+        }
+    }
+
+    async fn report_usage(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let _ = self.send_usage().await;
+        }
+    }
+
     async fn poll(self: Arc<Self>, sink: Arc<dyn Sink>, mut backoff: Backoff, mut failing: bool) {
         loop {
             let wait = if failing {
@@ -582,6 +683,13 @@ impl Provider for UnleashProvider {
             }
             tokio::time::sleep(delay).await;
         };
+        *shared.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink.clone());
+        if let Some(every) = shared.usage_interval {
+            let task = tokio::spawn(shared.clone().report_usage(every));
+            if let Some(old) = self.usage_task().replace(task) {
+                old.abort();
+            }
+        }
         let backoff = Backoff::new(shared.refresh_interval, shared.backoff_max);
         let task = tokio::spawn(shared.clone().poll(sink, backoff, failing));
         *self.task() = Some(task);
@@ -596,6 +704,12 @@ impl Provider for UnleashProvider {
         self.shared.closed.store(true, Ordering::SeqCst);
         if let Some(t) = self.task().take() {
             t.abort();
+        }
+        let usage = self.usage_task().take();
+        if let Some(t) = usage {
+            t.abort();
+            // The last counts, best effort (bounded by the request timeout).
+            let _ = self.shared.send_usage().await;
         }
         let mut st = self.shared.status();
         st.state = ProviderState::Closed;

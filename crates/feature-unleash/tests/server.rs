@@ -685,6 +685,41 @@ async fn an_unreachable_server_leaves_the_last_toggles_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reports_are_accepted_by_the_server() {
+    let Some(url) = server() else { return };
+    let _turn = SERIAL.lock().await;
+    let admin = Admin::new(&url);
+    let name = admin.name("usage");
+    admin
+        .create(&name, pro_rollout(&name, &["pro"]), true)
+        .await;
+    let sink = Arc::new(TestSink::default());
+    let provider = started(&url, &sink).await;
+    let engine = provider.unleash_engine();
+    let known = wait_until(engine, WAIT, |e| e.keys().contains(&name)).await;
+    assert!(known.is_some(), "toggle never arrived: {:?}", engine.keys());
+    // Whatever earlier fetches led to is reported first; then only this test's evaluations.
+    provider
+        .send_usage()
+        .await
+        .expect("the server accepts the report");
+    let pro = Context::new("p").with_attribute("plan", "pro");
+    let free = Context::new("f").with_attribute("plan", "free");
+    for _ in 0..3 {
+        assert_eq!(bool_of(engine, &name, &pro).0, json!(true));
+    }
+    assert_eq!(bool_of(engine, &name, &free).0, json!(false));
+    let blue = engine.evaluate(&name, &pro, ValueKind::String, &json!("none"));
+    assert_eq!(blue.value, json!("#00f"));
+    // The server validates the body (a malformed report gets 400) and answers 202.
+    assert_eq!(provider.send_usage().await.expect("accepted"), 1);
+    assert!(sink.count("latency:metrics") >= 1);
+    assert_eq!(sink.errors("metrics"), 0);
+    assert_eq!(provider.send_usage().await.expect("nothing to send"), 0);
+    provider.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_fails_start() {
     let Some(url) = server() else { return };
     let sink = Arc::new(TestSink::default());
