@@ -489,6 +489,26 @@ impl Shared {
         }
     }
 
+    /// `POST`s `body` as JSON; any status but a success is an error.
+    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), UnleashError> {
+        let r = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(UnleashError::Http)?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(UnleashError::Status {
+                status: r.status().as_u16(),
+                url: url.to_owned(),
+            })
+        }
+    }
+
     /// `POST /client/register`, best effort.
     async fn register(&self, sink: &dyn Sink) {
         let body = serde_json::json!({
@@ -503,24 +523,7 @@ impl Shared {
             "specVersion": SPEC_VERSION,
         });
         let started = Instant::now();
-        let result = self
-            .http
-            .post(&self.register_url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(UnleashError::Http)
-            .and_then(|r| {
-                if r.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(UnleashError::Status {
-                        status: r.status().as_u16(),
-                        url: self.register_url.clone(),
-                    })
-                }
-            });
+        let result = self.post_json(&self.register_url, &body).await;
         match result {
             Ok(()) => sink
                 .metrics()
@@ -548,24 +551,7 @@ impl Shared {
             body["environment"] = serde_json::Value::String(env.clone());
         }
         let started = Instant::now();
-        let result = self
-            .http
-            .post(&self.metrics_url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(UnleashError::Http)
-            .and_then(|r| {
-                if r.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(UnleashError::Status {
-                        status: r.status().as_u16(),
-                        url: self.metrics_url.clone(),
-                    })
-                }
-            });
+        let result = self.post_json(&self.metrics_url, &body).await;
         let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match result {
             Ok(()) => {
