@@ -94,6 +94,20 @@ impl ReasonKind {
         ReasonKind::Error,
     ];
 
+    /// The position in [`ReasonKind::ALL`] (for arrays of counters).
+    #[inline]
+    pub fn index(self) -> usize {
+        match self {
+            ReasonKind::Off => 0,
+            ReasonKind::TargetMatch => 1,
+            ReasonKind::RuleMatch => 2,
+            ReasonKind::Fallthrough => 3,
+            ReasonKind::PrerequisiteFailed => 4,
+            ReasonKind::Override => 5,
+            ReasonKind::Error => 6,
+        }
+    }
+
     /// The name used in reasons (`OFF`, `RULE_MATCH`, ...).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -129,38 +129,19 @@ fn parse_bool(variable: &'static str, v: String) -> Result<bool, ConfigError> {
 }
 
 /// Number of reason slots ([`reason_slot`]).
-pub(crate) const REASONS: usize = 8;
+pub(crate) const REASONS: usize = ReasonKind::ALL.len();
 /// Number of value slots ([`value_slot`]).
-pub(crate) const VALUES: usize = 4;
+pub(crate) const VALUES: usize = ValueClass::ALL.len();
 
 /// The slot of a reason in per-reason counter arrays.
 #[inline]
 pub(crate) fn reason_slot(r: ReasonKind) -> usize {
-    match r {
-        ReasonKind::Off => 0,
-        ReasonKind::TargetMatch => 1,
-        ReasonKind::RuleMatch => 2,
-        ReasonKind::Fallthrough => 3,
-        ReasonKind::PrerequisiteFailed => 4,
-        ReasonKind::Override => 5,
-        ReasonKind::Error => 6,
-        _ => 7,
-    }
+    r.index()
 }
 
 /// The `reason` label of a slot.
 pub(crate) fn reason_label(slot: usize) -> &'static str {
-    const L: [&str; REASONS] = [
-        "OFF",
-        "TARGET_MATCH",
-        "RULE_MATCH",
-        "FALLTHROUGH",
-        "PREREQUISITE_FAILED",
-        "OVERRIDE",
-        "ERROR",
-        "OTHER",
-    ];
-    L.get(slot).copied().unwrap_or("OTHER")
+    ReasonKind::ALL.get(slot).map_or("OTHER", |r| r.as_str())
 }
 
 /// The slot of a served value: `false`, `true`, `default`, `other`.

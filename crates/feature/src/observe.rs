@@ -17,27 +17,13 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Reasons counted apart, in [`reason_index`] order.
-const REASONS: [ReasonKind; 7] = ReasonKind::ALL;
 const CLASSES: usize = ValueClass::ALL.len();
-/// Counters per line: reason × value class, then the two countdowns.
-const COUNTS: usize = REASONS.len() * CLASSES;
+/// Counters per line: reason × value class (by [`ReasonKind::index`] and
+/// [`ValueClass::index`]), then the two countdowns.
+const COUNTS: usize = ReasonKind::ALL.len() * CLASSES;
 const TIMING: usize = COUNTS;
 const EVENTS: usize = COUNTS + 1;
 const LINE: usize = COUNTS + 2;
-
-#[inline(always)]
-fn reason_index(r: ReasonKind) -> usize {
-    match r {
-        ReasonKind::Off => 0,
-        ReasonKind::TargetMatch => 1,
-        ReasonKind::RuleMatch => 2,
-        ReasonKind::Fallthrough => 3,
-        ReasonKind::PrerequisiteFailed => 4,
-        ReasonKind::Override => 5,
-        _ => 6,
-    }
-}
 
 /// A client's evaluation counts: per-thread lines, summed when read.
 #[derive(Debug, Default)]
@@ -50,7 +36,11 @@ impl EvaluationCounts for Tally {
         let totals = self.lines.totals();
         for (i, &n) in totals.iter().take(COUNTS).enumerate() {
             if n > 0 {
-                f(REASONS[i / CLASSES], ValueClass::ALL[i % CLASSES], n);
+                f(
+                    ReasonKind::ALL[i / CLASSES],
+                    ValueClass::ALL[i % CLASSES],
+                    n,
+                );
             }
         }
     }
@@ -198,8 +188,7 @@ impl Observer {
     ) {
         let reason = o.reason();
         let class = ValueClass::of(reason, value);
-        turn.line
-            .add(reason_index(reason) * CLASSES + class.index(), 1);
+        turn.line.add(reason.index() * CLASSES + class.index(), 1);
         if let Some(m) = &self.metrics {
             if !self.counted || turn.start.is_some() || reason == ReasonKind::Error {
                 self.report(m.as_ref(), &turn, key, o, value);
@@ -211,9 +200,7 @@ impl Observer {
         let in_experiment = o.in_experiment();
         let wanted = match self.choice {
             EventChoice::Sampled(Sampling::All) => true,
-            EventChoice::Sampled(s) => {
-                in_experiment || turn.line.countdown(EVENTS, move || s.gap())
-            }
+            EventChoice::Sampled(s) => in_experiment || turn.line.sample(EVENTS, move || s.gap()),
             EventChoice::AskSink => events.wants_evaluation(in_experiment),
         };
         if wanted {
@@ -346,13 +333,6 @@ mod tests {
         let mut got = Vec::new();
         counts[0].for_each_count(&mut |r, v, n| got.push((r, v, n)));
         assert_eq!(got, [(ReasonKind::Fallthrough, ValueClass::True, 100)]);
-    }
-
-    #[test]
-    fn reason_index_follows_the_reason_table() {
-        for (i, r) in REASONS.iter().enumerate() {
-            assert_eq!(reason_index(*r), i);
-        }
     }
 
     #[test]

@@ -148,6 +148,26 @@ impl<const N: usize> LineRef<'_, N> {
         c.store(restart(), Ordering::Relaxed);
         true
     }
+
+    /// Bernoulli sampling on counter `i` (a per-thread countdown): `gap()` gives how many
+    /// calls to skip before the next kept one. The counter holds the skips left plus one; 0
+    /// means none drawn yet, so a thread's first call draws a gap rather than keeping.
+    #[inline(always)]
+    pub(crate) fn sample(self, i: usize, gap: impl FnOnce() -> u64) -> bool {
+        let Some(c) = self.line.0.get(i) else {
+            return false;
+        };
+        let mut left = c.load(Ordering::Relaxed);
+        if left == 0 {
+            left = gap().saturating_add(1);
+        }
+        if left == 1 {
+            c.store(0, Ordering::Relaxed);
+            return true;
+        }
+        c.store(left - 1, Ordering::Relaxed);
+        false
+    }
 }
 
 impl<const N: usize> Striped<N> {

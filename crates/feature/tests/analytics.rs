@@ -193,6 +193,41 @@ async fn sampling_keeps_about_the_configured_share() {
     assert!((9_000..=11_000).contains(&kept), "kept {kept}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_samples_evaluations_at_the_pipelines_rate_from_every_thread() {
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(
+        sink.clone(),
+        PipelineConfig {
+            capacity: 100_000,
+            ..config(0.25)
+        },
+    )
+    .unwrap();
+    let client = client_with(&pipeline).await;
+    // Threads that come and go (their counter lines pass to later threads) and one that
+    // evaluates a lot: the share kept is the rate either way.
+    for t in 0..400 {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            let user = Context::new(format!("u{t}"));
+            for _ in 0..10 {
+                assert!(client.bool(&user, "beta", false));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    let user = Context::new("main");
+    for _ in 0..36_000 {
+        client.bool(&user, "beta", false);
+    }
+    pipeline.close().await;
+    let kept = sink.events().len();
+    // 10 000 expected of 40 000 (binomial spread ~87).
+    assert!((9_400..=10_600).contains(&kept), "kept {kept}");
+}
+
 #[test]
 fn a_dead_exporter_never_slows_evaluation() {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -9,7 +9,7 @@ use crossbeam_queue::ArrayQueue;
 use feature_core::{Context, ReasonKind};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -107,6 +107,8 @@ struct RawCustom {
 
 const ACCEPTED: usize = 0;
 const DROPPED: usize = 1;
+/// Not a count: this thread's evaluation-sampling countdown (see `LineRef::sample`).
+const SKIP: usize = 2;
 
 struct Shared {
     /// The events: a bounded lock-free queue. Offering never wakes the worker unless a full
@@ -117,7 +119,7 @@ struct Shared {
     wake_pending: AtomicBool,
     batch_size: usize,
     closed: AtomicBool,
-    counters: Striped<2>,
+    counters: Striped<3>,
     worker: Mutex<WorkerStats>,
     /// Share of evaluations kept.
     rate: f64,
@@ -151,14 +153,9 @@ impl std::fmt::Debug for AnalyticsPipeline {
 }
 
 thread_local! {
-    /// Evaluations this thread still skips before keeping one (see `sample`).
-    static SKIP: Cell<u64> = const { Cell::new(NOT_DRAWN) };
     /// Flag keys, rule ids and event names seen on this thread (bounded).
     static INTERNED: RefCell<FxHashMap<Box<str>, Arc<str>>> = RefCell::new(FxHashMap::default());
 }
-
-/// `SKIP` before this thread's first sampled evaluation.
-const NOT_DRAWN: u64 = u64::MAX;
 
 /// Most strings [`intern`] keeps per thread; beyond, the table starts over.
 const MAX_INTERNED: usize = 4096;
@@ -258,18 +255,7 @@ impl AnalyticsPipeline {
     #[inline]
     fn sample(&self) -> bool {
         let sampling = self.shared.sampling;
-        SKIP.with(|skip| {
-            let mut n = skip.get();
-            if n == NOT_DRAWN {
-                n = sampling.gap();
-            }
-            if n > 0 {
-                skip.set(n - 1);
-                return false;
-            }
-            skip.set(sampling.gap());
-            true
-        })
+        self.shared.counters.line().sample(SKIP, || sampling.gap())
     }
 
     /// Queues the event `make` builds, unless the queue is full (then nothing is built: a
