@@ -280,9 +280,8 @@ pub struct CompiledFlag {
     pub(crate) broken: bool,
     /// The outcome for every context, when it does not depend on the context (an off flag, or
     /// an on flag without prerequisites, targets or rules serving a fixed variation).
-    pub(crate) constant: Option<(Served, Why)>,
-    /// `constant`, packed as [`crate::Detail`] carries it.
-    pub(crate) constant_packed: Option<u64>,
+    /// Packed as [`crate::Detail`] carries it (`eval::pack`).
+    pub(crate) constant: Option<u64>,
 }
 
 impl CompiledFlag {
@@ -303,7 +302,6 @@ impl CompiledFlag {
             prefix: Box::default(),
             broken: true,
             constant: None,
-            constant_packed: None,
         }
     }
 
@@ -714,8 +712,7 @@ impl Cx<'_> {
             rules,
             prefix,
             broken,
-            constant_packed: constant.map(|(s, w)| crate::eval::pack(s, w)),
-            constant,
+            constant: constant.map(|(s, w)| crate::eval::pack(s, w)),
         }
     }
 

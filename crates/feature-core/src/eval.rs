@@ -374,6 +374,31 @@ pub(crate) fn pack(served: Served, why: Why) -> u64 {
     s | tag << WHY_SHIFT | if experiment { EXPERIMENT } else { 0 } | index << INDEX_SHIFT
 }
 
+/// What was served, from a [`pack`]ed outcome.
+#[inline(always)]
+fn served_of(packed: u64) -> Served {
+    match packed & SERVED_MASK {
+        0 => Served::Variation(packed as u16),
+        SERVED_DEFAULT => Served::FlagDefault,
+        _ => Served::Nothing,
+    }
+}
+
+/// Why, from a [`pack`]ed outcome.
+#[inline(always)]
+fn why_of(packed: u64) -> Why {
+    let index = (packed >> INDEX_SHIFT) as u16;
+    let experiment = packed & EXPERIMENT != 0;
+    match (packed >> WHY_SHIFT) as u8 {
+        0 => Why::Off,
+        1 => Why::Target,
+        2 => Why::Rule { index, experiment },
+        3 => Why::Fallthrough { experiment },
+        4 => Why::Prereq { index },
+        _ => Why::Error(error_of(u64::from(index))),
+    }
+}
+
 #[inline(always)]
 fn error_code(k: ErrorKind) -> u64 {
     match k {
@@ -414,26 +439,13 @@ impl<'s> Detail<'s> {
     /// What was served.
     #[inline(always)]
     fn served(&self) -> Served {
-        match self.packed & SERVED_MASK {
-            0 => Served::Variation(self.packed as u16),
-            SERVED_DEFAULT => Served::FlagDefault,
-            _ => Served::Nothing,
-        }
+        served_of(self.packed)
     }
 
     /// Why.
     #[inline(always)]
     fn why(&self) -> Why {
-        let index = (self.packed >> INDEX_SHIFT) as u16;
-        let experiment = self.packed & EXPERIMENT != 0;
-        match (self.packed >> WHY_SHIFT) as u8 {
-            0 => Why::Off,
-            1 => Why::Target,
-            2 => Why::Rule { index, experiment },
-            3 => Why::Fallthrough { experiment },
-            4 => Why::Prereq { index },
-            _ => Why::Error(error_of(u64::from(index))),
-        }
+        why_of(self.packed)
     }
 
     /// The flag evaluated, if it exists.
@@ -627,7 +639,7 @@ impl Snapshot {
             return Detail::error(None, ErrorKind::FlagNotFound);
         };
         let flag = &self.flags[i as usize];
-        match flag.constant_packed {
+        match flag.constant {
             Some(packed) => Detail {
                 flag: Some(flag),
                 packed,
@@ -692,7 +704,7 @@ impl Snapshot {
                         }
                         let pflag = &self.flags[pf as usize];
                         let (served, why) = match pflag.constant {
-                            Some(outcome) => outcome,
+                            Some(packed) => (served_of(packed), why_of(packed)),
                             None => self.eval_flag(pf, ctx, Some(&chain), &mut ())?,
                         };
                         if let Why::Error(_) = why {
