@@ -21,4 +21,14 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 for example in http grpc; do
   cargo run -q -p feature --all-features --example "$example" -- --once
 done
-cargo test --workspace --all-features
+# When a test fails, the end of the Unleash server's log (when this script started it) says
+# what the server saw.
+unleash_log=target/unleash-server/server.log
+cargo test --workspace --all-features || {
+  status=$?
+  if [ -s "$unleash_log" ]; then
+    echo "--- last lines of $unleash_log ---" >&2
+    tail -n 40 "$unleash_log" >&2
+  fi
+  exit "$status"
+}

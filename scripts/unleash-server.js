@@ -6,6 +6,15 @@
 
 const unleash = require('unleash-server');
 
+// A test server outlives one failed request: an error no handler caught is written to the log
+// (scripts/test.sh prints its end when a test fails) instead of ending the process.
+process.on('unhandledRejection', (err) => {
+  console.error('unhandled rejection:', err);
+});
+process.on('uncaughtException', (err) => {
+  console.error('uncaught exception:', err);
+});
+
 unleash
   .start({
     server: {

@@ -35,18 +35,33 @@ fn up() -> bool {
     ok
 }
 
-/// One Admin API call; the status must be a success.
+/// One Admin API call; the status must be a success. Each try opens a new connection. A try
+/// the server closed before answering is repeated (at most four times): that is the test
+/// server's transport, not the behaviour under test, and the server did not act on it.
 async fn admin(method: &str, path: &str, body: Value) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<bytes::Bytes>>();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(format!("{API}/admin/{path}"))
-        .header("authorization", ADMIN_TOKEN)
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    let resp = client.request(req).await.unwrap();
+    let mut tries = 0;
+    let resp = loop {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http::<Full<bytes::Bytes>>();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{API}/admin/{path}"))
+            .header("authorization", ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .unwrap();
+        match client.request(req).await {
+            Ok(resp) => break resp,
+            Err(e) if tries < 4 && unanswered(&e) => {
+                tries += 1;
+                eprintln!("{method} {path}: {e:?}; trying again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("{method} {path}: {e:?}"),
+        }
+    };
     let status = resp.status();
     let text = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(
@@ -54,6 +69,14 @@ async fn admin(method: &str, path: &str, body: Value) {
         "{method} {path}: {status} {}",
         String::from_utf8_lossy(&text)
     );
+}
+
+/// Whether the request failed before the server sent any answer.
+fn unanswered(e: &hyper_util::client::legacy::Error) -> bool {
+    e.is_connect()
+        || std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<hyper::Error>())
+            .is_some_and(|h| h.is_incomplete_message() || h.is_closed())
 }
 
 #[test]
