@@ -30,14 +30,42 @@ pub fn bucket_value(prefix: &[u8], value: &Value) -> f32 {
 /// The bucket of a string id under a hash prefix.
 #[inline]
 pub fn bucket_str(prefix: &[u8], id: &[u8]) -> f32 {
+    let n = first_60_bits(prefix, id);
+    n as f32 / 0x0FFF_FFFF_FFFF_FFFFu64 as f32
+}
+
+/// SHA-1's initial state.
+const SHA1_INIT: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
+
+/// The first 60 bits of SHA-1(`prefix` ++ `id`). Inputs that fit one block (55 bytes or
+/// fewer, nearly every flag key, salt and context key) are padded on the stack and compressed
+/// once, without the streaming hasher's buffering; longer ones go through the hasher.
+#[inline]
+fn first_60_bits(prefix: &[u8], id: &[u8]) -> u64 {
+    let len = prefix.len() + id.len();
+    if len <= 55 {
+        let mut block = [0u8; 64];
+        block[..prefix.len()].copy_from_slice(prefix);
+        block[prefix.len()..len].copy_from_slice(id);
+        block[len] = 0x80;
+        block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+        let mut state = SHA1_INIT;
+        sha1::compress(&mut state, &[block.into()]);
+        return (u64::from(state[0]) << 32 | u64::from(state[1])) >> 4;
+    }
     let mut h = Sha1::new();
     h.update(prefix);
     h.update(id);
     let digest = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
-    let n = u64::from_be_bytes(first) >> 4;
-    n as f32 / 0x0FFF_FFFF_FFFF_FFFFu64 as f32
+    u64::from_be_bytes(first) >> 4
 }
 
 /// A decimal integer formatted on the stack.
@@ -101,6 +129,26 @@ mod tests {
         let s = b"segkey.salty.";
         assert!(close(bucket_value(s, &json!("userKeyA")), 0.14574753));
         assert!(close(bucket_value(s, &json!("userKeyZ")), 0.45679215));
+    }
+
+    #[test]
+    fn the_one_block_path_agrees_with_the_hasher_at_every_length() {
+        let bytes: Vec<u8> = (0..130u8).map(|i| b'a' + i % 26).collect();
+        for total in 0..bytes.len() {
+            for split in [0, total / 3, total] {
+                let (prefix, id) = bytes[..total].split_at(split);
+                let mut h = Sha1::new();
+                h.update(prefix);
+                h.update(id);
+                let d = h.finalize();
+                let want = u64::from_be_bytes(d[..8].try_into().unwrap()) >> 4;
+                assert_eq!(
+                    first_60_bits(prefix, id),
+                    want,
+                    "length {total}, split {split}"
+                );
+            }
+        }
     }
 
     #[test]
