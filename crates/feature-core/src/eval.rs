@@ -353,6 +353,8 @@ const SERVED_MASK: u64 = 3 << 16;
 const WHY_SHIFT: u32 = 32;
 const EXPERIMENT: u64 = 1 << 40;
 const INDEX_SHIFT: u32 = 48;
+/// The tag of [`Why::Error`] in bits 32-39.
+const ERROR_TAG: u8 = 5;
 
 /// Packs an outcome: bits 0-15 the variation, 16-17 what was served, 32-39 why, 40 the
 /// experiment flag, 48-63 the rule or prerequisite index or the error.
@@ -369,7 +371,7 @@ pub(crate) fn pack(served: Served, why: Why) -> u64 {
         Why::Rule { index, experiment } => (2, experiment, u64::from(index)),
         Why::Fallthrough { experiment } => (3, experiment, 0),
         Why::Prereq { index } => (4, false, u64::from(index)),
-        Why::Error(k) => (5, false, error_code(k)),
+        Why::Error(k) => (ERROR_TAG as u64, false, error_code(k)),
     };
     s | tag << WHY_SHIFT | if experiment { EXPERIMENT } else { 0 } | index << INDEX_SHIFT
 }
@@ -382,6 +384,12 @@ fn served_of(packed: u64) -> Served {
         SERVED_DEFAULT => Served::FlagDefault,
         _ => Served::Nothing,
     }
+}
+
+/// Whether a [`pack`]ed outcome is an error.
+#[inline(always)]
+fn is_error(packed: u64) -> bool {
+    (packed >> WHY_SHIFT) as u8 == ERROR_TAG
 }
 
 /// Why, from a [`pack`]ed outcome.
@@ -662,6 +670,7 @@ impl Snapshot {
     }
 
     /// Evaluates the flag at position `i` of [`Snapshot::flags`].
+    #[inline]
     pub(crate) fn evaluate_index<'s, T: Tracer>(
         &'s self,
         i: u32,
@@ -670,7 +679,10 @@ impl Snapshot {
     ) -> Detail<'s> {
         let flag = &self.flags[i as usize];
         match self.eval_flag(i, ctx, None, tracer) {
-            Ok((served, why)) => Detail::new(Some(flag), served, why),
+            Ok(packed) => Detail {
+                flag: Some(flag),
+                packed,
+            },
             Err(Malformed) => Detail::error(Some(flag), ErrorKind::MalformedFlag),
         }
     }
@@ -681,7 +693,7 @@ impl Snapshot {
         ctx: &Context,
         dependents: Option<&Visiting<'_>>,
         tracer: &mut T,
-    ) -> Result<(Served, Why), Malformed> {
+    ) -> Result<u64, Malformed> {
         let f = &self.flags[fi as usize];
         if f.broken {
             return Err(Malformed);
@@ -703,15 +715,15 @@ impl Snapshot {
                             return Err(Malformed);
                         }
                         let pflag = &self.flags[pf as usize];
-                        let (served, why) = match pflag.constant {
-                            Some(packed) => (served_of(packed), why_of(packed)),
+                        let packed = match pflag.constant {
+                            Some(packed) => packed,
                             None => self.eval_flag(pf, ctx, Some(&chain), &mut ())?,
                         };
-                        if let Why::Error(_) = why {
+                        if is_error(packed) {
                             return Err(Malformed);
                         }
                         pflag.enabled
-                            && match served {
+                            && match served_of(packed) {
                                 Served::Variation(v) => v as i64 == p.variation,
                                 Served::FlagDefault => {
                                     pflag.default_index.map(|v| v as i64) == Some(p.variation)
@@ -736,7 +748,7 @@ impl Snapshot {
                         kind: t.kind.to_string(),
                     });
                     return match t.variation {
-                        Some(v) => Ok((served(v)?, Why::Target)),
+                        Some(v) => Ok(pack(served(v)?, Why::Target)),
                         None => Err(Malformed),
                     };
                 }
@@ -792,11 +804,11 @@ impl Snapshot {
         ctx: &Context,
         tracer: &mut T,
         why: impl FnOnce(bool) -> Why,
-    ) -> Result<(Served, Why), Malformed> {
+    ) -> Result<u64, Malformed> {
         match s {
             CServe::Rollout(r) => {
                 let (v, experiment) = rollout(r, ctx, tracer)?;
-                Ok((served(v)?, why(experiment)))
+                Ok(pack(served(v)?, why(experiment)))
             }
             other => serve_fixed(other, why(false)),
         }
@@ -890,10 +902,11 @@ fn served(v: u32) -> Result<Served, Malformed> {
         .map_err(|_| Malformed)
 }
 
-fn serve_fixed(s: &CServe, why: Why) -> Result<(Served, Why), Malformed> {
+#[inline(always)]
+fn serve_fixed(s: &CServe, why: Why) -> Result<u64, Malformed> {
     match s {
-        CServe::Variation(v) => Ok((served(*v)?, why)),
-        CServe::Default => Ok((Served::FlagDefault, why)),
+        CServe::Variation(v) => Ok(pack(served(*v)?, why)),
+        CServe::Default => Ok(pack(Served::FlagDefault, why)),
         CServe::Malformed | CServe::Rollout(_) => Err(Malformed),
     }
 }
