@@ -155,21 +155,32 @@ impl Admin {
         format!("feature-unleash-test.{}.{what}", self.tag)
     }
 
+    /// One Admin API call; the status must be a success. A call the server closed before
+    /// answering (a transport failure of the test's set-up, not the behaviour under test) is
+    /// repeated, at most four times, each on a new connection.
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/admin/{path}", self.base);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .header("Authorization", Admin::token());
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut tries = 0;
+        let resp = loop {
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("Authorization", Admin::token());
+            if let Some(b) = &body {
+                req = req
+                    .header("Content-Type", "application/json")
+                    .body(b.to_string());
+            }
+            match req.send().await {
+                Ok(resp) => break resp,
+                Err(e) if tries < 4 && (e.is_connect() || e.is_request()) => {
+                    tries += 1;
+                    eprintln!("{method} {url}: {e:?}; trying again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("{method} {url}: {e:?}"),
+            }
+        };
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "{method} {url}: {status}: {text}");
