@@ -1051,6 +1051,7 @@ mod size_tests {
             for &w in &whys {
                 let d = Detail::new(None, s, w);
                 assert_eq!((d.served(), d.why()), (s, w));
+                assert_eq!(is_error(d.packed), matches!(w, Why::Error(_)));
             }
         }
     }
