@@ -4,19 +4,13 @@
 //! LaunchDarkly flag; the provider's own tests cover streaming and the contract data.
 #![cfg(feature = "launchdarkly")]
 
-use feature::{Client, Config, ConfigError, Context, Reason};
+use feature::{Client, Context, Reason};
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let m: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|k| m.get(k).cloned())
-}
+mod common;
+use common::config;
 
 #[tokio::test]
 async fn launchdarkly_settings_are_required_and_the_key_stays_hidden() {

@@ -4,24 +4,14 @@
 
 use feature::postgres::{FlagStore, PostgresStore};
 use feature::{Client, Config, ErrorKind, Flag, Reason};
-use std::collections::HashMap;
 use std::time::Duration;
 
-fn config(vars: &[(&str, &str)]) -> Config {
-    let m: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|k| m.get(k).cloned()).unwrap()
-}
+mod common;
+use common::up;
 
-fn up(addr: &str) -> bool {
-    let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
-        .is_ok();
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{addr} unreachable (CI=true: the test must not skip)");
-    }
-    ok
+/// The configuration `vars` give (they are valid in every test here).
+fn config(vars: &[(&str, &str)]) -> Config {
+    common::config(vars).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,36 +4,17 @@
 //! evaluated through the client's typed accessors.
 #![cfg(all(feature = "unleash", feature = "webhook"))]
 
-use feature::{Client, Config, ConfigError, Context, ErrorKind, Reason};
+use feature::{Client, Context, ErrorKind, Reason};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 const CLIENT_TOKEN: &str = "default:development.unleash-insecure-client-token";
 const ADMIN_TOKEN: &str = "*:*.unleash-insecure-api-token";
 const API: &str = "http://127.0.0.1:4242/api";
 
-fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let m: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|k| m.get(k).cloned())
-}
-
-/// Whether the server answers; under `CI=true` a missing server fails the test.
-fn up() -> bool {
-    let ok = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:4242".parse().unwrap(),
-        Duration::from_secs(2),
-    )
-    .is_ok();
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("Unleash unreachable on 127.0.0.1:4242 (CI=true: the test must not skip)");
-    }
-    ok
-}
+mod common;
+use common::config;
 
 /// One Admin API call; the status must be a success. Each try opens a new connection. A try
 /// the server closed before answering is repeated (at most four times): that is the test
@@ -100,7 +81,7 @@ fn unleash_settings_are_required_and_secrets_stay_hidden() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_new_evaluates_unleash_toggles() {
-    if !up() {
+    if !common::up("127.0.0.1:4242") {
         eprintln!("skipping: Unleash unreachable on 127.0.0.1:4242");
         return;
     }
