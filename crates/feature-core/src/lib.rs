@@ -54,25 +54,35 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// Modules depend downwards only: vocabulary (model, context, diagnostics, outcomes) first,
+// then the compiled program, then compiling and evaluating it.
 mod attr;
 pub mod bucket;
 mod compile;
 mod context;
-mod eval;
+mod detail;
+mod diagnostic;
+mod evaluate;
 pub mod explain;
 pub mod launchdarkly;
+mod locate;
 pub mod metrics;
 pub mod model;
 mod ops;
+mod outcome;
+mod packed;
+mod program;
 pub mod provider;
 mod source;
 
 pub use attr::escape_literal;
-pub use compile::{compile, compile_with, CompiledFlag, Snapshot};
+pub use compile::{compile, compile_with};
 pub use context::{Context, ContextError, USER_KIND};
-pub use eval::{Detail, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+pub use detail::Detail;
+pub use diagnostic::{Diagnostic, PathSeg, Severity};
 pub use explain::{Explanation, Step, Tracer};
+pub use locate::Locator;
 pub use model::{Flag, FlagDocument, FlagType, Operator};
-pub use source::{
-    parse_document, Diagnostic, Format, Locator, ParseError, Parsed, PathSeg, Severity,
-};
+pub use outcome::{ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+pub use program::{CompiledFlag, Snapshot};
+pub use source::{parse_document, Format, ParseError, Parsed};

@@ -4,13 +4,13 @@
 //! has a flag that does not fit the format (unknown field, wrong type) is read anyway: the
 //! offending flag is reported as a [`Diagnostic`] and compiled as malformed, the others load.
 
+use crate::compile::compile_with;
+use crate::diagnostic::{Diagnostic, PathSeg, Severity};
+use crate::locate::Locator;
 use crate::model::{Flag, FlagDocument, Segment};
+use crate::program::Snapshot;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::fmt;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
 
 /// The text format of a flag document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,91 +28,6 @@ impl Format {
             Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
             _ => Format::Yaml,
         }
-    }
-}
-
-/// One step of a path into a document.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PathSeg {
-    /// A mapping key.
-    Key(String),
-    /// A sequence index.
-    Index(usize),
-}
-
-impl PathSeg {
-    /// A key step.
-    pub fn key(k: &str) -> PathSeg {
-        PathSeg::Key(k.to_owned())
-    }
-}
-
-/// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The flag, or the part of it that is reached, evaluates to `MALFORMED_FLAG`.
-    Error,
-    /// The flag works, but probably not as meant (e.g. an unknown operator never matches).
-    Warning,
-}
-
-/// A problem in a flag document, located when the document's text is known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Diagnostic {
-    /// The file, when the document came from one.
-    pub file: Option<String>,
-    /// Line, from 1.
-    pub line: Option<usize>,
-    /// Column, from 1.
-    pub column: Option<usize>,
-    /// The flag (or `segment KEY`) concerned.
-    pub flag: String,
-    /// Where in the document.
-    pub path: Vec<PathSeg>,
-    /// Error or warning.
-    pub severity: Severity,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Diagnostic {
-    /// The path as text: `flags.my-flag.rules[0].clauses[1]`.
-    pub fn path_string(&self) -> String {
-        let mut s = String::new();
-        for p in &self.path {
-            match p {
-                PathSeg::Key(k) => {
-                    if !s.is_empty() {
-                        s.push('.');
-                    }
-                    s.push_str(k);
-                }
-                PathSeg::Index(i) => s.push_str(&format!("[{i}]")),
-            }
-        }
-        s
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    /// `file:line:column: flag: message` (parts that are unknown are left out).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
-            write!(f, "{file}:")?;
-        }
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, "{l}:{c}:")?;
-        }
-        if self.file.is_some() || self.line.is_some() {
-            f.write_str(" ")?;
-        }
-        if !self.flag.is_empty() {
-            write!(f, "{}: ", self.flag)?;
-        }
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
-        }
-        write!(f, "{} (at {})", self.message, self.path_string())
     }
 }
 
@@ -151,13 +66,13 @@ pub struct Parsed {
 
 impl Parsed {
     /// Compiles the document, locating every diagnostic in the source and naming `file`.
-    pub fn compile(self, file: Option<&str>) -> crate::Snapshot {
+    pub fn compile(self, file: Option<&str>) -> Snapshot {
         let Parsed {
             document,
             diagnostics,
             locator,
         } = self;
-        let mut snap = crate::compile::compile_with(std::sync::Arc::new(document), diagnostics);
+        let mut snap = compile_with(std::sync::Arc::new(document), diagnostics);
         snap.locate(&locator, file);
         snap
     }
@@ -317,160 +232,5 @@ fn kind_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
-    }
-}
-
-/// Line and column of every node of a YAML or JSON text, by path.
-///
-/// The index is built on the first [`Locator::locate`]: a document without problems never pays
-/// for it (it costs more than parsing the document itself).
-#[derive(Debug, Clone, Default)]
-pub struct Locator {
-    text: std::sync::Arc<str>,
-    spans: std::sync::OnceLock<HashMap<Vec<PathSeg>, (usize, usize)>>,
-}
-
-impl Locator {
-    /// A locator over a text. Text that YAML cannot read locates nothing.
-    pub fn new(text: &str) -> Locator {
-        Locator {
-            text: text.into(),
-            spans: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn spans(&self) -> &HashMap<Vec<PathSeg>, (usize, usize)> {
-        self.spans.get_or_init(|| {
-            let mut r = Recorder::default();
-            let mut parser = Parser::new_from_str(&self.text);
-            if parser.load(&mut r, false).is_err() {
-                return HashMap::new();
-            }
-            r.spans
-        })
-    }
-
-    /// The line and column (from 1) of the deepest node of `path` that exists.
-    pub fn locate(&self, path: &[PathSeg]) -> Option<(usize, usize)> {
-        let spans = self.spans();
-        (0..=path.len())
-            .rev()
-            .find_map(|n| spans.get(&path[..n]).copied())
-    }
-}
-
-enum Frame {
-    Map { key: Option<String> },
-    Seq { next: usize },
-}
-
-#[derive(Default)]
-struct Recorder {
-    stack: Vec<Frame>,
-    path: Vec<PathSeg>,
-    spans: HashMap<Vec<PathSeg>, (usize, usize)>,
-}
-
-impl Recorder {
-    fn at(m: &Marker) -> (usize, usize) {
-        (m.line(), m.col() + 1)
-    }
-
-    /// A node starts: returns whether it is a mapping key.
-    fn node(&mut self, mark: &Marker, scalar: Option<&str>) -> bool {
-        match self.stack.last_mut() {
-            Some(Frame::Map { key }) if key.is_none() => {
-                let k = scalar.unwrap_or("").to_owned();
-                let mut p = self.path.clone();
-                p.push(PathSeg::Key(k.clone()));
-                self.spans.entry(p).or_insert(Self::at(mark));
-                *key = Some(k);
-                true
-            }
-            Some(Frame::Map { key }) => {
-                let k = key.clone().unwrap_or_default();
-                self.path.push(PathSeg::Key(k));
-                false
-            }
-            Some(Frame::Seq { next }) => {
-                let i = *next;
-                *next += 1;
-                self.path.push(PathSeg::Index(i));
-                self.spans.insert(self.path.clone(), Self::at(mark));
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// A value node ended: pop its path step and let the parent map take the next key.
-    fn value_done(&mut self) {
-        match self.stack.last_mut() {
-            Some(Frame::Map { key }) => {
-                *key = None;
-                self.path.pop();
-            }
-            Some(Frame::Seq { .. }) => {
-                self.path.pop();
-            }
-            None => {}
-        }
-    }
-}
-
-impl MarkedEventReceiver for Recorder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        match ev {
-            Event::Scalar(s, ..) => {
-                let is_key = self.node(&mark, Some(&s));
-                let in_map = matches!(self.stack.last(), Some(Frame::Map { .. }));
-                if !is_key && in_map {
-                    self.spans.insert(self.path.clone(), Self::at(&mark));
-                }
-                if !is_key {
-                    self.value_done();
-                }
-            }
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                if self.node(&mark, None) {
-                    // A complex mapping key: not used by flag documents.
-                    self.stack.push(Frame::Seq { next: 0 });
-                    return;
-                }
-                if matches!(ev, Event::MappingStart(..)) {
-                    self.stack.push(Frame::Map { key: None });
-                } else {
-                    self.stack.push(Frame::Seq { next: 0 });
-                }
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
-                self.value_done();
-            }
-            Event::Alias(_) => {
-                let is_key = self.node(&mark, None);
-                if !is_key {
-                    self.value_done();
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-impl crate::Snapshot {
-    /// Fills in line, column and file of every diagnostic.
-    pub fn locate(&mut self, locator: &Locator, file: Option<&str>) {
-        for d in self.diagnostics_mut() {
-            if d.line.is_none() {
-                if let Some((l, c)) = locator.locate(&d.path) {
-                    d.line = Some(l);
-                    d.column = Some(c);
-                }
-            }
-            if let Some(f) = file {
-                d.file = Some(f.to_owned());
-            }
-        }
     }
 }

@@ -1,0 +1,346 @@
+//! Compiling flags: variations and their type, targets, rules, rollouts, prerequisites, and the
+//! ready-made outcome of flags that do not depend on the context.
+
+use super::{kind_of, Compiler};
+use crate::attr::AttrPath;
+use crate::diagnostic::{PathSeg, Severity};
+use crate::model::{self, Flag, FlagType, RolloutKind};
+use crate::ops::json_eq;
+use crate::packed::{Outcome, ReasonCode, Served};
+use crate::program::{
+    CompiledFlag, Prerequisite, Rollout, Rule, Serve, StrSet, Target, WeightedVariation,
+    MAX_INDEXED,
+};
+use serde_json::Value;
+
+/// A flag's variations: their values, names and the flag's type.
+struct Variations {
+    values: Vec<Value>,
+    names: Vec<Option<Box<str>>>,
+    flag_type: FlagType,
+}
+
+impl Compiler<'_> {
+    pub(super) fn flag(&mut self, key: &str, f: &Flag) -> CompiledFlag {
+        self.flag = key.to_owned();
+        self.broken = false;
+        self.path = vec![PathSeg::key("flags"), PathSeg::key(key)];
+        let Variations {
+            values,
+            names,
+            flag_type,
+        } = self.variations(f);
+        let default_index = f
+            .default
+            .as_ref()
+            .and_then(|d| values.iter().position(|v| json_eq(v, d)));
+        let n = values.len();
+        self.check_index_limits(f, n);
+        let salt = f.salt.as_deref().unwrap_or("");
+        let off = match f.off_variation {
+            Some(i) => self.variation(n, i, &[PathSeg::key("offVariation")]),
+            None => Serve::Default,
+        };
+        let prerequisites = self.prerequisites(f);
+        let targets = self.targets(f, n);
+        let rules: Vec<Rule> = (f.rules.iter().enumerate())
+            .map(|(i, r)| {
+                self.at(&[PathSeg::key("rules"), PathSeg::Index(i)], |c| {
+                    c.rule(r, n, key, salt)
+                })
+            })
+            .collect();
+        let fallthrough = match &f.fallthrough {
+            Some(s) => self.with(PathSeg::key("fallthrough"), |c| c.serve(n, s, key, salt)),
+            None if f.variants.iter().any(|v| v.weight.is_some()) => {
+                self.variant_split(f, key, salt)
+            }
+            None => Serve::Default,
+        };
+        let broken = self.broken;
+        let constant = if broken {
+            None
+        } else if !f.enabled {
+            fixed_outcome(&off, ReasonCode::Off)
+        } else if prerequisites.is_empty() && targets.is_empty() && rules.is_empty() {
+            fixed_outcome(&fallthrough, ReasonCode::Fallthrough { experiment: false })
+        } else {
+            None
+        };
+        CompiledFlag {
+            key: key.into(),
+            flag_type,
+            enabled: f.enabled,
+            values,
+            variant_names: names,
+            default: f.default.clone(),
+            default_index,
+            off,
+            fallthrough,
+            prerequisites,
+            targets,
+            rules,
+            prefix: format!("{key}.{salt}.").into_bytes().into(),
+            broken,
+            constant,
+        }
+    }
+
+    /// The variations (a bool flag without variants gets `false` and `true`), each checked
+    /// against the declared type.
+    fn variations(&mut self, f: &Flag) -> Variations {
+        let mut values: Vec<Value> = f.variants.iter().map(|v| v.value.clone()).collect();
+        let mut names: Vec<Option<Box<str>>> = f
+            .variants
+            .iter()
+            .map(|v| v.name.as_deref().map(Into::into))
+            .collect();
+        let declared = f.flag_type;
+        let inferred = values
+            .first()
+            .or(f.default.as_ref())
+            .map(FlagType::of)
+            .unwrap_or(FlagType::Bool);
+        let flag_type = declared.unwrap_or(inferred);
+        if values.is_empty() && flag_type == FlagType::Bool {
+            values = vec![Value::Bool(false), Value::Bool(true)];
+            names = vec![None, None];
+        }
+        if declared.is_some() {
+            for (i, v) in values.iter().enumerate() {
+                if !flag_type.admits(v) {
+                    self.report(
+                        Severity::Error,
+                        &[
+                            PathSeg::key("variants"),
+                            PathSeg::Index(i),
+                            PathSeg::key("value"),
+                        ],
+                        format!("value {v} is not of the flag's type {}", flag_type.as_str()),
+                    );
+                }
+            }
+            if let Some(d) = f.default.as_ref().filter(|d| !flag_type.admits(d)) {
+                self.report(
+                    Severity::Error,
+                    &[PathSeg::key("default")],
+                    format!(
+                        "default {d} is not of the flag's type {}",
+                        flag_type.as_str()
+                    ),
+                );
+            }
+        }
+        Variations {
+            values,
+            names,
+            flag_type,
+        }
+    }
+
+    /// Results carry variation, rule and prerequisite indexes as `u16` (the whole result fits
+    /// two registers): more than [`MAX_INDEXED`] of any is an error.
+    fn check_index_limits(&mut self, f: &Flag, variations: usize) {
+        for (what, len) in [
+            ("variants", variations),
+            ("rules", f.rules.len()),
+            ("prerequisites", f.prerequisites.len()),
+        ] {
+            if len > MAX_INDEXED {
+                self.report(
+                    Severity::Error,
+                    &[PathSeg::key(what)],
+                    format!("{len} {what}: at most {MAX_INDEXED} are supported"),
+                );
+            }
+        }
+    }
+
+    fn prerequisites(&mut self, f: &Flag) -> Vec<Prerequisite> {
+        f.prerequisites
+            .iter()
+            .map(|p| Prerequisite {
+                key: p.key.as_str().into(),
+                flag: self.flags.get(p.key.as_str()).copied(),
+                variation: p.variation,
+            })
+            .collect()
+    }
+
+    fn targets(&mut self, f: &Flag, n: usize) -> Vec<Target> {
+        (f.targets.iter().enumerate())
+            .map(|(i, t)| {
+                let at = [
+                    PathSeg::key("targets"),
+                    PathSeg::Index(i),
+                    PathSeg::key("variation"),
+                ];
+                Target {
+                    kind: kind_of(&t.context_kind),
+                    keys: StrSet::new(&t.values),
+                    variation: self.variation_index(n, t.variation, &at),
+                }
+            })
+            .collect()
+    }
+
+    fn rule(&mut self, r: &model::Rule, n: usize, key: &str, salt: &str) -> Rule {
+        let clauses = self.clauses(&r.clauses);
+        let percentage = r.percentage.and_then(|p| {
+            if (0.0..=100.0).contains(&p) {
+                Some(p / 100.0)
+            } else {
+                self.report(
+                    Severity::Error,
+                    &[PathSeg::key("percentage")],
+                    format!("percentage {p} is not between 0 and 100"),
+                );
+                None
+            }
+        });
+        let serve = model::Serve {
+            variation: r.variation,
+            rollout: r.rollout.clone(),
+        };
+        Rule {
+            id: r.id.as_deref().map(Into::into),
+            clauses,
+            percentage,
+            serve: self.serve(n, &serve, key, salt),
+        }
+    }
+
+    /// Variation `i` of `n` as an index, reporting a missing one at `at`.
+    fn variation_index(&mut self, n: usize, i: i64, at: &[PathSeg]) -> Option<u32> {
+        match self.variation(n, i, at) {
+            Serve::Variation(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Variant weights as an experiment over the variants, bucketed by key.
+    fn variant_split(&mut self, f: &Flag, key: &str, salt: &str) -> Serve {
+        let weights: Vec<f64> = f.variants.iter().map(|v| v.weight.unwrap_or(0.0)).collect();
+        let total: f64 = weights.iter().sum();
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || total <= 0.0 {
+            self.report(
+                Severity::Error,
+                &[PathSeg::key("variants")],
+                "variant weights must be non-negative and not all zero".to_owned(),
+            );
+            return Serve::Malformed;
+        }
+        let mut acc = 0i64;
+        let mut variations: Vec<WeightedVariation> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let weight = (w / total * 100_000.0).round() as i64;
+                acc += weight;
+                WeightedVariation {
+                    variation: Some(i as u32),
+                    weight,
+                    untracked: false,
+                }
+            })
+            .collect();
+        if let Some(last) = variations.iter_mut().rev().find(|v| v.weight > 0) {
+            last.weight += 100_000 - acc;
+        }
+        Serve::Rollout(Box::new(Rollout {
+            experiment: true,
+            bucket_by: Some(AttrPath::Key),
+            kind: crate::context::USER_KIND.into(),
+            prefix: format!("{key}.{salt}.").into_bytes().into(),
+            variations,
+        }))
+    }
+
+    fn variation(&mut self, n: usize, i: i64, at: &[PathSeg]) -> Serve {
+        match u32::try_from(i) {
+            Ok(v) if (v as usize) < n => Serve::Variation(v),
+            _ => {
+                self.lazy(
+                    at,
+                    format!("variation {i} does not exist (the flag has {n})"),
+                );
+                Serve::Malformed
+            }
+        }
+    }
+
+    fn serve(&mut self, n: usize, s: &model::Serve, key: &str, salt: &str) -> Serve {
+        match (&s.variation, &s.rollout) {
+            (Some(i), _) => self.variation(n, *i, &[PathSeg::key("variation")]),
+            (None, Some(r)) => self.with(PathSeg::key("rollout"), |c| c.rollout(n, r, key, salt)),
+            (None, None) => {
+                self.lazy(&[], "neither a variation nor a rollout".to_owned());
+                Serve::Malformed
+            }
+        }
+    }
+
+    fn rollout(&mut self, n: usize, r: &model::Rollout, key: &str, salt: &str) -> Serve {
+        if r.variations.is_empty() {
+            self.lazy(
+                &[PathSeg::key("variations")],
+                "rollout has no variations".to_owned(),
+            );
+            return Serve::Malformed;
+        }
+        let experiment = r.kind == Some(RolloutKind::Experiment);
+        let bucket_by = self.bucket_by(r.bucket_by.as_deref());
+        let mut total = 0i64;
+        let variations = r
+            .variations
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                total += w.weight;
+                let variation = self.variation_index(
+                    n,
+                    w.variation,
+                    &[
+                        PathSeg::key("variations"),
+                        PathSeg::Index(i),
+                        PathSeg::key("variation"),
+                    ],
+                );
+                WeightedVariation {
+                    variation,
+                    weight: w.weight,
+                    untracked: w.untracked,
+                }
+            })
+            .collect();
+        if total != 100_000 {
+            self.report(
+                Severity::Warning,
+                &[PathSeg::key("variations")],
+                format!("rollout weights add up to {total}, not 100000; the last variation takes what is left"),
+            );
+        }
+        let prefix = match r.seed {
+            Some(seed) => format!("{seed}."),
+            None => format!("{key}.{salt}."),
+        };
+        Serve::Rollout(Box::new(Rollout {
+            experiment,
+            bucket_by,
+            kind: kind_of(&r.context_kind),
+            prefix: prefix.into_bytes().into(),
+            variations,
+        }))
+    }
+}
+
+/// What a fixed serve (not a rollout) gives, for every context.
+fn fixed_outcome(serve: &Serve, reason: ReasonCode) -> Option<Outcome> {
+    match serve {
+        Serve::Variation(v) => u16::try_from(*v)
+            .ok()
+            .map(|v| Outcome::new(Served::Variation(v), reason)),
+        Serve::Default => Some(Outcome::new(Served::FlagDefault, reason)),
+        Serve::Rollout(_) | Serve::Malformed => None,
+    }
+}

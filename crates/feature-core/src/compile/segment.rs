@@ -1,0 +1,39 @@
+//! Compiling segments: key lists as sets, rules with their bucketing.
+
+use super::{kind_of, Compiler};
+use crate::diagnostic::PathSeg;
+use crate::model;
+use crate::program::{Segment, SegmentRule, StrSet};
+
+impl Compiler<'_> {
+    pub(super) fn segment(&mut self, key: &str, s: &model::Segment) -> Segment {
+        self.flag = format!("segment {key}");
+        self.path = vec![PathSeg::key("segments"), PathSeg::key(key)];
+        let rules = (s.rules.iter().enumerate())
+            .map(|(i, r)| {
+                self.at(&[PathSeg::key("rules"), PathSeg::Index(i)], |c| {
+                    SegmentRule {
+                        clauses: c.clauses(&r.clauses),
+                        weight: r.weight,
+                        bucket_by: c.bucket_by(r.bucket_by.as_deref()),
+                        kind: kind_of(&r.rollout_context_kind),
+                    }
+                })
+            })
+            .collect();
+        let targets = |list: &[model::SegmentTarget]| {
+            list.iter()
+                .map(|t| (t.context_kind.as_str().into(), StrSet::new(&t.values)))
+                .collect()
+        };
+        let salt = s.salt.as_deref().unwrap_or("");
+        Segment {
+            included: StrSet::new(&s.included),
+            excluded: StrSet::new(&s.excluded),
+            included_contexts: targets(&s.included_contexts),
+            excluded_contexts: targets(&s.excluded_contexts),
+            rules,
+            prefix: format!("{key}.{salt}.").into_bytes().into(),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Compiled clauses: an attribute, an operation with operands parsed ahead of time, negation.
+
+use super::sets::EqSet;
+use crate::attr::AttrPath;
+use crate::ops::{Pattern, VersionRule};
+
+/// A comparison direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    Eq,
+}
+
+impl Cmp {
+    #[inline]
+    pub(crate) fn holds(self, o: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            Cmp::Lt => o == Less,
+            Cmp::Lte => o != Greater,
+            Cmp::Gt => o == Greater,
+            Cmp::Gte => o != Less,
+            Cmp::Eq => o == Equal,
+        }
+    }
+}
+
+/// A compiled clause operation.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    In(EqSet),
+    StartsWith(Vec<Box<str>>),
+    EndsWith(Vec<Box<str>>),
+    Contains(Vec<Box<str>>),
+    Matches(Vec<Pattern>),
+    Number(Cmp, Vec<f64>),
+    Date(Cmp, Vec<f64>),
+    Version(Cmp, Vec<semver::Version>),
+    VersionRule(Vec<VersionRule>),
+    Segment(Vec<Option<u32>>),
+    Never,
+}
+
+/// A compiled clause.
+#[derive(Debug, Clone)]
+pub(crate) struct Clause {
+    pub(crate) kind: Box<str>,
+    /// `None`: the attribute reference is invalid; reaching the clause is `MALFORMED_FLAG`.
+    pub(crate) attr: Option<AttrPath>,
+    pub(crate) op: Op,
+    pub(crate) negate: bool,
+}

@@ -1,0 +1,149 @@
+//! Compiled flags: variations, targets, rules, rollouts and prerequisites, with indexes in
+//! place of keys.
+
+use super::clause::Clause;
+use super::sets::StrSet;
+use crate::attr::AttrPath;
+use crate::model::FlagType;
+use crate::packed::Outcome;
+use serde_json::Value;
+
+/// A compiled rollout.
+#[derive(Debug, Clone)]
+pub(crate) struct Rollout {
+    pub(crate) experiment: bool,
+    /// `None`: invalid `bucketBy`.
+    pub(crate) bucket_by: Option<AttrPath>,
+    pub(crate) kind: Box<str>,
+    /// Hash input prefix: `"{seed}."` or `"{flagKey}.{salt}."`.
+    pub(crate) prefix: Box<[u8]>,
+    pub(crate) variations: Vec<WeightedVariation>,
+}
+
+/// One weighted variation of a compiled rollout.
+#[derive(Debug, Clone)]
+pub(crate) struct WeightedVariation {
+    pub(crate) variation: Option<u32>,
+    pub(crate) weight: i64,
+    pub(crate) untracked: bool,
+}
+
+/// What a compiled rule, target or fallthrough serves.
+#[derive(Debug, Clone)]
+pub(crate) enum Serve {
+    Variation(u32),
+    Default,
+    Rollout(Box<Rollout>),
+    Malformed,
+}
+
+/// Most variants, rules and prerequisites a flag may have: evaluation results index them with
+/// a `u16`.
+pub(crate) const MAX_INDEXED: usize = u16::MAX as usize + 1;
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) id: Option<Box<str>>,
+    pub(crate) clauses: Vec<Clause>,
+    /// Rule percentage as a bucket threshold in `[0, 1]`, with the hash prefix it uses.
+    pub(crate) percentage: Option<f64>,
+    pub(crate) serve: Serve,
+}
+
+/// A compiled individual target list.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) kind: Box<str>,
+    pub(crate) keys: StrSet,
+    pub(crate) variation: Option<u32>,
+}
+
+/// A compiled prerequisite.
+#[derive(Debug, Clone)]
+pub(crate) struct Prerequisite {
+    pub(crate) key: Box<str>,
+    pub(crate) flag: Option<u32>,
+    pub(crate) variation: i64,
+}
+
+/// A flag compiled for evaluation.
+#[derive(Debug, Clone)]
+pub struct CompiledFlag {
+    pub(crate) key: Box<str>,
+    pub(crate) flag_type: FlagType,
+    pub(crate) enabled: bool,
+    pub(crate) values: Vec<Value>,
+    pub(crate) variant_names: Vec<Option<Box<str>>>,
+    pub(crate) default: Option<Value>,
+    pub(crate) default_index: Option<usize>,
+    pub(crate) off: Serve,
+    pub(crate) fallthrough: Serve,
+    pub(crate) prerequisites: Vec<Prerequisite>,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) rules: Vec<Rule>,
+    /// `"{key}.{salt}."`: the hash prefix of rule percentages.
+    pub(crate) prefix: Box<[u8]>,
+    /// A whole-flag compile error: every evaluation is `MALFORMED_FLAG`.
+    pub(crate) broken: bool,
+    /// The outcome for every context, when it does not depend on the context (an off flag, or
+    /// an on flag without prerequisites, targets or rules serving a fixed variation).
+    pub(crate) constant: Option<Outcome>,
+}
+
+impl CompiledFlag {
+    pub(crate) fn broken(key: &str) -> Self {
+        CompiledFlag {
+            key: key.into(),
+            flag_type: FlagType::Json,
+            enabled: false,
+            values: Vec::new(),
+            variant_names: Vec::new(),
+            default: None,
+            default_index: None,
+            off: Serve::Malformed,
+            fallthrough: Serve::Malformed,
+            prerequisites: Vec::new(),
+            targets: Vec::new(),
+            rules: Vec::new(),
+            prefix: Box::default(),
+            broken: true,
+            constant: None,
+        }
+    }
+
+    /// The flag's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The flag's value type.
+    pub fn flag_type(&self) -> FlagType {
+        self.flag_type
+    }
+
+    /// Whether targeting is on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The values of the flag's variations, by index.
+    pub fn variations(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// The name of variation `index`, when it has one.
+    pub fn variation_name(&self, index: usize) -> Option<&str> {
+        self.variant_names.get(index).and_then(|n| n.as_deref())
+    }
+
+    /// Whether the flag failed to compile as a whole (it evaluates to `MALFORMED_FLAG`).
+    pub fn is_malformed(&self) -> bool {
+        self.broken
+    }
+
+    /// The rule id of rule `index`, when it has one.
+    pub fn rule_id(&self, index: usize) -> Option<&str> {
+        self.rules.get(index).and_then(|r| r.id.as_deref())
+    }
+}

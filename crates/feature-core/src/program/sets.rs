@@ -1,0 +1,158 @@
+//! String sets and key tables: the lookups evaluation makes (flag keys, `in` lists, targets,
+//! segment members).
+
+use crate::ops::{json_eq, str_eq};
+use serde_json::Value;
+
+/// A set of strings: a short list scanned linearly, a longer one hashed.
+#[derive(Debug, Clone)]
+pub(crate) enum StrSet {
+    Small(Vec<Box<str>>),
+    Large(Box<[Box<str>]>, KeyTable),
+}
+
+impl StrSet {
+    pub(crate) fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> StrSet {
+        let mut v: Vec<Box<str>> = items.into_iter().map(|s| s.as_ref().into()).collect();
+        if v.len() <= 8 {
+            StrSet::Small(v)
+        } else {
+            v.sort_unstable();
+            v.dedup();
+            let table = KeyTable::new(v.iter().map(|s| &**s));
+            StrSet::Large(v.into_boxed_slice(), table)
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn contains(&self, s: &str) -> bool {
+        match self {
+            StrSet::Small(v) => v.iter().any(|x| str_eq(x, s)),
+            StrSet::Large(keys, table) => table.contains(s, keys),
+        }
+    }
+}
+
+/// Distinct strings by position: an open-addressing table of `(hash tag, position)` pairs,
+/// probed linearly, at most half full. A lookup hashes the key once, usually reads one slot, and
+/// compares the key inline ([`str_eq`]) only when the 32-bit tags agree: cheaper than a
+/// general-purpose map for the lookups evaluation makes (flag keys, `in` lists, targets).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyTable {
+    /// `(tag, position + 1)`; `(_, 0)` is an empty slot.
+    slots: Box<[(u32, u32)]>,
+}
+
+impl KeyTable {
+    /// Indexes `keys`, which must be distinct, by position.
+    pub(crate) fn new<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> KeyTable {
+        let capacity = (keys.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![(0u32, 0u32); capacity].into_boxed_slice();
+        let mask = capacity - 1;
+        for (position, key) in keys.enumerate() {
+            let (tag, mut i) = KeyTable::locate(key, mask);
+            while slots[i].1 != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (tag, position as u32 + 1);
+        }
+        KeyTable { slots }
+    }
+
+    /// The tag of `key` and its home slot.
+    #[inline]
+    fn locate(key: &str, mask: usize) -> (u32, usize) {
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, key.as_bytes());
+        let h = std::hash::Hasher::finish(&h);
+        ((h >> 32) as u32, h as usize & mask)
+    }
+
+    /// Whether `key` is one of `keys` (the keys the table was built from).
+    #[inline(never)]
+    fn contains(&self, key: &str, keys: &[Box<str>]) -> bool {
+        self.get(key, |i| &keys[i]).is_some()
+    }
+
+    /// The position of `key`, where `key_at` gives the key at a position.
+    #[inline]
+    pub(crate) fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> &'k str) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let (tag, mut i) = KeyTable::locate(key, mask);
+        loop {
+            let (t, p) = self.slots[i];
+            if p == 0 {
+                return None;
+            }
+            if t == tag && str_eq(key_at(p as usize - 1), key) {
+                return Some(p - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// The equality operand of `eq` / `in`, split by type.
+#[derive(Debug, Clone)]
+pub(crate) struct EqSet {
+    pub(crate) strings: StrSet,
+    pub(crate) numbers: Vec<f64>,
+    pub(crate) bools: [bool; 2],
+    pub(crate) others: Vec<Value>,
+}
+
+impl EqSet {
+    pub(crate) fn new(values: &[Value]) -> EqSet {
+        let mut strings = Vec::new();
+        let mut numbers = Vec::new();
+        let mut bools = [false; 2];
+        let mut others = Vec::new();
+        for v in values {
+            match v {
+                Value::String(s) => strings.push(s.as_str()),
+                Value::Number(n) => numbers.extend(n.as_f64()),
+                Value::Bool(b) => bools[*b as usize] = true,
+                Value::Null => {}
+                other => others.push(other.clone()),
+            }
+        }
+        EqSet {
+            strings: StrSet::new(strings),
+            numbers,
+            bools,
+            others,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.strings.contains(s),
+            Value::Number(n) => n.as_f64().is_some_and(|f| self.numbers.contains(&f)),
+            Value::Bool(b) => self.bools[*b as usize],
+            Value::Null => false,
+            other => self.others.iter().any(|o| json_eq(o, other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_string_sets_hold_exactly_their_members() {
+        let members: Vec<String> = (0..50)
+            .map(|i| format!("m{i}"))
+            .chain(["m1".into()])
+            .collect();
+        let set = StrSet::new(&members);
+        assert!(matches!(set, StrSet::Large(..)));
+        for m in &members {
+            assert!(set.contains(m));
+        }
+        for other in ["", "m", "m50", "M1", "m1 "] {
+            assert!(!set.contains(other), "{other}");
+        }
+    }
+}
