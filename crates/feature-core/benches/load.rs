@@ -104,7 +104,7 @@ fn benches(c: &mut Criterion, yaml: &str, json: &str) {
 
 fn main() {
     let yaml = generated_document(FLAGS);
-    let value: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("YAML");
+    let value: serde_json::Value = serde_saphyr::from_str(&yaml).expect("YAML");
     let json = serde_json::to_string(&value).expect("JSON");
     drop(value);
 
@@ -144,7 +144,7 @@ fn main() {
     for (name, text, format) in [("YAML", &yaml, Format::Yaml), ("JSON", &json, Format::Json)] {
         let t = Instant::now();
         let value: serde_json::Value = match format {
-            Format::Yaml => serde_yaml_ng::from_str(text).expect("YAML"),
+            Format::Yaml => serde_saphyr::from_str(text).expect("YAML"),
             Format::Json => serde_json::from_str(text).expect("JSON"),
         };
         let text_parse = t.elapsed();

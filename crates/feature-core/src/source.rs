@@ -78,6 +78,35 @@ impl Parsed {
     }
 }
 
+/// The YAML reader's limits for `text`: the work it may do (events, nodes, events replayed by
+/// aliases) is bounded by a small multiple of the text's length, so a document of anchors and
+/// aliases cannot expand into more than the text itself could hold (an "alias bomb" is refused
+/// with a located error instead of taking memory and seconds). Only `true` and `false` are
+/// booleans (`on`, `off`, `yes`, `no` stay strings, as in YAML 1.2).
+fn yaml_options(text: &str) -> serde_saphyr::Options {
+    let linear = text.len().saturating_add(1024);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = budget.max_events.max(linear);
+    budget.max_nodes = budget.max_nodes.max(linear);
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(linear);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = linear;
+    options.strict_booleans = true;
+    options
+}
+
+/// The first line of a YAML error, without the location the [`ParseError`] carries apart.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.split_once(": ") {
+        Some((at, rest)) if at.starts_with("line ") => rest.to_owned(),
+        _ => first.to_owned(),
+    }
+}
+
 /// Reads a flag document from text.
 pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> {
     let value: Value = match format {
@@ -88,19 +117,18 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
             message: e.to_string(),
         })?,
         Format::Yaml => {
-            let v: Value = serde_yaml_ng::from_str(text).map_err(|e| {
+            serde_saphyr::from_str_with_options(text, yaml_options(text)).map_err(|e| {
                 let (line, column) = e
                     .location()
-                    .map(|l| (l.line(), l.column()))
+                    .map(|l| (l.line() as usize, l.column() as usize))
                     .unwrap_or((1, 1));
                 ParseError {
                     file: None,
                     line,
                     column,
-                    message: e.to_string(),
+                    message: yaml_message(&e),
                 }
-            })?;
-            v
+            })?
         }
     };
     let locator = Locator::new(text);
