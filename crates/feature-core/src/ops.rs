@@ -644,14 +644,14 @@ mod tests {
         let mut simple = 0;
         for _ in 0..3000 {
             let mut pattern = String::new();
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 pattern.push('^');
             }
             for _ in 0..rng.next() % 6 {
                 pattern.push_str(rng.pick(&atoms));
                 pattern.push_str(rng.pick(&quantifiers));
             }
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 pattern.push('$');
             }
             let regex = regex::Regex::new(&pattern).unwrap();

@@ -121,7 +121,7 @@ fn push_flag(out: &mut String, key: &str, i: usize, previous: Option<&str>) {
     let _ = writeln!(out, "  {key}:");
     match i % 8 {
         0 => {
-            let _ = writeln!(out, "    type: bool\n    default: {}", i % 3 == 0);
+            let _ = writeln!(out, "    type: bool\n    default: {}", i.is_multiple_of(3));
         }
         1 => {
             let _ = writeln!(
