@@ -80,3 +80,10 @@ ensure_tansu() {
 
 # The open-source Unleash server, for the Unleash provider's tests (needs PostgreSQL and Node).
 . "$(dirname "${BASH_SOURCE[0]}")/unleash.sh"
+
+# cargo-hack builds each crate with each of its features alone and with none.
+ensure_cargo_hack() {
+  command -v cargo-hack >/dev/null 2>&1 && return 0
+  echo "installing cargo-hack" >&2
+  cargo install --locked --quiet cargo-hack
+}

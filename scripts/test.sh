@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every check and every test of the workspace: formatting, lints, unit, integration,
-# conformance and doc tests. Starts PostgreSQL and Redis first when they are not running,
+# Every check and every test of the workspace: formatting, lints, API docs, each feature alone,
+# the minimum Rust version, unit, integration, conformance and doc tests. Starts PostgreSQL and Redis first when they are not running,
 # installs promtool and the tansu Kafka broker the observability tests use, and starts the
-# open-source Unleash server (from npm) the Unleash provider's tests use.
+# open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/services.sh
@@ -12,11 +12,18 @@ ensure_unleash
 ensure_redis
 ensure_promtool
 ensure_tansu
+ensure_cargo_hack
 export FEATURE_TEST_POSTGRES_URL=${FEATURE_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}
 export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# API docs build without warnings (broken links, missing docs).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+# Each crate builds with each of its features alone, and with none.
+cargo hack check --workspace --each-feature --no-dev-deps --quiet
+# The declared minimum Rust version holds for every dependency a user compiles.
+python3 scripts/check-msrv.py
 # The middleware examples test themselves (a server on 127.0.0.1, a few requests) and exit.
 for example in http grpc; do
   cargo run -q -p feature --all-features --example "$example" -- --once
