@@ -63,5 +63,5 @@ pub use rows::{
 pub use sync::{Event, Loaded, Notice, Source, SyncOptions, SyncProvider};
 pub use write::{
     check_name, now_rfc3339, validate_flag, validate_segment, Action, FlagStore, HistoryEntry,
-    WriteError, Written, MAX_NAME_LEN,
+    IfMissing, WriteError, Written, MAX_NAME_LEN,
 };
