@@ -24,10 +24,10 @@ use feature_core::provider::{Provider, ProviderError, ProviderState};
 use feature_core::{Context, ErrorKind, ReasonKind, Snapshot, ValueKind};
 use feature_launchdarkly::{LaunchDarklyError, LaunchDarklyProvider, Mode};
 use feature_store::testing::RecordingSink;
+use feature_testdata::launchdarkly::{data_sets, run, Case, Outcome, ValueType};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -628,125 +628,65 @@ async fn malformed_events_make_the_stream_reconnect() {
 
 // ---------------------------------------------------------------- contract data
 
-fn contract_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../feature-core/tests/data/launchdarkly/server-side-eval")
-}
-
-/// The caller's default the harness uses when a case gives none.
-fn inferred_default(sdk: &Value, flag: &str) -> Value {
-    match sdk["flags"][flag]["variations"].get(0) {
-        Some(Value::Bool(_)) => json!(false),
-        Some(Value::Number(_)) => json!(0),
-        Some(Value::String(_)) => json!(""),
-        _ => Value::Null,
-    }
-}
-
 /// One case as LaunchDarkly's typed accessors would answer it: value, variation, reason.
-fn run_case(snap: &Snapshot, sdk: &Value, case: &Value) -> Value {
-    let key = case["flagKey"].as_str().unwrap_or_default();
-    let default = case
-        .get("default")
-        .cloned()
-        .unwrap_or_else(|| inferred_default(sdk, key));
-    let kind = match case["valueType"].as_str() {
-        Some("bool") => ValueKind::Bool,
-        Some("int") => ValueKind::Int,
-        Some("double") => ValueKind::Float,
-        Some("string") => ValueKind::String,
-        _ => ValueKind::Any,
+fn evaluate(snap: &Snapshot, case: &Case) -> Outcome {
+    let key = case.flag_key.as_str();
+    let kind = match case.value_type {
+        ValueType::Bool => ValueKind::Bool,
+        ValueType::Int => ValueKind::Int,
+        ValueType::Double => ValueKind::Float,
+        ValueType::String => ValueKind::String,
+        ValueType::Any => ValueKind::Any,
     };
-    let eval = match Context::from_json(&case["context"]) {
+    let eval = match Context::from_json(&case.context) {
         Ok(c) => snap
             .evaluate(key, &c)
             .expect(kind)
-            .to_evaluation(key, default),
-        Err(_) => feature_core::Evaluation::error(key, default, ErrorKind::UserNotSpecified),
-    };
-    let value = match (kind, &eval.value) {
-        (ValueKind::Int, Value::Number(n)) => json!(n.as_f64().unwrap_or(0.0).trunc() as i64),
-        _ => eval.value.clone(),
-    };
-    json!({"value": value, "variationIndex": eval.variation_index,
-           "reason": serde_json::to_value(&eval.reason).unwrap()})
-}
-
-/// JSON equality with numbers compared as numbers (`1` equals `1.0`).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            .to_evaluation(key, case.default.clone()),
+        Err(_) => {
+            feature_core::Evaluation::error(key, case.default.clone(), ErrorKind::UserNotSpecified)
         }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
-        }
-        _ => a == b,
+    };
+    Outcome {
+        value: case.value_type.returned(eval.value),
+        variation_index: eval.variation_index,
+        reason: serde_json::to_value(&eval.reason).unwrap(),
     }
 }
 
 #[tokio::test]
 async fn launchdarkly_contract_data_through_the_provider() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(contract_dir())
-        .expect("the LaunchDarkly contract data is missing")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 27, "expected the 27 contract data files");
+    let sets = data_sets();
     let server = Server::start(json!({})).await;
-    let (mut passed, mut failed, mut documents) = (0, 0, 0);
-    let mut failures = Vec::new();
-    for file in &files {
-        let fname = file.file_name().unwrap().to_string_lossy().to_string();
-        let docs: Vec<Value> =
-            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        for doc in &docs {
-            let sdk = &doc["sdkData"];
-            server.set_data(sdk.clone());
-            // Alternate the two ways data arrives.
-            let mode = if documents % 2 == 0 {
-                Mode::Streaming
-            } else {
-                Mode::Polling {
-                    interval: Duration::from_secs(30),
-                }
-            };
-            documents += 1;
-            let p = server.provider(mode);
-            let sink = RecordingSink::new();
-            p.start(sink.clone()).await.unwrap();
-            // The contract data has no item that cannot be imported.
-            assert_eq!(p.status().state, ProviderState::Ready, "{fname}");
-            let snap = snapshot(&sink);
-            for case in doc["evaluations"].as_array().unwrap() {
-                let got = run_case(&snap, sdk, case);
-                let mut want = case["expect"].clone();
-                if want.get("variationIndex").is_none() {
-                    want["variationIndex"] = Value::Null;
-                }
-                if same(&got, &want) {
-                    passed += 1;
-                } else {
-                    failed += 1;
-                    failures.push(format!(
-                        "{fname}: {} / {} ({mode:?})\n  want {want}\n  got  {got}",
-                        doc["name"].as_str().unwrap_or(""),
-                        case["name"].as_str().unwrap_or("")
-                    ));
-                }
+    // Each data set is served by the stand-in and received by a provider, alternating the two
+    // ways data arrives; the snapshot the provider publishes is what the cases evaluate.
+    let mut snapshots = Vec::with_capacity(sets.len());
+    for set in &sets {
+        server.set_data(set.sdk_data.clone());
+        let mode = if set.index % 2 == 0 {
+            Mode::Streaming
+        } else {
+            Mode::Polling {
+                interval: Duration::from_secs(30),
             }
-            p.close().await;
-            server.drop_streams();
-        }
+        };
+        let p = server.provider(mode);
+        let sink = RecordingSink::new();
+        p.start(sink.clone()).await.unwrap();
+        // The contract data has no item that cannot be imported.
+        assert_eq!(
+            p.status().state,
+            ProviderState::Ready,
+            "{}: {} ({mode:?})",
+            set.file,
+            set.name
+        );
+        snapshots.push(snapshot(&sink));
+        p.close().await;
+        server.drop_streams();
     }
-    for f in failures.iter().take(40) {
-        eprintln!("{f}");
-    }
-    println!(
-        "launchdarkly contract data through the provider: {documents} data sets, {passed} passed, {failed} failed"
-    );
-    assert_eq!(passed + failed, 728, "expected 728 evaluations");
-    assert_eq!(failed, 0, "{failed} contract cases failed");
+    let report = run(&sets, |set, case| evaluate(&snapshots[set.index], case));
+    println!("launchdarkly contract data through the provider (even data sets streamed, odd ones polled): {report}");
+    assert_eq!(report.cases, 728, "expected 728 evaluations");
+    report.assert_all_passed();
 }

@@ -8,7 +8,6 @@ use feature_core::provider::{Provider, ProviderError, ProviderStatus, Sink};
 use feature_store::{Event, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider};
 use serde::Deserialize;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -246,49 +245,10 @@ impl PostgresBuilder {
         self
     }
 
-    /// How long `start` tries the database before falling back (default 5 s).
-    pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.options.start_timeout = timeout;
-        self
-    }
-
-    /// Time limit of each later operation (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = timeout;
-        self
-    }
-
-    /// How often the audit log's last revision is checked for missed changes (default 30 s).
-    pub fn refresh_interval(mut self, every: Duration) -> Self {
-        self.options.refresh_interval = every;
-        self
-    }
-
-    /// Reconnection delays: from `initial`, doubling, capped at `max`, with jitter
-    /// (default 200 ms to 30 s).
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.options.backoff_initial = initial;
-        self.options.backoff_max = max;
-        self
-    }
-
-    /// Writes the last good flags to `path` and serves them when the database is down at start.
-    pub fn snapshot_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.snapshot_path = Some(path.into());
-        self
-    }
-
-    /// Serves this flag file when the database is down at start and no snapshot exists.
-    pub fn bootstrap_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.bootstrap_file = Some(path.into());
-        self
-    }
-
-    /// All engine settings at once.
-    pub fn options(mut self, options: SyncOptions) -> Self {
-        self.options = options;
-        self
-    }
+    feature_store::sync_option_setters!(
+        store: "the database",
+        revision: "the audit log's last revision",
+    );
 
     /// Checks the URL and table name; connects only when started.
     pub fn build(self) -> Result<PostgresProvider, PostgresError> {

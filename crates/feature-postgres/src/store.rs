@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
 use feature_store::{
     check_name, flag_definition, segment_definition, validate_flag, validate_segment, FlagStore,
-    HistoryEntry, ItemKind, Row, WriteError, Written,
+    HistoryEntry, IfMissing, ItemKind, Row, WriteError, Written,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -181,6 +181,18 @@ impl Db {
     }
 }
 
+/// A new definition for an item, as [`PostgresStore::replace`] writes it.
+struct Replacement<'a> {
+    kind: ItemKind,
+    key: &'a str,
+    definition: Value,
+    /// The write is refused unless the stored item has this version.
+    expected_version: Option<u64>,
+    /// Who makes the change.
+    actor: &'a str,
+    if_missing: IfMissing,
+}
+
 /// Flags and segments in PostgreSQL, written with an audit trail. See the [crate docs](crate).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -293,19 +305,23 @@ impl PostgresStore {
             .map_err(store_err("write"))
     }
 
-    /// Replaces (or, for segments, creates) an item; conditional on `expected`.
-    async fn replace(
-        &self,
-        kind: ItemKind,
-        key: &str,
-        definition: Value,
-        expected: Option<u64>,
-        actor: &str,
-        upsert: bool,
-    ) -> Result<Written, WriteError> {
+    /// Writes `r`: replaces the item (or creates it, if so asked), unless its version is not
+    /// the expected one.
+    async fn replace(&self, r: Replacement<'_>) -> Result<Written, WriteError> {
+        let Replacement {
+            kind,
+            key,
+            definition,
+            expected_version: expected,
+            actor,
+            if_missing,
+        } = r;
         let sql = self.db.sql.item(kind);
         let mut tx = self.begin(actor, "").await?;
-        let query = if upsert { &sql.upsert } else { &sql.update };
+        let query = match if_missing {
+            IfMissing::Fail => &sql.update,
+            IfMissing::Create => &sql.upsert,
+        };
         let written = sqlx::query(query)
             .bind(key)
             .bind(&definition)
@@ -486,14 +502,14 @@ impl FlagStore for PostgresStore {
     async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
         validate_flag(flag)?;
         self.timed("update", async {
-            self.replace(
-                ItemKind::Flag,
-                &flag.key,
-                flag_definition(flag),
-                flag.version,
+            self.replace(Replacement {
+                kind: ItemKind::Flag,
+                key: &flag.key,
+                definition: flag_definition(flag),
+                expected_version: flag.version,
                 actor,
-                false,
-            )
+                if_missing: IfMissing::Fail,
+            })
             .await
         })
         .await
@@ -515,14 +531,14 @@ impl FlagStore for PostgresStore {
     async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError> {
         validate_segment(segment)?;
         self.timed("put segment", async {
-            self.replace(
-                ItemKind::Segment,
-                &segment.key,
-                segment_definition(segment),
-                segment.version,
+            self.replace(Replacement {
+                kind: ItemKind::Segment,
+                key: &segment.key,
+                definition: segment_definition(segment),
+                expected_version: segment.version,
                 actor,
-                true,
-            )
+                if_missing: IfMissing::Create,
+            })
             .await
         })
         .await

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
 use feature_store::{
     check_name, flag_definition, now_rfc3339, segment_definition, validate_flag, validate_segment,
-    FlagStore, HistoryEntry, ItemKind, Row, WriteError, Written,
+    Action, FlagStore, HistoryEntry, IfMissing, ItemKind, Row, WriteError, Written,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
@@ -119,6 +119,32 @@ enum Cas {
     Changed,
 }
 
+/// The definition a [`Modification`] writes.
+#[derive(Clone, Copy)]
+enum NewDefinition<'a> {
+    /// This one.
+    Fixed(&'a Value),
+    /// Derived from the stored one.
+    Edit(&'a (dyn Fn(&Row) -> Value + Sync)),
+    /// None: the item is deleted.
+    Delete,
+}
+
+/// One read-modify-write of an item, as [`RedisStore::modify`] makes it.
+#[derive(Clone, Copy)]
+struct Modification<'a> {
+    kind: ItemKind,
+    key: &'a str,
+    /// Who makes the change.
+    actor: &'a str,
+    /// What the audit stream records (`create` when the item did not exist).
+    action: Action,
+    /// The change is refused unless the stored item has this version.
+    expected_version: Option<u64>,
+    if_missing: IfMissing,
+    definition: NewDefinition<'a>,
+}
+
 impl RedisStore {
     /// A store at `url` under `prefix` (connects on first use).
     pub fn new(url: &str, prefix: &str) -> Result<RedisStore, RedisError> {
@@ -195,7 +221,7 @@ impl RedisStore {
         expected: Option<&str>,
         new: Option<&Envelope>,
         version: u64,
-        action: &str,
+        action: Action,
         actor: &str,
     ) -> Result<Cas, WriteError> {
         let mut c = self.conn.get().await.map_err(store_err("write"))?;
@@ -209,7 +235,7 @@ impl RedisStore {
             .arg(new.map(Envelope::to_json).unwrap_or_default())
             .arg(version)
             .arg(kind.as_str())
-            .arg(action)
+            .arg(action.as_str())
             .arg(actor)
             .arg(now_rfc3339())
             .arg(&self.keys.channel)
@@ -232,25 +258,23 @@ impl RedisStore {
         Ok(v.unwrap_or(0))
     }
 
-    /// Read-modify-write of one item, retried when another writer got in between: the new
-    /// definition is `new_definition`, else `change(current)`; `None` for both deletes.
-    #[allow(clippy::too_many_arguments)]
-    async fn modify(
-        &self,
-        kind: ItemKind,
-        key: &str,
-        actor: &str,
-        action: &str,
-        expected_version: Option<u64>,
-        create_if_missing: bool,
-        change: impl Fn(&Row) -> Option<Value>,
-        new_definition: Option<&Value>,
-    ) -> Result<Written, WriteError> {
+    /// Makes `m`: reads the item and writes it back, retried when another writer got in
+    /// between.
+    async fn modify(&self, m: Modification<'_>) -> Result<Written, WriteError> {
+        let Modification {
+            kind,
+            key,
+            actor,
+            action,
+            expected_version,
+            if_missing,
+            definition,
+        } = m;
         check_name("actor", actor)?;
         for _ in 0..RETRIES {
             let cur = self.current(kind, key).await?;
             let (expected_raw, base_version, next) = match &cur {
-                None if !create_if_missing => {
+                None if if_missing == IfMissing::Fail => {
                     return Err(WriteError::NotFound {
                         kind,
                         key: key.to_owned(),
@@ -259,7 +283,10 @@ impl RedisStore {
                 None => (
                     None,
                     self.last_version(kind, key).await?,
-                    new_definition.cloned(),
+                    match definition {
+                        NewDefinition::Fixed(d) => Some(d.clone()),
+                        NewDefinition::Edit(_) | NewDefinition::Delete => None,
+                    },
                 ),
                 Some((raw, row)) => {
                     if let Some(v) = expected_version {
@@ -272,11 +299,12 @@ impl RedisStore {
                             });
                         }
                     }
-                    let next = match new_definition {
-                        Some(d) => Some(d.clone()),
-                        None => change(row),
+                    let next = match definition {
+                        NewDefinition::Fixed(d) => Some(d.clone()),
+                        NewDefinition::Edit(edit) => Some(edit(row)),
+                        NewDefinition::Delete => None,
                     };
-                    if action != "delete" && next.as_ref() == Some(&row.definition) {
+                    if action != Action::Delete && next.as_ref() == Some(&row.definition) {
                         return Ok(Written {
                             kind,
                             key: key.to_owned(),
@@ -295,7 +323,11 @@ impl RedisStore {
                 updated_by: Some(actor.to_owned()),
                 definition,
             });
-            let action = if cur.is_none() { "create" } else { action };
+            let action = if cur.is_none() {
+                Action::Create
+            } else {
+                action
+            };
             match self
                 .cas(
                     kind,
@@ -342,10 +374,6 @@ impl RedisStore {
             source: "too many concurrent writers to the same item".into(),
         })
     }
-}
-
-fn same(_: &Row) -> Option<Value> {
-    None
 }
 
 #[async_trait]
@@ -397,7 +425,7 @@ impl FlagStore for RedisStore {
                     None,
                     Some(&env),
                     version,
-                    "create",
+                    Action::Create,
                     actor,
                 )
                 .await?
@@ -428,35 +456,29 @@ impl FlagStore for RedisStore {
     async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
         validate_flag(flag)?;
         let def = flag_definition(flag);
-        self.run("update", || {
-            self.modify(
-                ItemKind::Flag,
-                &flag.key,
-                actor,
-                "update",
-                flag.version,
-                false,
-                same,
-                Some(&def),
-            )
-        })
-        .await
+        let m = Modification {
+            kind: ItemKind::Flag,
+            key: &flag.key,
+            actor,
+            action: Action::Update,
+            expected_version: flag.version,
+            if_missing: IfMissing::Fail,
+            definition: NewDefinition::Fixed(&def),
+        };
+        self.run("update", || self.modify(m)).await
     }
 
     async fn delete(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
-        self.run("delete", || {
-            self.modify(
-                ItemKind::Flag,
-                key,
-                actor,
-                "delete",
-                None,
-                false,
-                same,
-                None,
-            )
-        })
-        .await
+        let m = Modification {
+            kind: ItemKind::Flag,
+            key,
+            actor,
+            action: Action::Delete,
+            expected_version: None,
+            if_missing: IfMissing::Fail,
+            definition: NewDefinition::Delete,
+        };
+        self.run("delete", || self.modify(m)).await
     }
 
     async fn enable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
@@ -467,12 +489,18 @@ impl FlagStore for RedisStore {
                     m.remove("enabled");
                 }
             }
-            Some(d)
+            d
         };
-        self.run("enable", || {
-            self.modify(ItemKind::Flag, key, actor, "enable", None, false, on, None)
-        })
-        .await
+        let m = Modification {
+            kind: ItemKind::Flag,
+            key,
+            actor,
+            action: Action::Enable,
+            expected_version: None,
+            if_missing: IfMissing::Fail,
+            definition: NewDefinition::Edit(&on),
+        };
+        self.run("enable", || self.modify(m)).await
     }
 
     async fn disable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
@@ -481,55 +509,46 @@ impl FlagStore for RedisStore {
             if let Value::Object(m) = &mut d {
                 m.insert("enabled".into(), Value::Bool(false));
             }
-            Some(d)
+            d
         };
-        self.run("disable", || {
-            self.modify(
-                ItemKind::Flag,
-                key,
-                actor,
-                "disable",
-                None,
-                false,
-                off,
-                None,
-            )
-        })
-        .await
+        let m = Modification {
+            kind: ItemKind::Flag,
+            key,
+            actor,
+            action: Action::Disable,
+            expected_version: None,
+            if_missing: IfMissing::Fail,
+            definition: NewDefinition::Edit(&off),
+        };
+        self.run("disable", || self.modify(m)).await
     }
 
     async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError> {
         validate_segment(segment)?;
         let def = segment_definition(segment);
-        self.run("put segment", || {
-            self.modify(
-                ItemKind::Segment,
-                &segment.key,
-                actor,
-                "update",
-                segment.version,
-                true,
-                same,
-                Some(&def),
-            )
-        })
-        .await
+        let m = Modification {
+            kind: ItemKind::Segment,
+            key: &segment.key,
+            actor,
+            action: Action::Update,
+            expected_version: segment.version,
+            if_missing: IfMissing::Create,
+            definition: NewDefinition::Fixed(&def),
+        };
+        self.run("put segment", || self.modify(m)).await
     }
 
     async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
-        self.run("delete segment", || {
-            self.modify(
-                ItemKind::Segment,
-                key,
-                actor,
-                "delete",
-                None,
-                false,
-                same,
-                None,
-            )
-        })
-        .await
+        let m = Modification {
+            kind: ItemKind::Segment,
+            key,
+            actor,
+            action: Action::Delete,
+            expected_version: None,
+            if_missing: IfMissing::Fail,
+            definition: NewDefinition::Delete,
+        };
+        self.run("delete segment", || self.modify(m)).await
     }
 
     async fn history(

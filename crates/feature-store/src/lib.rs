@@ -6,6 +6,7 @@
 //! | item | what it is for |
 //! |---|---|
 //! | [`SyncProvider`], [`Source`] | the provider engine: start with a timeout, fall back to disk, follow change notices, reconnect with [`Backoff`] and reload fully |
+//! | [`sync_option_setters!`] | the builder methods that set a provider's [`SyncOptions`] (`start_timeout`, `backoff`, `snapshot_path`, ...) |
 //! | [`FlagStore`] | the write API (create / update / delete / enable / disable, segments, history), each change made by a named actor and audited |
 //! | [`diff`], [`push`] | synchronising a flag document into any [`FlagStore`] |
 //! | [`Rows`] | stored rows → snapshot, skipping (and reporting by key) rows that cannot be used |
@@ -45,6 +46,7 @@
 )]
 
 mod backoff;
+mod builder;
 pub mod disk;
 mod push;
 mod rows;
@@ -61,5 +63,5 @@ pub use rows::{
 pub use sync::{Event, Loaded, Notice, Source, SyncOptions, SyncProvider};
 pub use write::{
     check_name, now_rfc3339, validate_flag, validate_segment, Action, FlagStore, HistoryEntry,
-    WriteError, Written, MAX_NAME_LEN,
+    IfMissing, WriteError, Written, MAX_NAME_LEN,
 };

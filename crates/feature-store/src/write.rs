@@ -47,6 +47,16 @@ impl fmt::Display for Action {
     }
 }
 
+/// What a write does when the item does not exist yet: for [`FlagStore`] implementations,
+/// where `update` refuses a missing flag and `put_segment` creates the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// Fail with [`WriteError::NotFound`].
+    Fail,
+    /// Create the item.
+    Create,
+}
+
 /// The result of a write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
