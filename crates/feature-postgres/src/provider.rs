@@ -127,7 +127,7 @@ impl Source for PgSource {
             .execute(&mut *tx)
             .await
             .map_err(backend("load"))?;
-        let revision: i64 = sqlx::query_scalar(&self.db.sql.revision)
+        let revision: i64 = sqlx::query_scalar(self.db.sql.revision.clone())
             .fetch_one(&mut *tx)
             .await
             .map_err(backend("load"))?;
@@ -156,7 +156,7 @@ impl Source for PgSource {
             if wanted.is_empty() {
                 continue;
             }
-            let found = sqlx::query(&self.db.sql.item(kind).some)
+            let found = sqlx::query(self.db.sql.item(kind).some.clone())
                 .bind(&wanted)
                 .fetch_all(&self.db.pool)
                 .await
@@ -175,7 +175,7 @@ impl Source for PgSource {
     }
 
     async fn revision(&self, _session: &mut PgSession) -> Result<Option<u64>, ProviderError> {
-        let r: i64 = sqlx::query_scalar(&self.db.sql.revision)
+        let r: i64 = sqlx::query_scalar(self.db.sql.revision.clone())
             .fetch_one(&self.db.pool)
             .await
             .map_err(backend("revision"))?;

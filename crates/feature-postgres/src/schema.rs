@@ -1,7 +1,8 @@
 //! The table name and the migrations that create the schema.
 
 use crate::PostgresError;
-use sqlx::{Executor, PgPool};
+use sqlx::{AssertSqlSafe, PgPool, SqlSafeStr, SqlStr};
+use std::sync::Arc;
 
 /// A validated table name: 1 to 40 characters, lower-case ASCII letters, digits and `_`, not
 /// starting with a digit. Only such a name is ever put into SQL text; the other objects are
@@ -47,9 +48,15 @@ impl TableName {
     }
 
     /// Replaces `{t}` in an SQL template by the (validated) name.
-    pub(crate) fn sql(&self, template: &str) -> String {
-        template.replace("{t}", &self.0)
+    pub(crate) fn sql(&self, template: &str) -> SqlStr {
+        trusted(template.replace("{t}", &self.0))
     }
+}
+
+/// SQL built by this crate from constant text and a validated [`TableName`]: no value from
+/// outside is ever spliced in (values are bound as parameters), so it is safe to run.
+pub(crate) fn trusted(sql: String) -> SqlStr {
+    AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
 }
 
 impl std::fmt::Display for TableName {
@@ -157,9 +164,9 @@ pub async fn migrate(pool: &PgPool, table: &TableName) -> Result<(), sqlx::Error
             applied_at  timestamptz NOT NULL DEFAULT now()
         )",
     );
-    sqlx::query(&create).execute(&mut *tx).await?;
+    sqlx::query(create).execute(&mut *tx).await?;
     let current: i32 =
-        sqlx::query_scalar(&table.sql("SELECT coalesce(max(version), 0) FROM {t}_migrations"))
+        sqlx::query_scalar(table.sql("SELECT coalesce(max(version), 0) FROM {t}_migrations"))
             .fetch_one(&mut *tx)
             .await?;
     for (i, m) in MIGRATIONS.iter().enumerate() {
@@ -168,9 +175,8 @@ pub async fn migrate(pool: &PgPool, table: &TableName) -> Result<(), sqlx::Error
             continue;
         }
         // Several statements: sent unprepared, with the simple query protocol.
-        let script = table.sql(m);
-        (&mut *tx).execute(script.as_str()).await?;
-        sqlx::query(&table.sql("INSERT INTO {t}_migrations (version) VALUES ($1)"))
+        sqlx::raw_sql(table.sql(m)).execute(&mut *tx).await?;
+        sqlx::query(table.sql("INSERT INTO {t}_migrations (version) VALUES ($1)"))
             .bind(version)
             .execute(&mut *tx)
             .await?;
@@ -202,6 +208,9 @@ mod tests {
         }
         let t = TableName::new("ff").unwrap();
         assert_eq!(t.channel(), "ff_changes");
-        assert_eq!(t.sql("SELECT * FROM {t}_audit"), "SELECT * FROM ff_audit");
+        assert_eq!(
+            t.sql("SELECT * FROM {t}_audit").as_str(),
+            "SELECT * FROM ff_audit"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The write API on PostgreSQL, and the queries the provider shares with it.
 
-use crate::schema::{migrate, TableName};
+use crate::schema::{migrate, trusted, TableName};
 use crate::PostgresError;
 use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
@@ -10,7 +10,7 @@ use feature_store::{
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row as _, Transaction};
+use sqlx::{PgPool, Postgres, Row as _, SqlStr, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,15 +27,15 @@ fn ts(column: &str) -> String {
 #[derive(Debug)]
 pub(crate) struct ItemSql {
     pub(crate) kind: ItemKind,
-    pub(crate) all: String,
-    pub(crate) some: String,
-    get: String,
-    insert: String,
-    update: String,
-    upsert: String,
-    delete: String,
-    enable: String,
-    disable: String,
+    pub(crate) all: SqlStr,
+    pub(crate) some: SqlStr,
+    get: SqlStr,
+    insert: SqlStr,
+    update: SqlStr,
+    upsert: SqlStr,
+    delete: SqlStr,
+    enable: SqlStr,
+    disable: SqlStr,
 }
 
 impl ItemSql {
@@ -55,40 +55,42 @@ impl ItemSql {
         );
         ItemSql {
             kind,
-            all: format!("SELECT {cols} FROM {table}"),
-            some: format!("SELECT {cols} FROM {table} WHERE key = ANY($1)"),
-            get: format!("SELECT {cols} FROM {table} WHERE key = $1"),
-            insert: format!(
+            all: trusted(format!("SELECT {cols} FROM {table}")),
+            some: trusted(format!("SELECT {cols} FROM {table} WHERE key = ANY($1)")),
+            get: trusted(format!("SELECT {cols} FROM {table} WHERE key = $1")),
+            insert: trusted(format!(
                 "INSERT INTO {table} (key, definition, version, updated_by) \
                  VALUES ($1, $2, {next_version}, $3) \
                  ON CONFLICT (key) DO NOTHING RETURNING {cols}"
-            ),
-            update: format!(
+            )),
+            update: trusted(format!(
                 "UPDATE {table} SET definition = $2, version = version + 1, updated_at = now(), \
                  updated_by = $3 \
                  WHERE key = $1 AND ($4::bigint IS NULL OR version = $4) \
                  AND definition IS DISTINCT FROM $2 RETURNING {cols}"
-            ),
-            upsert: format!(
+            )),
+            upsert: trusted(format!(
                 "INSERT INTO {table} AS cur (key, definition, version, updated_by) \
                  VALUES ($1, $2, {next_version}, $3) \
                  ON CONFLICT (key) DO UPDATE SET definition = EXCLUDED.definition, \
                  version = cur.version + 1, updated_at = now(), updated_by = EXCLUDED.updated_by \
                  WHERE ($4::bigint IS NULL OR cur.version = $4) \
                  AND cur.definition IS DISTINCT FROM EXCLUDED.definition RETURNING {cols}"
-            ),
-            delete: format!("DELETE FROM {table} WHERE key = $1 RETURNING version"),
-            enable: format!(
+            )),
+            delete: trusted(format!(
+                "DELETE FROM {table} WHERE key = $1 RETURNING version"
+            )),
+            enable: trusted(format!(
                 "UPDATE {table} SET definition = definition - 'enabled', version = version + 1, \
                  updated_at = now(), updated_by = $2 \
                  WHERE key = $1 AND definition -> 'enabled' = 'false'::jsonb RETURNING {cols}"
-            ),
-            disable: format!(
+            )),
+            disable: trusted(format!(
                 "UPDATE {table} SET definition = definition || '{{\"enabled\": false}}'::jsonb, \
                  version = version + 1, updated_at = now(), updated_by = $2 \
                  WHERE key = $1 AND jsonb_typeof(definition) = 'object' \
                  AND (definition -> 'enabled') IS DISTINCT FROM 'false'::jsonb RETURNING {cols}"
-            ),
+            )),
         }
     }
 }
@@ -99,8 +101,8 @@ pub(crate) struct Sql {
     pub(crate) table: TableName,
     pub(crate) flags: ItemSql,
     pub(crate) segments: ItemSql,
-    pub(crate) revision: String,
-    history: String,
+    pub(crate) revision: SqlStr,
+    history: SqlStr,
 }
 
 impl Sql {
@@ -295,7 +297,7 @@ impl PostgresStore {
         sql: &ItemSql,
         key: &str,
     ) -> Result<Option<Row>, WriteError> {
-        let r = sqlx::query(&sql.get)
+        let r = sqlx::query(sql.get.clone())
             .bind(key)
             .fetch_optional(&mut **tx)
             .await
@@ -322,7 +324,7 @@ impl PostgresStore {
             IfMissing::Fail => &sql.update,
             IfMissing::Create => &sql.upsert,
         };
-        let written = sqlx::query(query)
+        let written = sqlx::query(query.clone())
             .bind(key)
             .bind(&definition)
             .bind(actor)
@@ -359,7 +361,7 @@ impl PostgresStore {
     async fn remove(&self, kind: ItemKind, key: &str, actor: &str) -> Result<Written, WriteError> {
         let sql = self.db.sql.item(kind);
         let mut tx = self.begin(actor, "").await?;
-        let version: Option<i64> = sqlx::query_scalar(&sql.delete)
+        let version: Option<i64> = sqlx::query_scalar(sql.delete.clone())
             .bind(key)
             .fetch_optional(&mut *tx)
             .await
@@ -386,7 +388,7 @@ impl PostgresStore {
             .begin(actor, if on { "enable" } else { "disable" })
             .await?;
         let query = if on { &sql.enable } else { &sql.disable };
-        let r = sqlx::query(query)
+        let r = sqlx::query(query.clone())
             .bind(key)
             .bind(actor)
             .fetch_optional(&mut *tx)
@@ -436,7 +438,7 @@ pub(crate) async fn all_rows(
 ) -> Result<Vec<Row>, sqlx::Error> {
     let mut out = Vec::new();
     for item in [&sql.segments, &sql.flags] {
-        for r in sqlx::query(&item.all).fetch_all(&mut *conn).await? {
+        for r in sqlx::query(item.all.clone()).fetch_all(&mut *conn).await? {
             out.push(decode_row(item.kind, &r)?);
         }
     }
@@ -462,7 +464,7 @@ impl FlagStore for PostgresStore {
     async fn row(&self, kind: ItemKind, key: &str) -> Result<Option<Row>, WriteError> {
         self.timed("read", async {
             let sql = self.db.sql.item(kind);
-            let r = sqlx::query(&sql.get)
+            let r = sqlx::query(sql.get.clone())
                 .bind(key)
                 .fetch_optional(&self.db.pool)
                 .await
@@ -479,7 +481,7 @@ impl FlagStore for PostgresStore {
         self.timed("create", async {
             let sql = &self.db.sql.flags;
             let mut tx = self.begin(actor, "").await?;
-            let r = sqlx::query(&sql.insert)
+            let r = sqlx::query(sql.insert.clone())
                 .bind(&flag.key)
                 .bind(flag_definition(flag))
                 .bind(actor)
@@ -556,7 +558,7 @@ impl FlagStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, WriteError> {
         self.timed("history", async {
-            let rows = sqlx::query(&self.db.sql.history)
+            let rows = sqlx::query(self.db.sql.history.clone())
                 .bind(kind.as_str())
                 .bind(key)
                 .bind(limit.min(i64::MAX as usize) as i64)

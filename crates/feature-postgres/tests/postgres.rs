@@ -46,7 +46,8 @@ async fn client(url: &str, table: &str) -> (PostgresProvider, Arc<RecordingSink>
 
 async fn sql(url: &str, statement: &str) {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
-    sqlx::Executor::execute(&mut c, statement)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+        .execute(&mut c)
         .await
         .expect(statement);
 }
@@ -158,16 +159,16 @@ async fn migrations_run_twice_or_concurrently_are_harmless() {
         t.await.unwrap().unwrap();
     }
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    let versions: Vec<i32> = sqlx::query_scalar(&format!(
+    let versions: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT version FROM {table}_migrations ORDER BY version"
-    ))
+    )))
     .fetch_all(&mut c)
     .await
     .unwrap();
     assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
-    let triggers: i64 = sqlx::query_scalar(&format!(
+    let triggers: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM pg_trigger WHERE tgname = '{table}_changed'"
-    ))
+    )))
     .fetch_one(&mut c)
     .await
     .unwrap();

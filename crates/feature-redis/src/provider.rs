@@ -289,7 +289,7 @@ impl Source for RedisSource {
             .map_err(backend("update"))?;
         let filled = out
             .first()
-            .and_then(|v| redis::from_redis_value::<bool>(v).ok())
+            .and_then(|v| redis::from_redis_value_ref::<bool>(v).ok())
             .unwrap_or(false);
         if self.origin.is_some() && !filled {
             // The cache is empty: these items come from the origin.
@@ -307,7 +307,8 @@ impl Source for RedisSource {
         }
         let mut rows = Vec::with_capacity(keys.len());
         for ((kind, key), v) in keys.iter().zip(out.iter().skip(1)) {
-            let raw: Option<String> = redis::from_redis_value(v).map_err(backend("update"))?;
+            let raw: Option<String> =
+                redis::from_redis_value_ref(v).map_err(|e| backend("update")(e.into()))?;
             // In a filled cache an absent item is a deleted one: Redis answered either way.
             if self.origin.is_some() && *kind == ItemKind::Flag {
                 metrics.record_cache_hit(key);

@@ -54,8 +54,8 @@ impl Conn {
 
     pub(crate) fn config(&self) -> AsyncConnectionConfig {
         AsyncConnectionConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
     }
 
     pub(crate) async fn get(&self) -> Result<MultiplexedConnection, redis::RedisError> {
@@ -565,7 +565,7 @@ impl FlagStore for RedisStore {
                 .arg("-")
                 .query_async::<redis::Value>(&mut c)
                 .await
-                .and_then(|v| redis::from_redis_value(&v))
+                .and_then(|v| Ok(redis::from_redis_value(v)?))
                 .map_err(store_err("history"))?;
             let parse = |s: Option<&String>| {
                 s.filter(|s| !s.is_empty())

@@ -364,7 +364,7 @@ impl Drop for DropPg {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
                     let sql = format!("DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_migrations CASCADE; DROP FUNCTION IF EXISTS {t}_changed() CASCADE; DROP FUNCTION IF EXISTS {t}_truncated() CASCADE;");
-                    let _ = sqlx::Executor::execute(&mut c, sql.as_str()).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
                 }
             });
         }).join();

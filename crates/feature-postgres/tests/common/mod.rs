@@ -62,7 +62,9 @@ impl Drop for DropTables {
                      DROP FUNCTION IF EXISTS {t}_changed() CASCADE; \
                      DROP FUNCTION IF EXISTS {t}_truncated() CASCADE;"
                 );
-                let _ = sqlx::Executor::execute(&mut c, sql.as_str()).await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await;
             });
         })
         .join();
