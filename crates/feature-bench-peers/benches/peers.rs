@@ -2,6 +2,7 @@
 //!
 //! `cargo bench -p feature-bench-peers` prints one group per scenario, one benchmark per
 //! engine. For the ratio table, run the binary: `cargo run -p feature-bench-peers --release`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -16,6 +16,7 @@
 //!
 //! This crate is not published and nothing depends on it.
 
+#![allow(clippy::panic, clippy::expect_used, missing_debug_implementations)] // benchmark harness: fails loudly; wraps foreign engines
 use arc_swap::ArcSwap;
 use feature_core::{parse_document, Format, Snapshot, ValueKind};
 use launchdarkly_server_sdk_evaluation as ld;

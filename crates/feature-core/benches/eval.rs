@@ -6,6 +6,7 @@
 //!   per `client.bool(..)` call. This is the headline figure.
 //!
 //! Contexts are built before timing. Run with `cargo bench -p feature-core --bench eval`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 mod common;

@@ -7,6 +7,8 @@
 //! parsed document it keeps), the peak while loading, and the process's resident set.
 //!
 //! Run with `cargo bench -p feature-core --bench load`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
+#![allow(unsafe_code)] // a counting global allocator
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 mod common;

@@ -4,6 +4,8 @@
 //!
 //! Each scenario is evaluated once before counting: the first use of a regular expression on a
 //! thread creates its matching cache, and the first `ArcSwap::load` on a thread registers it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
+#![allow(unsafe_code)] // a counting global allocator
 
 #[path = "../benches/common/mod.rs"]
 mod common;

@@ -1,4 +1,5 @@
 //! The flag format's semantics, as documented in the README's format reference.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::{
     compile, parse_document, Context, ErrorKind, Format, ReasonKind, Severity, Snapshot,

@@ -59,7 +59,10 @@ pub(crate) struct Built {
 
 impl DataSet {
     /// A full data set: `{"flags": {KEY: flag}, "segments": {KEY: segment}}`.
-    pub fn from_payload(payload: &Value, what: &'static str) -> Result<DataSet, LaunchDarklyError> {
+    pub(crate) fn from_payload(
+        payload: &Value,
+        what: &'static str,
+    ) -> Result<DataSet, LaunchDarklyError> {
         let obj = payload.as_object().ok_or(LaunchDarklyError::Malformed {
             what,
             problem: "the data set is not a JSON object",
@@ -91,7 +94,7 @@ impl DataSet {
     }
 
     /// Adds or replaces an item when its version is newer than the one held; whether it did.
-    pub fn upsert(&mut self, kind: Kind, key: &str, value: Value) -> bool {
+    pub(crate) fn upsert(&mut self, kind: Kind, key: &str, value: Value) -> bool {
         let item = Item::of(value);
         let map = self.map(kind);
         if map
@@ -105,7 +108,7 @@ impl DataSet {
     }
 
     /// Deletes an item when `version` is newer than the one held; whether it did.
-    pub fn delete(&mut self, kind: Kind, key: &str, version: u64) -> bool {
+    pub(crate) fn delete(&mut self, kind: Kind, key: &str, version: u64) -> bool {
         let map = self.map(kind);
         if map.get(key).is_some_and(|held| held.version >= version) {
             return false;
@@ -131,7 +134,7 @@ impl DataSet {
     }
 
     /// Imports every live item; an item that cannot be imported is left out and reported.
-    pub fn build(&self, origin: &str) -> Built {
+    pub(crate) fn build(&self, origin: &str) -> Built {
         let mut doc = FlagDocument::default();
         let mut skipped = Vec::new();
         let live = |m: &'_ BTreeMap<String, Item>| -> Vec<(String, Value)> {

@@ -1,5 +1,6 @@
 //! The Redis provider and stores against real servers: the shared test server for most tests,
 //! a private `redis-server` for the test that kills it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::model::Flag;
 use feature_core::provider::{Provider, ProviderState, Sink};

@@ -92,6 +92,7 @@ mod tests {
         options: SyncOptions,
     }
 
+    #[allow(unreachable_pub)] // the macro writes the public setters of a public builder
     impl Builder {
         sync_option_setters!(store: "the store", revision: "the revision");
     }

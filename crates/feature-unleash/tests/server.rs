@@ -6,6 +6,7 @@
 //! Settings: `FEATURE_TEST_UNLEASH_URL` (default `http://127.0.0.1:4242/api`, loopback only),
 //! `FEATURE_TEST_UNLEASH_CLIENT_TOKEN`, `FEATURE_TEST_UNLEASH_ADMIN_TOKEN` (defaults: the tokens
 //! `scripts/unleash.sh` creates).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderState, Sink};

@@ -9,13 +9,13 @@ use serde_json::Value;
 use std::fmt::Write as _;
 
 /// The scenario flags (a)–(e) and (g); see BENCHMARKS.md.
-pub const SCENARIOS: &str = include_str!("../fixtures/scenarios.yaml");
+pub(crate) const SCENARIOS: &str = include_str!("../fixtures/scenarios.yaml");
 
 /// Number of distinct context keys the rollout scenario cycles through (a power of two).
-pub const ROLLOUT_KEYS: usize = 1024;
+pub(crate) const ROLLOUT_KEYS: usize = 1024;
 
 /// The compiled scenario flags.
-pub fn snapshot() -> Snapshot {
+pub(crate) fn snapshot() -> Snapshot {
     let parsed = parse_document(SCENARIOS, Format::Yaml).expect("the scenario file parses");
     let snapshot = parsed.compile(Some("scenarios.yaml"));
     assert!(
@@ -28,7 +28,7 @@ pub fn snapshot() -> Snapshot {
 
 /// The context of every scenario but the rollout: it matches the third rule of (b), the regex
 /// of (d1) and the version clause of (d2).
-pub fn context() -> Context {
+pub(crate) fn context() -> Context {
     Context::new("user-1234")
         .with_email("jo@example.com")
         .with_country("DE")
@@ -37,12 +37,12 @@ pub fn context() -> Context {
 }
 
 /// The key of rollout context `i`.
-pub fn rollout_key(i: usize) -> String {
+pub(crate) fn rollout_key(i: usize) -> String {
     format!("user-{i:04}")
 }
 
 /// [`ROLLOUT_KEYS`] distinct contexts for the rollout scenario.
-pub fn rollout_contexts() -> Vec<Context> {
+pub(crate) fn rollout_contexts() -> Vec<Context> {
     (0..ROLLOUT_KEYS)
         .map(|i| Context::new(rollout_key(i)))
         .collect()
@@ -50,7 +50,7 @@ pub fn rollout_contexts() -> Vec<Context> {
 
 /// `client.bool(ctx, key, default)`.
 #[inline]
-pub fn bool_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: bool) -> bool {
+pub(crate) fn bool_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: bool) -> bool {
     snapshot
         .evaluate(key, ctx)
         .expect(ValueKind::Bool)
@@ -61,7 +61,7 @@ pub fn bool_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: bool) -> 
 
 /// `client.int(ctx, key, default)`: fractions are truncated toward zero.
 #[inline]
-pub fn int_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: i64) -> i64 {
+pub(crate) fn int_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: i64) -> i64 {
     snapshot
         .evaluate(key, ctx)
         .expect(ValueKind::Int)
@@ -72,7 +72,7 @@ pub fn int_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: i64) -> i6
 
 /// `client.float(ctx, key, default)`.
 #[inline]
-pub fn float_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: f64) -> f64 {
+pub(crate) fn float_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: f64) -> f64 {
     snapshot
         .evaluate(key, ctx)
         .expect(ValueKind::Float)
@@ -83,7 +83,7 @@ pub fn float_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: f64) -> 
 
 /// `client.string(ctx, key, default)`: the one allocation is the returned `String`.
 #[inline]
-pub fn string_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &str) -> String {
+pub(crate) fn string_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &str) -> String {
     snapshot
         .evaluate(key, ctx)
         .expect(ValueKind::String)
@@ -95,7 +95,7 @@ pub fn string_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &str) -
 
 /// `client.json(ctx, key, default)`: an owned copy of the value.
 #[inline]
-pub fn json_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &Value) -> Value {
+pub(crate) fn json_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &Value) -> Value {
     snapshot
         .evaluate(key, ctx)
         .value()
@@ -105,7 +105,12 @@ pub fn json_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &Value) -
 
 /// `client.bool_detail(ctx, key, default)`: value, variation index and reason, owned.
 #[inline]
-pub fn bool_detail(snapshot: &Snapshot, key: &str, ctx: &Context, default: bool) -> Evaluation {
+pub(crate) fn bool_detail(
+    snapshot: &Snapshot,
+    key: &str,
+    ctx: &Context,
+    default: bool,
+) -> Evaluation {
     snapshot
         .evaluate(key, ctx)
         .expect(ValueKind::Bool)
@@ -181,7 +186,7 @@ fn push_flag(out: &mut String, key: &str, i: usize, previous: Option<&str>) {
 }
 
 /// A YAML flag document of `n` flags of mixed shapes, keys `flag-00000`, `flag-00001`, ...
-pub fn generated_document(n: usize) -> String {
+pub(crate) fn generated_document(n: usize) -> String {
     let mut out = String::with_capacity(n * 400);
     out.push_str("flags:\n");
     let mut previous = None;
@@ -194,7 +199,7 @@ pub fn generated_document(n: usize) -> String {
 }
 
 /// The compiled [`generated_document`].
-pub fn generated_snapshot(n: usize) -> Snapshot {
+pub(crate) fn generated_snapshot(n: usize) -> Snapshot {
     let text = generated_document(n);
     let snapshot = parse_document(&text, Format::Yaml)
         .expect("the generated document parses")

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The shared test server's URL, or `None` (with a notice) when it is unreachable outside CI.
-pub fn shared_url() -> Option<String> {
+pub(crate) fn shared_url() -> Option<String> {
     let url = std::env::var("FEATURE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
     let addr = url
@@ -32,12 +32,12 @@ pub fn shared_url() -> Option<String> {
 }
 
 /// A table name no other test uses.
-pub fn unique_table(tag: &str) -> String {
+pub(crate) fn unique_table(tag: &str) -> String {
     format!("t_{tag}_{:08x}", fastrand::u32(..))
 }
 
 /// Drops every object of a test's table when dropped, even when the test failed.
-pub struct DropTables {
+pub(crate) struct DropTables {
     pub url: String,
     pub table: String,
 }
@@ -72,7 +72,7 @@ impl Drop for DropTables {
 }
 
 /// A free port on the loopback interface.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -104,7 +104,7 @@ fn is_root() -> bool {
 
 /// A private PostgreSQL server on a free loopback port, in a temporary directory, that the test
 /// can stop and start. Stopped and removed when dropped.
-pub struct PrivatePg {
+pub(crate) struct PrivatePg {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
@@ -114,7 +114,7 @@ pub struct PrivatePg {
 impl PrivatePg {
     /// Creates the cluster (not started). `None` when the server binaries are not installed
     /// (a failure under CI).
-    pub fn init() -> Option<PrivatePg> {
+    pub(crate) fn init() -> Option<PrivatePg> {
         let Some(bin) = bin_dir() else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("PostgreSQL server binaries not found under /usr/lib/postgresql");
@@ -177,11 +177,11 @@ impl PrivatePg {
         run(&mut cmd);
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         let opts = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
             self.port,
@@ -206,7 +206,7 @@ impl PrivatePg {
     }
 
     /// Stops the server the hard way (like a crash): connections are cut.
-    pub fn kill(&self) {
+    pub(crate) fn kill(&self) {
         self.pg(
             "pg_ctl",
             &["-D", &self.data_str(), "-m", "immediate", "-w", "stop"],
@@ -242,6 +242,6 @@ fn run(cmd: &mut Command) {
     );
 }
 
-pub fn exists(p: &Path) -> bool {
+pub(crate) fn exists(p: &Path) -> bool {
     p.exists()
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// What a run of the binary gave.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// Exit status.
     pub code: i32,
     /// Standard output.
@@ -18,13 +18,13 @@ pub struct Run {
 
 impl Run {
     /// Stdout's lines.
-    pub fn lines(&self) -> Vec<&str> {
+    pub(crate) fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
 }
 
 /// Runs `featurectl` with `args` in `dir`.
-pub fn featurectl(dir: &Path, args: &[&str]) -> Run {
+pub(crate) fn featurectl(dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_featurectl"))
         .args(args)
         .current_dir(dir)
@@ -38,7 +38,7 @@ pub fn featurectl(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// Writes `text` to `dir/name` and returns the path.
-pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("the test file is written");
     p
