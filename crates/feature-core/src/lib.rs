@@ -49,10 +49,6 @@
 //! # Ok::<(), feature_core::ParseError>(())
 //! ```
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 // Modules depend downwards only: vocabulary (model, context, diagnostics, outcomes) first,
 // then the compiled program, then compiling and evaluating it.

@@ -52,10 +52,6 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod data;
 mod error;

@@ -76,10 +76,6 @@
 //! flags keep serving, the status is `Degraded`, and the provider reconnects with capped
 //! exponential backoff with jitter. See [`feature_store`'s engine](feature_store::SyncProvider).
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod provider;
 mod schema;

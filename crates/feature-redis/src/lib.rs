@@ -80,10 +80,6 @@
 //! periodic check of `{prefix}:version`, also trigger a full reload. A hash field that is not a
 //! valid flag is skipped and reported with its key.
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod keys;
 mod provider;

@@ -40,10 +40,6 @@
 //! # Ok::<(), feature_core::ParseError>(())
 //! ```
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod backoff;
 mod builder;

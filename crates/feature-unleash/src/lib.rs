@@ -69,10 +69,6 @@
 //! | (none) | plain-HTTP servers only (a local relay such as Unleash Edge, a test server) |
 //! | `rustls` | `https://` URLs, with rustls and the webpki root certificates |
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod engine;
 mod provider;
