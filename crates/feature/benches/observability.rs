@@ -19,10 +19,8 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use feature::analytics::{
     AnalyticsEvent, AnalyticsExporter, AnalyticsPipeline, ExportError, PipelineConfig,
 };
-use feature::health::EvaluationStats;
-use feature::metrics::EvaluationRecord;
-use feature::metrics_config::{MetricsConfig, Tee};
-use feature::prometheus::PrometheusMetrics;
+use feature::metrics::prometheus::PrometheusMetrics;
+use feature::metrics::{EvaluationRecord, EvaluationStats, MetricsConfig, Tee};
 use feature::{Client, Context, EventSink, FlagDocument, MemoryProvider, Metrics, ReasonKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

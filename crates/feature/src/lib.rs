@@ -40,9 +40,9 @@
 //! | feature | what it adds | status |
 //! |---|---|---|
 //! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
-//! | (default) | [`health`] (the health report and [`health::EvaluationStats`]), [`analytics`] (event pipeline, stdout and file exporters), [`metrics_config`] | available |
-//! | `prometheus` | `prometheus`: the plan's nine Prometheus metrics | available |
-//! | `otel` | `otel`: the same instruments through the OpenTelemetry metrics API | available |
+//! | (default) | [`health`] (the health report), [`metrics`] ([`metrics::EvaluationStats`], [`metrics::Tee`], [`metrics::MetricsConfig`]), [`analytics`] (event pipeline, stdout and file exporters) | available |
+//! | `prometheus` | `metrics::prometheus`: the plan's nine Prometheus metrics | available |
+//! | `otel` | `metrics::otel`: the same instruments through the OpenTelemetry metrics API | available |
 //! | `http-endpoints` | tower services for `/health` (and `/metrics` with `prometheus`) | available |
 //! | `webhook` | `analytics::webhook`: HTTP webhook exporter | available |
 //! | `kafka` | `analytics::kafka`: Kafka exporter (pure Rust client) | available |
@@ -79,14 +79,9 @@ mod stores;
 
 pub mod analytics;
 pub mod health;
-pub mod metrics_config;
+pub mod metrics;
 mod observe;
-#[cfg(feature = "otel")]
-pub mod otel;
-#[cfg(feature = "prometheus")]
-pub mod prometheus;
 mod sampling;
-mod stripe;
 
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};
 pub use config::{
@@ -94,7 +89,6 @@ pub use config::{
 };
 pub use events::{EvaluationEvent, EventSink};
 pub use feature_core as core;
-pub use feature_core::metrics::{self, Metrics, NoopMetrics};
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
 pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
@@ -108,6 +102,7 @@ pub use feature_redis as redis;
 pub use feature_unleash as unleash;
 pub use file::FileProvider;
 pub use memory::MemoryProvider;
+pub use metrics::{Metrics, NoopMetrics};
 pub use request::{
     bool, current_context, current_flags, float, int, json, scope, string, variation, RequestFlags,
 };

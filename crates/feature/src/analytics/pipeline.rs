@@ -2,8 +2,8 @@
 
 use super::{AnalyticsEvent, AnalyticsExporter, EventKind, Redaction};
 use crate::events::{BoxFuture, EvaluationEvent, EventSink};
+use crate::metrics::stripe::Striped;
 use crate::sampling::Sampling;
-use crate::stripe::Striped;
 use chrono::{DateTime, Utc};
 use crossbeam_queue::ArrayQueue;
 use feature_core::{Context, ReasonKind};

@@ -2,9 +2,9 @@
 //! application's [`Registry`].
 //!
 //! ```
-//! use feature::metrics_config::MetricsConfig;
-//! use feature::prometheus::PrometheusMetrics;
-//! use feature::{Metrics, metrics::EvaluationRecord, ReasonKind};
+//! use feature::metrics::prometheus::PrometheusMetrics;
+//! use feature::metrics::{EvaluationRecord, Metrics, MetricsConfig};
+//! use feature::ReasonKind;
 //!
 //! let registry = prometheus::Registry::new();
 //! let metrics = PrometheusMetrics::new(&MetricsConfig::default())?;
@@ -37,7 +37,7 @@
 //! `feature_flags_cache_size` and `feature_flags_cache_max_size`.
 //!
 //! The prefix is [`MetricsConfig::namespace`]. Label values are described in
-//! [`crate::metrics_config`]: with per-flag labels off (the default), `flag_key` is always
+//! [`crate::metrics`]: with per-flag labels off (the default), `flag_key` is always
 //! `__all__`, and the series whose labels are known up front (cache hits and misses, errors
 //! by type) are exported at zero from the start. A family appears on `/metrics` once it has a
 //! series: evaluation counts after the first evaluation, durations after the first timed one,
@@ -65,7 +65,8 @@
 //! histogram then, through a series resolved once per reason. Errors, cache and provider
 //! events are rare and use the crate's vectors directly.
 
-use crate::metrics_config::{reason_slot, EvalCounts, MetricsConfig, ALL_FLAGS, REASONS};
+use super::counts::{reason_slot, EvalCounts, REASONS};
+use super::{MetricsConfig, ALL_FLAGS};
 use ::prometheus::core::{Collector, Desc};
 use ::prometheus::proto::MetricFamily;
 use ::prometheus::{
@@ -402,7 +403,7 @@ mod service {
     /// text format (crate features `prometheus` and `http-endpoints`). Mount it on `/metrics`:
     ///
     /// ```
-    /// use feature::prometheus::MetricsService;
+    /// use feature::metrics::prometheus::MetricsService;
     /// let registry = prometheus::Registry::new();
     /// let app: axum::Router = axum::Router::new().route_service("/metrics", MetricsService::new(registry));
     /// # let _ = app;
