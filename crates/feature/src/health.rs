@@ -215,72 +215,37 @@ fn rate(hits: u64, misses: u64) -> f64 {
     }
 }
 
+/// A tower `Service` answering every request with the [`Health`] report as JSON: `200`
+/// when healthy or degraded, `503` when unhealthy (crate feature `http-endpoints`). Mount it
+/// on `/health`:
+///
+/// ```
+/// # async fn f(health: feature::health::Health) {
+/// use feature::health::HealthService;
+/// let app: axum::Router = axum::Router::new().route_service("/health", HealthService::new(health));
+/// # let _ = app; }
+/// ```
 #[cfg(feature = "http-endpoints")]
-pub use service::HealthService;
+pub type HealthService = crate::endpoint::EndpointService<Health>;
 
 #[cfg(feature = "http-endpoints")]
-mod service {
-    use super::{Health, Status};
-    use bytes::Bytes;
-    use http_body_util::Full;
-    use std::convert::Infallible;
-    use std::future::{ready, Ready};
-    use std::task::{Context, Poll};
-
-    /// A tower `Service` answering every request with the [`Health`] report as JSON: `200`
-    /// when healthy or degraded, `503` when unhealthy. Mount it on `/health`:
-    ///
-    /// ```
-    /// # async fn f(health: feature::health::Health) {
-    /// use feature::health::HealthService;
-    /// let app: axum::Router = axum::Router::new().route_service("/health", HealthService::new(health));
-    /// # let _ = app; }
-    /// ```
-    #[derive(Debug, Clone)]
-    pub struct HealthService {
-        health: Health,
-    }
-
-    impl HealthService {
-        /// A service answering `health`'s report.
-        pub fn new(health: Health) -> Self {
-            HealthService { health }
-        }
-
-        /// The response to any request.
-        pub fn respond(&self) -> http::Response<Full<Bytes>> {
-            let report = self.health.check();
-            let code = if report.status == Status::Unhealthy {
-                http::StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                http::StatusCode::OK
-            };
-            let body = serde_json::to_vec(&report).unwrap_or_default();
-            let mut resp = http::Response::new(Full::new(Bytes::from(body)));
-            *resp.status_mut() = code;
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            resp.headers_mut().insert(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("no-store"),
-            );
-            resp
-        }
-    }
-
-    impl<B> tower_service::Service<http::Request<B>> for HealthService {
-        type Response = http::Response<Full<Bytes>>;
-        type Error = Infallible;
-        type Future = Ready<Result<Self::Response, Infallible>>;
-
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _req: http::Request<B>) -> Self::Future {
-            ready(Ok(self.respond()))
-        }
+impl crate::endpoint::Respond for Health {
+    /// The report as JSON, with `503` when unhealthy.
+    fn respond(&self) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+        let report = self.check();
+        let code = if report.status == Status::Unhealthy {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http::StatusCode::OK
+        };
+        let body = serde_json::to_vec(&report).unwrap_or_default();
+        crate::endpoint::response(
+            code,
+            body,
+            &[
+                (http::header::CONTENT_TYPE, "application/json"),
+                (http::header::CACHE_CONTROL, "no-store"),
+            ],
+        )
     }
 }

@@ -78,6 +78,8 @@ mod request;
 mod stores;
 
 pub mod analytics;
+#[cfg(feature = "http-endpoints")]
+pub mod endpoint;
 pub mod health;
 pub mod metrics;
 mod observe;
