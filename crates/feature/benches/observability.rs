@@ -16,9 +16,8 @@
 
 use async_trait::async_trait;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use feature::analytics::{
-    AnalyticsEvent, AnalyticsExporter, AnalyticsPipeline, ExportError, PipelineConfig,
-};
+use feature::analytics::exporters::{AnalyticsExporter, ExportError};
+use feature::analytics::{AnalyticsEvent, AnalyticsPipeline, PipelineConfig};
 use feature::metrics::prometheus::PrometheusMetrics;
 use feature::metrics::{EvaluationRecord, EvaluationStats, MetricsConfig, Tee};
 use feature::{Client, Context, EventSink, FlagDocument, MemoryProvider, Metrics, ReasonKind};

@@ -10,7 +10,8 @@
 //! endpoints, prints what it got and exits (non-zero if a metric or field is missing): CI runs
 //! it that way. `--addr HOST:PORT` chooses where to listen otherwise.
 
-use feature::analytics::{AnalyticsPipeline, PipelineConfig, StdoutExporter};
+use feature::analytics::exporters::StdoutExporter;
+use feature::analytics::{AnalyticsPipeline, PipelineConfig};
 use feature::health::{Health, HealthService};
 use feature::metrics::prometheus::{MetricsService, PrometheusMetrics};
 use feature::metrics::{EvaluationStats, MetricsConfig, Tee};

@@ -1,7 +1,7 @@
 //! The client: evaluates flags against contexts, synchronously and without ever failing.
 
+use crate::analytics::EventSink;
 use crate::config::{Config, ConfigError, ProviderKind};
-use crate::events::EventSink;
 use crate::observe::Observer;
 use crate::{FileProvider, MemoryProvider};
 use arc_swap::ArcSwap;

@@ -59,7 +59,7 @@
 //! - [`Client`] / [`ClientBuilder`]: evaluation, overrides, subscription, close.
 //! - [`Config`]: the `FEATURE_*` environment variables.
 //! - [`MemoryProvider`], [`FileProvider`]: flag sources; [`provider`] for writing your own.
-//! - [`events`]: the analytics hook; [`metrics`]: the metrics hook.
+//! - [`analytics`]: the analytics hook; [`metrics`]: the metrics hook.
 //! - [`core`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -69,7 +69,6 @@
 
 mod client;
 mod config;
-pub mod events;
 mod file;
 mod memory;
 #[cfg(any(feature = "http", feature = "grpc"))]
@@ -85,11 +84,11 @@ pub mod metrics;
 mod observe;
 mod sampling;
 
+pub use analytics::{EvaluationEvent, EventSink};
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};
 pub use config::{
     parse_duration, Config, ConfigError, FileConfig, ProviderKind, RemoteConfig, StoreConfig,
 };
-pub use events::{EvaluationEvent, EventSink};
 pub use feature_core as core;
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
 pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};

@@ -1,7 +1,7 @@
 //! The asynchronous pipeline between the client and an exporter.
 
-use super::{AnalyticsEvent, AnalyticsExporter, EventKind, Redaction};
-use crate::events::{BoxFuture, EvaluationEvent, EventSink};
+use super::exporters::AnalyticsExporter;
+use super::{AnalyticsEvent, BoxFuture, EvaluationEvent, EventKind, EventSink, Redaction};
 use crate::metrics::stripe::Striped;
 use crate::sampling::Sampling;
 use chrono::{DateTime, Utc};
