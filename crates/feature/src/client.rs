@@ -1,9 +1,9 @@
 //! The client: evaluates flags against contexts, synchronously and without ever failing.
 
 use crate::analytics::EventSink;
-use crate::config::{Config, ConfigError, ProviderKind};
+use crate::config::{Config, ConfigError};
 use crate::observe::Observer;
-use crate::{FileProvider, MemoryProvider};
+use crate::MemoryProvider;
 use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus, Sink};
@@ -273,24 +273,12 @@ impl Client {
 
     /// A client from a [`Config`] (see [`Config::from_env`]).
     pub async fn new(config: Config) -> Result<Client, ClientError> {
-        let builder = Client::builder().offline(config.offline);
-        let builder = match config.provider {
-            ProviderKind::Memory => builder.provider(MemoryProvider::new()),
-            ProviderKind::File => {
-                builder.provider(FileProvider::new(&config.file.path).watch(config.file.watch))
-            }
-            #[cfg(feature = "postgres")]
-            ProviderKind::Postgres => builder.provider(crate::stores::postgres(&config)?),
-            #[cfg(feature = "redis")]
-            ProviderKind::Redis => builder.provider(crate::stores::redis(&config)?),
-            #[cfg(feature = "unleash")]
-            ProviderKind::Unleash => builder.provider(crate::stores::unleash(&config)?),
-            #[cfg(feature = "launchdarkly")]
-            ProviderKind::LaunchDarkly => builder.provider(crate::stores::launchdarkly(&config)?),
-            #[allow(unreachable_patterns)] // every provider kind compiled in
-            other => return Err(ConfigError::ProviderUnavailable(other.as_str()).into()),
-        };
-        builder.build().await
+        let provider = crate::providers::from_config(&config)?;
+        Client::builder()
+            .offline(config.offline)
+            .shared_provider(provider)
+            .build()
+            .await
     }
 
     fn metrics(&self) -> &dyn Metrics {

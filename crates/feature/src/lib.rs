@@ -58,7 +58,7 @@
 //!
 //! - [`Client`] / [`ClientBuilder`]: evaluation, overrides, subscription, close.
 //! - [`Config`]: the `FEATURE_*` environment variables.
-//! - [`MemoryProvider`], [`FileProvider`]: flag sources; [`provider`] for writing your own.
+//! - [`providers`]: flag sources ([`MemoryProvider`], [`FileProvider`], stores, hosted services) and the contract for writing your own.
 //! - [`analytics`]: the analytics hook; [`metrics`]: the metrics hook.
 //! - [`core`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
 #![deny(missing_docs)]
@@ -69,12 +69,9 @@
 
 mod client;
 mod config;
-mod file;
-mod memory;
 #[cfg(any(feature = "http", feature = "grpc"))]
 pub mod middleware;
 mod request;
-mod stores;
 
 pub mod analytics;
 #[cfg(feature = "http-endpoints")]
@@ -82,6 +79,7 @@ pub mod endpoint;
 pub mod health;
 pub mod metrics;
 mod observe;
+pub mod providers;
 mod sampling;
 
 pub use analytics::{EvaluationEvent, EventSink};
@@ -91,19 +89,11 @@ pub use config::{
 };
 pub use feature_core as core;
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
-pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
-#[cfg(feature = "launchdarkly")]
-pub use feature_launchdarkly as launchdarkly;
-#[cfg(feature = "postgres")]
-pub use feature_postgres as postgres;
-#[cfg(feature = "redis")]
-pub use feature_redis as redis;
-#[cfg(feature = "unleash")]
-pub use feature_unleash as unleash;
-pub use file::FileProvider;
-pub use memory::MemoryProvider;
 pub use metrics::{Metrics, NoopMetrics};
+pub use providers::{
+    FileProvider, MemoryProvider, Provider, ProviderError, ProviderState, ProviderStatus,
+};
 pub use request::{
     bool, current_context, current_flags, float, int, json, scope, string, variation, RequestFlags,
 };

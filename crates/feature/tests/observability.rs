@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use feature::health::{Health, HealthCheck, HealthService, Status};
 use feature::metrics::prometheus::{MetricsService, PrometheusMetrics};
 use feature::metrics::{CacheReport, CacheStats, EvaluationStats, MetricsConfig, Tee};
-use feature::provider::Sink;
+use feature::providers::Sink;
 use feature::{
     Client, Context, FileProvider, Flag, MemoryProvider, Metrics, Provider, ProviderError,
     ProviderState, ProviderStatus,
