@@ -9,7 +9,7 @@
 //! response (and with it the request's flags) is.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use feature::core::{parse_document, Format};
+use feature::engine::{parse_document, Format};
 use feature::middleware::http::FlagsLayer;
 use feature::middleware::TrustedHeaders;
 use feature::{Client, Context, MemoryProvider, RequestFlags};

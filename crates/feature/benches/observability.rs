@@ -63,7 +63,7 @@ impl AnalyticsExporter for Dead {
 }
 
 fn document() -> FlagDocument {
-    feature::core::parse_document(FLAGS, feature::core::Format::Yaml)
+    feature::engine::parse_document(FLAGS, feature::engine::Format::Yaml)
         .expect("bench flags parse")
         .document
 }

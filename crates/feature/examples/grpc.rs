@@ -14,7 +14,7 @@
 //! (`x-user-id`, `x-user-plan`); that is only safe when no call can reach the service without
 //! passing the gateway: see `TrustedHeaders`.
 
-use feature::core::{parse_document, Format};
+use feature::engine::{parse_document, Format};
 use feature::middleware::grpc::{FlagsExt, FlagsLayer};
 use feature::middleware::TrustedHeaders;
 use feature::{Client, MemoryProvider};

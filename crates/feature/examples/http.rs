@@ -19,7 +19,7 @@
 use axum::body::Body;
 use axum::routing::get;
 use axum::{Extension, Router};
-use feature::core::{parse_document, Format};
+use feature::engine::{parse_document, Format};
 use feature::middleware::http::{Flags, FlagsLayer};
 use feature::middleware::TrustedHeaders;
 use feature::{Client, MemoryProvider, RequestFlags};

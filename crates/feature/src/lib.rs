@@ -60,7 +60,7 @@
 //! - [`Config`]: the `FEATURE_*` environment variables.
 //! - [`providers`]: flag sources ([`MemoryProvider`], [`FileProvider`], stores, hosted services) and the contract for writing your own.
 //! - [`analytics`]: the analytics hook; [`metrics`]: the metrics hook.
-//! - [`core`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
+//! - [`engine`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
@@ -87,7 +87,7 @@ pub use client::{Client, ClientBuilder, ClientError, FlagChange};
 pub use config::{
     parse_duration, Config, ConfigError, FileConfig, ProviderKind, RemoteConfig, StoreConfig,
 };
-pub use feature_core as core;
+pub use feature_core as engine;
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
 pub use metrics::{Metrics, NoopMetrics};

@@ -6,7 +6,7 @@
 // tonic handlers return `Result<_, Status>`; `Status` is large by design.
 #![allow(clippy::result_large_err)]
 
-use feature::core::{parse_document, Format};
+use feature::engine::{parse_document, Format};
 use feature::middleware::grpc::{FlagsExt, FlagsInterceptor, FlagsLayer};
 use feature::middleware::{DevOverrides, TrustedHeaders};
 use feature::{Client, Context, Evaluation, MemoryProvider, RequestFlags};

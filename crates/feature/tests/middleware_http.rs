@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::routing::get;
 use axum::{Extension, Router};
-use feature::core::{parse_document, Format};
+use feature::engine::{parse_document, Format};
 use feature::middleware::http::{Flags, FlagsLayer};
 use feature::middleware::{DevOverrides, TrustedHeaders};
 use feature::{Client, Context, Evaluation, MemoryProvider, Reason, RequestFlags};

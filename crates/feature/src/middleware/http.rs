@@ -5,7 +5,7 @@
 //! use axum::{body::Body, routing::get, Router};
 //! use feature::middleware::http::{Flags, FlagsLayer};
 //! use feature::middleware::TrustedHeaders;
-//! use feature::core::{parse_document, Format};
+//! use feature::engine::{parse_document, Format};
 //! use feature::{Client, MemoryProvider};
 //! use http::{HeaderName, Request};
 //! use tower::ServiceExt;
