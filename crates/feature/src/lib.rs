@@ -78,9 +78,7 @@ pub mod analytics;
 pub mod endpoint;
 pub mod health;
 pub mod metrics;
-mod observe;
 pub mod providers;
-mod sampling;
 
 pub use analytics::{EvaluationEvent, EventSink};
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};

@@ -2,8 +2,8 @@
 
 use super::exporters::AnalyticsExporter;
 use super::{AnalyticsEvent, BoxFuture, EvaluationEvent, EventKind, EventSink, Redaction};
+use crate::client::sampling::Sampling;
 use crate::metrics::stripe::Striped;
-use crate::sampling::Sampling;
 use chrono::{DateTime, Utc};
 use crossbeam_queue::ArrayQueue;
 use feature_core::{Context, ReasonKind};
