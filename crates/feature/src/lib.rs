@@ -40,27 +40,35 @@
 //! | feature | what it adds | status |
 //! |---|---|---|
 //! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
-//! | (default) | [`health`] (the health report), [`metrics`] ([`metrics::EvaluationStats`], [`metrics::Tee`], [`metrics::MetricsConfig`]), [`analytics`] (event pipeline, stdout and file exporters) | available |
+//! | (default) | [`health`] (the health report), [`metrics`] ([`metrics::EvaluationStats`], [`metrics::Tee`], [`metrics::MetricsConfig`]), [`analytics`] (event pipeline, redaction, [`analytics::exporters`] stdout and file) | available |
 //! | `prometheus` | `metrics::prometheus`: the plan's nine Prometheus metrics | available |
 //! | `otel` | `metrics::otel`: the same instruments through the OpenTelemetry metrics API | available |
-//! | `http-endpoints` | tower services for `/health` (and `/metrics` with `prometheus`) | available |
-//! | `webhook` | `analytics::webhook`: HTTP webhook exporter | available |
-//! | `kafka` | `analytics::kafka`: Kafka exporter (pure Rust client) | available |
+//! | `http-endpoints` | `endpoint`: one tower service for `/health` (`health::HealthService`) and, with `prometheus`, `/metrics` (`metrics::prometheus::MetricsService`) | available |
+//! | `webhook` | `analytics::exporters::webhook`: HTTP webhook exporter | available |
+//! | `kafka` | `analytics::exporters::kafka`: Kafka exporter (pure Rust client) | available |
 //! | (default) | [`scope`], [`RequestFlags`] and the free functions [`bool()`], [`string()`], [`int()`], [`float()`], [`json()`], [`variation()`], [`current_context()`]: flags for the request being served | available |
-//! | `http` | `middleware::http`: tower/axum/hyper layer with the axum `Flags` extractor | available |
-//! | `grpc` | `middleware::grpc`: tonic layer and interceptor | available |
-//! | `postgres` | `postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
-//! | `redis` | `redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
-//! | `launchdarkly` | `launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY` | available |
-//! | `unleash` | `unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
+//! | `http` | `middleware`: `FlagsLayer::new`, the tower/axum/hyper layer, and `middleware::axum_extract::Flags`, the axum extractor | available |
+//! | `grpc` | `middleware`: `FlagsLayer::new_for_grpc`, the same layer for tonic; `middleware::grpc`: interceptor and `FlagsExt` | available |
+//! | `postgres` | `providers::postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
+//! | `redis` | `providers::redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
+//! | `launchdarkly` | `providers::launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY` | available |
+//! | `unleash` | `providers::unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
 //!
 //! ## Modules
 //!
 //! - [`Client`] / [`ClientBuilder`]: evaluation, overrides, subscription, close.
 //! - [`Config`]: the `FEATURE_*` environment variables.
-//! - [`providers`]: flag sources ([`MemoryProvider`], [`FileProvider`], stores, hosted services) and the contract for writing your own.
-//! - [`analytics`]: the analytics hook; [`metrics`]: the metrics hook.
-//! - [`engine`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
+//! - [`providers`]: where flags come from: [`MemoryProvider`], [`FileProvider`], the stores
+//!   and hosted services, and the [`Provider`] contract for writing your own.
+//! - [`metrics`]: the [`Metrics`] hook and its implementations (health statistics,
+//!   Prometheus, OpenTelemetry), their settings, [`metrics::Tee`].
+//! - [`analytics`]: the [`EventSink`] hook, the event pipeline, redaction and exporters.
+//! - [`health`]: the health report; `endpoint` (feature `http-endpoints`): serving it and the
+//!   Prometheus metrics over HTTP.
+//! - [`scope`], [`RequestFlags`] and `middleware` (features `http`, `grpc`): flags for the
+//!   request being served.
+//! - [`engine`]: the engine itself (`feature-core`): flag model, compiler, evaluator;
+//!   [`model`] is its flag model.
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),

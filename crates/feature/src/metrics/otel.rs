@@ -27,7 +27,7 @@
 //! Names keep the Prometheus spelling so that dashboards and alerts work whichever path the
 //! numbers take. Evaluations are counted as for the Prometheus implementation (by the client's
 //! own per-thread counts when per-flag labels are off, see
-//! [`Metrics::reads_counts`](feature_core::metrics::Metrics::reads_counts); in per-thread
+//! [`Metrics::reads_counts`]; in per-thread
 //! counters of their own when on) and reported by the observable counter's callback at
 //! collection time, so the evaluating thread never builds attribute sets.
 

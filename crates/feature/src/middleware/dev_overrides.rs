@@ -8,7 +8,7 @@ use serde_json::Value;
 /// Off unless passed to a layer's `dev_overrides`: then anyone who can send a request can
 /// choose the flags it gets, so never switch it on in production. The layer logs a warning
 /// when it is switched on. Overrides apply to that one request only (reason `OVERRIDE`, see
-/// [`RequestFlags::with_overrides`]).
+/// [`RequestFlags::with_overrides`](crate::RequestFlags::with_overrides)).
 ///
 /// Each override is `key=value`: the value is read as JSON when it parses (`true`, `3`,
 /// `"dark"`, `{"a":1}`) and as a string otherwise (`dark`). Repeat the header (or the query
