@@ -80,7 +80,7 @@ impl<Input: ?Sized> Extractor<Input> {
 }
 
 /// What a layer's extractors read: [`http::request::Parts`](::http::request::Parts) for HTTP
-/// layers ([`FlagsLayer::new`](super::FlagsLayer::new)), `tonic::Request<()>` (its metadata,
+/// layers (`FlagsLayer::new`), `tonic::Request<()>` (its metadata,
 /// extensions and peer address, as a tonic interceptor sees them) for gRPC ones
 /// (`FlagsLayer::new_for_grpc`). Sealed: the layer knows how to build these two from a request.
 pub trait ExtractorInput: sealed::Sealed + Send + Sync + 'static {}

@@ -98,7 +98,7 @@ impl<I: ExtractorInput> Core<I> {
 ///
 /// One type for both kinds of server; `I` is what extractors read ([`ExtractorInput`]):
 ///
-/// - HTTP (tower, hyper, axum): [`FlagsLayer::new`], `FlagsLayer<http::request::Parts>` (the
+/// - HTTP (tower, hyper, axum): `FlagsLayer::new`, `FlagsLayer<http::request::Parts>` (the
 ///   default, plain `FlagsLayer`);
 /// - gRPC (tonic): `FlagsLayer::new_for_grpc` (crate feature `grpc`),
 ///   `FlagsLayer<tonic::Request<()>>`, for `Server::builder().layer(..)`.
@@ -149,6 +149,7 @@ impl<I: ExtractorInput> FlagsLayer<I> {
     /// where headers are metadata) or a [`TrustedHeaders`](super::TrustedHeaders).
     ///
     /// ```
+    /// # #[cfg(feature = "http")]
     /// # async fn f(client: feature::Client) {
     /// use feature::middleware::FlagsLayer;
     /// use feature::Context;
@@ -174,6 +175,7 @@ impl<I: ExtractorInput> FlagsLayer<I> {
     /// costs one allocation per request.
     ///
     /// ```
+    /// # #[cfg(feature = "http")]
     /// # async fn f(client: feature::Client) {
     /// use feature::middleware::FlagsLayer;
     /// use feature::Context;

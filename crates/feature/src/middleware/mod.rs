@@ -1,14 +1,15 @@
 //! Middleware: flags per request for HTTP (tower, hyper, axum) and gRPC (tonic) servers.
 //!
-//! One tower layer, [`FlagsLayer`], serves both: [`FlagsLayer::new`] for HTTP (crate feature
-//! `http`), `FlagsLayer::new_for_grpc` for tonic (crate feature `grpc`, in [`grpc`] with the
-//! interceptor). For every request the layer builds a [`Context`](crate::Context) with an extractor, then
-//! makes the request's flags available three ways, all giving exactly what
+//! One tower layer, [`FlagsLayer`], serves both: `FlagsLayer::new` for HTTP (crate feature
+//! `http`), `FlagsLayer::new_for_grpc` for tonic (crate feature `grpc`; the `grpc` module adds
+//! the interceptor). For every request the layer builds a [`Context`](crate::Context) with an
+//! extractor, then makes the request's flags available three ways, all giving exactly what
 //! [`Client::variation`](crate::Client::variation) gives for that context:
 //!
 //! - the axum extractor `axum_extract::Flags` (`flags.bool("new-feature", false)`; for tonic
 //!   handlers, `grpc::FlagsExt`),
-//! - request extensions: a [`RequestFlags`](crate::RequestFlags) for plain tower/hyper/tonic services,
+//! - request extensions: a [`RequestFlags`](crate::RequestFlags) for plain tower/hyper/tonic
+//!   services,
 //! - the task-local scope: [`feature::bool("new-feature", false)`](crate::bool) anywhere
 //!   inside the request's future (and while its response body is produced).
 //!
