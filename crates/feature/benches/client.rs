@@ -10,7 +10,7 @@ mod common;
 
 use common::{context, generated_document, rollout_contexts, ROLLOUT_KEYS, SCENARIOS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use feature::core::{parse_document, Format};
+use feature::engine::{parse_document, Format};
 use feature::{Client, MemoryProvider};
 use std::hint::black_box;
 use std::time::Duration;

@@ -9,9 +9,8 @@
 //! response (and with it the request's flags) is.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use feature::core::{parse_document, Format};
-use feature::middleware::http::FlagsLayer;
-use feature::middleware::TrustedHeaders;
+use feature::engine::{parse_document, Format};
+use feature::middleware::{FlagsLayer, TrustedHeaders};
 use feature::{Client, Context, MemoryProvider, RequestFlags};
 use http::{HeaderName, Request, Response};
 use std::convert::Infallible;
@@ -126,7 +125,7 @@ fn layer_overhead(c: &mut Criterion) {
 
     #[cfg(feature = "grpc")]
     {
-        let mut svc = feature::middleware::grpc::FlagsLayer::new(client.clone())
+        let mut svc = FlagsLayer::new_for_grpc(client.clone())
             .extractor(gateway())
             .layer(inner());
         g.bench_function("grpc/trusted headers (key, plan, 2 groups)", |b| {

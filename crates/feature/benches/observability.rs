@@ -16,13 +16,10 @@
 
 use async_trait::async_trait;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use feature::analytics::{
-    AnalyticsEvent, AnalyticsExporter, AnalyticsPipeline, ExportError, PipelineConfig,
-};
-use feature::health::EvaluationStats;
-use feature::metrics::EvaluationRecord;
-use feature::metrics_config::{MetricsConfig, Tee};
-use feature::prometheus::PrometheusMetrics;
+use feature::analytics::exporters::{AnalyticsExporter, ExportError};
+use feature::analytics::{AnalyticsEvent, AnalyticsPipeline, PipelineConfig};
+use feature::metrics::prometheus::PrometheusMetrics;
+use feature::metrics::{EvaluationRecord, EvaluationStats, MetricsConfig, Tee};
 use feature::{Client, Context, EventSink, FlagDocument, MemoryProvider, Metrics, ReasonKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,7 +63,7 @@ impl AnalyticsExporter for Dead {
 }
 
 fn document() -> FlagDocument {
-    feature::core::parse_document(FLAGS, feature::core::Format::Yaml)
+    feature::engine::parse_document(FLAGS, feature::engine::Format::Yaml)
         .expect("bench flags parse")
         .document
 }

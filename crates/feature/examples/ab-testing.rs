@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --example ab-testing`
 
-use feature::events::{EvaluationEvent, EventSink};
+use feature::analytics::{EvaluationEvent, EventSink};
 use feature::{Client, Context, FileProvider};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

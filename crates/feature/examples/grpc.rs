@@ -8,15 +8,15 @@
 //! No code generation (and so no `protoc`): the messages are prost structs written in Rust
 //! and the service is routed by hand with tonic's `Grpc` server and client APIs, exactly what
 //! generated code does. With `tonic-build`, the generated server would be wrapped the same
-//! way: `Server::builder().layer(FlagsLayer::new(client)...).add_service(GreeterServer::new(..))`.
+//! way: `Server::builder().layer(FlagsLayer::new_for_grpc(client)...).add_service(GreeterServer::new(..))`.
 //!
 //! The caller's identity comes from metadata set by a gateway that authenticated it
 //! (`x-user-id`, `x-user-plan`); that is only safe when no call can reach the service without
 //! passing the gateway: see `TrustedHeaders`.
 
-use feature::core::{parse_document, Format};
-use feature::middleware::grpc::{FlagsExt, FlagsLayer};
-use feature::middleware::TrustedHeaders;
+use feature::engine::{parse_document, Format};
+use feature::middleware::grpc::FlagsExt;
+use feature::middleware::{FlagsLayer, TrustedHeaders};
 use feature::{Client, MemoryProvider};
 use http::uri::PathAndQuery;
 use http::HeaderName;
@@ -139,7 +139,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let gateway = TrustedHeaders::new(HeaderName::from_static("x-user-id"))
         .attribute(HeaderName::from_static("x-user-plan"), "plan");
-    let layer = FlagsLayer::new(client.clone()).extractor(gateway);
+    let layer = FlagsLayer::new_for_grpc(client.clone()).extractor(gateway);
 
     let listener = tokio::net::TcpListener::bind(if once {
         "127.0.0.1:0"

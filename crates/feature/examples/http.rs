@@ -19,9 +19,9 @@
 use axum::body::Body;
 use axum::routing::get;
 use axum::{Extension, Router};
-use feature::core::{parse_document, Format};
-use feature::middleware::http::{Flags, FlagsLayer};
-use feature::middleware::TrustedHeaders;
+use feature::engine::{parse_document, Format};
+use feature::middleware::axum_extract::Flags;
+use feature::middleware::{FlagsLayer, TrustedHeaders};
 use feature::{Client, MemoryProvider, RequestFlags};
 use http::{HeaderName, Request};
 use hyper_util::client::legacy::Client as HttpClient;

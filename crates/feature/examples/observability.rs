@@ -10,10 +10,11 @@
 //! endpoints, prints what it got and exits (non-zero if a metric or field is missing): CI runs
 //! it that way. `--addr HOST:PORT` chooses where to listen otherwise.
 
-use feature::analytics::{AnalyticsPipeline, PipelineConfig, StdoutExporter};
-use feature::health::{EvaluationStats, Health, HealthService};
-use feature::metrics_config::{MetricsConfig, Tee};
-use feature::prometheus::{MetricsService, PrometheusMetrics};
+use feature::analytics::exporters::StdoutExporter;
+use feature::analytics::{AnalyticsPipeline, PipelineConfig};
+use feature::health::{Health, HealthService};
+use feature::metrics::prometheus::{MetricsService, PrometheusMetrics};
+use feature::metrics::{EvaluationStats, MetricsConfig, Tee};
 use feature::{Client, Context, FileProvider};
 use std::error::Error;
 use std::path::Path;

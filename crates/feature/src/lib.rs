@@ -40,27 +40,35 @@
 //! | feature | what it adds | status |
 //! |---|---|---|
 //! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
-//! | (default) | [`health`] (the health report and [`health::EvaluationStats`]), [`analytics`] (event pipeline, stdout and file exporters), [`metrics_config`] | available |
-//! | `prometheus` | `prometheus`: the plan's nine Prometheus metrics | available |
-//! | `otel` | `otel`: the same instruments through the OpenTelemetry metrics API | available |
-//! | `http-endpoints` | tower services for `/health` (and `/metrics` with `prometheus`) | available |
-//! | `webhook` | `analytics::webhook`: HTTP webhook exporter | available |
-//! | `kafka` | `analytics::kafka`: Kafka exporter (pure Rust client) | available |
+//! | (default) | [`health`] (the health report), [`metrics`] ([`metrics::EvaluationStats`], [`metrics::Tee`], [`metrics::MetricsConfig`]), [`analytics`] (event pipeline, redaction, [`analytics::exporters`] stdout and file) | available |
+//! | `prometheus` | `metrics::prometheus`: the plan's nine Prometheus metrics | available |
+//! | `otel` | `metrics::otel`: the same instruments through the OpenTelemetry metrics API | available |
+//! | `http-endpoints` | `endpoint`: one tower service for `/health` (`health::HealthService`) and, with `prometheus`, `/metrics` (`metrics::prometheus::MetricsService`) | available |
+//! | `webhook` | `analytics::exporters::webhook`: HTTP webhook exporter | available |
+//! | `kafka` | `analytics::exporters::kafka`: Kafka exporter (pure Rust client) | available |
 //! | (default) | [`scope`], [`RequestFlags`] and the free functions [`bool()`], [`string()`], [`int()`], [`float()`], [`json()`], [`variation()`], [`current_context()`]: flags for the request being served | available |
-//! | `http` | `middleware::http`: tower/axum/hyper layer with the axum `Flags` extractor | available |
-//! | `grpc` | `middleware::grpc`: tonic layer and interceptor | available |
-//! | `postgres` | `postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
-//! | `redis` | `redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
-//! | `launchdarkly` | `launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY` | available |
-//! | `unleash` | `unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
+//! | `http` | `middleware`: `FlagsLayer::new`, the tower/axum/hyper layer, and `middleware::axum_extract::Flags`, the axum extractor | available |
+//! | `grpc` | `middleware`: `FlagsLayer::new_for_grpc`, the same layer for tonic; `middleware::grpc`: interceptor and `FlagsExt` | available |
+//! | `postgres` | `providers::postgres` (the `feature-postgres` crate): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
+//! | `redis` | `providers::redis` (the `feature-redis` crate): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
+//! | `launchdarkly` | `providers::launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY` | available |
+//! | `unleash` | `providers::unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
 //!
 //! ## Modules
 //!
 //! - [`Client`] / [`ClientBuilder`]: evaluation, overrides, subscription, close.
 //! - [`Config`]: the `FEATURE_*` environment variables.
-//! - [`MemoryProvider`], [`FileProvider`]: flag sources; [`provider`] for writing your own.
-//! - [`events`]: the analytics hook; [`metrics`]: the metrics hook.
-//! - [`core`]: the engine itself (`feature-core`): flag model, compiler, evaluator.
+//! - [`providers`]: where flags come from: [`MemoryProvider`], [`FileProvider`], the stores
+//!   and hosted services, and the [`Provider`] contract for writing your own.
+//! - [`metrics`]: the [`Metrics`] hook and its implementations (health statistics,
+//!   Prometheus, OpenTelemetry), their settings, [`metrics::Tee`].
+//! - [`analytics`]: the [`EventSink`] hook, the event pipeline, redaction and exporters.
+//! - [`health`]: the health report; `endpoint` (feature `http-endpoints`): serving it and the
+//!   Prometheus metrics over HTTP.
+//! - [`scope`], [`RequestFlags`] and `middleware` (features `http`, `grpc`): flags for the
+//!   request being served.
+//! - [`engine`]: the engine itself (`feature-core`): flag model, compiler, evaluator;
+//!   [`model`] is its flag model.
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
@@ -69,45 +77,29 @@
 
 mod client;
 mod config;
-pub mod events;
-mod file;
-mod memory;
 #[cfg(any(feature = "http", feature = "grpc"))]
 pub mod middleware;
 mod request;
-mod stores;
 
 pub mod analytics;
+#[cfg(feature = "http-endpoints")]
+pub mod endpoint;
 pub mod health;
-pub mod metrics_config;
-mod observe;
-#[cfg(feature = "otel")]
-pub mod otel;
-#[cfg(feature = "prometheus")]
-pub mod prometheus;
-mod sampling;
-mod stripe;
+pub mod metrics;
+pub mod providers;
 
+pub use analytics::{EvaluationEvent, EventSink};
 pub use client::{Client, ClientBuilder, ClientError, FlagChange};
 pub use config::{
     parse_duration, Config, ConfigError, FileConfig, ProviderKind, RemoteConfig, StoreConfig,
 };
-pub use events::{EvaluationEvent, EventSink};
-pub use feature_core as core;
-pub use feature_core::metrics::{self, Metrics, NoopMetrics};
+pub use feature_core as engine;
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
-pub use feature_core::provider::{self, Provider, ProviderError, ProviderState, ProviderStatus};
 pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
-#[cfg(feature = "launchdarkly")]
-pub use feature_launchdarkly as launchdarkly;
-#[cfg(feature = "postgres")]
-pub use feature_postgres as postgres;
-#[cfg(feature = "redis")]
-pub use feature_redis as redis;
-#[cfg(feature = "unleash")]
-pub use feature_unleash as unleash;
-pub use file::FileProvider;
-pub use memory::MemoryProvider;
+pub use metrics::{Metrics, NoopMetrics};
+pub use providers::{
+    FileProvider, MemoryProvider, Provider, ProviderError, ProviderState, ProviderStatus,
+};
 pub use request::{
     bool, current_context, current_flags, float, int, json, scope, string, variation, RequestFlags,
 };

@@ -2,10 +2,8 @@
 //! redaction, batching, file rotation, webhook retries against a real local HTTP server.
 
 use async_trait::async_trait;
-use feature::analytics::{
-    AnalyticsEvent, AnalyticsExporter, AnalyticsPipeline, EventKind, ExportError, FileExporter,
-    PipelineConfig, Redaction, StdoutExporter,
-};
+use feature::analytics::exporters::{AnalyticsExporter, ExportError, FileExporter, StdoutExporter};
+use feature::analytics::{AnalyticsEvent, AnalyticsPipeline, EventKind, PipelineConfig, Redaction};
 use feature::{Client, Context, EventSink, Flag, MemoryProvider};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -437,7 +435,7 @@ async fn stdout_exporter_accepts_batches() {
 mod webhook {
     use super::*;
     use bytes::Bytes;
-    use feature::analytics::webhook::{HttpExporter, RetryPolicy};
+    use feature::analytics::exporters::webhook::{HttpExporter, RetryPolicy};
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;

@@ -118,10 +118,8 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 #[cfg(feature = "prometheus")]
 #[test]
 fn dashboard_and_alerts_use_only_metrics_we_export() {
-    use feature::health::{CacheReport, CacheStats};
-    use feature::metrics::EvaluationRecord;
-    use feature::metrics_config::MetricsConfig;
-    use feature::prometheus::PrometheusMetrics;
+    use feature::metrics::prometheus::PrometheusMetrics;
+    use feature::metrics::{CacheReport, CacheStats, EvaluationRecord, MetricsConfig};
     use feature::{ErrorKind, Metrics, ReasonKind};
     use std::sync::Arc;
     use std::time::Duration;

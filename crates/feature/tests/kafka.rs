@@ -3,10 +3,9 @@
 #![cfg(feature = "kafka")]
 
 use async_trait::async_trait;
-use feature::analytics::kafka::KafkaExporter;
-use feature::analytics::{
-    AnalyticsEvent, AnalyticsExporter, AnalyticsPipeline, EventKind, ExportError, PipelineConfig,
-};
+use feature::analytics::exporters::kafka::KafkaExporter;
+use feature::analytics::exporters::{AnalyticsExporter, ExportError};
+use feature::analytics::{AnalyticsEvent, AnalyticsPipeline, EventKind, PipelineConfig};
 use feature::{Context, EventSink};
 use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;

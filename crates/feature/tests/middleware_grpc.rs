@@ -6,9 +6,9 @@
 // tonic handlers return `Result<_, Status>`; `Status` is large by design.
 #![allow(clippy::result_large_err)]
 
-use feature::core::{parse_document, Format};
-use feature::middleware::grpc::{FlagsExt, FlagsInterceptor, FlagsLayer};
-use feature::middleware::{DevOverrides, TrustedHeaders};
+use feature::engine::{parse_document, Format};
+use feature::middleware::grpc::{FlagsExt, FlagsInterceptor};
+use feature::middleware::{DevOverrides, FlagsLayer, TrustedHeaders};
 use feature::{Client, Context, Evaluation, MemoryProvider, RequestFlags};
 use http::uri::PathAndQuery;
 use http::HeaderName;
@@ -194,7 +194,7 @@ async fn listen() -> (TcpIncoming, SocketAddr) {
     (TcpIncoming::from(listener), addr)
 }
 
-async fn serve(layer: FlagsLayer, service: TestService) -> SocketAddr {
+async fn serve(layer: FlagsLayer<tonic::Request<()>>, service: TestService) -> SocketAddr {
     let (incoming, addr) = listen().await;
     let server = Server::builder()
         .max_concurrent_streams(2000)
@@ -249,7 +249,7 @@ async fn check(channel: &Channel, req: tonic::Request<Query>) -> Value {
 #[tokio::test]
 async fn oneshot_layer_gives_extensions_and_scope() {
     let client = client().await;
-    let svc = FlagsLayer::new(client.clone())
+    let svc = FlagsLayer::new_for_grpc(client.clone())
         .extractor(gateway())
         .layer(TestService::default());
     // A gRPC request on the wire: a 5-byte frame header and the encoded message.
@@ -314,7 +314,7 @@ async fn oneshot_interceptor_puts_flags_in_extensions() {
 async fn real_server_unary_and_stream_keep_each_calls_context() {
     let client = client().await;
     let addr = serve(
-        FlagsLayer::new(client.clone()).extractor(gateway()),
+        FlagsLayer::new_for_grpc(client.clone()).extractor(gateway()),
         TestService::default(),
     )
     .await;
@@ -359,8 +359,14 @@ async fn real_server_default_is_anonymous_and_overrides_need_the_switch() {
     let client = client().await;
     let attempt = [("x-feature-override", "new-feature=true")];
     // Default layer: identity and override metadata are ignored.
-    let channel =
-        connect(serve(FlagsLayer::new(client.clone()), TestService::default()).await).await;
+    let channel = connect(
+        serve(
+            FlagsLayer::new_for_grpc(client.clone()),
+            TestService::default(),
+        )
+        .await,
+    )
+    .await;
     let report = check(
         &channel,
         call_request(Some("user-7"), Some("pro"), &attempt),
@@ -380,7 +386,7 @@ async fn real_server_default_is_anonymous_and_overrides_need_the_switch() {
     // Gateway identity, switch off: the override is impossible.
     let channel = connect(
         serve(
-            FlagsLayer::new(client.clone()).extractor(gateway()),
+            FlagsLayer::new_for_grpc(client.clone()).extractor(gateway()),
             TestService::default(),
         )
         .await,
@@ -396,7 +402,7 @@ async fn real_server_default_is_anonymous_and_overrides_need_the_switch() {
     assert_eq!(report["scope"]["new-feature"]["value"], json!(false));
 
     // Switch on: the override applies, to this call only.
-    let layer = FlagsLayer::new(client.clone())
+    let layer = FlagsLayer::new_for_grpc(client.clone())
         .extractor(gateway())
         .dev_overrides(DevOverrides::new());
     let channel = connect(serve(layer, TestService::default()).await).await;
@@ -445,20 +451,21 @@ async fn real_server_with_interceptor_gives_extensions_but_no_scope() {
 #[tokio::test]
 async fn async_extractor_reads_metadata() {
     let client = client().await;
-    let layer = FlagsLayer::new(client.clone()).async_extractor(|req: &tonic::Request<()>| {
-        let token = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        async move {
-            tokio::task::yield_now().await; // e.g. a token introspection call
-            match token.as_deref() {
-                Some("Bearer good") => Context::new("user-7"),
-                _ => feature::middleware::anonymous_context(),
+    let layer =
+        FlagsLayer::new_for_grpc(client.clone()).async_extractor(|req: &tonic::Request<()>| {
+            let token = req
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            async move {
+                tokio::task::yield_now().await; // e.g. a token introspection call
+                match token.as_deref() {
+                    Some("Bearer good") => Context::new("user-7"),
+                    _ => feature::middleware::anonymous_context(),
+                }
             }
-        }
-    });
+        });
     let channel = connect(serve(layer, TestService::default()).await).await;
     let report = check(
         &channel,
@@ -485,7 +492,7 @@ async fn real_server_1000_concurrent_users_each_see_their_own_flags() {
         barrier: Some(Arc::new(Barrier::new(N))),
     };
     let addr = serve(
-        FlagsLayer::new(client.clone()).extractor(gateway()),
+        FlagsLayer::new_for_grpc(client.clone()).extractor(gateway()),
         service,
     )
     .await;

@@ -6,9 +6,9 @@
 use axum::body::Body;
 use axum::routing::get;
 use axum::{Extension, Router};
-use feature::core::{parse_document, Format};
-use feature::middleware::http::{Flags, FlagsLayer};
-use feature::middleware::{DevOverrides, TrustedHeaders};
+use feature::engine::{parse_document, Format};
+use feature::middleware::axum_extract::Flags;
+use feature::middleware::{DevOverrides, FlagsLayer, TrustedHeaders};
 use feature::{Client, Context, Evaluation, MemoryProvider, Reason, RequestFlags};
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body::{Body as _, Frame};

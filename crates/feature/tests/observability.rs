@@ -3,12 +3,10 @@
 #![cfg(all(feature = "prometheus", feature = "http-endpoints"))]
 
 use async_trait::async_trait;
-use feature::health::{
-    CacheReport, CacheStats, EvaluationStats, Health, HealthCheck, HealthService, Status,
-};
-use feature::metrics_config::{MetricsConfig, Tee};
-use feature::prometheus::{MetricsService, PrometheusMetrics};
-use feature::provider::Sink;
+use feature::health::{Health, HealthCheck, HealthService, Status};
+use feature::metrics::prometheus::{MetricsService, PrometheusMetrics};
+use feature::metrics::{CacheReport, CacheStats, EvaluationStats, MetricsConfig, Tee};
+use feature::providers::Sink;
 use feature::{
     Client, Context, FileProvider, Flag, MemoryProvider, Metrics, Provider, ProviderError,
     ProviderState, ProviderStatus,
@@ -564,7 +562,7 @@ async fn otel_instruments_carry_the_same_names_and_counts() {
         .with_reader(PeriodicReader::builder(exporter.clone()).build())
         .build();
     let meter = provider.meter("feature");
-    let metrics = feature::otel::OtelMetrics::new(&meter, &MetricsConfig::default());
+    let metrics = feature::metrics::otel::OtelMetrics::new(&meter, &MetricsConfig::default());
     let flags = MemoryProvider::new();
     flags.set_flag(Flag::boolean("beta", true));
     let client = Client::builder()

@@ -2,7 +2,7 @@
 //! variables (crate features `postgres` and `redis`; the servers of scripts/test.sh).
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
-use feature::postgres::{FlagStore, PostgresStore};
+use feature::providers::postgres::{FlagStore, PostgresStore};
 use feature::{Client, Config, ErrorKind, Flag, Reason};
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! The asynchronous pipeline between the client and an exporter.
 
-use super::{AnalyticsEvent, AnalyticsExporter, EventKind, Redaction};
-use crate::events::{BoxFuture, EvaluationEvent, EventSink};
-use crate::sampling::Sampling;
-use crate::stripe::Striped;
+use super::exporters::AnalyticsExporter;
+use super::{AnalyticsEvent, BoxFuture, EvaluationEvent, EventKind, EventSink, Redaction};
+use crate::client::sampling::Sampling;
+use crate::metrics::stripe::Striped;
 use chrono::{DateTime, Utc};
 use crossbeam_queue::ArrayQueue;
 use feature_core::{Context, ReasonKind};

@@ -1,5 +1,6 @@
-//! gRPC middleware for tonic servers: [`FlagsLayer`] (a tower layer for
-//! `Server::builder().layer(..)`) and [`FlagsInterceptor`].
+//! gRPC middleware for tonic servers: the gRPC flavour of [`FlagsLayer`]
+//! ([`FlagsLayer::new_for_grpc`], a tower layer for `Server::builder().layer(..)`),
+//! [`FlagsInterceptor`], and [`FlagsExt`] for handlers.
 //!
 //! The context is built from the request as a tonic interceptor sees it, a
 //! `tonic::Request<()>` (metadata, extensions, peer address). Handlers get the same API as
@@ -9,7 +10,8 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use feature::middleware::grpc::{FlagsExt, FlagsLayer};
+//! use feature::middleware::grpc::FlagsExt;
+//! use feature::middleware::FlagsLayer;
 //! use feature::{Client, Context, Flag, MemoryProvider};
 //! use tower::{service_fn, Layer, ServiceExt};
 //!
@@ -19,7 +21,7 @@
 //!
 //! // Identity from metadata set by a trusted gateway (see `TrustedHeaders` for what that
 //! // assumes); without an extractor every request is anonymous.
-//! let layer = FlagsLayer::new(client).extractor(|request: &tonic::Request<()>| {
+//! let layer = FlagsLayer::new_for_grpc(client).extractor(|request: &tonic::Request<()>| {
 //!     match request.metadata().get("x-user-id").and_then(|v| v.to_str().ok()) {
 //!         Some(id) => Context::new(id),
 //!         None => feature::middleware::anonymous_context(),
@@ -40,24 +42,21 @@
 //! # Ok(()) }
 //! ```
 
-use super::{
-    AsyncContextExtractor, ContextExtractor, Core, DevOverrides, Extractor, FlagsBody, Input,
-    ResponseFuture, TrustedHeaders,
-};
+use super::extract::{sealed, Extractor, ExtractorInput};
+use super::layer::Core;
+use super::{anonymous_context, ContextExtractor, DevOverrides, FlagsLayer, TrustedHeaders};
 use crate::{Client, Context, RequestFlags};
 use ::http::request::Parts;
-use ::http::{Request, Response};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::Status;
-use tower_layer::Layer;
-use tower_service::Service;
 
 type GrpcRequest = tonic::Request<()>;
 
-impl Input for GrpcRequest {
+impl ExtractorInput for GrpcRequest {}
+
+impl sealed::Sealed for GrpcRequest {
     fn with<R>(parts: &mut Parts, f: impl FnOnce(&Self) -> R) -> R {
         let metadata = MetadataMap::from_headers(std::mem::take(&mut parts.headers));
         let request =
@@ -76,96 +75,20 @@ impl ContextExtractor<GrpcRequest> for TrustedHeaders {
     }
 }
 
-/// A tower [`Layer`] for tonic servers: builds each call's context from its metadata, puts a
-/// [`RequestFlags`] in the request's extensions and runs the handler (and the response
-/// stream) in the flags scope.
-///
-/// The inner service must be `Clone` (as axum routes, tonic routers and most tower services
-/// are). By default the context is anonymous ([`anonymous_context`](super::anonymous_context)):
-/// nothing the client sends is trusted.
-#[derive(Clone, Debug)]
-pub struct FlagsLayer {
-    core: Arc<Core<GrpcRequest>>,
-}
-
-impl FlagsLayer {
-    /// A layer evaluating `client`'s flags, for anonymous contexts until an extractor is set.
-    pub fn new(client: Client) -> Self {
-        FlagsLayer {
-            core: Arc::new(Core::new(client)),
-        }
-    }
-
-    /// Builds the context synchronously: a closure `|request: &tonic::Request<()>| -> Context`
-    /// or a [`TrustedHeaders`] (read from the metadata).
-    pub fn extractor(mut self, extractor: impl ContextExtractor<GrpcRequest>) -> Self {
-        Arc::make_mut(&mut self.core).extractor = Extractor::Sync(Arc::new(extractor));
-        self
-    }
-
-    /// Builds the context asynchronously: a closure `|request: &tonic::Request<()>|` returning
-    /// a `'static` future. Costs one allocation per call.
-    pub fn async_extractor(mut self, extractor: impl AsyncContextExtractor<GrpcRequest>) -> Self {
-        Arc::make_mut(&mut self.core).extractor = Extractor::Async(Arc::new(extractor));
-        self
-    }
-
-    /// **Development only**: lets every call override flags for itself with a metadata entry
-    /// (see [`DevOverrides`]). Off unless called; never call it in production.
-    pub fn dev_overrides(mut self, overrides: DevOverrides) -> Self {
-        Arc::make_mut(&mut self.core).set_dev(overrides);
-        self
-    }
-}
-
-impl<S> Layer<S> for FlagsLayer {
-    type Service = FlagsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FlagsService {
-            inner,
-            core: self.core.clone(),
-        }
-    }
-}
-
-/// The service [`FlagsLayer`] makes.
-#[derive(Clone, Debug)]
-pub struct FlagsService<S> {
-    inner: S,
-    core: Arc<Core<GrpcRequest>>,
-}
-
-impl<S> FlagsService<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-}
-
-impl<S, B, ResBody> Service<Request<B>> for FlagsService<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
-{
-    type Response = Response<FlagsBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, B>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        self.core.call(&mut self.inner, req)
+impl FlagsLayer<GrpcRequest> {
+    /// A gRPC layer evaluating `client`'s flags, for anonymous contexts until an extractor is
+    /// set: extractors read each call as a tonic interceptor sees it, a `tonic::Request<()>`
+    /// (metadata, extensions, peer address), and handlers find the call's [`RequestFlags`]
+    /// with [`FlagsExt::flags`].
+    pub fn new_for_grpc(client: Client) -> Self {
+        FlagsLayer::with_input(client)
     }
 }
 
 /// A tonic [`Interceptor`] that puts the call's [`RequestFlags`] in its extensions.
 ///
 /// Interceptors run before the handler but cannot wrap it, so this gives handlers the
-/// extensions only, **not** the task-local scope; prefer [`FlagsLayer`] unless you need an
+/// extensions only, **not** the task-local scope; prefer [`FlagsLayer::new_for_grpc`] unless you need an
 /// interceptor (e.g. to intercept one service only). Extractors are synchronous.
 ///
 /// ```
@@ -210,7 +133,7 @@ impl Interceptor for FlagsInterceptor {
         let context = match &core.extractor {
             Extractor::Sync(e) => e.extract(&request),
             // `FlagsInterceptor` never holds an asynchronous extractor.
-            Extractor::Anonymous | Extractor::Async(_) => super::anonymous_context(),
+            Extractor::Anonymous | Extractor::Async(_) => anonymous_context(),
         };
         let overrides = match &core.dev {
             None => Vec::new(),

@@ -1,13 +1,31 @@
-//! Building the PostgreSQL, Redis, LaunchDarkly and Unleash providers from a [`Config`]
-//! (crate features `postgres`, `redis`, `launchdarkly`, `unleash`).
+//! Building the provider a [`Config`] names (`FEATURE_PROVIDER`): memory, file, and the
+//! PostgreSQL, Redis, LaunchDarkly and Unleash providers (crate features `postgres`, `redis`,
+//! `launchdarkly`, `unleash`).
 
-#[cfg(any(
-    feature = "postgres",
-    feature = "redis",
-    feature = "unleash",
-    feature = "launchdarkly"
-))]
-use crate::config::{Config, ConfigError};
+use super::{FileProvider, MemoryProvider, Provider};
+use crate::config::{Config, ConfigError, ProviderKind};
+use std::sync::Arc;
+
+/// The provider `config` names, or [`ConfigError::ProviderUnavailable`] when its crate feature
+/// is not compiled in.
+pub(crate) fn from_config(config: &Config) -> Result<Arc<dyn Provider>, ConfigError> {
+    Ok(match config.provider {
+        ProviderKind::Memory => Arc::new(MemoryProvider::new()),
+        ProviderKind::File => {
+            Arc::new(FileProvider::new(&config.file.path).watch(config.file.watch))
+        }
+        #[cfg(feature = "postgres")]
+        ProviderKind::Postgres => Arc::new(postgres(config)?),
+        #[cfg(feature = "redis")]
+        ProviderKind::Redis => Arc::new(redis(config)?),
+        #[cfg(feature = "unleash")]
+        ProviderKind::Unleash => Arc::new(unleash(config)?),
+        #[cfg(feature = "launchdarkly")]
+        ProviderKind::LaunchDarkly => Arc::new(launchdarkly(config)?),
+        #[allow(unreachable_patterns)] // every provider kind compiled in
+        other => return Err(ConfigError::ProviderUnavailable(other.as_str())),
+    })
+}
 
 #[cfg(any(
     feature = "postgres",
@@ -35,7 +53,7 @@ fn sync_options(config: &Config) -> feature_store::SyncOptions {
 
 /// `FEATURE_PROVIDER=postgres`: `FEATURE_POSTGRES_URL`, `FEATURE_TABLE`.
 #[cfg(feature = "postgres")]
-pub(crate) fn postgres(config: &Config) -> Result<feature_postgres::PostgresProvider, ConfigError> {
+fn postgres(config: &Config) -> Result<feature_postgres::PostgresProvider, ConfigError> {
     let url = config.store.postgres_url.as_deref().ok_or_else(|| {
         invalid(
             "FEATURE_POSTGRES_URL",
@@ -61,7 +79,7 @@ pub(crate) fn postgres(config: &Config) -> Result<feature_postgres::PostgresProv
 /// `FEATURE_POSTGRES_URL` too (and the `postgres` feature), Redis is a read-through cache in
 /// front of that database.
 #[cfg(feature = "redis")]
-pub(crate) fn redis(config: &Config) -> Result<feature_redis::RedisProvider, ConfigError> {
+fn redis(config: &Config) -> Result<feature_redis::RedisProvider, ConfigError> {
     let url = config.store.redis_url.as_deref().ok_or_else(|| {
         invalid(
             "FEATURE_REDIS_URL",
@@ -83,7 +101,7 @@ pub(crate) fn redis(config: &Config) -> Result<feature_redis::RedisProvider, Con
                     "a postgres:// URL and a valid table name",
                 )
             })?;
-        builder = builder.cache_for(std::sync::Arc::new(origin));
+        builder = builder.cache_for(Arc::new(origin));
     }
     builder.build().map_err(|e| match e {
         feature_redis::RedisError::InvalidPrefix(p) => invalid(
@@ -98,7 +116,7 @@ pub(crate) fn redis(config: &Config) -> Result<feature_redis::RedisProvider, Con
 /// `FEATURE_PROVIDER=unleash`: `UNLEASH_URL`, `UNLEASH_API_TOKEN`, `UNLEASH_APP_NAME`;
 /// `FEATURE_REFRESH_INTERVAL` is the polling interval.
 #[cfg(feature = "unleash")]
-pub(crate) fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigError> {
+fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigError> {
     let r = &config.remote;
     let url = r.unleash_url.as_deref().ok_or_else(|| {
         invalid(
@@ -140,7 +158,7 @@ pub(crate) fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvide
 /// `LAUNCHDARKLY_STREAM_URL`; streaming unless `LAUNCHDARKLY_POLLING=true`, which polls every
 /// `FEATURE_REFRESH_INTERVAL`.
 #[cfg(feature = "launchdarkly")]
-pub(crate) fn launchdarkly(
+fn launchdarkly(
     config: &Config,
 ) -> Result<feature_launchdarkly::LaunchDarklyProvider, ConfigError> {
     let r = &config.remote;

@@ -8,9 +8,9 @@
 //! - evaluation events are sampled by a geometric countdown on the same line when the sink
 //!   states its rate ([`EventSink::evaluation_sample_rate`]); the event is built only when kept.
 
-use crate::events::{EvaluationEvent, EventSink};
-use crate::sampling::Sampling;
-use crate::stripe::{LineRef, Striped};
+use super::sampling::Sampling;
+use crate::analytics::{EvaluationEvent, EventSink};
+use crate::metrics::stripe::{LineRef, Striped};
 use feature_core::metrics::{EvaluationCounts, EvaluationRecord, Metrics, ValueClass};
 use feature_core::{Context, Detail, ErrorKind, Evaluation, ReasonKind};
 use serde_json::Value;

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use feature::analytics::{AnalyticsExporter, FileExporter};
+/// use feature::analytics::exporters::{AnalyticsExporter, FileExporter};
 /// let dir = tempfile::tempdir()?;
 /// let exporter = FileExporter::new(dir.path().join("events.jsonl")).max_bytes(1 << 20).max_files(5);
 /// exporter.export(&[]).await?;

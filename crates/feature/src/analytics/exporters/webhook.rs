@@ -2,7 +2,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use feature::analytics::webhook::{HttpExporter, RetryPolicy};
+//! use feature::analytics::exporters::webhook::{HttpExporter, RetryPolicy};
 //! use std::time::Duration;
 //!
 //! let exporter = HttpExporter::new("http://127.0.0.1:9000/events")?

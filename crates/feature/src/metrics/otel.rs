@@ -3,8 +3,8 @@
 //! SDK and exporter (OTLP, Prometheus, ...) decide where they go.
 //!
 //! ```
-//! use feature::metrics_config::MetricsConfig;
-//! use feature::otel::OtelMetrics;
+//! use feature::metrics::otel::OtelMetrics;
+//! use feature::metrics::MetricsConfig;
 //!
 //! let meter = opentelemetry::global::meter("feature");
 //! let metrics = OtelMetrics::new(&meter, &MetricsConfig::default());
@@ -27,11 +27,12 @@
 //! Names keep the Prometheus spelling so that dashboards and alerts work whichever path the
 //! numbers take. Evaluations are counted as for the Prometheus implementation (by the client's
 //! own per-thread counts when per-flag labels are off, see
-//! [`Metrics::reads_counts`](feature_core::metrics::Metrics::reads_counts); in per-thread
+//! [`Metrics::reads_counts`]; in per-thread
 //! counters of their own when on) and reported by the observable counter's callback at
 //! collection time, so the evaluating thread never builds attribute sets.
 
-use crate::metrics_config::{EvalCounts, MetricsConfig};
+use super::counts::EvalCounts;
+use super::MetricsConfig;
 use feature_core::metrics::{EvaluationCounts, EvaluationRecord, Metrics};
 use feature_core::ErrorKind;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, ObservableCounter};

@@ -1,7 +1,4 @@
 //! The analytics hook: where evaluation events and custom events go.
-//!
-//! The client calls an [`EventSink`] on the evaluating thread, so an implementation must only
-//! hand the event to a bounded queue (never block, never do I/O there) and count what it drops.
 
 use feature_core::{Context, ErrorKind, ReasonKind};
 use serde_json::Value;
@@ -35,6 +32,9 @@ pub struct EvaluationEvent<'a> {
 }
 
 /// Receives evaluation and custom events from the client.
+///
+/// The client calls an `EventSink` on the evaluating thread, so an implementation must only
+/// hand the event to a bounded queue (never block, never do I/O there) and count what it drops.
 pub trait EventSink: Send + Sync + 'static {
     /// Whether the next evaluation event is wanted (sampling). The client asks before it builds
     /// the event and calls [`EventSink::evaluation`] only on `true`, so a sink that keeps one

@@ -2,9 +2,9 @@
 //! application's [`Registry`].
 //!
 //! ```
-//! use feature::metrics_config::MetricsConfig;
-//! use feature::prometheus::PrometheusMetrics;
-//! use feature::{Metrics, metrics::EvaluationRecord, ReasonKind};
+//! use feature::metrics::prometheus::PrometheusMetrics;
+//! use feature::metrics::{EvaluationRecord, Metrics, MetricsConfig};
+//! use feature::ReasonKind;
 //!
 //! let registry = prometheus::Registry::new();
 //! let metrics = PrometheusMetrics::new(&MetricsConfig::default())?;
@@ -37,7 +37,7 @@
 //! `feature_flags_cache_size` and `feature_flags_cache_max_size`.
 //!
 //! The prefix is [`MetricsConfig::namespace`]. Label values are described in
-//! [`crate::metrics_config`]: with per-flag labels off (the default), `flag_key` is always
+//! [`crate::metrics`]: with per-flag labels off (the default), `flag_key` is always
 //! `__all__`, and the series whose labels are known up front (cache hits and misses, errors
 //! by type) are exported at zero from the start. A family appears on `/metrics` once it has a
 //! series: evaluation counts after the first evaluation, durations after the first timed one,
@@ -65,7 +65,8 @@
 //! histogram then, through a series resolved once per reason. Errors, cache and provider
 //! events are rare and use the crate's vectors directly.
 
-use crate::metrics_config::{reason_slot, EvalCounts, MetricsConfig, ALL_FLAGS, REASONS};
+use super::counts::{reason_slot, EvalCounts, REASONS};
+use super::{MetricsConfig, ALL_FLAGS};
 use ::prometheus::core::{Collector, Desc};
 use ::prometheus::proto::MetricFamily;
 use ::prometheus::{
@@ -387,65 +388,34 @@ impl Collector for PrometheusMetrics {
     }
 }
 
+/// A tower `Service` answering every request with a registry's metrics in the Prometheus
+/// text format (crate features `prometheus` and `http-endpoints`). Mount it on `/metrics`:
+///
+/// ```
+/// use feature::metrics::prometheus::MetricsService;
+/// let registry = prometheus::Registry::new();
+/// let app: axum::Router = axum::Router::new().route_service("/metrics", MetricsService::new(registry));
+/// # let _ = app;
+/// ```
 #[cfg(feature = "http-endpoints")]
-pub use service::MetricsService;
+pub type MetricsService = crate::endpoint::EndpointService<Registry>;
 
 #[cfg(feature = "http-endpoints")]
-mod service {
-    use bytes::Bytes;
-    use http_body_util::Full;
-    use std::convert::Infallible;
-    use std::future::{ready, Ready};
-    use std::task::{Context, Poll};
-
-    /// A tower `Service` answering every request with a registry's metrics in the Prometheus
-    /// text format (crate features `prometheus` and `http-endpoints`). Mount it on `/metrics`:
-    ///
-    /// ```
-    /// use feature::prometheus::MetricsService;
-    /// let registry = prometheus::Registry::new();
-    /// let app: axum::Router = axum::Router::new().route_service("/metrics", MetricsService::new(registry));
-    /// # let _ = app;
-    /// ```
-    #[derive(Debug, Clone)]
-    pub struct MetricsService {
-        registry: ::prometheus::Registry,
-    }
-
-    impl MetricsService {
-        /// A service exposing `registry`.
-        pub fn new(registry: ::prometheus::Registry) -> Self {
-            MetricsService { registry }
-        }
-
-        /// The response to any request.
-        pub fn respond(&self) -> http::Response<Full<Bytes>> {
-            let encoder = ::prometheus::TextEncoder::new();
-            let (code, body) = match encoder.encode_to_string(&self.registry.gather()) {
-                Ok(text) => (http::StatusCode::OK, text),
-                Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            };
-            let mut resp = http::Response::new(Full::new(Bytes::from(body)));
-            *resp.status_mut() = code;
-            resp.headers_mut().insert(
+impl crate::endpoint::Respond for Registry {
+    /// The registry's metrics in the Prometheus text format (`500` when they cannot be encoded).
+    fn respond(&self) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+        let encoder = ::prometheus::TextEncoder::new();
+        let (code, body) = match encoder.encode_to_string(&self.gather()) {
+            Ok(text) => (http::StatusCode::OK, text),
+            Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        crate::endpoint::response(
+            code,
+            body,
+            &[(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            resp
-        }
-    }
-
-    impl<B> tower_service::Service<http::Request<B>> for MetricsService {
-        type Response = http::Response<Full<Bytes>>;
-        type Error = Infallible;
-        type Future = Ready<Result<Self::Response, Infallible>>;
-
-        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _req: http::Request<B>) -> Self::Future {
-            ready(Ok(self.respond()))
-        }
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+        )
     }
 }

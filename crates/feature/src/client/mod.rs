@@ -1,21 +1,38 @@
-//! The client: evaluates flags against contexts, synchronously and without ever failing.
+//! The client: evaluates flags against contexts, synchronously, lock-free and without ever
+//! failing, and carries the hooks around each evaluation.
+//!
+//! - [`Client`] (this file): evaluation, overrides, subscription, close;
+//! - [`ClientBuilder`] (`builder`): provider, overrides, metrics and events, start;
+//! - `view`: the snapshot and overrides an evaluation reads with one atomic load, swapped
+//!   whole when a provider publishes or an override changes;
+//! - `observe`: counting, timing and event sampling around an evaluation, fused on one
+//!   per-thread counter line; `sampling`: the geometric sampling it and the analytics pipeline
+//!   draw from.
 
-use crate::config::{Config, ConfigError, ProviderKind};
-use crate::events::EventSink;
-use crate::observe::Observer;
-use crate::{FileProvider, MemoryProvider};
+mod builder;
+pub(crate) mod observe;
+pub(crate) mod sampling;
+mod view;
+
+pub use builder::ClientBuilder;
+pub(crate) use view::override_eval;
+
+use crate::analytics::EventSink;
+use crate::config::{Config, ConfigError};
 use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
-use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus, Sink};
-use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, Snapshot, ValueKind};
+use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus};
+use feature_core::{Context, ErrorKind, Evaluation, ReasonKind, Snapshot, ValueKind};
+use observe::Observer;
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
+use view::View;
 
 /// Errors starting a client.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +67,12 @@ pub struct FlagChange {
     pub keys: Vec<String>,
 }
 
-/// What evaluation reads: one atomic load gives a consistent snapshot and overrides.
-#[derive(Debug)]
-struct View {
-    snapshot: Arc<Snapshot>,
-    overrides: FxHashMap<Box<str>, Value>,
-    ready: bool,
-}
-
+/// What clones of a client share.
 struct Inner {
+    /// What evaluations read, swapped whole.
     view: ArcSwap<View>,
     provider: Arc<dyn Provider>,
+    /// The provider's own evaluator, when it has one (then `view` holds overrides only).
     engine: Option<Arc<dyn Engine>>,
     metrics: Option<Arc<dyn Metrics>>,
     events: Option<Arc<dyn EventSink>>,
@@ -100,171 +112,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Builds a [`Client`].
-pub struct ClientBuilder {
-    provider: Option<Arc<dyn Provider>>,
-    overrides: Vec<(String, Value)>,
-    metrics: Option<Arc<dyn Metrics>>,
-    events: Option<Arc<dyn EventSink>>,
-    start_timeout: Duration,
-    sample_every: u32,
-    offline: bool,
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder {
-            provider: None,
-            overrides: Vec::new(),
-            metrics: None,
-            events: None,
-            start_timeout: Duration::from_secs(10),
-            sample_every: 64,
-            offline: false,
-        }
-    }
-}
-
-impl ClientBuilder {
-    /// The source of flags (default: an empty [`MemoryProvider`]).
-    pub fn provider(mut self, provider: impl Provider) -> Self {
-        self.provider = Some(Arc::new(provider));
-        self
-    }
-
-    /// A shared provider (kept by the caller too, e.g. to change a memory provider's flags).
-    pub fn shared_provider(mut self, provider: Arc<dyn Provider>) -> Self {
-        self.provider = Some(provider);
-        self
-    }
-
-    /// A local override: `key` always serves `value`, whatever the provider says.
-    pub fn override_flag(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.overrides.push((key.into(), value.into()));
-        self
-    }
-
-    /// Local overrides, as the plan's `WithOverrides(map)`.
-    pub fn overrides<K: Into<String>, V: Into<Value>>(
-        mut self,
-        overrides: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        self.overrides
-            .extend(overrides.into_iter().map(|(k, v)| (k.into(), v.into())));
-        self
-    }
-
-    /// Where evaluations and provider activity are measured.
-    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
-        self.metrics = Some(Arc::new(metrics));
-        self
-    }
-
-    /// A shared metrics implementation.
-    pub fn shared_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
-        self.metrics = Some(metrics);
-        self
-    }
-
-    /// Where evaluation and custom events go (analytics).
-    pub fn events(mut self, events: impl EventSink) -> Self {
-        self.events = Some(Arc::new(events));
-        self
-    }
-
-    /// A shared event sink.
-    pub fn shared_events(mut self, events: Arc<dyn EventSink>) -> Self {
-        self.events = Some(events);
-        self
-    }
-
-    /// How long [`ClientBuilder::build`] waits for the provider's first flags (default 10 s).
-    pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.start_timeout = timeout;
-        self
-    }
-
-    /// Time one evaluation in `n` for metrics (default 64; 1 times every evaluation).
-    pub fn timing_sample(mut self, n: u32) -> Self {
-        self.sample_every = n.max(1);
-        self
-    }
-
-    /// Offline: the provider is not started and no events are sent; overrides still apply and
-    /// every other evaluation serves the caller's default with `ERROR`/`CLIENT_NOT_READY`.
-    pub fn offline(mut self, offline: bool) -> Self {
-        self.offline = offline;
-        self
-    }
-
-    /// Starts the provider and waits for its first flags.
-    pub async fn build(self) -> Result<Client, ClientError> {
-        let provider = self
-            .provider
-            .unwrap_or_else(|| Arc::new(MemoryProvider::new()) as Arc<dyn Provider>);
-        let events = if self.offline { None } else { self.events };
-        let (changes, _) = broadcast::channel(256);
-        let overrides = self
-            .overrides
-            .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v))
-            .collect();
-        let inner = Arc::new(Inner {
-            view: ArcSwap::from_pointee(View {
-                snapshot: Arc::new(Snapshot::default()),
-                overrides,
-                ready: false,
-            }),
-            engine: provider.engine(),
-            provider,
-            observer: Observer::new(self.metrics.clone(), events.clone(), self.sample_every),
-            metrics: self.metrics,
-            events,
-            changes,
-            closed: AtomicBool::new(false),
-        });
-        let client = Client { inner };
-        if self.offline {
-            return Ok(client);
-        }
-        let sink: Arc<dyn Sink> = Arc::new(ClientSink {
-            inner: Arc::downgrade(&client.inner),
-            metrics: client
-                .inner
-                .metrics
-                .clone()
-                .unwrap_or_else(|| Arc::new(NoopMetrics)),
-        });
-        let name = client.inner.provider.name();
-        let started = Instant::now();
-        match tokio::time::timeout(self.start_timeout, client.inner.provider.start(sink)).await {
-            Ok(Ok(())) => {
-                client
-                    .metrics()
-                    .record_provider_latency(name, "start", started.elapsed());
-                Ok(client)
-            }
-            Ok(Err(source)) => {
-                client
-                    .metrics()
-                    .record_provider_error(name, "start", "start");
-                client.inner.provider.close().await;
-                Err(ClientError::Provider {
-                    provider: name,
-                    source,
-                })
-            }
-            Err(_) => {
-                client.inner.provider.close().await;
-                Err(ClientError::StartTimeout {
-                    provider: name,
-                    timeout: self.start_timeout,
-                })
-            }
-        }
-    }
-}
-
 impl Client {
     /// A builder.
     pub fn builder() -> ClientBuilder {
@@ -273,24 +120,12 @@ impl Client {
 
     /// A client from a [`Config`] (see [`Config::from_env`]).
     pub async fn new(config: Config) -> Result<Client, ClientError> {
-        let builder = Client::builder().offline(config.offline);
-        let builder = match config.provider {
-            ProviderKind::Memory => builder.provider(MemoryProvider::new()),
-            ProviderKind::File => {
-                builder.provider(FileProvider::new(&config.file.path).watch(config.file.watch))
-            }
-            #[cfg(feature = "postgres")]
-            ProviderKind::Postgres => builder.provider(crate::stores::postgres(&config)?),
-            #[cfg(feature = "redis")]
-            ProviderKind::Redis => builder.provider(crate::stores::redis(&config)?),
-            #[cfg(feature = "unleash")]
-            ProviderKind::Unleash => builder.provider(crate::stores::unleash(&config)?),
-            #[cfg(feature = "launchdarkly")]
-            ProviderKind::LaunchDarkly => builder.provider(crate::stores::launchdarkly(&config)?),
-            #[allow(unreachable_patterns)] // every provider kind compiled in
-            other => return Err(ConfigError::ProviderUnavailable(other.as_str()).into()),
-        };
-        builder.build().await
+        let provider = crate::providers::from_config(&config)?;
+        Client::builder()
+            .offline(config.offline)
+            .shared_provider(provider)
+            .build()
+            .await
     }
 
     fn metrics(&self) -> &dyn Metrics {
@@ -549,98 +384,4 @@ impl Client {
 
 fn as_int(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f.trunc() as i64))
-}
-
-/// The evaluation of an override: its value (a `WRONG_TYPE` default when it is not of `kind`),
-/// reason `OVERRIDE`, and the index of the flag's variant with that value, if any.
-pub(crate) fn override_eval(
-    snap: &Snapshot,
-    key: &str,
-    v: &Value,
-    kind: ValueKind,
-    default: Value,
-) -> Evaluation {
-    if !kind.admits(v) {
-        return Evaluation::error(key, default, ErrorKind::WrongType);
-    }
-    let variation_index = snap
-        .flag(key)
-        .and_then(|f| f.variations().iter().position(|x| x == v));
-    Evaluation {
-        key: key.to_owned(),
-        value: v.clone(),
-        variation_index,
-        reason: Reason::Override,
-    }
-}
-
-/// The client's side of the provider contract.
-struct ClientSink {
-    inner: Weak<Inner>,
-    metrics: Arc<dyn Metrics>,
-}
-
-impl Sink for ClientSink {
-    fn publish(&self, snapshot: Snapshot) {
-        let Some(inner) = self.inner.upgrade() else {
-            return;
-        };
-        if let Some(m) = &inner.metrics {
-            m.record_flags(snapshot.len(), snapshot.enabled_count());
-        }
-        let snapshot = Arc::new(snapshot);
-        let old = inner.view.load_full();
-        inner.view.store(Arc::new(View {
-            snapshot: snapshot.clone(),
-            overrides: old.overrides.clone(),
-            ready: true,
-        }));
-        let keys = changed_keys(&old.snapshot, &snapshot);
-        if !keys.is_empty() {
-            let _ = inner.changes.send(FlagChange { keys });
-        }
-    }
-
-    fn metrics(&self) -> &dyn Metrics {
-        self.metrics.as_ref()
-    }
-}
-
-/// Keys whose definitions differ between two snapshots (segments followed into flags).
-fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
-    let (a, b) = (old.document(), new.document());
-    let mut keys: BTreeSet<String> = BTreeSet::new();
-    for k in a.flags.keys().chain(b.flags.keys()) {
-        if a.flags.get(k) != b.flags.get(k) {
-            keys.insert(k.clone());
-        }
-    }
-    let changed_segments: BTreeSet<&String> = a
-        .segments
-        .keys()
-        .chain(b.segments.keys())
-        .filter(|k| a.segments.get(*k) != b.segments.get(*k))
-        .collect();
-    if !changed_segments.is_empty() {
-        for (k, f) in &b.flags {
-            let uses = f.rules.iter().flat_map(|r| &r.clauses).any(|c| {
-                c.operator == feature_core::Operator::SegmentMatch
-                    && c.values.iter().any(|v| {
-                        v.as_str()
-                            .is_some_and(|s| changed_segments.contains(&s.to_owned()))
-                    })
-            });
-            if uses {
-                keys.insert(k.clone());
-            }
-        }
-    }
-    // Flags that were broken and still are compare equal; flags that could not be read at all
-    // are not in the document: compare the compiled key sets too.
-    for f in old.flags().chain(new.flags()) {
-        if old.flag(f.key()).is_none() != new.flag(f.key()).is_none() {
-            keys.insert(f.key().to_owned());
-        }
-    }
-    keys.into_iter().collect()
 }

@@ -1,7 +1,7 @@
 //! An exporter producing events to a Kafka topic (crate feature `kafka`).
 //!
 //! ```
-//! use feature::analytics::kafka::KafkaExporter;
+//! use feature::analytics::exporters::kafka::KafkaExporter;
 //! let exporter = KafkaExporter::new(vec!["127.0.0.1:9092".to_owned()], "feature-events")
 //!     .partition(0)
 //!     .create_topic(true);

@@ -1,0 +1,92 @@
+//! Exporters: where the pipeline delivers batches of events. [`StdoutExporter`] (debugging),
+//! [`FileExporter`] (JSON lines, rotated by size), `webhook::HttpExporter` (crate feature
+//! `webhook`: an HTTP endpoint, with retries), `kafka::KafkaExporter` (crate feature `kafka`),
+//! or your own [`AnalyticsExporter`].
+
+mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+mod stdout;
+#[cfg(feature = "webhook")]
+pub mod webhook;
+
+pub use file::FileExporter;
+pub use stdout::StdoutExporter;
+
+use super::AnalyticsEvent;
+use async_trait::async_trait;
+
+/// A boxed error from an exporter's library.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of exporters.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Writing failed.
+    #[error("{exporter}: I/O error: {source}")]
+    Io {
+        /// The exporter.
+        exporter: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Events could not be encoded.
+    #[error("{exporter}: cannot encode events: {source}")]
+    Encode {
+        /// The exporter.
+        exporter: &'static str,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The destination refused or could not be reached, after every retry.
+    #[error("{exporter}: delivery failed after {attempts} attempt(s): {source}")]
+    Delivery {
+        /// The exporter.
+        exporter: &'static str,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: BoxError,
+    },
+    /// The exporter was closed.
+    #[error("{0}: closed")]
+    Closed(&'static str),
+}
+
+/// Where batches of events go (the plan's `AnalyticsExporter`). The pipeline calls one method
+/// at a time, from its own thread; cancellation and deadlines are the caller's (drop the
+/// future).
+#[async_trait]
+pub trait AnalyticsExporter: Send + Sync + 'static {
+    /// Delivers a batch. An error means the batch was not delivered (after the exporter's own
+    /// retries); the pipeline counts its events as failed.
+    async fn export(&self, events: &[AnalyticsEvent]) -> Result<(), ExportError>;
+
+    /// Makes everything delivered so far durable (flushes buffers).
+    async fn flush(&self) -> Result<(), ExportError> {
+        Ok(())
+    }
+
+    /// Flushes and releases resources. Later exports may fail with [`ExportError::Closed`].
+    async fn close(&self) -> Result<(), ExportError> {
+        self.flush().await
+    }
+}
+
+/// Encodes events as JSON lines (one object and a `\n` each).
+pub(crate) fn json_lines(
+    exporter: &'static str,
+    events: &[AnalyticsEvent],
+) -> Result<Vec<u8>, ExportError> {
+    let mut out = Vec::with_capacity(events.len() * 256);
+    for e in events {
+        serde_json::to_writer(&mut out, e)
+            .map_err(|source| ExportError::Encode { exporter, source })?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}

@@ -1,0 +1,182 @@
+//! [`ClientBuilder`]: the provider, overrides, hooks and timeouts of a new [`Client`], and its
+//! start.
+
+use super::observe::Observer;
+use super::view::{ClientSink, View};
+use super::{Client, ClientError, Inner};
+use crate::analytics::EventSink;
+use crate::MemoryProvider;
+use arc_swap::ArcSwap;
+use feature_core::metrics::{Metrics, NoopMetrics};
+use feature_core::provider::{Provider, Sink};
+use feature_core::Snapshot;
+use serde_json::Value;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    provider: Option<Arc<dyn Provider>>,
+    overrides: Vec<(String, Value)>,
+    metrics: Option<Arc<dyn Metrics>>,
+    events: Option<Arc<dyn EventSink>>,
+    start_timeout: Duration,
+    sample_every: u32,
+    offline: bool,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            provider: None,
+            overrides: Vec::new(),
+            metrics: None,
+            events: None,
+            start_timeout: Duration::from_secs(10),
+            sample_every: 64,
+            offline: false,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The source of flags (default: an empty [`MemoryProvider`]).
+    pub fn provider(mut self, provider: impl Provider) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// A shared provider (kept by the caller too, e.g. to change a memory provider's flags).
+    pub fn shared_provider(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// A local override: `key` always serves `value`, whatever the provider says.
+    pub fn override_flag(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.overrides.push((key.into(), value.into()));
+        self
+    }
+
+    /// Local overrides, as the plan's `WithOverrides(map)`.
+    pub fn overrides<K: Into<String>, V: Into<Value>>(
+        mut self,
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.overrides
+            .extend(overrides.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Where evaluations and provider activity are measured.
+    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
+    /// A shared metrics implementation.
+    pub fn shared_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Where evaluation and custom events go (analytics).
+    pub fn events(mut self, events: impl EventSink) -> Self {
+        self.events = Some(Arc::new(events));
+        self
+    }
+
+    /// A shared event sink.
+    pub fn shared_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// How long [`ClientBuilder::build`] waits for the provider's first flags (default 10 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Time one evaluation in `n` for metrics (default 64; 1 times every evaluation).
+    pub fn timing_sample(mut self, n: u32) -> Self {
+        self.sample_every = n.max(1);
+        self
+    }
+
+    /// Offline: the provider is not started and no events are sent; overrides still apply and
+    /// every other evaluation serves the caller's default with `ERROR`/`CLIENT_NOT_READY`.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// Starts the provider and waits for its first flags.
+    pub async fn build(self) -> Result<Client, ClientError> {
+        let provider = self
+            .provider
+            .unwrap_or_else(|| Arc::new(MemoryProvider::new()) as Arc<dyn Provider>);
+        let events = if self.offline { None } else { self.events };
+        let (changes, _) = broadcast::channel(256);
+        let overrides = self
+            .overrides
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v))
+            .collect();
+        let inner = Arc::new(Inner {
+            view: ArcSwap::from_pointee(View {
+                snapshot: Arc::new(Snapshot::default()),
+                overrides,
+                ready: false,
+            }),
+            engine: provider.engine(),
+            provider,
+            observer: Observer::new(self.metrics.clone(), events.clone(), self.sample_every),
+            metrics: self.metrics,
+            events,
+            changes,
+            closed: AtomicBool::new(false),
+        });
+        let client = Client { inner };
+        if self.offline {
+            return Ok(client);
+        }
+        let sink: Arc<dyn Sink> = Arc::new(ClientSink {
+            inner: Arc::downgrade(&client.inner),
+            metrics: client
+                .inner
+                .metrics
+                .clone()
+                .unwrap_or_else(|| Arc::new(NoopMetrics)),
+        });
+        let name = client.inner.provider.name();
+        let started = Instant::now();
+        match tokio::time::timeout(self.start_timeout, client.inner.provider.start(sink)).await {
+            Ok(Ok(())) => {
+                client
+                    .metrics()
+                    .record_provider_latency(name, "start", started.elapsed());
+                Ok(client)
+            }
+            Ok(Err(source)) => {
+                client
+                    .metrics()
+                    .record_provider_error(name, "start", "start");
+                client.inner.provider.close().await;
+                Err(ClientError::Provider {
+                    provider: name,
+                    source,
+                })
+            }
+            Err(_) => {
+                client.inner.provider.close().await;
+                Err(ClientError::StartTimeout {
+                    provider: name,
+                    timeout: self.start_timeout,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The swapped view: what an evaluation reads with one atomic load (the provider's snapshot,
+//! the local overrides, readiness), and the sink through which providers publish a new one.
+
+use super::{FlagChange, Inner};
+use feature_core::metrics::Metrics;
+use feature_core::provider::Sink;
+use feature_core::{ErrorKind, Evaluation, Reason, Snapshot, ValueKind};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+
+/// What evaluation reads: one atomic load gives a consistent snapshot and overrides.
+#[derive(Debug)]
+pub(super) struct View {
+    /// The provider's latest snapshot (empty until it delivers).
+    pub(super) snapshot: Arc<Snapshot>,
+    /// Local overrides, which win over the snapshot.
+    pub(super) overrides: FxHashMap<Box<str>, Value>,
+    /// Whether the provider has delivered flags.
+    pub(super) ready: bool,
+}
+
+/// The evaluation of an override: its value (a `WRONG_TYPE` default when it is not of `kind`),
+/// reason `OVERRIDE`, and the index of the flag's variant with that value, if any.
+pub(crate) fn override_eval(
+    snap: &Snapshot,
+    key: &str,
+    v: &Value,
+    kind: ValueKind,
+    default: Value,
+) -> Evaluation {
+    if !kind.admits(v) {
+        return Evaluation::error(key, default, ErrorKind::WrongType);
+    }
+    let variation_index = snap
+        .flag(key)
+        .and_then(|f| f.variations().iter().position(|x| x == v));
+    Evaluation {
+        key: key.to_owned(),
+        value: v.clone(),
+        variation_index,
+        reason: Reason::Override,
+    }
+}
+
+/// The client's side of the provider contract: swaps each published snapshot into the view.
+pub(super) struct ClientSink {
+    pub(super) inner: Weak<Inner>,
+    pub(super) metrics: Arc<dyn Metrics>,
+}
+
+impl Sink for ClientSink {
+    fn publish(&self, snapshot: Snapshot) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if let Some(m) = &inner.metrics {
+            m.record_flags(snapshot.len(), snapshot.enabled_count());
+        }
+        let snapshot = Arc::new(snapshot);
+        let old = inner.view.load_full();
+        inner.view.store(Arc::new(View {
+            snapshot: snapshot.clone(),
+            overrides: old.overrides.clone(),
+            ready: true,
+        }));
+        let keys = changed_keys(&old.snapshot, &snapshot);
+        if !keys.is_empty() {
+            let _ = inner.changes.send(FlagChange { keys });
+        }
+    }
+
+    fn metrics(&self) -> &dyn Metrics {
+        self.metrics.as_ref()
+    }
+}
+
+/// Keys whose definitions differ between two snapshots (segments followed into flags).
+fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let (a, b) = (old.document(), new.document());
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    for k in a.flags.keys().chain(b.flags.keys()) {
+        if a.flags.get(k) != b.flags.get(k) {
+            keys.insert(k.clone());
+        }
+    }
+    let changed_segments: BTreeSet<&String> = a
+        .segments
+        .keys()
+        .chain(b.segments.keys())
+        .filter(|k| a.segments.get(*k) != b.segments.get(*k))
+        .collect();
+    if !changed_segments.is_empty() {
+        for (k, f) in &b.flags {
+            let uses = f.rules.iter().flat_map(|r| &r.clauses).any(|c| {
+                c.operator == feature_core::Operator::SegmentMatch
+                    && c.values.iter().any(|v| {
+                        v.as_str()
+                            .is_some_and(|s| changed_segments.contains(&s.to_owned()))
+                    })
+            });
+            if uses {
+                keys.insert(k.clone());
+            }
+        }
+    }
+    // Flags that were broken and still are compare equal; flags that could not be read at all
+    // are not in the document: compare the compiled key sets too.
+    for f in old.flags().chain(new.flags()) {
+        if old.flag(f.key()).is_none() != new.flag(f.key()).is_none() {
+            keys.insert(f.key().to_owned());
+        }
+    }
+    keys.into_iter().collect()
+}
