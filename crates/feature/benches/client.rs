@@ -3,6 +3,7 @@
 //!
 //! The client is built on a `MemoryProvider` holding the scenario flags, without metrics or
 //! event sinks (the default). Run with `cargo bench -p feature --bench client`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 #[path = "../../feature-core/benches/common/mod.rs"]

@@ -7,6 +7,7 @@
 //! inner service answers at once), with a no-op waker: no runtime, no I/O, so the difference
 //! with `baseline` is what the layer adds. Building the request is not timed; dropping the
 //! response (and with it the request's flags) is.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use feature::engine::{parse_document, Format};

@@ -13,14 +13,16 @@
 //! - `counting/*`: recording evaluations from one and from two threads (per-thread counters
 //!   vs a single shared atomic), and whole evaluations with [`EvaluationStats`], to show that
 //!   counting scales with cores (throughput is for all threads together).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use async_trait::async_trait;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use feature::analytics::exporters::{AnalyticsExporter, ExportError};
 use feature::analytics::{AnalyticsEvent, AnalyticsPipeline, PipelineConfig};
 use feature::metrics::prometheus::PrometheusMetrics;
 use feature::metrics::{EvaluationRecord, EvaluationStats, MetricsConfig, Tee};
 use feature::{Client, Context, EventSink, FlagDocument, MemoryProvider, Metrics, ReasonKind};
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

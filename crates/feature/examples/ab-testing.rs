@@ -2,6 +2,7 @@
 //! experiment flag in every evaluation, and a tracked event per exposure.
 //!
 //! Run: `cargo run --example ab-testing`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::analytics::{EvaluationEvent, EventSink};
 use feature::{Client, Context, FileProvider};

@@ -2,6 +2,7 @@
 //! boolean, a string and a number for two users, then watching the file for edits.
 //!
 //! Run: `cargo run --example basic` (add `-- --watch` to keep running and edit the file).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::{Client, Context, FileProvider};
 use std::path::PathBuf;

@@ -15,6 +15,7 @@
 //! curl -H 'x-user-id: user-2' -H 'x-user-groups: beta-testers' localhost:3000/checkout
 //! curl localhost:3000/                                      # anonymous
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use axum::body::Body;
 use axum::routing::get;

@@ -9,6 +9,7 @@
 //! `--once` binds a free port on 127.0.0.1, evaluates a burst of flags, scrapes its own
 //! endpoints, prints what it got and exits (non-zero if a metric or field is missing): CI runs
 //! it that way. `--addr HOST:PORT` chooses where to listen otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::analytics::exporters::StdoutExporter;
 use feature::analytics::{AnalyticsPipeline, PipelineConfig};

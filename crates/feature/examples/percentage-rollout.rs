@@ -2,6 +2,7 @@
 //! same user always gets the same answer.
 //!
 //! Run: `cargo run --example percentage-rollout`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::{Client, Context, FileProvider};
 use std::path::PathBuf;

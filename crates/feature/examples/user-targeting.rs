@@ -2,6 +2,7 @@
 //! semver rule, with the reason for each decision.
 //!
 //! Run: `cargo run --example user-targeting`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::{Client, Context, FileProvider};
 use std::path::PathBuf;

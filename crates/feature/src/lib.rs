@@ -70,10 +70,6 @@
 //! - [`engine`]: the engine itself (`feature-core`): flag model, compiler, evaluator;
 //!   [`model`] is its flag model.
 #![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod client;
 mod config;

@@ -1,4 +1,5 @@
 //! Client behaviour users rely on: typed accessors, errors as reasons, overrides, changes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::model::{Clause, Rollout, Rule, Variant, WeightedVariation};
 use feature::{

@@ -1,5 +1,6 @@
 //! The Kafka exporter against a real Kafka-protocol broker (`tansu`) on 127.0.0.1: produce
 //! through the exporter, consume back, compare every event.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![cfg(feature = "kafka")]
 
 use async_trait::async_trait;
@@ -127,29 +128,29 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
 
 fn event(i: usize) -> AnalyticsEvent {
     AnalyticsEvent {
-        kind: if i % 5 == 0 {
+        kind: if i.is_multiple_of(5) {
             EventKind::Custom
         } else {
             EventKind::Evaluation
         },
         timestamp: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i as i64).unwrap(),
-        flag_key: if i % 5 == 0 {
+        flag_key: if i.is_multiple_of(5) {
             String::new()
         } else {
             format!("flag-{}", i % 3)
         },
         user_key: format!("user-{i}"),
-        value: serde_json::json!({"n": i, "on": i % 2 == 0}),
-        variation_idx: (i % 5 != 0).then_some(i % 2),
-        reason: (i % 5 != 0).then_some(feature::ReasonKind::Fallthrough),
+        value: serde_json::json!({"n": i, "on": i.is_multiple_of(2)}),
+        variation_idx: (!i.is_multiple_of(5)).then_some(i % 2),
+        reason: (!i.is_multiple_of(5)).then_some(feature::ReasonKind::Fallthrough),
         rule_id: None,
-        in_experiment: i % 4 == 0,
+        in_experiment: i.is_multiple_of(4),
         context: Some(std::sync::Arc::new(serde_json::Map::from_iter([(
             "plan".to_owned(),
             serde_json::json!("pro"),
         )]))),
-        event: (i % 5 == 0).then(|| "checkout".to_owned()),
-        data: (i % 5 == 0).then(|| serde_json::json!([i])),
+        event: (i.is_multiple_of(5)).then(|| "checkout".to_owned()),
+        data: (i.is_multiple_of(5)).then(|| serde_json::json!([i])),
     }
 }
 
@@ -200,9 +201,9 @@ async fn the_pipeline_produces_every_event_to_kafka() {
     )
     .unwrap();
     let value = serde_json::json!("variant-b");
-    for i in 0..300 {
+    for i in 0..300u32 {
         let user = Context::new(format!("u{i}")).with_email("x@example.com");
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             pipeline.track(&user, "purchase", Some(&serde_json::json!({"amount": i})));
         } else {
             pipeline.evaluation(&feature::EvaluationEvent {

@@ -2,6 +2,7 @@
 //! agree with the client, server streams keep the scope, the default trusts no metadata,
 //! development overrides exist only when switched on, and 1 000 concurrent calls of distinct
 //! users each see their own flags.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![cfg(feature = "grpc")]
 // tonic handlers return `Result<_, Status>`; `Status` is large by design.
 #![allow(clippy::result_large_err)]

@@ -1,5 +1,6 @@
 //! Metrics and health, end to end: a client with Prometheus metrics and health statistics,
 //! served over HTTP by axum on 127.0.0.1 and scraped like Prometheus would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![cfg(all(feature = "prometheus", feature = "http-endpoints"))]
 
 use async_trait::async_trait;

@@ -1,5 +1,6 @@
 //! `Client::new` with the PostgreSQL and Redis providers, configured from the environment's
 //! variables (crate features `postgres` and `redis`; the servers of scripts/test.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
 use feature::providers::postgres::{FlagStore, PostgresStore};
@@ -76,7 +77,7 @@ async fn client_new_builds_the_postgres_provider_and_the_redis_cache_from_config
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg)
         .await
         .unwrap();
-    let _ = sqlx::Executor::execute(&mut conn, format!("DROP TABLE IF EXISTS {table}, {table}_segments, {table}_audit, {table}_migrations CASCADE; DROP FUNCTION IF EXISTS {table}_changed() CASCADE; DROP FUNCTION IF EXISTS {table}_truncated() CASCADE;").as_str()).await;
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}, {table}_segments, {table}_audit, {table}_migrations CASCADE; DROP FUNCTION IF EXISTS {table}_changed() CASCADE; DROP FUNCTION IF EXISTS {table}_truncated() CASCADE;"))).execute(&mut conn).await;
 }
 
 #[tokio::test]

@@ -27,6 +27,20 @@ pub struct ClientBuilder {
     offline: bool,
 }
 
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("provider", &self.provider.as_ref().map(|p| p.name()))
+            .field("overrides", &self.overrides.len())
+            .field("metrics", &self.metrics.is_some())
+            .field("events", &self.events.is_some())
+            .field("start_timeout", &self.start_timeout)
+            .field("sample_every", &self.sample_every)
+            .field("offline", &self.offline)
+            .finish()
+    }
+}
+
 impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// A [`Config`] read from `vars` alone, as [`Config::from_env`] reads the environment.
-pub fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+pub(crate) fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let m: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -16,7 +16,7 @@ pub fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 
 /// Whether a service accepts connections on `addr`; under `CI=true` an unreachable one fails
 /// the test instead of letting it skip.
-pub fn up(addr: &str) -> bool {
+pub(crate) fn up(addr: &str) -> bool {
     let ok = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
         .is_ok();
     if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
