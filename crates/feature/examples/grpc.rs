@@ -26,7 +26,7 @@ use std::error::Error;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tonic::codec::ProstCodec;
+use tonic_prost::ProstCodec;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};

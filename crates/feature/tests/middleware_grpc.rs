@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::Barrier;
-use tonic::codec::ProstCodec;
+use tonic_prost::ProstCodec;
 use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
