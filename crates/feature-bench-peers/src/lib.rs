@@ -250,7 +250,7 @@ impl Engine for Feature {
         self.snapshot
             .load()
             .evaluate(key, ctx)
-            .expect(ValueKind::Bool)
+            .check_type(ValueKind::Bool)
             .value()
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false)

@@ -152,7 +152,7 @@ impl<'s> Detail<'s> {
     /// Checks the served value against the type the caller asked for: a value of another type
     /// becomes `ERROR`/`WRONG_TYPE` (and the caller's default is served).
     #[inline]
-    pub fn expect(self, kind: ValueKind) -> Self {
+    pub fn check_type(self, kind: ValueKind) -> Self {
         match self.value() {
             Some(v) if !kind.admits(v) => self.wrong_type(),
             _ => self,
@@ -167,9 +167,11 @@ impl<'s> Detail<'s> {
     /// The owned evaluation, with `default` as the value when nothing was served.
     pub fn to_evaluation(&self, key: &str, default: Value) -> Evaluation {
         let value = self.value().cloned();
+        let served = value.is_some();
         Evaluation {
             key: key.to_owned(),
-            variation_index: value.as_ref().and(self.variation_index()),
+            variation_index: self.variation_index().filter(|_| served),
+            variation_name: self.variation_name().filter(|_| served).map(str::to_owned),
             value: value.unwrap_or(default),
             reason: self.reason(),
         }

@@ -227,6 +227,11 @@ impl Serialize for Reason {
 }
 
 /// The owned result of an evaluation.
+///
+/// What the evaluation produced is in fields (`key`, `value`, `variation_index`,
+/// `variation_name`, `reason`); what its reason says is read with methods named as on
+/// [`Detail`](crate::Detail) (`rule_index()`, `rule_id()`, `in_experiment()`,
+/// `prerequisite_key()`, `error_kind()`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Evaluation {
@@ -236,6 +241,9 @@ pub struct Evaluation {
     pub value: Value,
     /// Index of the variation served; `None` when a default was served.
     pub variation_index: Option<usize>,
+    /// The name of the variation served, when the flag names its variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variation_name: Option<String>,
     /// Why.
     pub reason: Reason,
 }
@@ -247,7 +255,16 @@ impl Evaluation {
             key: key.to_owned(),
             value: default,
             variation_index: None,
+            variation_name: None,
             reason: Reason::Error { error_kind },
+        }
+    }
+
+    /// The index of the rule that matched.
+    pub fn rule_index(&self) -> Option<usize> {
+        match &self.reason {
+            Reason::RuleMatch { rule_index, .. } => Some(*rule_index),
+            _ => None,
         }
     }
 
@@ -266,7 +283,7 @@ impl Evaluation {
     }
 
     /// The key of the prerequisite that failed.
-    pub fn prerequisite_failed(&self) -> Option<&str> {
+    pub fn prerequisite_key(&self) -> Option<&str> {
         match &self.reason {
             Reason::PrerequisiteFailed { prerequisite_key } => Some(prerequisite_key),
             _ => None,
@@ -277,6 +294,12 @@ impl Evaluation {
     #[inline]
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.reason.error_kind()
+    }
+
+    /// Whether the evaluation failed (the caller's default was served).
+    #[inline]
+    pub fn is_error(&self) -> bool {
+        self.error_kind().is_some()
     }
 }
 

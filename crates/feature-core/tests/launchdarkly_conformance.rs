@@ -20,7 +20,7 @@ fn evaluate(snap: &Snapshot, case: &Case) -> Outcome {
     let eval = match Context::from_json(&case.context) {
         Ok(ctx) => snap
             .evaluate(key, &ctx)
-            .expect(kind)
+            .check_type(kind)
             .to_evaluation(key, case.default.clone()),
         Err(_) => Evaluation::error(key, case.default.clone(), ErrorKind::UserNotSpecified),
     };

@@ -642,7 +642,7 @@ fn evaluate(snap: &Snapshot, case: &Case) -> Outcome {
     let eval = match Context::from_json(&case.context) {
         Ok(c) => snap
             .evaluate(key, &c)
-            .expect(kind)
+            .check_type(kind)
             .to_evaluation(key, case.default.clone()),
         Err(_) => {
             feature_core::Evaluation::error(key, case.default.clone(), ErrorKind::UserNotSpecified)

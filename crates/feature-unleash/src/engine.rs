@@ -377,6 +377,7 @@ impl Engine for UnleashEngine {
             key: key.to_owned(),
             value,
             variation_index: None,
+            variation_name: None,
             reason,
         }
     }

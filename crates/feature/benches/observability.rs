@@ -95,7 +95,7 @@ impl EventSink for NoopSink {
     fn evaluation(&self, e: &feature::EvaluationEvent<'_>) {
         black_box(e);
     }
-    fn track(&self, _: &Context, _: &str, _: Option<&serde_json::Value>) {}
+    fn track(&self, _: &Context, _: &str, _: &feature::analytics::TrackData) {}
 }
 
 fn noop_client(rt: &tokio::runtime::Runtime) -> Client {
@@ -242,7 +242,11 @@ fn pipeline(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("track", name), |b| {
             b.iter_custom(|iters| {
                 offer_chunks(iters, &|| {
-                    pipeline.track(black_box(&user), "checkout", None)
+                    pipeline.track(
+                        black_box(&user),
+                        "checkout",
+                        &feature::analytics::TrackData::default(),
+                    )
                 })
             })
         });

@@ -4,9 +4,9 @@
 //! Run: `cargo run --example ab-testing`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
-use feature::analytics::{EvaluationEvent, EventSink};
+use feature::analytics::{EvaluationEvent, EventSink, TrackData};
 use feature::{Client, Context, FileProvider};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,8 +18,10 @@ struct Exposures(Arc<Mutex<BTreeMap<String, usize>>>);
 impl EventSink for Exposures {
     fn evaluation(&self, _: &EvaluationEvent<'_>) {}
 
-    fn track(&self, _: &Context, name: &str, data: Option<&Value>) {
-        let variant = data.and_then(|d| d["variant"].as_str()).unwrap_or("?");
+    fn track(&self, _: &Context, name: &str, data: &TrackData) {
+        let variant = (data.data.as_ref())
+            .and_then(|d| d["variant"].as_str())
+            .unwrap_or("?");
         if let Ok(mut m) = self.0.lock() {
             *m.entry(format!("{name}/{variant}")).or_default() += 1;
         }
@@ -41,11 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let eval = client.variation(&user, "checkout-button-color");
         let color = eval.value.as_str().unwrap_or("blue").to_owned();
         if eval.in_experiment() {
-            client.track(
-                &user,
-                "checkout-button-view",
-                Some(json!({"variant": color})),
-            );
+            client.track(&user, "checkout-button-view", json!({"variant": color}));
         }
         if i < 3 {
             println!(

@@ -26,11 +26,11 @@ use std::error::Error;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tonic_prost::ProstCodec;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
 use tonic::{Request, Response, Status};
+use tonic_prost::ProstCodec;
 
 const FLAGS: &str = r#"
 flags:

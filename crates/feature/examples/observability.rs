@@ -33,7 +33,7 @@ fn evaluate_some(client: &Client, round: u64) {
         client.int(&user, "max-upload-mb", 10);
         if i % 50 == 0 {
             client.bool(&user, "no-such-flag", false); // an error: FLAG_NOT_FOUND
-            client.track(&user, "upload", Some(serde_json::json!({"mb": i})));
+            client.track(&user, "upload", serde_json::json!({"mb": i}));
         }
     }
 }

@@ -29,7 +29,7 @@
 //! let theme = client.string(&user, "theme", "light");
 //! let detail = client.variation(&user, "checkout-button-color"); // value, variation, reason
 //! if detail.in_experiment() {
-//!     client.track(&user, "checkout-button-view", Some(serde_json::json!({"variant": detail.variation_index})));
+//!     client.track(&user, "checkout-button-view", serde_json::json!({"variant": detail.variation_index}));
 //! }
 //! client.close().await;
 //! # let _ = theme; Ok(()) }
@@ -85,7 +85,7 @@ pub mod metrics;
 pub mod providers;
 
 pub use analytics::{EvaluationEvent, EventSink};
-pub use client::{Client, ClientBuilder, ClientError, FlagChange};
+pub use client::{Client, ClientBuilder, ClientError, FlagChange, JsonError};
 pub use config::{
     parse_duration, Config, ConfigError, FileConfig, ProviderKind, RemoteConfig, StoreConfig,
 };
@@ -97,5 +97,6 @@ pub use providers::{
     FileProvider, MemoryProvider, Provider, ProviderError, ProviderState, ProviderStatus,
 };
 pub use request::{
-    bool, current_context, current_flags, float, int, json, scope, string, variation, RequestFlags,
+    bool, carry_scope, current_context, current_flags, float, int, json, outside_scope_reads,
+    scope, string, variation, RequestFlags,
 };

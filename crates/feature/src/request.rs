@@ -50,6 +50,8 @@
 //! # }
 //! ```
 
+use crate::analytics::TrackData;
+use crate::client::JsonError;
 use crate::Client;
 use feature_core::{Context, ErrorKind, Evaluation, ReasonKind, ValueKind};
 use serde::de::DeserializeOwned;
@@ -57,6 +59,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 tokio::task_local! {
@@ -215,6 +218,20 @@ impl RequestFlags {
         }
     }
 
+    /// Evaluates a JSON flag into `T`, or says why it cannot ([`Client::try_json`]).
+    pub fn try_json<T: DeserializeOwned>(&self, key: &str) -> Result<T, JsonError> {
+        match self.override_for(key) {
+            None => self.inner.client.try_json(&self.inner.context, key),
+            Some(v) => {
+                let eval = self.variation(key);
+                T::deserialize(v).map_err(|source| JsonError::Decode {
+                    evaluation: Box::new(eval),
+                    source,
+                })
+            }
+        }
+    }
+
     /// Evaluates a flag with every detail ([`Client::variation`]).
     pub fn variation(&self, key: &str) -> Evaluation {
         self.variation_with(key, ValueKind::Any, Value::Null)
@@ -245,7 +262,7 @@ impl RequestFlags {
     }
 
     /// Records a custom event for the request's context ([`Client::track`]).
-    pub fn track(&self, event: &str, data: Option<Value>) {
+    pub fn track(&self, event: &str, data: impl Into<TrackData>) {
         self.inner.client.track(&self.inner.context, event, data);
     }
 
@@ -302,36 +319,86 @@ pub fn current_context() -> Option<Context> {
     FLAGS.try_with(|f| f.context().clone()).ok()
 }
 
+/// Flag reads through the free functions outside any request scope, since the process started.
+static OUTSIDE_SCOPE: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a read outside a scope (logging the first, at debug level) and gives `default`.
+#[cold]
+fn outside_scope_read<T>(key: &str, default: T) -> T {
+    if OUTSIDE_SCOPE.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::debug!(
+            target: "feature::request",
+            flag = key,
+            "flag read outside a request scope: the caller's default is served \
+             (a spawned task carries the scope with feature::carry_scope)"
+        );
+    }
+    default
+}
+
+/// How many flag reads through the free functions ([`bool()`], [`string()`], ...) happened
+/// outside any request scope (each served the caller's default): a number that should stay 0.
+pub fn outside_scope_reads() -> u64 {
+    OUTSIDE_SCOPE.load(Ordering::Relaxed)
+}
+
+/// Makes `future` run in the current request scope, if there is one. A task spawned while
+/// serving a request does not inherit the request's scope (it is task-local); wrap the task:
+///
+/// ```no_run
+/// # async fn f() {
+/// tokio::spawn(feature::carry_scope(async {
+///     // The request's flags and context, as in the handler.
+///     feature::bool("new-checkout", false)
+/// }));
+/// # }
+/// ```
+pub fn carry_scope<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let flags = current_flags();
+    async move {
+        match flags {
+            Some(f) => f.scope(future).await,
+            None => future.await,
+        }
+    }
+}
+
 /// Evaluates a boolean flag for the current scope's context; `default` outside a scope.
 #[inline]
 pub fn bool(key: &str, default: bool) -> bool {
-    FLAGS.try_with(|f| f.bool(key, default)).unwrap_or(default)
+    FLAGS
+        .try_with(|f| f.bool(key, default))
+        .unwrap_or_else(|_| outside_scope_read(key, default))
 }
 
 /// Evaluates a string flag for the current scope's context; `default` outside a scope.
 pub fn string(key: &str, default: &str) -> String {
     FLAGS
         .try_with(|f| f.string(key, default))
-        .unwrap_or_else(|_| default.to_owned())
+        .unwrap_or_else(|_| outside_scope_read(key, default.to_owned()))
 }
 
 /// Evaluates an integer flag for the current scope's context; `default` outside a scope.
 #[inline]
 pub fn int(key: &str, default: i64) -> i64 {
-    FLAGS.try_with(|f| f.int(key, default)).unwrap_or(default)
+    FLAGS
+        .try_with(|f| f.int(key, default))
+        .unwrap_or_else(|_| outside_scope_read(key, default))
 }
 
 /// Evaluates a number flag for the current scope's context; `default` outside a scope.
 #[inline]
 pub fn float(key: &str, default: f64) -> f64 {
-    FLAGS.try_with(|f| f.float(key, default)).unwrap_or(default)
+    FLAGS
+        .try_with(|f| f.float(key, default))
+        .unwrap_or_else(|_| outside_scope_read(key, default))
 }
 
 /// Evaluates a JSON flag into `T` for the current scope's context; `default` outside a scope.
 pub fn json<T: DeserializeOwned>(key: &str, default: T) -> T {
     match current_flags() {
         Some(f) => f.json(key, default),
-        None => default,
+        None => outside_scope_read(key, default),
     }
 }
 
@@ -344,7 +411,10 @@ pub fn variation(key: &str) -> Evaluation {
 }
 
 fn outside_scope(key: &str) -> Evaluation {
-    let eval = Evaluation::error(key, Value::Null, ErrorKind::UserNotSpecified);
+    let eval = outside_scope_read(
+        key,
+        Evaluation::error(key, Value::Null, ErrorKind::UserNotSpecified),
+    );
     debug_assert_eq!(eval.reason.kind(), ReasonKind::Error);
     eval
 }

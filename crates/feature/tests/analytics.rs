@@ -85,7 +85,7 @@ async fn nothing_is_lost_on_close_with_a_healthy_exporter() {
     for i in 0..n {
         let user = Context::new(format!("user-{i}"));
         if i % 10 == 0 {
-            client.track(&user, "checkout", Some(serde_json::json!({"i": i})));
+            client.track(&user, "checkout", serde_json::json!({"i": i}));
         } else {
             client.bool(&user, "beta", false);
         }
@@ -113,8 +113,12 @@ async fn nothing_is_lost_on_close_with_a_healthy_exporter() {
     }
     assert!(sink.sizes().iter().all(|&s| s <= 128));
     // After close, events are dropped and counted, never queued.
-    client.track(&Context::new("late"), "after-close", None);
-    pipeline.track(&Context::new("late"), "after-close", None);
+    client.track(&Context::new("late"), "after-close", ());
+    pipeline.track(
+        &Context::new("late"),
+        "after-close",
+        &feature::analytics::TrackData::default(),
+    );
     assert_eq!(pipeline.stats().dropped, 2);
 }
 
@@ -149,7 +153,7 @@ async fn experiments_and_custom_events_survive_sampling() {
             },
         );
     }
-    pipeline.track(&user, "clicked", None);
+    pipeline.track(&user, "clicked", &feature::analytics::TrackData::default());
     pipeline.close().await;
     let events = sink.events();
     assert_eq!(events.len(), 8);
@@ -279,7 +283,11 @@ async fn batches_by_size_and_by_time() {
     )
     .unwrap();
     for i in 0..25 {
-        pipeline.track(&Context::new(format!("u{i}")), "e", None);
+        pipeline.track(
+            &Context::new(format!("u{i}")),
+            "e",
+            &feature::analytics::TrackData::default(),
+        );
     }
     // The last 5 go out when the interval passes, without flush or close.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -306,10 +314,18 @@ async fn flush_delivers_without_closing() {
         },
     )
     .unwrap();
-    pipeline.track(&Context::new("a"), "e", None);
+    pipeline.track(
+        &Context::new("a"),
+        "e",
+        &feature::analytics::TrackData::default(),
+    );
     pipeline.flush().await;
     assert_eq!(sink.events().len(), 1);
-    pipeline.track(&Context::new("b"), "e", None);
+    pipeline.track(
+        &Context::new("b"),
+        "e",
+        &feature::analytics::TrackData::default(),
+    );
     pipeline.close().await;
     assert_eq!(sink.events().len(), 2);
 }
@@ -330,7 +346,7 @@ async fn private_attributes_are_redacted_unless_allowed() {
         .with_ip("192.0.2.7")
         .with_attribute("plan", "pro")
         .with_country("FR");
-    pipeline.track(&user, "e", None);
+    pipeline.track(&user, "e", &feature::analytics::TrackData::default());
     pipeline.close().await;
     let e = &sink.events()[0];
     let text = serde_json::to_string(e).unwrap();
@@ -346,7 +362,7 @@ async fn private_attributes_are_redacted_unless_allowed() {
     // Without configuration, e-mail and IP are both private.
     let sink = Collect::default();
     let pipeline = AnalyticsPipeline::start(sink.clone(), config(1.0)).unwrap();
-    pipeline.track(&user, "e", None);
+    pipeline.track(&user, "e", &feature::analytics::TrackData::default());
     pipeline.close().await;
     let text = serde_json::to_string(&sink.events()[0]).unwrap();
     assert!(
@@ -387,6 +403,7 @@ fn event(i: usize) -> AnalyticsEvent {
         context: None,
         event: None,
         data: None,
+        metric_value: None,
     }
 }
 
@@ -578,7 +595,11 @@ mod webhook {
         )
         .unwrap();
         for i in 0..1000 {
-            pipeline.track(&Context::new(format!("u{i}")), "e", None);
+            pipeline.track(
+                &Context::new(format!("u{i}")),
+                "e",
+                &feature::analytics::TrackData::default(),
+            );
         }
         pipeline.close().await;
         let got: Vec<String> = s
@@ -600,4 +621,44 @@ fn offer(pipeline: &AnalyticsPipeline, e: &feature::EvaluationEvent<'_>) {
     if pipeline.wants_evaluation(e.in_experiment) {
         pipeline.evaluation(e);
     }
+}
+
+#[tokio::test]
+async fn custom_events_carry_data_and_a_metric_value() {
+    use feature::analytics::TrackData;
+    let sink = Collect::default();
+    let pipeline = AnalyticsPipeline::start(sink.clone(), config(1.0)).unwrap();
+    let client = client_with(&pipeline).await;
+    let user = Context::new("buyer");
+    client.track(&user, "signup", ());
+    client.track(&user, "view", serde_json::json!({"page": 2}));
+    client.track(
+        &user,
+        "purchase",
+        TrackData::metric(42.5).with_data(serde_json::json!({"items": 3})),
+    );
+    client.close().await;
+    let got: Vec<_> = sink
+        .events()
+        .into_iter()
+        .map(|e| (e.event.unwrap(), e.data, e.metric_value))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("signup".to_owned(), None, None),
+            (
+                "view".to_owned(),
+                Some(serde_json::json!({"page": 2})),
+                None
+            ),
+            (
+                "purchase".to_owned(),
+                Some(serde_json::json!({"items": 3})),
+                Some(42.5)
+            ),
+        ]
+    );
+    let json = serde_json::to_value(&sink.events()[2]).unwrap();
+    assert_eq!(json["metric_value"], serde_json::json!(42.5));
 }

@@ -151,6 +151,7 @@ fn event(i: usize) -> AnalyticsEvent {
         )]))),
         event: (i.is_multiple_of(5)).then(|| "checkout".to_owned()),
         data: (i.is_multiple_of(5)).then(|| serde_json::json!([i])),
+        metric_value: (i.is_multiple_of(5)).then_some(i as f64 * 0.5),
     }
 }
 
@@ -204,7 +205,11 @@ async fn the_pipeline_produces_every_event_to_kafka() {
     for i in 0..300u32 {
         let user = Context::new(format!("u{i}")).with_email("x@example.com");
         if i.is_multiple_of(3) {
-            pipeline.track(&user, "purchase", Some(&serde_json::json!({"amount": i})));
+            pipeline.track(
+                &user,
+                "purchase",
+                &feature::analytics::TrackData::data(serde_json::json!({"amount": i})),
+            );
         } else {
             pipeline.evaluation(&feature::EvaluationEvent {
                 key: "checkout-button-color",

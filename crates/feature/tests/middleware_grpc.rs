@@ -24,13 +24,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::Barrier;
-use tonic_prost::ProstCodec;
 use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::Status;
+use tonic_prost::ProstCodec;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
 const FLAGS: &str = r#"

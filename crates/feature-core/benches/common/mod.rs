@@ -53,7 +53,7 @@ pub(crate) fn rollout_contexts() -> Vec<Context> {
 pub(crate) fn bool_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: bool) -> bool {
     snapshot
         .evaluate(key, ctx)
-        .expect(ValueKind::Bool)
+        .check_type(ValueKind::Bool)
         .value()
         .and_then(Value::as_bool)
         .unwrap_or(default)
@@ -64,7 +64,7 @@ pub(crate) fn bool_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: bo
 pub(crate) fn int_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: i64) -> i64 {
     snapshot
         .evaluate(key, ctx)
-        .expect(ValueKind::Int)
+        .check_type(ValueKind::Int)
         .value()
         .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f.trunc() as i64)))
         .unwrap_or(default)
@@ -75,7 +75,7 @@ pub(crate) fn int_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: i64
 pub(crate) fn float_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: f64) -> f64 {
     snapshot
         .evaluate(key, ctx)
-        .expect(ValueKind::Float)
+        .check_type(ValueKind::Float)
         .value()
         .and_then(Value::as_f64)
         .unwrap_or(default)
@@ -86,7 +86,7 @@ pub(crate) fn float_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: f
 pub(crate) fn string_of(snapshot: &Snapshot, key: &str, ctx: &Context, default: &str) -> String {
     snapshot
         .evaluate(key, ctx)
-        .expect(ValueKind::String)
+        .check_type(ValueKind::String)
         .value()
         .and_then(Value::as_str)
         .unwrap_or(default)
@@ -113,7 +113,7 @@ pub(crate) fn bool_detail(
 ) -> Evaluation {
     snapshot
         .evaluate(key, ctx)
-        .expect(ValueKind::Bool)
+        .check_type(ValueKind::Bool)
         .to_evaluation(key, Value::Bool(default))
 }
 

@@ -58,6 +58,70 @@ pub struct AnalyticsEvent {
     /// The custom event's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
+    /// The custom event's metric value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_value: Option<f64>,
+}
+
+/// What a custom event carries besides its name (see [`Client::track`](crate::Client::track)):
+/// free-form data and a numeric metric value (a revenue, a latency) for experiments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackData {
+    /// Free-form data.
+    pub data: Option<Value>,
+    /// A numeric value of the event, for metrics that sum or average it.
+    pub metric_value: Option<f64>,
+}
+
+impl TrackData {
+    /// An event with this data.
+    pub fn data(data: impl Into<Value>) -> TrackData {
+        TrackData {
+            data: Some(data.into()),
+            metric_value: None,
+        }
+    }
+
+    /// An event with this metric value.
+    pub fn metric(value: f64) -> TrackData {
+        TrackData {
+            data: None,
+            metric_value: Some(value),
+        }
+    }
+
+    /// Adds data.
+    pub fn with_data(mut self, data: impl Into<Value>) -> TrackData {
+        self.data = Some(data.into());
+        self
+    }
+
+    /// Adds a metric value.
+    pub fn with_metric(mut self, value: f64) -> TrackData {
+        self.metric_value = Some(value);
+        self
+    }
+}
+
+impl From<()> for TrackData {
+    fn from((): ()) -> TrackData {
+        TrackData::default()
+    }
+}
+
+impl From<Value> for TrackData {
+    fn from(data: Value) -> TrackData {
+        TrackData::data(data)
+    }
+}
+
+impl From<Option<Value>> for TrackData {
+    fn from(data: Option<Value>) -> TrackData {
+        TrackData {
+            data,
+            metric_value: None,
+        }
+    }
 }
 
 fn ser_reason<S: Serializer>(r: &Option<ReasonKind>, s: S) -> Result<S::Ok, S::Error> {
@@ -109,6 +173,7 @@ mod tests {
             )]))),
             event: None,
             data: None,
+            metric_value: None,
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(

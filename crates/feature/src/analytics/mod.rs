@@ -48,7 +48,7 @@ mod pipeline;
 mod redact;
 mod sink;
 
-pub use event::{AnalyticsEvent, EventKind};
+pub use event::{AnalyticsEvent, EventKind, TrackData};
 pub use pipeline::{AnalyticsPipeline, PipelineConfig, PipelineError, PipelineStats};
 pub use redact::Redaction;
 pub use sink::{BoxFuture, EvaluationEvent, EventSink};

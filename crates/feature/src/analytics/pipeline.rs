@@ -1,7 +1,9 @@
 //! The asynchronous pipeline between the client and an exporter.
 
 use super::exporters::AnalyticsExporter;
-use super::{AnalyticsEvent, BoxFuture, EvaluationEvent, EventKind, EventSink, Redaction};
+use super::{
+    AnalyticsEvent, BoxFuture, EvaluationEvent, EventKind, EventSink, Redaction, TrackData,
+};
 use crate::client::sampling::Sampling;
 use crate::metrics::stripe::Striped;
 use chrono::{DateTime, Utc};
@@ -102,7 +104,7 @@ struct RawCustom {
     at: SystemTime,
     name: Arc<str>,
     context: Context,
-    data: Option<Value>,
+    data: TrackData,
 }
 
 const ACCEPTED: usize = 0;
@@ -327,13 +329,13 @@ impl EventSink for AnalyticsPipeline {
         });
     }
 
-    fn track(&self, context: &Context, name: &str, data: Option<&Value>) {
+    fn track(&self, context: &Context, name: &str, data: &TrackData) {
         self.offer(|| {
             Msg::Custom(RawCustom {
                 at: SystemTime::now(),
                 name: intern(name),
                 context: context.clone(),
-                data: data.cloned(),
+                data: data.clone(),
             })
         });
     }
@@ -480,6 +482,7 @@ fn evaluation_event(context: Option<ContextMap>, raw: RawEvaluation) -> Analytic
         context,
         event: None,
         data: None,
+        metric_value: None,
     }
 }
 
@@ -496,6 +499,7 @@ fn custom_event(context: Option<ContextMap>, raw: RawCustom) -> AnalyticsEvent {
         in_experiment: false,
         context,
         event: Some(raw.name.to_string()),
-        data: raw.data,
+        data: raw.data.data,
+        metric_value: raw.data.metric_value,
     }
 }

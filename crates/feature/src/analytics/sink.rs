@@ -1,5 +1,6 @@
 //! The analytics hook: where evaluation events and custom events go.
 
+use super::TrackData;
 use feature_core::{Context, ErrorKind, ReasonKind};
 use serde_json::Value;
 use std::future::Future;
@@ -58,7 +59,7 @@ pub trait EventSink: Send + Sync + 'static {
     fn evaluation(&self, event: &EvaluationEvent<'_>);
 
     /// `client.track(ctx, name, data)` was called. Must not block.
-    fn track(&self, context: &Context, name: &str, data: Option<&Value>);
+    fn track(&self, context: &Context, name: &str, data: &TrackData);
 
     /// Delivers everything queued so far.
     fn flush(&self) -> BoxFuture<'_> {

@@ -23,7 +23,7 @@ pub struct ClientBuilder {
     metrics: Option<Arc<dyn Metrics>>,
     events: Option<Arc<dyn EventSink>>,
     start_timeout: Duration,
-    sample_every: u32,
+    timing_sample: u32,
     offline: bool,
 }
 
@@ -35,7 +35,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("metrics", &self.metrics.is_some())
             .field("events", &self.events.is_some())
             .field("start_timeout", &self.start_timeout)
-            .field("sample_every", &self.sample_every)
+            .field("timing_sample", &self.timing_sample)
             .field("offline", &self.offline)
             .finish()
     }
@@ -49,7 +49,7 @@ impl Default for ClientBuilder {
             metrics: None,
             events: None,
             start_timeout: Duration::from_secs(10),
-            sample_every: 64,
+            timing_sample: 64,
             offline: false,
         }
     }
@@ -116,7 +116,7 @@ impl ClientBuilder {
 
     /// Time one evaluation in `n` for metrics (default 64; 1 times every evaluation).
     pub fn timing_sample(mut self, n: u32) -> Self {
-        self.sample_every = n.max(1);
+        self.timing_sample = n.max(1);
         self
     }
 
@@ -147,7 +147,7 @@ impl ClientBuilder {
             }),
             engine: provider.engine(),
             provider,
-            observer: Observer::new(self.metrics.clone(), events.clone(), self.sample_every),
+            observer: Observer::new(self.metrics.clone(), events.clone(), self.timing_sample),
             metrics: self.metrics,
             events,
             changes,

@@ -17,12 +17,12 @@ mod view;
 pub use builder::ClientBuilder;
 pub(crate) use view::override_eval;
 
-use crate::analytics::EventSink;
+use crate::analytics::{EventSink, TrackData};
 use crate::config::{Config, ConfigError};
 use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus};
-use feature_core::{Context, ErrorKind, Evaluation, ReasonKind, Snapshot, ValueKind};
+use feature_core::{Context, ErrorKind, Evaluation, Snapshot, ValueKind};
 use observe::Observer;
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
@@ -33,6 +33,33 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use view::View;
+
+/// Why [`Client::try_json`] has no value of the type asked for.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// The flag is missing, in error, or serves nothing (its reason says which).
+    #[error("flag {:?} served no value ({})", .0.key, .0.reason.kind())]
+    NotServed(Box<Evaluation>),
+    /// The flag's value does not deserialize into the type asked for.
+    #[error("the value of flag {:?} does not deserialize into the type asked for", .evaluation.key)]
+    Decode {
+        /// The evaluation, with the value that did not fit.
+        evaluation: Box<Evaluation>,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl JsonError {
+    /// The evaluation behind the error: value, variation and reason.
+    pub fn evaluation(&self) -> &Evaluation {
+        match self {
+            JsonError::NotServed(e) | JsonError::Decode { evaluation: e, .. } => e,
+        }
+    }
+}
 
 /// Errors starting a client.
 #[derive(Debug, thiserror::Error)]
@@ -173,20 +200,40 @@ impl Client {
         .unwrap_or(default)
     }
 
-    /// Evaluates a JSON flag into `T`; a value that does not deserialize into `T` gives
-    /// `default` (reported as `WRONG_TYPE`).
+    /// Evaluates a JSON flag into `T`; `default` when the flag serves nothing or its value does
+    /// not deserialize into `T` (reported as `WRONG_TYPE`). [`Client::try_json`] says which.
     pub fn json<T: DeserializeOwned>(&self, ctx: &Context, key: &str, default: T) -> T {
+        self.try_json(ctx, key).unwrap_or(default)
+    }
+
+    /// Evaluates a JSON flag into `T`, or says why it cannot: the flag is missing, in error or
+    /// serves nothing ([`JsonError::NotServed`]), or its value does not deserialize into `T`
+    /// ([`JsonError::Decode`], counted as `WRONG_TYPE`). Either error carries the evaluation.
+    ///
+    /// ```no_run
+    /// # async fn f(client: feature::Client, user: feature::Context) {
+    /// #[derive(serde::Deserialize)]
+    /// struct Limits { requests_per_minute: u32 }
+    ///
+    /// match client.try_json::<Limits>(&user, "rate-limits") {
+    ///     Ok(limits) => println!("{}", limits.requests_per_minute),
+    ///     Err(e) => eprintln!("rate limits off: {e} ({:?})", e.evaluation().reason),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_json<T: DeserializeOwned>(&self, ctx: &Context, key: &str) -> Result<T, JsonError> {
         let eval = self.variation(ctx, key);
-        if eval.reason.kind() == ReasonKind::Error
-            || eval.variation_index.is_none() && eval.value.is_null()
-        {
-            return default;
+        if eval.is_error() || eval.variation_index.is_none() && eval.value.is_null() {
+            return Err(JsonError::NotServed(Box::new(eval)));
         }
-        match serde_json::from_value(eval.value) {
-            Ok(v) => v,
-            Err(_) => {
+        match T::deserialize(&eval.value) {
+            Ok(v) => Ok(v),
+            Err(source) => {
                 self.metrics().record_error(key, ErrorKind::WrongType);
-                default
+                Err(JsonError::Decode {
+                    evaluation: Box::new(eval),
+                    source,
+                })
             }
         }
     }
@@ -206,7 +253,7 @@ impl Client {
         kind: ValueKind,
         default: Value,
     ) -> Evaluation {
-        let turn = self.inner.observer.as_ref().map(Observer::begin);
+        let in_flight = self.inner.observer.as_ref().map(Observer::begin);
         let view = self.inner.view.load();
         let eval = if let Some(v) = view.overrides.get(key) {
             override_eval(&view.snapshot, key, v, kind, default)
@@ -217,11 +264,13 @@ impl Client {
         } else {
             view.snapshot
                 .evaluate(key, ctx)
-                .expect(kind)
+                .check_type(kind)
                 .to_evaluation(key, default)
         };
-        if let (Some(o), Some(turn)) = (&self.inner.observer, turn) {
-            o.finish(turn, ctx, key, &eval, Some(&eval.value), || Value::Null);
+        if let (Some(o), Some(in_flight)) = (&self.inner.observer, in_flight) {
+            o.finish(in_flight, ctx, key, &eval, Some(&eval.value), || {
+                Value::Null
+            });
         }
         eval
     }
@@ -247,15 +296,15 @@ impl Client {
             return view
                 .snapshot
                 .evaluate(key, ctx)
-                .expect(kind)
+                .check_type(kind)
                 .value()
                 .and_then(extract);
         };
-        let turn = observer.begin();
-        let detail = view.snapshot.evaluate(key, ctx).expect(kind);
+        let in_flight = observer.begin();
+        let detail = view.snapshot.evaluate(key, ctx).check_type(kind);
         let value = detail.value();
         let out = value.and_then(&extract);
-        observer.finish(turn, ctx, key, &detail, value, default);
+        observer.finish(in_flight, ctx, key, &detail, value, default);
         out
     }
 
@@ -285,10 +334,22 @@ impl Client {
         out
     }
 
-    /// Records a custom event for analytics (`data` is free-form).
-    pub fn track(&self, ctx: &Context, event: &str, data: Option<Value>) {
+    /// Records a custom event for analytics: `()` for none, a JSON value for free-form data,
+    /// or a [`TrackData`] with data and a metric value.
+    ///
+    /// ```no_run
+    /// # fn f(client: feature::Client, user: feature::Context) {
+    /// use feature::analytics::TrackData;
+    /// use serde_json::json;
+    ///
+    /// client.track(&user, "signup", ());
+    /// client.track(&user, "checkout-view", json!({"variant": "green"}));
+    /// client.track(&user, "purchase", TrackData::metric(42.5).with_data(json!({"items": 3})));
+    /// # }
+    /// ```
+    pub fn track(&self, ctx: &Context, event: &str, data: impl Into<TrackData>) {
         if let Some(events) = &self.inner.events {
-            events.track(ctx, event, data.as_ref());
+            events.track(ctx, event, &data.into());
         }
     }
 

@@ -101,7 +101,7 @@ impl Outcome for Evaluation {
         Evaluation::in_experiment(self)
     }
     fn prerequisite_key(&self) -> Option<&str> {
-        self.prerequisite_failed()
+        self.prerequisite_key()
     }
 }
 
@@ -123,11 +123,11 @@ pub(crate) struct Observer {
     choice: EventChoice,
     tally: Arc<Tally>,
     /// Time one evaluation in this many (per thread).
-    timing_every: u64,
+    timing_sample: u64,
 }
 
 /// One evaluation under way: the thread's counter line and, when it is timed, its start.
-pub(crate) struct Turn<'a> {
+pub(crate) struct InFlight<'a> {
     line: LineRef<'a, LINE>,
     start: Option<Instant>,
 }
@@ -137,7 +137,7 @@ impl Observer {
     pub(crate) fn new(
         metrics: Option<Arc<dyn Metrics>>,
         events: Option<Arc<dyn EventSink>>,
-        timing_every: u32,
+        timing_sample: u32,
     ) -> Option<Observer> {
         if metrics.is_none() && events.is_none() {
             return None;
@@ -159,16 +159,16 @@ impl Observer {
             events,
             choice,
             tally,
-            timing_every: u64::from(timing_every.max(1)),
+            timing_sample: u64::from(timing_sample.max(1)),
         })
     }
 
     /// Starts an evaluation: decides whether it is timed (and reads the clock if so).
     #[inline(always)]
-    pub(crate) fn begin(&self) -> Turn<'_> {
+    pub(crate) fn begin(&self) -> InFlight<'_> {
         let line = self.tally.lines.line();
-        let timed = self.metrics.is_some() && line.countdown(TIMING, || self.timing_every - 1);
-        Turn {
+        let timed = self.metrics.is_some() && line.countdown(TIMING, || self.timing_sample - 1);
+        InFlight {
             line,
             start: if timed { Some(Instant::now()) } else { None },
         }
@@ -179,7 +179,7 @@ impl Observer {
     #[inline(always)]
     pub(crate) fn finish(
         &self,
-        turn: Turn<'_>,
+        in_flight: InFlight<'_>,
         ctx: &Context,
         key: &str,
         o: &impl Outcome,
@@ -188,10 +188,12 @@ impl Observer {
     ) {
         let reason = o.reason();
         let class = ValueClass::of(reason, value);
-        turn.line.add(reason.index() * CLASSES + class.index(), 1);
+        in_flight
+            .line
+            .add(reason.index() * CLASSES + class.index(), 1);
         if let Some(m) = &self.metrics {
-            if !self.counted || turn.start.is_some() || reason == ReasonKind::Error {
-                self.report(m.as_ref(), &turn, key, o, value);
+            if !self.counted || in_flight.start.is_some() || reason == ReasonKind::Error {
+                self.report(m.as_ref(), &in_flight, key, o, value);
             }
         }
         let Some(events) = &self.events else {
@@ -200,7 +202,9 @@ impl Observer {
         let in_experiment = o.in_experiment();
         let wanted = match self.choice {
             EventChoice::Sampled(Sampling::All) => true,
-            EventChoice::Sampled(s) => in_experiment || turn.line.sample(EVENTS, move || s.gap()),
+            EventChoice::Sampled(s) => {
+                in_experiment || in_flight.line.sample(EVENTS, move || s.gap())
+            }
             EventChoice::AskSink => events.wants_evaluation(in_experiment),
         };
         if wanted {
@@ -213,12 +217,12 @@ impl Observer {
     fn report(
         &self,
         m: &dyn Metrics,
-        turn: &Turn<'_>,
+        in_flight: &InFlight<'_>,
         key: &str,
         o: &impl Outcome,
         value: Option<&Value>,
     ) {
-        let duration = turn.start.map(|s| s.elapsed());
+        let duration = in_flight.start.map(|s| s.elapsed());
         let reason = o.reason();
         let error = o.error();
         if !self.counted || duration.is_some() {
@@ -307,6 +311,7 @@ mod tests {
             key: "f".into(),
             value: Value::Bool(true),
             variation_index: Some(1),
+            variation_name: None,
             reason: feature_core::Reason::Fallthrough {
                 in_experiment: false,
             },

@@ -33,13 +33,16 @@ pub(crate) fn override_eval(
     if !kind.admits(v) {
         return Evaluation::error(key, default, ErrorKind::WrongType);
     }
-    let variation_index = snap
-        .flag(key)
-        .and_then(|f| f.variations().iter().position(|x| x == v));
+    let flag = snap.flag(key);
+    let variation_index = flag.and_then(|f| f.variations().iter().position(|x| x == v));
     Evaluation {
         key: key.to_owned(),
         value: v.clone(),
         variation_index,
+        variation_name: flag
+            .zip(variation_index)
+            .and_then(|(f, i)| f.variation_name(i))
+            .map(str::to_owned),
         reason: Reason::Override,
     }
 }
