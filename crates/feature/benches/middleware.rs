@@ -104,21 +104,21 @@ fn layer_overhead(c: &mut Criterion) {
     });
 
     let mut svc = FlagsLayer::new(client.clone())
-        .extractor(|_: &http::request::Parts| Context::new("user-123"))
+        .extractor(|_| Context::new("user-123"))
         .layer(inner());
     g.bench_function("http/closure (Context::new)", |b| {
         b.iter_batched(request, |r| once(&mut svc, r), BatchSize::SmallInput)
     });
 
     let mut svc = FlagsLayer::new(client.clone())
-        .extractor(gateway())
+        .context_extractor(gateway())
         .layer(inner());
     g.bench_function("http/trusted headers (key, plan, 2 groups)", |b| {
         b.iter_batched(request, |r| once(&mut svc, r), BatchSize::SmallInput)
     });
 
     let mut svc = FlagsLayer::new(client.clone())
-        .async_extractor(|_: &http::request::Parts| async { Context::new("user-123") })
+        .async_extractor(|_| async { Context::new("user-123") })
         .layer(inner());
     g.bench_function("http/async closure (Context::new)", |b| {
         b.iter_batched(request, |r| once(&mut svc, r), BatchSize::SmallInput)
@@ -127,7 +127,7 @@ fn layer_overhead(c: &mut Criterion) {
     #[cfg(feature = "grpc")]
     {
         let mut svc = FlagsLayer::new_for_grpc(client.clone())
-            .extractor(gateway())
+            .context_extractor(gateway())
             .layer(inner());
         g.bench_function("grpc/trusted headers (key, plan, 2 groups)", |b| {
             b.iter_batched(request, |r| once(&mut svc, r), BatchSize::SmallInput)

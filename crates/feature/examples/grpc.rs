@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let gateway = TrustedHeaders::new(HeaderName::from_static("x-user-id"))
         .attribute(HeaderName::from_static("x-user-plan"), "plan");
-    let layer = FlagsLayer::new_for_grpc(client.clone()).extractor(gateway);
+    let layer = FlagsLayer::new_for_grpc(client.clone()).context_extractor(gateway);
 
     let listener = tokio::net::TcpListener::bind(if once {
         "127.0.0.1:0"

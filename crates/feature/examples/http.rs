@@ -98,7 +98,7 @@ fn app(client: Client) -> Router {
         .route("/", get(home))
         .route("/checkout", get(checkout))
         .route("/debug", get(debug))
-        .layer(FlagsLayer::new(client).extractor(gateway))
+        .layer(FlagsLayer::new(client).context_extractor(gateway))
 }
 
 #[tokio::main]

@@ -251,7 +251,7 @@ async fn check(channel: &Channel, req: tonic::Request<Query>) -> Value {
 async fn oneshot_layer_gives_extensions_and_scope() {
     let client = client().await;
     let svc = FlagsLayer::new_for_grpc(client.clone())
-        .extractor(gateway())
+        .context_extractor(gateway())
         .layer(TestService::default());
     // A gRPC request on the wire: a 5-byte frame header and the encoded message.
     let msg = Query::default().encode_to_vec();
@@ -284,7 +284,7 @@ async fn oneshot_layer_gives_extensions_and_scope() {
 async fn oneshot_interceptor_puts_flags_in_extensions() {
     use tonic::service::Interceptor;
     let client = client().await;
-    let mut interceptor = FlagsInterceptor::new(client.clone()).extractor(gateway());
+    let mut interceptor = FlagsInterceptor::new(client.clone()).context_extractor(gateway());
     let req = interceptor
         .call(call_request(Some("user-7"), None, &[]).map(drop))
         .unwrap();
@@ -315,7 +315,7 @@ async fn oneshot_interceptor_puts_flags_in_extensions() {
 async fn real_server_unary_and_stream_keep_each_calls_context() {
     let client = client().await;
     let addr = serve(
-        FlagsLayer::new_for_grpc(client.clone()).extractor(gateway()),
+        FlagsLayer::new_for_grpc(client.clone()).context_extractor(gateway()),
         TestService::default(),
     )
     .await;
@@ -387,7 +387,7 @@ async fn real_server_default_is_anonymous_and_overrides_need_the_switch() {
     // Gateway identity, switch off: the override is impossible.
     let channel = connect(
         serve(
-            FlagsLayer::new_for_grpc(client.clone()).extractor(gateway()),
+            FlagsLayer::new_for_grpc(client.clone()).context_extractor(gateway()),
             TestService::default(),
         )
         .await,
@@ -404,7 +404,7 @@ async fn real_server_default_is_anonymous_and_overrides_need_the_switch() {
 
     // Switch on: the override applies, to this call only.
     let layer = FlagsLayer::new_for_grpc(client.clone())
-        .extractor(gateway())
+        .context_extractor(gateway())
         .dev_overrides(DevOverrides::new());
     let channel = connect(serve(layer, TestService::default()).await).await;
     let report = check(&channel, call_request(Some("user-10"), None, &attempt)).await;
@@ -431,7 +431,7 @@ async fn real_server_with_interceptor_gives_extensions_but_no_scope() {
     let (incoming, addr) = listen().await;
     let service = InterceptedService::new(
         TestService::default(),
-        FlagsInterceptor::new(client.clone()).extractor(gateway()),
+        FlagsInterceptor::new(client.clone()).context_extractor(gateway()),
     );
     tokio::spawn(
         Server::builder()
@@ -452,21 +452,20 @@ async fn real_server_with_interceptor_gives_extensions_but_no_scope() {
 #[tokio::test]
 async fn async_extractor_reads_metadata() {
     let client = client().await;
-    let layer =
-        FlagsLayer::new_for_grpc(client.clone()).async_extractor(|req: &tonic::Request<()>| {
-            let token = req
-                .metadata()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            async move {
-                tokio::task::yield_now().await; // e.g. a token introspection call
-                match token.as_deref() {
-                    Some("Bearer good") => Context::new("user-7"),
-                    _ => feature::middleware::anonymous_context(),
-                }
+    let layer = FlagsLayer::new_for_grpc(client.clone()).async_extractor(|req| {
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        async move {
+            tokio::task::yield_now().await; // e.g. a token introspection call
+            match token.as_deref() {
+                Some("Bearer good") => Context::new("user-7"),
+                _ => feature::middleware::anonymous_context(),
             }
-        });
+        }
+    });
     let channel = connect(serve(layer, TestService::default()).await).await;
     let report = check(
         &channel,
@@ -493,7 +492,7 @@ async fn real_server_1000_concurrent_users_each_see_their_own_flags() {
         barrier: Some(Arc::new(Barrier::new(N))),
     };
     let addr = serve(
-        FlagsLayer::new_for_grpc(client.clone()).extractor(gateway()),
+        FlagsLayer::new_for_grpc(client.clone()).context_extractor(gateway()),
         service,
     )
     .await;

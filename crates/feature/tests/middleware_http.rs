@@ -159,7 +159,7 @@ fn assert_agrees(report: &Value, client: &Client, ctx: &Context) {
 #[tokio::test]
 async fn oneshot_axum_three_paths_agree_with_the_client() {
     let client = client().await;
-    let app = app(FlagsLayer::new(client.clone()).extractor(gateway()));
+    let app = app(FlagsLayer::new(client.clone()).context_extractor(gateway()));
     let cases = [
         user("user-7", None, &[]),
         user("user-8", Some("pro"), &[]),
@@ -192,7 +192,7 @@ async fn oneshot_axum_three_paths_agree_with_the_client() {
 async fn oneshot_plain_tower_service_gets_extensions_and_scope() {
     let client = client().await;
     let svc = FlagsLayer::new(client.clone())
-        .extractor(gateway())
+        .context_extractor(gateway())
         .layer(service_fn(|req: Request<String>| async move {
             let ext = req.extensions().get::<RequestFlags>().cloned().unwrap();
             Ok::<_, Infallible>(Response::new(report(&ext, &ext).to_string()))
@@ -215,7 +215,7 @@ async fn oneshot_plain_tower_service_gets_extensions_and_scope() {
 #[tokio::test]
 async fn async_extractor_builds_the_context() {
     let client = client().await;
-    let layer = FlagsLayer::new(client.clone()).async_extractor(|parts: &http::request::Parts| {
+    let layer = FlagsLayer::new(client.clone()).async_extractor(|parts| {
         let id = parts
             .headers
             .get("x-session")
@@ -291,7 +291,7 @@ fn override_attempts(id: &str) -> Vec<Request<Body>> {
 #[tokio::test]
 async fn overrides_from_requests_are_impossible_when_the_switch_is_off() {
     let client = client().await;
-    let app = app(FlagsLayer::new(client.clone()).extractor(gateway()));
+    let app = app(FlagsLayer::new(client.clone()).context_extractor(gateway()));
     let ctx = user("user-10", None, &[]);
     for req in override_attempts("user-10") {
         let uri = req.uri().clone();
@@ -313,7 +313,7 @@ async fn overrides_from_requests_are_impossible_when_the_switch_is_off() {
 async fn overrides_from_requests_work_when_the_switch_is_on() {
     let client = client().await;
     let app = app(FlagsLayer::new(client.clone())
-        .extractor(gateway())
+        .context_extractor(gateway())
         .dev_overrides(DevOverrides::new()));
     let ctx = user("user-10", None, &[]);
     let attempts = override_attempts("user-10");
@@ -422,7 +422,7 @@ async fn the_scope_covers_the_body_and_is_gone_after_the_response() {
                 format!("{} {}", spawned.await.unwrap(), carried.await.unwrap())
             }),
         )
-        .layer(FlagsLayer::new(client.clone()).extractor(gateway()));
+        .layer(FlagsLayer::new(client.clone()).context_extractor(gateway()));
     let response = app
         .clone()
         .oneshot(request("/stream", Some("user-1"), None, &[]))
@@ -481,7 +481,7 @@ async fn real_server_1000_concurrent_users_each_see_their_own_flags() {
                 },
             ),
         )
-        .layer(FlagsLayer::new(client.clone()).extractor(gateway()));
+        .layer(FlagsLayer::new(client.clone()).context_extractor(gateway()));
     let addr = serve(app).await;
     let http = HttpClient::builder(TokioExecutor::new()).build_http::<Body>();
 
@@ -528,7 +528,10 @@ async fn real_server_1000_concurrent_users_each_see_their_own_flags() {
 #[tokio::test]
 async fn no_context_leaks_between_requests_on_one_connection() {
     let client = client().await;
-    let addr = serve(app(FlagsLayer::new(client.clone()).extractor(gateway()))).await;
+    let addr = serve(app(
+        FlagsLayer::new(client.clone()).context_extractor(gateway())
+    ))
+    .await;
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Body>(hyper_util::rt::TokioIo::new(stream))

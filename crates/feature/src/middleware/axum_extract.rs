@@ -33,7 +33,7 @@
 //!     // ... and request extensions (`RequestFlags`), for plain tower services.
 //!     // The user's identity comes from a gateway that authenticated the request (see
 //!     // `TrustedHeaders` for what that assumes); the default would be anonymous.
-//!     .layer(FlagsLayer::new(client).extractor(TrustedHeaders::new(HeaderName::from_static("x-user-id"))));
+//!     .layer(FlagsLayer::new(client).context_extractor(TrustedHeaders::new(HeaderName::from_static("x-user-id"))));
 //!
 //! let request = Request::get("/").header("x-user-id", "user-123").body(Body::empty())?;
 //! let response = app.oneshot(request).await?;

@@ -18,7 +18,9 @@ pub type ContextFuture = Pin<Box<dyn Future<Output = Context> + Send + 'static>>
 /// Builds a request's [`Context`] synchronously from `Input` (the request's parts).
 ///
 /// Implemented by every `Fn(&Input) -> Context + Send + Sync + 'static` and by
-/// [`TrustedHeaders`]. Annotate the closure's argument (`|parts: &Parts| ...`).
+/// [`TrustedHeaders`]. [`FlagsLayer::extractor`](super::FlagsLayer::extractor) takes a closure
+/// without annotations; [`FlagsLayer::context_extractor`](super::FlagsLayer::context_extractor)
+/// takes any implementation.
 pub trait ContextExtractor<Input: ?Sized>: Send + Sync + 'static {
     /// The context for this request.
     fn extract(&self, input: &Input) -> Context;
@@ -198,6 +200,29 @@ impl TrustedHeaders {
         self
     }
 
+    /// The headers an authenticating gateway conventionally sets, for the common case: the key
+    /// from `x-user-id`, the name from `x-user-name`, the email from `x-user-email`, the groups
+    /// from `x-user-groups` (comma-separated), and the attributes `country` from
+    /// `x-user-country` and `ip` from `x-real-ip`. The gateway must set (or remove) every one
+    /// of them on each request: a header it passes through from the client is forged input.
+    ///
+    /// ```
+    /// # #[cfg(feature = "http")]
+    /// # async fn f(client: feature::Client) {
+    /// use feature::middleware::{FlagsLayer, TrustedHeaders};
+    ///
+    /// let layer = FlagsLayer::new(client).context_extractor(TrustedHeaders::gateway());
+    /// # let _ = layer; }
+    /// ```
+    pub fn gateway() -> Self {
+        TrustedHeaders::new(HeaderName::from_static("x-user-id"))
+            .name(HeaderName::from_static("x-user-name"))
+            .email(HeaderName::from_static("x-user-email"))
+            .groups(HeaderName::from_static("x-user-groups"))
+            .attribute(HeaderName::from_static("x-user-country"), "country")
+            .attribute(HeaderName::from_static("x-real-ip"), "ip")
+    }
+
     /// The context these headers describe (anonymous without the key header).
     pub fn context(&self, headers: &HeaderMap) -> Context {
         let Some(key) = header_str(headers, &self.key).filter(|k| !k.is_empty()) else {
@@ -254,6 +279,35 @@ mod tests {
         );
         assert_eq!(a.get("anonymous"), Some(&Value::Bool(true)));
         assert_eq!(a.attributes().count(), 0);
+    }
+
+    #[test]
+    fn the_gateway_preset_reads_the_conventional_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-user-id", "user-7"),
+            ("x-user-name", "Jo"),
+            ("x-user-email", "jo@example.com"),
+            ("x-user-groups", "beta, staff"),
+            ("x-user-country", "DE"),
+            ("x-real-ip", "203.0.113.9"),
+        ] {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
+        let ctx = TrustedHeaders::gateway().context(&headers);
+        assert_eq!(ctx.key(), "user-7");
+        assert_eq!(ctx.get("name"), Some(&Value::from("Jo")));
+        assert_eq!(ctx.get("email"), Some(&Value::from("jo@example.com")));
+        assert_eq!(ctx.get("country"), Some(&Value::from("DE")));
+        assert_eq!(ctx.get("ip"), Some(&Value::from("203.0.113.9")));
+        assert_eq!(
+            ctx.get("groups"),
+            Some(&serde_json::json!(["beta", "staff"]))
+        );
+        assert!(TrustedHeaders::gateway()
+            .context(&HeaderMap::new())
+            .key()
+            .starts_with("anon-"));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //!
 //! // Identity from metadata set by a trusted gateway (see `TrustedHeaders` for what that
 //! // assumes); without an extractor every request is anonymous.
-//! let layer = FlagsLayer::new_for_grpc(client).extractor(|request: &tonic::Request<()>| {
+//! let layer = FlagsLayer::new_for_grpc(client).extractor(|request| {
 //!     match request.metadata().get("x-user-id").and_then(|v| v.to_str().ok()) {
 //!         Some(id) => Context::new(id),
 //!         None => feature::middleware::anonymous_context(),
@@ -113,9 +113,19 @@ impl FlagsInterceptor {
         }
     }
 
-    /// Builds the context from the call: a closure `|request: &tonic::Request<()>| -> Context`
-    /// or a [`TrustedHeaders`].
-    pub fn extractor(mut self, extractor: impl ContextExtractor<GrpcRequest>) -> Self {
+    /// Builds the context from the call with a closure over the call's `tonic::Request<()>`
+    /// (no annotation needed); [`FlagsInterceptor::context_extractor`] takes a
+    /// [`TrustedHeaders`] or any other extractor.
+    pub fn extractor<F>(self, extractor: F) -> Self
+    where
+        F: Fn(&GrpcRequest) -> Context + Send + Sync + 'static,
+    {
+        self.context_extractor(extractor)
+    }
+
+    /// Builds the context with any [`ContextExtractor`] (e.g. a
+    /// [`TrustedHeaders`](super::TrustedHeaders)).
+    pub fn context_extractor(mut self, extractor: impl ContextExtractor<GrpcRequest>) -> Self {
         Arc::make_mut(&mut self.core).extractor = Extractor::Sync(Arc::new(extractor));
         self
     }

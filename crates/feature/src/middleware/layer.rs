@@ -2,13 +2,11 @@
 //! its extractors read ([`ExtractorInput`]).
 
 use super::extract::{Extractor, ExtractorInput};
-use super::{
-    anonymous_context, AsyncContextExtractor, ContextExtractor, DevOverrides, FlagsBody,
-    ResponseFuture,
-};
-use crate::{Client, RequestFlags};
+use super::{anonymous_context, ContextExtractor, DevOverrides, FlagsBody, ResponseFuture};
+use crate::{Client, Context, RequestFlags};
 use ::http::request::Parts;
 use ::http::{Request, Response};
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use tower_layer::Layer;
@@ -144,9 +142,9 @@ impl<I: ExtractorInput> FlagsLayer<I> {
         }
     }
 
-    /// Builds the context synchronously from the request: a closure `|input: &I| -> Context`
-    /// (`|parts: &http::request::Parts|` for HTTP, `|request: &tonic::Request<()>|` for gRPC,
-    /// where headers are metadata) or a [`TrustedHeaders`](super::TrustedHeaders).
+    /// Builds the context synchronously from the request with a closure over the extractor's
+    /// input (`http::request::Parts` for HTTP, `tonic::Request<()>` for gRPC, where headers
+    /// are metadata); the argument's type needs no annotation.
     ///
     /// ```
     /// # #[cfg(feature = "http")]
@@ -157,7 +155,7 @@ impl<I: ExtractorInput> FlagsLayer<I> {
     /// #[derive(Clone)]
     /// struct User { id: String, plan: String } // put there by your authentication layer
     ///
-    /// let layer = FlagsLayer::new(client).extractor(|parts: &http::request::Parts| {
+    /// let layer = FlagsLayer::new(client).extractor(|parts| {
     ///     match parts.extensions.get::<User>() {
     ///         Some(user) => Context::new(user.id.clone()).with_attribute("plan", user.plan.clone()),
     ///         None => feature::middleware::anonymous_context(),
@@ -165,13 +163,23 @@ impl<I: ExtractorInput> FlagsLayer<I> {
     /// });
     /// # let _ = layer; }
     /// ```
-    pub fn extractor(mut self, extractor: impl ContextExtractor<I>) -> Self {
+    pub fn extractor<F>(self, extractor: F) -> Self
+    where
+        F: Fn(&I) -> Context + Send + Sync + 'static,
+    {
+        self.context_extractor(extractor)
+    }
+
+    /// Builds the context synchronously with any [`ContextExtractor`]: a
+    /// [`TrustedHeaders`](super::TrustedHeaders) (e.g. [`TrustedHeaders::gateway`](super::TrustedHeaders::gateway))
+    /// or a type of your own.
+    pub fn context_extractor(mut self, extractor: impl ContextExtractor<I>) -> Self {
         Arc::make_mut(&mut self.core).extractor = Extractor::Sync(Arc::new(extractor));
         self
     }
 
-    /// Builds the context asynchronously: a closure `|input: &I|` returning a `'static`
-    /// future (clone what it needs from the input first). The inner service must be `Clone`;
+    /// Builds the context asynchronously: a closure over the extractor's input returning a
+    /// `'static` future (clone what it needs from the input first). The inner service must be `Clone`;
     /// costs one allocation per request.
     ///
     /// ```
@@ -182,7 +190,7 @@ impl<I: ExtractorInput> FlagsLayer<I> {
     ///
     /// async fn load_plan(user: &str) -> String { "pro".into() } // e.g. a cache lookup
     ///
-    /// let layer = FlagsLayer::new(client).async_extractor(|parts: &http::request::Parts| {
+    /// let layer = FlagsLayer::new(client).async_extractor(|parts| {
     ///     let user = parts.extensions.get::<String>().cloned(); // set by your auth layer
     ///     async move {
     ///         match user {
@@ -193,7 +201,11 @@ impl<I: ExtractorInput> FlagsLayer<I> {
     /// });
     /// # let _ = layer; }
     /// ```
-    pub fn async_extractor(mut self, extractor: impl AsyncContextExtractor<I>) -> Self {
+    pub fn async_extractor<F, Fut>(mut self, extractor: F) -> Self
+    where
+        F: Fn(&I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Context> + Send + 'static,
+    {
         Arc::make_mut(&mut self.core).extractor = Extractor::Async(Arc::new(extractor));
         self
     }
