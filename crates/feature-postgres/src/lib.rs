@@ -89,7 +89,7 @@ pub use provider::{PgSession, PgSource, PostgresBuilder, PostgresProvider};
 pub use schema::{migrate, TableName, SCHEMA_VERSION};
 pub use store::PostgresStore;
 
-/// The default flag table, as in the plan.
+/// The default flag table.
 pub const DEFAULT_TABLE: &str = "feature_flags";
 
 /// Errors configuring or connecting the PostgreSQL provider or store.

@@ -1,7 +1,7 @@
 //! # feature-redis
 //!
 //! Redis as the shared flag store of every instance of a service, or as a read-through cache
-//! in front of PostgreSQL (the plan's "Redis provider (for caching)"). A [`RedisProvider`]
+//! in front of PostgreSQL (Redis as a cache). A [`RedisProvider`]
 //! keeps each instance's flags current through pub/sub; a [`RedisStore`] changes flags stored
 //! in Redis, and a [`CachedStore`] changes them in the origin and writes them through to the
 //! cache. Evaluation never touches Redis: it reads the last snapshot the provider published.

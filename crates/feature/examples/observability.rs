@@ -1,4 +1,4 @@
-//! A small service exposing `/metrics` (Prometheus) and `/health` (the plan's health report)
+//! A small service exposing `/metrics` (Prometheus) and `/health` (the health report)
 //! while it evaluates flags, with analytics events sampled to standard output.
 //!
 //! ```text

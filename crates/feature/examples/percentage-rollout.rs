@@ -1,4 +1,4 @@
-//! Percentage rollout: the plan's `new-checkout` flag gives `true` to 20 % of users, and the
+//! Percentage rollout: the `new-checkout` flag gives `true` to 20 % of users, and the
 //! same user always gets the same answer.
 //!
 //! Run: `cargo run --example percentage-rollout`
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/plan.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/examples.yaml");
     let client = Client::builder()
         .provider(FileProvider::new(path).watch(false))
         .build()

@@ -333,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_plans() {
+    fn defaults_are_the_documented_ones() {
         let c = Config::from_lookup(env(&[])).unwrap();
         assert_eq!(c.provider, ProviderKind::Memory);
         assert_eq!(c.refresh_interval, Duration::from_secs(30));

@@ -1,4 +1,4 @@
-//! Health: the plan's `HealthCheck` report, built from the client's provider status and
+//! Health: the `HealthCheck` report, built from the client's provider status and
 //! snapshot, the [`EvaluationStats`] the client feeds, and optionally a caching provider's
 //! [`CacheReport`]; and, with the `http-endpoints` feature, `HealthService`, a tower
 //! `Service` answering it as JSON (usable as an axum route or with hyper).
@@ -67,7 +67,7 @@ impl Status {
     }
 }
 
-/// The health report (the plan's `HealthCheck`).
+/// The health report: status, provider, flag counts and evaluation statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthCheck {
     /// `healthy`, `degraded` or `unhealthy`.

@@ -41,7 +41,7 @@
 //! |---|---|---|
 //! | (default) | [`Client`], [`Config`], [`MemoryProvider`], [`FileProvider`], overrides, change subscription, [`Metrics`] and [`EventSink`] hooks | available |
 //! | (default) | [`health`] (the health report), [`metrics`] ([`metrics::EvaluationStats`], [`metrics::Tee`], [`metrics::MetricsConfig`]), [`analytics`] (event pipeline, redaction, [`analytics::exporters`] stdout and file) | available |
-//! | `prometheus` | `metrics::prometheus`: the plan's nine Prometheus metrics | available |
+//! | `prometheus` | `metrics::prometheus`: nine Prometheus metrics of evaluations, providers and latency | available |
 //! | `otel` | `metrics::otel`: the same instruments through the OpenTelemetry metrics API | available |
 //! | `http-endpoints` | `endpoint`: one tower service for `/health` (`health::HealthService`) and, with `prometheus`, `/metrics` (`metrics::prometheus::MetricsService`) | available |
 //! | `webhook` | `analytics::exporters::webhook`: HTTP webhook exporter | available |

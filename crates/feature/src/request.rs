@@ -3,7 +3,7 @@
 //! [`scope`] runs a future with a [`Client`] and a [`Context`]; inside it, the free functions
 //! [`bool`](crate::bool), [`string`](crate::string), [`int`](crate::int),
 //! [`float`](crate::float), [`json`](crate::json) and [`variation`](crate::variation) evaluate
-//! flags for that context without passing it around, as the plan's handler example does.
+//! flags for that context without passing it around: a handler reads `feature::bool("new-feature", false)`.
 //! The HTTP and gRPC middleware (features `http` and `grpc`) open this scope around every
 //! request; [`RequestFlags`] is the same pair as a value, for request extensions.
 //!

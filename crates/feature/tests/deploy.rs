@@ -53,7 +53,7 @@ fn alert_rules_pass_promtool_check_and_unit_tests() {
 }
 
 #[test]
-fn the_plan_alerts_and_panel_groups_are_there() {
+fn the_documented_alerts_and_panel_groups_are_there() {
     let alerts = std::fs::read_to_string(deploy().join("prometheus/alerts.yaml")).unwrap();
     for name in [
         "FeatureFlagHighErrorRate",

@@ -16,7 +16,7 @@ pub enum EventKind {
     Custom,
 }
 
-/// One analytics event (the plan's `AnalyticsEvent`, plus custom events).
+/// One analytics event (an evaluation or a custom event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyticsEvent {
     /// Evaluation or custom.
@@ -156,7 +156,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn evaluation_event_has_the_plan_field_names() {
+    fn evaluation_event_has_the_documented_field_names() {
         let e = AnalyticsEvent {
             kind: EventKind::Evaluation,
             timestamp: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),

@@ -74,7 +74,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Local overrides, as the plan's `WithOverrides(map)`.
+    /// Local overrides: each key serves its value whatever the flags say.
     pub fn overrides<K: Into<String>, V: Into<Value>>(
         mut self,
         overrides: impl IntoIterator<Item = (K, V)>,

@@ -9,7 +9,7 @@ pub const ALL_FLAGS: &str = "__all__";
 /// are on (unknown keys asked for by callers cannot grow the series without bound).
 pub const OTHER_FLAGS: &str = "__other__";
 
-/// Metrics settings (the plan's `MetricsConfig`), shared by the Prometheus and OpenTelemetry
+/// Metrics settings, shared by the Prometheus and OpenTelemetry
 /// implementations.
 ///
 /// ```

@@ -4,7 +4,7 @@
 //! [`ClientBuilder::metrics`](crate::ClientBuilder::metrics). Implementations here:
 //!
 //! - [`EvaluationStats`]: the numbers behind the health check ([`crate::health`]);
-//! - `prometheus::PrometheusMetrics` (crate feature `prometheus`): the plan's nine metrics in
+//! - `prometheus::PrometheusMetrics` (crate feature `prometheus`): nine flag metrics in
 //!   the application's Prometheus registry, and with `http-endpoints` the `/metrics` endpoint
 //!   `prometheus::MetricsService`;
 //! - `otel::OtelMetrics` (crate feature `otel`): the same instruments through the

@@ -40,7 +40,7 @@ use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The plan's metrics as OpenTelemetry instruments. Cheap to clone.
+/// The flag metrics as OpenTelemetry instruments. Cheap to clone.
 #[derive(Clone)]
 pub struct OtelMetrics {
     inner: Arc<Inner>,

@@ -1,4 +1,4 @@
-//! Prometheus metrics (crate feature `prometheus`): the plan's nine metrics, registered in the
+//! Prometheus metrics (crate feature `prometheus`): nine flag metrics, registered in the
 //! application's [`Registry`].
 //!
 //! ```
@@ -48,7 +48,7 @@
 //! It is the registry most Rust services already expose (`prometheus::Registry` +
 //! `TextEncoder`, also behind `axum-prometheus`, `actix-web-prom` and TiKV), so our metrics join
 //! the application's own instead of needing a second endpoint; it writes the classic text format,
-//! whose `# TYPE` lines carry exactly the plan's names (`feature_flags_evaluation_total
+//! whose `# TYPE` lines carry exactly the documented names (`feature_flags_evaluation_total
 //! counter`); and its `Collector` trait lets us count evaluations in our own striped counters,
 //! read only at scrape time. `prometheus-client` would have meant OpenMetrics family names
 //! without the `_total` suffix and a registry few applications use yet; the `metrics` facade
@@ -79,7 +79,7 @@ use std::time::Duration;
 
 pub use ::prometheus::Registry as PrometheusRegistry;
 
-/// The plan's Prometheus metrics. Cheap to clone (clones share the metrics); register once
+/// The flag metrics for Prometheus. Cheap to clone (clones share the metrics); register once
 /// with [`PrometheusMetrics::register`] (or `registry.register(Box::new(metrics.clone()))`).
 #[derive(Clone)]
 pub struct PrometheusMetrics {

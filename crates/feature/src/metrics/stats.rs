@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What [`EvaluationStats`] report: the evaluation part of the health check
-/// ([`HealthCheck`](crate::health::HealthCheck), the plan's `EvaluationStats`).
+/// ([`HealthCheck`](crate::health::HealthCheck)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluationStatsReport {
     /// Evaluations since start.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-/// Appends events as JSON lines to a file (the plan's `FileExporter`). When a batch would make
+/// Appends events as JSON lines to a file. When a batch would make
 /// the file larger than [`FileExporter::max_bytes`], the file is rotated first: `events.jsonl`
 /// becomes `events.jsonl.1`, `.1` becomes `.2`, and so on up to [`FileExporter::max_files`]
 /// (the oldest is deleted). A batch is never split across files.

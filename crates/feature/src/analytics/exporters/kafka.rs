@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-/// Produces events to a Kafka topic (the plan's `KafkaExporter`). See the [module docs](self).
+/// Produces events to a Kafka topic. See the [module docs](self).
 pub struct KafkaExporter {
     brokers: Vec<String>,
     topic: String,

@@ -57,7 +57,7 @@ pub enum ExportError {
     Closed(&'static str),
 }
 
-/// Where batches of events go (the plan's `AnalyticsExporter`). The pipeline calls one method
+/// Where batches of events go. The pipeline calls one method
 /// at a time, from its own thread; cancellation and deadlines are the caller's (drop the
 /// future).
 #[async_trait]

@@ -4,7 +4,7 @@ use super::{json_lines, AnalyticsEvent, AnalyticsExporter, ExportError};
 use async_trait::async_trait;
 use std::io::Write;
 
-/// Writes each event as one JSON line on standard output (the plan's `StdoutExporter`).
+/// Writes each event as one JSON line on standard output.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdoutExporter;
 

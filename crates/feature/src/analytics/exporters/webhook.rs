@@ -110,7 +110,7 @@ impl AttemptError {
     }
 }
 
-/// Posts batches of events to a webhook (the plan's `HTTPExporter`). See the
+/// Posts batches of events to a webhook. See the
 /// [module docs](self).
 #[derive(Debug, Clone)]
 pub struct HttpExporter<C = HttpConnector> {

@@ -1,23 +1,23 @@
-//! The plan's YAML examples load unchanged and behave as their comments say.
+//! The documented YAML examples load unchanged and behave as their comments say.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature::{Client, Context, FileProvider, ReasonKind};
 use std::path::PathBuf;
 
-fn plan_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/plan.yaml")
+fn examples_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/flags/examples.yaml")
 }
 
 async fn client() -> Client {
     Client::builder()
-        .provider(FileProvider::new(plan_file()).watch(false))
+        .provider(FileProvider::new(examples_file()).watch(false))
         .build()
         .await
-        .expect("the plan's examples load")
+        .expect("the documented examples load")
 }
 
 #[tokio::test]
-async fn plan_examples_load_without_diagnostics() {
+async fn documented_examples_load_without_diagnostics() {
     let c = client().await;
     let snap = c.snapshot();
     assert_eq!(snap.len(), 4);
