@@ -84,7 +84,7 @@ fn set(labels: &[&str]) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scraping_metrics_shows_every_metric_of_the_plan_with_its_type_and_labels() {
+async fn scraping_metrics_shows_every_documented_metric_with_its_type_and_labels() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("features.yaml");
     std::fs::write(&path, FLAGS).unwrap();
@@ -483,7 +483,7 @@ impl CacheReport for RedisLikeCache {
 }
 
 #[tokio::test]
-async fn the_report_has_exactly_the_plan_fields() {
+async fn the_report_has_exactly_the_documented_fields() {
     let stats = EvaluationStats::new();
     let flags = MemoryProvider::new();
     flags.set_flag(Flag::boolean("beta", true));
