@@ -29,7 +29,7 @@
 //! let theme = client.string(&user, "theme", "light");
 //! let detail = client.variation(&user, "checkout-button-color"); // value, variation, reason
 //! if detail.in_experiment() {
-//!     client.track(&user, "checkout-button-view", serde_json::json!({"variant": detail.variation_index}));
+//!     client.track(&user, "checkout-button-view", serde_json::json!({"variant": detail.variation_name}));
 //! }
 //! client.close().await;
 //! # let _ = theme; Ok(()) }
@@ -100,3 +100,8 @@ pub use request::{
     bool, carry_scope, current_context, current_flags, float, int, json, outside_scope_reads,
     scope, string, variation, RequestFlags,
 };
+
+/// The README's Rust examples, compiled as doc tests so that they stay as written.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
