@@ -124,7 +124,7 @@ impl FlagsInterceptor {
     }
 
     /// Builds the context with any [`ContextExtractor`] (e.g. a
-    /// [`TrustedHeaders`](super::TrustedHeaders)).
+    /// [`TrustedHeaders`]).
     pub fn context_extractor(mut self, extractor: impl ContextExtractor<GrpcRequest>) -> Self {
         Arc::make_mut(&mut self.core).extractor = Extractor::Sync(Arc::new(extractor));
         self
