@@ -7,29 +7,9 @@ use feature_core::launchdarkly::import;
 use feature_core::{compile, Context, ErrorKind, Evaluation, Snapshot, ValueKind};
 use feature_testdata::launchdarkly::{data_sets, run, Case, Outcome, ValueType};
 
-/// Evaluates one case the way an SDK's typed accessor does.
-fn evaluate(snap: &Snapshot, case: &Case) -> Outcome {
-    let key = case.flag_key.as_str();
-    let kind = match case.value_type {
-        ValueType::Bool => ValueKind::Bool,
-        ValueType::Int => ValueKind::Int,
-        ValueType::Double => ValueKind::Float,
-        ValueType::String => ValueKind::String,
-        ValueType::Any => ValueKind::Any,
-    };
-    let eval = match Context::from_json(&case.context) {
-        Ok(ctx) => snap
-            .evaluate(key, &ctx)
-            .check_type(kind)
-            .to_evaluation(key, case.default.clone()),
-        Err(_) => Evaluation::error(key, case.default.clone(), ErrorKind::UserNotSpecified),
-    };
-    Outcome {
-        value: case.value_type.returned(eval.value),
-        variation_index: eval.variation_index,
-        reason: serde_json::to_value(&eval.reason).unwrap(),
-    }
-}
+#[path = "../../feature-testdata/include/evaluate.rs"]
+mod shared;
+use shared::evaluate;
 
 #[test]
 fn launchdarkly_contract_data() {

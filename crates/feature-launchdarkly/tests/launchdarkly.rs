@@ -629,31 +629,9 @@ async fn malformed_events_make_the_stream_reconnect() {
 
 // ---------------------------------------------------------------- contract data
 
-/// One case as LaunchDarkly's typed accessors would answer it: value, variation, reason.
-fn evaluate(snap: &Snapshot, case: &Case) -> Outcome {
-    let key = case.flag_key.as_str();
-    let kind = match case.value_type {
-        ValueType::Bool => ValueKind::Bool,
-        ValueType::Int => ValueKind::Int,
-        ValueType::Double => ValueKind::Float,
-        ValueType::String => ValueKind::String,
-        ValueType::Any => ValueKind::Any,
-    };
-    let eval = match Context::from_json(&case.context) {
-        Ok(c) => snap
-            .evaluate(key, &c)
-            .check_type(kind)
-            .to_evaluation(key, case.default.clone()),
-        Err(_) => {
-            feature_core::Evaluation::error(key, case.default.clone(), ErrorKind::UserNotSpecified)
-        }
-    };
-    Outcome {
-        value: case.value_type.returned(eval.value),
-        variation_index: eval.variation_index,
-        reason: serde_json::to_value(&eval.reason).unwrap(),
-    }
-}
+#[path = "../../feature-testdata/include/evaluate.rs"]
+mod shared;
+use shared::evaluate;
 
 #[tokio::test]
 async fn launchdarkly_contract_data_through_the_provider() {
