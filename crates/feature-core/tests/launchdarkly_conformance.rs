@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::launchdarkly::import;
-use feature_core::{compile, Context, ErrorKind, Evaluation, Snapshot, ValueKind};
-use feature_testdata::launchdarkly::{data_sets, run, Case, Outcome, ValueType};
+use feature_core::{compile, Snapshot};
+use feature_testdata::launchdarkly::{data_sets, run};
 
 #[path = "../../feature-testdata/include/evaluate.rs"]
 mod shared;

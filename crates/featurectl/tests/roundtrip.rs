@@ -9,10 +9,8 @@
 mod common;
 
 use feature_core::launchdarkly::import;
-use feature_core::{
-    compile, parse_document, Context, ErrorKind, Evaluation, Format, Snapshot, ValueKind,
-};
-use feature_testdata::launchdarkly::{data_sets, run, Case, Outcome, ValueType};
+use feature_core::{compile, parse_document, Format, Snapshot};
+use feature_testdata::launchdarkly::{data_sets, run};
 
 #[path = "../../feature-testdata/include/evaluate.rs"]
 mod shared;
