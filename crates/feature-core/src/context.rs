@@ -374,6 +374,26 @@ pub(crate) fn validate_kind(kind: &str) -> Result<(), ContextError> {
     }
 }
 
+/// Sets attribute `name` of `part`, `at` holding the positions of those read so far.
+fn put_attribute<'a>(
+    part: &mut Part,
+    at: &mut rustc_hash::FxHashMap<&'a str, usize>,
+    name: &'a str,
+    value: &Value,
+) {
+    if matches!(name, "name" | "anonymous" | "key" | "kind") {
+        part.set(name, value.clone());
+        return;
+    }
+    match at.get(name) {
+        Some(&i) => part.attrs[i].1 = value.clone(),
+        None => {
+            at.insert(name, part.attrs.len());
+            part.attrs.push((name.to_owned(), value.clone()));
+        }
+    }
+}
+
 fn part_from_object(
     kind: String,
     obj: &Map<String, Value>,
@@ -388,6 +408,9 @@ fn part_from_object(
         return Err(ContextError::MissingKey(kind));
     }
     let mut part = Part::new(kind, key);
+    // Positions of the attributes read so far: one look-up per attribute, where `Part::set`
+    // scans the list (quadratic for a context of many attributes).
+    let mut at: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
     for (k, v) in obj {
         match k.as_str() {
             "key" | "kind" | "_meta" => {}
@@ -415,14 +438,14 @@ fn part_from_object(
                 if let Value::Object(custom) = v {
                     for (ck, cv) in custom {
                         if !matches!(ck.as_str(), "key" | "kind" | "name" | "anonymous") {
-                            part.set(ck, cv.clone());
+                            put_attribute(&mut part, &mut at, ck, cv);
                         }
                     }
                 }
             }
             "privateAttributeNames" | "privateAttributes" | "secondary" if old_style => {}
             _ if v.is_null() => {}
-            _ => part.set(k, v.clone()),
+            _ => put_attribute(&mut part, &mut at, k, v),
         }
     }
     Ok(part)

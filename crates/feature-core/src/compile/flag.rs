@@ -290,13 +290,13 @@ impl Compiler<'_> {
         }
         let experiment = r.kind == Some(RolloutKind::Experiment);
         let bucket_by = self.bucket_by(r.bucket_by.as_deref());
-        let mut total = 0i64;
+        let mut total = Some(0i64);
         let variations = r
             .variations
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                total += w.weight;
+                total = total.and_then(|t| t.checked_add(w.weight));
                 let variation = self.variation_index(
                     n,
                     w.variation,
@@ -313,6 +313,13 @@ impl Compiler<'_> {
                 }
             })
             .collect();
+        let Some(total) = total else {
+            self.lazy(
+                &[PathSeg::key("variations")],
+                "rollout weights overflow: they must add up to 100000".to_owned(),
+            );
+            return Serve::Malformed;
+        };
         if total != 100_000 {
             self.report(
                 Severity::Warning,
