@@ -223,8 +223,18 @@ impl TrustedHeaders {
             .attribute(HeaderName::from_static("x-real-ip"), "ip")
     }
 
-    /// The context these headers describe (anonymous without the key header).
+    /// The context these headers describe: anonymous without the key header, and anonymous
+    /// (with a warning logged) when any identity header comes more than once, since a gateway
+    /// that appends rather than replaces would otherwise let the client's own value through.
     pub fn context(&self, headers: &HeaderMap) -> Context {
+        if let Some(header) = self.repeated(headers) {
+            tracing::warn!(
+                target: "feature::middleware",
+                header = %header,
+                "identity header sent more than once: the request is treated as anonymous"
+            );
+            return anonymous_context();
+        }
         let Some(key) = header_str(headers, &self.key).filter(|k| !k.is_empty()) else {
             return anonymous_context();
         };
@@ -246,6 +256,18 @@ impl TrustedHeaders {
             }
         }
         ctx
+    }
+}
+
+impl TrustedHeaders {
+    /// The first identity header that `headers` holds more than once.
+    fn repeated(&self, headers: &HeaderMap) -> Option<&HeaderName> {
+        std::iter::once(&self.key)
+            .chain(&self.name)
+            .chain(&self.email)
+            .chain(&self.groups)
+            .chain(self.attributes.iter().map(|(h, _)| h))
+            .find(|h| headers.get_all(*h).iter().nth(1).is_some())
     }
 }
 
@@ -308,6 +330,38 @@ mod tests {
             .context(&HeaderMap::new())
             .key()
             .starts_with("anon-"));
+    }
+
+    #[test]
+    fn a_repeated_identity_header_makes_the_request_anonymous() {
+        let gateway = TrustedHeaders::gateway();
+        for repeated in [
+            "x-user-id",
+            "x-user-email",
+            "x-user-groups",
+            "x-user-country",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-user-id", http::HeaderValue::from_static("user-7"));
+            headers.insert(
+                "x-user-email",
+                http::HeaderValue::from_static("jo@example.com"),
+            );
+            headers.insert("x-user-groups", http::HeaderValue::from_static("staff"));
+            headers.insert("x-user-country", http::HeaderValue::from_static("DE"));
+            // A gateway that appends: the client's forged value travels alongside.
+            headers.append(repeated, http::HeaderValue::from_static("forged"));
+            let ctx = gateway.context(&headers);
+            assert!(ctx.key().starts_with("anon-"), "{repeated}: {}", ctx.key());
+            assert_eq!(ctx.get("anonymous"), Some(&Value::Bool(true)));
+            assert_eq!(ctx.get("email"), None);
+        }
+        // A header the extractor does not read may repeat.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user-id", http::HeaderValue::from_static("user-7"));
+        headers.append("accept", http::HeaderValue::from_static("a"));
+        headers.append("accept", http::HeaderValue::from_static("b"));
+        assert_eq!(gateway.context(&headers).key(), "user-7");
     }
 
     #[test]
