@@ -316,7 +316,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+    // Zero (or a value that rounds to zero nanoseconds) and values beyond what a `Duration`
+    // holds are refused: no interval may spin, and no setting may panic.
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -330,6 +334,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn durations_that_round_to_zero_or_overflow_are_refused() {
+        for bad in [
+            "0",
+            "0ms",
+            "0.0000001ms",
+            "0.0000000001",
+            "1e400",
+            "99999999999999999999h",
+            "184467440737095516160",
+            "-5s",
+            "",
+            "ms",
+            "1.5d",
+            "NaN",
+            "inf",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0.001ms"), Some(Duration::from_micros(1)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        let err = Config::from_lookup(env(&[("FEATURE_REFRESH_INTERVAL", "0.0000001ms")]));
+        assert!(err.is_err(), "{err:?}");
     }
 
     #[test]
