@@ -1,46 +1,53 @@
 //! Line and column of a path in a flag document's text, for diagnostics.
 
 use crate::diagnostic::PathSeg;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// Line and column of every node of a YAML or JSON text, by path.
+/// Line and column of nodes of a YAML or JSON text, by path.
 ///
-/// The index is built on the first [`Locator::locate`]: a document without problems never pays
-/// for it (it costs more than parsing the document itself).
+/// Nothing is indexed ahead of time: a document without problems never pays, and locating
+/// reads the text once for all the paths asked about, keeping only their positions (memory in
+/// proportion to the paths, not to the document).
 #[derive(Debug, Clone, Default)]
 pub struct Locator {
     text: std::sync::Arc<str>,
-    spans: std::sync::OnceLock<HashMap<Vec<PathSeg>, (usize, usize)>>,
 }
 
 impl Locator {
     /// A locator over a text. Text that YAML cannot read locates nothing.
     pub fn new(text: &str) -> Locator {
-        Locator {
-            text: text.into(),
-            spans: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn spans(&self) -> &HashMap<Vec<PathSeg>, (usize, usize)> {
-        self.spans.get_or_init(|| {
-            let mut r = Recorder::default();
-            let mut parser = Parser::new_from_str(&self.text);
-            if parser.load(&mut r, false).is_err() {
-                return HashMap::new();
-            }
-            r.spans
-        })
+        Locator { text: text.into() }
     }
 
     /// The line and column (from 1) of the deepest node of `path` that exists.
     pub fn locate(&self, path: &[PathSeg]) -> Option<(usize, usize)> {
-        let spans = self.spans();
-        (0..=path.len())
-            .rev()
-            .find_map(|n| spans.get(&path[..n]).copied())
+        self.locate_all(&[path]).pop().flatten()
+    }
+
+    /// [`Locator::locate`] for each of `paths`, in one reading of the text.
+    pub fn locate_all(&self, paths: &[&[PathSeg]]) -> Vec<Option<(usize, usize)>> {
+        let wanted: HashSet<&[PathSeg]> = paths
+            .iter()
+            .flat_map(|p| (0..=p.len()).map(move |n| &p[..n]))
+            .collect();
+        let mut r = Recorder {
+            wanted,
+            ..Recorder::default()
+        };
+        let mut parser = Parser::new_from_str(&self.text);
+        if parser.load(&mut r, false).is_err() {
+            return vec![None; paths.len()];
+        }
+        paths
+            .iter()
+            .map(|path| {
+                (0..=path.len())
+                    .rev()
+                    .find_map(|n| r.spans.get(&path[..n]).copied())
+            })
+            .collect()
     }
 }
 
@@ -49,16 +56,33 @@ enum Frame {
     Seq { next: usize },
 }
 
+/// Follows the parser's events, keeping the position of the wanted paths only.
 #[derive(Default)]
-struct Recorder {
+struct Recorder<'w> {
     stack: Vec<Frame>,
     path: Vec<PathSeg>,
+    /// The paths asked about and all their prefixes.
+    wanted: HashSet<&'w [PathSeg]>,
     spans: HashMap<Vec<PathSeg>, (usize, usize)>,
 }
 
-impl Recorder {
+impl Recorder<'_> {
     fn at(m: &Marker) -> (usize, usize) {
         (m.line(), m.col() + 1)
+    }
+
+    /// Keeps `mark` as the position of the current path, if it is wanted (replacing an earlier
+    /// one when `replace`).
+    fn record(&mut self, mark: &Marker, replace: bool) {
+        if !self.wanted.contains(self.path.as_slice()) {
+            return;
+        }
+        let at = Self::at(mark);
+        if replace {
+            self.spans.insert(self.path.clone(), at);
+        } else {
+            self.spans.entry(self.path.clone()).or_insert(at);
+        }
     }
 
     /// A node starts: returns whether it is a mapping key.
@@ -66,10 +90,10 @@ impl Recorder {
         match self.stack.last_mut() {
             Some(Frame::Map { key }) if key.is_none() => {
                 let k = scalar.unwrap_or("").to_owned();
-                let mut p = self.path.clone();
-                p.push(PathSeg::Key(k.clone()));
-                self.spans.entry(p).or_insert(Self::at(mark));
-                *key = Some(k);
+                *key = Some(k.clone());
+                self.path.push(PathSeg::Key(k));
+                self.record(mark, false);
+                self.path.pop();
                 true
             }
             Some(Frame::Map { key }) => {
@@ -81,7 +105,7 @@ impl Recorder {
                 let i = *next;
                 *next += 1;
                 self.path.push(PathSeg::Index(i));
-                self.spans.insert(self.path.clone(), Self::at(mark));
+                self.record(mark, true);
                 false
             }
             None => false,
@@ -103,14 +127,14 @@ impl Recorder {
     }
 }
 
-impl MarkedEventReceiver for Recorder {
+impl MarkedEventReceiver for Recorder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(s, ..) => {
                 let is_key = self.node(&mark, Some(&s));
                 let in_map = matches!(self.stack.last(), Some(Frame::Map { .. }));
                 if !is_key && in_map {
-                    self.spans.insert(self.path.clone(), Self::at(&mark));
+                    self.record(&mark, true);
                 }
                 if !is_key {
                     self.value_done();

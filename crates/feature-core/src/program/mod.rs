@@ -14,7 +14,7 @@ pub(crate) use flag::{Prerequisite, Rollout, Rule, Serve, Target, WeightedVariat
 pub(crate) use segment::{Segment, SegmentRule};
 pub(crate) use sets::{EqSet, KeyTable, StrSet};
 
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::locate::Locator;
 use crate::model::FlagDocument;
 use std::sync::Arc;
@@ -84,16 +84,28 @@ impl Snapshot {
         &self.diagnostics
     }
 
-    /// Fills in line, column and file of every diagnostic.
+    /// Fills in line, column and file of every diagnostic (reading the text once for all of
+    /// them).
     pub fn locate(&mut self, locator: &Locator, file: Option<&str>) {
-        for d in &mut self.diagnostics {
-            if d.line.is_none() {
-                if let Some((l, c)) = locator.locate(&d.path) {
-                    d.line = Some(l);
-                    d.column = Some(c);
+        let unplaced: Vec<usize> = (self.diagnostics.iter().enumerate())
+            .filter(|(_, d)| d.line.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        if !unplaced.is_empty() {
+            let paths: Vec<&[PathSeg]> = unplaced
+                .iter()
+                .map(|&i| self.diagnostics[i].path.as_slice())
+                .collect();
+            let found = locator.locate_all(&paths);
+            for (&i, at) in unplaced.iter().zip(found) {
+                if let Some((l, c)) = at {
+                    self.diagnostics[i].line = Some(l);
+                    self.diagnostics[i].column = Some(c);
                 }
             }
-            if let Some(f) = file {
+        }
+        if let Some(f) = file {
+            for d in &mut self.diagnostics {
                 d.file = Some(f.to_owned());
             }
         }
