@@ -18,7 +18,7 @@ pub use builder::ClientBuilder;
 pub(crate) use view::override_eval;
 
 use crate::analytics::{EventSink, TrackData};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ProviderKind};
 use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus};
@@ -148,8 +148,10 @@ impl Client {
     /// A client from a [`Config`] (see [`Config::from_env`]).
     pub async fn new(config: Config) -> Result<Client, ClientError> {
         let provider = crate::providers::from_config(&config)?;
+        // Offline means no network: local providers (memory, file) still serve their flags.
+        let local = matches!(config.provider, ProviderKind::Memory | ProviderKind::File);
         Client::builder()
-            .offline(config.offline)
+            .offline(config.offline && !local)
             .shared_provider(provider)
             .build()
             .await
