@@ -169,3 +169,38 @@ async fn at_start_a_bad_flag_is_malformed_and_the_others_work() {
     }
     assert_eq!(c.provider_status().state, ProviderState::Degraded);
 }
+
+#[tokio::test]
+async fn reverting_a_broken_edit_to_the_served_text_clears_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("features.yaml");
+    std::fs::write(&path, ON).unwrap();
+    let c = start(&path).await;
+    for broken in [
+        "flags: [unclosed",
+        "flags:\n  beta:\n    type: bool\n    default: 3\n",
+    ] {
+        std::fs::write(&path, broken).unwrap();
+        let start = Instant::now();
+        while c.provider_status().state != ProviderState::Degraded {
+            assert!(start.elapsed() < Duration::from_secs(2), "never degraded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            c.bool(&Context::new("u"), "beta", false),
+            "last good flags kept"
+        );
+        // The editor's undo: byte for byte the text being served.
+        std::fs::write(&path, ON).unwrap();
+        let start = Instant::now();
+        while c.provider_status().state != ProviderState::Ready {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "still {:?} after the revert",
+                c.provider_status()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(c.provider_status().last_error.is_none());
+    }
+}

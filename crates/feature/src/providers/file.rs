@@ -36,6 +36,8 @@ use tokio::task::JoinHandle;
 struct State {
     status: ProviderStatus,
     last_text: Option<String>,
+    /// Whether `last_text` compiled without errors.
+    last_text_ok: bool,
     task: Option<JoinHandle<()>>,
     watcher: Option<notify::RecommendedWatcher>,
 }
@@ -74,6 +76,7 @@ impl FileProvider {
             state: Arc::new(Mutex::new(State {
                 status: ProviderStatus::default(),
                 last_text: None,
+                last_text_ok: false,
                 task: None,
                 watcher: None,
             })),
@@ -118,8 +121,19 @@ impl FileProvider {
             path: file.clone(),
             source,
         })?;
-        if !initial && self.lock().last_text.as_deref() == Some(text.as_str()) {
-            return Ok(None);
+        if !initial {
+            let mut st = self.lock();
+            if st.last_text.as_deref() == Some(text.as_str()) {
+                // Unchanged: a broken edit reverted to the flags being served. Their state
+                // comes back with them.
+                if st.last_text_ok && st.status.state == ProviderState::Degraded {
+                    st.status.state = ProviderState::Ready;
+                    st.status.last_error = None;
+                    st.status.last_refresh = Some(SystemTime::now());
+                    tracing::info!(target: "feature::file", path = %self.path.display(), "the file is back to the flags being served");
+                }
+                return Ok(None);
+            }
         }
         let parsed =
             parse_document(&text, Format::from_path(&self.path)).map_err(|e| e.in_file(&file))?;
@@ -138,6 +152,7 @@ impl FileProvider {
         }
         let mut st = self.lock();
         st.last_text = Some(text);
+        st.last_text_ok = errors.is_empty();
         st.status.last_refresh = Some(SystemTime::now());
         if errors.is_empty() {
             st.status.state = ProviderState::Ready;
