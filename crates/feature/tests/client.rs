@@ -253,3 +253,32 @@ async fn config_builds_memory_and_file_clients() {
     };
     assert!(Client::new(cfg).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_set_while_snapshots_are_published_are_never_lost() {
+    let (client, provider) = client_with(&[Flag::boolean("churn", true)]).await;
+    const N: usize = 5_000;
+    let publisher = {
+        let provider = provider.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                provider.set_flag(Flag::boolean("churn", i % 2 == 0));
+            }
+        })
+    };
+    let setter = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                client.set_override(&format!("o{i}"), i as i64);
+            }
+        })
+    };
+    publisher.join().unwrap();
+    setter.join().unwrap();
+    let user = Context::new("u");
+    let lost: Vec<usize> = (0..N)
+        .filter(|i| client.int(&user, &format!("o{i}"), -1) != *i as i64)
+        .collect();
+    assert!(lost.is_empty(), "{} of {N} overrides lost", lost.len());
+}

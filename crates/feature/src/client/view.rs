@@ -62,12 +62,13 @@ impl Sink for ClientSink {
             m.record_flags(snapshot.len(), snapshot.enabled_count());
         }
         let snapshot = Arc::new(snapshot);
-        let old = inner.view.load_full();
-        inner.view.store(Arc::new(View {
+        // Read-copy-update: an override set while this snapshot is swapped in is kept (a plain
+        // load then store would write back the overrides read before it).
+        let old = inner.view.rcu(|current| View {
             snapshot: snapshot.clone(),
-            overrides: old.overrides.clone(),
+            overrides: current.overrides.clone(),
             ready: true,
-        }));
+        });
         let keys = changed_keys(&old.snapshot, &snapshot);
         if !keys.is_empty() {
             let _ = inner.changes.send(FlagChange { keys });
