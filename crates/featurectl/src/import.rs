@@ -66,29 +66,29 @@ pub fn run(args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     };
     let yaml = to_yaml(&doc)?;
     let written = match &args.output {
-        Some(path) => {
-            std::fs::write(path, &yaml)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            path.display().to_string()
-        }
+        Some(path) => path.display().to_string(),
+        None => "<stdout>".to_owned(),
+    };
+    // Read back before anything is written: a file that would not load as the imported flags
+    // is never written.
+    let loaded = load::load_text(&yaml, Format::Yaml, &written).map_err(|e| {
+        anyhow!(
+            "the YAML written cannot be read back: {}",
+            format_parse_error(&e)
+        )
+    })?;
+    check_round_trip(&doc, &yaml)?;
+    match &args.output {
+        Some(path) => feature_store::disk::write_atomically(path, yaml.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => {
             out.write_all(yaml.as_bytes())?;
             out.flush()?;
-            "<stdout>".to_owned()
         }
-    };
-    match load::load_text(&yaml, Format::Yaml, &written) {
-        Ok(loaded) => {
-            for d in &loaded.diagnostics {
-                eprintln!("{}", format_diagnostic(d, false));
-            }
-        }
-        Err(e) => bail!(
-            "the YAML written cannot be read back: {}",
-            format_parse_error(&e)
-        ),
     }
-    check_round_trip(&doc, &yaml)?;
+    for d in &loaded.diagnostics {
+        eprintln!("{}", format_diagnostic(d, false));
+    }
     Ok(0)
 }
 
