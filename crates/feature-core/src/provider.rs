@@ -163,3 +163,57 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 }
+
+/// A URL as it may be shown in logs, errors and `Debug` output: the user information
+/// (`user:password@`) is replaced by `***`, and the values of query parameters that name a
+/// secret (`password`, `token`, `secret`, `key`, ...) by `***`. Text that is not a URL comes
+/// back unchanged, except that anything before an `@` in it is hidden too.
+///
+/// ```
+/// use feature_core::provider::redact_url;
+/// assert_eq!(redact_url("postgres://app:pw@db:5432/flags"), "postgres://***@db:5432/flags");
+/// assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+/// assert_eq!(redact_url("postgres://db/f?user=app&password=pw"), "postgres://db/f?user=app&password=***");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***{}", &authority[at..]),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_owned(),
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if names_a_secret(k) => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+/// Whether a parameter name says its value is a secret.
+fn names_a_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass",
+        "pwd",
+        "token",
+        "secret",
+        "key",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}

@@ -231,11 +231,21 @@ impl Provider for PostgresProvider {
 }
 
 /// Builds a [`PostgresProvider`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresBuilder {
     url: String,
     table: String,
     options: SyncOptions,
+}
+
+impl std::fmt::Debug for PostgresBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBuilder")
+            .field("url", &feature_core::provider::redact_url(&self.url))
+            .field("table", &self.table)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl PostgresBuilder {

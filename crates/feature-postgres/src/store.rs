@@ -142,12 +142,25 @@ pub(crate) fn decode_row(kind: ItemKind, r: &PgRow) -> Result<Row, sqlx::Error> 
 }
 
 /// The parsed connection settings, pool and queries shared by the store and the provider.
-#[derive(Debug)]
 pub(crate) struct Db {
     pub(crate) options: PgConnectOptions,
     pub(crate) pool: PgPool,
     pub(crate) sql: Sql,
     migrated: OnceCell<()>,
+}
+
+impl std::fmt::Debug for Db {
+    /// Where the database is, without the password (sqlx's own `Debug` of the connection
+    /// options prints it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("host", &self.options.get_host())
+            .field("port", &self.options.get_port())
+            .field("database", &self.options.get_database())
+            .field("username", &self.options.get_username())
+            .field("table", &self.sql.table.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Db {

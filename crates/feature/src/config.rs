@@ -1,5 +1,6 @@
 //! Configuration from code or from the environment (`FEATURE_*` variables).
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,8 +66,9 @@ impl Default for FileConfig {
     }
 }
 
-/// Settings of the PostgreSQL and Redis providers (crate features `postgres`, `redis`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings of the PostgreSQL and Redis providers (crate features `postgres`, `redis`). Its
+/// `Debug` output hides the URLs' credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// PostgreSQL URL (`FEATURE_POSTGRES_URL`), required with `FEATURE_PROVIDER=postgres`; with
     /// `FEATURE_PROVIDER=redis` it makes Redis a read-through cache in front of this database.
@@ -83,6 +85,20 @@ pub struct StoreConfig {
     /// A flag file served when the store is down at start and no snapshot exists
     /// (`FEATURE_BOOTSTRAP_FILE`, default: none).
     pub bootstrap_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(feature_core::provider::redact_url);
+        f.debug_struct("StoreConfig")
+            .field("postgres_url", &url(&self.postgres_url))
+            .field("table", &self.table)
+            .field("redis_url", &url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("snapshot_path", &self.snapshot_path)
+            .field("bootstrap_file", &self.bootstrap_file)
+            .finish()
+    }
 }
 
 impl Default for StoreConfig {

@@ -36,7 +36,12 @@ pub(crate) fn from_config(config: &Config) -> Result<Arc<dyn Provider>, ConfigEr
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::Invalid {
         variable,
-        value: value.to_owned(),
+        // A URL may carry a password: never into an error message.
+        value: if variable.ends_with("_URL") {
+            feature_core::provider::redact_url(value)
+        } else {
+            value.to_owned()
+        },
         expected,
     }
 }

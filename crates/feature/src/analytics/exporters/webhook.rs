@@ -166,12 +166,14 @@ where
         })
     }
 
-    /// Adds a header to every request (e.g. `authorization`).
+    /// Adds a header to every request (e.g. `authorization`). Its value is treated as a
+    /// secret: `Debug` output shows `Sensitive` instead.
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, WebhookConfigError> {
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| WebhookConfigError::Header(name.to_owned()))?;
-        let v = HeaderValue::from_str(value)
+        let mut v = HeaderValue::from_str(value)
             .map_err(|_| WebhookConfigError::Header(name.to_owned()))?;
+        v.set_sensitive(true);
         self.headers.insert(n, v);
         Ok(self)
     }
