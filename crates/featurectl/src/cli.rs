@@ -48,8 +48,14 @@ pub struct PushArgs {
     /// The flag file (`.json` is read as JSON, anything else as YAML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT.
-    #[arg(long, value_name = "URL")]
+    /// The store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT. Prefer the environment
+    /// variable: a password on the command line is visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_STORE_URL",
+        hide_env_values = true
+    )]
     pub to: String,
     /// Print the changes without making them.
     #[arg(long)]
@@ -74,8 +80,14 @@ pub struct HistoryArgs {
     /// The flag (or, with --segment, segment) key.
     #[arg(value_name = "KEY")]
     pub key: String,
-    /// The store: postgres://USER:PASS@HOST/DB (or redis://HOST:PORT).
-    #[arg(long, value_name = "URL")]
+    /// The store: postgres://USER:PASS@HOST/DB (or redis://HOST:PORT). Prefer the environment
+    /// variable: a password on the command line is visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_STORE_URL",
+        hide_env_values = true
+    )]
     pub from: String,
     /// Show at most this many changes.
     #[arg(long, value_name = "N", default_value_t = 50)]
