@@ -204,3 +204,43 @@ async fn reverting_a_broken_edit_to_the_served_text_clears_the_error() {
         assert!(c.provider_status().last_error.is_none());
     }
 }
+
+#[tokio::test]
+async fn a_write_that_loses_every_flag_is_suspect_unless_it_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("features.yaml");
+    std::fs::write(&path, ON).unwrap();
+    let c = start(&path).await;
+    // An empty file, `> file` half-way, a document cut after its first line.
+    for partial in ["", "\n", "flags:\n", "# flags of the checkout team\n"] {
+        std::fs::write(&path, ON).unwrap();
+        wait_for(&c, true, Duration::from_secs(2)).await;
+        std::fs::write(&path, partial).unwrap();
+        let start = Instant::now();
+        while c.provider_status().state != ProviderState::Degraded {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{partial:?} taken as is"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            c.bool(&Context::new("u"), "beta", false),
+            "{partial:?}: flags lost"
+        );
+        let why = c.provider_status().last_error.unwrap().0.to_string();
+        assert!(why.contains("no flags"), "{why}");
+    }
+    // Said on purpose: every flag goes.
+    std::fs::write(&path, "flags: {}\n").unwrap();
+    let start = Instant::now();
+    while c.provider_status().state != ProviderState::Ready || c.snapshot().len() != 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            c.provider_status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!c.bool(&Context::new("u"), "beta", false));
+}

@@ -25,7 +25,7 @@
 
 use async_trait::async_trait;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
-use feature_core::{parse_document, Format, Severity, Snapshot};
+use feature_core::{parse_document, Diagnostic, Format, Severity, Snapshot};
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +38,8 @@ struct State {
     last_text: Option<String>,
     /// Whether `last_text` compiled without errors.
     last_text_ok: bool,
+    /// How many flags `last_text` holds.
+    last_flags: usize,
     task: Option<JoinHandle<()>>,
     watcher: Option<notify::RecommendedWatcher>,
 }
@@ -77,6 +79,7 @@ impl FileProvider {
                 status: ProviderStatus::default(),
                 last_text: None,
                 last_text_ok: false,
+                last_flags: 0,
                 task: None,
                 watcher: None,
             })),
@@ -150,9 +153,25 @@ impl FileProvider {
         if !errors.is_empty() && !initial {
             return Err(ProviderError::Invalid(errors));
         }
+        if !initial && snapshot.is_empty() && self.lock().last_flags > 0 && !says_empty(&text) {
+            // An empty or cut file (a save read half-way, `> file`) is valid YAML without
+            // flags: taking it would switch every flag to its default.
+            return Err(ProviderError::Invalid(vec![Diagnostic {
+                file: Some(file),
+                line: None,
+                column: None,
+                flag: String::new(),
+                path: Vec::new(),
+                severity: Severity::Error,
+                message: "the file has no flags any more (empty, or read while being written?); \
+                          the last good flags are kept. To remove every flag, write `flags: {}`"
+                    .to_owned(),
+            }]));
+        }
         let mut st = self.lock();
         st.last_text = Some(text);
         st.last_text_ok = errors.is_empty();
+        st.last_flags = snapshot.len();
         st.status.last_refresh = Some(SystemTime::now());
         if errors.is_empty() {
             st.status.state = ProviderState::Ready;
@@ -255,9 +274,20 @@ impl Provider for FileProvider {
                     if rx.recv().await.is_none() {
                         return;
                     }
-                    // Let the burst of events of one save settle, then read once.
+                    // Let the burst of events of one save settle: read once a whole debounce
+                    // period passed without another event (a writer still writing keeps
+                    // sending them), waiting at most 50 periods.
                     tokio::time::sleep(me.debounce).await;
-                    while rx.try_recv().is_ok() {}
+                    for _ in 0..50 {
+                        let mut more = false;
+                        while rx.try_recv().is_ok() {
+                            more = true;
+                        }
+                        if !more {
+                            break;
+                        }
+                        tokio::time::sleep(me.debounce).await;
+                    }
                 }
                 me.reload(sink.as_ref());
             }
@@ -292,4 +322,11 @@ fn copy_error(err: &ProviderError) -> ProviderError {
         },
         _ => ProviderError::Closed,
     }
+}
+
+/// Whether a flag document says it has no flags on purpose: its `flags` is an explicitly empty
+/// mapping (`flags: {}`, `"flags": {}`).
+fn says_empty(text: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.contains("flags:{}") || compact.contains("\"flags\":{}")
 }
