@@ -234,7 +234,7 @@ async fn a_write_that_loses_every_flag_is_suspect_unless_it_says_so() {
     // Said on purpose: every flag goes.
     std::fs::write(&path, "flags: {}\n").unwrap();
     let start = Instant::now();
-    while c.provider_status().state != ProviderState::Ready || c.snapshot().len() != 0 {
+    while c.provider_status().state != ProviderState::Ready || !c.snapshot().is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "{:?}",
