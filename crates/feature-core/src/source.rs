@@ -11,6 +11,9 @@ use crate::model::{Flag, FlagDocument, Segment};
 use crate::program::Snapshot;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 
 /// The text format of a flag document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,32 +81,82 @@ impl Parsed {
     }
 }
 
-/// The YAML reader's limits for `text`: the work it may do (events, nodes, events replayed by
-/// aliases) is bounded by a small multiple of the text's length, so a document of anchors and
-/// aliases cannot expand into more than the text itself could hold (an "alias bomb" is refused
-/// with a located error instead of taking memory and seconds). Only `true` and `false` are
-/// booleans (`on`, `off`, `yes`, `no` stay strings, as in YAML 1.2).
-fn yaml_options(text: &str) -> serde_saphyr::Options {
-    let linear = text.len().saturating_add(1024);
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = budget.max_events.max(linear);
-    budget.max_nodes = budget.max_nodes.max(linear);
-    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(linear);
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options.alias_limits.max_total_replayed_events = linear;
-    options.strict_booleans = true;
-    options
+/// Refuses a YAML text whose anchors and aliases expand into more nodes than the text has
+/// bytes (an "alias bomb": a few kilobytes that expand into gigabytes), with the location of
+/// the alias that crosses the line. Texts without anchors (`&`), nearly all flag files, are not
+/// scanned. The scan counts nodes as the aliases would expand them, without expanding them.
+fn check_alias_expansion(text: &str) -> Result<(), ParseError> {
+    if !text.contains('&') {
+        return Ok(());
+    }
+    let mut counter = ExpansionCounter {
+        limit: text.len().saturating_add(1024),
+        ..ExpansionCounter::default()
+    };
+    // A text YAML cannot read is reported by the parser proper, with its own message.
+    let _ = Parser::new_from_str(text).load(&mut counter, false);
+    match counter.exceeded {
+        None => Ok(()),
+        Some(at) => Err(ParseError {
+            file: None,
+            line: at.line(),
+            column: at.col() + 1,
+            message: format!(
+                "anchors and aliases expand beyond {} nodes (more than the text's size): refused",
+                counter.limit
+            ),
+        }),
+    }
 }
 
-/// The first line of a YAML error, without the location the [`ParseError`] carries apart.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    match first.split_once(": ") {
-        Some((at, rest)) if at.starts_with("line ") => rest.to_owned(),
-        _ => first.to_owned(),
+/// Counts the nodes a YAML text stands for once its aliases are expanded.
+#[derive(Default)]
+struct ExpansionCounter {
+    /// Nodes so far, aliases expanded.
+    nodes: usize,
+    limit: usize,
+    /// The expanded size of each anchor, by the parser's anchor id.
+    sizes: HashMap<usize, usize>,
+    /// Anchored collections being read: (anchor id, nodes when it started).
+    open: Vec<(usize, usize)>,
+    /// Collections being read, whether anchored.
+    depth: Vec<bool>,
+    exceeded: Option<Marker>,
+}
+
+impl MarkedEventReceiver for ExpansionCounter {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.exceeded.is_some() {
+            return;
+        }
+        match ev {
+            Event::Scalar(_, _, anchor, _) => {
+                self.nodes += 1;
+                if anchor > 0 {
+                    self.sizes.insert(anchor, 1);
+                }
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.nodes += 1;
+                self.depth.push(anchor > 0);
+                if anchor > 0 {
+                    self.open.push((anchor, self.nodes - 1));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd if self.depth.pop() == Some(true) => {
+                if let Some((anchor, start)) = self.open.pop() {
+                    self.sizes.insert(anchor, self.nodes - start);
+                }
+            }
+            Event::Alias(anchor) => {
+                let size = self.sizes.get(&anchor).copied().unwrap_or(1);
+                self.nodes = self.nodes.saturating_add(size);
+            }
+            _ => {}
+        }
+        if self.nodes > self.limit {
+            self.exceeded = Some(mark);
+        }
     }
 }
 
@@ -117,16 +170,17 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
             message: e.to_string(),
         })?,
         Format::Yaml => {
-            serde_saphyr::from_str_with_options(text, yaml_options(text)).map_err(|e| {
+            check_alias_expansion(text)?;
+            serde_yaml_ng::from_str(text).map_err(|e| {
                 let (line, column) = e
                     .location()
-                    .map(|l| (l.line() as usize, l.column() as usize))
+                    .map(|l| (l.line(), l.column()))
                     .unwrap_or((1, 1));
                 ParseError {
                     file: None,
                     line,
                     column,
-                    message: yaml_message(&e),
+                    message: e.to_string(),
                 }
             })?
         }

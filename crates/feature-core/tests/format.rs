@@ -346,7 +346,7 @@ fn compiled_documents_round_trip_through_serde() {
     let s = load(include_str!(
         "../../feature/examples/flags/user-targeting.yaml"
     ));
-    let yaml = serde_saphyr::to_string(&**s.document()).unwrap();
+    let yaml = serde_yaml_ng::to_string(&**s.document()).unwrap();
     let again = compile(parse_document(&yaml, Format::Yaml).unwrap().document);
     assert_eq!(again.document(), s.document());
 }

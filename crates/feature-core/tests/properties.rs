@@ -191,7 +191,7 @@ proptest! {
 
     #[test]
     fn random_documents_and_contexts_never_panic(doc in document(), ctxs in prop::collection::vec(context(), 1..4)) {
-        for text in [serde_json::to_string(&doc).unwrap(), serde_saphyr::to_string(&doc).unwrap()] {
+        for text in [serde_json::to_string(&doc).unwrap(), serde_yaml_ng::to_string(&doc).unwrap()] {
             let format = if text.starts_with('{') { Format::Json } else { Format::Yaml };
             let parsed = parse_document(&text, format).expect("generated documents are well-formed");
             let snap = parsed.compile(Some("random"));

@@ -1,6 +1,6 @@
-//! YAML documents are read with a budget proportional to their length: anchors and aliases
-//! that would expand far beyond the text are refused with a located error, while ordinary
-//! documents of any size, including legitimate aliases, read as before.
+//! Anchors and aliases that would expand into more nodes than the text has bytes are refused
+//! with a located error, while ordinary documents of any size, including legitimate aliases,
+//! read as before.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::{parse_document, Format};
@@ -60,7 +60,7 @@ flags:
 
 #[test]
 fn large_documents_are_within_the_budget() {
-    // More nodes than a fixed default budget would allow: the budget grows with the text.
+    // Hundreds of thousands of nodes: the limit grows with the text.
     let mut text = String::from("flags:\n");
     for i in 0..15_000 {
         text.push_str(&format!(

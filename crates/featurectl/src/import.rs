@@ -1,6 +1,6 @@
 //! `featurectl import`: flags from another system into this project's YAML.
 //!
-//! The YAML is written by `serde-saphyr` from the imported [`FlagDocument`], which keeps
+//! The YAML is written by `serde_yaml_ng` from the imported [`FlagDocument`], which keeps
 //! every value's type: `1` and `1.0` stay an integer and a float (they compare differently),
 //! and strings that look like other scalars (`"true"`, `"1"`, `"null"`, `"~"`) are quoted. The
 //! `key` inside each flag and segment is left out: the map key is the key. After writing, the
@@ -28,7 +28,7 @@ pub fn to_yaml(doc: &FlagDocument) -> anyhow::Result<String> {
     for s in doc.segments.values_mut() {
         s.key.clear();
     }
-    serde_saphyr::to_string(&doc).context("cannot write the flags as YAML")
+    serde_yaml_ng::to_string(&doc).context("cannot write the flags as YAML")
 }
 
 /// Reads `yaml` back and checks that it is `doc` again.

@@ -31,7 +31,7 @@ fn writes_yaml_to_stdout_that_reads_back() {
     let r = featurectl(dir.path(), &["import", "--from", "launchdarkly", "ld.json"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.starts_with("flags:\n"), "{r:?}");
-    assert!(r.stdout.contains("- value: \"true\"\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("- value: 'true'\n"), "{}", r.stdout);
     let parsed = parse_document(&r.stdout, Format::Yaml).unwrap();
     let direct = feature_core::launchdarkly::import(&serde_json::from_str(LD).unwrap()).unwrap();
     assert_eq!(parsed.document, direct);
