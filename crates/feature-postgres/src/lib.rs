@@ -35,7 +35,19 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | (none) | everything: provider, write API, migrations; TLS is not compiled in (connect over loopback, a private network or a TLS-terminating proxy) |
+//! | (none) | everything: provider, write API, migrations; TLS is not compiled in, and a URL that asks for it is refused ([`PostgresError::TlsNotCompiled`]) |
+//! | `rustls` | TLS with rustls (aws-lc): `sslmode=require` encrypts, `verify-ca` also checks the certificate chain, `verify-full` also the host name; `sslrootcert=FILE` in the URL or [`PostgresBuilder::tls_root_certificate`] adds a private CA to the built-in (webpki) roots. The `feature` crate's `postgres` feature turns it on |
+//!
+//! ```no_run
+//! # #[cfg(feature = "rustls")]
+//! # fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Runtime::new()?; let _g = rt.enter();
+//! use feature_postgres::PostgresProvider;
+//! let provider = PostgresProvider::builder("postgres://app@db.internal/app?sslmode=verify-full")
+//!     .tls_root_certificate(std::fs::read("/etc/app/db-ca.pem")?)
+//!     .build()?;
+//! # drop(provider); Ok(()) }
+//! ```
 //!
 //! ## Schema
 //!
@@ -81,6 +93,9 @@ mod provider;
 mod schema;
 mod store;
 
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use std::str::FromStr;
+
 pub use feature_store::{
     push, Action, Change, ChangeOp, FlagStore, HistoryEntry, ItemKind, PushError, PushOptions, Row,
     SyncOptions, WriteError, Written,
@@ -107,6 +122,13 @@ pub enum PostgresError {
     /// The connection URL cannot be parsed.
     #[error("invalid PostgreSQL URL: {0}")]
     InvalidUrl(#[source] sqlx::Error),
+    /// The URL asks for TLS (`sslmode=require`, `verify-ca` or `verify-full`) but the crate
+    /// was built without its `rustls` feature: refused up front rather than at every connect.
+    #[error("the PostgreSQL URL asks for TLS (sslmode={mode}) but TLS is not compiled in (enable the `rustls` feature)")]
+    TlsNotCompiled {
+        /// The `sslmode` asked for.
+        mode: &'static str,
+    },
     /// Created outside a Tokio runtime (the connection pool needs one).
     #[error("the PostgreSQL provider and store must be created within a Tokio runtime")]
     NoRuntime,
@@ -119,4 +141,20 @@ pub enum PostgresError {
         #[source]
         source: sqlx::Error,
     },
+}
+
+/// Parses a connection URL; refuses one that asks for TLS when TLS is not compiled in.
+pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, PostgresError> {
+    let options = PgConnectOptions::from_str(url).map_err(PostgresError::InvalidUrl)?;
+    let mode = match options.get_ssl_mode() {
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+        _ => return Ok(options),
+    };
+    if cfg!(feature = "rustls") {
+        Ok(options)
+    } else {
+        Err(PostgresError::TlsNotCompiled { mode })
+    }
 }

@@ -201,6 +201,7 @@ impl PostgresProvider {
             url: url.into(),
             table: crate::DEFAULT_TABLE.to_owned(),
             options: SyncOptions::default(),
+            tls_root: None,
         }
     }
 
@@ -236,6 +237,8 @@ pub struct PostgresBuilder {
     url: String,
     table: String,
     options: SyncOptions,
+    /// PEM root certificate(s) trusted for TLS, besides the built-in roots.
+    tls_root: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for PostgresBuilder {
@@ -244,6 +247,7 @@ impl std::fmt::Debug for PostgresBuilder {
             .field("url", &feature_core::provider::redact_url(&self.url))
             .field("table", &self.table)
             .field("options", &self.options)
+            .field("tls_root_certificate", &self.tls_root.is_some())
             .finish()
     }
 }
@@ -260,9 +264,24 @@ impl PostgresBuilder {
         revision: "the audit log's last revision",
     );
 
+    /// Trusts `pem` (one or more PEM certificates, e.g. a private CA) for TLS to the database,
+    /// besides the built-in roots; like `sslrootcert=FILE` in the URL, from memory. It takes
+    /// effect with `sslmode=verify-ca` or `verify-full` in the URL (`require` encrypts without
+    /// checking the certificate, as libpq does). Crate feature `rustls`.
+    #[cfg(feature = "rustls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
     /// Checks the URL and table name; connects only when started.
     pub fn build(self) -> Result<PostgresProvider, PostgresError> {
-        let db = Db::new(&self.url, &self.table, 2, self.options.timeout)?;
+        crate::TableName::new(&self.table)?;
+        let mut options = crate::connect_options(&self.url)?;
+        if let Some(pem) = self.tls_root {
+            options = options.ssl_root_cert_from_pem(pem);
+        }
+        let db = Db::with_options(options, &self.table, 2, self.options.timeout)?;
         Ok(PostgresProvider {
             inner: SyncProvider::new(
                 PgSource {

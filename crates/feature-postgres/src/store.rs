@@ -11,7 +11,6 @@ use feature_store::{
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row as _, SqlStr, Transaction};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -170,8 +169,19 @@ impl Db {
         pool_size: u32,
         timeout: Duration,
     ) -> Result<Db, PostgresError> {
+        TableName::new(table)?;
+        let options = crate::connect_options(url)?;
+        Db::with_options(options, table, pool_size, timeout)
+    }
+
+    /// Like [`Db::new`] with connection settings already parsed (and perhaps amended).
+    pub(crate) fn with_options(
+        options: PgConnectOptions,
+        table: &str,
+        pool_size: u32,
+        timeout: Duration,
+    ) -> Result<Db, PostgresError> {
         let table = TableName::new(table)?;
-        let options = PgConnectOptions::from_str(url).map_err(PostgresError::InvalidUrl)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(PostgresError::NoRuntime);
         }

@@ -28,7 +28,8 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | (none) | everything: provider, write API, cache mode; TLS is not compiled in |
+//! | (none) | everything: provider, write API, cache mode; TLS is not compiled in, and a `rediss://` URL is refused ([`RedisError::InvalidTls`]) |
+//! | `rustls` | TLS with rustls (aws-lc): `rediss://` URLs, the server's certificate checked against the system's root certificates, or only against [`RedisBuilder::tls_root_certificate`] when given (a private CA). The `feature` crate's `redis` feature turns it on |
 //!
 //! ## Key layout
 //!
@@ -103,7 +104,45 @@ pub enum RedisError {
     /// The URL cannot be parsed.
     #[error("invalid Redis URL: {0}")]
     InvalidUrl(#[source] redis::RedisError),
+    /// The TLS settings cannot be used: the root certificate is not valid PEM, or the URL is
+    /// `rediss://` and the crate was built without its `rustls` feature.
+    #[error("invalid Redis TLS settings: {0}")]
+    InvalidTls(#[source] redis::RedisError),
     /// The prefix is empty, too long, or has whitespace or control characters.
     #[error("invalid key prefix {0:?}: 1 to 100 bytes without whitespace or control characters")]
     InvalidPrefix(String),
+}
+
+/// A client for `url`; with `root_pem` (crate feature `rustls`), `rediss://` trusts only those
+/// certificates.
+pub(crate) fn client(url: &str, root_pem: Option<&[u8]>) -> Result<redis::Client, RedisError> {
+    use redis::IntoConnectionInfo;
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let tls = matches!(scheme.as_deref(), Some("rediss" | "valkeys"));
+    if tls && !cfg!(feature = "rustls") {
+        return Err(RedisError::InvalidTls(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "rediss:// needs TLS, which is not compiled in (enable the `rustls` feature)",
+        ))));
+    }
+    #[cfg(feature = "rustls")]
+    {
+        // The redis client builds its TLS settings with the process-wide rustls provider; make
+        // sure there is one (aws-lc, as everywhere in this toolkit) unless the application
+        // installed its own.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        if let Some(pem) = root_pem {
+            let info = url.into_connection_info().map_err(RedisError::InvalidUrl)?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            };
+            return redis::Client::build_with_tls(info, certs).map_err(RedisError::InvalidTls);
+        }
+    }
+    let _ = root_pem;
+    let info = url.into_connection_info().map_err(RedisError::InvalidUrl)?;
+    redis::Client::open(info).map_err(RedisError::InvalidUrl)
 }

@@ -349,6 +349,7 @@ impl RedisProvider {
             origin: None,
             ttl: Some(Duration::from_secs(300)),
             options: SyncOptions::default(),
+            tls_root: None,
         }
     }
 
@@ -398,6 +399,8 @@ pub struct RedisBuilder {
     origin: Option<Arc<dyn FlagStore>>,
     ttl: Option<Duration>,
     options: SyncOptions,
+    /// PEM root certificate(s) trusted for `rediss://`, instead of the system's.
+    tls_root: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisBuilder {
@@ -405,11 +408,22 @@ impl std::fmt::Debug for RedisBuilder {
         f.debug_struct("RedisBuilder")
             .field("prefix", &self.prefix)
             .field("origin", &self.origin.as_ref().map(|o| o.name()))
+            .field("tls_root_certificate", &self.tls_root.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisBuilder {
+    /// Trusts `pem` (one or more PEM certificates, e.g. a private CA) for `rediss://` URLs
+    /// *instead of* the system's root certificates (the redis client replaces the root store;
+    /// include a public CA in `pem` if the server's certificate chains to one). Crate feature
+    /// `rustls`.
+    #[cfg(feature = "rustls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
     /// The key prefix (default `feature`; see [`Keys`]).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -439,7 +453,10 @@ impl RedisBuilder {
     /// Checks the URL and prefix; connects only when started.
     pub fn build(self) -> Result<RedisProvider, RedisError> {
         let source = RedisSource {
-            conn: Conn::new(&self.url, self.options.timeout)?,
+            conn: Conn::with_client(
+                crate::client(&self.url, self.tls_root.as_deref())?,
+                self.options.timeout,
+            ),
             keys: Keys::new(&self.prefix)?,
             origin: self.origin,
             ttl: self.ttl.filter(|t| !t.is_zero()),

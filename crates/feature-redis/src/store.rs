@@ -45,11 +45,16 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn new(url: &str, timeout: Duration) -> Result<Conn, RedisError> {
-        Ok(Conn {
-            client: Client::open(url).map_err(RedisError::InvalidUrl)?,
+        Ok(Conn::with_client(crate::client(url, None)?, timeout))
+    }
+
+    /// A connection made by `client` (built with TLS settings, say).
+    pub(crate) fn with_client(client: Client, timeout: Duration) -> Conn {
+        Conn {
+            client,
             cached: Mutex::new(None),
             timeout,
-        })
+        }
     }
 
     pub(crate) fn config(&self) -> AsyncConnectionConfig {
