@@ -158,3 +158,30 @@ pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, PostgresErr
         Err(PostgresError::TlsNotCompiled { mode })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_that_asks_for_tls_needs_tls_compiled_in() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://app@db.example/app?sslmode={mode}");
+            match connect_options(&url) {
+                Ok(_) => assert!(cfg!(feature = "rustls"), "{mode}: accepted without TLS"),
+                Err(PostgresError::TlsNotCompiled { mode: m }) => {
+                    assert!(!cfg!(feature = "rustls"), "{mode}: refused with TLS");
+                    assert_eq!(m, mode);
+                }
+                Err(e) => panic!("{mode}: {e}"),
+            }
+        }
+        for url in [
+            "postgres://app@db.example/app",
+            "postgres://app@db.example/app?sslmode=prefer",
+            "postgres://app@db.example/app?sslmode=disable",
+        ] {
+            assert!(connect_options(url).is_ok(), "{url}");
+        }
+    }
+}

@@ -146,3 +146,23 @@ pub(crate) fn client(url: &str, root_pem: Option<&[u8]>) -> Result<redis::Client
     let info = url.into_connection_info().map_err(RedisError::InvalidUrl)?;
     redis::Client::open(info).map_err(RedisError::InvalidUrl)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rediss_needs_tls_compiled_in() {
+        for url in ["rediss://127.0.0.1:6380", "REDISS://127.0.0.1:6380/0"] {
+            match client(url, None) {
+                Ok(_) => assert!(cfg!(feature = "rustls"), "{url}: accepted without TLS"),
+                Err(RedisError::InvalidTls(e)) => {
+                    assert!(!cfg!(feature = "rustls"), "{url}: refused with TLS: {e}");
+                    assert!(e.to_string().contains("rustls"), "{e}");
+                }
+                Err(e) => panic!("{url}: {e}"),
+            }
+        }
+        assert!(client("redis://127.0.0.1:6379", None).is_ok());
+    }
+}
