@@ -29,6 +29,15 @@
 //! `healthy` otherwise. `HealthService` answers `200` for healthy and degraded (the service
 //! works) and `503` for unhealthy.
 //!
+//! ## What the report tells about errors
+//!
+//! The health endpoint is often reachable by more people than the logs are, so by default
+//! `provider.last_error` says *what* failed without saying *where*: no file paths, no store
+//! URLs or addresses, and not the backend library's own message (which may contain either):
+//! `postgres: listen failed`, `cannot read the flag file: entity not found`, `the flag document
+//! cannot be parsed at line 3, column 7: ...`. [`Health::with_details`] includes the full
+//! error text; the logs always have it.
+//!
 //! ## Cache numbers
 //!
 //! `cache.hit_rate` comes from the cache hits and misses providers report through
@@ -40,7 +49,7 @@
 use crate::metrics::{CacheReport, EvaluationStats, EvaluationStatsReport};
 use crate::Client;
 use chrono::{DateTime, Utc};
-use feature_core::provider::ProviderState;
+use feature_core::provider::{ProviderError, ProviderState};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -118,6 +127,7 @@ pub struct Health {
     client: Client,
     stats: EvaluationStats,
     cache: Option<Arc<dyn CacheReport>>,
+    details: bool,
 }
 
 impl std::fmt::Debug for Health {
@@ -125,6 +135,7 @@ impl std::fmt::Debug for Health {
         f.debug_struct("Health")
             .field("client", &self.client)
             .field("cache", &self.cache.is_some())
+            .field("details", &self.details)
             .finish()
     }
 }
@@ -137,7 +148,16 @@ impl Health {
             client,
             stats,
             cache: None,
+            details: false,
         }
+    }
+
+    /// Whether `provider.last_error` carries the provider's full error text, with file paths,
+    /// store addresses and the backend's own message (default: no, only what failed; see
+    /// [the module docs](self)). Turn it on where the endpoint is private.
+    pub fn with_details(mut self, details: bool) -> Self {
+        self.details = details;
+        self
     }
 
     /// Reads cache size and capacity (and hit and miss counts) from a caching provider.
@@ -159,7 +179,14 @@ impl Health {
             Status::Healthy
         };
         let (last_error, last_error_at) = match &status.last_error {
-            Some((e, at)) => (Some(e.to_string()), Some(DateTime::<Utc>::from(*at))),
+            Some((e, at)) => {
+                let text = if self.details {
+                    e.to_string()
+                } else {
+                    summary(e)
+                };
+                (Some(text), Some(DateTime::<Utc>::from(*at)))
+            }
             None => (None, None),
         };
         let cache = match &self.cache {
@@ -203,6 +230,40 @@ impl Health {
         let report = self.check();
         serde_json::to_string(&report)
             .unwrap_or_else(|_| format!("{{\"status\":\"{}\"}}", report.status.as_str()))
+    }
+}
+
+/// What failed, without where: no path, URL or backend message.
+fn summary(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Io { source, .. } => {
+            format!("cannot read the flag file: {}", source.kind())
+        }
+        ProviderError::Parse(p) => format!(
+            "the flag document cannot be parsed at line {}, column {}: {}",
+            p.line, p.column, p.message
+        ),
+        ProviderError::Invalid(problems) => match problems.first() {
+            Some(d) if d.flag.is_empty() => format!(
+                "{} problem(s) in the flag data, first: {}",
+                problems.len(),
+                d.message
+            ),
+            Some(d) => format!(
+                "{} problem(s) in the flag data, first: {}: {}",
+                problems.len(),
+                d.flag,
+                d.message
+            ),
+            None => "the flag data has problems".to_owned(),
+        },
+        ProviderError::Backend {
+            provider,
+            operation,
+            ..
+        } => format!("{provider}: {operation} failed"),
+        ProviderError::Timeout { .. } | ProviderError::Closed => e.to_string(),
+        _ => "the provider failed".to_owned(),
     }
 }
 
