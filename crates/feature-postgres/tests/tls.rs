@@ -21,8 +21,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// The server's address in a `postgres://user:pw@host:port/db` URL.
 fn server_addr(url: &str) -> SocketAddr {
-    let host = url.rsplit('@').next().unwrap().split(['/', '?']).next().unwrap();
-    host.parse().expect("the test URL names an IP address and a port")
+    let host = url
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .split(['/', '?'])
+        .next()
+        .unwrap();
+    host.parse()
+        .expect("the test URL names an IP address and a port")
 }
 
 /// `url` with the proxy's address instead of the server's, and `query` appended.
@@ -68,7 +75,10 @@ async fn provider_and_store_work_over_verified_tls() {
     assert_eq!(provider.status().state, ProviderState::Ready);
     assert_eq!(sink.value("tls-flag"), Some(json!(true)));
     let after_load = proxy.handshakes();
-    assert!(after_load >= 2, "pool and listener connect through TLS ({after_load})");
+    assert!(
+        after_load >= 2,
+        "pool and listener connect through TLS ({after_load})"
+    );
 
     // The store: CA named in the URL (`sslrootcert`), as libpq users write it. A change made
     // over TLS reaches the provider's TLS listener.
@@ -116,7 +126,10 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     let _ = provider.start(sink.clone() as Arc<dyn Sink>).await;
     let status = provider.status();
     assert_eq!(status.state, ProviderState::Unavailable, "{status}");
-    assert!(sink.snapshot().is_none(), "no flags through an untrusted server");
+    assert!(
+        sink.snapshot().is_none(),
+        "no flags through an untrusted server"
+    );
     let why = status.last_error.expect("the refusal is reported").0;
     let why = format!("{why}: {:?}", std::error::Error::source(&*why));
     assert!(why.to_lowercase().contains("certificate"), "{why}");
@@ -131,7 +144,10 @@ async fn a_server_certificate_from_another_ca_is_refused() {
         "sslmode=verify-ca".to_owned(),
     ] {
         let refused = PostgresStore::connect(&through(&url, proxy.addr, &query), &table).await;
-        assert!(refused.is_err(), "{query}: connected through an untrusted server");
+        assert!(
+            refused.is_err(),
+            "{query}: connected through an untrusted server"
+        );
     }
     assert_eq!(proxy.handshakes(), 0, "no handshake may complete");
 }

@@ -123,7 +123,10 @@ async fn a_server_certificate_from_another_ca_is_refused() {
         let _ = provider.start(sink.clone() as Arc<dyn Sink>).await;
         let status = provider.status();
         assert_eq!(status.state, ProviderState::Unavailable, "{status}");
-        assert!(sink.snapshot().is_none(), "no flags through an untrusted server");
+        assert!(
+            sink.snapshot().is_none(),
+            "no flags through an untrusted server"
+        );
         let why = status.last_error.expect("the refusal is reported").0;
         let why = format!("{why} {:?}", std::error::Error::source(&*why));
         assert!(why.to_lowercase().contains("certificate"), "{why}");
@@ -137,8 +140,13 @@ fn a_root_certificate_that_is_not_pem_is_refused_when_building() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _g = rt.enter();
     let err = RedisProvider::builder("rediss://127.0.0.1:1")
-        .tls_root_certificate(&b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"[..])
+        .tls_root_certificate(
+            &b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"[..],
+        )
         .build()
         .unwrap_err();
-    assert!(matches!(err, feature_redis::RedisError::InvalidTls(_)), "{err:?}");
+    assert!(
+        matches!(err, feature_redis::RedisError::InvalidTls(_)),
+        "{err:?}"
+    );
 }

@@ -26,7 +26,10 @@ fn errors(health: &Health) -> (String, String) {
     let full = health.clone().with_details(true).check_json();
     let field = |json: &str| {
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        v["provider"]["last_error"].as_str().unwrap_or_default().to_owned()
+        v["provider"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
     assert!(!field(&brief).is_empty(), "an error is reported: {brief}");
     (brief, field(&full))
@@ -55,9 +58,15 @@ async fn the_health_json_names_no_flag_file_unless_asked() {
     std::fs::write(&path, "flags:\n  beta: [\n").unwrap();
     wait_until("degraded", || health.check().status == Status::Degraded).await;
     let (brief, full) = errors(&health);
-    assert!(!brief.contains("acme-flags") && !brief.contains(&dir_text), "{brief}");
+    assert!(
+        !brief.contains("acme-flags") && !brief.contains(&dir_text),
+        "{brief}"
+    );
     assert!(brief.contains("line"), "{brief}");
-    assert!(full.contains("acme-flags.yaml"), "details name the file: {full}");
+    assert!(
+        full.contains("acme-flags.yaml"),
+        "details name the file: {full}"
+    );
 
     // A file that cannot be read: the kind of I/O error, not the path.
     std::fs::remove_file(&path).unwrap();
@@ -70,7 +79,10 @@ async fn the_health_json_names_no_flag_file_unless_asked() {
     })
     .await;
     let (brief, full) = errors(&health);
-    assert!(!brief.contains("acme-flags") && !brief.contains(&dir_text), "{brief}");
+    assert!(
+        !brief.contains("acme-flags") && !brief.contains(&dir_text),
+        "{brief}"
+    );
     assert!(full.contains(&dir_text), "details name the file: {full}");
     client.close().await;
 }

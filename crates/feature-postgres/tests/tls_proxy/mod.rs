@@ -42,7 +42,8 @@ impl TestPki {
         let key = KeyPair::generate().expect("server key");
         let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
             .expect("server params");
-        leaf.distinguished_name.push(DnType::CommonName, "localhost");
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
         let cert = leaf.signed_by(&key, &issuer).expect("server certificate");
         TestPki {
             ca_pem: ca_cert.pem(),
