@@ -151,3 +151,31 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     }
     assert_eq!(proxy.handshakes(), 0, "no handshake may complete");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
+    let Some(url) = shared_url() else { return };
+    let (table, _g) = table_with_a_flag(&url, "tls_host").await;
+    // A trusted CA, but a certificate for another host than the one connected to.
+    let pki = TestPki::for_hosts("feature test CA", &["db.example"]);
+    let proxy = TlsProxy::start(&pki, Protocol::Postgres, server_addr(&url)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+
+    let full = format!("sslmode=verify-full&sslrootcert={}", ca.display());
+    let refused = PostgresStore::connect(&through(&url, proxy.addr, &full), &table).await;
+    assert!(
+        refused.is_err(),
+        "verify-full accepted a certificate for db.example"
+    );
+    assert_eq!(proxy.handshakes(), 0);
+
+    let chain_only = format!("sslmode=verify-ca&sslrootcert={}", ca.display());
+    let store = PostgresStore::connect(&through(&url, proxy.addr, &chain_only), &table)
+        .await
+        .expect("verify-ca checks the chain only");
+    assert_eq!(store.rows().await.unwrap().len(), 1);
+    assert!(proxy.handshakes() >= 1);
+    store.close().await;
+}

@@ -135,6 +135,28 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     assert_eq!(proxy.handshakes(), 0, "no handshake may complete");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_host_is_refused() {
+    let Some((url, addr)) = server() else { return };
+    let px = prefix_with_a_flag(&url, "tls_host").await;
+    // A trusted CA, but a certificate for another host than the one connected to.
+    let pki = TestPki::for_hosts("feature test CA", &["cache.example"]);
+    let proxy = TlsProxy::start(&pki, Protocol::Tls, addr).await;
+    let provider = RedisProvider::builder(format!("rediss://{}", proxy.addr))
+        .prefix(&px.prefix)
+        .tls_root_certificate(pki.ca_pem.as_bytes())
+        .start_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let sink = RecordingSink::new();
+    let _ = provider.start(sink.clone() as Arc<dyn Sink>).await;
+    assert_eq!(provider.status().state, ProviderState::Unavailable);
+    assert!(sink.snapshot().is_none());
+    assert_eq!(proxy.handshakes(), 0);
+    provider.close().await;
+}
+
 #[test]
 fn a_root_certificate_that_is_not_pem_is_refused_when_building() {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -33,6 +33,11 @@ pub struct TestPki {
 impl TestPki {
     /// A new CA (named `name`) and a server certificate for `127.0.0.1` and `localhost`.
     pub fn new(name: &str) -> TestPki {
+        TestPki::for_hosts(name, &["127.0.0.1", "localhost"])
+    }
+
+    /// A new CA (named `name`) and a server certificate for `hosts` only.
+    pub fn for_hosts(name: &str, hosts: &[&str]) -> TestPki {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -40,8 +45,9 @@ impl TestPki {
         let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
         let issuer = Issuer::new(ca, ca_key);
         let key = KeyPair::generate().expect("server key");
-        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("server params");
+        let mut leaf =
+            CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+                .expect("server params");
         leaf.distinguished_name
             .push(DnType::CommonName, "localhost");
         let cert = leaf.signed_by(&key, &issuer).expect("server certificate");
