@@ -57,7 +57,7 @@
 //!   `version`.
 //! - **Provider status** ([`status_for`]): the client's provider state: `starting` →
 //!   `NOT_READY`, `ready` → `READY`, `degraded` → `STALE`, `unavailable` → `ERROR`, `closed` →
-//!   `NOT_READY`.
+//!   `NOT_READY`; and `NOT_READY` while the client serves no flags (an offline client).
 //!
 //! ## Evaluation context
 //!
@@ -205,8 +205,15 @@ impl FeatureProvider for OpenFeatureProvider {
         &self.metadata
     }
 
+    /// The provider state's status ([`status_for`]); `NOT_READY` whatever the state while the
+    /// client serves no flags (an offline client).
     fn status(&self) -> ProviderStatus {
-        status_for(self.client.provider_status().state)
+        match status_for(self.client.provider_status().state) {
+            ProviderStatus::Ready | ProviderStatus::STALE if !self.client.is_ready() => {
+                ProviderStatus::NotReady
+            }
+            status => status,
+        }
     }
 
     async fn resolve_bool_value(
