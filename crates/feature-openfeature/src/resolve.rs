@@ -183,3 +183,66 @@ fn to_value(v: &Value) -> Option<open_feature::Value> {
         Value::Object(_) => open_feature::Value::Struct(as_struct(v)?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_has_an_openfeature_code() {
+        let codes: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|k| error_code(*k).to_string())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "FLAG_NOT_FOUND",
+                "PARSE_ERROR",
+                "TYPE_MISMATCH",
+                "PROVIDER_NOT_READY",
+                "INVALID_CONTEXT",
+                "EXCEPTION"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_provider_state_has_a_status() {
+        let states = [
+            ProviderState::Starting,
+            ProviderState::Ready,
+            ProviderState::Degraded,
+            ProviderState::Unavailable,
+            ProviderState::Closed,
+        ];
+        let statuses: Vec<ProviderStatus> = states.into_iter().map(status_for).collect();
+        assert_eq!(
+            statuses,
+            [
+                ProviderStatus::NotReady,
+                ProviderStatus::Ready,
+                ProviderStatus::STALE,
+                ProviderStatus::Error,
+                ProviderStatus::NotReady
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_numbers_and_structures() {
+        use serde_json::json;
+        assert_eq!(as_int(&json!(7)), Some(7));
+        assert_eq!(as_int(&json!(-2.9)), Some(-2));
+        assert_eq!(as_int(&json!(1e300)), None);
+        assert_eq!(as_int(&json!("7")), None);
+        assert!(as_struct(&json!([1])).is_none());
+        assert!(as_struct(&json!({"a": [1, null]})).is_none());
+        let s = as_struct(&json!({"a": null, "b": {"c": 18446744073709551615u64}})).unwrap();
+        assert!(!s.fields.contains_key("a"));
+        assert!(matches!(
+            s.fields.get("b").and_then(|b| b.as_struct()).and_then(|b| b.fields.get("c")),
+            Some(open_feature::Value::Float(_))
+        ));
+    }
+}
