@@ -97,7 +97,10 @@ pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .get_struct_value("ui-limits", Some(&alice), None)
         .await
         .map_err(|e| e.code)?;
-    println!("page-size {size}, ui-limits {:?}", limits.fields.get("uploads"));
+    println!(
+        "page-size {size}, ui-limits {:?}",
+        limits.fields.get("uploads")
+    );
     assert_eq!(size, 25);
 
     // Errors come back with OpenFeature's codes; the application supplies its default.

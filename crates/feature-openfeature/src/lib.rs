@@ -112,7 +112,9 @@ pub use context::{context_from, ContextError};
 pub use resolve::{error_code, metadata_for, reason_for, status_for};
 
 use feature::{Client, Evaluation, ValueKind};
-use open_feature::provider::{FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails};
+use open_feature::provider::{
+    FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
+};
 use open_feature::{EvaluationContext, EvaluationErrorCode, EvaluationResult, StructValue};
 use serde_json::Value;
 
@@ -221,7 +223,12 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<bool>> {
-        self.resolve(flag_key, evaluation_context, ValueKind::Bool, Value::as_bool)
+        self.resolve(
+            flag_key,
+            evaluation_context,
+            ValueKind::Bool,
+            Value::as_bool,
+        )
     }
 
     async fn resolve_int_value(
@@ -229,7 +236,12 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        self.resolve(flag_key, evaluation_context, ValueKind::Int, resolve::as_int)
+        self.resolve(
+            flag_key,
+            evaluation_context,
+            ValueKind::Int,
+            resolve::as_int,
+        )
     }
 
     async fn resolve_float_value(
@@ -237,7 +249,12 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
-        self.resolve(flag_key, evaluation_context, ValueKind::Float, Value::as_f64)
+        self.resolve(
+            flag_key,
+            evaluation_context,
+            ValueKind::Float,
+            Value::as_f64,
+        )
     }
 
     async fn resolve_string_value(
@@ -255,6 +272,11 @@ impl FeatureProvider for OpenFeatureProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.resolve(flag_key, evaluation_context, ValueKind::Any, resolve::as_struct)
+        self.resolve(
+            flag_key,
+            evaluation_context,
+            ValueKind::Any,
+            resolve::as_struct,
+        )
     }
 }

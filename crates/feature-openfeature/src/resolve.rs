@@ -241,7 +241,10 @@ mod tests {
         let s = as_struct(&json!({"a": null, "b": {"c": 18446744073709551615u64}})).unwrap();
         assert!(!s.fields.contains_key("a"));
         assert!(matches!(
-            s.fields.get("b").and_then(|b| b.as_struct()).and_then(|b| b.fields.get("c")),
+            s.fields
+                .get("b")
+                .and_then(|b| b.as_struct())
+                .and_then(|b| b.fields.get("c")),
             Some(open_feature::Value::Float(_))
         ));
     }

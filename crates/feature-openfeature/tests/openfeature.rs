@@ -131,8 +131,14 @@ async fn default_provider_through_the_singleton() {
     let of = api.create_client();
     drop(api);
     let pro = user("u-1").with_custom_field("plan", "pro");
-    assert!(of.get_bool_value("dark-mode", Some(&pro), None).await.unwrap());
-    assert!(!of.get_bool_value("dark-mode", Some(&user("u-2")), None).await.unwrap());
+    assert!(of
+        .get_bool_value("dark-mode", Some(&pro), None)
+        .await
+        .unwrap());
+    assert!(!of
+        .get_bool_value("dark-mode", Some(&user("u-2")), None)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -140,7 +146,10 @@ async fn each_type_resolves_with_variant_reason_and_metadata() {
     let of = of_client("types", feature_client().await).await;
     let pro = user("u-1").with_custom_field("plan", "pro");
 
-    let b = of.get_bool_details("dark-mode", Some(&pro), None).await.unwrap();
+    let b = of
+        .get_bool_details("dark-mode", Some(&pro), None)
+        .await
+        .unwrap();
     assert!(b.value);
     assert_eq!(b.variant.as_deref(), Some("dark-on"));
     assert_eq!(b.reason, Some(EvaluationReason::TargetingMatch));
@@ -151,16 +160,27 @@ async fn each_type_resolves_with_variant_reason_and_metadata() {
     assert_eq!(meta(m, "variationIndex"), Some(FlagMetadataValue::Int(1)));
     assert_eq!(meta(m, "version"), Some(FlagMetadataValue::Int(7)));
 
-    let i = of.get_int_details("max-items", Some(&pro), None).await.unwrap();
+    let i = of
+        .get_int_details("max-items", Some(&pro), None)
+        .await
+        .unwrap();
     assert_eq!((i.value, i.variant.as_deref()), (100, Some("large")));
-    let i = of.get_int_value("max-items", Some(&user("u-2")), None).await;
+    let i = of
+        .get_int_value("max-items", Some(&user("u-2")), None)
+        .await;
     assert_eq!(i.unwrap(), 10);
 
-    let f = of.get_float_details("ratio", Some(&pro), None).await.unwrap();
+    let f = of
+        .get_float_details("ratio", Some(&pro), None)
+        .await
+        .unwrap();
     assert_eq!(f.value, 0.25);
     assert_eq!(f.reason, Some(EvaluationReason::Static));
 
-    let s = of.get_string_details("greeting", Some(&pro), None).await.unwrap();
+    let s = of
+        .get_string_details("greeting", Some(&pro), None)
+        .await
+        .unwrap();
     assert!(s.value == "hello" || s.value == "hi", "{}", s.value);
     assert_eq!(s.variant.as_deref(), Some(s.value.as_str()));
     assert_eq!(s.reason, Some(EvaluationReason::Split));
@@ -174,7 +194,10 @@ async fn each_type_resolves_with_variant_reason_and_metadata() {
         .with_field("burst", 1.5)
         .with_field(
             "tags",
-            OfValue::Array(vec![OfValue::String("a".into()), OfValue::String("b".into())]),
+            OfValue::Array(vec![
+                OfValue::String("a".into()),
+                OfValue::String("b".into()),
+            ]),
         )
         .with_field("nested", StructValue::default().with_field("on", true));
     assert_eq!(o.value, expected, "a null field is left out");
@@ -190,21 +213,38 @@ async fn reasons_map_to_openfeature_reasons() {
     let reason = |d: open_feature::EvaluationDetails<bool>| (d.value, d.reason);
 
     // Individually targeted.
-    let d = of.get_bool_details("dark-mode", Some(&user("vip-1")), None).await;
-    assert_eq!(reason(d.unwrap()), (true, Some(EvaluationReason::TargetingMatch)));
+    let d = of
+        .get_bool_details("dark-mode", Some(&user("vip-1")), None)
+        .await;
+    assert_eq!(
+        reason(d.unwrap()),
+        (true, Some(EvaluationReason::TargetingMatch))
+    );
     // Targeting present, nothing matched: the flag's fallthrough.
-    let d = of.get_bool_details("dark-mode", Some(&u), None).await.unwrap();
-    assert_eq!(d.flag_metadata.values.get("reasonKind"), Some(&"FALLTHROUGH".into()));
+    let d = of
+        .get_bool_details("dark-mode", Some(&u), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.flag_metadata.values.get("reasonKind"),
+        Some(&"FALLTHROUGH".into())
+    );
     assert_eq!(reason(d), (false, Some(EvaluationReason::Default)));
     // No targeting at all.
     let d = of.get_bool_details("always-on", Some(&u), None).await;
     assert_eq!(reason(d.unwrap()), (true, Some(EvaluationReason::Static)));
     // Off.
-    let d = of.get_bool_details("kill-switch", Some(&u), None).await.unwrap();
+    let d = of
+        .get_bool_details("kill-switch", Some(&u), None)
+        .await
+        .unwrap();
     assert_eq!(d.variant.as_deref(), Some("killed"));
     assert_eq!(reason(d), (false, Some(EvaluationReason::Disabled)));
     // A prerequisite not met: the flag's off value, the prerequisite in the metadata.
-    let d = of.get_bool_details("needs-kill-switch", Some(&u), None).await.unwrap();
+    let d = of
+        .get_bool_details("needs-kill-switch", Some(&u), None)
+        .await
+        .unwrap();
     assert_eq!(
         d.flag_metadata.values.get("prerequisiteKey"),
         Some(&"kill-switch".into())
@@ -217,9 +257,15 @@ async fn local_override_is_static() {
     let client = feature_client().await;
     client.set_override("dark-mode", true);
     let of = of_client("override", client).await;
-    let d = of.get_bool_details("dark-mode", Some(&user("u-2")), None).await.unwrap();
+    let d = of
+        .get_bool_details("dark-mode", Some(&user("u-2")), None)
+        .await
+        .unwrap();
     assert_eq!((d.value, d.reason), (true, Some(EvaluationReason::Static)));
-    assert_eq!(d.flag_metadata.values.get("reasonKind"), Some(&"OVERRIDE".into()));
+    assert_eq!(
+        d.flag_metadata.values.get("reasonKind"),
+        Some(&"OVERRIDE".into())
+    );
 }
 
 #[tokio::test]
@@ -237,24 +283,44 @@ async fn errors_carry_openfeature_codes_and_the_caller_default_is_used() {
     assert_eq!(v.unwrap_or_else(|_| "fallback".into()), "fallback");
 
     // A string flag read as a bool, a bool flag read as an int, a list read as a structure.
-    let e = of.get_bool_value("greeting", Some(&u), None).await.unwrap_err();
+    let e = of
+        .get_bool_value("greeting", Some(&u), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::TypeMismatch);
-    let e = of.get_int_value("dark-mode", Some(&u), None).await.unwrap_err();
+    let e = of
+        .get_int_value("dark-mode", Some(&u), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::TypeMismatch);
     let e = of
         .get_struct_value::<StructValue>("list-value", Some(&u), None)
         .await
         .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::TypeMismatch);
-    assert_eq!(of.get_int_value("max-items", Some(&u), None).await.unwrap_or(-1), 10);
+    assert_eq!(
+        of.get_int_value("max-items", Some(&u), None)
+            .await
+            .unwrap_or(-1),
+        10
+    );
 
     // A flag whose fallthrough names a variation that does not exist.
-    let e = of.get_string_value("broken", Some(&u), None).await.unwrap_err();
+    let e = of
+        .get_string_value("broken", Some(&u), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::ParseError);
 
     // Off, with no value for that case: the application's default.
-    let e = of.get_bool_value("off-without-value", Some(&u), None).await.unwrap_err();
-    assert_eq!(e.code, EvaluationErrorCode::General("DEFAULT_NOT_DEFINED".into()));
+    let e = of
+        .get_bool_value("off-without-value", Some(&u), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code,
+        EvaluationErrorCode::General("DEFAULT_NOT_DEFINED".into())
+    );
     assert!(e.message.unwrap().contains("OFF"));
 }
 
@@ -266,42 +332,75 @@ async fn context_fields_become_attributes() {
         "settings",
         EvaluationContextFieldValue::new_struct(StructValue::default().with_field("beta", true)),
     );
-    let d = of.get_bool_details("dark-mode", Some(&beta), None).await.unwrap();
-    assert_eq!(d.flag_metadata.values.get("ruleId"), Some(&"nested-beta".into()));
+    let d = of
+        .get_bool_details("dark-mode", Some(&beta), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.flag_metadata.values.get("ruleId"),
+        Some(&"nested-beta".into())
+    );
     let mut map = HashMap::new();
     map.insert("beta".to_owned(), EvaluationContextFieldValue::Bool(true));
-    let beta = user("u-3").with_custom_field("settings", EvaluationContextFieldValue::new_struct(map));
-    assert!(of.get_bool_value("dark-mode", Some(&beta), None).await.unwrap());
+    let beta =
+        user("u-3").with_custom_field("settings", EvaluationContextFieldValue::new_struct(map));
+    assert!(of
+        .get_bool_value("dark-mode", Some(&beta), None)
+        .await
+        .unwrap());
     let beta = user("u-3").with_custom_field(
         "settings",
         EvaluationContextFieldValue::new_struct(json!({"beta": true})),
     );
-    assert!(of.get_bool_value("dark-mode", Some(&beta), None).await.unwrap());
+    assert!(of
+        .get_bool_value("dark-mode", Some(&beta), None)
+        .await
+        .unwrap());
 
     // A date: compared by the `before` operator.
     let early = time::OffsetDateTime::from_unix_timestamp(1_500_000_000).unwrap();
     let late = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
     let d = user("u-4").with_custom_field("signedUp", early);
-    let d = of.get_bool_details("dark-mode", Some(&d), None).await.unwrap();
-    assert_eq!(d.flag_metadata.values.get("ruleId"), Some(&"signed-up-before-2020".into()));
+    let d = of
+        .get_bool_details("dark-mode", Some(&d), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.flag_metadata.values.get("ruleId"),
+        Some(&"signed-up-before-2020".into())
+    );
     let d = user("u-4").with_custom_field("signedUp", late);
-    assert!(!of.get_bool_value("dark-mode", Some(&d), None).await.unwrap());
+    assert!(!of
+        .get_bool_value("dark-mode", Some(&d), None)
+        .await
+        .unwrap());
 
     // A structure of a type the provider cannot read fails rather than being dropped.
     #[derive(Debug)]
     struct Opaque;
-    let bad = user("u-5").with_custom_field("settings", EvaluationContextFieldValue::new_struct(Opaque));
-    let e = of.get_bool_value("dark-mode", Some(&bad), None).await.unwrap_err();
+    let bad =
+        user("u-5").with_custom_field("settings", EvaluationContextFieldValue::new_struct(Opaque));
+    let e = of
+        .get_bool_value("dark-mode", Some(&bad), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::InvalidContext);
     assert!(e.message.unwrap().contains("settings"));
     let nan = user("u-5").with_custom_field("score", f64::NAN);
-    let e = of.get_bool_value("dark-mode", Some(&nan), None).await.unwrap_err();
+    let e = of
+        .get_bool_value("dark-mode", Some(&nan), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::InvalidContext);
 
     // The OpenFeature client's own context is merged in.
     let mut pro_client = of_client("context-merged", feature_client().await).await;
-    pro_client.set_evaluation_context(EvaluationContext::default().with_custom_field("plan", "pro"));
-    assert!(pro_client.get_bool_value("dark-mode", Some(&user("u-6")), None).await.unwrap());
+    pro_client
+        .set_evaluation_context(EvaluationContext::default().with_custom_field("plan", "pro"));
+    assert!(pro_client
+        .get_bool_value("dark-mode", Some(&user("u-6")), None)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -311,27 +410,45 @@ async fn targeting_key_missing_and_kinds() {
     // No targeting key: an anonymous user; untargeted flags still evaluate.
     assert!(of.get_bool_value("always-on", None, None).await.unwrap());
     let pro = EvaluationContext::default().with_custom_field("plan", "pro");
-    assert!(of.get_bool_value("dark-mode", Some(&pro), None).await.unwrap());
+    assert!(of
+        .get_bool_value("dark-mode", Some(&pro), None)
+        .await
+        .unwrap());
     let ctx = feature_openfeature::context_from(&EvaluationContext::default()).unwrap();
     assert!(ctx.anonymous());
     // A custom `targetingKey` field stands in for the targeting key.
     let vip = EvaluationContext::default().with_custom_field("targetingKey", "vip-1");
-    let d = of.get_bool_details("dark-mode", Some(&vip), None).await.unwrap();
+    let d = of
+        .get_bool_details("dark-mode", Some(&vip), None)
+        .await
+        .unwrap();
     assert_eq!(d.reason, Some(EvaluationReason::TargetingMatch));
 
     // Another kind without a key.
     let org = EvaluationContext::default()
         .with_custom_field("kind", "org")
         .with_custom_field("tier", "gold");
-    let e = of.get_bool_value("dark-mode", Some(&org), None).await.unwrap_err();
+    let e = of
+        .get_bool_value("dark-mode", Some(&org), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::TargetingKeyMissing);
     // With one: its attributes are read by clauses on that kind.
     let acme = org.clone().with_targeting_key("acme");
-    let d = of.get_bool_details("dark-mode", Some(&acme), None).await.unwrap();
-    assert_eq!(d.flag_metadata.values.get("ruleId"), Some(&"gold-org".into()));
+    let d = of
+        .get_bool_details("dark-mode", Some(&acme), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.flag_metadata.values.get("ruleId"),
+        Some(&"gold-org".into())
+    );
     // A bad kind.
     let bad = user("u").with_custom_field("kind", "no spaces");
-    let e = of.get_bool_value("dark-mode", Some(&bad), None).await.unwrap_err();
+    let e = of
+        .get_bool_value("dark-mode", Some(&bad), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::InvalidContext);
 
     // Multi-kind: `kind: multi` and one structure per kind.
@@ -344,19 +461,36 @@ async fn targeting_key_missing_and_kinds() {
         .with_custom_field(
             "org",
             EvaluationContextFieldValue::new_struct(
-                StructValue::default().with_field("key", "acme").with_field("tier", "gold"),
+                StructValue::default()
+                    .with_field("key", "acme")
+                    .with_field("tier", "gold"),
             ),
         );
-    let d = of.get_bool_details("dark-mode", Some(&multi), None).await.unwrap();
+    let d = of
+        .get_bool_details("dark-mode", Some(&multi), None)
+        .await
+        .unwrap();
     assert!(d.value);
-    assert_eq!(d.flag_metadata.values.get("ruleId"), Some(&"gold-org".into()));
+    assert_eq!(
+        d.flag_metadata.values.get("ruleId"),
+        Some(&"gold-org".into())
+    );
     let ctx = feature_openfeature::context_from(&multi).unwrap();
-    assert_eq!((ctx.key_of("user"), ctx.key_of("org")), (Some("u-7"), Some("acme")));
+    assert_eq!(
+        (ctx.key_of("user"), ctx.key_of("org")),
+        (Some("u-7"), Some("acme"))
+    );
     // A kind without a key in a multi-kind context.
     let multi = EvaluationContext::default()
         .with_custom_field("kind", "multi")
-        .with_custom_field("org", EvaluationContextFieldValue::new_struct(json!({"tier": "gold"})));
-    let e = of.get_bool_value("dark-mode", Some(&multi), None).await.unwrap_err();
+        .with_custom_field(
+            "org",
+            EvaluationContextFieldValue::new_struct(json!({"tier": "gold"})),
+        );
+    let e = of
+        .get_bool_value("dark-mode", Some(&multi), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::TargetingKeyMissing);
 }
 
@@ -368,11 +502,19 @@ async fn provider_status_follows_the_client() {
 
     // Offline: no flags delivered; evaluations fail with PROVIDER_NOT_READY.
     let p = MemoryProvider::new();
-    let offline = Client::builder().provider(p).offline(true).build().await.unwrap();
+    let offline = Client::builder()
+        .provider(p)
+        .offline(true)
+        .build()
+        .await
+        .unwrap();
     let provider = OpenFeatureProvider::new(offline);
     assert_eq!(provider.status(), ProviderStatus::NotReady);
     let of = of_client("offline", provider.client().clone()).await;
-    let e = of.get_bool_value("anything", Some(&user("u")), None).await.unwrap_err();
+    let e = of
+        .get_bool_value("anything", Some(&user("u")), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::ProviderNotReady);
 
     // Degraded (the file became invalid, the last good flags are served): STALE.
@@ -395,7 +537,10 @@ async fn provider_status_follows_the_client() {
     }
     assert_eq!(provider.status(), ProviderStatus::STALE);
     let of = of_client("degraded", client.clone()).await;
-    assert!(of.get_bool_value("f", Some(&user("u")), None).await.unwrap());
+    assert!(of
+        .get_bool_value("f", Some(&user("u")), None)
+        .await
+        .unwrap());
 
     // Closed.
     client.close().await;
