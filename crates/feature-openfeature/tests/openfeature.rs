@@ -547,3 +547,32 @@ async fn provider_status_follows_the_client() {
     assert_eq!(provider.status(), ProviderStatus::NotReady);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn evaluations_through_openfeature_are_counted_by_the_client() {
+    let stats = feature::metrics::EvaluationStats::new();
+    let parsed = parse_document(FLAGS, Format::Yaml).unwrap();
+    let client = Client::builder()
+        .provider(MemoryProvider::with_document(parsed.document))
+        .metrics(stats.clone())
+        .build()
+        .await
+        .unwrap();
+    let of = of_client("counted", client).await;
+    let u = user("u-1");
+    assert!(of
+        .get_bool_value("always-on", Some(&u), None)
+        .await
+        .unwrap());
+    assert_eq!(
+        of.get_int_value("max-items", Some(&u), None).await.unwrap(),
+        10
+    );
+    assert!(of
+        .get_bool_value("no-such-flag", Some(&u), None)
+        .await
+        .is_err());
+    let report = stats.report();
+    assert_eq!(report.total_evaluations, 3);
+    assert!((report.error_rate - 1.0 / 3.0).abs() < 1e-9, "{report:?}");
+}
