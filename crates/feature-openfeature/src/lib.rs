@@ -164,16 +164,20 @@ impl OpenFeatureProvider {
                 format!("flag {key:?}: {kind}"),
             ));
         }
-        let snapshot = self.client.snapshot();
-        let flag = snapshot.document().flags.get(key);
         let Some(value) = extract(&eval.value) else {
             return Err(not_served(&eval));
         };
+        // The flag's definition, for what the evaluation does not say (a rollout or a fixed
+        // variation; targeting or none; the version).
+        let snapshot = self.client.snapshot();
+        let flag = snapshot.document().flags.get(key);
+        let reason = reason_for(&eval, flag);
+        let flag_metadata = metadata_for(&eval, flag);
         Ok(ResolutionDetails {
             value,
-            variant: eval.variation_name.clone(),
-            reason: Some(reason_for(&eval, flag)),
-            flag_metadata: Some(metadata_for(&eval, flag)),
+            variant: eval.variation_name,
+            reason: Some(reason),
+            flag_metadata: Some(flag_metadata),
         })
     }
 }
