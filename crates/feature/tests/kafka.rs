@@ -119,7 +119,11 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
             );
             let e: AnalyticsEvent =
                 serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
-            assert_eq!(r.record.key.as_deref(), Some(e.user_key.as_bytes()));
+            // The record key is the event's id (consumers deduplicate by it); one batch key
+            // per produce.
+            assert!(!e.id.is_empty());
+            assert_eq!(r.record.key.as_deref(), Some(e.id.as_bytes()));
+            assert!(r.record.headers.contains_key("idempotency-key"));
             out.push(e);
         }
     }
@@ -128,6 +132,7 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
 
 fn event(i: usize) -> AnalyticsEvent {
     AnalyticsEvent {
+        id: format!("event-{i}"),
         kind: if i.is_multiple_of(5) {
             EventKind::Custom
         } else {

@@ -8,11 +8,19 @@
 //! # let _ = exporter;
 //! ```
 //!
-//! Each event is one record: key = the context key (`user_key`), value = the event as JSON,
-//! header `content-type: application/json`, timestamp = the event's. A batch is one produce
-//! request to one partition (so events keep their order). The connection is made on the first
-//! export, on the pipeline's thread; failed produces are retried by the client with backoff up
-//! to [`KafkaExporter::timeout`].
+//! Each event is one record: key = the event's `id` (a UUIDv7; the context key `user_key` when
+//! the id is empty), value = the event as JSON, headers `content-type: application/json` and
+//! `idempotency-key` (one per batch, as the webhook's), timestamp = the event's. A batch is one
+//! produce request to one partition (so events keep their order). The connection is made on the
+//! first export, on the pipeline's thread; failed produces are retried by the client with
+//! backoff up to [`KafkaExporter::timeout`].
+//!
+//! ## Duplicates
+//!
+//! `rskafka` has no idempotent producer (it sends no producer id or sequence numbers, so the
+//! broker cannot drop a produce it already wrote): a produce retried after a lost answer can
+//! write a batch twice. Consumers deduplicate by record key (the event id), and a compacted
+//! topic keeps one record per id.
 //!
 //! ## Why `rskafka`
 //!
@@ -23,6 +31,7 @@
 //! needs; consumer groups and transactions, which it lacks, are not.
 
 use super::{AnalyticsEvent, AnalyticsExporter, ExportError};
+use crate::analytics::event::new_event_id;
 use async_trait::async_trait;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
@@ -119,19 +128,21 @@ impl AnalyticsExporter for KafkaExporter {
         if events.is_empty() {
             return Ok(());
         }
+        let batch_key = new_event_id().into_bytes();
         let mut records = Vec::with_capacity(events.len());
         for e in events {
             let value = serde_json::to_vec(e).map_err(|source| ExportError::Encode {
                 exporter: "kafka",
                 source,
             })?;
+            let key = if e.id.is_empty() { &e.user_key } else { &e.id };
             records.push(Record {
-                key: Some(e.user_key.as_bytes().to_vec()),
+                key: Some(key.as_bytes().to_vec()),
                 value: Some(value),
-                headers: BTreeMap::from([(
-                    "content-type".to_owned(),
-                    b"application/json".to_vec(),
-                )]),
+                headers: BTreeMap::from([
+                    ("content-type".to_owned(), b"application/json".to_vec()),
+                    ("idempotency-key".to_owned(), batch_key.clone()),
+                ]),
                 timestamp: e.timestamp,
             });
         }
