@@ -588,6 +588,99 @@ fn event(i: usize) -> AnalyticsEvent {
     }
 }
 
+
+/// Contexts whose callers marked attributes private, in each way there is: LaunchDarkly context
+/// JSON (`_meta.privateAttributes`, by path), old-style user JSON (`privateAttributeNames`),
+/// the builder, and a multi-kind context. Every private value contains `SECRET`.
+fn privately_marked_contexts() -> Vec<Context> {
+    let ld = Context::from_json(&serde_json::json!({
+        "kind": "user", "key": "ld-user", "email": "SECRET-MAIL@example.com",
+        "address": {"city": "SECRET-CITY", "zip": "69001"}, "country": "FR",
+        "_meta": {"privateAttributes": ["/address/city", "email"]}
+    }))
+    .unwrap();
+    let old = Context::from_json(&serde_json::json!({
+        "key": "old-user", "ip": "10.9.8.7", "custom": {"ssn": "SECRET-SSN", "plan": "pro"},
+        "privateAttributeNames": ["ssn"]
+    }))
+    .unwrap();
+    let built = Context::new("built-user")
+        .with_attribute("token", "SECRET-TOKEN")
+        .with_attribute("device", serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}))
+        .with_private_attribute("token")
+        .with_private_attribute("/device/id");
+    let org = Context::from_json(&serde_json::json!({
+        "kind": "org", "key": "acme", "billing": {"iban": "SECRET-IBAN", "tier": "gold"},
+        "_meta": {"privateAttributes": ["/billing/iban"]}
+    }))
+    .unwrap();
+    let multi = Context::multi([built.clone(), org]).unwrap();
+    vec![ld, old, built, multi]
+}
+
+/// Tracks one event per context in [`privately_marked_contexts`], under a configuration that
+/// makes nothing private itself (e-mail and IP allowed).
+async fn export_privately_marked(exporter: impl AnalyticsExporter) -> AnalyticsPipeline {
+    let pipeline = AnalyticsPipeline::start(
+        exporter,
+        PipelineConfig {
+            redaction: Redaction::default().allow("email").allow("ip"),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    for ctx in privately_marked_contexts() {
+        pipeline.track(&ctx, "private-check", &feature::analytics::TrackData::default());
+    }
+    pipeline.close().await;
+    assert_eq!(pipeline.stats().exported, 4, "{:?}", pipeline.stats());
+    pipeline
+}
+
+/// What every exporter's output must show: the events, their public attributes, and no
+/// private value.
+fn assert_private_values_absent(output: &str) {
+    assert_eq!(output.matches("private-check").count(), 4, "{output}");
+    assert!(!output.contains("SECRET"), "{output}");
+    for public in ["69001", "10.9.8.7", "\"pro\"", "linux", "gold", "redactedAttributes"] {
+        assert!(output.contains(public), "{public} missing: {output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_a_context_marks_private_never_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    export_privately_marked(FileExporter::new(&path)).await;
+    assert_private_values_absent(&std::fs::read_to_string(&path).unwrap());
+}
+
+#[test]
+fn attributes_a_context_marks_private_never_reach_stdout() {
+    // Runs itself as a child process whose standard output is read.
+    const CHILD: &str = "FEATURE_TEST_STDOUT_PRIVATE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(export_privately_marked(StdoutExporter::new()));
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "attributes_a_context_marks_private_never_reach_stdout",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert_private_values_absent(&stdout);
+}
+
 #[tokio::test]
 async fn file_exporter_writes_json_lines_and_rotates_by_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -847,6 +940,18 @@ mod webhook {
             && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
             && b[14] == b'7'
             && id.chars().filter(|c| *c != '-').all(|c| c.is_ascii_hexdigit())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attributes_a_context_marks_private_never_reach_the_webhook() {
+        let s = server(vec![200], Duration::ZERO).await;
+        export_privately_marked(HttpExporter::new(&s.url).unwrap()).await;
+        let received = s.received.lock().unwrap().clone();
+        let text: String = received
+            .iter()
+            .map(|(_, events)| serde_json::to_string(events).unwrap())
+            .collect();
+        assert_private_values_absent(&text);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -243,3 +243,54 @@ async fn the_pipeline_produces_every_event_to_kafka() {
         .iter()
         .all(|e| !serde_json::to_string(e).unwrap().contains("example.com")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_a_context_marks_private_never_reach_kafka() {
+    let Some(broker) = broker() else { return };
+    let pipeline = AnalyticsPipeline::start(
+        KafkaExporter::new(vec![broker.addr.clone()], "private-events").create_topic(true),
+        PipelineConfig {
+            redaction: feature::analytics::Redaction::default()
+                .allow("email")
+                .allow("ip"),
+            evaluation_sample_rate: 1.0,
+            ..PipelineConfig::default()
+        },
+    )
+    .unwrap();
+    // LaunchDarkly context JSON, old-style user JSON, the builder, a multi-kind context.
+    let contexts = [
+        Context::from_json(&serde_json::json!({
+            "kind": "user", "key": "ld-user", "email": "SECRET-MAIL@example.com",
+            "address": {"city": "SECRET-CITY", "zip": "69001"},
+            "_meta": {"privateAttributes": ["/address/city", "email"]}
+        }))
+        .unwrap(),
+        Context::from_json(&serde_json::json!({
+            "key": "old-user", "custom": {"ssn": "SECRET-SSN", "plan": "pro"},
+            "privateAttributeNames": ["ssn"]
+        }))
+        .unwrap(),
+        Context::multi([
+            Context::new("built-user")
+                .with_attribute("device", serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}))
+                .with_private_attribute("/device/id"),
+            Context::of_kind("org", "acme")
+                .unwrap()
+                .with_attribute("iban", "SECRET-IBAN")
+                .with_private_attribute("iban"),
+        ])
+        .unwrap(),
+    ];
+    for ctx in &contexts {
+        pipeline.track(ctx, "private-check", &feature::analytics::TrackData::default());
+    }
+    pipeline.close().await;
+    assert_eq!(pipeline.stats().exported, 3, "{:?}", pipeline.stats());
+    let got = consume(&broker.addr, "private-events", 3).await;
+    let text = serde_json::to_string(&got).unwrap();
+    assert!(!text.contains("SECRET"), "{text}");
+    for public in ["69001", "\"pro\"", "linux", "acme", "redactedAttributes"] {
+        assert!(text.contains(public), "{public} missing: {text}");
+    }
+}
