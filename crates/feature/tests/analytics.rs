@@ -942,6 +942,88 @@ mod webhook {
             && id.chars().filter(|c| *c != '-').all(|c| c.is_ascii_hexdigit())
     }
 
+    /// An HTTPS server on 127.0.0.1 with a fresh self-signed certificate: answers 200 and
+    /// counts the events it received. Returns its URL, the certificate, and the count.
+    async fn https_server() -> (String, rcgen::Certificate, Arc<AtomicUsize>) {
+        use tokio_rustls::rustls;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()),
+        );
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://localhost:{}/events", listener.local_addr().unwrap().port());
+        let events = Arc::new(AtomicUsize::new(0));
+        let counted = events.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let counted = counted.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let events: Vec<AnalyticsEvent> = serde_json::from_slice(&body).unwrap();
+                            counted.fetch_add(events.len(), Ordering::SeqCst);
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::new(),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        (url, certified.cert, events)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn https_delivers_to_a_trusted_certificate_only() {
+        use tokio_rustls::rustls;
+        let (url, cert, received) = https_server().await;
+        // The default exporter speaks HTTPS but does not trust a self-signed certificate.
+        let default = HttpExporter::new(&url).unwrap().retry(quick_retries(1));
+        let err = default.export(&[event(1)]).await.unwrap_err();
+        assert!(matches!(err, ExportError::Delivery { .. }), "{err}");
+        assert_eq!(received.load(Ordering::SeqCst), 0);
+        // Trusting it, events are delivered.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let trusting = HttpExporter::with_tls(&url, tls).unwrap();
+        let batch: Vec<AnalyticsEvent> = (0..20).map(event).collect();
+        trusting.export(&batch).await.unwrap();
+        assert_eq!(received.load(Ordering::SeqCst), 20);
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_refused_by_default() {
+        use feature::analytics::exporters::webhook::WebhookConfigError;
+        let err = HttpExporter::new("http://events.example.com/e").unwrap_err();
+        assert!(matches!(err, WebhookConfigError::InsecureUrl { .. }), "{err}");
+        assert!(HttpExporter::new("https://events.example.com/e").is_ok());
+        assert!(HttpExporter::new("http://127.0.0.1:9/e").is_ok());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn attributes_a_context_marks_private_never_reach_the_webhook() {
         let s = server(vec![200], Duration::ZERO).await;

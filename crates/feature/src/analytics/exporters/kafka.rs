@@ -164,16 +164,9 @@ impl std::fmt::Debug for KafkaExporter {
     }
 }
 
-/// A TLS client configuration trusting `roots`, with the ring provider (whatever other
-/// providers the build has).
+/// A TLS client configuration trusting `roots`.
 fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, KafkaConfigError> {
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(KafkaConfigError::Tls)?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
+    super::tls::client_config(roots).map_err(KafkaConfigError::Tls)
 }
 
 impl KafkaExporter {
@@ -199,9 +192,7 @@ impl KafkaExporter {
 
     /// Connects with TLS, trusting the system's root certificates.
     pub fn tls_with_system_roots(self) -> Result<Self, KafkaConfigError> {
-        let mut roots = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _) = roots.add_parsable_certificates(found.certs);
+        let (roots, added) = super::tls::system_roots();
         if added == 0 {
             return Err(KafkaConfigError::NoCertificates(
                 "the system's certificate store".to_owned(),

@@ -16,8 +16,10 @@
 //! application/json`). A `2xx` answer delivers it. Connection errors, timeouts, `408`, `429`
 //! and `5xx` are retried with exponential backoff until [`RetryPolicy::max_attempts`] is
 //! spent; only then is the batch reported failed. Other `4xx` answers fail at once (the
-//! request itself is wrong). For HTTPS give a TLS connector (for example `hyper-rustls`'s) to
-//! [`HttpExporter::with_connector`].
+//! request itself is wrong). [`HttpExporter::new`] speaks HTTPS (rustls, trusting the
+//! system's root certificates) and plain HTTP; [`HttpExporter::with_tls`] takes any rustls
+//! client configuration (a private CA, a client certificate), [`HttpExporter::with_connector`]
+//! any connector.
 //!
 //! Every request carries an `Idempotency-Key` header, the same for every attempt of one batch
 //! and different for each batch, and every event its own `id`: an endpoint that saw the key
@@ -36,6 +38,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -95,6 +98,9 @@ pub enum WebhookConfigError {
     /// A header name or value is invalid.
     #[error("invalid header {0:?}")]
     Header(String),
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
     /// An `http://` URL to a host that is not loopback, and plain HTTP was not allowed.
     #[error(
         "refusing plain http:// to {host:?}: events would cross the network unencrypted; use \
@@ -156,7 +162,7 @@ impl AttemptError {
 /// Posts batches of events to a webhook. See the
 /// [module docs](self).
 #[derive(Debug, Clone)]
-pub struct HttpExporter<C = HttpConnector> {
+pub struct HttpExporter<C = HttpsConnector<HttpConnector>> {
     uri: Uri,
     headers: HeaderMap,
     timeout: Duration,
@@ -164,14 +170,31 @@ pub struct HttpExporter<C = HttpConnector> {
     client: Client<C, Full<Bytes>>,
 }
 
-impl HttpExporter<HttpConnector> {
-    /// An exporter posting to `url` over plain HTTP (timeout 10 s, [`RetryPolicy::default`]):
-    /// a loopback `http://` URL, or another host when [`ALLOW_INSECURE_HTTP_ENV`] allows it
-    /// (for HTTPS use [`HttpExporter::with_connector`] with a TLS connector).
+impl HttpExporter<HttpsConnector<HttpConnector>> {
+    /// An exporter posting to `url` (timeout 10 s, [`RetryPolicy::default`]): `https://`,
+    /// trusting the system's root certificates; `http://` only to a loopback host, or to
+    /// another when [`ALLOW_INSECURE_HTTP_ENV`] allows it.
     pub fn new(url: &str) -> Result<Self, WebhookConfigError> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
+        let (roots, found) = super::tls::system_roots();
+        if found == 0 {
+            tracing::warn!(target: "feature::analytics", "no root certificate found in the system's store: https webhooks will fail (use HttpExporter::with_tls)");
+        }
+        let config = super::tls::client_config(roots).map_err(WebhookConfigError::Tls)?;
+        Self::with_tls(url, config)
+    }
+
+    /// An exporter posting to `url` over HTTPS with this TLS configuration (e.g. trusting a
+    /// private CA, or with a client certificate); `http://` as [`HttpExporter::new`].
+    pub fn with_tls(url: &str, tls: rustls::ClientConfig) -> Result<Self, WebhookConfigError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         Self::with_connector(url, connector)
     }
 }
