@@ -551,15 +551,24 @@ mod tests {
             "privateAttributeNames": ["plan", "/odd"]
         }))
         .unwrap();
-        assert_eq!(old.private_attributes().collect::<Vec<_>>(), ["plan", "/~1odd"]);
+        assert_eq!(
+            old.private_attributes().collect::<Vec<_>>(),
+            ["plan", "/~1odd"]
+        );
         let multi = Context::from_json(&json!({
             "kind": "multi",
             "user": {"key": "u3", "_meta": {"privateAttributes": ["name"]}},
             "org": {"key": "o1", "billing": "x", "_meta": {"privateAttributes": ["billing"]}}
         }))
         .unwrap();
-        assert_eq!(multi.private_attributes_of("org").collect::<Vec<_>>(), ["billing"]);
-        assert_eq!(multi.private_attributes_of("user").collect::<Vec<_>>(), ["name"]);
+        assert_eq!(
+            multi.private_attributes_of("org").collect::<Vec<_>>(),
+            ["billing"]
+        );
+        assert_eq!(
+            multi.private_attributes_of("user").collect::<Vec<_>>(),
+            ["name"]
+        );
         // Built by hand, and back through JSON.
         let built = Context::new("u4")
             .with_attribute("plan", "pro")

@@ -272,7 +272,11 @@ fn a_dead_exporter_never_slows_evaluation() {
     // ... and counts what it gave up on: nothing is pending, nothing unaccounted.
     let stats = pipeline.stats();
     assert_eq!((stats.accepted, stats.pending), (n, 0), "{stats:?}");
-    assert_eq!(stats.exported + stats.failed + stats.dropped, n, "{stats:?}");
+    assert_eq!(
+        stats.exported + stats.failed + stats.dropped,
+        n,
+        "{stats:?}"
+    );
     assert!((1..=64 + 16).contains(&stats.abandoned), "{stats:?}");
 }
 
@@ -326,10 +330,21 @@ async fn a_close_that_times_out_counts_the_batch_the_exporter_still_holds() {
     assert_eq!(pipeline.stats().pending, 100);
     let started = Instant::now();
     pipeline.close().await;
-    assert!(started.elapsed() < Duration::from_secs(1), "close waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "close waited {:?}",
+        started.elapsed()
+    );
     let stats = pipeline.stats();
     assert_eq!(
-        (stats.accepted, stats.exported, stats.failed, stats.dropped, stats.abandoned, stats.pending),
+        (
+            stats.accepted,
+            stats.exported,
+            stats.failed,
+            stats.dropped,
+            stats.abandoned,
+            stats.pending
+        ),
         (100, 0, 0, 100, 100, 0),
         "{stats:?}"
     );
@@ -341,7 +356,11 @@ async fn a_close_that_times_out_counts_the_batch_the_exporter_still_holds() {
     // Events offered after the close are dropped, and still accounted for.
     track_n(&pipeline, 3);
     let after = pipeline.stats();
-    assert_eq!((after.accepted, after.dropped, after.pending), (103, 103, 0), "{after:?}");
+    assert_eq!(
+        (after.accepted, after.dropped, after.pending),
+        (103, 103, 0),
+        "{after:?}"
+    );
 }
 
 /// Fails every third batch, after a short pause; counts what it delivered and what it failed.
@@ -588,7 +607,6 @@ fn event(i: usize) -> AnalyticsEvent {
     }
 }
 
-
 /// Contexts whose callers marked attributes private, in each way there is: LaunchDarkly context
 /// JSON (`_meta.privateAttributes`, by path), old-style user JSON (`privateAttributeNames`),
 /// the builder, and a multi-kind context. Every private value contains `SECRET`.
@@ -606,7 +624,10 @@ fn privately_marked_contexts() -> Vec<Context> {
     .unwrap();
     let built = Context::new("built-user")
         .with_attribute("token", "SECRET-TOKEN")
-        .with_attribute("device", serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}))
+        .with_attribute(
+            "device",
+            serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}),
+        )
         .with_private_attribute("token")
         .with_private_attribute("/device/id");
     let org = Context::from_json(&serde_json::json!({
@@ -630,7 +651,11 @@ async fn export_privately_marked(exporter: impl AnalyticsExporter) -> AnalyticsP
     )
     .unwrap();
     for ctx in privately_marked_contexts() {
-        pipeline.track(&ctx, "private-check", &feature::analytics::TrackData::default());
+        pipeline.track(
+            &ctx,
+            "private-check",
+            &feature::analytics::TrackData::default(),
+        );
     }
     pipeline.close().await;
     assert_eq!(pipeline.stats().exported, 4, "{:?}", pipeline.stats());
@@ -642,7 +667,14 @@ async fn export_privately_marked(exporter: impl AnalyticsExporter) -> AnalyticsP
 fn assert_private_values_absent(output: &str) {
     assert_eq!(output.matches("private-check").count(), 4, "{output}");
     assert!(!output.contains("SECRET"), "{output}");
-    for public in ["69001", "10.9.8.7", "\"pro\"", "linux", "gold", "redactedAttributes"] {
+    for public in [
+        "69001",
+        "10.9.8.7",
+        "\"pro\"",
+        "linux",
+        "gold",
+        "redactedAttributes",
+    ] {
         assert!(output.contains(public), "{public} missing: {output}");
     }
 }
@@ -891,11 +923,7 @@ mod webhook {
     async fn a_retry_after_a_timeout_carries_the_same_idempotency_key_and_event_ids() {
         // The first attempt arrives but its answer comes too late: the exporter retries, and
         // the endpoint sees the batch twice. Key and ids let it keep each event once.
-        let s = server_with(
-            vec![200],
-            vec![Duration::from_millis(1500), Duration::ZERO],
-        )
-        .await;
+        let s = server_with(vec![200], vec![Duration::from_millis(1500), Duration::ZERO]).await;
         let exporter = HttpExporter::new(&s.url)
             .unwrap()
             .timeout(Duration::from_millis(300))
@@ -939,7 +967,10 @@ mod webhook {
         id.len() == 36
             && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
             && b[14] == b'7'
-            && id.chars().filter(|c| *c != '-').all(|c| c.is_ascii_hexdigit())
+            && id
+                .chars()
+                .filter(|c| *c != '-')
+                .all(|c| c.is_ascii_hexdigit())
     }
 
     /// An HTTPS server on 127.0.0.1 with a fresh self-signed certificate: answers 200 and
@@ -960,7 +991,10 @@ mod webhook {
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://localhost:{}/events", listener.local_addr().unwrap().port());
+        let url = format!(
+            "https://localhost:{}/events",
+            listener.local_addr().unwrap().port()
+        );
         let events = Arc::new(AtomicUsize::new(0));
         let counted = events.clone();
         tokio::spawn(async move {
@@ -974,7 +1008,8 @@ mod webhook {
                         let counted = counted.clone();
                         async move {
                             let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let events: Vec<AnalyticsEvent> = serde_json::from_slice(&body).unwrap();
+                            let events: Vec<AnalyticsEvent> =
+                                serde_json::from_slice(&body).unwrap();
                             counted.fetch_add(events.len(), Ordering::SeqCst);
                             Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
                                 Bytes::new(),
@@ -1019,7 +1054,10 @@ mod webhook {
     fn plain_http_to_another_host_is_refused_by_default() {
         use feature::analytics::exporters::webhook::WebhookConfigError;
         let err = HttpExporter::new("http://events.example.com/e").unwrap_err();
-        assert!(matches!(err, WebhookConfigError::InsecureUrl { .. }), "{err}");
+        assert!(
+            matches!(err, WebhookConfigError::InsecureUrl { .. }),
+            "{err}"
+        );
         assert!(HttpExporter::new("https://events.example.com/e").is_ok());
         assert!(HttpExporter::new("http://127.0.0.1:9/e").is_ok());
     }

@@ -285,7 +285,10 @@ async fn attributes_a_context_marks_private_never_reach_kafka() {
         .unwrap(),
         Context::multi([
             Context::new("built-user")
-                .with_attribute("device", serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}))
+                .with_attribute(
+                    "device",
+                    serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}),
+                )
                 .with_private_attribute("/device/id"),
             Context::of_kind("org", "acme")
                 .unwrap()
@@ -295,7 +298,11 @@ async fn attributes_a_context_marks_private_never_reach_kafka() {
         .unwrap(),
     ];
     for ctx in &contexts {
-        pipeline.track(ctx, "private-check", &feature::analytics::TrackData::default());
+        pipeline.track(
+            ctx,
+            "private-check",
+            &feature::analytics::TrackData::default(),
+        );
     }
     pipeline.close().await;
     assert_eq!(pipeline.stats().exported, 3, "{:?}", pipeline.stats());
@@ -320,9 +327,9 @@ async fn tls_proxy(upstream: String) -> TlsProxy {
     let certified =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
             .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-        rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()),
-    );
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -338,7 +345,8 @@ async fn tls_proxy(upstream: String) -> TlsProxy {
     let counted = sessions.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (acceptor, upstream, counted) = (acceptor.clone(), upstream.clone(), counted.clone());
+            let (acceptor, upstream, counted) =
+                (acceptor.clone(), upstream.clone(), counted.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(stream).await else {
                     return; // not TLS, or a client that does not trust the certificate

@@ -220,7 +220,10 @@ mod tests {
         for ctx in [&user, &multi] {
             let text = serde_json::to_string(&open.apply(ctx)).unwrap();
             assert!(!text.contains("SECRET"), "{text}");
-            assert!(text.contains("69001") && text.contains("\"FR\"") && text.contains("u1"), "{text}");
+            assert!(
+                text.contains("69001") && text.contains("\"FR\"") && text.contains("u1"),
+                "{text}"
+            );
             assert!(!text.contains("privateAttributes"), "{text}");
         }
         let one = open.apply(&user);
@@ -231,9 +234,14 @@ mod tests {
         assert_eq!(one["address"], json!({"zip": "69001", "a/b": {}}));
         let m = open.apply(&multi);
         assert_eq!(m["org"]["billing"], json!({"plan": "gold"}));
-        assert_eq!(m["org"]["_meta"]["redactedAttributes"], json!(["/billing/iban"]));
+        assert_eq!(
+            m["org"]["_meta"]["redactedAttributes"],
+            json!(["/billing/iban"])
+        );
         // Configured references may be paths too.
-        let cfg = Redaction::default().private("/address/zip").apply(&Context::new("u").with_attribute("address", json!({"zip": "1"})));
+        let cfg = Redaction::default()
+            .private("/address/zip")
+            .apply(&Context::new("u").with_attribute("address", json!({"zip": "1"})));
         assert_eq!(cfg["address"], json!({}));
     }
 }

@@ -263,7 +263,8 @@ impl KafkaExporter {
         }
         if let Some(m) = set(SASL_MECHANISM_ENV) {
             let mechanism: SaslMechanism = m.parse()?;
-            let username = set(SASL_USERNAME_ENV).ok_or(KafkaConfigError::Missing(SASL_USERNAME_ENV))?;
+            let username =
+                set(SASL_USERNAME_ENV).ok_or(KafkaConfigError::Missing(SASL_USERNAME_ENV))?;
             let password = var(SASL_PASSWORD_ENV)
                 .filter(|p| !p.is_empty())
                 .ok_or(KafkaConfigError::Missing(SASL_PASSWORD_ENV))?;
@@ -409,7 +410,10 @@ mod tests {
         );
         // The password never shows in Debug output.
         let debug = format!("{scram:?}");
-        assert!(!debug.contains("pa ss") && debug.contains("ScramSha512"), "{debug}");
+        assert!(
+            !debug.contains("pa ss") && debug.contains("ScramSha512"),
+            "{debug}"
+        );
         for (vars, want) in [
             (vec![(SASL_MECHANISM_ENV, "GSSAPI")], "expected PLAIN"),
             (vec![(SASL_MECHANISM_ENV, "PLAIN")], SASL_USERNAME_ENV),
@@ -418,7 +422,10 @@ mod tests {
                 SASL_PASSWORD_ENV,
             ),
             (vec![(TLS_ENV, "maybe")], "true or false"),
-            (vec![(TLS_CA_FILE_ENV, "/nonexistent/ca.pem")], "cannot read"),
+            (
+                vec![(TLS_CA_FILE_ENV, "/nonexistent/ca.pem")],
+                "cannot read",
+            ),
         ] {
             let err = from(&vars).unwrap_err().to_string();
             assert!(err.contains(want), "{vars:?}: {err}");

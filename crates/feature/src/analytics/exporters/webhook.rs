@@ -411,6 +411,9 @@ mod tests {
         let refused = HttpExporter::new("http://events.example.com/e");
         std::env::remove_var(ALLOW_INSECURE_HTTP_ENV);
         assert!(allowed.is_ok(), "{allowed:?}");
-        assert!(matches!(refused, Err(WebhookConfigError::InsecureUrl { .. })));
+        assert!(matches!(
+            refused,
+            Err(WebhookConfigError::InsecureUrl { .. })
+        ));
     }
 }
