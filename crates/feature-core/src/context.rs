@@ -45,6 +45,9 @@ pub(crate) struct Part {
     pub(crate) name: Option<Value>,
     pub(crate) anonymous: bool,
     pub(crate) attrs: Vec<(String, Value)>,
+    /// Attribute references the caller marked private (`email`, `/address/city`): analytics
+    /// never export them. Empty (no allocation) for most contexts; evaluation never reads it.
+    pub(crate) private: Vec<String>,
 }
 
 impl Part {
@@ -55,6 +58,13 @@ impl Part {
             name: None,
             anonymous: false,
             attrs: Vec::new(),
+            private: Vec::new(),
+        }
+    }
+
+    fn add_private(&mut self, reference: String) {
+        if !reference.is_empty() && !self.private.contains(&reference) {
+            self.private.push(reference);
         }
     }
 
@@ -275,6 +285,41 @@ impl Context {
         self
     }
 
+    /// Marks an attribute of the (first) kind private: analytics events never carry it, whatever
+    /// the exporter's configuration. `reference` is an attribute name (`email`), or a path
+    /// starting with `/` into an object attribute (`/address/city`; `~1` stands for `/` and
+    /// `~0` for `~` in a name), as LaunchDarkly's `_meta.privateAttributes`. `key`, `kind` and
+    /// `anonymous` are always exported.
+    ///
+    /// ```
+    /// use feature_core::Context;
+    /// let user = Context::new("u1")
+    ///     .with_attribute("address", serde_json::json!({"city": "Lyon", "zip": "69001"}))
+    ///     .with_private_attribute("/address/city");
+    /// assert_eq!(user.private_attributes().collect::<Vec<_>>(), ["/address/city"]);
+    /// ```
+    pub fn with_private_attribute(mut self, reference: impl Into<String>) -> Self {
+        self.first_mut().add_private(reference.into());
+        self
+    }
+
+    /// The attribute references marked private in the (first) kind (see
+    /// [`Context::with_private_attribute`]).
+    pub fn private_attributes(&self) -> impl Iterator<Item = &str> {
+        self.parts
+            .first()
+            .into_iter()
+            .flat_map(|p| p.private.iter().map(String::as_str))
+    }
+
+    /// The attribute references marked private in the part of kind `kind` (empty when the
+    /// context has no such kind).
+    pub fn private_attributes_of(&self, kind: &str) -> impl Iterator<Item = &str> {
+        self.part(kind)
+            .into_iter()
+            .flat_map(|p| p.private.iter().map(String::as_str))
+    }
+
     /// Whether the context is anonymous.
     pub fn anonymous(&self) -> bool {
         self.parts.first().is_some_and(|p| p.anonymous)
@@ -286,6 +331,10 @@ impl Context {
     /// `anonymous`, `groups`, `custom`, and any other top-level field as a custom attribute),
     /// which is also LaunchDarkly's old-style user; a single-kind context with `kind`; and a
     /// multi-kind context (`"kind": "multi"` with one object per kind).
+    ///
+    /// Private attributes are read from `_meta.privateAttributes` (attribute references, in
+    /// every shape) and from the old-style user's `privateAttributeNames` (attribute names);
+    /// entries that are not strings are ignored.
     pub fn from_json(value: &Value) -> Result<Self, ContextError> {
         let obj = value.as_object().ok_or(ContextError::NotAnObject)?;
         match obj.get("kind") {
@@ -335,6 +384,12 @@ impl Context {
             }
             for (k, v) in &p.attrs {
                 m.insert(k.clone(), v.clone());
+            }
+            if !p.private.is_empty() {
+                let refs = p.private.iter().cloned().map(Value::String).collect();
+                let mut meta = Map::new();
+                meta.insert("privateAttributes".into(), Value::Array(refs));
+                m.insert("_meta".into(), Value::Object(meta));
             }
             m
         }
@@ -394,6 +449,15 @@ fn put_attribute<'a>(
     }
 }
 
+/// The attribute reference naming the top-level attribute `name`.
+fn name_to_reference(name: &str) -> String {
+    if name.starts_with('/') {
+        format!("/{}", name.replace('~', "~0").replace('/', "~1"))
+    } else {
+        name.to_owned()
+    }
+}
+
 fn part_from_object(
     kind: String,
     obj: &Map<String, Value>,
@@ -413,7 +477,14 @@ fn part_from_object(
     let mut at: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
     for (k, v) in obj {
         match k.as_str() {
-            "key" | "kind" | "_meta" => {}
+            "key" | "kind" => {}
+            "_meta" => {
+                if let Some(Value::Array(refs)) = v.get("privateAttributes") {
+                    for r in refs.iter().filter_map(Value::as_str) {
+                        part.add_private(r.to_owned());
+                    }
+                }
+            }
             "name" => match v {
                 Value::String(_) => part.name = Some(v.clone()),
                 Value::Null => {}
@@ -443,7 +514,15 @@ fn part_from_object(
                     }
                 }
             }
-            "privateAttributeNames" | "privateAttributes" | "secondary" if old_style => {}
+            "privateAttributeNames" | "privateAttributes" if old_style => {
+                // Names, not references: a name starting with `/` becomes a one-step path.
+                if let Value::Array(names) = v {
+                    for n in names.iter().filter_map(Value::as_str) {
+                        part.add_private(name_to_reference(n));
+                    }
+                }
+            }
+            "secondary" if old_style => {}
             _ if v.is_null() => {}
             _ => put_attribute(&mut part, &mut at, k, v),
         }
@@ -454,6 +533,57 @@ fn part_from_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn private_attributes_are_read_from_every_json_shape_and_kept() {
+        let ld = Context::from_json(&json!({
+            "kind": "user", "key": "u1", "address": {"city": "Lyon"},
+            "_meta": {"privateAttributes": ["/address/city", "email", 7]}
+        }))
+        .unwrap();
+        assert_eq!(
+            ld.private_attributes().collect::<Vec<_>>(),
+            ["/address/city", "email"]
+        );
+        let old = Context::from_json(&json!({
+            "key": "u2", "custom": {"plan": "pro"},
+            "privateAttributeNames": ["plan", "/odd"]
+        }))
+        .unwrap();
+        assert_eq!(
+            old.private_attributes().collect::<Vec<_>>(),
+            ["plan", "/~1odd"]
+        );
+        let multi = Context::from_json(&json!({
+            "kind": "multi",
+            "user": {"key": "u3", "_meta": {"privateAttributes": ["name"]}},
+            "org": {"key": "o1", "billing": "x", "_meta": {"privateAttributes": ["billing"]}}
+        }))
+        .unwrap();
+        assert_eq!(
+            multi.private_attributes_of("org").collect::<Vec<_>>(),
+            ["billing"]
+        );
+        assert_eq!(
+            multi.private_attributes_of("user").collect::<Vec<_>>(),
+            ["name"]
+        );
+        // Built by hand, and back through JSON.
+        let built = Context::new("u4")
+            .with_attribute("plan", "pro")
+            .with_private_attribute("plan")
+            .with_private_attribute("plan");
+        assert_eq!(built.private_attributes().collect::<Vec<_>>(), ["plan"]);
+        for c in [ld, old, multi, built] {
+            assert_eq!(Context::from_json(&c.to_json()).unwrap(), c, "{c}");
+        }
+        // Marking private changes nothing else: evaluation sees the same attributes.
+        assert_eq!(
+            Context::new("u").with_private_attribute("x").get("x"),
+            Context::new("u").get("x")
+        );
+    }
 
     #[test]
     fn clones_share_until_one_changes() {

@@ -256,9 +256,10 @@ fn a_dead_exporter_never_slows_evaluation() {
     }
     let took = started.elapsed();
     let stats = pipeline.stats();
-    assert_eq!(stats.accepted + stats.dropped, n);
+    assert_eq!(stats.accepted, n);
+    assert_eq!(stats.accounted(), n, "{stats:?}");
     // The queue holds 64 and the worker holds one batch it cannot deliver: the rest is dropped.
-    assert!(stats.accepted <= 64 + 16, "{stats:?}");
+    assert!(stats.dropped >= n - (64 + 16), "{stats:?}");
     // A blocked evaluation would never finish; a generous bound for a slow CI machine.
     assert!(
         took < Duration::from_secs(20),
@@ -268,6 +269,204 @@ fn a_dead_exporter_never_slows_evaluation() {
     let started = Instant::now();
     rt.block_on(client.close());
     assert!(started.elapsed() < Duration::from_secs(10));
+    // ... and counts what it gave up on: nothing is pending, nothing unaccounted.
+    let stats = pipeline.stats();
+    assert_eq!((stats.accepted, stats.pending), (n, 0), "{stats:?}");
+    assert_eq!(
+        stats.exported + stats.failed + stats.dropped,
+        n,
+        "{stats:?}"
+    );
+    assert!((1..=64 + 16).contains(&stats.abandoned), "{stats:?}");
+}
+
+/// Holds every export for `hold`, then delivers it; counts what it delivered.
+#[derive(Clone)]
+struct Slow {
+    hold: Duration,
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait]
+impl AnalyticsExporter for Slow {
+    async fn export(&self, events: &[AnalyticsEvent]) -> Result<(), ExportError> {
+        tokio::time::sleep(self.hold).await;
+        self.delivered
+            .fetch_add(events.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn track_n(pipeline: &AnalyticsPipeline, n: usize) {
+    for i in 0..n {
+        pipeline.track(
+            &Context::new(format!("u{i}")),
+            "checkout",
+            &feature::analytics::TrackData::default(),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_that_times_out_counts_the_batch_the_exporter_still_holds() {
+    let slow = Slow {
+        hold: Duration::from_millis(1500),
+        delivered: Arc::default(),
+    };
+    let pipeline = AnalyticsPipeline::start(
+        slow.clone(),
+        PipelineConfig {
+            capacity: 1000,
+            batch_size: 40,
+            flush_interval: Duration::from_secs(3600),
+            close_timeout: Duration::from_millis(200),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    // 100 events: the worker takes a full batch of 40 into a slow export; 60 stay queued.
+    track_n(&pipeline, 100);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(pipeline.stats().pending, 100);
+    let started = Instant::now();
+    pipeline.close().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "close waited {:?}",
+        started.elapsed()
+    );
+    let stats = pipeline.stats();
+    assert_eq!(
+        (
+            stats.accepted,
+            stats.exported,
+            stats.failed,
+            stats.dropped,
+            stats.abandoned,
+            stats.pending
+        ),
+        (100, 0, 0, 100, 100, 0),
+        "{stats:?}"
+    );
+    // The held batch finishes later: it is not counted twice, and nothing more is exported.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let later = pipeline.stats();
+    assert_eq!(later, stats);
+    assert!(slow.delivered.load(std::sync::atomic::Ordering::SeqCst) <= 40);
+    // Events offered after the close are dropped, and still accounted for.
+    track_n(&pipeline, 3);
+    let after = pipeline.stats();
+    assert_eq!(
+        (after.accepted, after.dropped, after.pending),
+        (103, 103, 0),
+        "{after:?}"
+    );
+}
+
+/// Fails every third batch, after a short pause; counts what it delivered and what it failed.
+#[derive(Clone, Default)]
+struct Flaky {
+    calls: Arc<std::sync::atomic::AtomicU64>,
+    delivered: Arc<std::sync::atomic::AtomicU64>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait]
+impl AnalyticsExporter for Flaky {
+    async fn export(&self, events: &[AnalyticsEvent]) -> Result<(), ExportError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        tokio::time::sleep(Duration::from_micros(300)).await;
+        let n = events.len() as u64;
+        if self.calls.fetch_add(1, SeqCst) % 3 == 2 {
+            self.refused.fetch_add(n, SeqCst);
+            Err(ExportError::Closed("flaky"))
+        } else {
+            self.delivered.fetch_add(n, SeqCst);
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn the_counters_account_for_every_event_at_every_moment() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let flaky = Flaky::default();
+    let pipeline = AnalyticsPipeline::start(
+        flaky.clone(),
+        PipelineConfig {
+            capacity: 256,
+            batch_size: 32,
+            flush_interval: Duration::from_millis(5),
+            close_timeout: Duration::from_secs(20),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (per_thread, threads) = (30_000usize, 3usize);
+    let monitor = {
+        let (pipeline, stop) = (pipeline.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut checks = 0u64;
+            while !stop.load(SeqCst) {
+                let s = pipeline.stats();
+                // Never more delivered, failed or dropped than accepted: the rest is pending
+                // (in the queue, in a batch, or being offered while the counters are read).
+                assert!(s.exported + s.failed + s.dropped <= s.accepted, "{s:?}");
+                assert_eq!(s.accounted(), s.accepted, "{s:?}");
+                checks += 1;
+            }
+            checks
+        })
+    };
+    let writers: Vec<_> = (0..threads)
+        .map(|_| {
+            let pipeline = pipeline.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    if i % 2 == 0 {
+                        track_n(&pipeline, 1);
+                    } else {
+                        offer(
+                            &pipeline,
+                            &feature::EvaluationEvent {
+                                key: "beta",
+                                context: &Context::new("u"),
+                                value: &serde_json::Value::Bool(true),
+                                variation: Some(0),
+                                reason: feature::ReasonKind::Fallthrough,
+                                rule_id: None,
+                                in_experiment: true,
+                                error: None,
+                                prerequisite_key: None,
+                            },
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(pipeline.close());
+    stop.store(true, SeqCst);
+    let checks = monitor.join().unwrap();
+    assert!(checks > 100, "only {checks} checks");
+    let s = pipeline.stats();
+    let n = (per_thread * threads) as u64;
+    assert_eq!(s.accepted, n, "{s:?}");
+    assert_eq!(s.pending, 0, "{s:?}");
+    assert_eq!(s.exported + s.failed + s.dropped, n, "{s:?}");
+    // The counts are the exporter's own, and the small queue did overflow.
+    assert_eq!(s.exported, flaky.delivered.load(SeqCst), "{s:?}");
+    assert_eq!(s.failed, flaky.refused.load(SeqCst), "{s:?}");
+    assert!(s.dropped > 0 && s.exported > 0 && s.failed > 0, "{s:?}");
+    assert_eq!(s.abandoned, 0, "{s:?}");
 }
 
 #[tokio::test]
@@ -391,6 +590,7 @@ fn bad_settings_are_rejected() {
 
 fn event(i: usize) -> AnalyticsEvent {
     AnalyticsEvent {
+        id: format!("event-{i}"),
         kind: EventKind::Evaluation,
         timestamp: chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 1000).unwrap(),
         flag_key: format!("flag-{}", i % 7),
@@ -405,6 +605,112 @@ fn event(i: usize) -> AnalyticsEvent {
         data: None,
         metric_value: None,
     }
+}
+
+/// Contexts whose callers marked attributes private, in each way there is: LaunchDarkly context
+/// JSON (`_meta.privateAttributes`, by path), old-style user JSON (`privateAttributeNames`),
+/// the builder, and a multi-kind context. Every private value contains `SECRET`.
+fn privately_marked_contexts() -> Vec<Context> {
+    let ld = Context::from_json(&serde_json::json!({
+        "kind": "user", "key": "ld-user", "email": "SECRET-MAIL@example.com",
+        "address": {"city": "SECRET-CITY", "zip": "69001"}, "country": "FR",
+        "_meta": {"privateAttributes": ["/address/city", "email"]}
+    }))
+    .unwrap();
+    let old = Context::from_json(&serde_json::json!({
+        "key": "old-user", "ip": "10.9.8.7", "custom": {"ssn": "SECRET-SSN", "plan": "pro"},
+        "privateAttributeNames": ["ssn"]
+    }))
+    .unwrap();
+    let built = Context::new("built-user")
+        .with_attribute("token", "SECRET-TOKEN")
+        .with_attribute(
+            "device",
+            serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}),
+        )
+        .with_private_attribute("token")
+        .with_private_attribute("/device/id");
+    let org = Context::from_json(&serde_json::json!({
+        "kind": "org", "key": "acme", "billing": {"iban": "SECRET-IBAN", "tier": "gold"},
+        "_meta": {"privateAttributes": ["/billing/iban"]}
+    }))
+    .unwrap();
+    let multi = Context::multi([built.clone(), org]).unwrap();
+    vec![ld, old, built, multi]
+}
+
+/// Tracks one event per context in [`privately_marked_contexts`], under a configuration that
+/// makes nothing private itself (e-mail and IP allowed).
+async fn export_privately_marked(exporter: impl AnalyticsExporter) -> AnalyticsPipeline {
+    let pipeline = AnalyticsPipeline::start(
+        exporter,
+        PipelineConfig {
+            redaction: Redaction::default().allow("email").allow("ip"),
+            ..config(1.0)
+        },
+    )
+    .unwrap();
+    for ctx in privately_marked_contexts() {
+        pipeline.track(
+            &ctx,
+            "private-check",
+            &feature::analytics::TrackData::default(),
+        );
+    }
+    pipeline.close().await;
+    assert_eq!(pipeline.stats().exported, 4, "{:?}", pipeline.stats());
+    pipeline
+}
+
+/// What every exporter's output must show: the events, their public attributes, and no
+/// private value.
+fn assert_private_values_absent(output: &str) {
+    assert_eq!(output.matches("private-check").count(), 4, "{output}");
+    assert!(!output.contains("SECRET"), "{output}");
+    for public in [
+        "69001",
+        "10.9.8.7",
+        "\"pro\"",
+        "linux",
+        "gold",
+        "redactedAttributes",
+    ] {
+        assert!(output.contains(public), "{public} missing: {output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_a_context_marks_private_never_reach_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    export_privately_marked(FileExporter::new(&path)).await;
+    assert_private_values_absent(&std::fs::read_to_string(&path).unwrap());
+}
+
+#[test]
+fn attributes_a_context_marks_private_never_reach_stdout() {
+    // Runs itself as a child process whose standard output is read.
+    const CHILD: &str = "FEATURE_TEST_STDOUT_PRIVATE_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(export_privately_marked(StdoutExporter::new()));
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "attributes_a_context_marks_private_never_reach_stdout",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert_private_values_absent(&stdout);
 }
 
 #[tokio::test]
@@ -465,27 +771,57 @@ mod webhook {
         url: String,
         requests: Arc<AtomicUsize>,
         delivered: Arc<Mutex<Vec<Vec<AnalyticsEvent>>>>,
+        /// Every request as it arrived (answered or not): its idempotency key and events.
+        received: Arc<Mutex<Vec<Received>>>,
     }
 
+    type Received = (Option<String>, Vec<AnalyticsEvent>);
+
     async fn server(statuses: Vec<u16>, delay: Duration) -> Server {
+        server_with(statuses, vec![delay]).await
+    }
+
+    /// Like `server`, request `n` answered after `delays[n]` (then the last delay forever).
+    async fn server_with(statuses: Vec<u16>, delays: Vec<Duration>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/events", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
         let delivered = Arc::new(Mutex::new(Vec::new()));
-        let (r, d) = (requests.clone(), delivered.clone());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (r, d, rec) = (requests.clone(), delivered.clone(), received.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (r, d, statuses) = (r.clone(), d.clone(), statuses.clone());
+                let (r, d, rec, statuses, delays) = (
+                    r.clone(),
+                    d.clone(),
+                    rec.clone(),
+                    statuses.clone(),
+                    delays.clone(),
+                );
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (r, d, statuses) = (r.clone(), d.clone(), statuses.clone());
+                        let (r, d, rec, statuses, delays) = (
+                            r.clone(),
+                            d.clone(),
+                            rec.clone(),
+                            statuses.clone(),
+                            delays.clone(),
+                        );
                         async move {
                             let n = r.fetch_add(1, Ordering::SeqCst);
                             let status = *statuses.get(n).or(statuses.last()).unwrap();
+                            let delay = *delays.get(n).or(delays.last()).unwrap();
+                            let key = req
+                                .headers()
+                                .get("idempotency-key")
+                                .map(|v| v.to_str().unwrap().to_owned());
                             let body = req.into_body().collect().await.unwrap().to_bytes();
+                            if let Ok(events) = serde_json::from_slice(&body) {
+                                rec.lock().unwrap().push((key, events));
+                            }
                             tokio::time::sleep(delay).await;
                             if (200..300).contains(&status) {
                                 let events: Vec<AnalyticsEvent> =
@@ -507,6 +843,7 @@ mod webhook {
             url,
             requests,
             delivered,
+            received,
         }
     }
 
@@ -580,6 +917,161 @@ mod webhook {
             matches!(err, ExportError::Delivery { attempts: 3, .. }),
             "{err}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_after_a_timeout_carries_the_same_idempotency_key_and_event_ids() {
+        // The first attempt arrives but its answer comes too late: the exporter retries, and
+        // the endpoint sees the batch twice. Key and ids let it keep each event once.
+        let s = server_with(vec![200], vec![Duration::from_millis(1500), Duration::ZERO]).await;
+        let exporter = HttpExporter::new(&s.url)
+            .unwrap()
+            .timeout(Duration::from_millis(300))
+            .retry(quick_retries(3));
+        let pipeline = AnalyticsPipeline::start(
+            exporter,
+            PipelineConfig {
+                batch_size: 50,
+                flush_interval: Duration::from_secs(3600),
+                ..config(1.0)
+            },
+        )
+        .unwrap();
+        track_n(&pipeline, 100);
+        pipeline.close().await;
+        let stats = pipeline.stats();
+        assert_eq!((stats.exported, stats.failed), (100, 0), "{stats:?}");
+        let received = s.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 3, "two attempts of batch 1, one of batch 2");
+        let keys: Vec<&str> = received
+            .iter()
+            .map(|(k, _)| k.as_deref().expect("an idempotency-key header"))
+            .collect();
+        assert_eq!(keys[0], keys[1], "a retry keeps the batch's key");
+        assert_ne!(keys[0], keys[2], "each batch has its own key");
+        let ids = |events: &[AnalyticsEvent]| -> Vec<String> {
+            events.iter().map(|e| e.id.clone()).collect()
+        };
+        assert_eq!(ids(&received[0].1), ids(&received[1].1));
+        // Every event has an id, and dropping repeats by id leaves each event exactly once.
+        let all: Vec<String> = received.iter().flat_map(|(_, e)| ids(e)).collect();
+        assert_eq!(all.len(), 150);
+        assert!(all.iter().all(|id| uuid_v7(id)), "{all:?}");
+        let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), 100);
+    }
+
+    /// Whether `id` is a UUID of version 7 in its text form.
+    fn uuid_v7(id: &str) -> bool {
+        let b = id.as_bytes();
+        id.len() == 36
+            && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
+            && b[14] == b'7'
+            && id
+                .chars()
+                .filter(|c| *c != '-')
+                .all(|c| c.is_ascii_hexdigit())
+    }
+
+    /// An HTTPS server on 127.0.0.1 with a fresh self-signed certificate: answers 200 and
+    /// counts the events it received. Returns its URL, the certificate, and the count.
+    async fn https_server() -> (String, rcgen::Certificate, Arc<AtomicUsize>) {
+        use tokio_rustls::rustls;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()),
+        );
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://localhost:{}/events",
+            listener.local_addr().unwrap().port()
+        );
+        let events = Arc::new(AtomicUsize::new(0));
+        let counted = events.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let counted = counted.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let events: Vec<AnalyticsEvent> =
+                                serde_json::from_slice(&body).unwrap();
+                            counted.fetch_add(events.len(), Ordering::SeqCst);
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::new(),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        (url, certified.cert, events)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn https_delivers_to_a_trusted_certificate_only() {
+        use tokio_rustls::rustls;
+        let (url, cert, received) = https_server().await;
+        // The default exporter speaks HTTPS but does not trust a self-signed certificate.
+        let default = HttpExporter::new(&url).unwrap().retry(quick_retries(1));
+        let err = default.export(&[event(1)]).await.unwrap_err();
+        assert!(matches!(err, ExportError::Delivery { .. }), "{err}");
+        assert_eq!(received.load(Ordering::SeqCst), 0);
+        // Trusting it, events are delivered.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let trusting = HttpExporter::with_tls(&url, tls).unwrap();
+        let batch: Vec<AnalyticsEvent> = (0..20).map(event).collect();
+        trusting.export(&batch).await.unwrap();
+        assert_eq!(received.load(Ordering::SeqCst), 20);
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_refused_by_default() {
+        use feature::analytics::exporters::webhook::WebhookConfigError;
+        let err = HttpExporter::new("http://events.example.com/e").unwrap_err();
+        assert!(
+            matches!(err, WebhookConfigError::InsecureUrl { .. }),
+            "{err}"
+        );
+        assert!(HttpExporter::new("https://events.example.com/e").is_ok());
+        assert!(HttpExporter::new("http://127.0.0.1:9/e").is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attributes_a_context_marks_private_never_reach_the_webhook() {
+        let s = server(vec![200], Duration::ZERO).await;
+        export_privately_marked(HttpExporter::new(&s.url).unwrap()).await;
+        let received = s.received.lock().unwrap().clone();
+        let text: String = received
+            .iter()
+            .map(|(_, events)| serde_json::to_string(events).unwrap())
+            .collect();
+        assert_private_values_absent(&text);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,21 @@ fn tansu_binary() -> Option<PathBuf> {
 /// Starts tansu on a free loopback port, or explains why not: a failure under `CI=true`,
 /// a skip otherwise.
 fn broker() -> Option<Broker> {
+    let port = free_port();
+    broker_advertising(port, port)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts tansu listening on `port` and telling clients to connect to `advertised` (both on
+/// 127.0.0.1).
+fn broker_advertising(port: u16, advertised: u16) -> Option<Broker> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let Some(bin) = tansu_binary() else {
         assert!(
@@ -57,19 +72,15 @@ fn broker() -> Option<Broker> {
         );
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let url = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://127.0.0.1:{advertised}");
     let child = Command::new(&bin)
         .args([
             "broker",
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
         ])
         .args(["--storage-engine", "memory://tansu/", "--silent"])
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -94,10 +105,11 @@ fn broker() -> Option<Broker> {
 }
 
 async fn consume(addr: &str, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
-    let client = ClientBuilder::new(vec![addr.to_owned()])
-        .build()
-        .await
-        .unwrap();
+    consume_with(ClientBuilder::new(vec![addr.to_owned()]), topic, n).await
+}
+
+async fn consume_with(builder: ClientBuilder, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
+    let client = builder.build().await.unwrap();
     let partition = client
         .partition_client(topic, 0, UnknownTopicHandling::Retry)
         .await
@@ -119,7 +131,11 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
             );
             let e: AnalyticsEvent =
                 serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
-            assert_eq!(r.record.key.as_deref(), Some(e.user_key.as_bytes()));
+            // The record key is the event's id (consumers deduplicate by it); one batch key
+            // per produce.
+            assert!(!e.id.is_empty());
+            assert_eq!(r.record.key.as_deref(), Some(e.id.as_bytes()));
+            assert!(r.record.headers.contains_key("idempotency-key"));
             out.push(e);
         }
     }
@@ -128,6 +144,7 @@ async fn consume(addr: &str, topic: &str, n: usize) -> Vec<AnalyticsEvent> {
 
 fn event(i: usize) -> AnalyticsEvent {
     AnalyticsEvent {
+        id: format!("event-{i}"),
         kind: if i.is_multiple_of(5) {
             EventKind::Custom
         } else {
@@ -237,4 +254,173 @@ async fn the_pipeline_produces_every_event_to_kafka() {
     assert!(got
         .iter()
         .all(|e| !serde_json::to_string(e).unwrap().contains("example.com")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_a_context_marks_private_never_reach_kafka() {
+    let Some(broker) = broker() else { return };
+    let pipeline = AnalyticsPipeline::start(
+        KafkaExporter::new(vec![broker.addr.clone()], "private-events").create_topic(true),
+        PipelineConfig {
+            redaction: feature::analytics::Redaction::default()
+                .allow("email")
+                .allow("ip"),
+            evaluation_sample_rate: 1.0,
+            ..PipelineConfig::default()
+        },
+    )
+    .unwrap();
+    // LaunchDarkly context JSON, old-style user JSON, the builder, a multi-kind context.
+    let contexts = [
+        Context::from_json(&serde_json::json!({
+            "kind": "user", "key": "ld-user", "email": "SECRET-MAIL@example.com",
+            "address": {"city": "SECRET-CITY", "zip": "69001"},
+            "_meta": {"privateAttributes": ["/address/city", "email"]}
+        }))
+        .unwrap(),
+        Context::from_json(&serde_json::json!({
+            "key": "old-user", "custom": {"ssn": "SECRET-SSN", "plan": "pro"},
+            "privateAttributeNames": ["ssn"]
+        }))
+        .unwrap(),
+        Context::multi([
+            Context::new("built-user")
+                .with_attribute(
+                    "device",
+                    serde_json::json!({"id": "SECRET-DEVICE", "os": "linux"}),
+                )
+                .with_private_attribute("/device/id"),
+            Context::of_kind("org", "acme")
+                .unwrap()
+                .with_attribute("iban", "SECRET-IBAN")
+                .with_private_attribute("iban"),
+        ])
+        .unwrap(),
+    ];
+    for ctx in &contexts {
+        pipeline.track(
+            ctx,
+            "private-check",
+            &feature::analytics::TrackData::default(),
+        );
+    }
+    pipeline.close().await;
+    assert_eq!(pipeline.stats().exported, 3, "{:?}", pipeline.stats());
+    let got = consume(&broker.addr, "private-events", 3).await;
+    let text = serde_json::to_string(&got).unwrap();
+    assert!(!text.contains("SECRET"), "{text}");
+    for public in ["69001", "\"pro\"", "linux", "acme", "redactedAttributes"] {
+        assert!(text.contains(public), "{public} missing: {text}");
+    }
+}
+
+/// A TLS-terminating proxy on 127.0.0.1 in front of `upstream`, with a fresh self-signed
+/// certificate for 127.0.0.1 (returned as PEM); counts the TLS sessions it completed.
+struct TlsProxy {
+    port: u16,
+    ca_pem: String,
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn tls_proxy(upstream: String) -> TlsProxy {
+    use tokio_rustls::rustls;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sessions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sessions.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, upstream, counted) =
+                (acceptor.clone(), upstream.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return; // not TLS, or a client that does not trust the certificate
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    TlsProxy {
+        port,
+        ca_pem: certified.cert.pem(),
+        sessions,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_a_broker_behind_tls_and_only_with_the_right_ca() {
+    let broker_port = free_port();
+    let proxy = tls_proxy(format!("127.0.0.1:{broker_port}")).await;
+    // The broker tells clients to come back through the proxy: every connection is TLS.
+    let Some(_broker) = broker_advertising(broker_port, proxy.port) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &proxy.ca_pem).unwrap();
+    let addr = format!("127.0.0.1:{}", proxy.port);
+
+    // A CA the proxy's certificate does not chain to: refused, nothing delivered.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let other_ca = dir.path().join("other.pem");
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let untrusting = KafkaExporter::new(vec![addr.clone()], "tls-events")
+        .create_topic(true)
+        .timeout(Duration::from_secs(3))
+        .tls_with_ca_file(&other_ca)
+        .unwrap();
+    assert!(untrusting.export(&[event(1)]).await.is_err());
+    assert_eq!(proxy.sessions.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // The right CA, given through the environment as a deployment would (no other test reads
+    // this variable).
+    std::env::set_var("FEATURE_KAFKA_TLS_CA_FILE", &ca);
+    let exporter = KafkaExporter::new(vec![addr.clone()], "tls-events")
+        .create_topic(true)
+        .security_from_env();
+    std::env::remove_var("FEATURE_KAFKA_TLS_CA_FILE");
+    let exporter = exporter.unwrap();
+    let all: Vec<AnalyticsEvent> = (0..50).map(event).collect();
+    exporter.export(&all).await.unwrap();
+    exporter.close().await.unwrap();
+    assert!(proxy.sessions.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    for c in tokio_rustls::rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let got = consume_with(
+        ClientBuilder::new(vec![addr]).tls_config(Arc::new(tls)),
+        "tls-events",
+        all.len(),
+    )
+    .await;
+    assert_eq!(got, all);
 }

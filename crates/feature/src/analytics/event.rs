@@ -19,6 +19,11 @@ pub enum EventKind {
 /// One analytics event (an evaluation or a custom event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyticsEvent {
+    /// A unique id (a UUIDv7, so ids sort by time), given by the pipeline when the event is
+    /// made. A receiver drops an event whose id it has already seen: deliveries retried after a
+    /// timeout (webhook) or a lost acknowledgement (Kafka) can arrive twice. Empty when unknown.
+    #[serde(default)]
+    pub id: String,
     /// Evaluation or custom.
     pub kind: EventKind,
     /// When it happened.
@@ -61,6 +66,11 @@ pub struct AnalyticsEvent {
     /// The custom event's metric value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_value: Option<f64>,
+}
+
+/// A new event id: a UUIDv7 (time-ordered, 74 random bits), as text.
+pub(crate) fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// What a custom event carries besides its name (see [`Client::track`](crate::Client::track)):
@@ -158,6 +168,7 @@ mod tests {
     #[test]
     fn evaluation_event_has_the_documented_field_names() {
         let e = AnalyticsEvent {
+            id: "0190163d-8694-739b-aea5-966c26f8ad91".into(),
             kind: EventKind::Evaluation,
             timestamp: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             flag_key: "new-checkout".into(),
@@ -178,7 +189,7 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(
             v,
-            json!({"kind": "evaluation", "timestamp": "2023-11-14T22:13:20Z", "flag_key": "new-checkout",
+            json!({"id": "0190163d-8694-739b-aea5-966c26f8ad91", "kind": "evaluation", "timestamp": "2023-11-14T22:13:20Z", "flag_key": "new-checkout",
                    "user_key": "user-1", "value": true, "variation_idx": 1, "reason": "RULE_MATCH",
                    "rule_id": "beta", "in_experiment": true, "context": {"plan": "pro"}})
         );

@@ -30,7 +30,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`AnalyticsEvent`]: one event (JSON field names `timestamp`, `flag_key`,
+//! - [`AnalyticsEvent`]: one event (JSON field names `id`, `timestamp`, `flag_key`,
 //!   `user_key`, `value`, `variation_idx`, `reason`, `rule_id`, `in_experiment`, `context`),
 //!   plus `kind` and, for custom events, `event` and `data`.
 //! - [`exporters`]: where batches go ([`AnalyticsExporter`](exporters::AnalyticsExporter)):

@@ -1,5 +1,6 @@
 //! The asynchronous pipeline between the client and an exporter.
 
+use super::event::new_event_id;
 use super::exporters::AnalyticsExporter;
 use super::{
     AnalyticsEvent, BoxFuture, EvaluationEvent, EventKind, EventSink, Redaction, TrackData,
@@ -12,7 +13,7 @@ use feature_core::{Context, ReasonKind};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -33,7 +34,9 @@ pub struct PipelineConfig {
     pub evaluation_sample_rate: f64,
     /// Which context attributes events carry (default: all but `email` and `ip`).
     pub redaction: Redaction,
-    /// How long `flush()` and `close()` wait for the exporter (default 30 s).
+    /// How long `flush()` and `close()` wait for the exporter (default 30 s). When `close()`
+    /// gives up, the events still queued or in a batch the exporter has not finished are
+    /// counted as dropped ([`PipelineStats::abandoned`]): they may never be delivered.
     pub close_timeout: Duration,
 }
 
@@ -62,12 +65,17 @@ pub enum PipelineError {
     Invalid(&'static str),
 }
 
-/// What the pipeline has done so far.
+/// What the pipeline has done so far. Every event handed to the pipeline is accounted for:
+/// `accepted == exported + failed + dropped + pending`, at every moment and after `close()`
+/// (then `pending` is 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PipelineStats {
-    /// Events accepted into the queue.
+    /// Events handed to the pipeline (evaluation events kept by sampling, and custom events),
+    /// whether they were queued or dropped.
     pub accepted: u64,
-    /// Events dropped because the queue was full or the pipeline closed.
+    /// Events dropped: the queue was full, the pipeline was closed, or `close()` gave up on
+    /// them after its timeout (those are also counted in `abandoned`).
     pub dropped: u64,
     /// Events the exporter accepted.
     pub exported: u64,
@@ -75,6 +83,20 @@ pub struct PipelineStats {
     pub failed: u64,
     /// Batches handed to the exporter.
     pub batches: u64,
+    /// Events queued, or in a batch the exporter is working on: not yet exported, failed or
+    /// dropped.
+    pub pending: u64,
+    /// Of `dropped`: events still queued, or in a batch the exporter had not finished, when
+    /// `close()` gave up after [`PipelineConfig::close_timeout`]. Their delivery is unknown
+    /// (a batch in flight may still arrive) and they are lost if the process exits.
+    pub abandoned: u64,
+}
+
+impl PipelineStats {
+    /// Events accounted for: `exported + failed + dropped + pending` (equals `accepted`).
+    pub fn accounted(&self) -> u64 {
+        self.exported + self.failed + self.dropped + self.pending
+    }
 }
 
 /// Raw event as queued: converted (redacted) on the worker thread.
@@ -121,6 +143,8 @@ struct Shared {
     wake_pending: AtomicBool,
     batch_size: usize,
     closed: AtomicBool,
+    /// Set when `close()` gave up on the worker: what is still queued or held is abandoned.
+    gave_up: AtomicBool,
     counters: Striped<3>,
     worker: Mutex<WorkerStats>,
     /// Share of evaluations kept.
@@ -134,6 +158,42 @@ struct WorkerStats {
     exported: u64,
     failed: u64,
     batches: u64,
+    /// Events in the batch the exporter is working on (not yet exported or failed).
+    held: u64,
+    /// Events given up on by `close()` after its timeout (queued or held).
+    abandoned: u64,
+}
+
+impl Shared {
+    fn worker(&self) -> std::sync::MutexGuard<'_, WorkerStats> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `close()` timed out: from now on the worker's results no longer count, and every event
+    /// still queued or held by the worker is counted as abandoned (and dropped), once.
+    fn give_up(&self) -> u64 {
+        let mut w = self.worker();
+        self.closed.store(true, Ordering::SeqCst);
+        self.gave_up.store(true, Ordering::SeqCst);
+        let held = std::mem::take(&mut w.held);
+        let mut n = held;
+        while self.queue.pop().is_some() {
+            n += 1;
+        }
+        w.abandoned += n;
+        n
+    }
+
+    /// Events popped from the queue after `close()` gave up (by a racing offer or by the
+    /// worker): abandoned too.
+    fn abandon_queued(&self, extra: u64) {
+        let mut w = self.worker();
+        let mut n = extra;
+        while self.queue.pop().is_some() {
+            n += 1;
+        }
+        w.abandoned += n;
+    }
 }
 
 /// The analytics pipeline: an [`EventSink`] for the client that queues events and exports
@@ -211,6 +271,7 @@ impl AnalyticsPipeline {
             wake_pending: AtomicBool::new(false),
             batch_size: config.batch_size,
             closed: AtomicBool::new(false),
+            gave_up: AtomicBool::new(false),
             counters: Striped::default(),
             worker: Mutex::new(WorkerStats::default()),
             rate,
@@ -239,16 +300,28 @@ impl AnalyticsPipeline {
         })
     }
 
-    /// What the pipeline has done so far.
+    /// What the pipeline has done so far (see [`PipelineStats`] for the invariant).
     pub fn stats(&self) -> PipelineStats {
         let s = &self.shared;
-        let w = s.worker.lock().unwrap_or_else(|e| e.into_inner());
+        // Read in the reverse order of the writes, so that every event counted below was
+        // already counted as accepted: drops at the queue are counted after `ACCEPTED` (with a
+        // release fence between), and an event reaches the worker only after it was accepted.
+        let refused = s.counters.get(DROPPED);
+        fence(Ordering::Acquire);
+        let (exported, failed, batches, abandoned) = {
+            let w = s.worker();
+            (w.exported, w.failed, w.batches, w.abandoned)
+        };
+        let accepted = s.counters.get(ACCEPTED);
+        let dropped = refused + abandoned;
         PipelineStats {
-            accepted: s.counters.get(ACCEPTED),
-            dropped: s.counters.get(DROPPED),
-            exported: w.exported,
-            failed: w.failed,
-            batches: w.batches,
+            accepted,
+            dropped,
+            exported,
+            failed,
+            batches,
+            pending: accepted.saturating_sub(exported + failed + dropped),
+            abandoned,
         }
     }
 
@@ -265,40 +338,61 @@ impl AnalyticsPipeline {
     #[inline]
     fn offer(&self, make: impl FnOnce() -> Msg) {
         let s = &self.shared;
+        let line = s.counters.line();
+        // Counted before it is queued: the worker can export it at once, and `stats()` must
+        // never see more exported than accepted.
+        line.add(ACCEPTED, 1);
         if s.queue.is_full() || s.closed.load(Ordering::Relaxed) {
-            s.counters.add(DROPPED, 1);
+            fence(Ordering::Release);
+            line.add(DROPPED, 1);
             return;
         }
         if s.queue.push(make()).is_err() {
-            s.counters.add(DROPPED, 1);
+            fence(Ordering::Release);
+            line.add(DROPPED, 1);
             return;
         }
-        s.counters.add(ACCEPTED, 1);
+        if s.gave_up.load(Ordering::SeqCst) {
+            // `close()` gave up while this event was being queued: nobody will take it.
+            s.abandon_queued(0);
+            return;
+        }
         if s.queue.len() >= s.batch_size && !s.wake_pending.swap(true, Ordering::AcqRel) {
             s.wake.notify_one();
         }
     }
 
-    async fn control(&self, make: fn(oneshot::Sender<()>) -> Control) {
+    /// Sends a request to the worker and waits for it, at most `close_timeout`: `true` when
+    /// the worker answered (or had already stopped).
+    async fn control(&self, make: fn(oneshot::Sender<()>) -> Control) -> bool {
         let (tx, rx) = oneshot::channel();
         let deadline = self.shared.close_timeout;
         if self.control.send(make(tx)).is_err() {
-            return; // the worker has already stopped
+            return true; // the worker has already stopped
         }
         if tokio::time::timeout(deadline, rx).await.is_err() {
             tracing::warn!(target: "feature::analytics", "exporter did not finish within {deadline:?}");
+            return false;
         }
+        true
     }
 
-    /// Exports everything queued so far and waits for the exporter to flush.
+    /// Exports everything queued so far and waits for the exporter to flush (at most
+    /// `close_timeout`; what is not delivered by then stays pending).
     pub async fn flush(&self) {
-        self.control(Control::Flush).await
+        self.control(Control::Flush).await;
     }
 
     /// Exports everything queued, closes the exporter and stops the worker. Events offered
-    /// later are dropped (and counted).
+    /// later are dropped (and counted). When the exporter has not finished within
+    /// `close_timeout`, `close()` returns anyway and counts every event still queued or in
+    /// the unfinished batch as dropped and [`abandoned`](PipelineStats::abandoned) (logged as
+    /// a warning), so [`stats`](Self::stats) accounts for every event.
     pub async fn close(&self) {
-        self.control(Control::Close).await
+        if !self.control(Control::Close).await {
+            let n = self.shared.give_up();
+            tracing::warn!(target: "feature::analytics", events = n, "analytics close timed out: {n} event(s) abandoned (counted as dropped)");
+        }
     }
 }
 
@@ -385,6 +479,10 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
         loop {
+            if self.shared.gave_up.load(Ordering::SeqCst) {
+                // `close()` timed out and accounted for everything this worker held.
+                return;
+            }
             tokio::select! {
                 control = self.rx.recv() => match control {
                     Some(Control::Flush(done)) => {
@@ -418,6 +516,12 @@ impl Worker {
     async fn drain(&mut self) {
         self.shared.wake_pending.store(false, Ordering::Release);
         while let Some(msg) = self.shared.queue.pop() {
+            if self.shared.gave_up.load(Ordering::SeqCst) {
+                let extra = self.batch.len() as u64 + 1;
+                self.batch.clear();
+                self.shared.abandon_queued(extra);
+                return;
+            }
             let event = match msg {
                 Msg::Evaluation(raw) => {
                     let ctx = self.redacted.of(&self.config.redaction, &raw.context);
@@ -454,12 +558,27 @@ impl Worker {
             return;
         }
         let n = self.batch.len() as u64;
+        {
+            let mut w = self.shared.worker();
+            if self.shared.gave_up.load(Ordering::SeqCst) {
+                // `close()` gave up: these events were popped after it counted the rest.
+                w.abandoned += n;
+                self.batch.clear();
+                return;
+            }
+            w.held = n;
+        }
         let result = self.exporter.export(&self.batch).await;
         self.batch.clear();
         if let Err(e) = &result {
             tracing::warn!(target: "feature::analytics", events = n, "export failed: {e}");
         }
-        let mut w = self.shared.worker.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.shared.worker();
+        if self.shared.gave_up.load(Ordering::SeqCst) {
+            // `close()` timed out during this export and counted the batch as abandoned.
+            return;
+        }
+        w.held = 0;
         w.batches += 1;
         match result {
             Ok(()) => w.exported += n,
@@ -470,6 +589,7 @@ impl Worker {
 
 fn evaluation_event(context: Option<ContextMap>, raw: RawEvaluation) -> AnalyticsEvent {
     AnalyticsEvent {
+        id: new_event_id(),
         kind: EventKind::Evaluation,
         timestamp: DateTime::<Utc>::from(raw.at),
         flag_key: raw.key.to_string(),
@@ -488,6 +608,7 @@ fn evaluation_event(context: Option<ContextMap>, raw: RawEvaluation) -> Analytic
 
 fn custom_event(context: Option<ContextMap>, raw: RawCustom) -> AnalyticsEvent {
     AnalyticsEvent {
+        id: new_event_id(),
         kind: EventKind::Custom,
         timestamp: DateTime::<Utc>::from(raw.at),
         flag_key: String::new(),

@@ -8,8 +8,12 @@ use std::collections::BTreeSet;
 ///
 /// By default `email` and `ip` are private; [`Redaction::allow`] makes one public again,
 /// [`Redaction::private`] adds more, [`Redaction::all_private`] keeps only the key (and kind
-/// and `anonymous`). Removed attribute names are listed under
-/// `_meta.redactedAttributes`, so analysts know they existed.
+/// and `anonymous`). Besides, every attribute a context marks private itself
+/// ([`Context::with_private_attribute`], or LaunchDarkly's `_meta.privateAttributes` and
+/// `privateAttributeNames` in context JSON) is removed, whatever this configuration allows.
+/// Attributes are named by reference: a name (`email`) or a path into an object attribute
+/// (`/address/city`). Removed references are listed under `_meta.redactedAttributes`, so
+/// analysts know they existed.
 ///
 /// ```
 /// use feature::analytics::Redaction;
@@ -48,7 +52,7 @@ impl Redaction {
         self
     }
 
-    /// Makes `attribute` private.
+    /// Makes `attribute` private: a name, or a path such as `/address/city`.
     pub fn private(mut self, attribute: &str) -> Self {
         self.private.insert(attribute.to_owned());
         self
@@ -72,7 +76,8 @@ impl Redaction {
         !ALWAYS_KEPT.contains(&name) && (self.all_private || self.private.contains(name))
     }
 
-    /// The context's attributes as JSON, private ones removed.
+    /// The context's attributes as JSON, private ones removed (those this configuration makes
+    /// private, and those the context marks private).
     pub fn apply(&self, context: &Context) -> Map<String, Value> {
         let Value::Object(mut obj) = context.to_json() else {
             return Map::new();
@@ -80,11 +85,11 @@ impl Redaction {
         if context.kind() == "multi" {
             for (kind, part) in obj.iter_mut() {
                 if let (false, Value::Object(p)) = (kind == "kind", part) {
-                    self.strip(p);
+                    self.strip(p, context.private_attributes_of(kind));
                 }
             }
         } else {
-            self.strip(&mut obj);
+            self.strip(&mut obj, context.private_attributes());
         }
         obj
     }
@@ -93,14 +98,33 @@ impl Redaction {
         self.include_context.then(|| self.apply(context))
     }
 
-    fn strip(&self, obj: &mut Map<String, Value>) {
-        let mut removed: Vec<String> = obj.keys().filter(|k| self.is_private(k)).cloned().collect();
+    fn strip<'a>(&self, obj: &mut Map<String, Value>, marked: impl Iterator<Item = &'a str>) {
+        // The context's own `_meta` (its private attribute list) is not exported as such.
+        obj.remove("_meta");
+        let mut removed: Vec<String> = if self.all_private {
+            obj.keys().filter(|k| self.is_private(k)).cloned().collect()
+        } else {
+            self.private
+                .iter()
+                .map(String::as_str)
+                .filter(|r| remove_reference(obj, r))
+                .map(str::to_owned)
+                .collect()
+        };
+        for r in marked {
+            if remove_reference(obj, r) {
+                removed.push(r.to_owned());
+            }
+        }
         if removed.is_empty() {
             return;
         }
         removed.sort();
-        for k in &removed {
-            obj.remove(k);
+        removed.dedup();
+        if self.all_private {
+            for k in &removed {
+                obj.remove(k);
+            }
         }
         let mut meta = Map::new();
         meta.insert(
@@ -109,6 +133,32 @@ impl Redaction {
         );
         obj.insert("_meta".to_owned(), Value::Object(meta));
     }
+}
+
+/// Removes the attribute `reference` names (a name, or a `/`-path into objects) from `obj`:
+/// `true` when it was there. `key`, `kind` and `anonymous` are never removed.
+fn remove_reference(obj: &mut Map<String, Value>, reference: &str) -> bool {
+    let Some(path) = reference.strip_prefix('/') else {
+        return !ALWAYS_KEPT.contains(&reference) && obj.remove(reference).is_some();
+    };
+    let steps: Vec<String> = path
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, parents)) = steps.split_last() else {
+        return false;
+    };
+    if parents.is_empty() && ALWAYS_KEPT.contains(&last.as_str()) {
+        return false;
+    }
+    let mut at = obj;
+    for step in parents {
+        match at.get_mut(step) {
+            Some(Value::Object(inner)) => at = inner,
+            _ => return false,
+        }
+    }
+    at.remove(last).is_some()
 }
 
 #[cfg(test)]
@@ -144,5 +194,54 @@ mod tests {
             all["_meta"]["redactedAttributes"],
             json!(["country", "email", "ip"])
         );
+    }
+
+    #[test]
+    fn attributes_a_context_marks_private_are_removed_by_path_in_every_kind() {
+        let user = Context::new("u1")
+            .with_attribute(
+                "address",
+                json!({"city": "SECRET-CITY", "zip": "69001", "a/b": {"c~d": "SECRET-ODD"}}),
+            )
+            .with_attribute("plan", "SECRET-PLAN")
+            .with_country("FR")
+            .with_private_attribute("/address/city")
+            .with_private_attribute("/address/a~1b/c~0d")
+            .with_private_attribute("plan")
+            .with_private_attribute("key")
+            .with_private_attribute("/missing/x");
+        let org = Context::of_kind("org", "acme")
+            .unwrap()
+            .with_attribute("billing", json!({"iban": "SECRET-IBAN", "plan": "gold"}))
+            .with_private_attribute("/billing/iban");
+        let multi = Context::multi([user.clone(), org]).unwrap();
+        // Even a configuration that allows everything keeps them out.
+        let open = Redaction::default().allow("email").allow("ip");
+        for ctx in [&user, &multi] {
+            let text = serde_json::to_string(&open.apply(ctx)).unwrap();
+            assert!(!text.contains("SECRET"), "{text}");
+            assert!(
+                text.contains("69001") && text.contains("\"FR\"") && text.contains("u1"),
+                "{text}"
+            );
+            assert!(!text.contains("privateAttributes"), "{text}");
+        }
+        let one = open.apply(&user);
+        assert_eq!(
+            one["_meta"]["redactedAttributes"],
+            json!(["/address/a~1b/c~0d", "/address/city", "plan"])
+        );
+        assert_eq!(one["address"], json!({"zip": "69001", "a/b": {}}));
+        let m = open.apply(&multi);
+        assert_eq!(m["org"]["billing"], json!({"plan": "gold"}));
+        assert_eq!(
+            m["org"]["_meta"]["redactedAttributes"],
+            json!(["/billing/iban"])
+        );
+        // Configured references may be paths too.
+        let cfg = Redaction::default()
+            .private("/address/zip")
+            .apply(&Context::new("u").with_attribute("address", json!({"zip": "1"})));
+        assert_eq!(cfg["address"], json!({}));
     }
 }

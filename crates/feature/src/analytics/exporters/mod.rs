@@ -16,6 +16,33 @@ pub use stdout::StdoutExporter;
 use super::AnalyticsEvent;
 use async_trait::async_trait;
 
+/// TLS client configurations (webhook and Kafka exporters).
+#[cfg(any(feature = "webhook", feature = "kafka"))]
+pub(crate) mod tls {
+    use std::sync::Arc;
+
+    /// A client configuration trusting `roots`, with the ring provider (whatever other
+    /// providers the build has, so that no process-wide default is needed).
+    pub(crate) fn client_config(
+        roots: rustls::RootCertStore,
+    ) -> Result<rustls::ClientConfig, rustls::Error> {
+        Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+    }
+
+    /// The system's root certificates (those it can parse), and how many there are.
+    pub(crate) fn system_roots() -> (rustls::RootCertStore, usize) {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        (roots, added)
+    }
+}
+
 /// A boxed error from an exporter's library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
