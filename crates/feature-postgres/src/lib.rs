@@ -77,6 +77,7 @@
 //! exponential backoff with jitter. See [`feature_store`'s engine](feature_store::SyncProvider).
 #![deny(missing_docs)]
 
+mod audit;
 mod provider;
 mod schema;
 mod store;
@@ -86,7 +87,8 @@ pub use feature_store::{
     SyncOptions, WriteError, Written,
 };
 pub use provider::{PgSession, PgSource, PostgresBuilder, PostgresProvider};
-pub use schema::{migrate, TableName, SCHEMA_VERSION};
+pub use audit::{verify_audit, AuditBreak, AuditVerdict};
+pub use schema::{migrate, role_grants, schema_version, RoleGrants, TableName, SCHEMA_VERSION};
 pub use store::PostgresStore;
 
 /// The default flag table.
@@ -103,6 +105,23 @@ pub enum PostgresError {
         name: String,
         /// Why it is refused.
         reason: &'static str,
+    },
+    /// A role or schema name given for the GRANT statements is not a plain identifier.
+    #[error("invalid {what} name {name:?}: only lower-case ASCII letters, digits and _ (not first), at most 63")]
+    InvalidIdentifier {
+        /// What the name is for.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// The table's schema is older than this version of the crate needs: run the migrations
+    /// (`featurectl migrate`, as the migrator role).
+    #[error("the flag table's schema is at version {found}, this program needs {needed}: run `featurectl migrate`")]
+    SchemaOutdated {
+        /// The version found (0: no schema).
+        found: i32,
+        /// The version needed.
+        needed: i32,
     },
     /// The connection URL cannot be parsed.
     #[error("invalid PostgreSQL URL: {0}")]
