@@ -477,6 +477,9 @@ mod tests {
         assert!(g.after_migration.contains("GRANT SELECT ON ff_audit, ff_migrations TO w;\n"));
         assert!(!g.after_migration.contains("UPDATE ON ff_audit"));
         assert!(role_grants(&t, "public", "r; DROP", "w", "m").is_err());
+        // The documentation shows these very statements.
+        let docs = include_str!("../../../docs/postgres-roles.md");
+        assert!(docs.contains(ROLES_SQL), "docs/postgres-roles.md differs from sql/roles.sql");
         assert_eq!(t.channel(), "ff_changes");
         assert_eq!(
             t.sql("SELECT * FROM {t}_audit").as_str(),
