@@ -71,7 +71,10 @@ impl fmt::Display for AuditBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuditBreak::Edited { id } => {
-                write!(f, "audit row {id}: its contents do not match its hash (edited)")
+                write!(
+                    f,
+                    "audit row {id}: its contents do not match its hash (edited)"
+                )
             }
             AuditBreak::Unlinked { id } => write!(
                 f,
@@ -87,7 +90,10 @@ impl fmt::Display for AuditBreak {
                 )
             }
             AuditBreak::Trigger { name } => {
-                write!(f, "trigger {name} is disabled or missing: changes may go unaudited")
+                write!(
+                    f,
+                    "trigger {name} is disabled or missing: changes may go unaudited"
+                )
             }
             AuditBreak::Unaudited { kind, key } => write!(
                 f,
@@ -225,16 +231,17 @@ async fn chain(
             break;
         }
     }
-    let head = sqlx::query(t.sql(
-        "SELECT last_id, encode(last_hash, 'hex') AS last_hash FROM {t}_audit_head",
-    ))
+    let head = sqlx::query(
+        t.sql("SELECT last_id, encode(last_hash, 'hex') AS last_hash FROM {t}_audit_head"),
+    )
     .fetch_optional(&mut **tx)
     .await
     .map_err(database)?;
     let (head_id, head_hash) = match &head {
         Some(h) => (
             h.try_get::<Option<i64>, _>("last_id").map_err(database)?,
-            h.try_get::<Option<String>, _>("last_hash").map_err(database)?,
+            h.try_get::<Option<String>, _>("last_hash")
+                .map_err(database)?,
         ),
         None => (None, None),
     };

@@ -95,12 +95,12 @@ mod provider;
 mod schema;
 mod store;
 
+pub use audit::{verify_audit, AuditBreak, AuditVerdict};
 pub use feature_store::{
     push, Action, Change, ChangeOp, FlagStore, HistoryEntry, ItemKind, PushError, PushOptions, Row,
     SyncOptions, WriteError, Written,
 };
 pub use provider::{PgSession, PgSource, PostgresBuilder, PostgresProvider};
-pub use audit::{verify_audit, AuditBreak, AuditVerdict};
 pub use schema::{migrate, role_grants, schema_version, RoleGrants, TableName, SCHEMA_VERSION};
 pub use store::PostgresStore;
 

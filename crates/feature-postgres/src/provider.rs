@@ -1,7 +1,7 @@
 //! The provider: follows the table with LISTEN/NOTIFY.
 
-use crate::store::{all_rows, decode_row, Db};
 use crate::schema::{schema_version, SCHEMA_VERSION};
+use crate::store::{all_rows, decode_row, Db};
 use crate::PostgresError;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;

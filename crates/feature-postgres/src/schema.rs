@@ -68,7 +68,8 @@ impl std::fmt::Display for TableName {
 /// The migrations, in order. Each runs once per table, recorded in `{t}_migrations`; all of
 /// them together run in one transaction under an advisory lock, so concurrent starts are safe.
 /// They are also written to be harmless if run again.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS {t} (
     key         text PRIMARY KEY CHECK (key <> ''),
     definition  jsonb NOT NULL,
@@ -146,7 +147,9 @@ CREATE TRIGGER {t}_truncated AFTER TRUNCATE ON {t}
 DROP TRIGGER IF EXISTS {t}_truncated ON {t}_segments;
 CREATE TRIGGER {t}_truncated AFTER TRUNCATE ON {t}_segments
     FOR EACH STATEMENT EXECUTE FUNCTION {t}_truncated();
-"#, MIGRATION_2];
+"#,
+    MIGRATION_2,
+];
 
 /// Version 2: least privilege and a tamper-evident audit log.
 ///
@@ -474,12 +477,17 @@ mod tests {
             g.before_migration,
             "GRANT USAGE, CREATE ON SCHEMA public TO m;\nGRANT USAGE ON SCHEMA public TO r, w;\n"
         );
-        assert!(g.after_migration.contains("GRANT SELECT ON ff_audit, ff_migrations TO w;\n"));
+        assert!(g
+            .after_migration
+            .contains("GRANT SELECT ON ff_audit, ff_migrations TO w;\n"));
         assert!(!g.after_migration.contains("UPDATE ON ff_audit"));
         assert!(role_grants(&t, "public", "r; DROP", "w", "m").is_err());
         // The documentation shows these very statements.
         let docs = include_str!("../../../docs/postgres-roles.md");
-        assert!(docs.contains(ROLES_SQL), "docs/postgres-roles.md differs from sql/roles.sql");
+        assert!(
+            docs.contains(ROLES_SQL),
+            "docs/postgres-roles.md differs from sql/roles.sql"
+        );
         assert_eq!(t.channel(), "ff_changes");
         assert_eq!(
             t.sql("SELECT * FROM {t}_audit").as_str(),

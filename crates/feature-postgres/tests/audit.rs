@@ -85,8 +85,14 @@ async fn table_with_history(tag: &str) -> Option<(String, String, DropTables, Po
         table: table.clone(),
     };
     let store = PostgresStore::connect(&url, &table).await.unwrap();
-    store.create(&Flag::boolean("a", true), "alice").await.unwrap();
-    store.create(&Flag::boolean("b", true), "bob").await.unwrap();
+    store
+        .create(&Flag::boolean("a", true), "alice")
+        .await
+        .unwrap();
+    store
+        .create(&Flag::boolean("b", true), "bob")
+        .await
+        .unwrap();
     store.disable("a", "alice").await.unwrap();
     store.enable("a", "carol").await.unwrap();
     store.delete("b", "bob").await.unwrap();
@@ -132,7 +138,9 @@ async fn reader_reads_and_listens_writer_writes_and_neither_can_touch_the_audit_
     );
     ok(
         &url,
-        &format!("CREATE ROLE {reader} LOGIN; CREATE ROLE {writer} LOGIN; CREATE ROLE {migrator} LOGIN;"),
+        &format!(
+            "CREATE ROLE {reader} LOGIN; CREATE ROLE {writer} LOGIN; CREATE ROLE {migrator} LOGIN;"
+        ),
     )
     .await;
     let _roles = DropRoles {
@@ -225,7 +233,10 @@ async fn reader_reads_and_listens_writer_writes_and_neither_can_touch_the_audit_
     // ...but a change the writer makes in SQL is audited in its name.
     ok(&w_url, &format!("DELETE FROM {table} WHERE key = 'g'")).await;
     let h = writer_store.history(ItemKind::Flag, "g", 1).await.unwrap();
-    assert_eq!((h[0].actor.as_str(), h[0].action.to_string().as_str()), (writer.as_str(), "delete"));
+    assert_eq!(
+        (h[0].actor.as_str(), h[0].action.to_string().as_str()),
+        (writer.as_str(), "delete")
+    );
     assert!(sink.wait_value(WAIT, "g", None).await);
 
     // The reader's rights suffice to verify the log.
@@ -249,13 +260,21 @@ async fn an_intact_log_verifies_and_a_truncate_is_audited_row_by_row() {
     assert_eq!(rows, 5);
     assert_eq!(head.unwrap().0, 5);
     // The owner's TRUNCATE: one audit row per flag removed, with its definition; still intact.
-    store.create(&Flag::boolean("c", false), "dave").await.unwrap();
+    store
+        .create(&Flag::boolean("c", false), "dave")
+        .await
+        .unwrap();
     ok(&url, &format!("TRUNCATE {table}")).await;
     let h = store.history(ItemKind::Flag, "c", 1).await.unwrap();
     assert_eq!(h[0].action.to_string(), "truncate");
     assert_eq!(h[0].version, 2);
     assert!(h[0].before.is_some() && h[0].after.is_none());
-    assert_eq!(store.history(ItemKind::Flag, "a", 1).await.unwrap()[0].action.to_string(), "truncate");
+    assert_eq!(
+        store.history(ItemKind::Flag, "a", 1).await.unwrap()[0]
+            .action
+            .to_string(),
+        "truncate"
+    );
     assert!(matches!(
         verdict(&url, &table).await,
         AuditVerdict::Intact { rows: 8, .. }
@@ -292,7 +311,15 @@ async fn verify_reports_the_first_broken_link() {
         return;
     };
     let ids = audit_ids(&url, &t).await;
-    tamper(&url, &t, &format!("UPDATE {t}_audit SET actor = 'mallory' WHERE id = {}", ids[2])).await;
+    tamper(
+        &url,
+        &t,
+        &format!(
+            "UPDATE {t}_audit SET actor = 'mallory' WHERE id = {}",
+            ids[2]
+        ),
+    )
+    .await;
     assert_eq!(
         verdict(&url, &t).await,
         AuditVerdict::Broken(AuditBreak::Edited { id: ids[2] })
@@ -301,7 +328,12 @@ async fn verify_reports_the_first_broken_link() {
     // A row deleted in the middle: the next one no longer links.
     let (url, t, _g2, _s2) = table_with_history("del").await.unwrap();
     let ids = audit_ids(&url, &t).await;
-    tamper(&url, &t, &format!("DELETE FROM {t}_audit WHERE id = {}", ids[1])).await;
+    tamper(
+        &url,
+        &t,
+        &format!("DELETE FROM {t}_audit WHERE id = {}", ids[1]),
+    )
+    .await;
     assert_eq!(
         verdict(&url, &t).await,
         AuditVerdict::Broken(AuditBreak::Unlinked { id: ids[2] })
@@ -310,7 +342,12 @@ async fn verify_reports_the_first_broken_link() {
     // The first row deleted.
     let (url, t, _g3, _s3) = table_with_history("first").await.unwrap();
     let ids = audit_ids(&url, &t).await;
-    tamper(&url, &t, &format!("DELETE FROM {t}_audit WHERE id = {}", ids[0])).await;
+    tamper(
+        &url,
+        &t,
+        &format!("DELETE FROM {t}_audit WHERE id = {}", ids[0]),
+    )
+    .await;
     assert_eq!(
         verdict(&url, &t).await,
         AuditVerdict::Broken(AuditBreak::Unlinked { id: ids[1] })
@@ -319,7 +356,12 @@ async fn verify_reports_the_first_broken_link() {
     // The last row deleted: the head names it.
     let (url, t, _g4, _s4) = table_with_history("last").await.unwrap();
     let ids = audit_ids(&url, &t).await;
-    tamper(&url, &t, &format!("DELETE FROM {t}_audit WHERE id = {}", ids[4])).await;
+    tamper(
+        &url,
+        &t,
+        &format!("DELETE FROM {t}_audit WHERE id = {}", ids[4]),
+    )
+    .await;
     assert_eq!(
         verdict(&url, &t).await,
         AuditVerdict::Broken(AuditBreak::Truncated {
@@ -338,7 +380,11 @@ async fn verify_reports_the_first_broken_link() {
 
     // The audit trigger disabled, a flag changed: reported while disabled, and after.
     let (url, t, _g6, _s6) = table_with_history("trig").await.unwrap();
-    ok(&url, &format!("ALTER TABLE {t} DISABLE TRIGGER {t}_changed")).await;
+    ok(
+        &url,
+        &format!("ALTER TABLE {t} DISABLE TRIGGER {t}_changed"),
+    )
+    .await;
     ok(
         &url,
         &format!("UPDATE {t} SET definition = '{{\"type\": \"bool\", \"default\": false}}'"),
@@ -375,7 +421,7 @@ async fn concurrent_writers_extend_one_chain() {
         tasks.push(tokio::spawn(async move {
             for i in 0..15 {
                 store
-                    .create(&Flag::boolean(&format!("w{w}-{i}"), true), "writer")
+                    .create(&Flag::boolean(format!("w{w}-{i}"), true), "writer")
                     .await
                     .unwrap();
             }
@@ -415,7 +461,10 @@ async fn junk_and_forged_notices_cause_no_reload_and_real_changes_still_arrive()
         format!(r#"{{"resync": true, "revision": {last}}}"#),
         format!(r#"{{"kind": "flag", "key": "a", "revision": {last}}}"#),
         r#"{"kind": "flag", "key": "a", "revision": 1}"#.into(),
-        format!(r#"{{"kind": "flag", "key": "a", "revision": {}}}"#, last + 1000),
+        format!(
+            r#"{{"kind": "flag", "key": "a", "revision": {}}}"#,
+            last + 1000
+        ),
         format!(r#"{{"resync": true, "revision": {}}}"#, last + 1000),
     ];
     for payload in &junk {
@@ -428,10 +477,16 @@ async fn junk_and_forged_notices_cause_no_reload_and_real_changes_still_arrive()
             .unwrap();
     }
     // A real change after the junk: once it is seen, the junk was handled.
-    store.create(&Flag::boolean("z", true), "alice").await.unwrap();
+    store
+        .create(&Flag::boolean("z", true), "alice")
+        .await
+        .unwrap();
     assert!(sink.wait_value(WAIT, "z", Some(json!(true))).await);
     // (The engine counts an operation just after it publishes.)
-    assert!(eventually(|| updates() == u0 + 1).await, "the real change was not read back alone");
+    assert!(
+        eventually(|| updates() == u0 + 1).await,
+        "the real change was not read back alone"
+    );
     assert_eq!(reloads(), r0, "junk or forged notices caused a full reload");
     // A real TRUNCATE still reloads everything.
     ok(&url, &format!("TRUNCATE {table}")).await;

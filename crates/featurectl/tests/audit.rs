@@ -113,7 +113,11 @@ fn migrate_then_audit_verify_reports_ok_then_the_deleted_row() {
         "flags:\n  a: {type: bool, default: true}\n  b: {type: bool, default: false}\n",
     )
     .unwrap();
-    std::fs::write(d.join("b.yaml"), "flags:\n  a: {type: bool, default: false}\n").unwrap();
+    std::fs::write(
+        d.join("b.yaml"),
+        "flags:\n  a: {type: bool, default: false}\n",
+    )
+    .unwrap();
     for file in ["a.yaml", "b.yaml"] {
         let (code, text) = featurectl(d, &url, &["push", file, "--table", &table]);
         assert_eq!(code, 0, "{text}");
@@ -144,7 +148,14 @@ fn migrate_then_audit_verify_reports_ok_then_the_deleted_row() {
     let (code, text) = featurectl(
         d,
         "",
-        &["migrate", "--print-grants", "--table", &table, "--reader", "app_r"],
+        &[
+            "migrate",
+            "--print-grants",
+            "--table",
+            &table,
+            "--reader",
+            "app_r",
+        ],
     );
     assert_eq!(code, 0, "{text}");
     assert!(
