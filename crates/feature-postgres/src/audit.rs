@@ -267,6 +267,7 @@ async fn triggers(
         ("{t}_segments", "{t}_changed"),
         ("{t}_segments", "{t}_truncated"),
         ("{t}_audit", "{t}_audit_chain"),
+        ("{t}_audit", "{t}_audit_commit"),
         ("{t}_audit", "{t}_audit_guard"),
         ("{t}_audit", "{t}_audit_guard_truncate"),
     ];

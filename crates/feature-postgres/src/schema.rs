@@ -156,9 +156,11 @@ CREATE TRIGGER {t}_truncated AFTER TRUNCATE ON {t}_segments
 /// - The trigger functions run as their owner (the migrator, `SECURITY DEFINER` with a fixed
 ///   `search_path`): a writer changes flags without any right on the audit log.
 /// - Every audit row carries `prev_hash` (the previous row's `hash`, NULL for the first row) and
-///   `hash` = SHA-256 of the row's canonical encoding (`{t}_audit_hash`), computed by a `BEFORE INSERT` trigger
-///   that first locks the one row of `{t}_audit_head` (last id and hash): writers chain one after
-///   the other in commit order, and ids are drawn after the lock, so they grow along the chain.
+///   `hash` = SHA-256 of the row's canonical encoding (`{t}_audit_hash`), computed by a
+///   `BEFORE INSERT` trigger that first locks the one row of `{t}_audit_head` for the rest of
+///   the transaction: writers chain one after the other in commit order, and ids are drawn
+///   after the lock, so they grow along the chain. At commit the head records the last id and
+///   hash, so that rows deleted at the end are found too.
 /// - `TRUNCATE` of a flag or segment table writes one audit row per row removed (action
 ///   `truncate`) before the rows go, and notices `{"resync": true, "revision": <last audit id>}`.
 /// - The audit log refuses `UPDATE`, `DELETE` and `TRUNCATE` (an owner can still drop that
@@ -169,6 +171,7 @@ ALTER TABLE {t}_audit ADD COLUMN IF NOT EXISTS hash bytea;
 ALTER TABLE {t}_audit ALTER COLUMN id DROP DEFAULT;
 CREATE TABLE IF NOT EXISTS {t}_audit_head (
     one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+    writer_tx  bigint,
     last_id    bigint,
     last_hash  bytea
 );
@@ -221,16 +224,28 @@ $$;
 ALTER TABLE {t}_audit ALTER COLUMN hash SET NOT NULL;
 
 CREATE OR REPLACE FUNCTION {t}_audit_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    prev bytea;
 BEGIN
-    -- The lock orders writers: the next one waits, then reads this row's hash.
-    SELECT last_hash INTO prev FROM {t}_audit_head FOR UPDATE;
+    -- The first audit row of a transaction locks the head row until commit: writers chain one
+    -- after the other. (Under REPEATABLE READ or SERIALIZABLE, a writer whose snapshot misses
+    -- a row chained since gets a serialization failure here instead of forking the chain.)
+    -- Later rows of the same transaction find the row theirs already and do not write it
+    -- again, so a transaction of many rows stays linear.
+    UPDATE {t}_audit_head SET writer_tx = txid_current()
+        WHERE writer_tx IS DISTINCT FROM txid_current();
+    NEW.prev_hash := (SELECT hash FROM {t}_audit ORDER BY id DESC LIMIT 1);
     NEW.id := nextval('{t}_audit_id_seq');
-    NEW.prev_hash := prev;
     NEW.hash := {t}_audit_hash(NEW);
-    UPDATE {t}_audit_head SET last_id = NEW.id, last_hash = NEW.hash;
     RETURN NEW;
+END
+$$;
+
+-- At commit: the head records the transaction's last row (only that row writes it).
+CREATE OR REPLACE FUNCTION {t}_audit_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    IF NEW.id = (SELECT max(id) FROM {t}_audit) THEN
+        UPDATE {t}_audit_head SET last_id = NEW.id, last_hash = NEW.hash;
+    END IF;
+    RETURN NULL;
 END
 $$;
 
@@ -289,7 +304,7 @@ BEGIN
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
-        SELECT last_id INTO rev FROM {t}_audit_head;
+        SELECT max(id) INTO rev FROM {t}_audit;
         PERFORM pg_notify('{t}_changes', json_build_object('resync', true, 'revision', rev)::text);
     END IF;
     RETURN NULL;
@@ -302,12 +317,17 @@ BEGIN
     EXECUTE format('ALTER FUNCTION {t}_changed() SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION {t}_truncated() SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION {t}_audit_chain() SET search_path = %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION {t}_audit_commit() SET search_path = %I, pg_temp', current_schema());
 END
 $$;
 
 DROP TRIGGER IF EXISTS {t}_audit_chain ON {t}_audit;
 CREATE TRIGGER {t}_audit_chain BEFORE INSERT ON {t}_audit
     FOR EACH ROW EXECUTE FUNCTION {t}_audit_chain();
+DROP TRIGGER IF EXISTS {t}_audit_commit ON {t}_audit;
+CREATE CONSTRAINT TRIGGER {t}_audit_commit AFTER INSERT ON {t}_audit
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION {t}_audit_commit();
 DROP TRIGGER IF EXISTS {t}_audit_guard ON {t}_audit;
 CREATE TRIGGER {t}_audit_guard BEFORE UPDATE OR DELETE ON {t}_audit
     FOR EACH ROW EXECUTE FUNCTION {t}_audit_guard();

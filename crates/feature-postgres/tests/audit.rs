@@ -437,6 +437,52 @@ async fn concurrent_writers_extend_one_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_multi_row_transactions_in_any_isolation_extend_one_chain() {
+    let Some(url) = shared_url() else {
+        return;
+    };
+    let table = unique_table("txn");
+    let _g = DropTables {
+        url: url.clone(),
+        table: table.clone(),
+    };
+    PostgresStore::connect(&url, &table).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (url, table) = (url.clone(), table.clone());
+        tasks.push(tokio::spawn(async move {
+            let isolation = ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"][w % 3];
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut done = 0;
+            while done < 8 {
+                let statement = format!(
+                    "BEGIN ISOLATION LEVEL {isolation}; \
+                     INSERT INTO {table} (key, definition) VALUES \
+                     ('w{w}-{done}-a', '{{}}'), ('w{w}-{done}-b', '{{}}'), ('w{w}-{done}-c', '{{}}'); \
+                     COMMIT;"
+                );
+                match sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut c).await {
+                    Ok(_) => done += 1,
+                    Err(e) => {
+                        // A serialization failure or a deadlock: the documented retry.
+                        let code = e.as_database_error().and_then(|d| d.code()).unwrap_or_default();
+                        assert!(code == "40001" || code == "40P01", "{e}");
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut c).await;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(matches!(
+        verdict(&url, &table).await,
+        AuditVerdict::Intact { rows: 144, .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_and_forged_notices_cause_no_reload_and_real_changes_still_arrive() {
     let Some((url, table, _g, store)) = table_with_history("notify").await else {
         return;
