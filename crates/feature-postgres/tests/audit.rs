@@ -540,3 +540,30 @@ async fn junk_and_forged_notices_cause_no_reload_and_real_changes_still_arrive()
     assert!(eventually(|| reloads() == r0 + 1).await);
     p.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_built_with_migrate_creates_the_schema_for_development() {
+    let Some(url) = shared_url() else {
+        return;
+    };
+    let table = unique_table("dev");
+    let _g = DropTables {
+        url: url.clone(),
+        table: table.clone(),
+    };
+    let p = PostgresProvider::builder(url.as_str())
+        .table(&table)
+        .migrate(true)
+        .build()
+        .unwrap();
+    let sink = RecordingSink::new();
+    p.start(sink.clone() as Arc<dyn Sink>).await.unwrap();
+    assert!(p.status().connected, "{}", p.status());
+    let store = PostgresStore::connect(&url, &table).await.unwrap();
+    store
+        .create(&Flag::boolean("f", true), "alice")
+        .await
+        .unwrap();
+    assert!(sink.wait_value(WAIT, "f", Some(json!(true))).await);
+    p.close().await;
+}
