@@ -129,8 +129,9 @@ impl Gate {
             }
             (Claim::Resync { .. }, Ok(Some((_, _, action)))) => action == "truncate",
             (_, Ok(None)) => false,
-            // The check failed (the database is in trouble): act on it to be safe.
-            (_, Err(_)) => true,
+            // The check failed (the database is in trouble): reload to be safe, without
+            // trusting the notice's revision (a forged one must not hide later notices).
+            (_, Err(_)) => return Some(Event::Resync),
         };
         if !genuine {
             tracing::debug!(target: "feature::postgres", revision, "notice not matching the audit log ignored");
