@@ -136,7 +136,7 @@ fn hex(bytes: &[u8]) -> String {
 /// triggers keep, checks that the audit triggers are enabled, and that every flag and segment
 /// matches its last audit row. Returns the first problem, or the number of rows and the head.
 pub async fn verify_audit(url: &str, table: &str) -> Result<AuditVerdict, PostgresError> {
-    let db = Db::new(url, table, 1, Duration::from_secs(30))?;
+    let db = Db::new(url, table, 1, Duration::from_secs(10))?;
     let result = verify(&db).await;
     db.pool.close().await;
     result
