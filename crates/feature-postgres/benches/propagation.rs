@@ -85,7 +85,7 @@ async fn run(url: &str, clients: usize, writes: usize) {
     use sqlx::Connection;
     if let Ok(mut c) = sqlx::PgConnection::connect(url).await {
         let t = &table;
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_migrations CASCADE; DROP FUNCTION IF EXISTS {t}_changed() CASCADE; DROP FUNCTION IF EXISTS {t}_truncated() CASCADE;"))).execute(&mut c).await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_migrations CASCADE; DROP FUNCTION IF EXISTS {t}_changed() CASCADE; DROP FUNCTION IF EXISTS {t}_truncated(), {t}_audit_chain(), {t}_audit_guard(), {t}_audit_commit() CASCADE;"))).execute(&mut c).await;
     }
 }
 

@@ -18,6 +18,7 @@
 //! // `postgres` feature, `FEATURE_PROVIDER=postgres` and `FEATURE_POSTGRES_URL` do the same).
 //! let provider = PostgresProvider::builder(url)
 //!     .table("feature_flags")
+//!     .migrate(true) // development only: in production `featurectl migrate` runs once
 //!     .snapshot_path("/var/cache/app/flags.json") // served if the database is down at start
 //!     .build()?;
 //!
@@ -51,9 +52,16 @@
 //!
 //! ## Schema
 //!
-//! The provider (and [`PostgresStore::connect`]) creates and upgrades the schema itself;
-//! migrations are numbered, recorded in `{table}_migrations`, run in one transaction under an
-//! advisory lock (concurrent starts are safe) and harmless when run again. With the default
+//! The schema is created and upgraded by `featurectl migrate` (or [`migrate`],
+//! [`PostgresStore::migrate`]) run as the owner, the *migrator* role; the provider does it
+//! only with [`PostgresBuilder::migrate`]`(true)` (development), and otherwise only checks
+//! that the schema is recent enough ([`PostgresError::SchemaOutdated`] until it is), so that
+//! service instances can run as a *reader* with `SELECT` and `LISTEN` only. The GRANTs of the
+//! reader, writer and migrator roles are in `docs/postgres-roles.md` ([`role_grants`]).
+//! [`PostgresStore::connect`] migrates when the schema is behind and its role may; when it is
+//! up to date it only reads the version. Migrations are numbered, recorded in
+//! `{table}_migrations`, run in one transaction under an advisory lock (concurrent starts are
+//! safe) and harmless when run again. With the default
 //! table name `feature_flags` (set with [`PostgresBuilder::table`] or `FEATURE_TABLE`; it must be
 //! a plain lower-case identifier of at most 40 characters, see [`TableName`]):
 //!
@@ -61,9 +69,11 @@
 //! |---|---|
 //! | `feature_flags (key text primary key, definition jsonb, version bigint, created_at, updated_at timestamptz, updated_by text)` | one row per flag; `definition` is the flag in the file format without `key`, `version`, `createdAt`, `updatedAt` |
 //! | `feature_flags_segments` (same columns) | one row per segment |
-//! | `feature_flags_audit (id bigserial, kind, key, action, actor, at, version, before jsonb, after jsonb)` | one row per change, written by trigger, so changes made by hand in SQL are audited too (actor: the database user) |
-//! | `feature_flags_changed()` trigger | writes the audit row and sends the notice |
-//! | channel `feature_flags_changes` | `NOTIFY` payload `{"kind": "flag", "key": "...", "revision": <audit id>}`; `{"resync": true}` after `TRUNCATE` |
+//! | `feature_flags_audit (id bigint, kind, key, action, actor, at, version, before jsonb, after jsonb, prev_hash, hash bytea)` | one row per change, written by trigger, so changes made by hand in SQL are audited too (actor: the database user); append-only (a trigger refuses `UPDATE`, `DELETE`, `TRUNCATE`); each row's `hash` chains to the previous row's (see [`verify_audit`]) |
+//! | `feature_flags_audit_head (last_id, last_hash)` | the chain's end; its row lock orders concurrent writers |
+//! | `feature_flags_changed()` trigger | writes the audit row and sends the notice; runs as its owner, so writers need no right on the audit log |
+//! | `feature_flags_truncated()` trigger | before a `TRUNCATE`: one audit row (action `truncate`) per row removed, then the notice |
+//! | channel `feature_flags_changes` | `NOTIFY` payload `{"kind": "flag", "key": "...", "revision": <audit id>}`; `{"resync": true, "revision": <last audit id>}` after `TRUNCATE` |
 //!
 //! Versions count per key from 1 and keep counting across delete and re-create (a delete is
 //! recorded with the next version), so a version never names two different definitions.
@@ -71,7 +81,10 @@
 //! ## Live updates and failures
 //!
 //! Each notice makes the provider read that row back and publish a new snapshot: write-to-
-//! visible latency is a few milliseconds (see BENCHMARKS.md). A notice whose revision skips
+//! visible latency is a few milliseconds (see BENCHMARKS.md). Any role may `NOTIFY` the
+//! channel, so a notice is acted on only when it is well-formed, newer than the last one, and
+//! the audit row it names exists and records that change (one primary-key lookup); junk and
+//! forged notices are ignored and cost no reload. A notice whose revision skips
 //! one, a `TRUNCATE`, and every reconnection reload the whole table: notices sent while a
 //! client was disconnected are lost by PostgreSQL, the reload makes up for them. The audit
 //! log's last id is also checked every refresh interval (30 s) as a safety net.
@@ -89,6 +102,7 @@
 //! exponential backoff with jitter. See [`feature_store`'s engine](feature_store::SyncProvider).
 #![deny(missing_docs)]
 
+mod audit;
 mod provider;
 mod schema;
 mod store;
@@ -96,12 +110,13 @@ mod store;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use std::str::FromStr;
 
+pub use audit::{verify_audit, AuditBreak, AuditVerdict};
 pub use feature_store::{
     push, Action, Change, ChangeOp, FlagStore, HistoryEntry, ItemKind, PushError, PushOptions, Row,
     SyncOptions, WriteError, Written,
 };
 pub use provider::{PgSession, PgSource, PostgresBuilder, PostgresProvider};
-pub use schema::{migrate, TableName, SCHEMA_VERSION};
+pub use schema::{migrate, role_grants, schema_version, RoleGrants, TableName, SCHEMA_VERSION};
 pub use store::PostgresStore;
 
 /// The default flag table.
@@ -118,6 +133,23 @@ pub enum PostgresError {
         name: String,
         /// Why it is refused.
         reason: &'static str,
+    },
+    /// A role or schema name given for the GRANT statements is not a plain identifier.
+    #[error("invalid {what} name {name:?}: only lower-case ASCII letters, digits and _ (not first), at most 63")]
+    InvalidIdentifier {
+        /// What the name is for.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// The table's schema is older than this version of the crate needs: run the migrations
+    /// (`featurectl migrate`, as the migrator role).
+    #[error("the flag table's schema is at version {found}, this program needs {needed}: run `featurectl migrate`")]
+    SchemaOutdated {
+        /// The version found (0: no schema).
+        found: i32,
+        /// The version needed.
+        needed: i32,
     },
     /// The connection URL cannot be parsed.
     #[error("invalid PostgreSQL URL: {0}")]

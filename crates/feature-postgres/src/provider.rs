@@ -1,5 +1,6 @@
 //! The provider: follows the table with LISTEN/NOTIFY.
 
+use crate::schema::{schema_version, SCHEMA_VERSION};
 use crate::store::{all_rows, decode_row, Db};
 use crate::PostgresError;
 use async_trait::async_trait;
@@ -8,6 +9,7 @@ use feature_core::provider::{Provider, ProviderError, ProviderStatus, Sink};
 use feature_store::{Event, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider};
 use serde::Deserialize;
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::SqlStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -25,6 +27,8 @@ fn backend(operation: &'static str) -> impl FnOnce(sqlx::Error) -> ProviderError
 pub struct PgSource {
     db: Arc<Db>,
     timeout: Duration,
+    /// Run the migrations on connect (development); otherwise only check the schema version.
+    migrate: bool,
 }
 
 /// A live listening connection; dropping it stops the listener.
@@ -39,29 +43,105 @@ impl Drop for PgSession {
     }
 }
 
+/// A notice as the triggers send it: `{"kind": "flag"|"segment", "key": "...", "revision": N}`
+/// after a change, `{"resync": true, "revision": N}` after a `TRUNCATE`; `N` is the id of the
+/// (last) audit row the change wrote.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Payload {
     kind: Option<String>,
     key: Option<String>,
-    revision: Option<u64>,
+    resync: Option<bool>,
+    revision: u64,
 }
 
-fn parse_notice(payload: &str) -> Event {
-    match serde_json::from_str::<Payload>(payload) {
-        Ok(Payload {
+/// A well-formed notice, still to be checked against the audit log.
+#[derive(Debug, PartialEq)]
+enum Claim {
+    Changed(Notice),
+    Resync { revision: u64 },
+}
+
+impl Claim {
+    fn revision(&self) -> u64 {
+        match self {
+            Claim::Changed(n) => n.revision.unwrap_or(0),
+            Claim::Resync { revision } => *revision,
+        }
+    }
+}
+
+/// Parses a notice; `None` for anything the triggers do not send (any role may `NOTIFY` the
+/// channel).
+fn parse_notice(payload: &str) -> Option<Claim> {
+    let p = serde_json::from_str::<Payload>(payload).ok()?;
+    match p {
+        Payload {
             kind: Some(kind),
             key: Some(key),
+            resync: None,
             revision,
-        }) => match ItemKind::parse(&kind) {
-            Some(kind) => Event::Changed(Notice {
-                kind,
-                key,
-                revision,
-            }),
-            None => Event::Resync,
-        },
-        // `{"resync": true}` (TRUNCATE) and anything unexpected: reload everything.
-        _ => Event::Resync,
+        } => Some(Claim::Changed(Notice {
+            kind: ItemKind::parse(&kind)?,
+            key,
+            revision: Some(revision),
+        })),
+        Payload {
+            kind: None,
+            key: None,
+            resync: Some(true),
+            revision,
+        } => Some(Claim::Resync { revision }),
+        _ => None,
+    }
+}
+
+/// Checks notices against the audit log before the engine acts on them: a notice is acted on
+/// only when it is well-formed, newer than the last one acted on, and the audit row it names
+/// exists and records that change (one primary-key lookup). Junk and forged notices cost no
+/// reload.
+struct Gate {
+    pool: sqlx::PgPool,
+    lookup: SqlStr,
+    /// The highest revision acted on (or the log's last id when listening started).
+    seen: u64,
+}
+
+impl Gate {
+    async fn admit(&mut self, payload: &str) -> Option<Event> {
+        let Some(claim) = parse_notice(payload) else {
+            tracing::debug!(target: "feature::postgres", "malformed notice ignored");
+            return None;
+        };
+        let revision = claim.revision();
+        if revision <= self.seen {
+            tracing::debug!(target: "feature::postgres", revision, "stale or repeated notice ignored");
+            return None;
+        }
+        let row: Result<Option<(String, String, String)>, sqlx::Error> =
+            sqlx::query_as(self.lookup.clone())
+                .bind(i64::try_from(revision).unwrap_or(i64::MAX))
+                .fetch_optional(&self.pool)
+                .await;
+        let genuine = match (&claim, row) {
+            (Claim::Changed(n), Ok(Some((kind, key, _)))) => {
+                kind == n.kind.as_str() && key == n.key
+            }
+            (Claim::Resync { .. }, Ok(Some((_, _, action)))) => action == "truncate",
+            (_, Ok(None)) => false,
+            // The check failed (the database is in trouble): reload to be safe, without
+            // trusting the notice's revision (a forged one must not hide later notices).
+            (_, Err(_)) => return Some(Event::Resync),
+        };
+        if !genuine {
+            tracing::debug!(target: "feature::postgres", revision, "notice not matching the audit log ignored");
+            return None;
+        }
+        self.seen = revision;
+        Some(match claim {
+            Claim::Changed(n) => Event::Changed(n),
+            Claim::Resync { .. } => Event::Resync,
+        })
     }
 }
 
@@ -78,7 +158,23 @@ impl Source for PgSource {
     }
 
     async fn connect(&self) -> Result<(PgSession, mpsc::Receiver<Event>), ProviderError> {
-        self.db.ensure_schema().await.map_err(backend("migrate"))?;
+        if self.migrate {
+            self.db.ensure_schema().await.map_err(backend("migrate"))?;
+        } else {
+            let found = schema_version(&self.db.pool, &self.db.sql.table)
+                .await
+                .map_err(backend("schema"))?;
+            if found < SCHEMA_VERSION {
+                return Err(ProviderError::Backend {
+                    provider: "postgres",
+                    operation: "schema",
+                    source: Box::new(PostgresError::SchemaOutdated {
+                        found,
+                        needed: SCHEMA_VERSION,
+                    }),
+                });
+            }
+        }
         // A pool of one for the listener alone, so that its connection never serves queries.
         let pool = PgPoolOptions::new()
             .max_connections(1)
@@ -95,12 +191,29 @@ impl Source for PgSource {
             .listen(&self.db.sql.table.channel())
             .await
             .map_err(backend("listen"))?;
+        // Listening: every change from now on is noticed; older ones are in the first load.
+        let seen: i64 = sqlx::query_scalar(self.db.sql.revision.clone())
+            .fetch_one(&self.db.pool)
+            .await
+            .map_err(backend("listen"))?;
+        let mut gate = Gate {
+            pool: self.db.pool.clone(),
+            lookup: self
+                .db
+                .sql
+                .table
+                .sql("SELECT kind, key, action FROM {t}_audit WHERE id = $1"),
+            seen: seen.max(0) as u64,
+        };
         let (tx, rx) = mpsc::channel(1024);
         let task = tokio::spawn(async move {
             let _pool = pool;
             loop {
                 let event = match listener.try_recv().await {
-                    Ok(Some(n)) => parse_notice(n.payload()),
+                    Ok(Some(n)) => match gate.admit(n.payload()).await {
+                        Some(event) => event,
+                        None => continue,
+                    },
                     Ok(None) => Event::Lost(ProviderError::Backend {
                         provider: "postgres",
                         operation: "listen",
@@ -202,6 +315,7 @@ impl PostgresProvider {
             table: crate::DEFAULT_TABLE.to_owned(),
             options: SyncOptions::default(),
             tls_root: None,
+            migrate: false,
         }
     }
 
@@ -239,6 +353,7 @@ pub struct PostgresBuilder {
     options: SyncOptions,
     /// PEM root certificate(s) trusted for TLS, besides the built-in roots.
     tls_root: Option<Vec<u8>>,
+    migrate: bool,
 }
 
 impl std::fmt::Debug for PostgresBuilder {
@@ -248,6 +363,7 @@ impl std::fmt::Debug for PostgresBuilder {
             .field("table", &self.table)
             .field("options", &self.options)
             .field("tls_root_certificate", &self.tls_root.is_some())
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -256,6 +372,18 @@ impl PostgresBuilder {
     /// The flag table (default `feature_flags`; see [`TableName`](crate::TableName)).
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
+        self
+    }
+
+    /// Whether the provider creates and upgrades the schema when it connects (default `false`).
+    /// That needs the rights of the table's owner; meant for development and tests. In
+    /// production run `featurectl migrate` as the migrator role once per release, and give each
+    /// service instance the reader role (`SELECT` and `LISTEN` only, see
+    /// [`role_grants`](crate::role_grants)); without this option the provider only checks
+    /// that the schema is recent enough, and reports
+    /// [`SchemaOutdated`](PostgresError::SchemaOutdated) until it is.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
         self
     }
 
@@ -287,9 +415,47 @@ impl PostgresBuilder {
                 PgSource {
                     db: Arc::new(db),
                     timeout: self.options.timeout,
+                    migrate: self.migrate,
                 },
                 self.options,
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_notices_as_the_triggers_send_them_parse() {
+        assert_eq!(
+            parse_notice(r#"{"kind": "flag", "key": "a", "revision": 7}"#),
+            Some(Claim::Changed(Notice {
+                kind: ItemKind::Flag,
+                key: "a".into(),
+                revision: Some(7)
+            }))
+        );
+        assert_eq!(
+            parse_notice(r#"{"resync": true, "revision": 9}"#),
+            Some(Claim::Resync { revision: 9 })
+        );
+        for junk in [
+            "",
+            "x",
+            "null",
+            "[]",
+            "{}",
+            r#"{"resync": true}"#,
+            r#"{"resync": false, "revision": 1}"#,
+            r#"{"kind": "flag", "key": "a"}"#,
+            r#"{"kind": "dog", "key": "a", "revision": 1}"#,
+            r#"{"kind": "flag", "key": "a", "revision": -1}"#,
+            r#"{"kind": "flag", "key": "a", "revision": 1, "resync": true}"#,
+            r#"{"kind": "flag", "key": "a", "revision": 1, "extra": 1}"#,
+        ] {
+            assert_eq!(parse_notice(junk), None, "{junk}");
+        }
     }
 }

@@ -26,7 +26,8 @@ impl CountingMetrics {
             .or_default() += 1;
     }
 
-    /// The count of a name: `hit:KEY`, `miss:KEY`, `error:OPERATION:CLASS`.
+    /// The count of a name: `hit:KEY`, `miss:KEY`, `error:OPERATION:CLASS`, `latency:OPERATION`
+    /// (one per timed operation, e.g. `latency:reload` for each full reload).
     pub fn get(&self, name: &str) -> u64 {
         self.counts
             .lock()
@@ -57,6 +58,9 @@ impl Metrics for CountingMetrics {
     }
     fn record_provider_error(&self, _provider: &str, operation: &str, error_type: &str) {
         self.bump(format!("error:{operation}:{error_type}"));
+    }
+    fn record_provider_latency(&self, _provider: &str, operation: &str, _duration: Duration) {
+        self.bump(format!("latency:{operation}"));
     }
 }
 

@@ -40,6 +40,78 @@ pub enum Command {
     Push(PushArgs),
     /// Print the audit log of a flag: who changed it, when, and how (newest first).
     History(HistoryArgs),
+    /// Create or upgrade a PostgreSQL flag table's schema (run as the migrator role, the
+    /// owner; services run as the reader role and do not migrate). Harmless when up to date.
+    ///
+    /// With --print-grants, print the GRANT statements of the reader, writer and migrator
+    /// roles instead, without connecting.
+    Migrate(MigrateArgs),
+    /// Check the audit log of a PostgreSQL flag table.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `featurectl audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit log's hash chain and report the first broken link: an edited row,
+    /// rows deleted (at the start, the middle or the end, or a TRUNCATE), a disabled audit
+    /// trigger, or a flag changed without an audit row.
+    ///
+    /// Exits 0 when intact (and prints the last row's id and hash: keep it elsewhere to
+    /// detect a rewrite of the whole log later), 1 when broken, 2 when it cannot check.
+    Verify(AuditVerifyArgs),
+}
+
+/// Options of `featurectl migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store: postgres://USER:PASS@HOST/DB. Prefer the environment variable: a password
+    /// on the command line is visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_STORE_URL",
+        hide_env_values = true,
+        required_unless_present = "print_grants"
+    )]
+    pub store: Option<String>,
+    /// PostgreSQL table.
+    #[arg(long, value_name = "NAME", default_value = "feature_flags")]
+    pub table: String,
+    /// Print the GRANT statements for the roles below instead of migrating.
+    #[arg(long)]
+    pub print_grants: bool,
+    /// With --print-grants: the schema of the table.
+    #[arg(long, value_name = "NAME", default_value = "public")]
+    pub schema: String,
+    /// With --print-grants: the role of the service instances (reads, listens).
+    #[arg(long, value_name = "ROLE", default_value = "feature_reader")]
+    pub reader: String,
+    /// With --print-grants: the role of admin tools (writes flags).
+    #[arg(long, value_name = "ROLE", default_value = "feature_writer")]
+    pub writer: String,
+    /// With --print-grants: the role that migrates (owns the tables).
+    #[arg(long, value_name = "ROLE", default_value = "feature_migrator")]
+    pub migrator: String,
+}
+
+/// Options of `featurectl audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The store: postgres://USER:PASS@HOST/DB (the reader role suffices). Prefer the
+    /// environment variable: a password on the command line is visible to every user of the
+    /// machine.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_STORE_URL",
+        hide_env_values = true
+    )]
+    pub store: String,
+    /// PostgreSQL table.
+    #[arg(long, value_name = "NAME", default_value = "feature_flags")]
+    pub table: String,
 }
 
 /// Options of `featurectl push`.

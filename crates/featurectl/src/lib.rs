@@ -7,6 +7,8 @@
 //! | `featurectl validate FILE...` | parse, compile and lint flag files; print every problem as `file:line:column: flag: message` |
 //! | `featurectl eval --file FILE [--flag KEY] (--context JSON \| --contexts FILE.jsonl)` | evaluate flags, as values or (`--json`) one JSON object per evaluation, optionally with `--explain` |
 //! | `featurectl import --from launchdarkly FILE.json [-o OUT.yaml]` | convert LaunchDarkly flags and segments into this project's YAML |
+//! | `featurectl migrate [--print-grants]` | create or upgrade a PostgreSQL flag table (as the migrator role), or print the GRANTs of the reader, writer and migrator roles |
+//! | `featurectl audit verify` | recompute a PostgreSQL audit log's hash chain; report the first broken link |
 //!
 //! Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.
 //!
@@ -37,6 +39,8 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Import(a) => import::run(a, &mut out),
         Command::Push(a) => store::run_push(a, &mut out),
         Command::History(a) => store::run_history(a, &mut out),
+        Command::Migrate(a) => store::run_migrate(a, &mut out),
+        Command::Audit(cli::AuditCommand::Verify(a)) => store::run_audit_verify(a, &mut out),
     }
     .and_then(|code| {
         out.flush()?;

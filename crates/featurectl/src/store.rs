@@ -1,7 +1,8 @@
-//! `featurectl push` and `featurectl history`: a flag file into a store, and a flag's audit log.
+//! `featurectl push` and `featurectl history`: a flag file into a store, and a flag's audit log;
+//! `featurectl migrate` and `featurectl audit verify` for PostgreSQL.
 //! The work is done by the store crates; this module parses, connects and prints.
 
-use crate::cli::{HistoryArgs, PushArgs};
+use crate::cli::{AuditVerifyArgs, HistoryArgs, MigrateArgs, PushArgs};
 use anyhow::{bail, Context as _};
 use feature_core::{parse_document, Format};
 use feature_store::{push, ChangeOp, FlagStore, ItemKind, PushOptions};
@@ -84,4 +85,68 @@ pub fn run_history(a: &HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> 
         eprintln!("no history for {kind} {:?}", a.key);
     }
     Ok(0)
+}
+
+fn postgres_url(url: &str) -> anyhow::Result<&str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(url)
+    } else {
+        bail!("this command needs a postgres://... store URL")
+    }
+}
+
+/// Runs `featurectl migrate`: migrates, or prints the GRANT statements; exit 0.
+pub fn run_migrate(a: &MigrateArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let table = feature_postgres::TableName::new(&a.table)?;
+    if a.print_grants {
+        let g =
+            feature_postgres::role_grants(&table, &a.schema, &a.reader, &a.writer, &a.migrator)?;
+        writeln!(
+            out,
+            "-- Before `featurectl migrate`, as a superuser:\n{}\n-- After it, as {}:\n{}",
+            g.before_migration, a.migrator, g.after_migration
+        )?;
+        return Ok(0);
+    }
+    let Some(url) = a.store.as_deref() else {
+        bail!("no store: set FEATURE_STORE_URL or --store");
+    };
+    let rt = runtime()?;
+    let _in_runtime = rt.enter();
+    let store = feature_postgres::PostgresStore::lazy(postgres_url(url)?, table.as_str())?;
+    rt.block_on(store.migrate())?;
+    rt.block_on(store.close());
+    writeln!(
+        out,
+        "{table}: schema at version {}",
+        feature_postgres::SCHEMA_VERSION
+    )?;
+    Ok(0)
+}
+
+/// Runs `featurectl audit verify`: exit 0 when the log is intact, 1 at the first broken link.
+pub fn run_audit_verify(a: &AuditVerifyArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let _in_runtime = rt.enter();
+    let verdict = rt.block_on(feature_postgres::verify_audit(
+        postgres_url(&a.store)?,
+        &a.table,
+    ))?;
+    match verdict {
+        feature_postgres::AuditVerdict::Intact { rows, head } => {
+            match head {
+                Some((id, hash)) => writeln!(
+                    out,
+                    "ok: {rows} audit rows, chain intact; last row {id}, hash {hash}"
+                )?,
+                None => writeln!(out, "ok: the audit log is empty")?,
+            }
+            Ok(0)
+        }
+        feature_postgres::AuditVerdict::Broken(b) => {
+            writeln!(out, "broken: {b}")?;
+            Ok(1)
+        }
+        _ => bail!("unexpected verdict"),
+    }
 }

@@ -24,17 +24,21 @@ fn featurectl(args: &[&str], store_url: &str) -> (i32, String) {
 }
 
 #[test]
-fn push_and_history_read_the_store_url_from_the_environment_and_never_print_it() {
+fn store_commands_read_the_store_url_from_the_environment_and_never_print_it() {
     // A URL that cannot work: the command gets as far as using it, which shows it was read.
     let url = format!("postgres://app:{SECRET}@127.0.0.1:notaport/flags");
     for args in [
         &["push", "flags.yaml", "--dry-run"][..],
         &["history", "some-flag"][..],
+        &["migrate"][..],
+        &["audit", "verify"][..],
     ] {
         let (code, text) = featurectl(args, &url);
         assert_ne!(code, 0, "{args:?}: {text}");
         assert!(
-            !text.contains("--to <URL>") && !text.contains("--from <URL>"),
+            !text.contains("--to <URL>")
+                && !text.contains("--from <URL>")
+                && !text.contains("--store <URL>"),
             "{args:?} did not read the variable: {text}"
         );
         assert!(

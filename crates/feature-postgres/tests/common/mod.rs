@@ -58,9 +58,9 @@ impl Drop for DropTables {
                     return;
                 };
                 let sql = format!(
-                    "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_migrations CASCADE; \
+                    "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_migrations CASCADE; \
                      DROP FUNCTION IF EXISTS {t}_changed() CASCADE; \
-                     DROP FUNCTION IF EXISTS {t}_truncated() CASCADE;"
+                     DROP FUNCTION IF EXISTS {t}_truncated(), {t}_audit_chain(), {t}_audit_guard(), {t}_audit_commit() CASCADE;"
                 );
                 let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .execute(&mut c)
