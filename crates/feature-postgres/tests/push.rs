@@ -103,7 +103,11 @@ async fn an_edit_between_diff_and_apply_fails_the_whole_push_and_survives() {
             store.clone(),
             Box::new(move || {
                 Box::pin(async move {
-                    let exists = other.row(ItemKind::Flag, &flag.key).await.unwrap().is_some();
+                    let exists = other
+                        .row(ItemKind::Flag, &flag.key)
+                        .await
+                        .unwrap()
+                        .is_some();
                     if exists {
                         other.update(&flag, "bob").await.unwrap();
                     } else {

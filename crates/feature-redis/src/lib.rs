@@ -90,7 +90,9 @@ pub use feature_store::{
     SyncOptions, WriteError, Written,
 };
 pub use keys::Keys;
-pub use provider::{CacheStats, NoticeStats, RedisBuilder, RedisProvider, RedisSession, RedisSource};
+pub use provider::{
+    CacheStats, NoticeStats, RedisBuilder, RedisProvider, RedisSession, RedisSource,
+};
 pub use store::{CachedStore, RedisStore, AUDIT_MAX_LEN};
 
 /// The default key prefix.

@@ -7,8 +7,7 @@ use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderStatus, Sink};
 use feature_store::{
-    check_name, Event, FlagStore, ItemKind, Loaded, Notice, Row, Source, SyncOptions,
-    SyncProvider,
+    check_name, Event, FlagStore, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider,
 };
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;

@@ -4,16 +4,16 @@ use crate::keys::{decode, Envelope, Keys, APPLY, CAS, PUSH};
 use crate::RedisError;
 use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
+use feature_store::Backoff;
 use feature_store::{
     check_name, checked_definition, flag_definition, now_rfc3339, segment_definition,
-    validate_flag, validate_segment, Action, BatchError, Change, ChangeOp, FlagStore,
-    HistoryEntry, IfMissing, ItemKind, Row, WriteError, Written,
+    validate_flag, validate_segment, Action, BatchError, Change, ChangeOp, FlagStore, HistoryEntry,
+    IfMissing, ItemKind, Row, WriteError, Written,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::Value;
 use std::collections::HashMap;
-use feature_store::Backoff;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -458,12 +458,8 @@ impl RedisStore {
                         WriteError::Store {
                             store: "redis",
                             operation: "apply changes",
-                            source: format!(
-                                "refused before any write: {} {}",
-                                field(2),
-                                field(3)
-                            )
-                            .into(),
+                            source: format!("refused before any write: {} {}", field(2), field(3))
+                                .into(),
                         },
                     ));
                 };
@@ -897,7 +893,8 @@ impl CachedStore {
                 let (conn, keys, retrying) =
                     (self.conn.clone(), self.keys.clone(), self.retrying.clone());
                 tokio::spawn(async move {
-                    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+                    let mut backoff =
+                        Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
                     loop {
                         tokio::time::sleep(backoff.next_delay()).await;
                         if invalidate_cache(&conn, &keys, &items).await.is_ok() {
@@ -1058,13 +1055,19 @@ impl FlagStore for CachedStore {
                 Ok(written)
             }
             Err(e) => {
-                match (after_failure(&e.source), e.index.and_then(|i| changes.get(i))) {
+                match (
+                    after_failure(&e.source),
+                    e.index.and_then(|i| changes.get(i)),
+                ) {
                     (AfterFailure::Nothing, _) => {}
                     (AfterFailure::Refresh, Some(c)) => self.refresh(c.kind, &c.key).await,
                     _ => {
                         self.invalidate(
                             all(),
-                            &format!("a batch failed in {} ({e}), so it may or may not have been made", self.origin.name()),
+                            &format!(
+                                "a batch failed in {} ({e}), so it may or may not have been made",
+                                self.origin.name()
+                            ),
                         )
                         .await
                     }

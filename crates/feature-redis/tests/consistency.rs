@@ -8,8 +8,8 @@ use feature_core::provider::{Provider, Sink};
 use feature_core::{parse_document, Format};
 use feature_postgres::PostgresStore;
 use feature_redis::{
-    push, CachedStore, FlagStore, ItemKind, PushError, PushOptions, RedisProvider, RedisStore,
-    Row, WriteError,
+    push, CachedStore, FlagStore, ItemKind, PushError, PushOptions, RedisProvider, RedisStore, Row,
+    WriteError,
 };
 use feature_store::testing::{RacingStore, RecordingSink};
 use serde_json::json;
@@ -221,7 +221,12 @@ async fn push_into_redis_fails_whole_when_an_item_changed_after_the_diff() {
             store.clone(),
             Box::new(move || {
                 Box::pin(async move {
-                    if other.row(ItemKind::Flag, &flag.key).await.unwrap().is_some() {
+                    if other
+                        .row(ItemKind::Flag, &flag.key)
+                        .await
+                        .unwrap()
+                        .is_some()
+                    {
                         other.update(&flag, "bob").await.unwrap();
                     } else {
                         other.create(&flag, "bob").await.unwrap();
@@ -377,7 +382,12 @@ async fn cached(
 }
 
 /// What a provider that starts now serves for `key`.
-async fn fresh_read(url: &str, px: &Prefix, origin: &Arc<PostgresStore>, key: &str) -> Option<serde_json::Value> {
+async fn fresh_read(
+    url: &str,
+    px: &Prefix,
+    origin: &Arc<PostgresStore>,
+    key: &str,
+) -> Option<serde_json::Value> {
     let (p, s) = start(
         RedisProvider::builder(url)
             .prefix(&px.prefix)
@@ -450,11 +460,24 @@ async fn an_origin_write_that_fails_after_its_commit_does_not_leave_the_cache_st
     // The commit lands in PostgreSQL a moment later.
     let patient = Arc::new(PostgresStore::lazy(&pg, &t).unwrap());
     let deadline = std::time::Instant::now() + WAIT;
-    while patient.row(ItemKind::Flag, "b").await.unwrap().unwrap().version < 2 {
-        assert!(std::time::Instant::now() < deadline, "the commit never landed");
+    while patient
+        .row(ItemKind::Flag, "b")
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit never landed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(fresh_read(&url, &px, &patient, "b").await, Some(json!(true)));
+    assert_eq!(
+        fresh_read(&url, &px, &patient, "b").await,
+        Some(json!(true))
+    );
     drop(s);
     p.close().await;
 }
@@ -485,8 +508,14 @@ async fn junk_and_forged_notices_cause_no_reload_while_real_writes_propagate() {
     let Some(url) = redis_url() else { return };
     let px = Prefix::new(&url, "notices");
     let store = RedisStore::new(&url, &px.prefix).unwrap();
-    store.create(&Flag::boolean("x", false), "alice").await.unwrap();
-    store.create(&Flag::boolean("y", false), "alice").await.unwrap();
+    store
+        .create(&Flag::boolean("x", false), "alice")
+        .await
+        .unwrap();
+    store
+        .create(&Flag::boolean("y", false), "alice")
+        .await
+        .unwrap();
     // Frequent revision checks, so that a notice that left the provider unsure shows up as a
     // reload within the test.
     let (p, s) = start(
@@ -544,11 +573,18 @@ async fn junk_and_forged_notices_cause_no_reload_while_real_writes_propagate() {
     let expected = (20 * junk.len() as u64, 20 * forged.len() as u64);
     let deadline = std::time::Instant::now() + WAIT;
     while (p.notice_stats().malformed, p.notice_stats().unconfirmed) != expected {
-        assert!(std::time::Instant::now() < deadline, "{:?}", p.notice_stats());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            p.notice_stats()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A real write still propagates.
-    store.update(&Flag::boolean("x", true), "bob").await.unwrap();
+    store
+        .update(&Flag::boolean("x", true), "bob")
+        .await
+        .unwrap();
     assert!(s.wait_value(WAIT, "x", Some(json!(true))).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(loads(&s), loads_before, "no reload");

@@ -216,8 +216,10 @@ pub async fn push(
     actor: &str,
     options: PushOptions,
 ) -> Result<Vec<Change>, PushError> {
-    crate::write::check_name("actor", actor)
-        .map_err(|source| PushError::Write { change: None, source })?;
+    crate::write::check_name("actor", actor).map_err(|source| PushError::Write {
+        change: None,
+        source,
+    })?;
     let snap = feature_core::compile(doc.clone());
     let errors: Vec<_> = snap
         .diagnostics()
