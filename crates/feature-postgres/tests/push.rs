@@ -84,12 +84,14 @@ async fn an_edit_between_diff_and_apply_fails_the_whole_push_and_survives() {
     };
     // Each edit someone else makes after the push read the store: changing an item the push
     // deletes, one it updates (applied last), creating one it creates.
-    let edits: [(&str, fn(&str) -> Flag); 3] = [
-        ("gone", |k| Flag::boolean(k, false)),
-        ("zz-last", |k| Flag::constant(k, json!("bob's"))),
-        ("a-new", |k| Flag::constant(k, json!(7))),
+    let edits = [
+        Flag::boolean("gone", false),
+        Flag::constant("zz-last", json!("bob's")),
+        Flag::constant("a-new", json!(7)),
     ];
-    for (key, edit) in edits {
+    for flag in edits {
+        let key = flag.key.clone();
+        let key = key.as_str();
         sql(
             &url,
             &format!("DELETE FROM {table}; DELETE FROM {table}_segments;"),
@@ -98,7 +100,6 @@ async fn an_edit_between_diff_and_apply_fails_the_whole_push_and_survives() {
         fill(&store).await;
         let after_edit: Arc<Mutex<Option<Vec<Row>>>> = Arc::default();
         let (other, seen) = (store.clone(), after_edit.clone());
-        let flag = edit(key);
         let racing = RacingStore::new(
             store.clone(),
             Box::new(move || {

@@ -205,18 +205,19 @@ fn document() -> feature_core::model::FlagDocument {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_into_redis_fails_whole_when_an_item_changed_after_the_diff() {
     let Some(url) = redis_url() else { return };
-    let edits: [(&str, fn(&str) -> Flag); 3] = [
-        ("gone", |k| Flag::boolean(k, false)),
-        ("zz-last", |k| Flag::constant(k, json!("bob's"))),
-        ("a-new", |k| Flag::constant(k, json!(7))),
+    let edits = [
+        Flag::boolean("gone", false),
+        Flag::constant("zz-last", json!("bob's")),
+        Flag::constant("a-new", json!(7)),
     ];
-    for (key, edit) in edits {
+    for flag in edits {
+        let key = flag.key.clone();
+        let key = key.as_str();
         let px = Prefix::new(&url, "pushrace");
         let store = RedisStore::new(&url, &px.prefix).unwrap();
         fill(&store).await;
         let after_edit: Arc<Mutex<Option<Vec<Row>>>> = Arc::default();
         let (other, seen) = (store.clone(), after_edit.clone());
-        let flag = edit(key);
         let racing = RacingStore::new(
             store.clone(),
             Box::new(move || {
