@@ -142,16 +142,18 @@ fn parse_notice(payload: &[u8]) -> Option<Notice> {
 /// arrived) and the highest revision passed on so far (`seen`). A notice is published by the
 /// script that increments the counter, so a genuine one never names a revision above it: one
 /// that does is dropped (`None`). A notice without a revision (sent when a cache is empty, or
-/// by hand) is passed on with the last revision seen, so that it makes the provider read the
-/// item it names but never look like a gap that calls for a full reload.
+/// by hand) is passed on with a revision the provider already knows of (the last one seen, or
+/// the counter's when lower: a refilled cache counts from 1 again), so that it makes the
+/// provider read the item it names but never look like a gap that calls for a full reload.
 fn confirm(n: Notice, counter: Option<u64>, seen: Option<u64>) -> Option<Notice> {
     match (n.revision, counter) {
         (Some(r), Some(c)) if r <= c => Some(n),
         (Some(_), _) => None,
-        (None, c) => Some(Notice {
-            revision: seen.or(c),
+        (None, Some(c)) => Some(Notice {
+            revision: Some(seen.map_or(c, |s| s.min(c))),
             ..n
         }),
+        (None, None) => Some(n),
     }
 }
 
@@ -526,5 +528,82 @@ impl RedisBuilder {
         Ok(RedisProvider {
             inner: SyncProvider::new(source, self.options),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(revision: Option<u64>) -> Notice {
+        Notice {
+            kind: ItemKind::Flag,
+            key: "x".into(),
+            revision,
+        }
+    }
+
+    #[test]
+    fn only_well_formed_notices_are_read() {
+        assert_eq!(
+            parse_notice(br#"{"kind":"segment","key":"s","revision":3}"#),
+            Some(Notice {
+                kind: ItemKind::Segment,
+                key: "s".into(),
+                revision: Some(3)
+            })
+        );
+        assert_eq!(
+            parse_notice(br#"{"kind":"flag","key":"x"}"#),
+            Some(notice(None))
+        );
+        for junk in [
+            &b"x"[..],
+            b"{}",
+            b"[]",
+            br#"{"kind":"flag","key":"a
+b"}"#,
+            br#"{"kind":"flag","key":"x","revision":1.5}"#,
+            br#"{"kind":"flag","key":"x","resync":true}"#,
+            br#"{"kind":"Flag","key":"x"}"#,
+        ] {
+            assert_eq!(
+                parse_notice(junk),
+                None,
+                "{}",
+                String::from_utf8_lossy(junk)
+            );
+        }
+        let long = format!(
+            r#"{{"kind":"flag","key":"x","revision":1{}}}"#,
+            " ".repeat(5000)
+        );
+        assert_eq!(parse_notice(long.as_bytes()), None);
+    }
+
+    #[test]
+    fn notices_are_confirmed_by_the_counter() {
+        // A revision the counter has reached passes; one above it, or with no counter, not.
+        assert_eq!(
+            confirm(notice(Some(5)), Some(5), None),
+            Some(notice(Some(5)))
+        );
+        assert_eq!(
+            confirm(notice(Some(2)), Some(5), Some(4)),
+            Some(notice(Some(2)))
+        );
+        assert_eq!(confirm(notice(Some(6)), Some(5), Some(5)), None);
+        assert_eq!(confirm(notice(Some(1)), None, None), None);
+        // Without a revision: one the provider knows, never a gap.
+        assert_eq!(
+            confirm(notice(None), Some(9), Some(7)),
+            Some(notice(Some(7)))
+        );
+        assert_eq!(
+            confirm(notice(None), Some(2), Some(57)),
+            Some(notice(Some(2)))
+        );
+        assert_eq!(confirm(notice(None), Some(9), None), Some(notice(Some(9))));
+        assert_eq!(confirm(notice(None), None, Some(7)), Some(notice(None)));
     }
 }
