@@ -78,6 +78,10 @@
 //! Versions count per key from 1 and keep counting across delete and re-create (a delete is
 //! recorded with the next version), so a version never names two different definitions.
 //!
+//! A batch of changes ([`FlagStore::apply_changes`], used by [`push`]) is one transaction:
+//! every update and delete is conditional on the version read, every create on the key being
+//! free, and the first refusal or error rolls all of it back.
+//!
 //! ## Live updates and failures
 //!
 //! Each notice makes the provider read that row back and publish a new snapshot: write-to-

@@ -5,8 +5,9 @@ use crate::PostgresError;
 use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
 use feature_store::{
-    check_name, flag_definition, segment_definition, validate_flag, validate_segment, FlagStore,
-    HistoryEntry, IfMissing, ItemKind, Row, WriteError, Written,
+    check_name, checked_definition, flag_definition, segment_definition, validate_flag,
+    validate_segment, BatchError, Change, ChangeOp, FlagStore, HistoryEntry, IfMissing, ItemKind,
+    Row, WriteError, Written,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -77,7 +78,8 @@ impl ItemSql {
                  AND cur.definition IS DISTINCT FROM EXCLUDED.definition RETURNING {cols}"
             )),
             delete: trusted(format!(
-                "DELETE FROM {table} WHERE key = $1 RETURNING version"
+                "DELETE FROM {table} WHERE key = $1 AND ($2::bigint IS NULL OR version = $2) \
+                 RETURNING version"
             )),
             enable: trusted(format!(
                 "UPDATE {table} SET definition = definition - 'enabled', version = version + 1, \
@@ -223,6 +225,22 @@ struct Replacement<'a> {
 pub struct PostgresStore {
     db: Arc<Db>,
     timeout: Duration,
+}
+
+/// How many times a batch aborted by a deadlock or a serialization failure is run again.
+const BATCH_RETRIES: u32 = 4;
+
+/// A deadlock (40P01) or serialization failure (40001): the transaction was rolled back and
+/// running it again may succeed.
+fn is_transient(e: &WriteError) -> bool {
+    let WriteError::Store { source, .. } = e else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 fn store_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> WriteError {
@@ -382,20 +400,41 @@ impl PostgresStore {
     }
 
     async fn remove(&self, kind: ItemKind, key: &str, actor: &str) -> Result<Written, WriteError> {
-        let sql = self.db.sql.item(kind);
         let mut tx = self.begin(actor, "").await?;
+        let out = self.delete_in(&mut tx, kind, key, None).await?;
+        tx.commit().await.map_err(store_err("write"))?;
+        Ok(out)
+    }
+
+    /// Deletes an item within `tx`, if it is still at `expected` (when given).
+    async fn delete_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        kind: ItemKind,
+        key: &str,
+        expected: Option<u64>,
+    ) -> Result<Written, WriteError> {
+        let sql = self.db.sql.item(kind);
         let version: Option<i64> = sqlx::query_scalar(sql.delete.clone())
             .bind(key)
-            .fetch_optional(&mut *tx)
+            .bind(expected.map(|v| v as i64))
+            .fetch_optional(&mut **tx)
             .await
             .map_err(store_err("write"))?;
         let Some(version) = version else {
-            return Err(WriteError::NotFound {
-                kind,
-                key: key.to_owned(),
+            return Err(match Self::current(tx, sql, key).await? {
+                None => WriteError::NotFound {
+                    kind,
+                    key: key.to_owned(),
+                },
+                Some(cur) => WriteError::Conflict {
+                    kind,
+                    key: key.to_owned(),
+                    expected: expected.unwrap_or(0),
+                    actual: cur.version,
+                },
             });
         };
-        tx.commit().await.map_err(store_err("write"))?;
         Ok(Written {
             kind,
             key: key.to_owned(),
@@ -403,6 +442,109 @@ impl PostgresStore {
             changed: true,
             row: None,
         })
+    }
+
+    /// Creates an item within `tx`; [`WriteError::AlreadyExists`] if it exists.
+    async fn insert_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        kind: ItemKind,
+        key: &str,
+        definition: &Value,
+        actor: &str,
+    ) -> Result<Written, WriteError> {
+        let sql = self.db.sql.item(kind);
+        let r = sqlx::query(sql.insert.clone())
+            .bind(key)
+            .bind(definition)
+            .bind(actor)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(store_err("write"))?;
+        let Some(r) = r else {
+            return Err(WriteError::AlreadyExists {
+                kind,
+                key: key.to_owned(),
+            });
+        };
+        Ok(changed(decode_row(kind, &r).map_err(store_err("write"))?))
+    }
+
+    /// Replaces an existing item within `tx`, if it is still at `expected` (when given).
+    async fn update_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        kind: ItemKind,
+        key: &str,
+        definition: &Value,
+        expected: Option<u64>,
+        actor: &str,
+    ) -> Result<Written, WriteError> {
+        let sql = self.db.sql.item(kind);
+        let written = sqlx::query(sql.update.clone())
+            .bind(key)
+            .bind(definition)
+            .bind(actor)
+            .bind(expected.map(|v| v as i64))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(store_err("write"))?;
+        if let Some(r) = written {
+            return Ok(changed(decode_row(kind, &r).map_err(store_err("write"))?));
+        }
+        match Self::current(tx, sql, key).await? {
+            None => Err(WriteError::NotFound {
+                kind,
+                key: key.to_owned(),
+            }),
+            Some(cur) => match expected {
+                Some(v) if v != cur.version => Err(WriteError::Conflict {
+                    kind,
+                    key: key.to_owned(),
+                    expected: v,
+                    actual: cur.version,
+                }),
+                _ => Ok(unchanged(cur)),
+            },
+        }
+    }
+
+    /// Applies every change in one transaction, rolled back at the first refusal or failure.
+    async fn apply_all(
+        &self,
+        changes: &[Change],
+        definitions: &[Option<Value>],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError> {
+        let mut tx = self.begin(actor, "").await.map_err(BatchError::whole)?;
+        let mut out = Vec::with_capacity(changes.len());
+        for (i, (c, def)) in changes.iter().zip(definitions).enumerate() {
+            let missing = || WriteError::BadChange {
+                kind: c.kind,
+                key: c.key.clone(),
+                reason: "a create or update needs a definition",
+            };
+            let w = match c.op {
+                ChangeOp::Create => match def {
+                    Some(d) => self.insert_in(&mut tx, c.kind, &c.key, d, actor).await,
+                    None => Err(missing()),
+                },
+                ChangeOp::Update => match def {
+                    Some(d) => {
+                        self.update_in(&mut tx, c.kind, &c.key, d, c.version, actor)
+                            .await
+                    }
+                    None => Err(missing()),
+                },
+                ChangeOp::Delete => self.delete_in(&mut tx, c.kind, &c.key, c.version).await,
+            };
+            // Returning drops `tx` uncommitted: PostgreSQL rolls every change back.
+            out.push(w.map_err(|e| BatchError::at(i, e))?);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| BatchError::whole(store_err("commit")(e)))?;
+        Ok(out)
     }
 
     async fn switch(&self, key: &str, actor: &str, on: bool) -> Result<Written, WriteError> {
@@ -502,24 +644,18 @@ impl FlagStore for PostgresStore {
     async fn create(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
         validate_flag(flag)?;
         self.timed("create", async {
-            let sql = &self.db.sql.flags;
             let mut tx = self.begin(actor, "").await?;
-            let r = sqlx::query(sql.insert.clone())
-                .bind(&flag.key)
-                .bind(flag_definition(flag))
-                .bind(actor)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(store_err("write"))?;
-            let Some(r) = r else {
-                return Err(WriteError::AlreadyExists {
-                    kind: ItemKind::Flag,
-                    key: flag.key.clone(),
-                });
-            };
-            let row = decode_row(ItemKind::Flag, &r).map_err(store_err("write"))?;
+            let w = self
+                .insert_in(
+                    &mut tx,
+                    ItemKind::Flag,
+                    &flag.key,
+                    &flag_definition(flag),
+                    actor,
+                )
+                .await?;
             tx.commit().await.map_err(store_err("write"))?;
-            Ok(changed(row))
+            Ok(w)
         })
         .await
     }
@@ -572,6 +708,37 @@ impl FlagStore for PostgresStore {
     async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
         self.timed("delete segment", self.remove(ItemKind::Segment, key, actor))
             .await
+    }
+
+    async fn apply_changes(
+        &self,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError> {
+        let definitions = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| checked_definition(c).map_err(|e| BatchError::at(i, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.timed("apply changes", async {
+            // Writers queue on the audit chain's head row; two batches that each wrote a row
+            // before reaching it can deadlock, and PostgreSQL then aborts one (40P01), or a
+            // stricter isolation refuses one (40001). Nothing of an aborted batch was written,
+            // so it is run again from the start, version checks included.
+            let mut attempt = 0;
+            loop {
+                let result = self.apply_all(changes, &definitions, actor).await;
+                match result {
+                    Err(e) if attempt < BATCH_RETRIES && is_transient(&e.source) => attempt += 1,
+                    other => return Ok(other),
+                }
+            }
+        })
+        .await
+        .map_err(BatchError::whole)?
     }
 
     async fn history(

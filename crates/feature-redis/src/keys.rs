@@ -130,6 +130,78 @@ redis.call('PUBLISH', ARGV[9], '{"kind":"' .. ARGV[5] .. '","key":' .. ARGV[11] 
 return {1, tostring(v)}
 "#;
 
+/// A batch of changes applied all or nothing (store mode): every check is made before the
+/// first write (key types, the revision counter, each item's presence and version), so a batch
+/// that is refused, and a store that would fail half-way, leaves everything as it was. Each
+/// change then gets its version bump, audit entry and notice, as a single write does.
+/// KEYS: flags, segments, revs, version, audit. ARGV: channel, actor, actor as JSON, time,
+/// audit max length, then for every change: kind, key, op (`create`/`update`/`delete`),
+/// expected version ('' = any), definition JSON ('' for a delete), key as JSON.
+/// Returns `{'1', version...}`, or `{'0', position (from 1; 0: the whole batch), reason,
+/// detail}` with reason `type` (detail: the key), `counter`, `exists`, `missing` or
+/// `conflict` (detail: the stored version).
+pub(crate) const PUSH: &str = r#"
+local kinds = {'hash', 'hash', 'hash', 'string', 'stream'}
+for i = 1, 5 do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= kinds[i] then return {'0', '0', 'type', KEYS[i]} end
+end
+local counter = redis.call('GET', KEYS[4])
+if counter and not string.match(counter, '^%d+$') then return {'0', '0', 'counter', ''} end
+local n = (#ARGV - 5) / 6
+local before, stored = {}, {}
+for i = 1, n do
+  local b = 5 + (i - 1) * 6
+  local kind, key, op, expected = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local h = KEYS[2]
+  if kind == 'flag' then h = KEYS[1] end
+  local raw = redis.call('HGET', h, key)
+  local version = 0
+  if raw then
+    local ok, env = pcall(cjson.decode, raw)
+    if ok and type(env) == 'table' and tonumber(env['version']) then
+      version = tonumber(env['version'])
+    end
+  end
+  if op == 'create' then
+    if raw then return {'0', tostring(i), 'exists', string.format('%d', version)} end
+  else
+    if not raw then return {'0', tostring(i), 'missing', '0'} end
+    if expected ~= '' and tonumber(expected) ~= version then
+      return {'0', tostring(i), 'conflict', string.format('%d', version)}
+    end
+  end
+  before[i] = raw or ''
+  stored[i] = version
+end
+local out = {'1'}
+for i = 1, n do
+  local b = 5 + (i - 1) * 6
+  local kind, key, op, def, keyjson = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 5], ARGV[b + 6]
+  local h = KEYS[2]
+  if kind == 'flag' then h = KEYS[1] end
+  local revf = kind .. ':' .. key
+  local last = tonumber(redis.call('HGET', KEYS[3], revf) or '0') or 0
+  local version = string.format('%d', math.max(last, stored[i]) + 1)
+  local new = ''
+  if op == 'delete' then
+    redis.call('HDEL', h, key)
+  else
+    new = '{"version":' .. version .. ',"updatedAt":"' .. ARGV[4] .. '","updatedBy":' .. ARGV[3]
+      .. ',"definition":' .. def .. '}'
+    redis.call('HSET', h, key, new)
+  end
+  redis.call('HSET', KEYS[3], revf, version)
+  local v = redis.call('INCR', KEYS[4])
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*',
+    'kind', kind, 'key', key, 'action', op, 'actor', ARGV[2], 'at', ARGV[4],
+    'version', version, 'before', before[i], 'after', new)
+  redis.call('PUBLISH', ARGV[1], '{"kind":"' .. kind .. '","key":' .. keyjson .. ',"revision":' .. v .. '}')
+  out[#out + 1] = version
+end
+return out
+"#;
+
 /// Write-through of one item into a cache (cache mode). Applied only to a filled cache and only
 /// if newer than what the cache has; an empty cache just bumps the fill counter (so that a fill
 /// racing with this write is abandoned) and announces the change.

@@ -49,6 +49,9 @@
 //! Every write is one Lua script (compare-and-set on the stored value, version bump, audit
 //! entry, notice), so concurrent writers never lose an update: a writer that lost the race
 //! re-reads and retries, or gets [`WriteError::Conflict`] when it asked for a given version.
+//! A batch ([`FlagStore::apply_changes`], used by [`push`]) is one script too: it checks
+//! every item's presence and version, and the types of the keys it will write, before its
+//! first write, so it is applied whole or not at all.
 //!
 //! ## Redis as a cache in front of PostgreSQL
 //!
@@ -71,6 +74,15 @@
 //! Both are reported through `Metrics::record_cache_hit` / `record_cache_miss` with the flag's
 //! key, and summed in [`RedisProvider::cache_stats`] with the cache's size for health checks.
 //!
+//! The cache is never left stale by a write made through [`CachedStore`]: when the
+//! write-through fails, or the origin's write fails in a way that leaves its outcome unknown (an
+//! error or a time-out, which may come after the commit), the cache is invalidated (its
+//! `{prefix}:version` marker deleted, fills under way abandoned, the item announced) so that
+//! the next read fills it from the origin; when the origin refuses a write because the item is
+//! not what the caller thought (a version conflict, a missing or existing item), the item is
+//! refreshed from the origin. An invalidation that cannot reach Redis is retried in the
+//! background until it succeeds.
+//!
 //! ## Failures
 //!
 //! As for PostgreSQL (see `feature_store::SyncProvider`): a start timeout, then the last
@@ -80,6 +92,14 @@
 //! pub/sub messages sent while disconnected are lost. A notice whose revision skips one, and the
 //! periodic check of `{prefix}:version`, also trigger a full reload. A hash field that is not a
 //! valid flag is skipped and reported with its key.
+//!
+//! Any client of the Redis server can `PUBLISH` on the channel, so the provider acts only on
+//! notices that are well formed (the JSON object above, a known kind, a valid key, at most
+//! 4 KiB) and that the version counter confirms (a genuine notice is sent by the script that
+//! increments it, so it never names a revision above the counter's). Anything else is counted
+//! ([`RedisProvider::notice_stats`]), logged (the first, then at powers of two) and ignored:
+//! junk costs a parse and one `GET`, never a reload. A confirmed notice without a revision (a
+//! field written by hand) makes the provider read the item it names, nothing more.
 #![deny(missing_docs)]
 
 mod keys;
@@ -91,7 +111,9 @@ pub use feature_store::{
     SyncOptions, WriteError, Written,
 };
 pub use keys::Keys;
-pub use provider::{CacheStats, RedisBuilder, RedisProvider, RedisSession, RedisSource};
+pub use provider::{
+    CacheStats, NoticeStats, RedisBuilder, RedisProvider, RedisSession, RedisSource,
+};
 pub use store::{CachedStore, RedisStore, AUDIT_MAX_LEN};
 
 /// The default key prefix.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderStatus, Sink};
 use feature_store::{
-    Event, FlagStore, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider,
+    check_name, Event, FlagStore, ItemKind, Loaded, Notice, Row, Source, SyncOptions, SyncProvider,
 };
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
@@ -52,12 +52,27 @@ impl CacheStats {
     }
 }
 
+/// Change-channel messages a provider ignored. Anyone who can reach Redis can `PUBLISH` on
+/// the channel; only notices that are well formed and that the store's revision counter
+/// confirms are acted on, so junk costs a parse and a `GET`, never a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NoticeStats {
+    /// Messages that are not a notice (not the JSON object `{"kind", "key", "revision"}` with
+    /// a known kind and a valid key, or longer than 4 KiB).
+    pub malformed: u64,
+    /// Well-formed notices naming a revision the store's counter has not reached (forged, or
+    /// about a cache that was emptied since).
+    pub unconfirmed: u64,
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     size: AtomicU64,
     filled: AtomicBool,
+    malformed: AtomicU64,
+    unconfirmed: AtomicU64,
 }
 
 /// The Redis side of the provider engine.
@@ -96,24 +111,59 @@ impl Drop for RedisSession {
     }
 }
 
+/// The longest change notice read (a key is at most 256 bytes, escaped at most 6 times that).
+const MAX_NOTICE: usize = 4096;
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Payload {
     kind: String,
     key: String,
+    #[serde(default)]
     revision: Option<u64>,
 }
 
-fn parse_notice(payload: &str) -> Event {
-    match serde_json::from_str::<Payload>(payload) {
-        Ok(p) => match ItemKind::parse(&p.kind) {
-            Some(kind) => Event::Changed(Notice {
-                kind,
-                key: p.key,
-                revision: p.revision,
-            }),
-            None => Event::Resync,
-        },
-        Err(_) => Event::Resync,
+/// A well-formed notice, or `None`.
+fn parse_notice(payload: &[u8]) -> Option<Notice> {
+    if payload.len() > MAX_NOTICE {
+        return None;
+    }
+    let p: Payload = serde_json::from_slice(payload).ok()?;
+    let kind = ItemKind::parse(&p.kind)?;
+    check_name("key", &p.key).ok()?;
+    Some(Notice {
+        kind,
+        key: p.key,
+        revision: p.revision,
+    })
+}
+
+/// Checks a notice against the store's revision counter (`counter`, read after the notice
+/// arrived) and the highest revision passed on so far (`seen`). A notice is published by the
+/// script that increments the counter, so a genuine one never names a revision above it: one
+/// that does is dropped (`None`). A notice without a revision (sent when a cache is empty, or
+/// by hand) is passed on with a revision the provider already knows of (the last one seen, or
+/// the counter's when lower: a refilled cache counts from 1 again), so that it makes the
+/// provider read the item it names but never look like a gap that calls for a full reload.
+fn confirm(n: Notice, counter: Option<u64>, seen: Option<u64>) -> Option<Notice> {
+    match (n.revision, counter) {
+        (Some(r), Some(c)) if r <= c => Some(n),
+        (Some(_), _) => None,
+        (None, Some(c)) => Some(Notice {
+            revision: Some(seen.map_or(c, |s| s.min(c))),
+            ..n
+        }),
+        (None, None) => Some(n),
+    }
+}
+
+/// Logs an ignored message: the first, then at every power of two.
+fn ignored(count: &AtomicU64, what: &str, payload: &[u8]) {
+    let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(target: "feature::redis", count = n, "ignored {what} on the change channel: {:?}", String::from_utf8_lossy(&payload[..payload.len().min(120)]));
+    } else {
+        tracing::debug!(target: "feature::redis", count = n, "ignored {what} on the change channel");
     }
 }
 
@@ -196,14 +246,35 @@ impl Source for RedisSource {
             .await
             .map_err(backend("subscribe"))?;
         let (tx, rx) = mpsc::channel(1024);
+        let mut check = conn.clone();
+        let counter_key = self.keys.version.clone();
+        let counters = self.counters.clone();
         let reader = tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
+            let mut seen: Option<u64> = None;
             while let Some(msg) = messages.next().await {
-                let event = match msg.get_payload::<String>() {
-                    Ok(p) => parse_notice(&p),
-                    Err(_) => Event::Resync,
+                let payload = msg.get_payload_bytes();
+                let Some(notice) = parse_notice(payload) else {
+                    ignored(&counters.malformed, "a malformed message", payload);
+                    continue;
                 };
-                if tx.send(event).await.is_err() {
+                let counter: Result<Option<String>, _> = redis::cmd("GET")
+                    .arg(&counter_key)
+                    .query_async(&mut check)
+                    .await;
+                let counter = match counter {
+                    Ok(c) => c.and_then(|c| c.parse::<u64>().ok()),
+                    Err(e) => {
+                        let _ = tx.send(Event::Lost(backend("revision")(e))).await;
+                        return;
+                    }
+                };
+                let Some(notice) = confirm(notice, counter, seen) else {
+                    ignored(&counters.unconfirmed, "an unconfirmed notice", payload);
+                    continue;
+                };
+                seen = seen.max(notice.revision);
+                if tx.send(Event::Changed(notice)).await.is_err() {
                     return;
                 }
             }
@@ -370,6 +441,15 @@ impl RedisProvider {
     pub fn keys(&self) -> &Keys {
         &self.inner.source().keys
     }
+
+    /// How many change-channel messages were ignored, and why.
+    pub fn notice_stats(&self) -> NoticeStats {
+        let c = &self.inner.source().counters;
+        NoticeStats {
+            malformed: c.malformed.load(Ordering::Relaxed),
+            unconfirmed: c.unconfirmed.load(Ordering::Relaxed),
+        }
+    }
 }
 
 #[async_trait]
@@ -465,5 +545,82 @@ impl RedisBuilder {
         Ok(RedisProvider {
             inner: SyncProvider::new(source, self.options),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(revision: Option<u64>) -> Notice {
+        Notice {
+            kind: ItemKind::Flag,
+            key: "x".into(),
+            revision,
+        }
+    }
+
+    #[test]
+    fn only_well_formed_notices_are_read() {
+        assert_eq!(
+            parse_notice(br#"{"kind":"segment","key":"s","revision":3}"#),
+            Some(Notice {
+                kind: ItemKind::Segment,
+                key: "s".into(),
+                revision: Some(3)
+            })
+        );
+        assert_eq!(
+            parse_notice(br#"{"kind":"flag","key":"x"}"#),
+            Some(notice(None))
+        );
+        for junk in [
+            &b"x"[..],
+            b"{}",
+            b"[]",
+            br#"{"kind":"flag","key":"a
+b"}"#,
+            br#"{"kind":"flag","key":"x","revision":1.5}"#,
+            br#"{"kind":"flag","key":"x","resync":true}"#,
+            br#"{"kind":"Flag","key":"x"}"#,
+        ] {
+            assert_eq!(
+                parse_notice(junk),
+                None,
+                "{}",
+                String::from_utf8_lossy(junk)
+            );
+        }
+        let long = format!(
+            r#"{{"kind":"flag","key":"x","revision":1{}}}"#,
+            " ".repeat(5000)
+        );
+        assert_eq!(parse_notice(long.as_bytes()), None);
+    }
+
+    #[test]
+    fn notices_are_confirmed_by_the_counter() {
+        // A revision the counter has reached passes; one above it, or with no counter, not.
+        assert_eq!(
+            confirm(notice(Some(5)), Some(5), None),
+            Some(notice(Some(5)))
+        );
+        assert_eq!(
+            confirm(notice(Some(2)), Some(5), Some(4)),
+            Some(notice(Some(2)))
+        );
+        assert_eq!(confirm(notice(Some(6)), Some(5), Some(5)), None);
+        assert_eq!(confirm(notice(Some(1)), None, None), None);
+        // Without a revision: one the provider knows, never a gap.
+        assert_eq!(
+            confirm(notice(None), Some(9), Some(7)),
+            Some(notice(Some(7)))
+        );
+        assert_eq!(
+            confirm(notice(None), Some(2), Some(57)),
+            Some(notice(Some(2)))
+        );
+        assert_eq!(confirm(notice(None), Some(9), None), Some(notice(Some(9))));
+        assert_eq!(confirm(notice(None), None, Some(7)), Some(notice(None)));
     }
 }

@@ -1,17 +1,20 @@
 //! The write API on Redis, and write-through into a Redis cache in front of another store.
 
-use crate::keys::{decode, Envelope, Keys, APPLY, CAS};
+use crate::keys::{decode, Envelope, Keys, APPLY, CAS, PUSH};
 use crate::RedisError;
 use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
+use feature_store::Backoff;
 use feature_store::{
-    check_name, flag_definition, now_rfc3339, segment_definition, validate_flag, validate_segment,
-    Action, FlagStore, HistoryEntry, IfMissing, ItemKind, Row, WriteError, Written,
+    check_name, checked_definition, flag_definition, now_rfc3339, segment_definition,
+    validate_flag, validate_segment, Action, BatchError, Change, ChangeOp, FlagStore, HistoryEntry,
+    IfMissing, ItemKind, Row, WriteError, Written,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -381,6 +384,108 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Runs the [`PUSH`] script: every check, then every write, in one atomic step.
+    async fn push_script(
+        &self,
+        changes: &[Change],
+        definitions: &[Option<Value>],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError> {
+        let whole = |e| BatchError::whole(store_err("apply changes")(e));
+        let at = now_rfc3339();
+        let script = Script::new(PUSH);
+        let mut inv = script.prepare_invoke();
+        inv.key(&self.keys.flags)
+            .key(&self.keys.segments)
+            .key(&self.keys.revs)
+            .key(&self.keys.version)
+            .key(&self.keys.audit)
+            .arg(&self.keys.channel)
+            .arg(actor)
+            .arg(serde_json::to_string(actor).unwrap_or_default())
+            .arg(&at)
+            .arg(AUDIT_MAX_LEN);
+        for (c, def) in changes.iter().zip(definitions) {
+            let op = match c.op {
+                ChangeOp::Create => "create",
+                ChangeOp::Update => "update",
+                ChangeOp::Delete => "delete",
+            };
+            inv.arg(c.kind.as_str())
+                .arg(&c.key)
+                .arg(op)
+                .arg(c.version.map(|v| v.to_string()).unwrap_or_default())
+                .arg(def.as_ref().map(Value::to_string).unwrap_or_default())
+                .arg(serde_json::to_string(&c.key).unwrap_or_default());
+        }
+        let mut conn = self.conn.get().await.map_err(whole)?;
+        let reply: Vec<String> = match inv.invoke_async(&mut conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.conn.reset();
+                return Err(whole(e));
+            }
+        };
+        let refused = |index: usize, source: WriteError| BatchError {
+            index: index.checked_sub(1),
+            source,
+        };
+        match reply.first().map(String::as_str) {
+            Some("1") => Ok(changes
+                .iter()
+                .zip(definitions)
+                .zip(reply.iter().skip(1))
+                .map(|((c, def), v)| {
+                    let version = v.parse().unwrap_or(0);
+                    Written {
+                        kind: c.kind,
+                        key: c.key.clone(),
+                        version,
+                        changed: true,
+                        row: def.as_ref().map(|d| Row {
+                            kind: c.kind,
+                            key: c.key.clone(),
+                            definition: d.clone(),
+                            version,
+                            updated_at: Some(at.clone()),
+                            updated_by: Some(actor.to_owned()),
+                        }),
+                    }
+                })
+                .collect()),
+            _ => {
+                let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or("");
+                let index: usize = field(1).parse().unwrap_or(0);
+                let Some(c) = index.checked_sub(1).and_then(|i| changes.get(i)) else {
+                    return Err(refused(
+                        0,
+                        WriteError::Store {
+                            store: "redis",
+                            operation: "apply changes",
+                            source: format!("refused before any write: {} {}", field(2), field(3))
+                                .into(),
+                        },
+                    ));
+                };
+                let (kind, key) = (c.kind, c.key.clone());
+                let actual = field(3).parse().unwrap_or(0);
+                let source = match field(2) {
+                    "exists" => WriteError::AlreadyExists { kind, key },
+                    "missing" => WriteError::NotFound { kind, key },
+                    _ => WriteError::Conflict {
+                        kind,
+                        key,
+                        expected: c.version.unwrap_or(0),
+                        actual,
+                    },
+                };
+                Err(refused(index, source))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl FlagStore for RedisStore {
     fn name(&self) -> &'static str {
@@ -556,6 +661,36 @@ impl FlagStore for RedisStore {
         self.run("delete segment", || self.modify(m)).await
     }
 
+    async fn apply_changes(
+        &self,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError> {
+        check_name("actor", actor).map_err(BatchError::whole)?;
+        let definitions = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| checked_definition(c).map_err(|e| BatchError::at(i, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Not retried: when the reply is lost the script may have run, and a retry would
+        // report its own changes as conflicts.
+        tokio::time::timeout(
+            self.conn.timeout,
+            self.push_script(changes, &definitions, actor),
+        )
+        .await
+        .map_err(|_| {
+            self.conn.reset();
+            BatchError::whole(WriteError::Timeout {
+                store: "redis",
+                operation: "apply changes",
+            })
+        })?
+    }
+
     async fn history(
         &self,
         kind: ItemKind,
@@ -604,11 +739,20 @@ impl FlagStore for RedisStore {
 /// Redis as a cache in front of another store: writes go to the origin (which keeps the audit
 /// log) and then through into the cache, whose subscribers see them at once. Reads go to the
 /// origin. See the [crate docs](crate#redis-as-a-cache-in-front-of-postgresql).
+///
+/// The cache never keeps serving a value the origin no longer has because of a write made
+/// here: when the write-through fails, or the origin's write fails in a way that leaves its
+/// outcome unknown (an error or time-out, which may come after the commit), the cache is
+/// invalidated (emptied, so that the next read fills it from the origin); when the origin
+/// refuses a write because the item is not what the caller thought (a version conflict, a
+/// missing or existing item), the item is refreshed in the cache from the origin. An
+/// invalidation that cannot reach Redis is retried in the background until it succeeds.
 #[derive(Clone)]
 pub struct CachedStore {
     origin: Arc<dyn FlagStore>,
     conn: Arc<Conn>,
     keys: Arc<Keys>,
+    retrying: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for CachedStore {
@@ -617,6 +761,71 @@ impl std::fmt::Debug for CachedStore {
             .field("origin", &self.origin.name())
             .field("prefix", &self.keys.prefix)
             .finish()
+    }
+}
+
+/// What a failed origin write says about the cache.
+enum AfterFailure {
+    /// The origin was not touched (the change was refused up front): the cache is as good as
+    /// before.
+    Nothing,
+    /// The origin has something else than the caller thought: refresh the item.
+    Refresh,
+    /// The origin may or may not have the change: empty the cache.
+    Invalidate,
+}
+
+fn after_failure(e: &WriteError) -> AfterFailure {
+    match e {
+        WriteError::Invalid { .. } | WriteError::BadName { .. } | WriteError::BadChange { .. } => {
+            AfterFailure::Nothing
+        }
+        WriteError::Conflict { .. }
+        | WriteError::NotFound { .. }
+        | WriteError::AlreadyExists { .. } => AfterFailure::Refresh,
+        _ => AfterFailure::Invalidate,
+    }
+}
+
+/// Empties the cache: removes the marker that says it is filled (so the next read fills it
+/// from the origin), abandons fills under way, and announces `items` (without a revision, as
+/// for an empty cache) so that connected providers read them from the origin.
+async fn invalidate_cache(
+    conn: &Conn,
+    keys: &Keys,
+    items: &[(ItemKind, String)],
+) -> Result<(), redis::RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .del(&keys.version)
+        .ignore()
+        .incr(&keys.fill, 1)
+        .ignore();
+    for (kind, key) in items {
+        pipe.publish(
+            &keys.channel,
+            format!(
+                r#"{{"kind":"{}","key":{}}}"#,
+                kind.as_str(),
+                serde_json::to_string(key).unwrap_or_default()
+            ),
+        )
+        .ignore();
+    }
+    let mut c = conn.get().await?;
+    match tokio::time::timeout(conn.timeout, pipe.query_async::<()>(&mut c)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            conn.reset();
+            Err(e)
+        }
+        Err(_) => {
+            conn.reset();
+            Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the cache invalidation timed out",
+            )))
+        }
     }
 }
 
@@ -631,17 +840,12 @@ impl CachedStore {
             origin,
             conn: Arc::new(Conn::new(url, Duration::from_secs(5))?),
             keys: Arc::new(Keys::new(prefix)?),
+            retrying: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Writes a change of the origin through into the cache. A failure is logged, not
-    /// returned: the change is made in the source of truth, and the cache catches up when its
-    /// entries expire (see [`RedisBuilder::cache_ttl`](crate::RedisBuilder::cache_ttl)).
-    async fn through(&self, w: Result<Written, WriteError>) -> Result<Written, WriteError> {
-        let w = w?;
-        if !w.changed {
-            return Ok(w);
-        }
+    /// Writes a change of the origin into the cache (only if newer than what the cache has).
+    async fn write_through(&self, w: &Written) -> Result<(), redis::RedisError> {
         let raw = w
             .row
             .as_ref()
@@ -665,17 +869,122 @@ impl CachedStore {
         })
         .await;
         match applied {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
                 self.conn.reset();
-                tracing::warn!(target: "feature::redis", key = %w.key, "change saved in {} but not written through to the cache: {e}", self.origin.name());
+                Err(e)
             }
             Err(_) => {
                 self.conn.reset();
-                tracing::warn!(target: "feature::redis", key = %w.key, "change saved in {} but the cache write timed out", self.origin.name());
+                Err(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the cache write timed out",
+                )))
             }
         }
-        Ok(w)
+    }
+
+    /// Empties the cache; when Redis cannot be reached, keeps trying in the background.
+    async fn invalidate(&self, items: Vec<(ItemKind, String)>, why: &str) {
+        match invalidate_cache(&self.conn, &self.keys, &items).await {
+            Ok(()) => {
+                tracing::warn!(target: "feature::redis", "{why}: the cache was invalidated; the next read fills it from {}", self.origin.name());
+            }
+            Err(e) => {
+                tracing::error!(target: "feature::redis", "{why}, and the cache cannot be invalidated ({e}): retrying in the background");
+                if self.retrying.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                let (conn, keys, retrying) =
+                    (self.conn.clone(), self.keys.clone(), self.retrying.clone());
+                tokio::spawn(async move {
+                    let mut backoff =
+                        Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+                    loop {
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        if invalidate_cache(&conn, &keys, &items).await.is_ok() {
+                            tracing::warn!(target: "feature::redis", "the cache was invalidated after {} attempt(s)", backoff.attempts());
+                            retrying.store(false, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Reads the item from the origin and writes it into the cache; invalidates the cache
+    /// when that cannot be done.
+    async fn refresh(&self, kind: ItemKind, key: &str) {
+        let row = match self.origin.row(kind, key).await {
+            Ok(Some(row)) => row,
+            // Gone from the origin: the cache may still hold it, with a version it cannot
+            // be told to drop without knowing the deletion's.
+            Ok(None) | Err(_) => {
+                return self
+                    .invalidate(
+                        vec![(kind, key.to_owned())],
+                        "a write was refused by the origin",
+                    )
+                    .await
+            }
+        };
+        let w = Written {
+            kind,
+            key: key.to_owned(),
+            version: row.version,
+            changed: true,
+            row: Some(row),
+        };
+        if let Err(e) = self.write_through(&w).await {
+            self.invalidate(
+                vec![(kind, key.to_owned())],
+                &format!("{kind} {key:?} cannot be refreshed in the cache ({e})"),
+            )
+            .await;
+        }
+    }
+
+    /// Brings the cache in line with the origin after a write of `kind` `key` there.
+    async fn settle(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        result: Result<Written, WriteError>,
+    ) -> Result<Written, WriteError> {
+        match result {
+            Ok(w) => {
+                if w.changed {
+                    if let Err(e) = self.write_through(&w).await {
+                        self.invalidate(
+                            vec![(w.kind, w.key.clone())],
+                            &format!(
+                                "{} {:?} was saved in {} but not written through to the cache ({e})",
+                                w.kind,
+                                w.key,
+                                self.origin.name()
+                            ),
+                        )
+                        .await;
+                    }
+                }
+                Ok(w)
+            }
+            Err(e) => {
+                match after_failure(&e) {
+                    AfterFailure::Nothing => {}
+                    AfterFailure::Refresh => self.refresh(kind, key).await,
+                    AfterFailure::Invalidate => {
+                        self.invalidate(
+                            vec![(kind, key.to_owned())],
+                            &format!("the write of {kind} {key:?} failed in {} ({e}), so it may or may not have been made", self.origin.name()),
+                        )
+                        .await
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -694,33 +1003,83 @@ impl FlagStore for CachedStore {
     }
 
     async fn create(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.create(flag, actor).await).await
+        let r = self.origin.create(flag, actor).await;
+        self.settle(ItemKind::Flag, &flag.key, r).await
     }
 
     async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.update(flag, actor).await).await
+        let r = self.origin.update(flag, actor).await;
+        self.settle(ItemKind::Flag, &flag.key, r).await
     }
 
     async fn delete(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.delete(key, actor).await).await
+        let r = self.origin.delete(key, actor).await;
+        self.settle(ItemKind::Flag, key, r).await
     }
 
     async fn enable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.enable(key, actor).await).await
+        let r = self.origin.enable(key, actor).await;
+        self.settle(ItemKind::Flag, key, r).await
     }
 
     async fn disable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.disable(key, actor).await).await
+        let r = self.origin.disable(key, actor).await;
+        self.settle(ItemKind::Flag, key, r).await
     }
 
     async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.put_segment(segment, actor).await)
-            .await
+        let r = self.origin.put_segment(segment, actor).await;
+        self.settle(ItemKind::Segment, &segment.key, r).await
     }
 
     async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
-        self.through(self.origin.delete_segment(key, actor).await)
-            .await
+        let r = self.origin.delete_segment(key, actor).await;
+        self.settle(ItemKind::Segment, key, r).await
+    }
+
+    async fn apply_changes(
+        &self,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError> {
+        let all = || -> Vec<(ItemKind, String)> {
+            changes.iter().map(|c| (c.kind, c.key.clone())).collect()
+        };
+        match self.origin.apply_changes(changes, actor).await {
+            Ok(written) => {
+                for w in written.iter().filter(|w| w.changed) {
+                    if let Err(e) = self.write_through(w).await {
+                        self.invalidate(
+                            all(),
+                            &format!("a batch was saved in {} but not written through to the cache ({e})", self.origin.name()),
+                        )
+                        .await;
+                        break;
+                    }
+                }
+                Ok(written)
+            }
+            Err(e) => {
+                match (
+                    after_failure(&e.source),
+                    e.index.and_then(|i| changes.get(i)),
+                ) {
+                    (AfterFailure::Nothing, _) => {}
+                    (AfterFailure::Refresh, Some(c)) => self.refresh(c.kind, &c.key).await,
+                    _ => {
+                        self.invalidate(
+                            all(),
+                            &format!(
+                                "a batch failed in {} ({e}), so it may or may not have been made",
+                                self.origin.name()
+                            ),
+                        )
+                        .await
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn history(

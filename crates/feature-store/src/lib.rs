@@ -58,6 +58,6 @@ pub use rows::{
 };
 pub use sync::{Event, Loaded, Notice, Source, SyncOptions, SyncProvider};
 pub use write::{
-    check_name, now_rfc3339, validate_flag, validate_segment, Action, FlagStore, HistoryEntry,
-    IfMissing, WriteError, Written, MAX_NAME_LEN,
+    check_name, checked_definition, now_rfc3339, validate_flag, validate_segment, Action,
+    BatchError, FlagStore, HistoryEntry, IfMissing, WriteError, Written, MAX_NAME_LEN,
 };

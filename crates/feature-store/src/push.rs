@@ -2,7 +2,7 @@
 //! what a file says, and applying it through the write API.
 
 use crate::rows::{flag_definition, segment_definition, ItemKind, Row};
-use crate::write::{FlagStore, WriteError};
+use crate::write::{BatchError, FlagStore, WriteError};
 use feature_core::model::FlagDocument;
 use feature_core::Severity;
 use serde_json::Value;
@@ -161,20 +161,20 @@ fn normalized(kind: ItemKind, v: &Value) -> Value {
     }
 }
 
-/// Errors of [`push`].
+/// Errors of [`push`]. Whatever the error, the store was left as it was.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushError {
     /// The document has errors: nothing was written.
     #[error("the document has {} error(s), nothing was written; first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
     Invalid(Vec<feature_core::Diagnostic>),
-    /// A write failed; the changes listed in `applied` were made before it.
-    #[error("{change}: {source} ({} change(s) applied before)", .applied.len())]
+    /// A change was refused (an item changed since it was read: [`WriteError::Conflict`],
+    /// [`WriteError::AlreadyExists`], [`WriteError::NotFound`]) or the store failed: nothing
+    /// was written.
+    #[error("{}{source}; nothing was written", .change.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
     Write {
-        /// The change that failed.
-        change: Box<Change>,
-        /// Changes made before the failure.
-        applied: Vec<Change>,
+        /// The change that was refused or failed, when one was.
+        change: Option<Box<Change>>,
         /// Why.
         #[source]
         source: WriteError,
@@ -204,9 +204,12 @@ impl Default for PushOptions {
 
 /// Makes `store` hold what `doc` says, in the name of `actor`, and returns the changes (the
 /// ones that would be made, with `dry_run`). The document is checked first: with any error,
-/// nothing is written. Each change is one write (one audit entry, one live update); updates
-/// and deletes are conditional on the version read, so a concurrent edit is reported as a
-/// [`WriteError::Conflict`] rather than overwritten.
+/// nothing is written. The changes are applied all or nothing with
+/// [`FlagStore::apply_changes`]: every update and delete is conditional on the version the
+/// diff read and every create on the item still being absent, so an item edited, created or
+/// deleted by someone else meanwhile makes the whole push fail with
+/// [`PushError::Write`] and the store unchanged (the other edit survives); so does any
+/// failure of the store in the middle. Each change is audited as a single write would be.
 pub async fn push(
     store: &dyn FlagStore,
     doc: &FlagDocument,
@@ -214,15 +217,7 @@ pub async fn push(
     options: PushOptions,
 ) -> Result<Vec<Change>, PushError> {
     crate::write::check_name("actor", actor).map_err(|source| PushError::Write {
-        change: Box::new(Change {
-            op: ChangeOp::Create,
-            kind: ItemKind::Flag,
-            key: String::new(),
-            version: None,
-            before: None,
-            after: None,
-        }),
-        applied: Vec::new(),
+        change: None,
         source,
     })?;
     let snap = feature_core::compile(doc.clone());
@@ -237,66 +232,16 @@ pub async fn push(
     }
     let rows = store.rows().await.map_err(PushError::Read)?;
     let changes = diff(&rows, doc, options.delete);
-    if options.dry_run {
+    if options.dry_run || changes.is_empty() {
         return Ok(changes);
     }
-    let mut applied = Vec::with_capacity(changes.len());
-    for c in changes {
-        match apply(store, doc, &c, actor).await {
-            Ok(()) => applied.push(c),
-            Err(source) => {
-                return Err(PushError::Write {
-                    change: Box::new(c),
-                    applied,
-                    source,
-                })
-            }
-        }
+    match store.apply_changes(&changes, actor).await {
+        Ok(_) => Ok(changes),
+        Err(BatchError { index, source }) => Err(PushError::Write {
+            change: index.and_then(|i| changes.get(i)).cloned().map(Box::new),
+            source,
+        }),
     }
-    Ok(applied)
-}
-
-async fn apply(
-    store: &dyn FlagStore,
-    doc: &FlagDocument,
-    c: &Change,
-    actor: &str,
-) -> Result<(), WriteError> {
-    match (c.kind, c.op) {
-        (ItemKind::Flag, ChangeOp::Create | ChangeOp::Update) => {
-            let mut f = doc.flags.get(&c.key).cloned().ok_or(WriteError::NotFound {
-                kind: c.kind,
-                key: c.key.clone(),
-            })?;
-            f.key = c.key.clone();
-            f.version = c.version;
-            if c.op == ChangeOp::Create {
-                store.create(&f, actor).await?;
-            } else {
-                store.update(&f, actor).await?;
-            }
-        }
-        (ItemKind::Segment, ChangeOp::Create | ChangeOp::Update) => {
-            let mut s = doc
-                .segments
-                .get(&c.key)
-                .cloned()
-                .ok_or(WriteError::NotFound {
-                    kind: c.kind,
-                    key: c.key.clone(),
-                })?;
-            s.key = c.key.clone();
-            s.version = c.version;
-            store.put_segment(&s, actor).await?;
-        }
-        (ItemKind::Flag, ChangeOp::Delete) => {
-            store.delete(&c.key, actor).await?;
-        }
-        (ItemKind::Segment, ChangeOp::Delete) => {
-            store.delete_segment(&c.key, actor).await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

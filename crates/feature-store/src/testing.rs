@@ -1,10 +1,18 @@
-//! A [`Sink`] that records what providers publish, for testing providers against real stores.
+//! A [`Sink`] that records what providers publish, for testing providers against real stores,
+//! and [`RacingStore`], a real store that lets another writer in between a read and a write.
 
+use crate::push::Change;
+use crate::rows::{ItemKind, Row};
+use crate::write::{BatchError, FlagStore, HistoryEntry, WriteError, Written};
+use async_trait::async_trait;
 use feature_core::metrics::Metrics;
+use feature_core::model::{Flag, Segment};
 use feature_core::provider::Sink;
 use feature_core::{Context, Snapshot};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -143,5 +151,103 @@ impl Sink for RecordingSink {
 
     fn metrics(&self) -> &dyn Metrics {
         &self.metrics
+    }
+}
+
+/// An edit made by "someone else", run once by a [`RacingStore`].
+pub type Interference = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// A real store that runs `interference` (once) right after its first [`FlagStore::rows`]
+/// read, before the caller can write: the window between the diff and the apply of a push,
+/// made certain. Every operation goes to the wrapped store.
+pub struct RacingStore<S> {
+    inner: S,
+    interference: Mutex<Option<Interference>>,
+}
+
+impl<S> RacingStore<S> {
+    /// `inner`, with `interference` run after its first read of every row.
+    pub fn new(inner: S, interference: Interference) -> Self {
+        RacingStore {
+            inner,
+            interference: Mutex::new(Some(interference)),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for RacingStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RacingStore")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<S: FlagStore> FlagStore for RacingStore<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn rows(&self) -> Result<Vec<Row>, WriteError> {
+        let rows = self.inner.rows().await?;
+        let edit = self
+            .interference
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(edit) = edit {
+            edit().await;
+        }
+        Ok(rows)
+    }
+
+    async fn row(&self, kind: ItemKind, key: &str) -> Result<Option<Row>, WriteError> {
+        self.inner.row(kind, key).await
+    }
+
+    async fn create(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
+        self.inner.create(flag, actor).await
+    }
+
+    async fn update(&self, flag: &Flag, actor: &str) -> Result<Written, WriteError> {
+        self.inner.update(flag, actor).await
+    }
+
+    async fn delete(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.inner.delete(key, actor).await
+    }
+
+    async fn enable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.inner.enable(key, actor).await
+    }
+
+    async fn disable(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.inner.disable(key, actor).await
+    }
+
+    async fn put_segment(&self, segment: &Segment, actor: &str) -> Result<Written, WriteError> {
+        self.inner.put_segment(segment, actor).await
+    }
+
+    async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError> {
+        self.inner.delete_segment(key, actor).await
+    }
+
+    async fn apply_changes(
+        &self,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError> {
+        self.inner.apply_changes(changes, actor).await
+    }
+
+    async fn history(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, WriteError> {
+        self.inner.history(kind, key, limit).await
     }
 }

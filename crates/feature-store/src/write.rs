@@ -2,7 +2,8 @@
 //! put and delete segments, each change made in the name of an actor and recorded in the
 //! store's audit log.
 
-use crate::rows::{ItemKind, Row};
+use crate::push::{Change, ChangeOp};
+use crate::rows::{flag_definition, segment_definition, ItemKind, Row};
 use async_trait::async_trait;
 use feature_core::model::{Flag, FlagDocument, Segment};
 use feature_core::provider::BoxError;
@@ -168,6 +169,47 @@ pub enum WriteError {
         /// What was being done.
         operation: &'static str,
     },
+    /// A change of a batch that cannot be applied as given (a create or update without a
+    /// definition).
+    #[error("{kind} {key:?}: {reason}")]
+    BadChange {
+        /// Flag or segment.
+        kind: ItemKind,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Why [`FlagStore::apply_changes`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}; nothing was written", .index.map(|i| format!("change {}: ", i + 1)).unwrap_or_default())]
+pub struct BatchError {
+    /// The position in the batch of the change that was refused or failed; `None` when the
+    /// batch as a whole failed (connection, commit, time limit).
+    pub index: Option<usize>,
+    /// Why.
+    #[source]
+    pub source: WriteError,
+}
+
+impl BatchError {
+    /// The change at `index` failed.
+    pub fn at(index: usize, source: WriteError) -> BatchError {
+        BatchError {
+            index: Some(index),
+            source,
+        }
+    }
+
+    /// The batch as a whole failed.
+    pub fn whole(source: WriteError) -> BatchError {
+        BatchError {
+            index: None,
+            source,
+        }
+    }
 }
 
 /// A store of flags that can be written: PostgreSQL, Redis, or Redis in front of PostgreSQL.
@@ -208,6 +250,17 @@ pub trait FlagStore: Send + Sync + 'static {
 
     /// Deletes a segment.
     async fn delete_segment(&self, key: &str, actor: &str) -> Result<Written, WriteError>;
+
+    /// Applies a batch of changes (as [`diff`](crate::diff) computes them) all or nothing, in
+    /// the name of `actor`: a create requires the item to be absent, an update or delete
+    /// requires it to be at the change's `version` (when set). If any change is refused or
+    /// fails, nothing is written. Each change is audited and announced as a single write
+    /// would be. Returns one [`Written`] per change, in order.
+    async fn apply_changes(
+        &self,
+        changes: &[Change],
+        actor: &str,
+    ) -> Result<Vec<Written>, BatchError>;
 
     /// The audit log of one item, newest first, at most `limit` entries.
     async fn history(
@@ -254,6 +307,41 @@ pub fn validate_segment(segment: &Segment) -> Result<(), WriteError> {
     let mut doc = FlagDocument::default();
     doc.segments.insert(segment.key.clone(), segment.clone());
     refuse_errors(&segment.key, doc)
+}
+
+/// Checks one change of a batch and returns the definition to store for it (canonical form,
+/// `None` for a delete): the key must be valid and the definition must compile.
+pub fn checked_definition(change: &Change) -> Result<Option<Value>, WriteError> {
+    check_name("key", &change.key)?;
+    if change.op == ChangeOp::Delete {
+        return Ok(None);
+    }
+    let Some(after) = &change.after else {
+        return Err(WriteError::BadChange {
+            kind: change.kind,
+            key: change.key.clone(),
+            reason: "a create or update needs a definition",
+        });
+    };
+    let invalid = |_| WriteError::BadChange {
+        kind: change.kind,
+        key: change.key.clone(),
+        reason: "the definition does not read as one",
+    };
+    match change.kind {
+        ItemKind::Flag => {
+            let mut f: Flag = serde_json::from_value(after.clone()).map_err(invalid)?;
+            f.key = change.key.clone();
+            validate_flag(&f)?;
+            Ok(Some(flag_definition(&f)))
+        }
+        ItemKind::Segment => {
+            let mut s: Segment = serde_json::from_value(after.clone()).map_err(invalid)?;
+            s.key = change.key.clone();
+            validate_segment(&s)?;
+            Ok(Some(segment_definition(&s)))
+        }
+    }
 }
 
 fn refuse_errors(key: &str, doc: FlagDocument) -> Result<(), WriteError> {

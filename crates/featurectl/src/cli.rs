@@ -34,9 +34,11 @@ pub enum Command {
     /// Make a store hold what a flag file says, and print what changed (`+` created,
     /// `~` updated with the fields that differ, `-` deleted).
     ///
-    /// The file is checked first: with any error nothing is written. Each change is one write
-    /// in the name of --actor, recorded in the store's audit log; updates are refused if the
-    /// flag changed since it was read.
+    /// The file is checked first: with any error nothing is written. The changes are made all
+    /// or nothing (one PostgreSQL transaction, one Redis script), each in the name of --actor
+    /// and recorded in the store's audit log: if an item changed, appeared or disappeared since
+    /// it was read, or the store refuses or fails on any change, the push fails and the store
+    /// is left as it was.
     Push(PushArgs),
     /// Print the audit log of a flag: who changed it, when, and how (newest first).
     History(HistoryArgs),
