@@ -67,6 +67,7 @@ pub struct LaunchDarklyBuilder {
     backoff_initial: Duration,
     backoff_max: Duration,
     max_event_size: usize,
+    max_payload_size: usize,
 }
 
 impl std::fmt::Debug for LaunchDarklyBuilder {
@@ -139,8 +140,23 @@ impl LaunchDarklyBuilder {
         self
     }
 
-    /// The provider.
+    /// The largest polling payload accepted, in bytes (default 64 MiB). The body is read in
+    /// chunks and a larger one is refused ([`LaunchDarklyError::PayloadTooLarge`]) without
+    /// being held whole: the provider keeps its last good flags and its status says why.
+    pub fn max_payload_size(mut self, bytes: usize) -> Self {
+        self.max_payload_size = bytes;
+        self
+    }
+
+    /// The provider. Fails on an empty SDK key, a URI that is not absolute `http(s)`, and a
+    /// zero polling interval, request timeout or stream read timeout
+    /// ([`BuildError::ZeroDuration`]: the loop would spin or every request would time out).
     pub fn build(self) -> Result<LaunchDarklyProvider, BuildError> {
+        if let Mode::Polling { interval } = self.mode {
+            nonzero("polling interval", interval)?;
+        }
+        nonzero("request timeout", self.request_timeout)?;
+        nonzero("stream read timeout", self.stream_read_timeout)?;
         let key = self.sdk_key.trim();
         let mut auth = HeaderValue::from_str(key).map_err(|_| BuildError::InvalidSdkKey)?;
         if key.is_empty() {
@@ -166,6 +182,7 @@ impl LaunchDarklyBuilder {
                 backoff_initial: self.backoff_initial,
                 backoff_max: self.backoff_max,
                 max_event_size: self.max_event_size,
+                max_payload_size: self.max_payload_size,
             }),
             shared: Arc::new(Shared {
                 status: Mutex::new(ProviderStatus::default()),
@@ -174,6 +191,14 @@ impl LaunchDarklyBuilder {
                 failed: AtomicBool::new(false),
             }),
         })
+    }
+}
+
+fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
+    if d.is_zero() {
+        Err(BuildError::ZeroDuration { what })
+    } else {
+        Ok(())
     }
 }
 
@@ -203,6 +228,7 @@ struct Config {
     backoff_initial: Duration,
     backoff_max: Duration,
     max_event_size: usize,
+    max_payload_size: usize,
 }
 
 struct Shared {
@@ -254,6 +280,7 @@ impl LaunchDarklyProvider {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             max_event_size: 64 << 20,
+            max_payload_size: 64 << 20,
         }
     }
 
@@ -509,16 +536,21 @@ impl Runner {
         if let (Some(etag), true) = (&self.etag, self.have_data) {
             request = request.header(IF_NONE_MATCH, etag.clone());
         }
+        let limit = self.config.max_payload_size;
         let fetch = async {
-            let response = request.send().await?;
+            let http = |source| LaunchDarklyError::Http {
+                endpoint: ENDPOINT,
+                source,
+            };
+            let mut response = request.send().await.map_err(http)?;
             let status = response.status();
             let etag = response.headers().get(reqwest::header::ETAG).cloned();
             let body = if status.is_success() {
-                Some(response.bytes().await?)
+                Some(read_capped(&mut response, limit, ENDPOINT).await?)
             } else {
                 None
             };
-            Ok::<_, reqwest::Error>((status, etag, body))
+            Ok::<_, LaunchDarklyError>((status, etag, body))
         };
         let (status, etag, body) =
             match tokio::time::timeout(self.config.request_timeout, fetch).await {
@@ -528,12 +560,7 @@ impl Runner {
                         after: self.config.request_timeout,
                     })
                 }
-                Ok(Err(source)) => {
-                    return Err(LaunchDarklyError::Http {
-                        endpoint: ENDPOINT,
-                        source,
-                    })
-                }
+                Ok(Err(e)) => return Err(e),
                 Ok(Ok(r)) => r,
             };
         if status == StatusCode::NOT_MODIFIED && self.have_data {
@@ -662,6 +689,34 @@ impl Runner {
             let _ = tx.send(Err(backend("start", e)));
         }
     }
+}
+
+/// A response body read chunk by chunk, refused as soon as it is known to exceed `limit`
+/// bytes (by its `Content-Length`, or by what arrived).
+async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+    endpoint: &'static str,
+) -> Result<Vec<u8>, LaunchDarklyError> {
+    let too_large = || LaunchDarklyError::PayloadTooLarge { endpoint, limit };
+    if response
+        .content_length()
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| LaunchDarklyError::Http { endpoint, source })?
+    {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An error with its sources, for logs.
