@@ -46,6 +46,7 @@ pub struct UnleashBuilder {
     backoff_max: Option<Duration>,
     register: bool,
     usage_interval: Option<Duration>,
+    max_body_size: usize,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -120,6 +121,14 @@ impl UnleashBuilder {
         self
     }
 
+    /// The largest toggle response accepted, in bytes (default 64 MiB). The body is read in
+    /// chunks and a larger one is refused ([`UnleashError::BodyTooLarge`]) without being held
+    /// whole: the last good toggles keep serving and the status says why.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -135,6 +144,9 @@ impl UnleashBuilder {
         }
         if self.app_name.trim().is_empty() {
             return Err(UnleashError::EmptyAppName);
+        }
+        if self.timeout.is_zero() {
+            return Err(UnleashError::ZeroDuration { what: "timeout" });
         }
         let instance_id = self
             .instance_id
@@ -195,6 +207,7 @@ impl UnleashBuilder {
                 register_url: format!("{base}/client/register"),
                 metrics_url: format!("{base}/client/metrics"),
                 usage_interval: self.usage_interval,
+                max_body_size: self.max_body_size,
                 environment: self.environment,
                 sink: Mutex::new(None),
                 app_name: self.app_name,
@@ -236,6 +249,7 @@ struct Shared {
     register_url: String,
     metrics_url: String,
     usage_interval: Option<Duration>,
+    max_body_size: usize,
     environment: Option<String>,
     /// Where usage reports record their latency and errors (set by `start`).
     sink: Mutex<Option<Arc<dyn Sink>>>,
@@ -306,6 +320,7 @@ impl UnleashProvider {
             backoff_max: None,
             register: true,
             usage_interval: Some(Duration::from_secs(60)),
+            max_body_size: 64 << 20,
         }
     }
 
@@ -355,6 +370,7 @@ fn class(e: &UnleashError) -> &'static str {
         UnleashError::Status { .. } => "status",
         UnleashError::Parse(_) => "parse",
         UnleashError::Compile(_) => "compile",
+        UnleashError::BodyTooLarge { .. } => "too_large",
         _ => "other",
     }
 }
@@ -401,10 +417,34 @@ impl Shared {
             });
         }
         let etag = response.headers().get(ETAG).cloned();
-        let body = response.bytes().await.map_err(UnleashError::Http)?;
+        let body = self.read_capped(response).await?;
         let warnings = self.engine.load_json(&body)?;
         *self.etag() = etag;
         Ok(Fetched::Changed(warnings))
+    }
+
+    /// The body, read chunk by chunk and refused as soon as it is known to exceed
+    /// `max_body_size` (by its `Content-Length`, or by what arrived).
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, UnleashError> {
+        let limit = self.max_body_size;
+        let too_large = || UnleashError::BodyTooLarge {
+            url: self.features_url.clone(),
+            limit,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(UnleashError::Http)? {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// A fetch, timed and counted, with the status updated. On failure, the error again when
