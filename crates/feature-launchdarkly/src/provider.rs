@@ -7,14 +7,13 @@ use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
 use feature_core::{compile, Diagnostic};
-use feature_store::Backoff;
+use feature_store::{spawn_supervised, Backoff, Supervised, TaskError};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
 use reqwest::{StatusCode, Url};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The provider's name in logs, metrics and health.
 pub const NAME: &str = "launchdarkly";
@@ -233,7 +232,7 @@ struct Config {
 
 struct Shared {
     status: Mutex<ProviderStatus>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<Supervised>>,
     closed: AtomicBool,
     failed: AtomicBool,
 }
@@ -244,8 +243,33 @@ impl Shared {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The background task ended by itself: unless it stopped for good on purpose (closed, or
+    /// failed with the reason in the status), nothing keeps the flags current any more.
+    fn task_died(&self, e: TaskError) {
+        if self.closed.load(Ordering::SeqCst)
+            || (e == TaskError::Ended && self.failed.load(Ordering::SeqCst))
+        {
+            return;
+        }
+        tracing::error!(target: LOG, "{e}");
+        let mut st = self.status();
+        if st.state == ProviderState::Closed {
+            return;
+        }
+        st.state = ProviderState::Unavailable;
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(ProviderError::Backend {
+                provider: NAME,
+                operation: "sync",
+                source: Box::new(e),
+            }),
+            SystemTime::now(),
+        ));
     }
 }
 
@@ -326,11 +350,15 @@ impl Provider for LaunchDarklyProvider {
             backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
             etag: None,
         };
-        *self.shared.task() = Some(tokio::spawn(runner.run()));
+        let shared = self.shared.clone();
+        *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| {
+            shared.task_died(e)
+        }));
         match tokio::time::timeout(self.config.start_timeout, rx).await {
             Ok(Ok(result)) => result,
-            // The task ended without a word: only `close` does that.
-            Ok(Err(_)) => Err(ProviderError::Closed),
+            // The task ended without a word: `close`, or the task died (its status says so).
+            Ok(Err(_)) if self.shared.closed.load(Ordering::SeqCst) => Err(ProviderError::Closed),
+            Ok(Err(_)) => Err(backend_task_error()),
             Err(_) => {
                 tracing::warn!(target: LOG, "no flag data from LaunchDarkly within {:?}; evaluations serve defaults until it arrives", self.config.start_timeout);
                 Ok(())
@@ -363,6 +391,14 @@ struct Runner {
     first: Option<oneshot::Sender<Result<(), ProviderError>>>,
     backoff: Backoff,
     etag: Option<HeaderValue>,
+}
+
+fn backend_task_error() -> ProviderError {
+    ProviderError::Backend {
+        provider: NAME,
+        operation: "start",
+        source: Box::new(TaskError::Ended),
+    }
 }
 
 fn backend(operation: &'static str, e: LaunchDarklyError) -> ProviderError {

@@ -7,13 +7,12 @@ use feature_core::provider::{
     Engine, Provider, ProviderError, ProviderState, ProviderStatus, Sink,
 };
 use feature_core::Snapshot;
-use feature_store::Backoff;
+use feature_store::{spawn_supervised, Backoff, Supervised, TaskError};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::task::JoinHandle;
 
 const NAME: &str = "unleash";
 
@@ -275,6 +274,29 @@ impl Shared {
     fn etag(&self) -> MutexGuard<'_, Option<HeaderValue>> {
         self.etag.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A background task (polling, usage reports) ended by itself: unless the provider was
+    /// closed, the toggles are no longer kept current.
+    fn task_died(&self, e: TaskError) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(target: "feature::unleash", "{e}");
+        let mut st = self.status();
+        if st.state == ProviderState::Closed {
+            return;
+        }
+        st.state = ProviderState::Unavailable;
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(ProviderError::Backend {
+                provider: NAME,
+                operation: "sync",
+                source: Box::new(e),
+            }),
+            SystemTime::now(),
+        ));
+    }
 }
 
 /// What one fetch brought.
@@ -289,8 +311,8 @@ enum Fetched {
 /// See the [crate docs](crate).
 pub struct UnleashProvider {
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
-    usage_task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<Supervised>>,
+    usage_task: Mutex<Option<Supervised>>,
 }
 
 impl std::fmt::Debug for UnleashProvider {
@@ -334,11 +356,11 @@ impl UnleashProvider {
         &self.shared.instance_id
     }
 
-    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.task.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn usage_task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn usage_task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.usage_task.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -711,13 +733,19 @@ impl Provider for UnleashProvider {
         };
         *shared.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink.clone());
         if let Some(every) = shared.usage_interval {
-            let task = tokio::spawn(shared.clone().report_usage(every));
+            let s = shared.clone();
+            let task = spawn_supervised(shared.clone().report_usage(every), move |e| {
+                s.task_died(e)
+            });
             if let Some(old) = self.usage_task().replace(task) {
                 old.abort();
             }
         }
         let backoff = Backoff::new(shared.refresh_interval, shared.backoff_max);
-        let task = tokio::spawn(shared.clone().poll(sink, backoff, failing));
+        let s = shared.clone();
+        let task = spawn_supervised(shared.clone().poll(sink, backoff, failing), move |e| {
+            s.task_died(e)
+        });
         *self.task() = Some(task);
         Ok(())
     }
