@@ -170,8 +170,10 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
             .collect()
     };
     let (included, excluded) = (strings("included"), strings("excluded"));
-    let (included_contexts, excluded_contexts) =
-        (ctx_targets("includedContexts"), ctx_targets("excludedContexts"));
+    let (included_contexts, excluded_contexts) = (
+        ctx_targets("includedContexts"),
+        ctx_targets("excludedContexts"),
+    );
     let count = included.len()
         + excluded.len()
         + included_contexts
@@ -443,7 +445,10 @@ mod tests {
         let d = snap.evaluate("f", &Context::new("user-499"));
         assert_eq!(d.reason_kind(), ReasonKind::TargetMatch);
         assert_eq!(d.value(), Some(&json!(true)));
-        assert_eq!(snap.evaluate("f", &Context::new("z")).value(), Some(&json!(false)));
+        assert_eq!(
+            snap.evaluate("f", &Context::new("z")).value(),
+            Some(&json!(false))
+        );
     }
 
     #[test]

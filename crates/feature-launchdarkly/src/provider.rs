@@ -351,9 +351,7 @@ impl Provider for LaunchDarklyProvider {
             etag: None,
         };
         let shared = self.shared.clone();
-        *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| {
-            shared.task_died(e)
-        }));
+        *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| shared.task_died(e)));
         match tokio::time::timeout(self.config.start_timeout, rx).await {
             Ok(Ok(result)) => result,
             // The task ended without a word: `close`, or the task died (its status says so).
@@ -735,10 +733,7 @@ async fn read_capped(
     endpoint: &'static str,
 ) -> Result<Vec<u8>, LaunchDarklyError> {
     let too_large = || LaunchDarklyError::PayloadTooLarge { endpoint, limit };
-    if response
-        .content_length()
-        .is_some_and(|n| n > limit as u64)
-    {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     let mut body = Vec::new();

@@ -370,10 +370,7 @@ async fn an_oversized_polling_payload_is_refused_and_the_last_flags_kept() {
         assert!(
             matches!(
                 source,
-                LaunchDarklyError::PayloadTooLarge {
-                    limit: 65536,
-                    ..
-                }
+                LaunchDarklyError::PayloadTooLarge { limit: 65536, .. }
             ),
             "chunked {chunked}: {source}"
         );

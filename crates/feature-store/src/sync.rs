@@ -496,8 +496,7 @@ impl<S: Source> Runner<S> {
             }
             // Parsed and compiled on a blocking thread, as every document.
             let file = path.clone();
-            let loaded = match tokio::task::spawn_blocking(move || disk::load_file(&file)).await
-            {
+            let loaded = match tokio::task::spawn_blocking(move || disk::load_file(&file)).await {
                 Ok(r) => r,
                 Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
                 Err(_) => Err(ProviderError::Closed),

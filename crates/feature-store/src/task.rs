@@ -89,7 +89,11 @@ mod tests {
         let c = spawn_supervised(std::future::pending(), record(&seen));
         c.abort();
         for _ in 0..100 {
-            if a.is_finished() && b.is_finished() && c.is_finished() && seen.lock().unwrap().len() >= 2 {
+            if a.is_finished()
+                && b.is_finished()
+                && c.is_finished()
+                && seen.lock().unwrap().len() >= 2
+            {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -453,10 +453,7 @@ impl Shared {
             url: self.features_url.clone(),
             limit,
         };
-        if response
-            .content_length()
-            .is_some_and(|n| n > limit as u64)
-        {
+        if response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(too_large());
         }
         let mut body = Vec::new();
@@ -734,9 +731,8 @@ impl Provider for UnleashProvider {
         *shared.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink.clone());
         if let Some(every) = shared.usage_interval {
             let s = shared.clone();
-            let task = spawn_supervised(shared.clone().report_usage(every), move |e| {
-                s.task_died(e)
-            });
+            let task =
+                spawn_supervised(shared.clone().report_usage(every), move |e| s.task_died(e));
             if let Some(old) = self.usage_task().replace(task) {
                 old.abort();
             }

@@ -65,8 +65,10 @@ async fn serve(api: Arc<Api>) -> String {
 fn toggles(names: &[&str], padding: usize) -> String {
     let features: Vec<Value> = names
         .iter()
-        .map(|n| json!({"name": n, "enabled": true, "strategies": [{"name": "default"}],
-                        "description": "x".repeat(padding)}))
+        .map(|n| {
+            json!({"name": n, "enabled": true, "strategies": [{"name": "default"}],
+                        "description": "x".repeat(padding)})
+        })
         .collect();
     json!({"version": 2, "features": features}).to_string()
 }

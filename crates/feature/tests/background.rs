@@ -65,7 +65,10 @@ async fn dropping_the_last_client_handle_stops_the_file_watcher() {
     assert!(!other_handle.bool(&Context::new("u"), "beta", true));
 
     drop(other_handle);
-    until("the watcher's end", || runtime.num_alive_tasks() == baseline).await;
+    until("the watcher's end", || {
+        runtime.num_alive_tasks() == baseline
+    })
+    .await;
     std::fs::write(&path, ON).unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
@@ -143,7 +146,10 @@ async fn a_watcher_that_dies_makes_the_provider_unavailable_with_the_reason() {
     p.start(sink.clone()).await.unwrap();
     assert_eq!(p.status().state, ProviderState::Ready);
     std::fs::write(&path, ON).unwrap();
-    until("Unavailable", || p.status().state == ProviderState::Unavailable).await;
+    until("Unavailable", || {
+        p.status().state == ProviderState::Unavailable
+    })
+    .await;
     let st = p.status();
     assert!(!st.connected);
     assert!(st.to_string().contains("the sink broke"), "{st}");
