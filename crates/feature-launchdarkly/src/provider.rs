@@ -343,7 +343,7 @@ impl Provider for LaunchDarklyProvider {
             config: self.config.clone(),
             sink,
             shared: self.shared.clone(),
-            data: DataSet::default(),
+            data: Arc::new(DataSet::default()),
             have_data: false,
             skipped: Vec::new(),
             first: Some(tx),
@@ -383,7 +383,8 @@ struct Runner {
     config: Arc<Config>,
     sink: Arc<dyn Sink>,
     shared: Arc<Shared>,
-    data: DataSet,
+    /// Shared with the blocking thread that imports it; copied only if changed meanwhile.
+    data: Arc<DataSet>,
     have_data: bool,
     skipped: Vec<Diagnostic>,
     first: Option<oneshot::Sender<Result<(), ProviderError>>>,
@@ -499,23 +500,23 @@ impl Runner {
                 };
                 match change {
                     Change::Put(data) => {
-                        self.data = data;
+                        self.data = Arc::new(data);
                         self.have_data = true;
                         self.backoff.reset();
-                        self.publish();
+                        self.publish().await;
                         self.metrics()
                             .record_provider_latency(NAME, "load", started.elapsed());
                     }
                     Change::Patch(kind, key, value) => {
-                        if self.data.upsert(kind, &key, value) {
-                            self.changed(started);
+                        if Arc::make_mut(&mut self.data).upsert(kind, &key, value) {
+                            self.changed(started).await;
                         } else {
                             tracing::debug!(target: LOG, key = %key, "ignoring a patch no newer than the data held");
                         }
                     }
                     Change::Delete(kind, key, version) => {
-                        if self.data.delete(kind, &key, version) {
-                            self.changed(started);
+                        if Arc::make_mut(&mut self.data).delete(kind, &key, version) {
+                            self.changed(started).await;
                         } else {
                             tracing::debug!(target: LOG, key = %key, "ignoring a delete no newer than the data held");
                         }
@@ -529,10 +530,10 @@ impl Runner {
     }
 
     /// A patch or delete was applied.
-    fn changed(&mut self, started: Instant) {
+    async fn changed(&mut self, started: Instant) {
         // Before the first `put` the data set is incomplete: it is published with the `put`.
         if self.have_data {
-            self.publish();
+            self.publish().await;
             self.metrics()
                 .record_provider_latency(NAME, "update", started.elapsed());
         }
@@ -609,12 +610,12 @@ impl Runner {
             .map_err(|source| LaunchDarklyError::Json { what: WHAT, source })?;
         let data = DataSet::from_payload(&value, WHAT)?;
         self.etag = etag;
-        if self.have_data && data == self.data {
+        if self.have_data && data == *self.data {
             self.mark_ready();
         } else {
-            self.data = data;
+            self.data = Arc::new(data);
             self.have_data = true;
-            self.publish();
+            self.publish().await;
         }
         self.metrics()
             .record_provider_latency(NAME, "load", started.elapsed());
@@ -623,22 +624,33 @@ impl Runner {
 
     // ---- publishing and status ----
 
-    /// Imports the data set and publishes it.
-    fn publish(&mut self) {
-        let built = self.data.build(NAME);
-        if built.skipped != self.skipped {
-            for d in &built.skipped {
+    /// Imports the data set and publishes it. Import and compile run on a blocking thread: a
+    /// large data set must not hold up the async workers.
+    async fn publish(&mut self) {
+        let data = self.data.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let built = data.build(NAME);
+            (built.skipped, compile(built.doc))
+        });
+        let (skipped, snapshot) = match work.await {
+            Ok(r) => r,
+            // A panic ends the task; its supervisor reports it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only a runtime shutting down cancels blocking work.
+            Err(_) => return,
+        };
+        if skipped != self.skipped {
+            for d in &skipped {
                 tracing::warn!(target: LOG, key = %d.flag, "LaunchDarkly item skipped: {}", d.message);
             }
-            if !built.skipped.is_empty() {
+            if !skipped.is_empty() {
                 self.metrics()
                     .record_provider_error(NAME, "import", "invalid_item");
             }
-            self.skipped = built.skipped.clone();
+            self.skipped = skipped;
         }
         // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
         // status and the log name them.
-        let snapshot = compile(built.doc);
         tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
         self.sink.publish(snapshot);
         self.mark_ready();
