@@ -7,7 +7,11 @@
 //! - `on` → `enabled`, `variations` → `variants`, `offVariation`, `fallthrough`, `salt`, `rules`,
 //!   `prerequisites` keep their meaning;
 //! - `targets` and `contextTargets` become one ordered `targets` list (a user-kind entry of
-//!   `contextTargets` with no values stands for the `targets` entries of its variation);
+//!   `contextTargets` with no values stands for the `targets` entries of its variation; they
+//!   are copied at the first such entry of each variation only, as a repeat could never match
+//!   first, so the list is never longer than the input);
+//! - a flag with more than [`MAX_TARGET_VALUES`] target keys, or a segment with more than that
+//!   many listed keys, is refused ([`ImportError::TooManyTargets`]);
 //! - a clause or rollout without a valid `contextKind` names its attribute literally in
 //!   LaunchDarkly; here a name starting with `/` is a reference path, so such names are escaped
 //!   (`/a` → `/~1a`);
@@ -45,7 +49,24 @@ pub enum ImportError {
     /// A flag or segment is not a JSON object.
     #[error("{0} is not a JSON object")]
     NotAnObject(String),
+    /// A flag lists more target keys, or a segment more included and excluded keys, than
+    /// [`MAX_TARGET_VALUES`].
+    #[error("{item} lists {count} target keys, more than the limit of {limit}")]
+    TooManyTargets {
+        /// `flag KEY` or `segment KEY`.
+        item: String,
+        /// How many keys it lists.
+        count: usize,
+        /// The limit ([`MAX_TARGET_VALUES`]).
+        limit: usize,
+    },
 }
+
+/// The most target keys one imported flag (all its `targets` and `contextTargets` values) or
+/// one segment (its included and excluded keys, of every kind) may list: 1 048 576. An item
+/// over the limit is refused with [`ImportError::TooManyTargets`] rather than held in memory;
+/// rules with an `in` clause on `key` are the way to target more contexts.
+pub const MAX_TARGET_VALUES: usize = 1 << 20;
 
 /// Imports a LaunchDarkly payload (`{"flags": {...}, "segments": {...}}`, as served to SDKs) or
 /// a single flag (an object with `key` and `variations`).
@@ -102,6 +123,10 @@ pub fn import_flag(key: &str, v: &Value) -> Result<Flag, ImportError> {
         })
         .collect();
     flag.targets = targets(o);
+    let count: usize = flag.targets.iter().map(|t| t.values.len()).sum();
+    if count > MAX_TARGET_VALUES {
+        return Err(too_many(format!("flag {key}"), count));
+    }
     flag.rules = arr(o, "rules")
         .iter()
         .filter_map(Value::as_object)
@@ -144,14 +169,29 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
             })
             .collect()
     };
+    let (included, excluded) = (strings("included"), strings("excluded"));
+    let (included_contexts, excluded_contexts) = (
+        ctx_targets("includedContexts"),
+        ctx_targets("excludedContexts"),
+    );
+    let count = included.len()
+        + excluded.len()
+        + included_contexts
+            .iter()
+            .chain(&excluded_contexts)
+            .map(|t| t.values.len())
+            .sum::<usize>();
+    if count > MAX_TARGET_VALUES {
+        return Err(too_many(format!("segment {key}"), count));
+    }
     Ok(Segment {
         key: key.to_owned(),
         name: None,
         description: None,
-        included: strings("included"),
-        excluded: strings("excluded"),
-        included_contexts: ctx_targets("includedContexts"),
-        excluded_contexts: ctx_targets("excludedContexts"),
+        included,
+        excluded,
+        included_contexts,
+        excluded_contexts,
         rules: arr(o, "rules")
             .iter()
             .filter_map(Value::as_object)
@@ -169,6 +209,14 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
         salt: Some(str_of(o, "salt").unwrap_or("").to_owned()),
         version: o.get("version").and_then(Value::as_u64),
     })
+}
+
+fn too_many(item: String, count: usize) -> ImportError {
+    ImportError::TooManyTargets {
+        item,
+        count,
+        limit: MAX_TARGET_VALUES,
+    }
 }
 
 fn arr<'a>(o: &'a Map<String, Value>, name: &str) -> &'a [Value] {
@@ -279,10 +327,16 @@ fn targets(o: &Map<String, Value>) -> Vec<Target> {
         return user;
     }
     let mut out = Vec::new();
+    // Variations whose `targets` entries were copied already: a later empty entry of the same
+    // variation can never match first, and copying again would multiply the list (an
+    // amplification: a small payload of many empty entries would expand to millions of keys).
+    let mut expanded = std::collections::BTreeSet::new();
     for t in ctx.iter().filter_map(Value::as_object) {
         let t = read(t);
         if t.context_kind.is_none() && t.values.is_empty() {
-            out.extend(user.iter().filter(|u| u.variation == t.variation).cloned());
+            if expanded.insert(t.variation) {
+                out.extend(user.iter().filter(|u| u.variation == t.variation).cloned());
+            }
         } else {
             out.push(t);
         }
@@ -364,5 +418,55 @@ mod tests {
         let d = snap.evaluate("f", &Context::new("u").with_email("a@b"));
         assert_eq!(d.reason_kind(), ReasonKind::RuleMatch);
         assert_eq!(d.rule_id(), Some("neg"));
+    }
+
+    /// Many empty user-kind `contextTargets` entries of a variation copy its `targets` once:
+    /// the imported keys are the payload's keys, each once, whatever the number of entries.
+    #[test]
+    fn empty_context_targets_expand_each_variation_once() {
+        let keys: Vec<String> = (0..500).map(|i| format!("user-{i}")).collect();
+        let mut context_targets = Vec::new();
+        for _ in 0..300 {
+            context_targets.push(json!({"contextKind": "user", "variation": 1, "values": []}));
+            context_targets.push(json!({"variation": 0, "values": []}));
+        }
+        context_targets.push(json!({"contextKind": "org", "variation": 0, "values": ["o1"]}));
+        let ld = json!({"flags": {"f": {"on": true, "variations": [false, true],
+            "fallthrough": {"variation": 0}, "offVariation": 0, "salt": "s",
+            "targets": [{"variation": 1, "values": keys}, {"variation": 0, "values": ["z"]}],
+            "contextTargets": context_targets}}});
+        let doc = import(&ld).unwrap();
+        let targets = &doc.flags["f"].targets;
+        let count: usize = targets.iter().map(|t| t.values.len()).sum();
+        assert_eq!(count, 500 + 1 + 1);
+        assert_eq!(targets.len(), 3);
+        let snap = compile(doc);
+        assert!(!snap.has_errors(), "{:?}", snap.diagnostics());
+        let d = snap.evaluate("f", &Context::new("user-499"));
+        assert_eq!(d.reason_kind(), ReasonKind::TargetMatch);
+        assert_eq!(d.value(), Some(&json!(true)));
+        assert_eq!(
+            snap.evaluate("f", &Context::new("z")).value(),
+            Some(&json!(false))
+        );
+    }
+
+    #[test]
+    fn items_over_the_target_limit_are_refused() {
+        let many: Vec<String> = (0..=MAX_TARGET_VALUES).map(|i| i.to_string()).collect();
+        let flag = json!({"key": "f", "variations": [true],
+            "targets": [{"variation": 0, "values": many}]});
+        assert!(matches!(
+            import_flag("f", &flag),
+            Err(ImportError::TooManyTargets { count, .. }) if count == MAX_TARGET_VALUES + 1
+        ));
+        let half = MAX_TARGET_VALUES / 2 + 1;
+        let seg = json!({"included": many[..half], "excludedContexts":
+            [{"contextKind": "org", "values": many[..half]}]});
+        let err = import_segment("s", &seg).unwrap_err();
+        assert!(err.to_string().contains("segment s"), "{err}");
+        let ok = json!({"key": "f", "variations": [true],
+            "targets": [{"variation": 0, "values": many[..MAX_TARGET_VALUES]}]});
+        assert!(import_flag("f", &ok).is_ok());
     }
 }

@@ -82,6 +82,16 @@ pub enum LaunchDarklyError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A polling payload is larger than the provider accepts
+    /// ([`max_payload_size`](crate::LaunchDarklyBuilder::max_payload_size)); it was not read
+    /// whole, and the last good flags keep serving.
+    #[error("a payload from LaunchDarkly's {endpoint} endpoint exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// `polling`.
+        endpoint: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 impl LaunchDarklyError {
@@ -133,7 +143,8 @@ impl LaunchDarklyError {
             LaunchDarklyError::StreamEnded => "stream_ended",
             LaunchDarklyError::Json { .. }
             | LaunchDarklyError::Malformed { .. }
-            | LaunchDarklyError::EventTooLarge { .. } => "payload",
+            | LaunchDarklyError::EventTooLarge { .. }
+            | LaunchDarklyError::PayloadTooLarge { .. } => "payload",
         }
     }
 }
@@ -154,6 +165,12 @@ pub enum BuildError {
         which: &'static str,
         /// The URI given.
         uri: String,
+    },
+    /// A polling interval, request timeout or stream read timeout of zero.
+    #[error("the LaunchDarkly {what} must be longer than zero")]
+    ZeroDuration {
+        /// Which setting.
+        what: &'static str,
     },
     /// The HTTP client could not be created (e.g. no TLS roots).
     #[error("cannot create the HTTP client")]

@@ -7,14 +7,13 @@ use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
 use feature_core::{compile, Diagnostic};
-use feature_store::Backoff;
+use feature_store::{spawn_supervised, Backoff, Supervised, TaskError};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
 use reqwest::{StatusCode, Url};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The provider's name in logs, metrics and health.
 pub const NAME: &str = "launchdarkly";
@@ -67,6 +66,7 @@ pub struct LaunchDarklyBuilder {
     backoff_initial: Duration,
     backoff_max: Duration,
     max_event_size: usize,
+    max_payload_size: usize,
 }
 
 impl std::fmt::Debug for LaunchDarklyBuilder {
@@ -139,8 +139,23 @@ impl LaunchDarklyBuilder {
         self
     }
 
-    /// The provider.
+    /// The largest polling payload accepted, in bytes (default 64 MiB). The body is read in
+    /// chunks and a larger one is refused ([`LaunchDarklyError::PayloadTooLarge`]) without
+    /// being held whole: the provider keeps its last good flags and its status says why.
+    pub fn max_payload_size(mut self, bytes: usize) -> Self {
+        self.max_payload_size = bytes;
+        self
+    }
+
+    /// The provider. Fails on an empty SDK key, a URI that is not absolute `http(s)`, and a
+    /// zero polling interval, request timeout or stream read timeout
+    /// ([`BuildError::ZeroDuration`]: the loop would spin or every request would time out).
     pub fn build(self) -> Result<LaunchDarklyProvider, BuildError> {
+        if let Mode::Polling { interval } = self.mode {
+            nonzero("polling interval", interval)?;
+        }
+        nonzero("request timeout", self.request_timeout)?;
+        nonzero("stream read timeout", self.stream_read_timeout)?;
         let key = self.sdk_key.trim();
         let mut auth = HeaderValue::from_str(key).map_err(|_| BuildError::InvalidSdkKey)?;
         if key.is_empty() {
@@ -166,6 +181,7 @@ impl LaunchDarklyBuilder {
                 backoff_initial: self.backoff_initial,
                 backoff_max: self.backoff_max,
                 max_event_size: self.max_event_size,
+                max_payload_size: self.max_payload_size,
             }),
             shared: Arc::new(Shared {
                 status: Mutex::new(ProviderStatus::default()),
@@ -174,6 +190,14 @@ impl LaunchDarklyBuilder {
                 failed: AtomicBool::new(false),
             }),
         })
+    }
+}
+
+fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
+    if d.is_zero() {
+        Err(BuildError::ZeroDuration { what })
+    } else {
+        Ok(())
     }
 }
 
@@ -203,11 +227,12 @@ struct Config {
     backoff_initial: Duration,
     backoff_max: Duration,
     max_event_size: usize,
+    max_payload_size: usize,
 }
 
 struct Shared {
     status: Mutex<ProviderStatus>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<Supervised>>,
     closed: AtomicBool,
     failed: AtomicBool,
 }
@@ -218,8 +243,33 @@ impl Shared {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The background task ended by itself: unless it stopped for good on purpose (closed, or
+    /// failed with the reason in the status), nothing keeps the flags current any more.
+    fn task_died(&self, e: TaskError) {
+        if self.closed.load(Ordering::SeqCst)
+            || (e == TaskError::Ended && self.failed.load(Ordering::SeqCst))
+        {
+            return;
+        }
+        tracing::error!(target: LOG, "{e}");
+        let mut st = self.status();
+        if st.state == ProviderState::Closed {
+            return;
+        }
+        st.state = ProviderState::Unavailable;
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(ProviderError::Backend {
+                provider: NAME,
+                operation: "sync",
+                source: Box::new(e),
+            }),
+            SystemTime::now(),
+        ));
     }
 }
 
@@ -254,6 +304,7 @@ impl LaunchDarklyProvider {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             max_event_size: 64 << 20,
+            max_payload_size: 64 << 20,
         }
     }
 
@@ -292,18 +343,20 @@ impl Provider for LaunchDarklyProvider {
             config: self.config.clone(),
             sink,
             shared: self.shared.clone(),
-            data: DataSet::default(),
+            data: Arc::new(DataSet::default()),
             have_data: false,
             skipped: Vec::new(),
             first: Some(tx),
             backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
             etag: None,
         };
-        *self.shared.task() = Some(tokio::spawn(runner.run()));
+        let shared = self.shared.clone();
+        *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| shared.task_died(e)));
         match tokio::time::timeout(self.config.start_timeout, rx).await {
             Ok(Ok(result)) => result,
-            // The task ended without a word: only `close` does that.
-            Ok(Err(_)) => Err(ProviderError::Closed),
+            // The task ended without a word: `close`, or the task died (its status says so).
+            Ok(Err(_)) if self.shared.closed.load(Ordering::SeqCst) => Err(ProviderError::Closed),
+            Ok(Err(_)) => Err(backend_task_error()),
             Err(_) => {
                 tracing::warn!(target: LOG, "no flag data from LaunchDarkly within {:?}; evaluations serve defaults until it arrives", self.config.start_timeout);
                 Ok(())
@@ -330,12 +383,21 @@ struct Runner {
     config: Arc<Config>,
     sink: Arc<dyn Sink>,
     shared: Arc<Shared>,
-    data: DataSet,
+    /// Shared with the blocking thread that imports it; copied only if changed meanwhile.
+    data: Arc<DataSet>,
     have_data: bool,
     skipped: Vec<Diagnostic>,
     first: Option<oneshot::Sender<Result<(), ProviderError>>>,
     backoff: Backoff,
     etag: Option<HeaderValue>,
+}
+
+fn backend_task_error() -> ProviderError {
+    ProviderError::Backend {
+        provider: NAME,
+        operation: "start",
+        source: Box::new(TaskError::Ended),
+    }
 }
 
 fn backend(operation: &'static str, e: LaunchDarklyError) -> ProviderError {
@@ -438,23 +500,23 @@ impl Runner {
                 };
                 match change {
                     Change::Put(data) => {
-                        self.data = data;
+                        self.data = Arc::new(data);
                         self.have_data = true;
                         self.backoff.reset();
-                        self.publish();
+                        self.publish().await;
                         self.metrics()
                             .record_provider_latency(NAME, "load", started.elapsed());
                     }
                     Change::Patch(kind, key, value) => {
-                        if self.data.upsert(kind, &key, value) {
-                            self.changed(started);
+                        if Arc::make_mut(&mut self.data).upsert(kind, &key, value) {
+                            self.changed(started).await;
                         } else {
                             tracing::debug!(target: LOG, key = %key, "ignoring a patch no newer than the data held");
                         }
                     }
                     Change::Delete(kind, key, version) => {
-                        if self.data.delete(kind, &key, version) {
-                            self.changed(started);
+                        if Arc::make_mut(&mut self.data).delete(kind, &key, version) {
+                            self.changed(started).await;
                         } else {
                             tracing::debug!(target: LOG, key = %key, "ignoring a delete no newer than the data held");
                         }
@@ -468,10 +530,10 @@ impl Runner {
     }
 
     /// A patch or delete was applied.
-    fn changed(&mut self, started: Instant) {
+    async fn changed(&mut self, started: Instant) {
         // Before the first `put` the data set is incomplete: it is published with the `put`.
         if self.have_data {
-            self.publish();
+            self.publish().await;
             self.metrics()
                 .record_provider_latency(NAME, "update", started.elapsed());
         }
@@ -509,16 +571,21 @@ impl Runner {
         if let (Some(etag), true) = (&self.etag, self.have_data) {
             request = request.header(IF_NONE_MATCH, etag.clone());
         }
+        let limit = self.config.max_payload_size;
         let fetch = async {
-            let response = request.send().await?;
+            let http = |source| LaunchDarklyError::Http {
+                endpoint: ENDPOINT,
+                source,
+            };
+            let mut response = request.send().await.map_err(http)?;
             let status = response.status();
             let etag = response.headers().get(reqwest::header::ETAG).cloned();
             let body = if status.is_success() {
-                Some(response.bytes().await?)
+                Some(read_capped(&mut response, limit, ENDPOINT).await?)
             } else {
                 None
             };
-            Ok::<_, reqwest::Error>((status, etag, body))
+            Ok::<_, LaunchDarklyError>((status, etag, body))
         };
         let (status, etag, body) =
             match tokio::time::timeout(self.config.request_timeout, fetch).await {
@@ -528,12 +595,7 @@ impl Runner {
                         after: self.config.request_timeout,
                     })
                 }
-                Ok(Err(source)) => {
-                    return Err(LaunchDarklyError::Http {
-                        endpoint: ENDPOINT,
-                        source,
-                    })
-                }
+                Ok(Err(e)) => return Err(e),
                 Ok(Ok(r)) => r,
             };
         if status == StatusCode::NOT_MODIFIED && self.have_data {
@@ -548,12 +610,12 @@ impl Runner {
             .map_err(|source| LaunchDarklyError::Json { what: WHAT, source })?;
         let data = DataSet::from_payload(&value, WHAT)?;
         self.etag = etag;
-        if self.have_data && data == self.data {
+        if self.have_data && data == *self.data {
             self.mark_ready();
         } else {
-            self.data = data;
+            self.data = Arc::new(data);
             self.have_data = true;
-            self.publish();
+            self.publish().await;
         }
         self.metrics()
             .record_provider_latency(NAME, "load", started.elapsed());
@@ -562,22 +624,33 @@ impl Runner {
 
     // ---- publishing and status ----
 
-    /// Imports the data set and publishes it.
-    fn publish(&mut self) {
-        let built = self.data.build(NAME);
-        if built.skipped != self.skipped {
-            for d in &built.skipped {
+    /// Imports the data set and publishes it. Import and compile run on a blocking thread: a
+    /// large data set must not hold up the async workers.
+    async fn publish(&mut self) {
+        let data = self.data.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let built = data.build(NAME);
+            (built.skipped, compile(built.doc))
+        });
+        let (skipped, snapshot) = match work.await {
+            Ok(r) => r,
+            // A panic ends the task; its supervisor reports it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only a runtime shutting down cancels blocking work.
+            Err(_) => return,
+        };
+        if skipped != self.skipped {
+            for d in &skipped {
                 tracing::warn!(target: LOG, key = %d.flag, "LaunchDarkly item skipped: {}", d.message);
             }
-            if !built.skipped.is_empty() {
+            if !skipped.is_empty() {
                 self.metrics()
                     .record_provider_error(NAME, "import", "invalid_item");
             }
-            self.skipped = built.skipped.clone();
+            self.skipped = skipped;
         }
         // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
         // status and the log name them.
-        let snapshot = compile(built.doc);
         tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
         self.sink.publish(snapshot);
         self.mark_ready();
@@ -662,6 +735,31 @@ impl Runner {
             let _ = tx.send(Err(backend("start", e)));
         }
     }
+}
+
+/// A response body read chunk by chunk, refused as soon as it is known to exceed `limit`
+/// bytes (by its `Content-Length`, or by what arrived).
+async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+    endpoint: &'static str,
+) -> Result<Vec<u8>, LaunchDarklyError> {
+    let too_large = || LaunchDarklyError::PayloadTooLarge { endpoint, limit };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| LaunchDarklyError::Http { endpoint, source })?
+    {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An error with its sources, for logs.

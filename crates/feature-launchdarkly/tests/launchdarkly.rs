@@ -52,6 +52,8 @@ struct ServerState {
     not_modified: AtomicUsize,
     streams: AtomicUsize,
     open: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+    /// Polling bodies are sent in pieces without a `Content-Length`.
+    chunked: std::sync::atomic::AtomicBool,
 }
 
 struct Server {
@@ -162,14 +164,20 @@ async fn poll(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Resp
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let body = state.data.lock().unwrap().to_string();
-    (
-        [
-            (header::ETAG, etag),
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-        ],
-        body,
-    )
-        .into_response()
+    let headers = [
+        (header::ETAG, etag),
+        (header::CONTENT_TYPE, "application/json".to_owned()),
+    ];
+    if state.chunked.load(Ordering::SeqCst) {
+        let pieces: Vec<Result<String, Infallible>> = body
+            .as_bytes()
+            .chunks(4096)
+            .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+            .collect();
+        let stream = futures_util::stream::iter(pieces);
+        return (headers, Body::from_stream(stream)).into_response();
+    }
+    (headers, body).into_response()
 }
 
 async fn stream(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
@@ -323,6 +331,75 @@ async fn polling_delivers_the_data_follows_changes_and_stops_on_close() {
         p.start(sink.clone()).await,
         Err(ProviderError::Closed)
     ));
+}
+
+/// A polling body over `max_payload_size` is refused, whether its size is announced
+/// (`Content-Length`) or only seen as it arrives: the last good flags keep serving, the status
+/// says why, and a payload back under the limit recovers.
+#[tokio::test]
+async fn an_oversized_polling_payload_is_refused_and_the_last_flags_kept() {
+    for chunked in [false, true] {
+        let server = Server::start(data()).await;
+        server.state.chunked.store(chunked, Ordering::SeqCst);
+        let p = LaunchDarklyProvider::builder(KEY)
+            .base_uri(server.uri())
+            .stream_uri(server.uri())
+            .mode(Mode::Polling {
+                interval: Duration::from_millis(30),
+            })
+            .backoff(Duration::from_millis(20), Duration::from_millis(100))
+            .max_payload_size(64 * 1024)
+            .build()
+            .unwrap();
+        let sink = RecordingSink::new();
+        p.start(sink.clone()).await.unwrap();
+        check_initial(&sink);
+
+        let mut big = data();
+        big["flags"]["beta"] = beta(2, 1);
+        big["flags"]["padding"] = json!({"key": "padding", "version": 1, "on": true,
+            "variations": ["x".repeat(100_000)], "fallthrough": {"variation": 0}});
+        server.set_data(big);
+        wait_state(&p, ProviderState::Degraded).await;
+        let st = p.status();
+        assert!(!st.connected);
+        let (err, _) = st.last_error.clone().expect("the status says why");
+        let source = std::error::Error::source(&*err)
+            .and_then(|s| s.downcast_ref::<LaunchDarklyError>())
+            .expect("the LaunchDarkly error is the source");
+        assert!(
+            matches!(
+                source,
+                LaunchDarklyError::PayloadTooLarge { limit: 65536, .. }
+            ),
+            "chunked {chunked}: {source}"
+        );
+        assert!(st.to_string().contains("exceeds 65536 bytes"), "{st}");
+        check_initial(&sink);
+        assert_eq!(sink.publications(), 1, "chunked {chunked}");
+
+        let mut smaller = data();
+        smaller["flags"]["beta"] = beta(3, 1);
+        server.set_data(smaller);
+        wait_value(&sink, "beta", "bob", Some(json!(true))).await;
+        wait_state(&p, ProviderState::Ready).await;
+        p.close().await;
+    }
+}
+
+#[test]
+fn zero_intervals_and_timeouts_are_refused() {
+    use feature_launchdarkly::BuildError;
+    let zero = Duration::ZERO;
+    for b in [
+        LaunchDarklyProvider::builder(KEY).mode(Mode::Polling { interval: zero }),
+        LaunchDarklyProvider::builder(KEY).request_timeout(zero),
+        LaunchDarklyProvider::builder(KEY).stream_read_timeout(zero),
+    ] {
+        let err = b.build().unwrap_err();
+        assert!(matches!(err, BuildError::ZeroDuration { .. }), "{err}");
+        assert!(err.to_string().contains("longer than zero"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -168,6 +168,9 @@ pub enum PostgresError {
     /// Created outside a Tokio runtime (the connection pool needs one).
     #[error("the PostgreSQL provider and store must be created within a Tokio runtime")]
     NoRuntime,
+    /// A setting of the engine cannot be used (a zero refresh interval or timeout).
+    #[error(transparent)]
+    InvalidOptions(#[from] feature_store::SyncOptionsError),
     /// The database refused an operation.
     #[error("postgres: {operation} failed: {source}")]
     Database {

@@ -404,6 +404,7 @@ impl PostgresBuilder {
 
     /// Checks the URL and table name; connects only when started.
     pub fn build(self) -> Result<PostgresProvider, PostgresError> {
+        self.options.validate()?;
         crate::TableName::new(&self.table)?;
         let mut options = crate::connect_options(&self.url)?;
         if let Some(pem) = self.tls_root {
@@ -426,6 +427,19 @@ impl PostgresBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_intervals_are_refused_when_building() {
+        for builder in [
+            PostgresProvider::builder("postgres://127.0.0.1/test").refresh_interval(Duration::ZERO),
+            PostgresProvider::builder("postgres://127.0.0.1/test").timeout(Duration::ZERO),
+        ] {
+            assert!(matches!(
+                builder.build(),
+                Err(PostgresError::InvalidOptions(_))
+            ));
+        }
+    }
 
     #[test]
     fn only_notices_as_the_triggers_send_them_parse() {

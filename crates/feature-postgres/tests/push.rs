@@ -8,7 +8,8 @@ use common::{shared_url, unique_table, DropTables};
 use feature_core::model::Flag;
 use feature_core::{parse_document, Format};
 use feature_postgres::{
-    push, Change, ChangeOp, FlagStore, ItemKind, PostgresStore, PushError, PushOptions, Row, WriteError,
+    push, Change, ChangeOp, FlagStore, ItemKind, PostgresStore, PushError, PushOptions, Row,
+    WriteError,
 };
 use feature_store::testing::RacingStore;
 use serde_json::json;
@@ -266,10 +267,26 @@ async fn crossing_batches_end_with_one_applied_and_one_refused_as_out_of_date() 
     };
     for round in 0..8 {
         sql(&url, &format!("DELETE FROM {table}")).await;
-        store.create(&Flag::constant("x", json!("-")), "setup").await.unwrap();
-        store.create(&Flag::constant("y", json!("-")), "setup").await.unwrap();
-        let vx = store.row(ItemKind::Flag, "x").await.unwrap().unwrap().version;
-        let vy = store.row(ItemKind::Flag, "y").await.unwrap().unwrap().version;
+        store
+            .create(&Flag::constant("x", json!("-")), "setup")
+            .await
+            .unwrap();
+        store
+            .create(&Flag::constant("y", json!("-")), "setup")
+            .await
+            .unwrap();
+        let vx = store
+            .row(ItemKind::Flag, "x")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
+        let vy = store
+            .row(ItemKind::Flag, "y")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
         let one = [update("x", vx, "one"), update("y", vy, "one")];
         let two = [update("y", vy, "two"), update("x", vx, "two")];
         let (a, b) = tokio::join!(
@@ -287,7 +304,11 @@ async fn crossing_batches_end_with_one_applied_and_one_refused_as_out_of_date() 
         );
         for key in ["x", "y"] {
             let row = store.row(ItemKind::Flag, key).await.unwrap().unwrap();
-            assert_eq!(row.updated_by.as_deref(), Some(winner), "round {round}: {key}");
+            assert_eq!(
+                row.updated_by.as_deref(),
+                Some(winner),
+                "round {round}: {key}"
+            );
         }
     }
 }

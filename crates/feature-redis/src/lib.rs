@@ -133,6 +133,9 @@ pub enum RedisError {
     /// The prefix is empty, too long, or has whitespace or control characters.
     #[error("invalid key prefix {0:?}: 1 to 100 bytes without whitespace or control characters")]
     InvalidPrefix(String),
+    /// A setting of the engine cannot be used (a zero refresh interval or timeout).
+    #[error(transparent)]
+    InvalidOptions(#[from] feature_store::SyncOptionsError),
 }
 
 /// A client for `url`; with `root_pem` (crate feature `rustls`), `rediss://` trusts only those

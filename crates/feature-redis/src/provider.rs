@@ -532,6 +532,7 @@ impl RedisBuilder {
 
     /// Checks the URL and prefix; connects only when started.
     pub fn build(self) -> Result<RedisProvider, RedisError> {
+        self.options.validate()?;
         let source = RedisSource {
             conn: Conn::with_client(
                 crate::client(&self.url, self.tls_root.as_deref())?,
@@ -551,6 +552,19 @@ impl RedisBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_intervals_are_refused_when_building() {
+        for builder in [
+            RedisProvider::builder("redis://127.0.0.1:6379").refresh_interval(Duration::ZERO),
+            RedisProvider::builder("redis://127.0.0.1:6379").timeout(Duration::ZERO),
+        ] {
+            assert!(matches!(
+                builder.build(),
+                Err(RedisError::InvalidOptions(_))
+            ));
+        }
+    }
 
     fn notice(revision: Option<u64>) -> Notice {
         Notice {

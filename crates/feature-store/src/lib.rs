@@ -11,6 +11,7 @@
 //! | [`diff`], [`push`] | synchronising a flag document into any [`FlagStore`] |
 //! | [`Rows`] | stored rows → snapshot, skipping (and reporting by key) rows that cannot be used |
 //! | [`disk`] | the last-snapshot and bootstrap files used when the store is down at start |
+//! | [`spawn_supervised`] | background loops whose unexpected end (panic, return) turns the provider `Unavailable` with the reason |
 //! | [`testing`] | a recording sink and counting metrics, for testing providers against real stores |
 //!
 //! This crate has no crate features and no I/O dependency besides the file system and tokio
@@ -47,6 +48,7 @@ pub mod disk;
 mod push;
 mod rows;
 mod sync;
+mod task;
 pub mod testing;
 mod write;
 
@@ -56,7 +58,8 @@ pub use rows::{
     flag_definition, flag_from_row, segment_definition, segment_from_row, Built, ItemKind, Row,
     Rows,
 };
-pub use sync::{Event, Loaded, Notice, Source, SyncOptions, SyncProvider};
+pub use sync::{Event, Loaded, Notice, Source, SyncOptions, SyncOptionsError, SyncProvider};
+pub use task::{panic_message, spawn_supervised, Supervised, TaskError};
 pub use write::{
     check_name, checked_definition, now_rfc3339, validate_flag, validate_segment, Action,
     BatchError, FlagStore, HistoryEntry, IfMissing, WriteError, Written, MAX_NAME_LEN,

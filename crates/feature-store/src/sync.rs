@@ -21,12 +21,18 @@
 //! - **Periodic check**: every [`SyncOptions::refresh_interval`] the store's revision is read
 //!   (one cheap query) and everything is reloaded when it moved without a notice.
 //!
+//! - **Engine task dies** (a [`Source`] panics, or the loop ends): the provider turns
+//!   `Unavailable`, not connected, with the reason in its status; the last published flags
+//!   keep serving but are no longer updated.
+//!
 //! Evaluation never waits on any of this: snapshots are published whole and swapped in by the
-//! client. Snapshots are only published when the flags actually changed.
+//! client; rows are parsed and compiled on Tokio's blocking threads, never on the async
+//! workers. Snapshots are only published when the flags actually changed.
 
 use crate::backoff::Backoff;
 use crate::disk;
-use crate::rows::{ItemKind, Row, Rows};
+use crate::rows::{Built, ItemKind, Row, Rows};
+use crate::task::{spawn_supervised, Supervised, TaskError};
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::model::FlagDocument;
@@ -36,7 +42,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 /// A change notice from a store: this item changed (re-read it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +132,36 @@ pub struct SyncOptions {
     pub bootstrap_file: Option<PathBuf>,
 }
 
+/// A [`SyncOptions`] value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncOptionsError {
+    /// A duration that must be positive is zero (a zero `refresh_interval` would make the
+    /// periodic check spin, a zero `timeout` would fail every operation).
+    #[error("the store provider's {option} must be longer than zero")]
+    Zero {
+        /// `refresh_interval` or `timeout`.
+        option: &'static str,
+    },
+}
+
+impl SyncOptions {
+    /// Checks the settings: `refresh_interval` and `timeout` must be longer than zero.
+    /// [`SyncProvider`]'s `start` refuses options that fail this check; builders call it to
+    /// refuse them earlier.
+    pub fn validate(&self) -> Result<(), SyncOptionsError> {
+        for (option, d) in [
+            ("refresh_interval", self.refresh_interval),
+            ("timeout", self.timeout),
+        ] {
+            if d.is_zero() {
+                return Err(SyncOptionsError::Zero { option });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
@@ -143,7 +178,7 @@ impl Default for SyncOptions {
 
 struct Shared {
     status: Mutex<ProviderStatus>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<Supervised>>,
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -153,8 +188,27 @@ impl Shared {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The engine task ended without being stopped: nothing keeps the flags current any more.
+    fn task_died(&self, provider: &'static str, e: TaskError) {
+        tracing::error!(target: "feature::store", provider, "{e}");
+        let mut st = self.status();
+        if st.state == ProviderState::Closed {
+            return;
+        }
+        st.state = ProviderState::Unavailable;
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(ProviderError::Backend {
+                provider,
+                operation: "sync",
+                source: Box::new(e),
+            }),
+            SystemTime::now(),
+        ));
     }
 }
 
@@ -221,6 +275,24 @@ impl<S: Source> Provider for SyncProvider<S> {
         if let Some(t) = self.shared.task().take() {
             t.abort();
         }
+        if let Err(e) = self.options.validate() {
+            let err = ProviderError::Backend {
+                provider: self.source.name(),
+                operation: "start",
+                source: Box::new(e.clone()),
+            };
+            let mut st = self.shared.status();
+            st.state = ProviderState::Unavailable;
+            st.last_error = Some((
+                Arc::new(ProviderError::Backend {
+                    provider: self.source.name(),
+                    operation: "start",
+                    source: Box::new(e),
+                }),
+                SystemTime::now(),
+            ));
+            return Err(err);
+        }
         let mut runner = Runner {
             source: self.source.clone(),
             sink,
@@ -237,18 +309,21 @@ impl<S: Source> Provider for SyncProvider<S> {
             {
                 Ok(Ok(conn)) => Some(conn),
                 Ok(Err(e)) => {
-                    runner.down_at_start(e);
+                    runner.down_at_start(e).await;
                     None
                 }
                 Err(_) => {
-                    runner.down_at_start(ProviderError::Timeout {
-                        provider: self.source.name(),
-                        operation: "start",
-                    });
+                    runner
+                        .down_at_start(ProviderError::Timeout {
+                            provider: self.source.name(),
+                            operation: "start",
+                        })
+                        .await;
                     None
                 }
             };
-        let task = tokio::spawn(runner.run(first));
+        let (shared, name) = (self.shared.clone(), self.source.name());
+        let task = spawn_supervised(runner.run(first), move |e| shared.task_died(name, e));
         *self.shared.task() = Some(task);
         Ok(())
     }
@@ -308,18 +383,43 @@ impl<S: Source> Runner<S> {
             .source
             .load_all(&mut session, self.sink.metrics())
             .await?;
-        self.rows.replace_all(loaded.rows);
         self.last_rev = loaded.revision;
-        self.publish();
+        self.publish(Some(loaded.rows)).await?;
         self.metrics()
             .record_provider_latency(self.source.name(), "load", started.elapsed());
         Ok((session, events))
     }
 
-    /// Builds a snapshot from the rows; publishes it when the flags changed.
-    fn publish(&mut self) {
+    /// Replaces every row with `rows` (if given) and builds the snapshot, on a blocking thread:
+    /// parsing and compiling a large document must not hold up the async workers (and the
+    /// evaluations and I/O they run).
+    async fn build(&mut self, rows: Option<Vec<Row>>) -> Result<Built, ProviderError> {
+        let mut held = std::mem::take(&mut self.rows);
+        let origin = self.source.origin();
+        let work = tokio::task::spawn_blocking(move || {
+            if let Some(rows) = rows {
+                held.replace_all(rows);
+            }
+            let built = held.build(&origin);
+            (held, built)
+        });
+        match work.await {
+            Ok((rows, built)) => {
+                self.rows = rows;
+                Ok(built)
+            }
+            // A panic while compiling ends the engine task; its supervisor reports it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only a runtime shutting down cancels blocking work.
+            Err(_) => Err(ProviderError::Closed),
+        }
+    }
+
+    /// Builds a snapshot from the rows (replaced by `rows` if given); publishes it when the
+    /// flags changed.
+    async fn publish(&mut self, rows: Option<Vec<Row>>) -> Result<(), ProviderError> {
         let name = self.source.name();
-        let built = self.rows.build(&self.source.origin());
+        let built = self.build(rows).await?;
         let skipped: Vec<String> = built.skipped.iter().map(|d| d.flag.clone()).collect();
         if skipped != self.skipped {
             for d in &built.skipped {
@@ -348,7 +448,7 @@ impl<S: Source> Runner<S> {
         }
         let doc = built.snapshot.document().clone();
         if self.published.as_deref() == Some(&*doc) {
-            return;
+            return Ok(());
         }
         tracing::debug!(target: "feature::store", provider = name, flags = built.snapshot.len(), "publishing flags");
         self.published = Some(doc.clone());
@@ -360,6 +460,7 @@ impl<S: Source> Runner<S> {
                 }
             });
         }
+        Ok(())
     }
 
     /// The store is unreachable: keep what is served, say so, count it.
@@ -383,7 +484,7 @@ impl<S: Source> Runner<S> {
     }
 
     /// The first connection failed: serve the last snapshot or the bootstrap file, if any.
-    fn down_at_start(&mut self, e: ProviderError) {
+    async fn down_at_start(&mut self, e: ProviderError) {
         let name = self.source.name();
         let candidates = [
             self.options.snapshot_path.clone(),
@@ -393,7 +494,14 @@ impl<S: Source> Runner<S> {
             if !path.exists() {
                 continue;
             }
-            match disk::load_file(&path) {
+            // Parsed and compiled on a blocking thread, as every document.
+            let file = path.clone();
+            let loaded = match tokio::task::spawn_blocking(move || disk::load_file(&file)).await {
+                Ok(r) => r,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => Err(ProviderError::Closed),
+            };
+            match loaded {
                 Ok(snapshot) => {
                     tracing::warn!(target: "feature::store", provider = name, "store unreachable at start ({e}); serving {} ({} flags) until it is", path.display(), snapshot.len());
                     self.published = Some(snapshot.document().clone());
@@ -533,9 +641,8 @@ impl<S: Source> Runner<S> {
             provider: self.source.name(),
             operation: "reload",
         })??;
-        self.rows.replace_all(loaded.rows);
         self.last_rev = loaded.revision;
-        self.publish();
+        self.publish(Some(loaded.rows)).await?;
         self.metrics()
             .record_provider_latency(self.source.name(), "reload", started.elapsed());
         Ok(())
@@ -565,7 +672,7 @@ impl<S: Source> Runner<S> {
         for (kind, key, row) in rows {
             self.rows.apply(kind, &key, row);
         }
-        self.publish();
+        self.publish(None).await?;
         self.metrics()
             .record_provider_latency(self.source.name(), "update", started.elapsed());
         Ok(())

@@ -126,6 +126,22 @@ pub enum UnleashError {
         /// The URL requested.
         url: String,
     },
+    /// A response body is larger than
+    /// [`max_body_size`](crate::UnleashBuilder::max_body_size); it was not read whole, and the
+    /// last good toggles keep serving.
+    #[error("{url} sent a body over {limit} bytes")]
+    BodyTooLarge {
+        /// The URL requested.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A request timeout of zero (every request would fail).
+    #[error("the Unleash {what} must be longer than zero")]
+    ZeroDuration {
+        /// Which setting.
+        what: &'static str,
+    },
     /// The body is not a client API response.
     #[error("invalid client API response: {0}")]
     Parse(#[source] serde_json::Error),

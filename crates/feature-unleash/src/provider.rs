@@ -7,13 +7,12 @@ use feature_core::provider::{
     Engine, Provider, ProviderError, ProviderState, ProviderStatus, Sink,
 };
 use feature_core::Snapshot;
-use feature_store::Backoff;
+use feature_store::{spawn_supervised, Backoff, Supervised, TaskError};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::task::JoinHandle;
 
 const NAME: &str = "unleash";
 
@@ -46,6 +45,7 @@ pub struct UnleashBuilder {
     backoff_max: Option<Duration>,
     register: bool,
     usage_interval: Option<Duration>,
+    max_body_size: usize,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -120,6 +120,14 @@ impl UnleashBuilder {
         self
     }
 
+    /// The largest toggle response accepted, in bytes (default 64 MiB). The body is read in
+    /// chunks and a larger one is refused ([`UnleashError::BodyTooLarge`]) without being held
+    /// whole: the last good toggles keep serving and the status says why.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -135,6 +143,9 @@ impl UnleashBuilder {
         }
         if self.app_name.trim().is_empty() {
             return Err(UnleashError::EmptyAppName);
+        }
+        if self.timeout.is_zero() {
+            return Err(UnleashError::ZeroDuration { what: "timeout" });
         }
         let instance_id = self
             .instance_id
@@ -195,6 +206,7 @@ impl UnleashBuilder {
                 register_url: format!("{base}/client/register"),
                 metrics_url: format!("{base}/client/metrics"),
                 usage_interval: self.usage_interval,
+                max_body_size: self.max_body_size,
                 environment: self.environment,
                 sink: Mutex::new(None),
                 app_name: self.app_name,
@@ -236,6 +248,7 @@ struct Shared {
     register_url: String,
     metrics_url: String,
     usage_interval: Option<Duration>,
+    max_body_size: usize,
     environment: Option<String>,
     /// Where usage reports record their latency and errors (set by `start`).
     sink: Mutex<Option<Arc<dyn Sink>>>,
@@ -261,6 +274,29 @@ impl Shared {
     fn etag(&self) -> MutexGuard<'_, Option<HeaderValue>> {
         self.etag.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A background task (polling, usage reports) ended by itself: unless the provider was
+    /// closed, the toggles are no longer kept current.
+    fn task_died(&self, e: TaskError) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(target: "feature::unleash", "{e}");
+        let mut st = self.status();
+        if st.state == ProviderState::Closed {
+            return;
+        }
+        st.state = ProviderState::Unavailable;
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(ProviderError::Backend {
+                provider: NAME,
+                operation: "sync",
+                source: Box::new(e),
+            }),
+            SystemTime::now(),
+        ));
+    }
 }
 
 /// What one fetch brought.
@@ -275,8 +311,8 @@ enum Fetched {
 /// See the [crate docs](crate).
 pub struct UnleashProvider {
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
-    usage_task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<Supervised>>,
+    usage_task: Mutex<Option<Supervised>>,
 }
 
 impl std::fmt::Debug for UnleashProvider {
@@ -306,6 +342,7 @@ impl UnleashProvider {
             backoff_max: None,
             register: true,
             usage_interval: Some(Duration::from_secs(60)),
+            max_body_size: 64 << 20,
         }
     }
 
@@ -319,11 +356,11 @@ impl UnleashProvider {
         &self.shared.instance_id
     }
 
-    fn task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.task.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn usage_task(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn usage_task(&self) -> MutexGuard<'_, Option<Supervised>> {
         self.usage_task.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -355,6 +392,7 @@ fn class(e: &UnleashError) -> &'static str {
         UnleashError::Status { .. } => "status",
         UnleashError::Parse(_) => "parse",
         UnleashError::Compile(_) => "compile",
+        UnleashError::BodyTooLarge { .. } => "too_large",
         _ => "other",
     }
 }
@@ -401,10 +439,31 @@ impl Shared {
             });
         }
         let etag = response.headers().get(ETAG).cloned();
-        let body = response.bytes().await.map_err(UnleashError::Http)?;
+        let body = self.read_capped(response).await?;
         let warnings = self.engine.load_json(&body)?;
         *self.etag() = etag;
         Ok(Fetched::Changed(warnings))
+    }
+
+    /// The body, read chunk by chunk and refused as soon as it is known to exceed
+    /// `max_body_size` (by its `Content-Length`, or by what arrived).
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, UnleashError> {
+        let limit = self.max_body_size;
+        let too_large = || UnleashError::BodyTooLarge {
+            url: self.features_url.clone(),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(UnleashError::Http)? {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// A fetch, timed and counted, with the status updated. On failure, the error again when
@@ -671,13 +730,18 @@ impl Provider for UnleashProvider {
         };
         *shared.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink.clone());
         if let Some(every) = shared.usage_interval {
-            let task = tokio::spawn(shared.clone().report_usage(every));
+            let s = shared.clone();
+            let task =
+                spawn_supervised(shared.clone().report_usage(every), move |e| s.task_died(e));
             if let Some(old) = self.usage_task().replace(task) {
                 old.abort();
             }
         }
         let backoff = Backoff::new(shared.refresh_interval, shared.backoff_max);
-        let task = tokio::spawn(shared.clone().poll(sink, backoff, failing));
+        let s = shared.clone();
+        let task = spawn_supervised(shared.clone().poll(sink, backoff, failing), move |e| {
+            s.task_died(e)
+        });
         *self.task() = Some(task);
         Ok(())
     }

@@ -434,6 +434,10 @@ impl Client {
     }
 
     /// Stops the provider and flushes events. Evaluations keep serving the last snapshot.
+    ///
+    /// Dropping the last handle of a client without `close` also stops the provider's
+    /// background work (file watcher, store and service loops), but cannot wait for it: call
+    /// `close` to flush events and to know that everything stopped.
     pub async fn close(&self) {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return;
@@ -441,6 +445,27 @@ impl Client {
         self.inner.provider.close().await;
         if let Some(events) = &self.inner.events {
             events.close().await;
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle is gone without `close`: stop the provider, or its background tasks
+    /// (which hold the provider, not the client) would run, watch and poll for ever.
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let provider = self.provider.clone();
+        let mut close = Box::pin(async move { provider.close().await });
+        // The providers of this crate close without waiting for anything: done here, now.
+        // One that must wait (e.g. a last report over the network) finishes on the runtime.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        if std::future::Future::poll(close.as_mut(), &mut cx).is_pending() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(close);
+            }
         }
     }
 }

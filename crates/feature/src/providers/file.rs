@@ -11,6 +11,10 @@
 //! - At start there is nothing better to serve: a file that cannot be read or parsed fails the
 //!   start, while a file with errors in some flags loads, those flags evaluating to
 //!   `ERROR`/`MALFORMED_FLAG` (and the provider starts degraded).
+//! - Reading, parsing and compiling run on Tokio's blocking threads, never on the async
+//!   workers. If the watching task ends unexpectedly (a panic), the provider turns
+//!   `Unavailable` with the reason; the flags published before keep serving. Closing the
+//!   provider (or dropping the client that started it) stops the watcher.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
 
 struct State {
     status: ProviderStatus,
@@ -40,9 +44,14 @@ struct State {
     last_text_ok: bool,
     /// How many flags `last_text` holds.
     last_flags: usize,
-    task: Option<JoinHandle<()>>,
+    task: Option<AbortHandle>,
     watcher: Option<notify::RecommendedWatcher>,
 }
+
+/// Why the file is no longer followed.
+#[derive(Debug, thiserror::Error)]
+#[error("the file watcher stopped ({0}); changes to the file are no longer loaded")]
+struct WatcherStopped(String);
 
 /// Flags from a YAML or JSON file (`.json` is JSON, anything else YAML), reloaded when it
 /// changes. Editors' write-then-rename saves are seen (the directory is watched), bursts of
@@ -184,6 +193,26 @@ impl FileProvider {
         Ok(Some(snapshot))
     }
 
+    /// The watching task ended without `close`: say so, it will not reload any more.
+    fn watcher_stopped(&self, why: String) {
+        let mut st = self.lock();
+        if st.status.state == ProviderState::Closed {
+            return;
+        }
+        let err = WatcherStopped(why);
+        tracing::error!(target: "feature::file", path = %self.path.display(), "{err}");
+        st.status.state = ProviderState::Unavailable;
+        st.status.connected = false;
+        st.status.last_error = Some((
+            Arc::new(ProviderError::Backend {
+                provider: "file",
+                operation: "watch",
+                source: Box::new(err),
+            }),
+            SystemTime::now(),
+        ));
+    }
+
     /// Reloads after a change; keeps the last good snapshot on failure.
     fn reload(&self, sink: &dyn Sink) {
         let started = Instant::now();
@@ -220,7 +249,15 @@ impl Provider for FileProvider {
 
     async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
         let started = Instant::now();
-        let snapshot = match self.load(true) {
+        // Read, parsed and compiled on a blocking thread: a large file must not hold up the
+        // async workers (and whatever else they run).
+        let me = self.clone();
+        let loaded = match tokio::task::spawn_blocking(move || me.load(true)).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ProviderError::Closed),
+        };
+        let snapshot = match loaded {
             Ok(s) => s,
             Err(e) => {
                 let class = if matches!(e, ProviderError::Io { .. }) {
@@ -289,10 +326,35 @@ impl Provider for FileProvider {
                         tokio::time::sleep(me.debounce).await;
                     }
                 }
-                me.reload(sink.as_ref());
+                let (m, s) = (me.clone(), sink.clone());
+                match tokio::task::spawn_blocking(move || m.reload(s.as_ref())).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Only a runtime shutting down cancels blocking work.
+                    Err(_) => return,
+                }
             }
         });
-        self.lock().task = Some(task);
+        let abort = task.abort_handle();
+        let me = self.clone();
+        // Watches the watcher: an end that `close` did not ask for is reported in the status.
+        tokio::spawn(async move {
+            let why = match task.await {
+                Ok(()) => "it ended".to_owned(),
+                Err(e) if e.is_panic() => {
+                    let payload = e.into_panic();
+                    let msg = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "no message".to_owned());
+                    format!("it panicked: {msg}")
+                }
+                Err(_) => return,
+            };
+            me.watcher_stopped(why);
+        });
+        self.lock().task = Some(abort);
         Ok(())
     }
 
