@@ -1,0 +1,428 @@
+//! Bounding what one evaluation can cost.
+//!
+//! Evaluation does not remember segment memberships or prerequisite outcomes: every reference is
+//! evaluated again. Cycle detection and the depth cap bound how long a chain of references can
+//! be, not how often the same segment (or prerequisite) is reached, so a segment listed four
+//! times by a segment listed four times by ... twelve deep costs `4^12` evaluations. Instead of
+//! paying for memoization on every evaluation, the compiler works out, once, the worst case of
+//! every flag: its own clauses, targets, rules and references plus the whole cost of everything
+//! it references, counted again at every reference. A flag whose worst case exceeds the
+//! document's budget (linear in the document's size, see [`budget`]) is malformed, with a
+//! diagnostic at its most expensive reference that says why. Evaluation itself is unchanged.
+//!
+//! The worst case is computed over the graph of references (flag → prerequisite flag, flag or
+//! segment → segment) in linear time: its strongly connected components are found (Tarjan's
+//! algorithm, without recursion), and components are costed from the ones nothing else is
+//! reached from. A component without a cycle costs its own part plus what it references. In a
+//! cycle, evaluation follows only chains without repeats and at most [`MAX_DEPTH`] long (a
+//! repeat or a deeper chain is `MALFORMED_FLAG` at once, which ends the evaluation), so the
+//! cost of a member is bounded by unrolling the cycle `min(size, MAX_DEPTH)` times, a
+//! reference back into the cycle costing one step at the last level.
+
+use super::Compiler;
+use crate::diagnostic::{Diagnostic, PathSeg, Severity};
+use crate::evaluate::MAX_DEPTH;
+use crate::model::FlagDocument;
+use crate::program::{Clause, CompiledFlag, Op, Segment};
+
+/// The budget of every document: a flag may always cost this many steps.
+pub(crate) const MIN_BUDGET: u64 = 100_000;
+
+/// Steps a flag may cost per node of the document, for documents large enough that this is
+/// more than [`MIN_BUDGET`].
+pub(crate) const STEPS_PER_NODE: u64 = 16;
+
+/// The most steps one evaluation of a flag of a document of `size` nodes may take.
+pub(crate) fn budget(size: u64) -> u64 {
+    MIN_BUDGET.max(size.saturating_mul(STEPS_PER_NODE))
+}
+
+/// The graph of references: flag `i` is node `i`, segment `j` node `flags + j`. Edges are kept
+/// with their repeats (a segment listed twice is evaluated twice).
+#[derive(Debug)]
+pub(crate) struct Graph {
+    /// What evaluating the node costs besides what it references.
+    own: Vec<u64>,
+    /// Edges of node `v` are `targets[starts[v]..starts[v + 1]]`.
+    starts: Vec<usize>,
+    targets: Vec<u32>,
+    /// Nodes of the document, evaluable or not: the measure of its size.
+    size: u64,
+}
+
+/// The nodes of one part of a flag or segment: the part itself, each clause, each segment it
+/// lists, and the given count of other parts (targets, rules, prerequisites).
+fn clause_nodes<'c>(clauses: impl Iterator<Item = &'c Clause>) -> u64 {
+    clauses
+        .map(|c| match &c.op {
+            Op::Segment(segs) => 1 + segs.len() as u64,
+            _ => 1,
+        })
+        .fold(0, u64::saturating_add)
+}
+
+/// The segments a clause list refers to, with repeats.
+fn segment_refs<'c>(
+    clauses: impl Iterator<Item = &'c Clause> + 'c,
+) -> impl Iterator<Item = u32> + 'c {
+    clauses.flat_map(|c| match &c.op {
+        Op::Segment(segs) => segs.as_slice(),
+        _ => &[],
+    })
+    .filter_map(|s| *s)
+}
+
+/// Nodes of flag `f` (whether or not it is evaluable).
+fn flag_nodes(f: &CompiledFlag) -> u64 {
+    let parts = 1 + f.prerequisites.len() as u64 + f.targets.len() as u64 + f.rules.len() as u64;
+    parts.saturating_add(clause_nodes(f.rules.iter().flat_map(|r| &r.clauses)))
+}
+
+/// Nodes of segment `s`.
+fn segment_nodes(s: &Segment) -> u64 {
+    let parts = 1
+        + s.included_contexts.len() as u64
+        + s.excluded_contexts.len() as u64
+        + s.rules.len() as u64;
+    parts.saturating_add(clause_nodes(s.rules.iter().flat_map(|r| &r.clauses)))
+}
+
+/// Whether evaluating `f` goes beyond its own first decision: a broken flag, an off flag and a
+/// flag with a ready outcome reference nothing.
+fn evaluates_references(f: &CompiledFlag) -> bool {
+    !f.broken && f.enabled && f.constant.is_none()
+}
+
+impl Graph {
+    /// The reference graph of compiled `flags` and `segments`.
+    pub(crate) fn new(flags: &[CompiledFlag], segments: &[Segment]) -> Graph {
+        let n = flags.len() + segments.len();
+        let base = flags.len() as u32;
+        let mut own = Vec::with_capacity(n);
+        let mut starts = Vec::with_capacity(n + 1);
+        let mut targets = Vec::new();
+        let mut size = 0u64;
+        for f in flags {
+            starts.push(targets.len());
+            let nodes = flag_nodes(f);
+            size = size.saturating_add(nodes);
+            if evaluates_references(f) {
+                own.push(nodes);
+                targets.extend(f.prerequisites.iter().filter_map(|p| p.flag));
+                targets.extend(segment_refs(f.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
+            } else {
+                own.push(1);
+            }
+        }
+        for s in segments {
+            starts.push(targets.len());
+            let nodes = segment_nodes(s);
+            size = size.saturating_add(nodes);
+            own.push(nodes);
+            targets.extend(segment_refs(s.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
+        }
+        starts.push(targets.len());
+        Graph {
+            own,
+            starts,
+            targets,
+            size,
+        }
+    }
+
+    fn edges(&self, v: usize) -> &[u32] {
+        &self.targets[self.starts[v]..self.starts[v + 1]]
+    }
+
+    /// The size of the document in nodes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The strongly connected components, each one after every component it reaches, as the
+    /// nodes in that order and the end of each component in it.
+    fn components(&self) -> (Vec<u32>, Vec<usize>) {
+        const UNSEEN: u32 = u32::MAX;
+        let n = self.own.len();
+        let mut index = vec![UNSEEN; n];
+        let mut low = vec![0u32; n];
+        let mut on_stack = vec![false; n];
+        let mut stack: Vec<u32> = Vec::new();
+        let mut call: Vec<(u32, usize)> = Vec::new();
+        let mut order = Vec::with_capacity(n);
+        let mut ends = Vec::new();
+        let mut next = 0u32;
+        for root in 0..n {
+            if index[root] != UNSEEN {
+                continue;
+            }
+            index[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root as u32);
+            on_stack[root] = true;
+            call.push((root as u32, self.starts[root]));
+            while let Some((v, e)) = call.last_mut() {
+                let v = *v as usize;
+                if *e < self.starts[v + 1] {
+                    let w = self.targets[*e] as usize;
+                    *e += 1;
+                    if index[w] == UNSEEN {
+                        index[w] = next;
+                        low[w] = next;
+                        next += 1;
+                        stack.push(w as u32);
+                        on_stack[w] = true;
+                        call.push((w as u32, self.starts[w]));
+                    } else if on_stack[w] {
+                        low[v] = low[v].min(index[w]);
+                    }
+                    continue;
+                }
+                call.pop();
+                if let Some((u, _)) = call.last() {
+                    let u = *u as usize;
+                    low[u] = low[u].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    while let Some(w) = stack.pop() {
+                        on_stack[w as usize] = false;
+                        order.push(w);
+                        if w as usize == v {
+                            break;
+                        }
+                    }
+                    ends.push(order.len());
+                }
+            }
+        }
+        (order, ends)
+    }
+
+    /// The most steps evaluating each node can take, counting every reference in full
+    /// (saturating).
+    pub(crate) fn costs(&self) -> Vec<u64> {
+        let n = self.own.len();
+        let (order, ends) = self.components();
+        let mut cost = vec![0u64; n];
+        // The component of each node, and its position inside it, while it is costed.
+        let mut component = vec![usize::MAX; n];
+        let mut position = vec![0usize; n];
+        let mut start = 0;
+        for (ci, &end) in ends.iter().enumerate() {
+            let members = &order[start..end];
+            start = end;
+            for (i, &v) in members.iter().enumerate() {
+                component[v as usize] = ci;
+                position[v as usize] = i;
+            }
+            let cyclic = members.len() > 1
+                || members
+                    .first()
+                    .is_some_and(|&v| self.edges(v as usize).contains(&v));
+            // Own part plus everything referenced outside the component (costed already).
+            let outside: Vec<u64> = members
+                .iter()
+                .map(|&v| {
+                    let v = v as usize;
+                    self.edges(v)
+                        .iter()
+                        .filter(|&&w| component[w as usize] != ci)
+                        .fold(self.own[v], |acc, &w| acc.saturating_add(cost[w as usize]))
+                })
+                .collect();
+            if !cyclic {
+                for (&v, c) in members.iter().zip(outside) {
+                    cost[v as usize] = c;
+                }
+                continue;
+            }
+            // Unrolled: level 0 is a reference refused at once (one step), level `l` a node
+            // entered with `l - 1` more levels of the cycle possible below it.
+            let mut level = vec![1u64; members.len()];
+            for _ in 0..members.len().min(MAX_DEPTH) {
+                let next: Vec<u64> = members
+                    .iter()
+                    .zip(&outside)
+                    .map(|(&v, &base)| {
+                        self.edges(v as usize)
+                            .iter()
+                            .filter(|&&w| component[w as usize] == ci)
+                            .fold(base, |acc, &w| {
+                                acc.saturating_add(level[position[w as usize]])
+                            })
+                    })
+                    .collect();
+                level = next;
+            }
+            for (&v, c) in members.iter().zip(level) {
+                cost[v as usize] = c;
+            }
+        }
+        cost
+    }
+}
+
+/// Names of nodes in messages.
+struct Names<'a> {
+    flags: &'a [CompiledFlag],
+    segments: Vec<&'a str>,
+}
+
+impl Names<'_> {
+    fn of(&self, v: usize) -> String {
+        match self.flags.get(v) {
+            Some(f) => format!("flag `{}`", f.key),
+            None => format!(
+                "segment `{}`",
+                self.segments
+                    .get(v - self.flags.len())
+                    .copied()
+                    .unwrap_or("?")
+            ),
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Makes every flag whose worst case exceeds the document's budget malformed, with a
+    /// diagnostic at its most expensive reference.
+    pub(super) fn bound_cost(
+        &mut self,
+        flags: &mut [CompiledFlag],
+        segments: &[Segment],
+        doc: &FlagDocument,
+    ) {
+        let graph = Graph::new(flags, segments);
+        let limit = budget(graph.size());
+        let cost = graph.costs();
+        if !cost[..flags.len()].iter().any(|&c| c > limit) {
+            return;
+        }
+        let names = Names {
+            flags,
+            segments: doc.segments.keys().map(String::as_str).collect(),
+        };
+        let base = flags.len() as u32;
+        let mut over = Vec::new();
+        for (fi, f) in flags.iter().enumerate() {
+            if cost[fi] <= limit {
+                continue;
+            }
+            // The most expensive reference of the flag, and where it is written.
+            let mut worst: Option<(u64, u32, Vec<PathSeg>)> = None;
+            let mut consider = |w: u32, path: &dyn Fn() -> Vec<PathSeg>| {
+                let c = cost[w as usize];
+                if worst.as_ref().is_none_or(|(best, _, _)| c > *best) {
+                    worst = Some((c, w, path()));
+                }
+            };
+            for (pi, p) in f.prerequisites.iter().enumerate() {
+                if let Some(pf) = p.flag {
+                    consider(pf, &|| vec![PathSeg::key("prerequisites"), PathSeg::Index(pi)]);
+                }
+            }
+            for (ri, r) in f.rules.iter().enumerate() {
+                for (ci, c) in r.clauses.iter().enumerate() {
+                    let Op::Segment(segs) = &c.op else { continue };
+                    for (vi, s) in segs.iter().enumerate() {
+                        if let Some(s) = s {
+                            consider(base + s, &|| {
+                                vec![
+                                    PathSeg::key("rules"),
+                                    PathSeg::Index(ri),
+                                    PathSeg::key("clauses"),
+                                    PathSeg::Index(ci),
+                                    PathSeg::key("values"),
+                                    PathSeg::Index(vi),
+                                ]
+                            });
+                        }
+                    }
+                }
+            }
+            let (at, message) = match worst {
+                Some((c, w, at)) => (
+                    at,
+                    format!(
+                        "evaluating this flag could take {} steps, more than the {limit} this \
+                         document allows: every reference to a segment or prerequisite is \
+                         evaluated again, so repeated references multiply; {} here costs {}{}",
+                        steps(cost[fi]),
+                        names.of(w as usize),
+                        steps(c),
+                        repeat(&graph, &cost, &names, w as usize),
+                    ),
+                ),
+                None => (
+                    Vec::new(),
+                    format!(
+                        "evaluating this flag could take {} steps, more than the {limit} this \
+                         document allows",
+                        steps(cost[fi])
+                    ),
+                ),
+            };
+            let mut path = vec![PathSeg::key("flags"), PathSeg::key(&f.key)];
+            path.extend(at);
+            over.push((fi, f.key.to_string(), path, message));
+        }
+        for (fi, flag, path, message) in over {
+            self.diags.push(Diagnostic {
+                flag,
+                path,
+                severity: Severity::Error,
+                message,
+                line: None,
+                column: None,
+                file: None,
+            });
+            if let Some(f) = flags.get_mut(fi) {
+                f.broken = true;
+                f.constant = None;
+            }
+        }
+    }
+}
+
+/// A step count, `u64::MAX` (saturated) shown as more than can be counted.
+fn steps(c: u64) -> String {
+    if c == u64::MAX {
+        "more than 18446744073709551615".to_owned()
+    } else {
+        c.to_string()
+    }
+}
+
+/// Where the fan-out below node `v` comes from: following the most expensive references from
+/// `v`, the first node that lists one target more than once.
+fn repeat(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> String {
+    let mut seen = vec![false; cost.len()];
+    while !seen[v] {
+        seen[v] = true;
+        let edges = graph.edges(v);
+        let mut sorted = edges.to_vec();
+        sorted.sort_unstable();
+        // The most expensive target listed more than once, and how often.
+        let mut most: Option<(usize, u32)> = None;
+        for run in sorted.chunk_by(|a, b| a == b) {
+            let (times, w) = (run.len(), run[0]);
+            let better = most.is_none_or(|(_, m)| cost[w as usize] > cost[m as usize]);
+            if times > 1 && better {
+                most = Some((times, w));
+            }
+        }
+        if let Some((times, w)) = most {
+            return format!(
+                " ({} lists {} {times} times)",
+                names.of(v),
+                names.of(w as usize)
+            );
+        }
+        match edges.iter().max_by_key(|&&w| cost[w as usize]) {
+            Some(&w) => v = w as usize,
+            None => break,
+        }
+    }
+    String::new()
+}
