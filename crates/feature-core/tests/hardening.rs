@@ -167,7 +167,8 @@ fn a_segment_listed_again_and_again_is_a_malformed_flag_located_at_the_reference
     assert!(e.message.contains("more than the 100000"), "{}", e.message);
     assert!(
         e.message.contains("segment `s11` here costs")
-            && e.message.contains("(segment `s11` lists segment `s10` 4 times)"),
+            && e.message
+                .contains("(segment `s11` lists segment `s10` 4 times)"),
         "{}",
         e.message
     );
@@ -218,6 +219,10 @@ fn deep_nesting_without_repeats_and_repeats_within_the_budget_are_accepted() {
         let inside = snap.evaluate("f", &Context::new("u"));
         assert_eq!(inside.reason_kind(), ReasonKind::RuleMatch, "{fan} {depth}");
         let outside = snap.evaluate("f", &Context::new("v"));
-        assert_eq!(outside.reason_kind(), ReasonKind::Fallthrough, "{fan} {depth}");
+        assert_eq!(
+            outside.reason_kind(),
+            ReasonKind::Fallthrough,
+            "{fan} {depth}"
+        );
     }
 }

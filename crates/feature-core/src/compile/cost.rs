@@ -65,11 +65,12 @@ fn clause_nodes<'c>(clauses: impl Iterator<Item = &'c Clause>) -> u64 {
 fn segment_refs<'c>(
     clauses: impl Iterator<Item = &'c Clause> + 'c,
 ) -> impl Iterator<Item = u32> + 'c {
-    clauses.flat_map(|c| match &c.op {
-        Op::Segment(segs) => segs.as_slice(),
-        _ => &[],
-    })
-    .filter_map(|s| *s)
+    clauses
+        .flat_map(|c| match &c.op {
+            Op::Segment(segs) => segs.as_slice(),
+            _ => &[],
+        })
+        .filter_map(|s| *s)
 }
 
 /// Nodes of flag `f` (whether or not it is evaluable).
@@ -109,7 +110,9 @@ impl Graph {
             if evaluates_references(f) {
                 own.push(nodes);
                 targets.extend(f.prerequisites.iter().filter_map(|p| p.flag));
-                targets.extend(segment_refs(f.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
+                targets.extend(
+                    segment_refs(f.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s),
+                );
             } else {
                 own.push(1);
             }
@@ -319,7 +322,9 @@ impl Compiler<'_> {
             };
             for (pi, p) in f.prerequisites.iter().enumerate() {
                 if let Some(pf) = p.flag {
-                    consider(pf, &|| vec![PathSeg::key("prerequisites"), PathSeg::Index(pi)]);
+                    consider(pf, &|| {
+                        vec![PathSeg::key("prerequisites"), PathSeg::Index(pi)]
+                    });
                 }
             }
             for (ri, r) in f.rules.iter().enumerate() {
@@ -425,4 +430,406 @@ fn repeat(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> Strin
         }
     }
     String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
+
+    use super::*;
+    use crate::{parse_document, Context, Format, Snapshot};
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// A clause of a generated document: the context's key in a list, or segments (raw
+    /// numbers, turned into references to earlier segments when the document is built).
+    #[derive(Debug, Clone)]
+    enum TClause {
+        Key(Vec<usize>, bool),
+        Segments(Vec<usize>, bool),
+    }
+
+    #[derive(Debug, Clone)]
+    struct TSegment {
+        included: Vec<usize>,
+        excluded: Vec<usize>,
+        rules: Vec<Vec<TClause>>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct TFlag {
+        enabled: bool,
+        prerequisites: Vec<(usize, i64)>,
+        rules: Vec<(Vec<TClause>, i64)>,
+        fallthrough: i64,
+    }
+
+    /// A generated document whose references form a DAG: segment `i` refers only to segments
+    /// before it (half the time to the one just before), flag `i` requires only flags before it; flags refer to any segment, or to one
+    /// that does not exist. Raw reference numbers are resolved here.
+    #[derive(Debug, Clone)]
+    struct TDoc {
+        segments: Vec<TSegment>,
+        flags: Vec<TFlag>,
+    }
+
+    const KEYS: usize = 5;
+
+    fn clause() -> impl Strategy<Value = TClause> {
+        prop_oneof![
+            1 => (prop::collection::vec(0..KEYS, 0..3), any::<bool>())
+                .prop_map(|(k, n)| TClause::Key(k, n)),
+            3 => (prop::collection::vec(0usize..1000, 1..7), any::<bool>())
+                .prop_map(|(s, n)| TClause::Segments(s, n)),
+        ]
+    }
+
+    fn clauses(least: usize) -> impl Strategy<Value = Vec<TClause>> {
+        prop::collection::vec(clause(), least..3)
+    }
+
+    fn document() -> impl Strategy<Value = TDoc> {
+        let segment = (
+            prop::collection::vec(0..KEYS, 0..2),
+            prop::collection::vec(0..KEYS, 0..2),
+            prop::collection::vec(clauses(1), 1..3),
+        )
+            .prop_map(|(included, excluded, rules)| TSegment {
+                included,
+                excluded,
+                rules,
+            });
+        let flag = (
+            prop::bool::weighted(0.85),
+            prop::collection::vec((0usize..1000, 0i64..2), 0..4),
+            prop::collection::vec((clauses(0), 0i64..2), 0..3),
+            0i64..2,
+        )
+            .prop_map(|(enabled, prerequisites, rules, fallthrough)| TFlag {
+                enabled,
+                prerequisites,
+                rules,
+                fallthrough,
+            });
+        (
+            prop::collection::vec(segment, 1..14),
+            prop::collection::vec(flag, 1..8),
+        )
+            .prop_map(|(segments, flags)| resolve(TDoc { segments, flags }))
+    }
+
+    /// A reference to a segment that does not exist.
+    const MISSING: usize = usize::MAX;
+
+    /// The segments a resolved clause refers to (`None`: one that does not exist).
+    fn refs(resolved: &[usize]) -> impl Iterator<Item = Option<usize>> + '_ {
+        resolved.iter().map(|&r| (r != MISSING).then_some(r))
+    }
+
+    /// Turns raw reference numbers into references: segment `i` to an earlier segment (half
+    /// the time the one just before: deep chains), flags to any segment or a missing one,
+    /// flag `i` to earlier flags.
+    fn resolve(mut doc: TDoc) -> TDoc {
+        let n = doc.segments.len();
+        let fix = |cs: &mut Vec<TClause>, of: Option<usize>| {
+            for c in cs {
+                if let TClause::Segments(raw, _) = c {
+                    *raw = (raw.iter())
+                        .filter_map(|&r| match of {
+                            Some(0) => None,
+                            Some(i) if r % 2 == 0 => Some(i - 1),
+                            Some(i) => Some(r % i),
+                            None => Some(Some(r % (n + 1)).filter(|&s| s < n).unwrap_or(MISSING)),
+                        })
+                        .collect();
+                }
+            }
+        };
+        for (i, s) in doc.segments.iter_mut().enumerate() {
+            for r in &mut s.rules {
+                fix(r, Some(i));
+            }
+        }
+        for (i, f) in doc.flags.iter_mut().enumerate() {
+            for (r, _) in &mut f.rules {
+                fix(r, None);
+            }
+            if i == 0 {
+                f.prerequisites.clear();
+            }
+            for (p, _) in &mut f.prerequisites {
+                *p %= i.max(1);
+            }
+        }
+        doc
+    }
+
+    impl TDoc {
+        fn prerequisites(&self, fi: usize) -> &[(usize, i64)] {
+            &self.flags[fi].prerequisites
+        }
+
+        fn clause_json(&self, c: &TClause) -> Value {
+            match c {
+                TClause::Key(keys, negate) => {
+                    let values: Vec<String> = keys.iter().map(|k| format!("k{k}")).collect();
+                    json!({"attribute": "key", "operator": "in", "values": values, "negate": negate})
+                }
+                TClause::Segments(raw, negate) => {
+                    let values: Vec<String> = refs(raw)
+                        .map(|s| s.map_or("missing".to_owned(), |s| format!("s{s}")))
+                        .collect();
+                    json!({"attribute": "", "operator": "segmentMatch", "values": values, "negate": negate})
+                }
+            }
+        }
+
+        fn text(&self) -> String {
+            let keys =
+                |ks: &[usize]| -> Vec<String> { ks.iter().map(|k| format!("k{k}")).collect() };
+            let mut segments = serde_json::Map::new();
+            for (i, s) in self.segments.iter().enumerate() {
+                let rules: Vec<Value> = (s.rules.iter())
+                    .map(|r| {
+                        let cs: Vec<Value> = r.iter().map(|c| self.clause_json(c)).collect();
+                        json!({"clauses": cs})
+                    })
+                    .collect();
+                segments.insert(
+                    format!("s{i}"),
+                    json!({"included": keys(&s.included), "excluded": keys(&s.excluded), "rules": rules}),
+                );
+            }
+            let mut flags = serde_json::Map::new();
+            for (i, f) in self.flags.iter().enumerate() {
+                let prerequisites: Vec<Value> = (self.prerequisites(i).iter())
+                    .map(|(p, v)| json!({"key": format!("f{p}"), "variation": v}))
+                    .collect();
+                let rules: Vec<Value> = (f.rules.iter())
+                    .map(|(r, v)| {
+                        let cs: Vec<Value> = r.iter().map(|c| self.clause_json(c)).collect();
+                        json!({"clauses": cs, "variation": v})
+                    })
+                    .collect();
+                flags.insert(
+                    format!("f{i}"),
+                    json!({"enabled": f.enabled, "offVariation": 0, "prerequisites": prerequisites,
+                           "rules": rules, "fallthrough": {"variation": f.fallthrough}}),
+                );
+            }
+            json!({"flags": flags, "segments": segments}).to_string()
+        }
+
+        /// Nodes of a clause list, as the cost model counts them.
+        fn clause_nodes(cs: &[TClause]) -> u64 {
+            cs.iter()
+                .map(|c| match c {
+                    TClause::Key(..) => 1,
+                    TClause::Segments(raw, _) => 1 + raw.len() as u64,
+                })
+                .sum()
+        }
+
+        fn segment_nodes(&self, si: usize) -> u64 {
+            let s = &self.segments[si];
+            1 + s.rules.len() as u64 + s.rules.iter().map(|r| Self::clause_nodes(r)).sum::<u64>()
+        }
+
+        fn flag_nodes(&self, fi: usize) -> u64 {
+            let f = &self.flags[fi];
+            1 + self.prerequisites(fi).len() as u64
+                + f.rules.len() as u64
+                + f.rules
+                    .iter()
+                    .map(|(r, _)| Self::clause_nodes(r))
+                    .sum::<u64>()
+        }
+
+        fn size(&self) -> u64 {
+            (0..self.segments.len())
+                .map(|s| self.segment_nodes(s))
+                .sum::<u64>()
+                + (0..self.flags.len())
+                    .map(|f| self.flag_nodes(f))
+                    .sum::<u64>()
+        }
+
+        /// Brute force: walks every reference in full, without remembering anything, and
+        /// stops counting at `cap`. `cheap` flags (malformed ones) cost one step.
+        fn walk_flag(&self, fi: usize, cheap: &dyn Fn(usize) -> bool, n: &mut u64, cap: u64) {
+            let f = &self.flags[fi];
+            let constant = self.prerequisites(fi).is_empty() && f.rules.is_empty();
+            if cheap(fi) || !f.enabled || constant {
+                *n += 1;
+                return;
+            }
+            *n += self.flag_nodes(fi);
+            for &(p, _) in self.prerequisites(fi) {
+                if *n >= cap {
+                    return;
+                }
+                self.walk_flag(p, cheap, n, cap);
+            }
+            for (r, _) in &f.rules {
+                self.walk_clauses(r, n, cap);
+            }
+        }
+
+        fn walk_clauses(&self, cs: &[TClause], n: &mut u64, cap: u64) {
+            for c in cs {
+                if let TClause::Segments(raw, _) = c {
+                    for s in refs(raw).flatten() {
+                        if *n >= cap {
+                            return;
+                        }
+                        self.walk_segment(s, n, cap);
+                    }
+                }
+            }
+        }
+
+        fn walk_segment(&self, si: usize, n: &mut u64, cap: u64) {
+            *n += self.segment_nodes(si);
+            for r in &self.segments[si].rules {
+                self.walk_clauses(r, n, cap);
+            }
+        }
+
+        /// The reference evaluator: the flag's value, `None` for `MALFORMED_FLAG`.
+        fn evaluate(&self, fi: usize, key: usize, malformed: &[bool]) -> Option<bool> {
+            if malformed[fi] {
+                return None;
+            }
+            let f = &self.flags[fi];
+            if !f.enabled {
+                return Some(false);
+            }
+            for &(p, v) in self.prerequisites(fi) {
+                let served = self.evaluate(p, key, malformed)?;
+                if !(self.flags[p].enabled && i64::from(served) == v) {
+                    return Some(false);
+                }
+            }
+            for (r, v) in &f.rules {
+                if r.iter().all(|c| self.clause(c, key)) {
+                    return Some(*v == 1);
+                }
+            }
+            Some(f.fallthrough == 1)
+        }
+
+        fn clause(&self, c: &TClause, key: usize) -> bool {
+            match c {
+                TClause::Key(keys, negate) => keys.contains(&key) != *negate,
+                TClause::Segments(raw, negate) => {
+                    let any = refs(raw).flatten().any(|s| self.in_segment(s, key));
+                    any != *negate
+                }
+            }
+        }
+
+        fn in_segment(&self, si: usize, key: usize) -> bool {
+            let s = &self.segments[si];
+            if s.included.contains(&key) {
+                return true;
+            }
+            if s.excluded.contains(&key) {
+                return false;
+            }
+            s.rules
+                .iter()
+                .any(|r| r.iter().all(|c| self.clause(c, key)))
+        }
+    }
+
+    fn costs(snap: &Snapshot) -> (Graph, Vec<u64>) {
+        let graph = Graph::new(&snap.flags, &snap.segments);
+        let cost = graph.costs();
+        (graph, cost)
+    }
+
+    proptest! {
+        // About one flag in six is refused.
+        #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+        /// Over generated DAGs of segments and prerequisites: the compiled worst case is the
+        /// brute-force count of every reference walked in full; a flag is malformed exactly
+        /// when that count exceeds the budget; every other flag evaluates as a plain
+        /// recursive evaluator says.
+        #[test]
+        fn the_bound_is_the_full_walk_and_accepted_flags_evaluate_as_written(doc in document()) {
+            let snap = parse_document(&doc.text(), Format::Json).unwrap().compile(None);
+            let (graph, cost) = costs(&snap);
+            prop_assert_eq!(graph.size(), doc.size());
+            let limit = budget(doc.size());
+            let flag = |i: usize| snap.flag(&format!("f{i}")).unwrap();
+            let position = |i: usize| snap.position(&format!("f{i}")).unwrap() as usize;
+            let malformed: Vec<bool> = (0..doc.flags.len()).map(|i| flag(i).is_malformed()).collect();
+            let mut worst = Vec::new();
+            for fi in 0..doc.flags.len() {
+                // Accepted iff the full walk (malformed prerequisites included) fits.
+                let mut full = 0;
+                doc.walk_flag(fi, &|_| false, &mut full, limit + 1);
+                prop_assert_eq!(malformed[fi], full > limit, "f{} walked {}", fi, full);
+                // The compiled cost (malformed flags now cost one step) is the walk.
+                let mut walked = 0;
+                if !malformed[fi] {
+                    doc.walk_flag(fi, &|p| malformed[p], &mut walked, u64::MAX);
+                    prop_assert_eq!(cost[position(fi)], walked, "f{}", fi);
+                }
+                worst.push(walked);
+            }
+            // Both evaluators walk every reference: the cheaper flags keep the test quick.
+            for fi in (0..doc.flags.len()).filter(|&fi| worst[fi] <= 20_000) {
+                for key in 0..KEYS + 1 {
+                    let d = snap.evaluate(&format!("f{fi}"), &Context::new(format!("k{key}")));
+                    let expected = doc.evaluate(fi, key, &malformed);
+                    prop_assert_eq!(d.value().and_then(Value::as_bool), expected, "f{} k{}", fi, key);
+                }
+            }
+        }
+    }
+
+    /// A ring of `n` segments, each listing the next `fan` times, and a flag listing the first.
+    fn ring(n: usize, fan: usize) -> Snapshot {
+        let mut segments = serde_json::Map::new();
+        for i in 0..n {
+            let refs = vec![format!("s{}", (i + 1) % n); fan];
+            segments.insert(
+                format!("s{i}"),
+                json!({"included": ["in"], "rules": [{"clauses": [
+                    {"attribute": "key", "operator": "in", "values": ["x"]},
+                    {"attribute": "", "operator": "segmentMatch", "values": refs}]}]}),
+            );
+        }
+        let flag = json!({"rules": [{"clauses": [
+            {"attribute": "", "operator": "segmentMatch", "values": ["s0"]}], "variation": 1}],
+            "fallthrough": {"variation": 0}});
+        let text = json!({"flags": {"f": flag}, "segments": segments}).to_string();
+        parse_document(&text, Format::Json).unwrap().compile(None)
+    }
+
+    #[test]
+    fn cycles_are_bounded_by_the_chains_evaluation_can_follow() {
+        // Every segment of a ring lists the next twice: a chain may follow the ring 32 deep
+        // (when the first clause matches), 2^32 evaluations. Refused.
+        let snap = ring(40, 2);
+        assert!(snap.flag("f").unwrap().is_malformed());
+        // Listing each other once, the worst case is one turn of the ring: accepted, and
+        // evaluation stays what it was (a member is in, the cycle is malformed when reached).
+        let snap = ring(3, 1);
+        assert!(!snap.flag("f").unwrap().is_malformed());
+        let (_, cost) = costs(&snap);
+        // Flag: 1 + rule + clause + reference, then s0, s1, s2 (5 each: 1 + rule + 2 clauses
+        // + reference) and the refused reference back to s0 (1).
+        assert_eq!(cost[0], 4 + 5 * 3 + 1);
+        let d = snap.evaluate("f", &Context::new("in"));
+        assert_eq!(d.variation_index(), Some(1));
+        let d = snap.evaluate("f", &Context::new("x"));
+        assert_eq!(d.error_kind(), Some(crate::ErrorKind::MalformedFlag));
+        // A segment listing itself four times: each reference is refused at once.
+        let snap = ring(1, 4);
+        let (_, cost) = costs(&snap);
+        assert_eq!(cost[0], 4 + (1 + 1 + 1 + (1 + 4)) + 4);
+    }
 }
