@@ -167,8 +167,9 @@ fn a_segment_listed_again_and_again_is_a_malformed_flag_located_at_the_reference
     assert!(e.message.contains("more than the 100000"), "{}", e.message);
     assert!(
         e.message.contains("segment `s11` here costs")
-            && e.message
-                .contains("(segment `s11` lists segment `s10` 4 times)"),
+            && e.message.contains(
+                "(flag `f` lists segment `s11` 4 times, segment `s11` lists segment `s10` 4 times"
+            ),
         "{}",
         e.message
     );
@@ -194,7 +195,9 @@ fn a_prerequisite_required_again_and_again_is_a_malformed_flag_located_at_the_re
     assert!(e.line.is_some(), "{e:?}");
     assert!(
         e.message.contains("flag `p11` here costs")
-            && e.message.contains("(flag `p11` lists flag `p10` 4 times)"),
+            && e.message.contains(
+                "(flag `f` lists flag `p11` 4 times, flag `p11` lists flag `p10` 4 times"
+            ),
         "{}",
         e.message
     );
@@ -225,4 +228,46 @@ fn deep_nesting_without_repeats_and_repeats_within_the_budget_are_accepted() {
             "{fan} {depth}"
         );
     }
+}
+
+/// A document with segment `big` (a `startsWith` clause of `values` prefixes) and flag `f`
+/// listing it `times` times.
+fn long_clause_listed(values: usize, times: usize) -> feature_core::Snapshot {
+    let prefixes: Vec<String> = (0..values).map(|i| format!("p{i}-")).collect();
+    let text = json!({
+        "segments": {"big": {"rules": [{"clauses": [
+            {"attribute": "key", "operator": "startsWith", "values": prefixes}]}]}},
+        "flags": {"f": {"enabled": true, "default": false,
+            "rules": [{"clauses": [{"attribute": "", "operator": "segmentMatch",
+                                    "values": vec!["big"; times]}], "variation": 1}],
+            "fallthrough": {"variation": 0}}}})
+    .to_string();
+    parse_document(&text, Format::Json).unwrap().compile(None)
+}
+
+#[test]
+fn every_value_of_a_clause_counts_and_the_budget_grows_with_the_document() {
+    // 20 000 prefixes are 20 000 comparisons for a context in none of them. The document
+    // allows 16 steps per node (about 320 000 here): listed 15 times the segment fits, 17
+    // times it does not.
+    let fits = long_clause_listed(20_000, 15);
+    assert!(fits.diagnostics().is_empty(), "{:?}", fits.diagnostics());
+    assert_eq!(
+        fits.evaluate("f", &Context::new("p19999-x")).reason_kind(),
+        ReasonKind::RuleMatch
+    );
+    let over = long_clause_listed(20_000, 17);
+    assert!(over.flag("f").unwrap().is_malformed());
+    let e = cost_error(&over, "f");
+    assert!(
+        e.message.contains("segment `big` here costs 20003")
+            && e.message
+                .contains("(flag `f` lists segment `big` 17 times)"),
+        "{}",
+        e.message
+    );
+    // Small documents get 100 000 steps: 2 000 prefixes listed 60 times are refused
+    // (counting clauses but not their values, they would be 60 × 4 steps).
+    let small = long_clause_listed(2_000, 60);
+    assert!(small.flag("f").unwrap().is_malformed());
 }

@@ -23,7 +23,7 @@ use super::Compiler;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;
 use crate::model::FlagDocument;
-use crate::program::{Clause, CompiledFlag, Op, Segment};
+use crate::program::{Clause, CompiledFlag, Op, Segment, StrSet};
 
 /// The budget of every document: a flag may always cost this many steps.
 pub(crate) const MIN_BUDGET: u64 = 100_000;
@@ -50,15 +50,35 @@ pub(crate) struct Graph {
     size: u64,
 }
 
-/// The nodes of one part of a flag or segment: the part itself, each clause, each segment it
-/// lists, and the given count of other parts (targets, rules, prerequisites).
+/// The nodes of clauses: each clause and each of its values (a value may be compared at every
+/// evaluation: prefixes, patterns, numbers, versions, segments).
 fn clause_nodes<'c>(clauses: impl Iterator<Item = &'c Clause>) -> u64 {
     clauses
-        .map(|c| match &c.op {
-            Op::Segment(segs) => 1 + segs.len() as u64,
-            _ => 1,
-        })
+        .map(|c| 1 + operands(&c.op) as u64)
         .fold(0, u64::saturating_add)
+}
+
+/// How many values an operation holds.
+fn operands(op: &Op) -> usize {
+    let strings = |s: &StrSet| match s {
+        StrSet::Small(v) => v.len(),
+        StrSet::Large(v, _) => v.len(),
+    };
+    match op {
+        Op::In(set) => {
+            strings(&set.strings)
+                + set.numbers.len()
+                + set.bools.iter().filter(|b| **b).count()
+                + set.others.len()
+        }
+        Op::StartsWith(v) | Op::EndsWith(v) | Op::Contains(v) => v.len(),
+        Op::Matches(v) => v.len(),
+        Op::Number(_, v) | Op::Date(_, v) => v.len(),
+        Op::Version(_, v) => v.len(),
+        Op::VersionRule(v) => v.len(),
+        Op::Segment(v) => v.len(),
+        Op::Never => 0,
+    }
 }
 
 /// The segments a clause list refers to, with repeats.
@@ -356,7 +376,7 @@ impl Compiler<'_> {
                         steps(cost[fi]),
                         names.of(w as usize),
                         steps(c),
-                        repeat(&graph, &cost, &names, w as usize),
+                        repeats(&graph, &cost, &names, fi),
                     ),
                 ),
                 None => (
@@ -399,10 +419,12 @@ fn steps(c: u64) -> String {
     }
 }
 
-/// Where the fan-out below node `v` comes from: following the most expensive references from
-/// `v`, the first node that lists one target more than once.
-fn repeat(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> String {
+/// Where the fan-out of node `v` comes from: following the most expensive references from `v`,
+/// the first few nodes that list one target more than once.
+fn repeats(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> String {
+    const SHOWN: usize = 3;
     let mut seen = vec![false; cost.len()];
+    let mut found = Vec::new();
     while !seen[v] {
         seen[v] = true;
         let edges = graph.edges(v);
@@ -418,18 +440,26 @@ fn repeat(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> Strin
             }
         }
         if let Some((times, w)) = most {
-            return format!(
-                " ({} lists {} {times} times)",
+            if found.len() == SHOWN {
+                found.push("...".to_owned());
+                break;
+            }
+            found.push(format!(
+                "{} lists {} {times} times",
                 names.of(v),
                 names.of(w as usize)
-            );
+            ));
         }
         match edges.iter().max_by_key(|&&w| cost[w as usize]) {
             Some(&w) => v = w as usize,
             None => break,
         }
     }
-    String::new()
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", found.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -624,7 +654,7 @@ mod tests {
         fn clause_nodes(cs: &[TClause]) -> u64 {
             cs.iter()
                 .map(|c| match c {
-                    TClause::Key(..) => 1,
+                    TClause::Key(keys, _) => 1 + keys.len() as u64,
                     TClause::Segments(raw, _) => 1 + raw.len() as u64,
                 })
                 .sum()
@@ -820,9 +850,9 @@ mod tests {
         let snap = ring(3, 1);
         assert!(!snap.flag("f").unwrap().is_malformed());
         let (_, cost) = costs(&snap);
-        // Flag: 1 + rule + clause + reference, then s0, s1, s2 (5 each: 1 + rule + 2 clauses
-        // + reference) and the refused reference back to s0 (1).
-        assert_eq!(cost[0], 4 + 5 * 3 + 1);
+        // Flag: 1 + rule + clause + reference, then s0, s1, s2 (6 each: 1 + rule + two
+        // clauses with one value each) and the refused reference back to s0 (1).
+        assert_eq!(cost[0], 4 + 6 * 3 + 1);
         let d = snap.evaluate("f", &Context::new("in"));
         assert_eq!(d.variation_index(), Some(1));
         let d = snap.evaluate("f", &Context::new("x"));
@@ -830,6 +860,6 @@ mod tests {
         // A segment listing itself four times: each reference is refused at once.
         let snap = ring(1, 4);
         let (_, cost) = costs(&snap);
-        assert_eq!(cost[0], 4 + (1 + 1 + 1 + (1 + 4)) + 4);
+        assert_eq!(cost[0], 4 + (1 + 1 + 2 + (1 + 4)) + 4);
     }
 }
