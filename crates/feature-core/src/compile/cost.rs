@@ -327,6 +327,7 @@ impl Compiler<'_> {
             segments: doc.segments.keys().map(String::as_str).collect(),
         };
         let base = flags.len() as u32;
+        let mut fanout = Fanout::new(&graph, &cost);
         let mut over = Vec::new();
         for (fi, f) in flags.iter().enumerate() {
             if cost[fi] <= limit {
@@ -376,7 +377,7 @@ impl Compiler<'_> {
                         steps(cost[fi]),
                         names.of(w as usize),
                         steps(c),
-                        repeats(&graph, &cost, &names, fi),
+                        fanout.repeats(&names, fi),
                     ),
                 ),
                 None => (
@@ -419,18 +420,32 @@ fn steps(c: u64) -> String {
     }
 }
 
-/// Where the fan-out of node `v` comes from: following the most expensive references from `v`,
-/// the first few nodes that list one target more than once.
-fn repeats(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> String {
-    const SHOWN: usize = 3;
-    let mut seen = vec![false; cost.len()];
-    let mut found = Vec::new();
-    while !seen[v] {
-        seen[v] = true;
-        let edges = graph.edges(v);
+/// What the diagnostics say about each node, worked out once per node however many flags
+/// are over budget: the most expensive target it lists more than once (with how often), and
+/// its most expensive target.
+struct Fanout<'g> {
+    graph: &'g Graph,
+    cost: &'g [u64],
+    known: Vec<Option<(Option<(usize, u32)>, Option<u32>)>>,
+}
+
+impl<'g> Fanout<'g> {
+    fn new(graph: &'g Graph, cost: &'g [u64]) -> Self {
+        Fanout {
+            graph,
+            cost,
+            known: vec![None; cost.len()],
+        }
+    }
+
+    fn of(&mut self, v: usize) -> (Option<(usize, u32)>, Option<u32>) {
+        if let Some(k) = self.known[v] {
+            return k;
+        }
+        let cost = self.cost;
+        let edges = self.graph.edges(v);
         let mut sorted = edges.to_vec();
         sorted.sort_unstable();
-        // The most expensive target listed more than once, and how often.
         let mut most: Option<(usize, u32)> = None;
         for run in sorted.chunk_by(|a, b| a == b) {
             let (times, w) = (run.len(), run[0]);
@@ -439,26 +454,40 @@ fn repeats(graph: &Graph, cost: &[u64], names: &Names<'_>, mut v: usize) -> Stri
                 most = Some((times, w));
             }
         }
-        if let Some((times, w)) = most {
-            if found.len() == SHOWN {
-                found.push("...".to_owned());
-                break;
-            }
-            found.push(format!(
-                "{} lists {} {times} times",
-                names.of(v),
-                names.of(w as usize)
-            ));
-        }
-        match edges.iter().max_by_key(|&&w| cost[w as usize]) {
-            Some(&w) => v = w as usize,
-            None => break,
-        }
+        let heaviest = edges.iter().copied().max_by_key(|&w| cost[w as usize]);
+        self.known[v] = Some((most, heaviest));
+        (most, heaviest)
     }
-    if found.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", found.join(", "))
+
+    /// Where the fan-out of node `v` comes from: following the most expensive references
+    /// from `v`, the first few nodes that list one target more than once.
+    fn repeats(&mut self, names: &Names<'_>, mut v: usize) -> String {
+        const SHOWN: usize = 3;
+        let mut found = Vec::new();
+        // A path without repeats is at most as long as the depth cap allows.
+        for _ in 0..=MAX_DEPTH {
+            let (most, heaviest) = self.of(v);
+            if let Some((times, w)) = most {
+                if found.len() == SHOWN {
+                    found.push("...".to_owned());
+                    break;
+                }
+                found.push(format!(
+                    "{} lists {} {times} times",
+                    names.of(v),
+                    names.of(w as usize)
+                ));
+            }
+            match heaviest {
+                Some(w) => v = w as usize,
+                None => break,
+            }
+        }
+        if found.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", found.join(", "))
+        }
     }
 }
 
