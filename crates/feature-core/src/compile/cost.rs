@@ -423,10 +423,14 @@ fn steps(c: u64) -> String {
 /// What the diagnostics say about each node, worked out once per node however many flags
 /// are over budget: the most expensive target it lists more than once (with how often), and
 /// its most expensive target.
+/// Of one node: its most expensive target listed more than once (how often, which), and its
+/// most expensive target.
+type Spread = (Option<(usize, u32)>, Option<u32>);
+
 struct Fanout<'g> {
     graph: &'g Graph,
     cost: &'g [u64],
-    known: Vec<Option<(Option<(usize, u32)>, Option<u32>)>>,
+    known: Vec<Option<Spread>>,
 }
 
 impl<'g> Fanout<'g> {
@@ -438,7 +442,7 @@ impl<'g> Fanout<'g> {
         }
     }
 
-    fn of(&mut self, v: usize) -> (Option<(usize, u32)>, Option<u32>) {
+    fn of(&mut self, v: usize) -> Spread {
         if let Some(k) = self.known[v] {
             return k;
         }
