@@ -235,15 +235,21 @@ impl Graph {
         for (ci, &end) in ends.iter().enumerate() {
             let members = &order[start..end];
             start = end;
+            // Most components are one node outside any cycle: what it references is costed.
+            if let [v] = members {
+                let v = *v as usize;
+                let edges = self.edges(v);
+                if !edges.contains(&(v as u32)) {
+                    cost[v] = (edges.iter())
+                        .fold(self.own[v], |acc, &w| acc.saturating_add(cost[w as usize]));
+                    continue;
+                }
+            }
             for (i, &v) in members.iter().enumerate() {
                 component[v as usize] = ci;
                 position[v as usize] = i;
             }
-            let cyclic = members.len() > 1
-                || members
-                    .first()
-                    .is_some_and(|&v| self.edges(v as usize).contains(&v));
-            // Own part plus everything referenced outside the component (costed already).
+            // A cycle. Own part plus everything referenced outside it (costed already).
             let outside: Vec<u64> = members
                 .iter()
                 .map(|&v| {
@@ -254,12 +260,6 @@ impl Graph {
                         .fold(self.own[v], |acc, &w| acc.saturating_add(cost[w as usize]))
                 })
                 .collect();
-            if !cyclic {
-                for (&v, c) in members.iter().zip(outside) {
-                    cost[v as usize] = c;
-                }
-                continue;
-            }
             // Unrolled: level 0 is a reference refused at once (one step), level `l` a node
             // entered with `l - 1` more levels of the cycle possible below it.
             let mut level = vec![1u64; members.len()];
