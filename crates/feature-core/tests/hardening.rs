@@ -271,3 +271,42 @@ fn every_value_of_a_clause_counts_and_the_budget_grows_with_the_document() {
     let small = long_clause_listed(2_000, 60);
     assert!(small.flag("f").unwrap().is_malformed());
 }
+
+/// Flag `p` splits its contexts over `variations` rollout variations; flag `f` requires `p`
+/// `times` times.
+fn long_rollout_required(variations: usize, times: usize) -> feature_core::Snapshot {
+    let mut weights: Vec<Value> = (0..variations)
+        .map(|i| json!({"variation": i % 2, "weight": 1}))
+        .collect();
+    weights.push(json!({"variation": 1, "weight": 100_000 - variations}));
+    let prerequisites: Vec<Value> = (0..times)
+        .map(|_| json!({"key": "p", "variation": 1}))
+        .collect();
+    let text = json!({"flags": {
+        "p": {"enabled": true, "fallthrough": {"rollout": {"variations": weights}}},
+        "f": {"enabled": true, "prerequisites": prerequisites, "fallthrough": {"variation": 1}}}})
+    .to_string();
+    parse_document(&text, Format::Json).unwrap().compile(None)
+}
+
+#[test]
+fn every_variation_of_a_rollout_counts() {
+    // About 10 000 nodes: 160 000 steps allowed; each requirement of `p` may walk its 10 001
+    // variations.
+    let fits = long_rollout_required(10_000, 15);
+    assert!(
+        !fits.flag("f").unwrap().is_malformed(),
+        "{:?}",
+        fits.diagnostics()
+    );
+    assert_eq!(fits.evaluate("f", &Context::new("u")).error_kind(), None);
+    let over = long_rollout_required(10_000, 20);
+    assert!(over.flag("f").unwrap().is_malformed());
+    let e = cost_error(&over, "f");
+    assert_eq!(e.path_string(), "flags.f.prerequisites[0]");
+    assert!(
+        e.message.contains("(flag `f` lists flag `p` 20 times)"),
+        "{}",
+        e.message
+    );
+}

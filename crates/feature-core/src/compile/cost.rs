@@ -12,8 +12,8 @@
 //!
 //! The worst case is computed over the graph of references (flag → prerequisite flag, flag or
 //! segment → segment) in linear time: its strongly connected components are found (Tarjan's
-//! algorithm, without recursion), and components are costed from the ones nothing else is
-//! reached from. A component without a cycle costs its own part plus what it references. In a
+//! algorithm, without recursion), and each component is costed after everything it reaches.
+//! A component without a cycle costs its own part plus what it references. In a
 //! cycle, evaluation follows only chains without repeats and at most [`MAX_DEPTH`] long (a
 //! repeat or a deeper chain is `MALFORMED_FLAG` at once, which ends the evaluation), so the
 //! cost of a member is bounded by unrolling the cycle `min(size, MAX_DEPTH)` times, a
@@ -23,7 +23,7 @@ use super::Compiler;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;
 use crate::model::FlagDocument;
-use crate::program::{Clause, CompiledFlag, Op, Segment, StrSet};
+use crate::program::{Clause, CompiledFlag, Op, Segment, Serve, StrSet};
 
 /// The budget of every document: a flag may always cost this many steps.
 pub(crate) const MIN_BUDGET: u64 = 100_000;
@@ -93,10 +93,19 @@ fn segment_refs<'c>(
         .filter_map(|s| *s)
 }
 
-/// Nodes of flag `f` (whether or not it is evaluable).
+/// Nodes of flag `f` (whether or not it is evaluable), the variations of its rollouts included.
 fn flag_nodes(f: &CompiledFlag) -> u64 {
     let parts = 1 + f.prerequisites.len() as u64 + f.targets.len() as u64 + f.rules.len() as u64;
-    parts.saturating_add(clause_nodes(f.rules.iter().flat_map(|r| &r.clauses)))
+    let rollouts = (f.rules.iter().map(|r| &r.serve))
+        .chain([&f.fallthrough, &f.off])
+        .map(|s| match s {
+            Serve::Rollout(r) => r.variations.len() as u64,
+            _ => 0,
+        })
+        .fold(0, u64::saturating_add);
+    parts
+        .saturating_add(rollouts)
+        .saturating_add(clause_nodes(f.rules.iter().flat_map(|r| &r.clauses)))
 }
 
 /// Nodes of segment `s`.
