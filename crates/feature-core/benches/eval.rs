@@ -1,4 +1,5 @@
-//! Single-thread evaluation benchmarks, scenarios (a)–(g) of BENCHMARKS.md.
+//! Single-thread evaluation benchmarks, scenarios (a)–(g) of BENCHMARKS.md, and the worst case
+//! the compiler's evaluation-cost bound accepts.
 //!
 //! Every scenario is measured twice:
 //! - `snapshot`: `Snapshot::evaluate` and the typed extraction the client performs;
@@ -175,6 +176,56 @@ fn floors(c: &mut Criterion) {
     g.finish();
 }
 
+/// A document of the shape: segment `s{i}` lists `s{i-1}` four times, `depth` deep
+/// (`s0` holds nobody), and flag `f` lists the deepest one `times` times.
+fn fan_out_document(depth: usize, times: usize) -> Snapshot {
+    let mut segments = serde_json::Map::new();
+    segments.insert(
+        "s0".into(),
+        json!({"rules": [{"clauses": [{"attribute": "key", "operator": "in", "values": ["nobody"]}]}]}),
+    );
+    for i in 1..depth {
+        segments.insert(
+            format!("s{i}"),
+            json!({"rules": [{"clauses": [{"attribute": "", "operator": "segmentMatch",
+                                           "values": vec![format!("s{}", i - 1); 4]}]}]}),
+        );
+    }
+    let flag = json!({"enabled": true, "default": false,
+        "rules": [{"clauses": [{"attribute": "", "operator": "segmentMatch",
+                                "values": vec![format!("s{}", depth - 1); times]}], "variation": 1}],
+        "fallthrough": {"variation": 0}});
+    let text = json!({"flags": {"f": flag}, "segments": segments}).to_string();
+    feature_core::parse_document(&text, feature_core::Format::Json)
+        .unwrap()
+        .compile(None)
+}
+
+/// The worst case the compiler accepts: the shape (a segment listed four times, nested)
+/// at the largest size within the 100 000-step budget of a small document (seven levels, the
+/// last listed three times: 77 823 steps; listed four times it is refused), evaluated for a
+/// context in no segment, so that every reference is followed. And the compile time of the
+/// issue's own document (twelve levels), which the bound refuses.
+fn worst_case(c: &mut Criterion) {
+    let snapshot = fan_out_document(7, 3);
+    assert!(
+        snapshot.diagnostics().is_empty(),
+        "{:?}",
+        snapshot.diagnostics()
+    );
+    assert!(fan_out_document(7, 4).flag("f").unwrap().is_malformed());
+    let ctx = Context::new("u");
+    assert!(!bool_of(&snapshot, "f", &ctx, true));
+    let mut g = c.benchmark_group("worst_accepted_fan_out");
+    g.bench_function("evaluate", |b| {
+        b.iter(|| bool_of(&snapshot, black_box("f"), black_box(&ctx), true))
+    });
+    g.bench_function("parse-compile-refused-12-deep", |b| {
+        b.iter(|| fan_out_document(black_box(12), 4).len())
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -184,6 +235,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floors, scenarios_a_to_e, scenario_c, scenario_f, scenario_g
+    targets = floors, scenarios_a_to_e, scenario_c, scenario_f, scenario_g, worst_case
 }
 criterion::criterion_main!(benches);

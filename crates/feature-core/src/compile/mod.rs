@@ -8,6 +8,7 @@
 //! keeps working.
 
 mod clause;
+mod cost;
 mod flag;
 mod segment;
 
@@ -62,18 +63,19 @@ pub fn compile_with(doc: Arc<FlagDocument>, mut diagnostics: Vec<Diagnostic>) ->
         flag: String::new(),
         broken: false,
     };
-    let segments = doc
+    let segments: Vec<crate::program::Segment> = doc
         .segments
         .iter()
         .map(|(k, s)| compiler.segment(k, s))
         .collect();
-    let flags: Vec<CompiledFlag> = keys
+    let mut flags: Vec<CompiledFlag> = keys
         .iter()
         .map(|k| match doc.flags.get(*k) {
             Some(f) => compiler.flag(k, f),
             None => CompiledFlag::broken(k),
         })
         .collect();
+    compiler.bound_cost(&mut flags, &segments, &doc);
     drop(keys);
     diagnostics.extend(new_diags);
     Snapshot::new(flags, segments, diagnostics, doc)

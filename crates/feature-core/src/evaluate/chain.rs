@@ -2,7 +2,7 @@
 //! the depth cap.
 
 /// How deeply prerequisites, and segments referring to segments, may nest.
-pub(super) const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// One level of the chain of flags (or segments) being evaluated, innermost first. Each level
 /// lives in its caller's stack frame, so an evaluation without prerequisites or segments pays

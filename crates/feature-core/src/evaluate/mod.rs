@@ -17,6 +17,7 @@ use crate::outcome::ErrorKind;
 use crate::packed::{Outcome, ReasonCode, Served};
 use crate::program::{CompiledFlag, Rule, Serve, Snapshot};
 use chain::Visiting;
+pub(crate) use chain::MAX_DEPTH;
 
 /// Marker for an evaluation path that reached a malformed part of a flag: the evaluation
 /// serves the caller's default with `ERROR`/`MALFORMED_FLAG`.
