@@ -7,6 +7,7 @@
 #
 #   scripts/fuzz.sh [SECONDS]              every target
 #   FUZZ_TARGETS="sse duration" scripts/fuzz.sh 600
+#   FUZZ_PROFILE=quick scripts/fuzz.sh 5     unoptimised build (quicker to build, slower to run)
 #
 # The instrumented build has compiler flags of its own, so it has its own build directory,
 # target/fuzz (under CARGO_TARGET_DIR when that is set); findings go to target/fuzz/afl/TARGET.
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 read -r -a targets <<<"${FUZZ_TARGETS:-flag_document context_json sse launchdarkly unleash duration}"
 timeout_ms=${FUZZ_TIMEOUT_MS:-5000}
+profile=${FUZZ_PROFILE:-release}
 cargo_afl_version=0.18.2
 
 if ! cargo afl --version >/dev/null 2>&1; then
@@ -31,7 +33,7 @@ esac
 
 target_root=${CARGO_TARGET_DIR:-$PWD/target}
 export CARGO_TARGET_DIR=$target_root/fuzz
-cargo afl build --release --locked --quiet --manifest-path fuzz/Cargo.toml
+cargo afl build --profile "$profile" --locked --quiet --manifest-path fuzz/Cargo.toml
 
 # No UI, no CPU pinning (other builds share the machine), and none of the system settings AFL
 # asks root to change (CPU frequency governor, core dump handler): their checks are skipped.
@@ -40,8 +42,8 @@ export AFL_SKIP_CRASHES=0 AFL_FAST_CAL=1
 
 failed=0
 for t in "${targets[@]}"; do
-  out=$CARGO_TARGET_DIR/afl/$t
-  bin=$CARGO_TARGET_DIR/release/$t
+  out=$CARGO_TARGET_DIR/afl/$profile-$t
+  bin=$CARGO_TARGET_DIR/$profile/$t
   rm -rf "$out"
   mkdir -p "$out"
   # -V bounds the fuzzing time; "+" lets a slow seed be skipped rather than stop the run.
@@ -54,9 +56,9 @@ for t in "${targets[@]}"; do
   fi
   stats=$out/default/fuzzer_stats
   field() { sed -n "s/^$1 *: //p" "$stats"; }
-  echo "fuzz $t: $(field execs_done) execs ($(field execs_per_sec)/s), corpus $(field corpus_count)," \
-    "edges $(field edges_found)/$(field total_edges) ($(field bitmap_cvg))," \
-    "crashes $(field saved_crashes), hangs $(field saved_hangs)"
+  echo "fuzz $t: $(field run_time) s, $(field execs_done) execs ($(field execs_per_sec)/s)," \
+    "cycles $(field cycles_done), corpus $(field corpus_count), edges $(field edges_found)/$(field total_edges)" \
+    "($(field bitmap_cvg)), stability $(field stability), crashes $(field saved_crashes), hangs $(field saved_hangs)"
   for kind in crashes hangs; do
     for f in "$out/default/$kind"/id:*; do
       [ -e "$f" ] || continue

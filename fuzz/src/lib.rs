@@ -2,7 +2,7 @@
 //! evaluation of a compiled snapshot must keep. A broken invariant panics, which AFL records as
 //! a crash (each target's `fuzz!` turns a panic into an abort).
 
-use feature_core::{Context, FlagType, ReasonKind, Snapshot, ValueKind};
+use feature_core::{Context, ReasonKind, Snapshot};
 use serde_json::Value;
 
 /// Contexts that reach most kinds of rules: a bare user, a user with the built-in and custom
@@ -44,17 +44,6 @@ pub fn contexts_in(value: &Value) -> Vec<Context> {
         .collect()
 }
 
-/// The kind of value a flag of type `t` serves.
-fn kind_of(t: FlagType) -> ValueKind {
-    match t {
-        FlagType::Bool => ValueKind::Bool,
-        FlagType::String => ValueKind::String,
-        FlagType::Int => ValueKind::Int,
-        FlagType::Float => ValueKind::Float,
-        FlagType::Json => ValueKind::Any,
-    }
-}
-
 /// Evaluates every flag of `snapshot` for every context and checks what callers rely on:
 /// evaluation never fails loudly (errors are reasons, the caller's default is served), a
 /// value served is of the flag's type and is the variation the detail names, an unknown key
@@ -88,7 +77,7 @@ pub fn check_snapshot(snapshot: &Snapshot, contexts: &[Context]) {
                 flag.key()
             );
             assert!(
-                kind_of(flag.flag_type()).admits(value),
+                flag.flag_type().admits(value),
                 "flag {:?} of type {:?} served {value}",
                 flag.key(),
                 flag.flag_type()
