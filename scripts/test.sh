@@ -41,5 +41,5 @@ cargo test --workspace --all-features || {
   exit "$status"
 }
 # Every fuzz target for a few seconds on its seed corpus (an unoptimised instrumented build; a
-# crash or hang fails). Longer runs: README, "Testing".
+# crash or hang fails). Longer runs: BENCHMARKS.md, "Fuzzing".
 FUZZ_PROFILE=quick scripts/fuzz.sh 5

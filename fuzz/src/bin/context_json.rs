@@ -25,7 +25,11 @@ fn main() {
         for kind in ctx.kinds() {
             assert_eq!(back.key_of(kind), ctx.key_of(kind), "key of kind {kind:?}");
         }
-        assert_eq!(back.attributes().count(), ctx.attributes().count(), "{json}");
+        assert_eq!(
+            back.attributes().count(),
+            ctx.attributes().count(),
+            "{json}"
+        );
         for (name, v) in ctx.attributes() {
             assert_eq!(back.get(name), Some(v), "attribute {name:?} of {json}");
         }

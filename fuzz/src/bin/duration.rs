@@ -21,13 +21,19 @@ fn main() {
             let diff = if back > d { back - d } else { d - back };
             // f64 seconds keep 52 bits: allow that rounding, and a nanosecond.
             let tolerance = Duration::from_nanos(1).max(d.mul_f64(1e-15));
-            assert!(diff <= tolerance, "{text:?}: {d:?} vs {back:?} via {secs:?}");
+            assert!(
+                diff <= tolerance,
+                "{text:?}: {d:?} vs {back:?} via {secs:?}"
+            );
         }
         let config = Config::from_lookup(|name| {
             (name == "FEATURE_REFRESH_INTERVAL").then(|| text.to_owned())
         });
         if parsed.is_none() {
-            assert!(config.is_err(), "{text:?} refused but the config accepted it");
+            assert!(
+                config.is_err(),
+                "{text:?} refused but the config accepted it"
+            );
         }
     });
 }

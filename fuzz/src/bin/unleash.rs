@@ -15,10 +15,20 @@ fn names(value: &Value) -> Vec<String> {
             out.push(n.to_owned());
         }
     };
-    for f in value.get("features").and_then(Value::as_array).into_iter().flatten() {
+    for f in value
+        .get("features")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         add(f);
     }
-    for e in value.get("events").and_then(Value::as_array).into_iter().flatten() {
+    for e in value
+        .get("events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(f) = e.get("feature") {
             add(f);
         }
