@@ -1,4 +1,5 @@
 //! Faults found by the fuzz targets in `fuzz/` (see BENCHMARKS.md, "Fuzzing"), one test each.
+#![allow(clippy::unwrap_used)] // a failed assumption fails the run
 
 use feature_core::{compile, parse_document, Context, FlagType, Format};
 
