@@ -18,7 +18,7 @@ fn main() {
             let Some(back) = back else {
                 panic!("{text:?} read as {d:?}, but {secs:?} is refused");
             };
-            let diff = if back > d { back - d } else { d - back };
+            let diff = back.abs_diff(d);
             // f64 seconds keep 52 bits: allow that rounding, and a nanosecond.
             let tolerance = Duration::from_nanos(1).max(d.mul_f64(1e-15));
             assert!(
