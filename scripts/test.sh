@@ -2,7 +2,8 @@
 # Every check and every test of the workspace: formatting, lints, API docs, each feature alone,
 # the minimum Rust version, unit, integration, conformance and doc tests. Starts PostgreSQL and Redis first when they are not running,
 # installs promtool and the tansu Kafka broker the observability tests use, and starts the
-# open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack.
+# open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack;
+# runs each fuzz target briefly (installs cargo-afl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/services.sh
@@ -39,3 +40,6 @@ cargo test --workspace --all-features || {
   fi
   exit "$status"
 }
+# Every fuzz target for a few seconds on its seed corpus (an unoptimised instrumented build; a
+# crash or hang fails). Longer runs: BENCHMARKS.md, "Fuzzing".
+FUZZ_PROFILE=quick scripts/fuzz.sh 5

@@ -99,7 +99,10 @@ impl Part {
                     self.key = value
                 }
             }
-            "kind" => {}
+            // `_meta` is never an attribute (LaunchDarkly keeps private-attribute settings
+            // there), and `null` is no value: both would not survive `to_json`.
+            "kind" | "_meta" => {}
+            _ if value.is_null() => self.attrs.retain(|(k, _)| k != name),
             _ => {
                 if let Some(slot) = self.attrs.iter_mut().find(|(k, _)| k == name) {
                     slot.1 = value;
@@ -370,7 +373,15 @@ impl Context {
 
     /// The context as JSON, in the shape [`Context::from_json`] reads.
     pub fn to_json(&self) -> Value {
-        fn part_json(p: &Part, with_kind: bool) -> Map<String, Value> {
+        /// Attribute names the old-style user shape (no `kind`) reads as something else at
+        /// the top level: such attributes are written inside its `custom` object.
+        const OLD_STYLE_RESERVED: [&str; 4] = [
+            "custom",
+            "privateAttributeNames",
+            "privateAttributes",
+            "secondary",
+        ];
+        fn part_json(p: &Part, with_kind: bool, old_style: bool) -> Map<String, Value> {
             let mut m = Map::new();
             if with_kind {
                 m.insert("kind".into(), Value::String(p.kind.clone()));
@@ -382,8 +393,16 @@ impl Context {
             if p.anonymous {
                 m.insert("anonymous".into(), Value::Bool(true));
             }
+            let mut custom = Map::new();
             for (k, v) in &p.attrs {
-                m.insert(k.clone(), v.clone());
+                if old_style && OLD_STYLE_RESERVED.contains(&k.as_str()) {
+                    custom.insert(k.clone(), v.clone());
+                } else {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            if !custom.is_empty() {
+                m.insert("custom".into(), Value::Object(custom));
             }
             if !p.private.is_empty() {
                 let refs = p.private.iter().cloned().map(Value::String).collect();
@@ -397,12 +416,15 @@ impl Context {
             let mut m = Map::new();
             m.insert("kind".into(), Value::String("multi".into()));
             for p in self.parts.iter() {
-                m.insert(p.kind.clone(), Value::Object(part_json(p, false)));
+                m.insert(p.kind.clone(), Value::Object(part_json(p, false, false)));
             }
             Value::Object(m)
         } else {
             match self.parts.first() {
-                Some(p) => Value::Object(part_json(p, p.kind != USER_KIND)),
+                Some(p) => {
+                    let user = p.kind == USER_KIND;
+                    Value::Object(part_json(p, !user, user))
+                }
                 None => Value::Object(Map::new()),
             }
         }
@@ -436,7 +458,7 @@ fn put_attribute<'a>(
     name: &'a str,
     value: &Value,
 ) {
-    if matches!(name, "name" | "anonymous" | "key" | "kind") {
+    if matches!(name, "name" | "anonymous" | "key" | "kind" | "_meta") || value.is_null() {
         part.set(name, value.clone());
         return;
     }
@@ -583,6 +605,66 @@ mod tests {
             Context::new("u").with_private_attribute("x").get("x"),
             Context::new("u").get("x")
         );
+    }
+
+    /// Found by fuzzing (fuzz target `context_json`): an old-style user whose custom
+    /// attributes are named like the fields that shape reserves (`custom`, `secondary`, ...)
+    /// lost them when written with `to_json` and read back, and a `null` custom value came
+    /// back absent.
+    #[test]
+    fn json_round_trip_keeps_attributes_named_like_reserved_fields() {
+        let input = serde_json::json!({
+            "key": "u1",
+            "custom": {
+                "custom": "zuo",
+                "secondary": "s",
+                "privateAttributes": ["a"],
+                "privateAttributeNames": ["b"],
+                "plan": "pro",
+                "gone": null,
+                "_meta": {"privateAttributes": ["c"]},
+            },
+        });
+        let ctx = Context::from_json(&input).unwrap();
+        let json = ctx.to_json();
+        let back = Context::from_json(&json).unwrap();
+        for name in [
+            "custom",
+            "secondary",
+            "privateAttributes",
+            "privateAttributeNames",
+            "plan",
+        ] {
+            assert!(ctx.get(name).is_some(), "{name} read from {input}");
+            assert_eq!(back.get(name), ctx.get(name), "{name} in {json}");
+        }
+        // `null` is no value, and `_meta` is never an attribute, in every shape.
+        assert_eq!(ctx.get("gone"), None);
+        assert_eq!(ctx.get("_meta"), None);
+        assert_eq!(
+            back.attributes().count(),
+            ctx.attributes().count(),
+            "{json}"
+        );
+        assert_eq!(back.to_json(), json);
+        // The same through the builder, for another kind and inside a multi-kind context.
+        let org = Context::of_kind("org", "o1")
+            .unwrap()
+            .with_attribute("custom", "c")
+            .with_attribute("_meta", 1)
+            .with_attribute("gone", Value::Null);
+        let user = Context::new("u2").with_attribute("secondary", "x");
+        let multi = Context::multi([user, org.clone()]).unwrap();
+        for c in [org, multi] {
+            let back = Context::from_json(&c.to_json()).unwrap();
+            assert_eq!(back.to_json(), c.to_json());
+            assert_eq!(
+                back.attributes().count(),
+                c.attributes().count(),
+                "{}",
+                c.to_json()
+            );
+        }
     }
 
     #[test]

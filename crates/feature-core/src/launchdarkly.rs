@@ -248,15 +248,7 @@ fn reference(attr: &str, context_aware: bool) -> String {
 }
 
 fn common_type(values: &[Value]) -> FlagType {
-    let mut types = values.iter().map(FlagType::of);
-    let Some(first) = types.next() else {
-        return FlagType::Json;
-    };
-    types.fold(first, |acc, t| match (acc, t) {
-        (a, b) if a == b => a,
-        (FlagType::Int | FlagType::Float, FlagType::Int | FlagType::Float) => FlagType::Float,
-        _ => FlagType::Json,
-    })
+    FlagType::common(values).unwrap_or(FlagType::Json)
 }
 
 fn serve(v: &Value) -> Serve {

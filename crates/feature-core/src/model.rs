@@ -161,6 +161,21 @@ impl FlagType {
         }
     }
 
+    /// The narrowest type that holds every one of `values` (whole and fractional numbers make
+    /// `float`, other mixes `json`); `None` when there are none.
+    pub(crate) fn common<'a>(values: impl IntoIterator<Item = &'a Value>) -> Option<FlagType> {
+        values
+            .into_iter()
+            .map(FlagType::of)
+            .reduce(|acc, t| match (acc, t) {
+                (a, b) if a == b => a,
+                (FlagType::Int | FlagType::Float, FlagType::Int | FlagType::Float) => {
+                    FlagType::Float
+                }
+                _ => FlagType::Json,
+            })
+    }
+
     /// Whether a value of this type may be served by a flag of type `self`.
     pub fn admits(self, v: &Value) -> bool {
         match self {

@@ -96,11 +96,10 @@ impl Compiler<'_> {
             .map(|v| v.name.as_deref().map(Into::into))
             .collect();
         let declared = f.flag_type;
-        let inferred = values
-            .first()
-            .or(f.default.as_ref())
-            .map(FlagType::of)
-            .unwrap_or(FlagType::Bool);
+        // Inferred: the type that holds every value and the default (a mix widens to
+        // `float` or `json`, so the type never disagrees with what the flag serves).
+        let inferred =
+            FlagType::common(values.iter().chain(f.default.as_ref())).unwrap_or(FlagType::Bool);
         let flag_type = declared.unwrap_or(inferred);
         if values.is_empty() && flag_type == FlagType::Bool {
             values = vec![Value::Bool(false), Value::Bool(true)];
