@@ -191,11 +191,20 @@ pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, PostgresErr
         PgSslMode::VerifyFull => "verify-full",
         _ => return Ok(options),
     };
-    if cfg!(feature = "rustls") {
+    #[cfg(feature = "rustls")]
+    {
+        // sqlx checks the server's certificate with rustls's process-wide crypto provider; when
+        // the build has more than one (another dependency enabling ring beside aws-lc), there is
+        // none until someone installs it, and the handshake would panic. Install aws-lc, as
+        // everywhere in this toolkit, unless the application installed its own.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        let _ = mode;
         Ok(options)
-    } else {
-        Err(PostgresError::TlsNotCompiled { mode })
     }
+    #[cfg(not(feature = "rustls"))]
+    Err(PostgresError::TlsNotCompiled { mode })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 pub(crate) mod tls {
     use std::sync::Arc;
 
-    /// A client configuration trusting `roots`, with the ring provider (whatever other
+    /// A client configuration trusting `roots`, with the aws-lc provider (whatever other
     /// providers the build has, so that no process-wide default is needed).
     pub(crate) fn client_config(
         roots: rustls::RootCertStore,
