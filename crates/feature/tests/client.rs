@@ -285,7 +285,11 @@ async fn overrides_set_while_snapshots_are_published_are_never_lost() {
 
 /// A flag that serves `true` only when `parent` serves `true` (variation 1).
 fn child_of(key: &str, parent: &str) -> Flag {
-    let mut f = Flag::boolean(key, true);
+    let mut f = Flag::boolean(key, false);
+    f.fallthrough = Some(feature::model::Serve {
+        variation: Some(1),
+        ..Default::default()
+    });
     f.prerequisites = vec![feature::model::Prerequisite {
         key: parent.into(),
         variation: 1,
@@ -345,11 +349,9 @@ async fn a_flag_whose_prerequisite_changed_is_reported_as_changed() {
     assert_eq!(change.keys, ["child", "grandchild", "parent"]);
     assert!(!change.resync);
     assert!(!c.bool(&u, "grandchild", false));
-    // An override of the prerequisite changes its dependents too.
-    c.set_override("parent", true);
-    let change = rx.recv().await.unwrap();
-    assert_eq!(change.keys, ["child", "grandchild", "parent"]);
-    assert!(c.bool(&u, "grandchild", false));
+    // A flag depending on nothing that changed is not reported.
+    p.set_flag(Flag::boolean("unrelated", false));
+    assert_eq!(rx.recv().await.unwrap().keys, ["unrelated"]);
 }
 
 #[tokio::test]

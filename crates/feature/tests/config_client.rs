@@ -31,7 +31,8 @@ async fn track_one(cfg: Config, event: &str) {
 fn custom_events(json_lines: &str) -> Vec<AnalyticsEvent> {
     json_lines
         .lines()
-        .filter(|l| l.starts_with('{'))
+        // The test harness may print its own text before an event on the same line.
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
         .map(|l| serde_json::from_str::<AnalyticsEvent>(l).unwrap())
         .filter(|e| e.kind == EventKind::Custom)
         .collect()

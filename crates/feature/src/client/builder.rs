@@ -163,14 +163,16 @@ impl ClientBuilder {
     /// Starts the provider and waits for its first flags.
     pub async fn build(mut self) -> Result<Client, ClientError> {
         if let Some(config) = self.config.take() {
-            if self.provider.is_none() {
-                self.provider = Some(crate::providers::from_config(&config)?);
-                // Offline means no network: local providers (memory, file) still serve.
-                let local = matches!(config.provider, ProviderKind::Memory | ProviderKind::File);
-                self.offline |= config.offline && !local;
-            } else {
-                self.offline |= config.offline;
-            }
+            let provider = match self.provider.take() {
+                Some(p) => p,
+                None => crate::providers::from_config(&config)?,
+            };
+            // Offline means no network: local providers (memory, file) still serve.
+            let local = [ProviderKind::Memory, ProviderKind::File]
+                .iter()
+                .any(|k| k.as_str() == provider.name());
+            self.offline |= config.offline && !local;
+            self.provider = Some(provider);
             if !config.metrics.enabled {
                 self.metrics = None;
             }

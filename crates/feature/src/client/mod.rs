@@ -416,9 +416,10 @@ impl Client {
                 ready: old.ready,
             }
         });
-        let snapshot = self.inner.view.load().snapshot.clone();
+        // Overrides answer for their own key only: prerequisites are evaluated on the
+        // provider's flags, so no other flag's value changes.
         let _ = self.inner.changes.send(FlagChange {
-            keys: view::with_dependents(&snapshot, [key.to_owned()].into(), Default::default()),
+            keys: vec![key.to_owned()],
             resync: false,
         });
     }

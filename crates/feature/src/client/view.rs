@@ -122,7 +122,7 @@ fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
 /// `flags` and `segments` that changed, completed with what depends on them in `snapshot`:
 /// segments matching a changed segment, flags matching a changed segment, and flags with a
 /// changed flag as prerequisite, until nothing more is added (cycles end: a key is added once).
-pub(super) fn with_dependents(
+fn with_dependents(
     snapshot: &Snapshot,
     mut flags: BTreeSet<String>,
     mut segments: BTreeSet<String>,

@@ -204,7 +204,7 @@ impl HttpExporter<HttpsConnector<HttpConnector>> {
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
