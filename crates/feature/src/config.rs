@@ -668,14 +668,26 @@ mod tests {
         assert_eq!(e, Err(ConfigError::ExporterUnavailable("launchdarkly")));
         let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "syslog")])).unwrap_err();
         assert!(
-            matches!(e, ConfigError::Invalid { variable: "FEATURE_EVENTS_EXPORTER", .. }),
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    variable: "FEATURE_EVENTS_EXPORTER",
+                    ..
+                }
+            ),
             "{e}"
         );
         #[cfg(feature = "webhook")]
         {
             let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "webhook")]));
             assert!(
-                matches!(e, Err(ConfigError::Missing { variable: "FEATURE_EVENTS_WEBHOOK_URL", .. })),
+                matches!(
+                    e,
+                    Err(ConfigError::Missing {
+                        variable: "FEATURE_EVENTS_WEBHOOK_URL",
+                        ..
+                    })
+                ),
                 "{e:?}"
             );
         }
@@ -688,7 +700,13 @@ mod tests {
         {
             let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "kafka")]));
             assert!(
-                matches!(e, Err(ConfigError::Missing { variable: "FEATURE_EVENTS_KAFKA_BROKERS", .. })),
+                matches!(
+                    e,
+                    Err(ConfigError::Missing {
+                        variable: "FEATURE_EVENTS_KAFKA_BROKERS",
+                        ..
+                    })
+                ),
                 "{e:?}"
             );
             let c = Config::from_lookup(env(&[

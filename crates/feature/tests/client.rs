@@ -385,7 +385,10 @@ async fn a_subscriber_that_lagged_gets_a_resync_and_keeps_receiving() {
     for i in 0..1000 {
         c.set_override("a", i % 2 == 0);
     }
-    let change = rx.recv().await.expect("a lagging subscriber is not cut off");
+    let change = rx
+        .recv()
+        .await
+        .expect("a lagging subscriber is not cut off");
     assert!(change.resync, "{change:?}");
     assert_eq!(change.keys, ["a", "b"], "a resync names every flag");
     // And the stream goes on with ordinary notices.

@@ -49,7 +49,10 @@ async fn a_client_built_from_env_delivers_events_to_a_file() {
     track_one(cfg, "checkout-from-file-config").await;
     let events = custom_events(&std::fs::read_to_string(&path).unwrap());
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].event.as_deref(), Some("checkout-from-file-config"));
+    assert_eq!(
+        events[0].event.as_deref(),
+        Some("checkout-from-file-config")
+    );
     assert_eq!(events[0].user_key, "user-42");
 }
 
@@ -79,7 +82,10 @@ fn a_client_built_from_env_delivers_events_to_stdout() {
     assert!(out.status.success(), "{stdout}");
     let events = custom_events(&stdout);
     assert_eq!(events.len(), 1, "{stdout}");
-    assert_eq!(events[0].event.as_deref(), Some("checkout-from-stdout-config"));
+    assert_eq!(
+        events[0].event.as_deref(),
+        Some("checkout-from-stdout-config")
+    );
 }
 
 /// A loopback HTTP server answering 200 to every request; the bodies received come out of
@@ -144,12 +150,19 @@ async fn a_client_built_from_env_delivers_events_to_a_webhook() {
         received.push('\n');
     }
     // The body is a JSON array of events, or JSON lines: accept either.
-    let events: Vec<AnalyticsEvent> = match serde_json::from_str::<Vec<AnalyticsEvent>>(received.trim()) {
-        Ok(v) => v.into_iter().filter(|e| e.kind == EventKind::Custom).collect(),
-        Err(_) => custom_events(&received),
-    };
+    let events: Vec<AnalyticsEvent> =
+        match serde_json::from_str::<Vec<AnalyticsEvent>>(received.trim()) {
+            Ok(v) => v
+                .into_iter()
+                .filter(|e| e.kind == EventKind::Custom)
+                .collect(),
+            Err(_) => custom_events(&received),
+        };
     assert_eq!(events.len(), 1, "{received}");
-    assert_eq!(events[0].event.as_deref(), Some("checkout-from-webhook-config"));
+    assert_eq!(
+        events[0].event.as_deref(),
+        Some("checkout-from-webhook-config")
+    );
 }
 
 /// Counts the custom events it is given.
@@ -185,8 +198,15 @@ async fn builder_options_combine_with_the_config() {
         .unwrap();
     let u = Context::new("u1");
     assert_eq!(client.provider_name(), "file");
-    assert!(client.bool(&u, "from-file", false), "the configured provider");
-    assert_eq!(client.string(&u, "pinned", "red"), "blue", "the builder's override");
+    assert!(
+        client.bool(&u, "from-file", false),
+        "the configured provider"
+    );
+    assert_eq!(
+        client.string(&u, "pinned", "red"),
+        "blue",
+        "the builder's override"
+    );
     client.track(&u, "clicked", ());
     assert_eq!(sink.0.load(Ordering::SeqCst), 1, "the builder's event sink");
     assert_eq!(stats.report().total_evaluations, 2, "the builder's metrics");
@@ -216,14 +236,26 @@ async fn send_events_false_means_no_events_and_metrics_disabled_means_no_metrics
     client.track(&u, "clicked", ());
     assert!(!client.bool(&u, "anything", false));
     client.close().await;
-    assert_eq!(sink.0.load(Ordering::SeqCst), 0, "no events with FEATURE_SEND_EVENTS=false");
+    assert_eq!(
+        sink.0.load(Ordering::SeqCst),
+        0,
+        "no events with FEATURE_SEND_EVENTS=false"
+    );
     assert!(!path.exists(), "no exporter started");
-    assert_eq!(stats.report().total_evaluations, 0, "no metrics with FEATURE_METRICS_ENABLED=false");
+    assert_eq!(
+        stats.report().total_evaluations,
+        0,
+        "no metrics with FEATURE_METRICS_ENABLED=false"
+    );
 }
 
 #[tokio::test]
 async fn an_unavailable_exporter_is_a_typed_error() {
-    let e = Config::from_lookup(|k| (k == "FEATURE_EVENTS_EXPORTER").then(|| "launchdarkly".into()));
-    assert_eq!(e, Err(feature::ConfigError::ExporterUnavailable("launchdarkly")));
+    let e =
+        Config::from_lookup(|k| (k == "FEATURE_EVENTS_EXPORTER").then(|| "launchdarkly".into()));
+    assert_eq!(
+        e,
+        Err(feature::ConfigError::ExporterUnavailable("launchdarkly"))
+    );
     assert!(e.unwrap_err().to_string().contains("does not exist yet"));
 }

@@ -444,11 +444,11 @@ async fn a_client_built_from_env_delivers_events_to_kafka() {
     );
     client.close().await;
     let got = consume(&broker.addr, "config-events", 1).await;
-    let custom: Vec<_> = got
-        .iter()
-        .filter(|e| e.kind == EventKind::Custom)
-        .collect();
+    let custom: Vec<_> = got.iter().filter(|e| e.kind == EventKind::Custom).collect();
     assert_eq!(custom.len(), 1, "{got:?}");
-    assert_eq!(custom[0].event.as_deref(), Some("checkout-from-kafka-config"));
+    assert_eq!(
+        custom[0].event.as_deref(),
+        Some("checkout-from-kafka-config")
+    );
     assert_eq!(custom[0].user_key, "user-7");
 }

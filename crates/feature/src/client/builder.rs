@@ -179,10 +179,10 @@ impl ClientBuilder {
             if !config.send_events {
                 self.events = None;
             } else if self.events.is_none() && !self.offline {
-                if let Some(exporter) = crate::analytics::exporters::from_config(&config.events)?
-                {
-                    let pipeline = AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
-                        .map_err(ClientError::Events)?;
+                if let Some(exporter) = crate::analytics::exporters::from_config(&config.events)? {
+                    let pipeline =
+                        AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
+                            .map_err(ClientError::Events)?;
                     self.events = Some(Arc::new(pipeline));
                 }
             }

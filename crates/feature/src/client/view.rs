@@ -139,7 +139,11 @@ fn with_dependents(
     loop {
         let before = segments.len();
         for (k, s) in &doc.segments {
-            if !segments.contains(k) && s.rules.iter().any(|r| matches_changed(&r.clauses, &segments)) {
+            if !segments.contains(k)
+                && s.rules
+                    .iter()
+                    .any(|r| matches_changed(&r.clauses, &segments))
+            {
                 segments.insert(k.clone());
             }
         }
@@ -154,7 +158,9 @@ fn with_dependents(
                 continue;
             }
             let uses_segment = !segments.is_empty()
-                && f.rules.iter().any(|r| matches_changed(&r.clauses, &segments));
+                && f.rules
+                    .iter()
+                    .any(|r| matches_changed(&r.clauses, &segments));
             if uses_segment || f.prerequisites.iter().any(|p| flags.contains(&p.key)) {
                 flags.insert(k.clone());
             }

@@ -64,14 +64,14 @@ pub(crate) fn from_config(
             Arc::new(
                 webhook::HttpExporter::with_system_roots(url, config.webhook_allow_insecure_http)
                     .map_err(|e| match e {
-                        // The URL may carry credentials: never into an error message.
-                        webhook::WebhookConfigError::Url { .. } => crate::ConfigError::Invalid {
-                            variable: "FEATURE_EVENTS_WEBHOOK_URL",
-                            value: feature_core::provider::redact_url(url),
-                            expected: "an absolute https:// URL (http:// to loopback)",
-                        },
-                        e => failed("webhook", &e),
-                    })?,
+                    // The URL may carry credentials: never into an error message.
+                    webhook::WebhookConfigError::Url { .. } => crate::ConfigError::Invalid {
+                        variable: "FEATURE_EVENTS_WEBHOOK_URL",
+                        value: feature_core::provider::redact_url(url),
+                        expected: "an absolute https:// URL (http:// to loopback)",
+                    },
+                    e => failed("webhook", &e),
+                })?,
             )
         }
         #[cfg(feature = "kafka")]
