@@ -462,14 +462,6 @@ pub enum ConfigError {
         /// The setting that needs it.
         needed_by: &'static str,
     },
-    /// The analytics exporter the configuration selects could not be built.
-    #[error("events exporter {exporter}: {reason}")]
-    Exporter {
-        /// The exporter.
-        exporter: &'static str,
-        /// Why (the exporter's own error, its secrets left out).
-        reason: String,
-    },
 }
 
 impl Config {

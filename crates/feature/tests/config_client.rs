@@ -259,3 +259,61 @@ async fn an_unavailable_exporter_is_a_typed_error() {
     );
     assert!(e.unwrap_err().to_string().contains("does not exist yet"));
 }
+
+#[cfg(feature = "webhook")]
+#[tokio::test]
+async fn a_plain_http_webhook_off_loopback_is_refused() {
+    let vars = [
+        ("FEATURE_EVENTS_EXPORTER", "webhook"),
+        ("FEATURE_EVENTS_WEBHOOK_URL", "http://events.example.com/in"),
+    ];
+    let e = Client::new(config(&vars)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            feature::ClientError::Exporter {
+                exporter: "webhook",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The error says how to allow it (no client is built here: no traffic leaves loopback).
+    assert!(
+        e.to_string()
+            .contains("FEATURE_WEBHOOK_ALLOW_INSECURE_HTTP"),
+        "{e}"
+    );
+    let allowed = config(&[
+        vars[0],
+        vars[1],
+        ("FEATURE_WEBHOOK_ALLOW_INSECURE_HTTP", "true"),
+    ]);
+    assert!(allowed.events.webhook_allow_insecure_http);
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test]
+async fn kafka_security_settings_are_checked_when_the_client_is_built() {
+    let e = Client::new(config(&[
+        ("FEATURE_EVENTS_EXPORTER", "kafka"),
+        ("FEATURE_EVENTS_KAFKA_BROKERS", "127.0.0.1:9"),
+        ("FEATURE_KAFKA_SASL_MECHANISM", "PLAIN"),
+        ("FEATURE_KAFKA_SASL_PASSWORD", "hunter2"),
+    ]))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            feature::ClientError::Exporter {
+                exporter: "kafka",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("FEATURE_KAFKA_SASL_USERNAME"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}

@@ -77,6 +77,16 @@ pub enum ClientError {
         #[source]
         source: ProviderError,
     },
+    /// The analytics exporter the configuration selects could not be built (its TLS or SASL
+    /// settings, for instance).
+    #[error("events exporter {exporter}: {source}")]
+    Exporter {
+        /// The exporter (`webhook`, `kafka`).
+        exporter: &'static str,
+        /// Why.
+        #[source]
+        source: crate::analytics::exporters::BoxError,
+    },
     /// The analytics pipeline of the configured exporter could not be started.
     #[error("cannot start the analytics pipeline: {0}")]
     Events(#[source] crate::analytics::PipelineError),

@@ -46,13 +46,13 @@ pub(crate) mod tls {
 /// The exporter `config` selects, if any.
 pub(crate) fn from_config(
     config: &crate::config::EventsConfig,
-) -> Result<Option<std::sync::Arc<dyn AnalyticsExporter>>, crate::ConfigError> {
+) -> Result<Option<std::sync::Arc<dyn AnalyticsExporter>>, crate::ClientError> {
     use crate::config::ExporterKind;
     use std::sync::Arc;
     #[allow(unused)] // without the webhook and kafka features
-    let failed = |exporter: &'static str, e: &dyn std::error::Error| crate::ConfigError::Exporter {
+    let failed = |exporter: &'static str, e: BoxError| crate::ClientError::Exporter {
         exporter,
-        reason: e.to_string(),
+        source: e,
     };
     Ok(Some(match config.exporter {
         None => return Ok(None),
@@ -69,8 +69,9 @@ pub(crate) fn from_config(
                         variable: "FEATURE_EVENTS_WEBHOOK_URL",
                         value: feature_core::provider::redact_url(url),
                         expected: "an absolute https:// URL (http:// to loopback)",
-                    },
-                    e => failed("webhook", &e),
+                    }
+                    .into(),
+                    e => failed("webhook", Box::new(e)),
                 })?,
             )
         }
@@ -86,11 +87,11 @@ pub(crate) fn from_config(
                             .find(|(k, _)| *k == name)
                             .map(|(_, v)| v.clone())
                     })
-                    .map_err(|e| failed("kafka", &e))?,
+                    .map_err(|e| failed("kafka", Box::new(e)))?,
             )
         }
         #[allow(unreachable_patterns)] // every exporter compiled in
-        Some(other) => return Err(crate::ConfigError::ExporterUnavailable(other.as_str())),
+        Some(other) => return Err(crate::ConfigError::ExporterUnavailable(other.as_str()).into()),
     }))
 }
 
