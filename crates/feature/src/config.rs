@@ -196,6 +196,192 @@ impl RemoteConfig {
     }
 }
 
+/// Which analytics exporter a [`Config`] selects (`FEATURE_EVENTS_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExporterKind {
+    /// JSON lines on standard output (`stdout`).
+    Stdout,
+    /// JSON lines appended to [`EventsConfig::file`] (`file`).
+    File,
+    /// Batches posted to [`EventsConfig::webhook_url`] (`webhook`, crate feature `webhook`).
+    Webhook,
+    /// Records produced to [`EventsConfig::kafka_topic`] (`kafka`, crate feature `kafka`).
+    Kafka,
+}
+
+impl ExporterKind {
+    /// The name used in `FEATURE_EVENTS_EXPORTER`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExporterKind::Stdout => "stdout",
+            ExporterKind::File => "file",
+            ExporterKind::Webhook => "webhook",
+            ExporterKind::Kafka => "kafka",
+        }
+    }
+}
+
+/// The Kafka TLS and SASL variables (`FEATURE_KAFKA_*`) as read, handed to the Kafka
+/// exporter's own parsing when the client is built.
+#[cfg(feature = "kafka")]
+const KAFKA_SECURITY_VARS: [&str; 5] = [
+    crate::analytics::exporters::kafka::TLS_ENV,
+    crate::analytics::exporters::kafka::TLS_CA_FILE_ENV,
+    crate::analytics::exporters::kafka::SASL_MECHANISM_ENV,
+    crate::analytics::exporters::kafka::SASL_USERNAME_ENV,
+    crate::analytics::exporters::kafka::SASL_PASSWORD_ENV,
+];
+
+/// Where a client built from a [`Config`] sends its analytics events. `Debug` hides the
+/// webhook URL's credentials and the Kafka SASL settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// The exporter (`FEATURE_EVENTS_EXPORTER`: stdout, file, webhook, kafka; default: none,
+    /// no events leave the process).
+    pub exporter: Option<ExporterKind>,
+    /// The events file of the `file` exporter (`FEATURE_EVENTS_FILE`, default
+    /// `feature-events.jsonl`).
+    pub file: Option<PathBuf>,
+    /// The endpoint of the `webhook` exporter (`FEATURE_EVENTS_WEBHOOK_URL`, required with it):
+    /// `https://`, or `http://` to loopback.
+    pub webhook_url: Option<String>,
+    /// Lets the webhook post over plain `http://` to a host that is not loopback
+    /// (`FEATURE_WEBHOOK_ALLOW_INSECURE_HTTP`, default `false`).
+    pub webhook_allow_insecure_http: bool,
+    /// Bootstrap brokers of the `kafka` exporter, `host:port` (`FEATURE_EVENTS_KAFKA_BROKERS`,
+    /// comma-separated, required with it).
+    pub kafka_brokers: Vec<String>,
+    /// The topic of the `kafka` exporter (`FEATURE_EVENTS_KAFKA_TOPIC`, default
+    /// `feature-events`).
+    pub kafka_topic: String,
+    /// Create the topic (one partition) when it does not exist
+    /// (`FEATURE_EVENTS_KAFKA_CREATE_TOPIC`, default `false`).
+    pub kafka_create_topic: bool,
+    /// `FEATURE_KAFKA_*` TLS and SASL variables as read (parsed by the Kafka exporter).
+    pub(crate) kafka_security: Vec<(&'static str, String)>,
+}
+
+impl fmt::Debug for EventsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kafka_security: Vec<&str> = self.kafka_security.iter().map(|(k, _)| *k).collect();
+        f.debug_struct("EventsConfig")
+            .field("exporter", &self.exporter)
+            .field("file", &self.file)
+            .field(
+                "webhook_url",
+                &self
+                    .webhook_url
+                    .as_deref()
+                    .map(feature_core::provider::redact_url),
+            )
+            .field(
+                "webhook_allow_insecure_http",
+                &self.webhook_allow_insecure_http,
+            )
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_topic", &self.kafka_topic)
+            .field("kafka_create_topic", &self.kafka_create_topic)
+            .field("kafka_security_set", &kafka_security)
+            .finish()
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            exporter: None,
+            file: None,
+            webhook_url: None,
+            webhook_allow_insecure_http: false,
+            kafka_brokers: Vec::new(),
+            kafka_topic: "feature-events".into(),
+            kafka_create_topic: false,
+            kafka_security: Vec::new(),
+        }
+    }
+}
+
+impl EventsConfig {
+    fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+        mut c: EventsConfig,
+    ) -> Result<EventsConfig, ConfigError> {
+        let set = |variable: &'static str| get(variable).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("FEATURE_EVENTS_EXPORTER") {
+            c.exporter = match v.trim().to_ascii_lowercase().as_str() {
+                "" | "none" => None,
+                "stdout" => Some(ExporterKind::Stdout),
+                "file" => Some(ExporterKind::File),
+                "webhook" if cfg!(feature = "webhook") => Some(ExporterKind::Webhook),
+                "kafka" if cfg!(feature = "kafka") => Some(ExporterKind::Kafka),
+                "webhook" => return Err(ConfigError::ExporterUnavailable("webhook")),
+                "kafka" => return Err(ConfigError::ExporterUnavailable("kafka")),
+                "launchdarkly" => return Err(ConfigError::ExporterUnavailable("launchdarkly")),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        variable: "FEATURE_EVENTS_EXPORTER",
+                        value: v,
+                        expected: "one of none, stdout, file, webhook, kafka",
+                    })
+                }
+            };
+        }
+        c.file = set("FEATURE_EVENTS_FILE").map(PathBuf::from).or(c.file);
+        c.webhook_url = set("FEATURE_EVENTS_WEBHOOK_URL").or(c.webhook_url);
+        c.webhook_allow_insecure_http = bool_var(
+            get,
+            "FEATURE_WEBHOOK_ALLOW_INSECURE_HTTP",
+            c.webhook_allow_insecure_http,
+        )?;
+        if let Some(v) = set("FEATURE_EVENTS_KAFKA_BROKERS") {
+            c.kafka_brokers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        c.kafka_topic = set("FEATURE_EVENTS_KAFKA_TOPIC").unwrap_or(c.kafka_topic);
+        c.kafka_create_topic = bool_var(
+            get,
+            "FEATURE_EVENTS_KAFKA_CREATE_TOPIC",
+            c.kafka_create_topic,
+        )?;
+        #[cfg(feature = "kafka")]
+        for name in KAFKA_SECURITY_VARS {
+            if let Some(v) = get(name) {
+                c.kafka_security.retain(|(k, _)| *k != name);
+                c.kafka_security.push((name, v));
+            }
+        }
+        match c.exporter {
+            Some(ExporterKind::Webhook) if c.webhook_url.is_none() => {
+                return Err(ConfigError::Missing {
+                    variable: "FEATURE_EVENTS_WEBHOOK_URL",
+                    needed_by: "FEATURE_EVENTS_EXPORTER=webhook",
+                })
+            }
+            Some(ExporterKind::Kafka) if c.kafka_brokers.is_empty() => {
+                return Err(ConfigError::Missing {
+                    variable: "FEATURE_EVENTS_KAFKA_BROKERS",
+                    needed_by: "FEATURE_EVENTS_EXPORTER=kafka",
+                })
+            }
+            _ => {}
+        }
+        Ok(c)
+    }
+
+    /// The events file of the `file` exporter: [`EventsConfig::file`] or
+    /// `feature-events.jsonl`.
+    pub fn file_path(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("feature-events.jsonl"))
+    }
+}
+
 /// Client configuration. [`Config::default`] gives the documented defaults;
 /// [`Config::from_env`] reads them from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,8 +395,14 @@ pub struct Config {
     /// Offline mode (`FEATURE_OFFLINE`, default `false`): remote providers are not contacted and
     /// no events are sent; local providers (memory, file) work as usual.
     pub offline: bool,
-    /// Send analytics events (`FEATURE_SEND_EVENTS`, default `true`).
+    /// Send analytics events (`FEATURE_SEND_EVENTS`, default `true`). `false` turns events
+    /// off for a client built from this configuration, whatever exporter or sink it is given.
     pub send_events: bool,
+    /// The analytics exporter and its settings (`FEATURE_EVENTS_*`).
+    pub events: EventsConfig,
+    /// Metrics settings (`FEATURE_METRICS_*`). `FEATURE_METRICS_ENABLED=false` turns metrics
+    /// off for a client built from this configuration, whatever metrics it is given.
+    pub metrics: crate::metrics::MetricsConfig,
     /// File provider settings.
     pub file: FileConfig,
     /// PostgreSQL and Redis provider settings.
@@ -226,6 +418,8 @@ impl Default for Config {
             refresh_interval: Duration::from_secs(30),
             offline: false,
             send_events: true,
+            events: EventsConfig::default(),
+            metrics: crate::metrics::MetricsConfig::default(),
             file: FileConfig::default(),
             store: StoreConfig::default(),
             remote: RemoteConfig::default(),
@@ -252,6 +446,22 @@ pub enum ConfigError {
         "provider {0:?} is not available in this build: enable the crate feature of the same name"
     )]
     ProviderUnavailable(&'static str),
+    /// The analytics exporter selected (`FEATURE_EVENTS_EXPORTER`) is not available in this
+    /// build (`webhook`, `kafka`: enable the crate feature of the same name) or not yet
+    /// (`launchdarkly`).
+    #[error(
+        "events exporter {0:?} is not available in this build (webhook and kafka need the crate \
+         feature of the same name; a LaunchDarkly events exporter does not exist yet)"
+    )]
+    ExporterUnavailable(&'static str),
+    /// A variable the selected setting needs is not set.
+    #[error("{variable} must be set with {needed_by}")]
+    Missing {
+        /// The variable that is missing.
+        variable: &'static str,
+        /// The setting that needs it.
+        needed_by: &'static str,
+    },
 }
 
 impl Config {
@@ -294,6 +504,8 @@ impl Config {
         c.remote = RemoteConfig::from_lookup(&get, c.remote);
         c.remote.launchdarkly_polling =
             bool_var(&get, "LAUNCHDARKLY_POLLING", c.remote.launchdarkly_polling)?;
+        c.events = EventsConfig::from_lookup(&get, c.events)?;
+        c.metrics = crate::metrics::MetricsConfig::from_lookup(&get)?;
         Ok(c)
     }
 }
@@ -430,6 +642,92 @@ mod tests {
                 "{k}={v}"
             );
         }
+    }
+
+    #[test]
+    fn events_exporter_selection_is_checked_when_read() {
+        let c = Config::from_lookup(env(&[
+            ("FEATURE_EVENTS_EXPORTER", "file"),
+            ("FEATURE_EVENTS_FILE", "/var/log/events.jsonl"),
+        ]))
+        .unwrap();
+        assert_eq!(c.events.exporter, Some(ExporterKind::File));
+        assert_eq!(c.events.file_path(), PathBuf::from("/var/log/events.jsonl"));
+        // Nothing selected: no exporter, even with the LaunchDarkly provider.
+        let c = Config::from_lookup(env(&[("FEATURE_PROVIDER", "launchdarkly")])).unwrap();
+        assert_eq!(c.events.exporter, None);
+        let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "launchdarkly")]));
+        assert_eq!(e, Err(ConfigError::ExporterUnavailable("launchdarkly")));
+        let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "syslog")])).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    variable: "FEATURE_EVENTS_EXPORTER",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        #[cfg(feature = "webhook")]
+        {
+            let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "webhook")]));
+            assert!(
+                matches!(
+                    e,
+                    Err(ConfigError::Missing {
+                        variable: "FEATURE_EVENTS_WEBHOOK_URL",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+        }
+        #[cfg(not(feature = "webhook"))]
+        assert_eq!(
+            Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "webhook")])),
+            Err(ConfigError::ExporterUnavailable("webhook"))
+        );
+        #[cfg(feature = "kafka")]
+        {
+            let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "kafka")]));
+            assert!(
+                matches!(
+                    e,
+                    Err(ConfigError::Missing {
+                        variable: "FEATURE_EVENTS_KAFKA_BROKERS",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+            let c = Config::from_lookup(env(&[
+                ("FEATURE_EVENTS_EXPORTER", "kafka"),
+                ("FEATURE_EVENTS_KAFKA_BROKERS", "k1:9092, k2:9092"),
+                ("FEATURE_KAFKA_SASL_PASSWORD", "hunter2"),
+            ]))
+            .unwrap();
+            assert_eq!(c.events.kafka_brokers, ["k1:9092", "k2:9092"]);
+            assert_eq!(c.events.kafka_topic, "feature-events");
+            assert!(!format!("{c:?}").contains("hunter2"));
+        }
+        #[cfg(not(feature = "kafka"))]
+        assert_eq!(
+            Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "kafka")])),
+            Err(ConfigError::ExporterUnavailable("kafka"))
+        );
+    }
+
+    #[test]
+    fn metrics_variables_are_part_of_the_config() {
+        let c = Config::from_lookup(env(&[
+            ("FEATURE_METRICS_ENABLED", "false"),
+            ("FEATURE_METRICS_NAMESPACE", "app_flags"),
+        ]))
+        .unwrap();
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.metrics.namespace, "app_flags");
+        assert!(Config::from_lookup(env(&[("FEATURE_METRICS_PER_FLAG", "often")])).is_err());
     }
 
     #[test]

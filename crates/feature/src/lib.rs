@@ -85,9 +85,12 @@ pub mod metrics;
 pub mod providers;
 
 pub use analytics::{EvaluationEvent, EventSink};
-pub use client::{Client, ClientBuilder, ClientError, FlagChange, JsonError};
+pub use client::{
+    Client, ClientBuilder, ClientError, FlagChange, JsonError, Subscription, SubscriptionClosed,
+};
 pub use config::{
-    parse_duration, Config, ConfigError, FileConfig, ProviderKind, RemoteConfig, StoreConfig,
+    parse_duration, Config, ConfigError, EventsConfig, ExporterKind, FileConfig, ProviderKind,
+    RemoteConfig, StoreConfig,
 };
 pub use feature_core as engine;
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};

@@ -282,3 +282,118 @@ async fn overrides_set_while_snapshots_are_published_are_never_lost() {
         .collect();
     assert!(lost.is_empty(), "{} of {N} overrides lost", lost.len());
 }
+
+/// A flag that serves `true` only when `parent` serves `true` (variation 1).
+fn child_of(key: &str, parent: &str) -> Flag {
+    let mut f = Flag::boolean(key, false);
+    f.fallthrough = Some(feature::model::Serve {
+        variation: Some(1),
+        ..Default::default()
+    });
+    f.prerequisites = vec![feature::model::Prerequisite {
+        key: parent.into(),
+        variation: 1,
+    }];
+    f
+}
+
+/// A flag serving `true` to the members of `segment`.
+fn for_segment(key: &str, segment: &str) -> Flag {
+    let mut f = Flag::boolean(key, false);
+    f.rules = vec![Rule {
+        clauses: vec![Clause::new(
+            "key",
+            Operator::SegmentMatch,
+            vec![json!(segment)],
+        )],
+        variation: Some(1),
+        ..Rule::default()
+    }];
+    f
+}
+
+fn segment(key: &str, included: &[&str], uses: Option<&str>) -> feature::model::Segment {
+    feature::model::Segment {
+        key: key.into(),
+        included: included.iter().map(|s| s.to_string()).collect(),
+        rules: uses
+            .map(|s| {
+                vec![feature::model::SegmentRule {
+                    clauses: vec![Clause::new("key", Operator::SegmentMatch, vec![json!(s)])],
+                    ..Default::default()
+                }]
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_flag_whose_prerequisite_changed_is_reported_as_changed() {
+    // grandchild -> child -> parent: a change of parent changes what both serve.
+    let (c, p) = client_with(&[
+        Flag::boolean("parent", true),
+        child_of("child", "parent"),
+        child_of("grandchild", "child"),
+        Flag::boolean("unrelated", true),
+    ])
+    .await;
+    let u = Context::new("u");
+    assert!(c.bool(&u, "grandchild", false));
+    let mut rx = c.subscribe();
+    p.set_flag(Flag::boolean("parent", false));
+    let change = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.keys, ["child", "grandchild", "parent"]);
+    assert!(!change.resync);
+    assert!(!c.bool(&u, "grandchild", false));
+    // A flag depending on nothing that changed is not reported.
+    p.set_flag(Flag::boolean("unrelated", false));
+    assert_eq!(rx.recv().await.unwrap().keys, ["unrelated"]);
+}
+
+#[tokio::test]
+async fn a_flag_whose_segment_changed_is_reported_as_changed() {
+    // beta-users matches the members of testers; "gated" targets beta-users, and "child"
+    // has "gated" as prerequisite.
+    let p = MemoryProvider::new();
+    p.set_segment(segment("testers", &[], None));
+    p.set_segment(segment("beta-users", &[], Some("testers")));
+    p.set_flag(for_segment("gated", "beta-users"));
+    p.set_flag(child_of("child", "gated"));
+    p.set_flag(Flag::boolean("unrelated", true));
+    let c = Client::builder().provider(p.clone()).build().await.unwrap();
+    let alice = Context::new("alice");
+    assert!(!c.bool(&alice, "gated", false));
+    let mut rx = c.subscribe();
+    p.set_segment(segment("testers", &["alice"], None));
+    let change = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.keys, ["child", "gated"]);
+    assert!(c.bool(&alice, "gated", false));
+}
+
+#[tokio::test]
+async fn a_subscriber_that_lagged_gets_a_resync_and_keeps_receiving() {
+    let (c, _p) = client_with(&[Flag::boolean("a", true), Flag::boolean("b", true)]).await;
+    let mut rx = c.subscribe();
+    // Far more changes than the subscriber's buffer holds, none of them read.
+    for i in 0..1000 {
+        c.set_override("a", i % 2 == 0);
+    }
+    let change = rx
+        .recv()
+        .await
+        .expect("a lagging subscriber is not cut off");
+    assert!(change.resync, "{change:?}");
+    assert_eq!(change.keys, ["a", "b"], "a resync names every flag");
+    // And the stream goes on with ordinary notices.
+    c.set_override("b", false);
+    let change = rx.recv().await.unwrap();
+    assert_eq!(change.keys, ["b"]);
+    assert!(!change.resync);
+}

@@ -424,3 +424,31 @@ async fn events_reach_a_broker_behind_tls_and_only_with_the_right_ca() {
     .await;
     assert_eq!(got, all);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_built_from_env_delivers_events_to_kafka() {
+    let Some(broker) = broker() else { return };
+    let vars: std::collections::HashMap<&str, String> = [
+        ("FEATURE_EVENTS_EXPORTER", "kafka".to_owned()),
+        ("FEATURE_EVENTS_KAFKA_BROKERS", broker.addr.clone()),
+        ("FEATURE_EVENTS_KAFKA_TOPIC", "config-events".to_owned()),
+        ("FEATURE_EVENTS_KAFKA_CREATE_TOPIC", "true".to_owned()),
+    ]
+    .into();
+    let config = feature::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let client = feature::Client::new(config).await.unwrap();
+    client.track(
+        &Context::new("user-7"),
+        "checkout-from-kafka-config",
+        serde_json::json!({"amount": 3}),
+    );
+    client.close().await;
+    let got = consume(&broker.addr, "config-events", 1).await;
+    let custom: Vec<_> = got.iter().filter(|e| e.kind == EventKind::Custom).collect();
+    assert_eq!(custom.len(), 1, "{got:?}");
+    assert_eq!(
+        custom[0].event.as_deref(),
+        Some("checkout-from-kafka-config")
+    );
+    assert_eq!(custom[0].user_key, "user-7");
+}

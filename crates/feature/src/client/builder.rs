@@ -4,7 +4,8 @@
 use super::observe::Observer;
 use super::view::{ClientSink, View};
 use super::{Client, ClientError, Inner};
-use crate::analytics::EventSink;
+use crate::analytics::{AnalyticsPipeline, EventSink, PipelineConfig};
+use crate::config::{Config, ProviderKind};
 use crate::MemoryProvider;
 use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
@@ -25,6 +26,7 @@ pub struct ClientBuilder {
     start_timeout: Duration,
     timing_sample: u32,
     offline: bool,
+    config: Option<Config>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -37,6 +39,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("start_timeout", &self.start_timeout)
             .field("timing_sample", &self.timing_sample)
             .field("offline", &self.offline)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -51,6 +54,7 @@ impl Default for ClientBuilder {
             start_timeout: Duration::from_secs(10),
             timing_sample: 64,
             offline: false,
+            config: None,
         }
     }
 }
@@ -127,8 +131,62 @@ impl ClientBuilder {
         self
     }
 
+    /// Takes the provider, offline mode, analytics exporter and metrics switch from `config`
+    /// (e.g. [`Config::from_env`]), combined with this builder's other options:
+    ///
+    /// - a provider, events sink or metrics given to the builder win over the configuration's;
+    /// - without an events sink, the exporter `FEATURE_EVENTS_EXPORTER` selects is started
+    ///   behind an [`AnalyticsPipeline`] (default settings), closed with the client;
+    /// - `FEATURE_SEND_EVENTS=false` means no events at all, and `FEATURE_METRICS_ENABLED=false`
+    ///   no metrics, whatever the builder was given: the operator's switch wins;
+    /// - `FEATURE_OFFLINE=true` with a remote provider is [`ClientBuilder::offline`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use feature::{Client, Config, Context};
+    ///
+    /// let config = Config::from_lookup(|k| (k == "FEATURE_PROVIDER").then(|| "memory".to_owned()))?;
+    /// let client = Client::builder()
+    ///     .config(config)
+    ///     .override_flag("new-dashboard", true)
+    ///     .build()
+    ///     .await?;
+    /// assert!(client.bool(&Context::new("u1"), "new-dashboard", false));
+    /// client.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
     /// Starts the provider and waits for its first flags.
-    pub async fn build(self) -> Result<Client, ClientError> {
+    pub async fn build(mut self) -> Result<Client, ClientError> {
+        if let Some(config) = self.config.take() {
+            let provider = match self.provider.take() {
+                Some(p) => p,
+                None => crate::providers::from_config(&config)?,
+            };
+            // Offline means no network: local providers (memory, file) still serve.
+            let local = [ProviderKind::Memory, ProviderKind::File]
+                .iter()
+                .any(|k| k.as_str() == provider.name());
+            self.offline |= config.offline && !local;
+            self.provider = Some(provider);
+            if !config.metrics.enabled {
+                self.metrics = None;
+            }
+            if !config.send_events {
+                self.events = None;
+            } else if self.events.is_none() && !self.offline {
+                if let Some(exporter) = crate::analytics::exporters::from_config(&config.events)? {
+                    let pipeline =
+                        AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
+                            .map_err(ClientError::Events)?;
+                    self.events = Some(Arc::new(pipeline));
+                }
+            }
+        }
         let provider = self
             .provider
             .unwrap_or_else(|| Arc::new(MemoryProvider::new()) as Arc<dyn Provider>);

@@ -18,7 +18,7 @@ pub use builder::ClientBuilder;
 pub(crate) use view::override_eval;
 
 use crate::analytics::{EventSink, TrackData};
-use crate::config::{Config, ConfigError, ProviderKind};
+use crate::config::{Config, ConfigError};
 use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus};
@@ -77,6 +77,19 @@ pub enum ClientError {
         #[source]
         source: ProviderError,
     },
+    /// The analytics exporter the configuration selects could not be built (its TLS or SASL
+    /// settings, for instance).
+    #[error("events exporter {exporter}: {source}")]
+    Exporter {
+        /// The exporter (`webhook`, `kafka`).
+        exporter: &'static str,
+        /// Why.
+        #[source]
+        source: crate::analytics::exporters::BoxError,
+    },
+    /// The analytics pipeline of the configured exporter could not be started.
+    #[error("cannot start the analytics pipeline: {0}")]
+    Events(#[source] crate::analytics::PipelineError),
     /// The provider did not deliver its first flags within the start timeout.
     #[error("provider {provider} did not start within {timeout:?}")]
     StartTimeout {
@@ -90,8 +103,46 @@ pub enum ClientError {
 /// Flags that changed, sent to [`Client::subscribe`]rs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagChange {
-    /// Keys of the flags whose definition or override changed (added and removed included).
+    /// Keys of the flags whose definition or override changed (added and removed included),
+    /// and of the flags that depend on them: through a prerequisite, or a segment they match
+    /// (followed transitively), since what they serve may have changed too.
     pub keys: Vec<String>,
+    /// `true` when the subscriber fell behind and notices were lost: `keys` then lists every
+    /// flag the client knows, and the subscriber should re-read everything it cares about.
+    pub resync: bool,
+}
+
+/// The client that fed a [`Subscription`] is gone: no more changes will come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client was closed or dropped: no more flag changes")]
+pub struct SubscriptionClosed;
+
+/// Flag changes, from [`Client::subscribe`]. A subscriber slower than the changes is not cut
+/// off: the notices it missed are replaced by one with [`FlagChange::resync`] set.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<FlagChange>,
+    client: std::sync::Weak<Inner>,
+}
+
+impl Subscription {
+    /// The next change; after a lag, a resync notice naming every flag known. Errs only once
+    /// the client is gone.
+    pub async fn recv(&mut self) -> Result<FlagChange, SubscriptionClosed> {
+        match self.rx.recv().await {
+            Ok(change) => Ok(change),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Whatever was missed, the current view is the truth: skip to it.
+                self.rx = self.rx.resubscribe();
+                let inner = self.client.upgrade().ok_or(SubscriptionClosed)?;
+                Ok(FlagChange {
+                    keys: inner.view.load().all_keys(),
+                    resync: true,
+                })
+            }
+            Err(broadcast::error::RecvError::Closed) => Err(SubscriptionClosed),
+        }
+    }
 }
 
 /// What clones of a client share.
@@ -145,16 +196,11 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// A client from a [`Config`] (see [`Config::from_env`]).
+    /// A client from a [`Config`] (see [`Config::from_env`]): its provider, events exporter
+    /// and switches. To add overrides, metrics or hooks, use
+    /// `Client::builder().config(config)` ([`ClientBuilder::config`]).
     pub async fn new(config: Config) -> Result<Client, ClientError> {
-        let provider = crate::providers::from_config(&config)?;
-        // Offline means no network: local providers (memory, file) still serve their flags.
-        let local = matches!(config.provider, ProviderKind::Memory | ProviderKind::File);
-        Client::builder()
-            .offline(config.offline && !local)
-            .shared_provider(provider)
-            .build()
-            .await
+        Client::builder().config(config).build().await
     }
 
     fn metrics(&self) -> &dyn Metrics {
@@ -380,8 +426,11 @@ impl Client {
                 ready: old.ready,
             }
         });
+        // Overrides answer for their own key only: prerequisites are evaluated on the
+        // provider's flags, so no other flag's value changes.
         let _ = self.inner.changes.send(FlagChange {
             keys: vec![key.to_owned()],
+            resync: false,
         });
     }
 
@@ -396,9 +445,13 @@ impl Client {
             .collect()
     }
 
-    /// A receiver of [`FlagChange`] notices (one per published change).
-    pub fn subscribe(&self) -> broadcast::Receiver<FlagChange> {
-        self.inner.changes.subscribe()
+    /// A receiver of [`FlagChange`] notices (one per published change or override). A
+    /// subscriber that falls behind gets one resync notice instead of the ones it missed.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription {
+            rx: self.inner.changes.subscribe(),
+            client: Arc::downgrade(&self.inner),
+        }
     }
 
     /// The snapshot evaluations currently read.

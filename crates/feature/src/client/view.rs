@@ -71,7 +71,10 @@ impl Sink for ClientSink {
         });
         let keys = changed_keys(&old.snapshot, &snapshot);
         if !keys.is_empty() {
-            let _ = inner.changes.send(FlagChange { keys });
+            let _ = inner.changes.send(FlagChange {
+                keys,
+                resync: false,
+            });
         }
     }
 
@@ -80,7 +83,17 @@ impl Sink for ClientSink {
     }
 }
 
-/// Keys whose definitions differ between two snapshots (segments followed into flags).
+impl View {
+    /// Every flag key the view knows: the snapshot's (readable or not) and the overrides'.
+    pub(super) fn all_keys(&self) -> Vec<String> {
+        let mut keys: BTreeSet<String> = self.snapshot.document().flags.keys().cloned().collect();
+        keys.extend(self.snapshot.flags().map(|f| f.key().to_owned()));
+        keys.extend(self.overrides.keys().map(|k| k.to_string()));
+        keys.into_iter().collect()
+    }
+}
+
+/// Keys whose definitions differ between two snapshots, with the flags that depend on them.
 fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let (a, b) = (old.document(), new.document());
     let mut keys: BTreeSet<String> = BTreeSet::new();
@@ -89,26 +102,13 @@ fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
             keys.insert(k.clone());
         }
     }
-    let changed_segments: BTreeSet<&String> = a
+    let segments: BTreeSet<String> = a
         .segments
         .keys()
         .chain(b.segments.keys())
         .filter(|k| a.segments.get(*k) != b.segments.get(*k))
+        .cloned()
         .collect();
-    if !changed_segments.is_empty() {
-        for (k, f) in &b.flags {
-            let uses = f.rules.iter().flat_map(|r| &r.clauses).any(|c| {
-                c.operator == feature_core::Operator::SegmentMatch
-                    && c.values.iter().any(|v| {
-                        v.as_str()
-                            .is_some_and(|s| changed_segments.contains(&s.to_owned()))
-                    })
-            });
-            if uses {
-                keys.insert(k.clone());
-            }
-        }
-    }
     // Flags that were broken and still are compare equal; flags that could not be read at all
     // are not in the document: compare the compiled key sets too.
     for f in old.flags().chain(new.flags()) {
@@ -116,5 +116,58 @@ fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
             keys.insert(f.key().to_owned());
         }
     }
-    keys.into_iter().collect()
+    with_dependents(new, keys, segments)
+}
+
+/// `flags` and `segments` that changed, completed with what depends on them in `snapshot`:
+/// segments matching a changed segment, flags matching a changed segment, and flags with a
+/// changed flag as prerequisite, until nothing more is added (cycles end: a key is added once).
+fn with_dependents(
+    snapshot: &Snapshot,
+    mut flags: BTreeSet<String>,
+    mut segments: BTreeSet<String>,
+) -> Vec<String> {
+    let doc = snapshot.document();
+    let matches_changed = |clauses: &[feature_core::model::Clause], segments: &BTreeSet<String>| {
+        clauses.iter().any(|c| {
+            c.operator == feature_core::Operator::SegmentMatch
+                && c.values
+                    .iter()
+                    .any(|v| v.as_str().is_some_and(|s| segments.contains(s)))
+        })
+    };
+    loop {
+        let before = segments.len();
+        for (k, s) in &doc.segments {
+            if !segments.contains(k)
+                && s.rules
+                    .iter()
+                    .any(|r| matches_changed(&r.clauses, &segments))
+            {
+                segments.insert(k.clone());
+            }
+        }
+        if segments.len() == before {
+            break;
+        }
+    }
+    loop {
+        let before = flags.len();
+        for (k, f) in &doc.flags {
+            if flags.contains(k) {
+                continue;
+            }
+            let uses_segment = !segments.is_empty()
+                && f.rules
+                    .iter()
+                    .any(|r| matches_changed(&r.clauses, &segments));
+            if uses_segment || f.prerequisites.iter().any(|p| flags.contains(&p.key)) {
+                flags.insert(k.clone());
+            }
+        }
+        if flags.len() == before {
+            break;
+        }
+    }
+    flags.into_iter().collect()
 }

@@ -242,7 +242,7 @@ impl KafkaExporter {
     }
 
     /// [`KafkaExporter::security_from_env`] with the variables read through `var`.
-    fn security_from(
+    pub(crate) fn security_from(
         mut self,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, KafkaConfigError> {

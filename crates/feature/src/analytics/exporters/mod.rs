@@ -43,6 +43,58 @@ pub(crate) mod tls {
     }
 }
 
+/// The exporter `config` selects, if any.
+pub(crate) fn from_config(
+    config: &crate::config::EventsConfig,
+) -> Result<Option<std::sync::Arc<dyn AnalyticsExporter>>, crate::ClientError> {
+    use crate::config::ExporterKind;
+    use std::sync::Arc;
+    #[allow(unused)] // without the webhook and kafka features
+    let failed = |exporter: &'static str, e: BoxError| crate::ClientError::Exporter {
+        exporter,
+        source: e,
+    };
+    Ok(Some(match config.exporter {
+        None => return Ok(None),
+        Some(ExporterKind::Stdout) => Arc::new(StdoutExporter::new()),
+        Some(ExporterKind::File) => Arc::new(FileExporter::new(config.file_path())),
+        #[cfg(feature = "webhook")]
+        Some(ExporterKind::Webhook) => {
+            let url = config.webhook_url.as_deref().unwrap_or_default();
+            Arc::new(
+                webhook::HttpExporter::with_system_roots(url, config.webhook_allow_insecure_http)
+                    .map_err(|e| match e {
+                    // The URL may carry credentials: never into an error message.
+                    webhook::WebhookConfigError::Url { .. } => crate::ConfigError::Invalid {
+                        variable: "FEATURE_EVENTS_WEBHOOK_URL",
+                        value: feature_core::provider::redact_url(url),
+                        expected: "an absolute https:// URL (http:// to loopback)",
+                    }
+                    .into(),
+                    e => failed("webhook", Box::new(e)),
+                })?,
+            )
+        }
+        #[cfg(feature = "kafka")]
+        Some(ExporterKind::Kafka) => {
+            let security = &config.kafka_security;
+            Arc::new(
+                kafka::KafkaExporter::new(config.kafka_brokers.clone(), &config.kafka_topic)
+                    .create_topic(config.kafka_create_topic)
+                    .security_from(|name| {
+                        security
+                            .iter()
+                            .find(|(k, _)| *k == name)
+                            .map(|(_, v)| v.clone())
+                    })
+                    .map_err(|e| failed("kafka", Box::new(e)))?,
+            )
+        }
+        #[allow(unreachable_patterns)] // every exporter compiled in
+        Some(other) => return Err(crate::ConfigError::ExporterUnavailable(other.as_str()).into()),
+    }))
+}
+
 /// A boxed error from an exporter's library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

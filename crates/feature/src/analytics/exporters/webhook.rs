@@ -175,27 +175,40 @@ impl HttpExporter<HttpsConnector<HttpConnector>> {
     /// trusting the system's root certificates; `http://` only to a loopback host, or to
     /// another when [`ALLOW_INSECURE_HTTP_ENV`] allows it.
     pub fn new(url: &str) -> Result<Self, WebhookConfigError> {
+        Self::with_system_roots(url, insecure_http_allowed_by_env())
+    }
+
+    /// [`HttpExporter::new`] with plain `http://` to other hosts than loopback allowed or not
+    /// as `allow_insecure_http` says (the environment is not read).
+    pub(crate) fn with_system_roots(
+        url: &str,
+        allow_insecure_http: bool,
+    ) -> Result<Self, WebhookConfigError> {
         let (roots, found) = super::tls::system_roots();
         if found == 0 {
             tracing::warn!(target: "feature::analytics", "no root certificate found in the system's store: https webhooks will fail (use HttpExporter::with_tls)");
         }
         let config = super::tls::client_config(roots).map_err(WebhookConfigError::Tls)?;
-        Self::with_tls(url, config)
+        Self::with_options(url, Self::connector(config), allow_insecure_http)
     }
 
     /// An exporter posting to `url` over HTTPS with this TLS configuration (e.g. trusting a
     /// private CA, or with a client certificate); `http://` as [`HttpExporter::new`].
     pub fn with_tls(url: &str, tls: rustls::ClientConfig) -> Result<Self, WebhookConfigError> {
+        Self::with_connector(url, Self::connector(tls))
+    }
+
+    /// An HTTPS (or loopback HTTP) connector with this TLS configuration.
+    fn connector(tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
-        Self::with_connector(url, connector)
+            .wrap_connector(http)
     }
 }
 
