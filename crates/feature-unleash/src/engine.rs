@@ -1,5 +1,6 @@
 //! The evaluation side: Unleash's engine behind the toolkit's [`Engine`] trait.
 
+use crate::strategies::{self, CustomUse, StrategyFn};
 use crate::UnleashError;
 use feature_core::provider::Engine;
 use feature_core::{Context, ErrorKind, Evaluation, Reason, ValueKind};
@@ -7,6 +8,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use unleash_yggdrasil as ygg;
 
 /// The context attributes that fill Unleash's standard context fields rather than `properties`.
@@ -92,6 +94,20 @@ pub struct UnleashEngine {
     count_usage: AtomicBool,
     app_name: Option<String>,
     environment: Option<String>,
+    /// Implementations of custom strategies, by strategy name.
+    strategies: HashMap<String, StrategyFn>,
+    /// What the engine keeps of each toggle beside Yggdrasil's compiled state, rebuilt at
+    /// every load.
+    toggles: RwLock<Arc<HashMap<String, ToggleInfo>>>,
+}
+
+/// What the engine knows of a toggle beside Yggdrasil's compiled state.
+#[derive(Debug, Default)]
+struct ToggleInfo {
+    /// Whether the toggle is switched on in this environment.
+    enabled: bool,
+    /// Its strategies that Yggdrasil does not implement, in the server's order.
+    custom: Vec<CustomUse>,
 }
 
 impl std::fmt::Debug for UnleashEngine {
@@ -119,6 +135,48 @@ impl UnleashEngine {
             count_usage: AtomicBool::new(false),
             app_name: None,
             environment: None,
+            strategies: HashMap::new(),
+            toggles: RwLock::new(Arc::new(HashMap::new())),
+        }
+    }
+
+    /// Registers the implementation of custom strategy `name` (one that Unleash's engine does
+    /// not implement): `f` decides whether the strategy matches a context, given the
+    /// strategy's parameters. A toggle that uses a strategy with no implementation is reported
+    /// when loaded (a [`CompileWarning`]), and an evaluation it leaves off serves the caller's
+    /// default with `ERROR`/`MALFORMED_FLAG` instead of a silent `false`. Register before
+    /// loading toggles.
+    pub fn with_strategy(
+        mut self,
+        name: impl Into<String>,
+        f: impl Fn(&Context, &HashMap<String, String>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.strategies.insert(name.into(), Arc::new(f));
+        self
+    }
+
+    pub(crate) fn with_strategies(mut self, strategies: HashMap<String, StrategyFn>) -> Self {
+        self.strategies.extend(strategies);
+        self
+    }
+
+    fn toggle_info(&self) -> Arc<HashMap<String, ToggleInfo>> {
+        self.toggles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The external results for the custom strategies of toggle `name`, and whether one of
+    /// them has no implementation.
+    fn custom_results(&self, name: &str, ctx: &Context) -> (Option<HashMap<String, bool>>, bool) {
+        let info = self.toggle_info();
+        match info.get(name) {
+            Some(t) if !t.custom.is_empty() => {
+                let (results, missing) = strategies::results(&t.custom, &self.strategies, ctx);
+                (Some(results), missing)
+            }
+            _ => (None, false),
         }
     }
 
@@ -180,6 +238,34 @@ impl UnleashEngine {
                     message: "the engine panicked while loading toggles".to_owned(),
                 }])
             });
+        let state = self
+            .guarded(|| self.state.get_state())
+            .unwrap_or_default();
+        let mut custom = strategies::index(&state);
+        let mut info = HashMap::with_capacity(state.features.len());
+        let mut unimplemented = Vec::new();
+        for toggle in &state.features {
+            let uses = custom.remove(&toggle.name).unwrap_or_default();
+            for u in &uses {
+                if !self.strategies.contains_key(&u.name) {
+                    unimplemented.push(CompileWarning {
+                        toggle: toggle.name.clone(),
+                        message: format!(
+                            "strategy {:?} has no implementation (register one with UnleashBuilder::strategy); it counts as not matching",
+                            u.name
+                        ),
+                    });
+                }
+            }
+            info.insert(
+                toggle.name.clone(),
+                ToggleInfo {
+                    enabled: toggle.enabled,
+                    custom: uses,
+                },
+            );
+        }
+        *self.toggles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(info);
         self.loaded.store(true, Ordering::Release);
         warnings
             .unwrap_or_default()
@@ -188,6 +274,7 @@ impl UnleashEngine {
                 toggle: w.toggle_name,
                 message: w.message,
             })
+            .chain(unimplemented)
             .collect()
     }
 
@@ -223,14 +310,16 @@ impl UnleashEngine {
     /// Whether toggle `name` is enabled for `ctx`; `None` when the toggle is unknown.
     pub fn is_enabled(&self, name: &str, ctx: &Context) -> Option<bool> {
         let uctx = self.unleash_context(ctx);
-        self.guarded(|| self.enabled_raw(name, &uctx)).flatten()
+        self.guarded(|| self.enabled_raw(name, &uctx, ctx).0)
+            .flatten()
     }
 
     /// The variant of toggle `name` for `ctx`, as Unleash's SDKs report it (`disabled` when the
     /// toggle is unknown, off, or has no variants).
     pub fn variant(&self, name: &str, ctx: &Context) -> Variant {
         let uctx = self.unleash_context(ctx);
-        self.guarded(|| self.variant_raw(name, &uctx))
+        let (external, _) = self.custom_results(name, ctx);
+        self.guarded(|| self.variant_raw(name, &uctx, &external))
             .unwrap_or_else(|| Variant {
                 name: "disabled".to_owned(),
                 payload: None,
@@ -243,13 +332,26 @@ impl UnleashEngine {
         catch_unwind(AssertUnwindSafe(f)).ok()
     }
 
-    fn enabled_raw(&self, name: &str, uctx: &ygg::Context) -> Option<bool> {
-        let enriched = ygg::state::EnrichedContext::from(uctx, name, None);
-        self.state.check_enabled(&enriched)
+    /// Whether toggle `name` is on (`None`: unknown), the custom strategies' results, and
+    /// whether one of its custom strategies has no implementation.
+    fn enabled_raw(
+        &self,
+        name: &str,
+        uctx: &ygg::Context,
+        ctx: &Context,
+    ) -> (Option<bool>, Option<HashMap<String, bool>>, bool) {
+        let (external, missing) = self.custom_results(name, ctx);
+        let enriched = ygg::state::EnrichedContext::from(uctx, name, external.as_ref());
+        (self.state.check_enabled(&enriched), external, missing)
     }
 
-    fn variant_raw(&self, name: &str, uctx: &ygg::Context) -> Variant {
-        let v = self.state.get_variant(name, uctx, &None);
+    fn variant_raw(
+        &self,
+        name: &str,
+        uctx: &ygg::Context,
+        external: &Option<HashMap<String, bool>>,
+    ) -> Variant {
+        let v = self.state.get_variant(name, uctx, external);
         Variant {
             name: v.name,
             payload: v.payload.map(|p| Payload {
@@ -269,7 +371,8 @@ impl UnleashEngine {
         default: &Value,
     ) -> Outcome {
         let uctx = self.unleash_context(ctx);
-        let Some(enabled) = self.enabled_raw(key, &uctx) else {
+        let (enabled, external, missing) = self.enabled_raw(key, &uctx, ctx);
+        let Some(enabled) = enabled else {
             return Outcome::Error(ErrorKind::FlagNotFound);
         };
         let count = self.count_usage.load(Ordering::Relaxed);
@@ -277,61 +380,86 @@ impl UnleashEngine {
             self.state.count_toggle(key, enabled);
         }
         if !enabled {
-            return match kind {
-                ValueKind::Bool | ValueKind::Any => Outcome::Off(Value::Bool(false)),
-                _ => Outcome::Off(default.clone()),
+            if missing {
+                // Off only because a strategy could not be evaluated here: not a real "off".
+                return Outcome::Error(ErrorKind::MalformedFlag);
+            }
+            let switched_on = self.toggle_info().get(key).is_some_and(|t| t.enabled);
+            let reason = if switched_on {
+                Reason::Fallthrough {
+                    in_experiment: false,
+                }
+            } else {
+                Reason::Off
             };
+            let value = match kind {
+                ValueKind::Bool => Value::Bool(false),
+                _ => default.clone(),
+            };
+            return Outcome::served(value, reason, None);
         }
         if kind == ValueKind::Bool {
-            return Outcome::On(Value::Bool(true));
+            return Outcome::served(Value::Bool(true), Reason::TargetMatch, None);
         }
-        let variant = self.variant_raw(key, &uctx);
+        let variant = self.variant_raw(key, &uctx, &external);
         if count {
             self.state.count_variant(key, &variant.name);
         }
         if !variant.enabled {
             return match kind {
-                ValueKind::Any => Outcome::On(Value::Bool(true)),
-                _ => Outcome::On(default.clone()),
+                ValueKind::Any => Outcome::served(Value::Bool(true), Reason::TargetMatch, None),
+                _ => Outcome::served(default.clone(), Reason::TargetMatch, None),
             };
         }
         let payload = variant.payload.as_ref();
-        match kind {
+        let value = match kind {
             ValueKind::String => match payload {
-                Some(p) if p.kind == "string" || p.kind == "csv" => {
-                    Outcome::On(Value::String(p.value.clone()))
-                }
-                _ => Outcome::On(Value::String(variant.name)),
+                Some(p) if p.kind == "string" || p.kind == "csv" => Value::String(p.value.clone()),
+                _ => return Outcome::Error(ErrorKind::WrongType),
             },
             ValueKind::Int | ValueKind::Float => match payload {
                 Some(p) if p.kind == "number" => match number(&p.value) {
-                    Some(n) => Outcome::On(n),
-                    None => Outcome::Error(ErrorKind::MalformedFlag),
+                    Some(n) => n,
+                    None => return Outcome::Error(ErrorKind::MalformedFlag),
                 },
-                _ => Outcome::Error(ErrorKind::WrongType),
+                _ => return Outcome::Error(ErrorKind::WrongType),
             },
             ValueKind::Any => match payload {
                 Some(p) if p.kind == "json" => match serde_json::from_str(&p.value) {
-                    Ok(v) => Outcome::On(v),
-                    Err(_) => Outcome::Error(ErrorKind::MalformedFlag),
+                    Ok(v) => v,
+                    Err(_) => return Outcome::Error(ErrorKind::MalformedFlag),
                 },
                 Some(p) if p.kind == "number" => match number(&p.value) {
-                    Some(n) => Outcome::On(n),
-                    None => Outcome::Error(ErrorKind::MalformedFlag),
+                    Some(n) => n,
+                    None => return Outcome::Error(ErrorKind::MalformedFlag),
                 },
-                Some(p) => Outcome::On(Value::String(p.value.clone())),
-                None => Outcome::On(Value::String(variant.name)),
+                Some(p) => Value::String(p.value.clone()),
+                None => Value::String(variant.name.clone()),
             },
-            ValueKind::Bool => Outcome::On(Value::Bool(true)),
-        }
+            ValueKind::Bool => Value::Bool(true),
+        };
+        Outcome::served(value, Reason::TargetMatch, Some(variant.name))
     }
 }
 
 /// What an evaluation decided, before it becomes an [`Evaluation`].
 enum Outcome {
-    Off(Value),
-    On(Value),
+    Served {
+        value: Value,
+        reason: Reason,
+        variant: Option<String>,
+    },
     Error(ErrorKind),
+}
+
+impl Outcome {
+    fn served(value: Value, reason: Reason, variant: Option<String>) -> Outcome {
+        Outcome::Served {
+            value,
+            reason,
+            variant,
+        }
+    }
 }
 
 /// A context attribute as Unleash text: strings as they are, other values as JSON text.
@@ -363,22 +491,19 @@ impl Engine for UnleashEngine {
         let outcome = self
             .guarded(|| self.evaluate_inner(key, ctx, kind, default))
             .unwrap_or(Outcome::Error(ErrorKind::Exception));
-        let (value, reason) = match outcome {
-            Outcome::Off(v) => (v, Reason::Off),
-            Outcome::On(v) => (
-                v,
-                Reason::Fallthrough {
-                    in_experiment: false,
-                },
-            ),
-            Outcome::Error(e) => return Evaluation::error(key, default.clone(), e),
-        };
-        Evaluation {
-            key: key.to_owned(),
-            value,
-            variation_index: None,
-            variation_name: None,
-            reason,
+        match outcome {
+            Outcome::Served {
+                value,
+                reason,
+                variant,
+            } => Evaluation {
+                key: key.to_owned(),
+                value,
+                variation_index: None,
+                variation_name: variant,
+                reason,
+            },
+            Outcome::Error(e) => Evaluation::error(key, default.clone(), e),
         }
     }
 
@@ -459,7 +584,8 @@ mod tests {
         (r.value, r.reason)
     }
 
-    const ON: Reason = Reason::Fallthrough {
+    const ON: Reason = Reason::TargetMatch;
+    const NO_MATCH: Reason = Reason::Fallthrough {
         in_experiment: false,
     };
 
@@ -561,8 +687,9 @@ mod tests {
         let u = Context::new("u");
         let s = |k| eval(&e, k, &u, ValueKind::String, json!("dflt"));
         assert_eq!(s("string-variant"), (json!("#00f"), ON));
-        assert_eq!(s("bare-variant"), (json!("green"), ON));
-        assert_eq!(s("number-variant"), (json!("n"), ON));
+        // Not the variant's name: a `string`/`csv` payload or a type mismatch.
+        assert_eq!(s("bare-variant"), (json!("dflt"), err(ErrorKind::WrongType)));
+        assert_eq!(s("number-variant"), (json!("dflt"), err(ErrorKind::WrongType)));
         assert_eq!(s("on"), (json!("dflt"), ON));
         assert_eq!(s("off-variant"), (json!("dflt"), Reason::Off));
         assert_eq!(s("missing"), (json!("dflt"), err(ErrorKind::FlagNotFound)));
@@ -590,7 +717,9 @@ mod tests {
         assert_eq!(a("string-variant"), (json!("#00f"), ON));
         assert_eq!(a("bare-variant"), (json!("green"), ON));
         assert_eq!(a("on"), (json!(true), ON));
-        assert_eq!(a("off"), (json!(false), Reason::Off));
+        // An off toggle serves the caller's default, not `false` (which `json::<T>()` would
+        // count as a wrong type).
+        assert_eq!(a("off"), (Value::Null, Reason::Off));
         assert_eq!(a("bad-json"), (Value::Null, err(ErrorKind::MalformedFlag)));
     }
 
@@ -691,6 +820,114 @@ mod tests {
         assert_eq!(
             again["toggles"]["string-variant"]["variants"]["blue"],
             json!(1)
+        );
+    }
+
+    #[test]
+    fn reasons_tell_disabled_from_no_match_and_name_the_variant() {
+        let e = toggles();
+        let bob = Context::new("bob");
+        assert_eq!(
+            eval(&e, "off", &bob, ValueKind::Bool, json!(true)),
+            (json!(false), Reason::Off),
+            "switched off"
+        );
+        assert_eq!(
+            eval(&e, "alice-only", &bob, ValueKind::Bool, json!(true)),
+            (json!(false), NO_MATCH),
+            "switched on, no strategy matches"
+        );
+        assert_eq!(
+            eval(&e, "alice-only", &Context::new("alice"), ValueKind::Bool, json!(false)),
+            (json!(true), Reason::TargetMatch),
+            "a strategy matches"
+        );
+        let r = e.evaluate("string-variant", &bob, ValueKind::String, &json!(""));
+        assert_eq!(r.variation_name.as_deref(), Some("blue"));
+        let r = e.evaluate("json-variant", &bob, ValueKind::Any, &Value::Null);
+        assert_eq!(r.variation_name.as_deref(), Some("j"));
+        let r = e.evaluate("on", &bob, ValueKind::Any, &Value::Null);
+        assert_eq!(r.variation_name, None, "no variant assigned");
+    }
+
+    fn custom_toggles(e: UnleashEngine) -> (UnleashEngine, Vec<CompileWarning>) {
+        let warnings = e
+            .load_json(
+                json!({"version": 2, "features": [
+                    {"name": "by-country", "enabled": true, "strategies": [
+                        {"name": "country", "parameters": {"countries": "NO,SE"}}],
+                     "variants": [{"name": "nordic", "weight": 1000,
+                                   "payload": {"type": "string", "value": "hei"}}]},
+                    {"name": "two-custom", "enabled": true, "strategies": [
+                        {"name": "userWithId", "parameters": {"userIds": "alice"}},
+                        {"name": "unknown-one", "parameters": {}},
+                        {"name": "country", "parameters": {"countries": "DK"}}]},
+                    {"name": "only-unknown", "enabled": true, "strategies": [
+                        {"name": "unknown-one", "parameters": {}}]}
+                ]})
+                .to_string()
+                .as_bytes(),
+            )
+            .expect("parses");
+        (e, warnings)
+    }
+
+    fn country(ctx: &Context, params: &HashMap<String, String>) -> bool {
+        let Some(c) = ctx.get("country").and_then(Value::as_str) else {
+            return false;
+        };
+        params
+            .get("countries")
+            .is_some_and(|list| list.split(',').any(|x| x.trim() == c))
+    }
+
+    #[test]
+    fn custom_strategies_decide_with_their_parameters() {
+        let (e, warnings) = custom_toggles(UnleashEngine::new().with_strategy("country", country));
+        let no = Context::new("u").with_attribute("country", "NO");
+        let dk = Context::new("u").with_attribute("country", "DK");
+        let us = Context::new("u").with_attribute("country", "US");
+        assert_eq!(
+            eval(&e, "by-country", &no, ValueKind::Bool, json!(false)),
+            (json!(true), ON)
+        );
+        assert_eq!(
+            eval(&e, "by-country", &us, ValueKind::Bool, json!(true)),
+            (json!(false), NO_MATCH)
+        );
+        assert_eq!(
+            eval(&e, "by-country", &no, ValueKind::String, json!("")),
+            (json!("hei"), ON),
+            "the variant call sees the custom result too"
+        );
+        // The second custom strategy of a toggle gets its own parameters.
+        assert_eq!(e.is_enabled("two-custom", &dk), Some(true));
+        assert_eq!(e.is_enabled("two-custom", &Context::new("alice")), Some(true));
+        // Only the toggles using the unregistered strategy are reported.
+        let mut reported: Vec<&str> = warnings.iter().map(|w| w.toggle.as_str()).collect();
+        reported.sort_unstable();
+        assert_eq!(reported, ["only-unknown", "two-custom"], "{warnings:?}");
+        assert!(warnings[0].message.contains("unknown-one"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_strategy_without_implementation_is_never_silently_off() {
+        let (e, warnings) = custom_toggles(UnleashEngine::new());
+        assert_eq!(warnings.len(), 4, "one per strategy use: {warnings:?}");
+        let u = Context::new("u").with_attribute("country", "NO");
+        // Off only because the strategy cannot be evaluated: the caller's default, with why.
+        assert_eq!(
+            eval(&e, "by-country", &u, ValueKind::Bool, json!(true)),
+            (json!(true), err(ErrorKind::MalformedFlag))
+        );
+        assert_eq!(
+            eval(&e, "only-unknown", &u, ValueKind::Bool, json!(false)),
+            (json!(false), err(ErrorKind::MalformedFlag))
+        );
+        // Another strategy that matches still turns it on.
+        assert_eq!(
+            eval(&e, "two-custom", &Context::new("alice"), ValueKind::Bool, json!(false)),
+            (json!(true), ON)
         );
     }
 }

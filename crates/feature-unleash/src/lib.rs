@@ -72,9 +72,11 @@
 
 mod engine;
 mod provider;
+mod strategies;
 
 pub use engine::{CompileWarning, Payload, UnleashEngine, Variant};
 pub use provider::{UnleashBuilder, UnleashProvider};
+pub use strategies::StrategyFn;
 /// Unleash's engine crate, for its context and update types.
 pub use unleash_yggdrasil as yggdrasil;
 
@@ -129,6 +131,15 @@ pub enum UnleashError {
     /// The body is not a client API response.
     #[error("invalid client API response: {0}")]
     Parse(#[source] serde_json::Error),
+    /// The server refused this client (401, 403: a wrong token; 404: a wrong URL); fetching
+    /// stopped, the last good toggles keep serving.
+    #[error("{url} answered {status}: the server refused this client, fetching stopped (check the token and URL)")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The URL requested.
+        url: String,
+    },
     /// Toggles that Yggdrasil could not compile (they evaluate as off).
     #[error("{} toggle(s) do not compile, first: {}", .0.len(), .0.first().map(|w| format!("{}: {}", w.toggle, w.message)).unwrap_or_default())]
     Compile(Vec<CompileWarning>),

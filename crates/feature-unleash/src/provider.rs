@@ -46,6 +46,7 @@ pub struct UnleashBuilder {
     backoff_max: Option<Duration>,
     register: bool,
     usage_interval: Option<Duration>,
+    strategies: std::collections::HashMap<String, crate::StrategyFn>,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -120,6 +121,24 @@ impl UnleashBuilder {
         self
     }
 
+    /// Registers the implementation of custom strategy `name`, one that Unleash's engine does
+    /// not implement (see [`UnleashEngine::with_strategy`]): `f` decides whether the strategy
+    /// matches a context, given the strategy's parameters. Registered names are announced at
+    /// registration. A toggle using a strategy with no implementation is reported (a warning
+    /// and a `Degraded` status) and never silently off: an evaluation it leaves off serves the
+    /// caller's default with `ERROR`/`MALFORMED_FLAG`.
+    pub fn strategy(
+        mut self,
+        name: impl Into<String>,
+        f: impl Fn(&feature_core::Context, &std::collections::HashMap<String, String>) -> bool
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.strategies.insert(name.into(), Arc::new(f));
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -180,7 +199,10 @@ impl UnleashBuilder {
             .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(UnleashError::Http)?;
-        let mut engine = UnleashEngine::new().with_app_name(self.app_name.clone());
+        let custom_strategies: Vec<String> = self.strategies.keys().cloned().collect();
+        let mut engine = UnleashEngine::new()
+            .with_app_name(self.app_name.clone())
+            .with_strategies(self.strategies);
         if let Some(env) = self.environment.clone() {
             engine = engine.with_environment(env);
         }
@@ -203,6 +225,7 @@ impl UnleashBuilder {
                 start_timeout: self.start_timeout,
                 backoff_max,
                 register: self.register,
+                custom_strategies,
                 engine: Arc::new(engine),
                 status: Mutex::new(ProviderStatus::default()),
                 etag: Mutex::new(None),
@@ -237,6 +260,8 @@ struct Shared {
     metrics_url: String,
     usage_interval: Option<Duration>,
     environment: Option<String>,
+    /// The names of the registered custom strategies, announced at registration.
+    custom_strategies: Vec<String>,
     /// Where usage reports record their latency and errors (set by `start`).
     sink: Mutex<Option<Arc<dyn Sink>>>,
     app_name: String,
@@ -306,6 +331,7 @@ impl UnleashProvider {
             backoff_max: None,
             register: true,
             usage_interval: Some(Duration::from_secs(60)),
+            strategies: std::collections::HashMap::new(),
         }
     }
 
@@ -515,7 +541,11 @@ impl Shared {
             "appName": self.app_name,
             "instanceId": self.instance_id,
             "sdkVersion": concat!("feature-unleash:", env!("CARGO_PKG_VERSION")),
-            "strategies": STRATEGIES,
+            "strategies": STRATEGIES
+                .iter()
+                .map(|s| s.to_string())
+                .chain(self.custom_strategies.iter().cloned())
+                .collect::<Vec<_>>(),
             "started": self.started,
             "interval": self.refresh_interval.as_millis() as u64,
             "platformName": "rust",
@@ -595,8 +625,31 @@ impl Shared {
             if self.closed.load(Ordering::SeqCst) {
                 return;
             }
-            failing = self.refresh(sink.as_ref()).await.is_err();
+            failing = match self.refresh(sink.as_ref()).await {
+                Ok(()) => false,
+                Err(Some(refused)) => {
+                    self.stop_refused(refused);
+                    return;
+                }
+                Err(None) => true,
+            };
         }
+    }
+
+    /// The server refused this client after it started (a revoked token, a moved URL): polling
+    /// stops, as Unleash's SDKs do, and the status says why; the last good toggles keep
+    /// serving.
+    fn stop_refused(&self, refused: UnleashError) {
+        let UnleashError::Status { status, url } = refused else {
+            return;
+        };
+        tracing::error!(target: "feature::unleash", "{url} answered {status}: the server refused this client; fetching stopped");
+        let mut st = self.status();
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(provider_error("fetch", UnleashError::Refused { status, url })),
+            SystemTime::now(),
+        ));
     }
 }
 
