@@ -341,7 +341,10 @@ fn bool_of(engine: &UnleashEngine, key: &str, ctx: &Context) -> (Value, Reason) 
     (e.value, e.reason)
 }
 
-const ON: Reason = Reason::Fallthrough {
+/// A strategy matched.
+const ON: Reason = Reason::TargetMatch;
+/// Switched on, but no strategy matched.
+const NO_MATCH: Reason = Reason::Fallthrough {
     in_experiment: false,
 };
 
@@ -399,12 +402,12 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     assert_eq!(bool_of(engine, &rollout, &pro), (json!(true), ON));
     assert_eq!(
         bool_of(engine, &rollout, &free),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
     let colour = engine.evaluate(&rollout, &pro, ValueKind::String, &json!("grey"));
     assert_eq!((colour.value, colour.reason), (json!("#00f"), ON));
     let colour = engine.evaluate(&rollout, &free, ValueKind::String, &json!("grey"));
-    assert_eq!((colour.value, colour.reason), (json!("grey"), Reason::Off));
+    assert_eq!((colour.value, colour.reason), (json!("grey"), NO_MATCH));
     assert_eq!(engine.variant(&rollout, &pro).name, "blue");
 
     assert_eq!(
@@ -417,7 +420,7 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     );
     assert_eq!(
         bool_of(engine, &listed, &Context::new("carol")),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
     assert_eq!(
         bool_of(engine, &off, &Context::new("alice")),
@@ -431,7 +434,7 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     );
     assert_eq!(
         bool_of(engine, &by_ip, &from("10.1.2.5")),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
     let missing = engine.evaluate(
         &admin.name("never-made"),
@@ -682,7 +685,7 @@ async fn an_unreachable_server_leaves_the_last_toggles_serving() {
     );
     assert_eq!(
         bool_of(engine, &listed, &Context::new("bob")),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
 
     relay.restore().await;

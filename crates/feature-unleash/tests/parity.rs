@@ -1,0 +1,150 @@
+//! Behaviour the provider shares with Unleash's own SDKs that needs no Unleash server: a
+//! server that refuses the client after it started (a revoked token) is played by a loopback
+//! HTTP endpoint, since the real server keeps accepting a deleted token from its cache.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
+
+use feature_core::metrics::Metrics;
+use feature_core::provider::{Provider, ProviderError, ProviderState, Sink};
+use feature_core::{Context, Snapshot, ValueKind};
+use feature_unleash::{UnleashError, UnleashProvider};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+struct QuietSink;
+
+impl Metrics for QuietSink {}
+
+impl Sink for QuietSink {
+    fn publish(&self, _snapshot: Snapshot) {}
+    fn metrics(&self) -> &dyn Metrics {
+        self
+    }
+}
+
+/// A loopback endpoint answering `GET /api/client/features` with one toggle, or with 401 once
+/// `refuse` is set; counts the fetches.
+struct Endpoint {
+    url: String,
+    fetches: Arc<AtomicUsize>,
+    refuse: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    async fn start() -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let refuse = Arc::new(AtomicBool::new(false));
+        let (f, r) = (fetches.clone(), refuse.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (f, r) = (f.clone(), r.clone());
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&request);
+                    let response = if !head.starts_with("GET /api/client/features") {
+                        "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_owned()
+                    } else {
+                        f.fetch_add(1, Ordering::SeqCst);
+                        if r.load(Ordering::SeqCst) {
+                            "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                        } else {
+                            let body = json!({"version": 2, "features": [
+                                {"name": "kept", "enabled": true, "strategies": [{"name": "default"}]}
+                            ]})
+                            .to_string();
+                            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+                        }
+                    };
+                    let _ = conn.write_all(response.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Endpoint {
+            url: format!("http://{addr}/api"),
+            fetches,
+            refuse,
+            task,
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_after_start_stops_fetching_and_says_why() {
+    let endpoint = Endpoint::start().await;
+    let refresh = Duration::from_millis(50);
+    let provider = UnleashProvider::builder(&endpoint.url, "default:development.some-token")
+        .refresh_interval(refresh)
+        .backoff_max(refresh * 2)
+        .register(false)
+        .usage_interval(None)
+        .build()
+        .expect("valid settings");
+    provider
+        .start(Arc::new(QuietSink) as Arc<dyn Sink>)
+        .await
+        .expect("starts");
+    assert_eq!(provider.status().state, ProviderState::Ready);
+    // The token is revoked while the provider runs.
+    endpoint.refuse.store(true, Ordering::SeqCst);
+    let mut refused_at = None;
+    for _ in 0..100 {
+        tokio::time::sleep(refresh).await;
+        if provider.status().last_error.is_some() {
+            refused_at = Some(endpoint.fetches.load(Ordering::SeqCst));
+            break;
+        }
+    }
+    let refused_at = refused_at.expect("the refusal is reported");
+    // No more fetches: retrying does not fix a refused token (Unleash's SDKs stop too).
+    tokio::time::sleep(refresh * 10).await;
+    assert_eq!(
+        endpoint.fetches.load(Ordering::SeqCst),
+        refused_at,
+        "fetching stopped after the refusal"
+    );
+    let status = provider.status();
+    assert!(!status.connected);
+    assert_eq!(status.state, ProviderState::Degraded, "{status}");
+    let (error, _) = status.last_error.expect("the status says why");
+    let ProviderError::Backend { source, .. } = &*error else {
+        panic!("{error}");
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<UnleashError>(),
+            Some(UnleashError::Refused { status: 401, .. })
+        ),
+        "{source}"
+    );
+    assert!(error.to_string().contains("401"), "{error}");
+    // The last good toggles keep serving.
+    let eval = provider.engine().expect("engine").evaluate(
+        "kept",
+        &Context::new("u"),
+        ValueKind::Bool,
+        &json!(false),
+    );
+    assert_eq!(eval.value, json!(true));
+    provider.close().await;
+}
