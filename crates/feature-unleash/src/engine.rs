@@ -99,6 +99,8 @@ pub struct UnleashEngine {
     /// What the engine keeps of each toggle beside Yggdrasil's compiled state, rebuilt at
     /// every load.
     toggles: RwLock<Arc<HashMap<String, ToggleInfo>>>,
+    /// The toggles the loads since the last [`UnleashEngine::take_changed`] changed.
+    changed: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// What the engine knows of a toggle beside Yggdrasil's compiled state.
@@ -137,6 +139,7 @@ impl UnleashEngine {
             environment: None,
             strategies: HashMap::new(),
             toggles: RwLock::new(Arc::new(HashMap::new())),
+            changed: std::sync::Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -231,6 +234,7 @@ impl UnleashEngine {
 
     /// Loads a parsed update (see [`UnleashEngine::load_json`]).
     pub fn load(&self, message: ygg::UpdateMessage) -> Vec<CompileWarning> {
+        let before = self.guarded(|| self.state.get_state()).unwrap_or_default();
         let warnings = catch_unwind(AssertUnwindSafe(|| self.state.take_state(message)))
             .unwrap_or_else(|_| {
                 Some(vec![ygg::EvalWarning {
@@ -266,6 +270,11 @@ impl UnleashEngine {
             );
         }
         *self.toggles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(info);
+        let changed = changed_toggles(&before, &state);
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(changed);
         self.loaded.store(true, Ordering::Release);
         warnings
             .unwrap_or_default()
@@ -275,6 +284,15 @@ impl UnleashEngine {
                 message: w.message,
             })
             .chain(unimplemented)
+            .collect()
+    }
+
+    /// The names of the toggles that the loads since the last call added, removed or changed
+    /// (a change of a segment counts for the toggles using it), sorted; the provider passes
+    /// them to the client's subscribers.
+    pub fn take_changed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
             .collect()
     }
 
@@ -369,13 +387,14 @@ impl UnleashEngine {
         ctx: &Context,
         kind: ValueKind,
         default: &Value,
+        counted: bool,
     ) -> Outcome {
         let uctx = self.unleash_context(ctx);
         let (enabled, external, missing) = self.enabled_raw(key, &uctx, ctx);
         let Some(enabled) = enabled else {
             return Outcome::Error(ErrorKind::FlagNotFound);
         };
-        let count = self.count_usage.load(Ordering::Relaxed);
+        let count = counted && self.count_usage.load(Ordering::Relaxed);
         if count {
             self.state.count_toggle(key, enabled);
         }
@@ -462,6 +481,52 @@ impl Outcome {
     }
 }
 
+/// The toggles added, removed or changed between two states; a changed segment counts for the
+/// toggles whose strategies use it.
+fn changed_toggles(before: &ygg::ClientFeatures, after: &ygg::ClientFeatures) -> Vec<String> {
+    let json = |s: &ygg::ClientFeatures| -> HashMap<String, Value> {
+        s.features
+            .iter()
+            .map(|f| (f.name.clone(), serde_json::to_value(f).unwrap_or(Value::Null)))
+            .collect()
+    };
+    let (a, b) = (json(before), json(after));
+    let mut out: std::collections::BTreeSet<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect();
+    let segments = |s: &ygg::ClientFeatures| -> HashMap<i32, Value> {
+        s.segments
+            .iter()
+            .flatten()
+            .map(|seg| (seg.id, serde_json::to_value(seg).unwrap_or(Value::Null)))
+            .collect()
+    };
+    let (sa, sb) = (segments(before), segments(after));
+    let changed_segments: Vec<i32> = sa
+        .keys()
+        .chain(sb.keys())
+        .filter(|id| sa.get(*id) != sb.get(*id))
+        .copied()
+        .collect();
+    if !changed_segments.is_empty() {
+        for f in &after.features {
+            let uses = f
+                .strategies
+                .iter()
+                .flatten()
+                .flat_map(|s| s.segments.iter().flatten())
+                .any(|id| changed_segments.contains(id));
+            if uses {
+                out.insert(f.name.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// A context attribute as Unleash text: strings as they are, other values as JSON text.
 fn as_text(v: &Value) -> Option<String> {
     match v {
@@ -483,13 +548,20 @@ fn number(text: &str) -> Option<Value> {
         .map(Value::Number)
 }
 
-impl Engine for UnleashEngine {
-    fn evaluate(&self, key: &str, ctx: &Context, kind: ValueKind, default: &Value) -> Evaluation {
+impl UnleashEngine {
+    fn evaluate_counted(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: &Value,
+        counted: bool,
+    ) -> Evaluation {
         if !self.is_loaded() {
             return Evaluation::error(key, default.clone(), ErrorKind::ClientNotReady);
         }
         let outcome = self
-            .guarded(|| self.evaluate_inner(key, ctx, kind, default))
+            .guarded(|| self.evaluate_inner(key, ctx, kind, default, counted))
             .unwrap_or(Outcome::Error(ErrorKind::Exception));
         match outcome {
             Outcome::Served {
@@ -505,6 +577,23 @@ impl Engine for UnleashEngine {
             },
             Outcome::Error(e) => Evaluation::error(key, default.clone(), e),
         }
+    }
+}
+
+impl Engine for UnleashEngine {
+    fn evaluate(&self, key: &str, ctx: &Context, kind: ValueKind, default: &Value) -> Evaluation {
+        self.evaluate_counted(key, ctx, kind, default, true)
+    }
+
+    /// Not counted in the usage reported to Unleash (`all_flags` lists, it does not use).
+    fn evaluate_uncounted(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: &Value,
+    ) -> Evaluation {
+        self.evaluate_counted(key, ctx, kind, default, false)
     }
 
     fn keys(&self) -> Vec<String> {
@@ -929,5 +1018,46 @@ mod tests {
             eval(&e, "two-custom", &Context::new("alice"), ValueKind::Bool, json!(false)),
             (json!(true), ON)
         );
+    }
+
+    #[test]
+    fn loads_name_the_toggles_they_change() {
+        let e = UnleashEngine::new();
+        let load = |features: Value| {
+            e.load_json(json!({"version": 2, "features": features, "segments": [
+                {"id": 1, "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}]}
+            ]}).to_string().as_bytes())
+            .expect("loads");
+        };
+        let a = json!({"name": "a", "enabled": true, "strategies": [{"name": "default"}]});
+        let b = json!({"name": "b", "enabled": true, "strategies": [{"name": "default", "segments": [1]}]});
+        load(json!([a, b]));
+        assert_eq!(e.take_changed(), ["a", "b"], "all new");
+        assert!(e.take_changed().is_empty(), "taken");
+        load(json!([a, b]));
+        assert!(e.take_changed().is_empty(), "nothing changed");
+        let a_off = json!({"name": "a", "enabled": false, "strategies": [{"name": "default"}]});
+        load(json!([a_off, b]));
+        assert_eq!(e.take_changed(), ["a"]);
+        // A changed segment counts for the toggle that uses it.
+        e.load_json(json!({"version": 2, "features": [a_off, b], "segments": [
+            {"id": 1, "constraints": [{"contextName": "plan", "operator": "IN", "values": ["team"]}]}
+        ]}).to_string().as_bytes()).expect("loads");
+        assert_eq!(e.take_changed(), ["b"]);
+        load(json!([b]));
+        assert_eq!(e.take_changed(), ["a", "b"], "a removed, b's segment back");
+    }
+
+    #[test]
+    fn uncounted_evaluations_are_not_usage() {
+        let e = toggles();
+        e.set_usage_counting(true);
+        let alice = Context::new("alice");
+        let r = e.evaluate_uncounted("alice-only", &alice, ValueKind::Any, &Value::Null);
+        assert_eq!(r.value, json!(true));
+        e.evaluate_uncounted("string-variant", &alice, ValueKind::Any, &Value::Null);
+        assert_eq!(e.take_usage(), None, "a listing is not a use");
+        e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
+        assert_eq!(e.take_usage().expect("counted")["toggles"]["alice-only"]["yes"], json!(1));
     }
 }

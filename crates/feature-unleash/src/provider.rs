@@ -454,6 +454,10 @@ impl Shared {
                         // The engine answers evaluations; the empty snapshot tells the client
                         // that flags arrived.
                         sink.publish(Snapshot::default());
+                        let changed = self.engine.take_changed();
+                        if !changed.is_empty() {
+                            sink.changed(changed);
+                        }
                         Some(warnings)
                     }
                     Fetched::Unchanged => None,

@@ -78,6 +78,15 @@ impl Sink for ClientSink {
     fn metrics(&self) -> &dyn Metrics {
         self.metrics.as_ref()
     }
+
+    fn changed(&self, keys: Vec<String>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _ = inner.changes.send(FlagChange { keys });
+        }
+    }
 }
 
 /// Keys whose definitions differ between two snapshots (segments followed into flags).
