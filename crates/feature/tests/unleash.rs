@@ -125,6 +125,7 @@ async fn client_new_evaluates_unleash_toggles() {
     .unwrap();
     let client = Client::new(c).await.unwrap();
     assert_eq!(client.provider_name(), "unleash");
+    let mut changes = client.subscribe();
     let pro = Context::new("pro-user");
     let other = Context::new("someone-else");
     // The server announces a new toggle to polling clients after a short delay.
@@ -134,6 +135,36 @@ async fn client_new_evaluates_unleash_toggles() {
             Instant::now() < deadline,
             "toggle {name} never became visible"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Subscribers hear which toggle changed (the engine's snapshots are empty).
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/off"),
+        json!({}),
+    )
+    .await;
+    let switched = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match changes.recv().await {
+                Ok(change) if change.keys.contains(&name) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert!(switched.is_ok(), "no change notice for {name}");
+    assert!(!client.bool(&pro, &name, true));
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/on"),
+        json!({}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !client.bool(&pro, &name, false) {
+        assert!(Instant::now() < deadline, "toggle {name} never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Not targeted: the toggle is on but its strategy says no, which is `false`, not the
