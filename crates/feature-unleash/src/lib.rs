@@ -117,6 +117,12 @@ pub enum UnleashError {
         #[source]
         source: reqwest::header::InvalidHeaderValue,
     },
+    /// A custom header ([`UnleashBuilder::header`]) whose name or value cannot be sent.
+    #[error("invalid custom header {name:?}")]
+    InvalidCustomHeader {
+        /// The header's name.
+        name: String,
+    },
     /// The request failed: connection, timeout, body.
     #[error("request failed: {0}")]
     Http(#[source] reqwest::Error),

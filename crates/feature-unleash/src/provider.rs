@@ -47,6 +47,8 @@ pub struct UnleashBuilder {
     register: bool,
     usage_interval: Option<Duration>,
     strategies: std::collections::HashMap<String, crate::StrategyFn>,
+    custom_headers: Vec<(String, String)>,
+    projects: Vec<String>,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -139,6 +141,22 @@ impl UnleashBuilder {
         self
     }
 
+    /// A header sent with every request, e.g. for a proxy in front of Unleash (as the custom
+    /// headers of Unleash's SDKs). It cannot replace the headers the protocol needs
+    /// (`Authorization`, `UNLEASH-*`); a name or value that cannot be sent fails
+    /// [`UnleashBuilder::build`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.custom_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Fetches only the toggles of project `name` (Unleash's `project` filter of the client
+    /// API); call again for more projects. Default: every project the token can see.
+    pub fn project(mut self, name: impl Into<String>) -> Self {
+        self.projects.push(name.into());
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -163,6 +181,14 @@ impl UnleashBuilder {
                 .map_err(|source| UnleashError::InvalidHeader { name, source })
         };
         let mut headers = HeaderMap::new();
+        for (name, value) in &self.custom_headers {
+            let bad = || UnleashError::InvalidCustomHeader { name: name.clone() };
+            let n = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| bad())?;
+            let mut v = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
+        }
         let mut token = header("Authorization", &self.token)?;
         token.set_sensitive(true);
         headers.insert(AUTHORIZATION, token);
@@ -213,7 +239,7 @@ impl UnleashBuilder {
         Ok(UnleashProvider {
             shared: Arc::new(Shared {
                 http,
-                features_url: format!("{base}/client/features"),
+                features_url: features_url(&base, &self.projects),
                 register_url: format!("{base}/client/register"),
                 metrics_url: format!("{base}/client/metrics"),
                 usage_interval: self.usage_interval,
@@ -236,6 +262,25 @@ impl UnleashBuilder {
             usage_task: Mutex::new(None),
         })
     }
+}
+
+/// `{base}/client/features`, with a `project` query parameter per project filter.
+fn features_url(base: &str, projects: &[String]) -> String {
+    let url = format!("{base}/client/features");
+    if projects.is_empty() {
+        return url;
+    }
+    let mut parsed = match url::Url::parse(&url) {
+        Ok(u) => u,
+        Err(_) => return url,
+    };
+    {
+        let mut q = parsed.query_pairs_mut();
+        for p in projects {
+            q.append_pair("project", p);
+        }
+    }
+    parsed.to_string()
 }
 
 /// A random id for this connection, sent as `UNLEASH-CONNECTION-ID`.
@@ -332,6 +377,8 @@ impl UnleashProvider {
             register: true,
             usage_interval: Some(Duration::from_secs(60)),
             strategies: std::collections::HashMap::new(),
+            custom_headers: Vec::new(),
+            projects: Vec::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use feature_core::{Context, Snapshot, ValueKind};
 use feature_unleash::{UnleashError, UnleashProvider};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -31,6 +31,8 @@ struct Endpoint {
     url: String,
     fetches: Arc<AtomicUsize>,
     refuse: Arc<AtomicBool>,
+    /// The head of the last fetch.
+    last: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,10 +42,11 @@ impl Endpoint {
         let addr = listener.local_addr().expect("address");
         let fetches = Arc::new(AtomicUsize::new(0));
         let refuse = Arc::new(AtomicBool::new(false));
-        let (f, r) = (fetches.clone(), refuse.clone());
+        let last = Arc::new(Mutex::new(String::new()));
+        let (f, r, l) = (fetches.clone(), refuse.clone(), last.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
-                let (f, r) = (f.clone(), r.clone());
+                let (f, r, l) = (f.clone(), r.clone(), l.clone());
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -59,6 +62,7 @@ impl Endpoint {
                             .to_owned()
                     } else {
                         f.fetch_add(1, Ordering::SeqCst);
+                        *l.lock().unwrap() = head.to_string();
                         if r.load(Ordering::SeqCst) {
                             "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
                         } else {
@@ -78,6 +82,7 @@ impl Endpoint {
             url: format!("http://{addr}/api"),
             fetches,
             refuse,
+            last,
             task,
         }
     }
@@ -147,4 +152,40 @@ async fn a_refusal_after_start_stops_fetching_and_says_why() {
     );
     assert_eq!(eval.value, json!(true));
     provider.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_headers_and_project_filters_are_sent() {
+    let endpoint = Endpoint::start().await;
+    let provider = UnleashProvider::builder(&endpoint.url, "default:development.some-token")
+        .header("X-Proxy-Key", "k-123")
+        .header("Authorization", "not this one")
+        .project("checkout")
+        .project("search team")
+        .register(false)
+        .usage_interval(None)
+        .build()
+        .expect("valid settings");
+    provider
+        .start(Arc::new(QuietSink) as Arc<dyn Sink>)
+        .await
+        .expect("starts");
+    let head = endpoint.last.lock().unwrap().to_lowercase();
+    assert!(
+        head.starts_with("get /api/client/features?project=checkout&project=search+team "),
+        "{head}"
+    );
+    assert!(head.contains("\r\nx-proxy-key: k-123\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nauthorization: default:development.some-token\r\n"),
+        "the protocol's headers win: {head}"
+    );
+    provider.close().await;
+    let bad = UnleashProvider::builder(&endpoint.url, "t")
+        .header("bad name", "v")
+        .build();
+    assert!(
+        matches!(bad, Err(UnleashError::InvalidCustomHeader { ref name }) if name == "bad name"),
+        "{bad:?}"
+    );
 }

@@ -62,6 +62,40 @@ fn unanswered(e: &hyper_util::client::legacy::Error) -> bool {
 }
 
 #[test]
+fn custom_headers_and_projects_come_from_the_environment() {
+    let c = config(&[
+        ("FEATURE_PROVIDER", "unleash"),
+        ("UNLEASH_URL", API),
+        ("UNLEASH_API_TOKEN", CLIENT_TOKEN),
+        ("UNLEASH_CUSTOM_HEADERS", "X-Proxy-Key: proxy-secret; X-Team:search"),
+        ("UNLEASH_PROJECTS", "checkout, search"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.remote.unleash_custom_headers,
+        [
+            ("X-Proxy-Key".to_owned(), "proxy-secret".to_owned()),
+            ("X-Team".to_owned(), "search".to_owned())
+        ]
+    );
+    assert_eq!(c.remote.unleash_projects, ["checkout", "search"]);
+    assert!(!format!("{c:?}").contains("proxy-secret"));
+    let bad = config(&[
+        ("FEATURE_PROVIDER", "unleash"),
+        ("UNLEASH_URL", API),
+        ("UNLEASH_API_TOKEN", CLIENT_TOKEN),
+        ("UNLEASH_CUSTOM_HEADERS", "no value here"),
+    ])
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(Client::new(bad)).unwrap_err().to_string();
+    assert!(err.contains("UNLEASH_CUSTOM_HEADERS"), "{err}");
+}
+
+#[test]
 fn unleash_settings_are_required_and_secrets_stay_hidden() {
     let c = config(&[("FEATURE_PROVIDER", "unleash")]).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
