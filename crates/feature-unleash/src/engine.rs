@@ -287,6 +287,12 @@ impl UnleashEngine {
             .collect()
     }
 
+    /// Every toggle loaded, as a client API response (what the backup file holds).
+    pub(crate) fn state_json(&self) -> Option<Vec<u8>> {
+        let state = self.guarded(|| self.state.get_state())?;
+        serde_json::to_vec(&state).ok()
+    }
+
     /// The names of the toggles that the loads since the last call added, removed or changed
     /// (a change of a segment counts for the toggles using it), sorted; the provider passes
     /// them to the client's subscribers.

@@ -70,6 +70,7 @@
 //! | `rustls` | `https://` URLs, with rustls and the webpki root certificates |
 #![deny(missing_docs)]
 
+mod backup;
 mod engine;
 mod provider;
 mod strategies;
@@ -122,6 +123,15 @@ pub enum UnleashError {
     InvalidCustomHeader {
         /// The header's name.
         name: String,
+    },
+    /// The backup or bootstrap file cannot be read or written.
+    #[error("toggle file {path:?}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The request failed: connection, timeout, body.
     #[error("request failed: {0}")]

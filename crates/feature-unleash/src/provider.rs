@@ -49,6 +49,8 @@ pub struct UnleashBuilder {
     strategies: std::collections::HashMap<String, crate::StrategyFn>,
     custom_headers: Vec<(String, String)>,
     projects: Vec<String>,
+    backup_file: Option<std::path::PathBuf>,
+    bootstrap: Option<crate::backup::Bootstrap>,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -157,6 +159,29 @@ impl UnleashBuilder {
         self
     }
 
+    /// Keeps a backup of the last good toggles in file `path` (rewritten after each fetch that
+    /// brings changes), and loads it at start, before the first fetch, as Unleash's SDKs do:
+    /// a server that cannot be reached at start leaves the backup's toggles serving
+    /// (`Degraded`) instead of the callers' defaults. Default: no backup file. Unleash's SDKs
+    /// name theirs `unleash-backup-<app name>.json`.
+    pub fn backup_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.backup_file = Some(path.into());
+        self
+    }
+
+    /// Toggles to start from, as a client API response (`{"version": 2, "features": [...]}`),
+    /// loaded at start when there is no backup file to load; the first fetch replaces them.
+    pub fn bootstrap_json(mut self, body: impl Into<String>) -> Self {
+        self.bootstrap = Some(crate::backup::Bootstrap::Json(body.into()));
+        self
+    }
+
+    /// Like [`UnleashBuilder::bootstrap_json`], from a file read at start.
+    pub fn bootstrap_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.bootstrap = Some(crate::backup::Bootstrap::File(path.into()));
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -252,6 +277,8 @@ impl UnleashBuilder {
                 backoff_max,
                 register: self.register,
                 custom_strategies,
+                backup_file: self.backup_file,
+                bootstrap: self.bootstrap,
                 engine: Arc::new(engine),
                 status: Mutex::new(ProviderStatus::default()),
                 etag: Mutex::new(None),
@@ -307,6 +334,8 @@ struct Shared {
     environment: Option<String>,
     /// The names of the registered custom strategies, announced at registration.
     custom_strategies: Vec<String>,
+    backup_file: Option<std::path::PathBuf>,
+    bootstrap: Option<crate::backup::Bootstrap>,
     /// Where usage reports record their latency and errors (set by `start`).
     sink: Mutex<Option<Arc<dyn Sink>>>,
     app_name: String,
@@ -379,6 +408,8 @@ impl UnleashProvider {
             strategies: std::collections::HashMap::new(),
             custom_headers: Vec::new(),
             projects: Vec::new(),
+            backup_file: None,
+            bootstrap: None,
         }
     }
 
@@ -505,6 +536,7 @@ impl Shared {
                         if !changed.is_empty() {
                             sink.changed(changed);
                         }
+                        self.write_backup().await;
                         Some(warnings)
                     }
                     Fetched::Unchanged => None,
@@ -562,6 +594,54 @@ impl Shared {
                 let refused = refusal(&e);
                 st.last_error = Some((Arc::new(provider_error("fetch", e)), SystemTime::now()));
                 Err(refused)
+            }
+        }
+    }
+
+    /// Writes the backup file, when there is one; a failure is logged, never fatal.
+    async fn write_backup(&self) {
+        let (Some(path), Some(body)) = (&self.backup_file, self.engine.state_json()) else {
+            return;
+        };
+        if let Err(e) = crate::backup::write(path, body).await {
+            tracing::warn!(target: "feature::unleash", "cannot write the backup file: {e}");
+        }
+    }
+
+    /// Before the first fetch: the backup file's toggles, else the bootstrap toggles, so that
+    /// a server out of reach at start leaves them serving. Nothing to load is not an error.
+    async fn load_fallback(&self, sink: &dyn Sink) {
+        if self.engine.is_loaded() {
+            return;
+        }
+        let mut body = None;
+        if let Some(path) = &self.backup_file {
+            match crate::backup::read(path).await {
+                Ok(b) => body = Some(("backup file", b)),
+                Err(e) => tracing::debug!(target: "feature::unleash", "no backup to load: {e}"),
+            }
+        }
+        if body.is_none() {
+            if let Some(b) = &self.bootstrap {
+                match b.read().await {
+                    Ok(b) => body = Some(("bootstrap", b)),
+                    Err(e) => {
+                        tracing::warn!(target: "feature::unleash", "cannot read the bootstrap toggles: {e}")
+                    }
+                }
+            }
+        }
+        let Some((source, body)) = body else { return };
+        match self.engine.load_json(&body) {
+            Ok(_) => {
+                let _ = self.engine.take_changed();
+                sink.publish(Snapshot::default());
+                let mut st = self.status();
+                st.state = ProviderState::Degraded;
+                tracing::info!(target: "feature::unleash", "serving the toggles of the {source} until the first fetch");
+            }
+            Err(e) => {
+                tracing::warn!(target: "feature::unleash", "the {source} does not hold toggles: {e}")
             }
         }
     }
@@ -742,6 +822,7 @@ impl Provider for UnleashProvider {
             let (s, k) = (shared.clone(), sink.clone());
             tokio::spawn(async move { s.register(k.as_ref()).await });
         }
+        shared.load_fallback(sink.as_ref()).await;
         let deadline = Instant::now() + shared.start_timeout;
         let mut backoff = Backoff::new(
             shared.refresh_interval.min(Duration::from_millis(200)),

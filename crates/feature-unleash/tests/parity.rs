@@ -189,3 +189,101 @@ async fn custom_headers_and_project_filters_are_sent() {
         "{bad:?}"
     );
 }
+
+/// A loopback address nothing listens on.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    format!("http://{}/api", l.local_addr().expect("address"))
+}
+
+fn temp_file(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!(
+        "feature-unleash-{tag}-{}-{nanos}.json",
+        std::process::id()
+    ))
+}
+
+fn kept(provider: &UnleashProvider) -> feature_core::Evaluation {
+    provider.engine().expect("engine").evaluate(
+        "kept",
+        &Context::new("u"),
+        ValueKind::Bool,
+        &json!(false),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_file_serves_when_the_server_is_out_of_reach_at_start() {
+    let endpoint = Endpoint::start().await;
+    let backup = temp_file("backup");
+    let online = UnleashProvider::builder(&endpoint.url, "default:development.some-token")
+        .backup_file(&backup)
+        .register(false)
+        .usage_interval(None)
+        .build()
+        .expect("valid settings");
+    online
+        .start(Arc::new(QuietSink) as Arc<dyn Sink>)
+        .await
+        .expect("starts");
+    online.close().await;
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&backup).expect("the backup is written")).unwrap();
+    assert_eq!(written["features"][0]["name"], json!("kept"), "{written}");
+
+    // Next start: the server is out of reach; the backup serves, not the callers' defaults.
+    let offline = UnleashProvider::builder(closed_port(), "default:development.some-token")
+        .backup_file(&backup)
+        .bootstrap_json(r#"{"version": 2, "features": []}"#)
+        .refresh_interval(Duration::from_millis(50))
+        .start_timeout(Duration::from_millis(300))
+        .register(false)
+        .usage_interval(None)
+        .build()
+        .expect("valid settings");
+    offline
+        .start(Arc::new(QuietSink) as Arc<dyn Sink>)
+        .await
+        .expect("starts");
+    let eval = kept(&offline);
+    assert_eq!(eval.value, json!(true), "{eval:?}");
+    assert_eq!(eval.error_kind(), None, "{eval:?}");
+    assert_eq!(offline.status().state, ProviderState::Degraded);
+    offline.close().await;
+    let _ = std::fs::remove_file(&backup);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_toggles_serve_until_the_first_fetch() {
+    let bootstrap = json!({"version": 2, "features": [
+        {"name": "kept", "enabled": true, "strategies": [{"name": "default"}]}
+    ]})
+    .to_string();
+    let file = temp_file("bootstrap");
+    std::fs::write(&file, &bootstrap).unwrap();
+    for provider in [
+        UnleashProvider::builder(closed_port(), "t").bootstrap_json(bootstrap.clone()),
+        UnleashProvider::builder(closed_port(), "t")
+            .backup_file(temp_file("never-written"))
+            .bootstrap_file(&file),
+    ] {
+        let provider = provider
+            .refresh_interval(Duration::from_millis(50))
+            .start_timeout(Duration::from_millis(200))
+            .register(false)
+            .usage_interval(None)
+            .build()
+            .expect("valid settings");
+        provider
+            .start(Arc::new(QuietSink) as Arc<dyn Sink>)
+            .await
+            .expect("starts");
+        assert_eq!(kept(&provider).value, json!(true));
+        provider.close().await;
+    }
+    let _ = std::fs::remove_file(&file);
+}
