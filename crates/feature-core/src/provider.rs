@@ -138,6 +138,13 @@ pub trait Sink: Send + Sync + 'static {
     fn changed(&self, keys: Vec<String>) {
         let _ = keys;
     }
+
+    /// An event of the provider's engine about an evaluation of `context` (Unleash's
+    /// impression events, named `impression`), for the client's event sink, which receives it
+    /// as a custom event (`track`) with `data`. Must not block. The default drops it.
+    fn event(&self, context: &Context, name: &str, data: Value) {
+        let _ = (context, name, data);
+    }
 }
 
 /// A foreign evaluation engine: a provider that evaluates flags itself.

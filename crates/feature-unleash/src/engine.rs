@@ -101,6 +101,8 @@ pub struct UnleashEngine {
     toggles: RwLock<Arc<HashMap<String, ToggleInfo>>>,
     /// The toggles the loads since the last [`UnleashEngine::take_changed`] changed.
     changed: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Where impression events go (the client's sink, set when the provider starts).
+    impressions: RwLock<Option<Arc<dyn feature_core::provider::Sink>>>,
 }
 
 /// What the engine knows of a toggle beside Yggdrasil's compiled state.
@@ -110,6 +112,8 @@ struct ToggleInfo {
     enabled: bool,
     /// Its strategies that Yggdrasil does not implement, in the server's order.
     custom: Vec<CustomUse>,
+    /// Whether its evaluations emit impression events (`impressionData: true`).
+    impressions: bool,
 }
 
 impl std::fmt::Debug for UnleashEngine {
@@ -140,6 +144,7 @@ impl UnleashEngine {
             strategies: HashMap::new(),
             toggles: RwLock::new(Arc::new(HashMap::new())),
             changed: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            impressions: RwLock::new(None),
         }
     }
 
@@ -266,6 +271,7 @@ impl UnleashEngine {
                 ToggleInfo {
                     enabled: toggle.enabled,
                     custom: uses,
+                    impressions: toggle.impression_data.unwrap_or(false),
                 },
             );
         }
@@ -285,6 +291,46 @@ impl UnleashEngine {
             })
             .chain(unimplemented)
             .collect()
+    }
+
+    /// Sends impression events to `sink` (its [`Sink::event`](feature_core::provider::Sink::event),
+    /// named `impression`): one per evaluation of a toggle with `impressionData: true`,
+    /// shaped as Unleash's SDKs emit them: `eventType` (`isEnabled` for booleans, `getVariant`
+    /// for other values), `featureName`, `enabled`, `variant` (with `getVariant`) and the
+    /// Unleash `context`. Listings (`all_flags`) emit none. The provider sets this at start.
+    pub fn set_impression_sink(&self, sink: Arc<dyn feature_core::provider::Sink>) {
+        *self.impressions.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    fn impression(
+        &self,
+        key: &str,
+        ctx: &Context,
+        uctx: &ygg::Context,
+        enabled: bool,
+        variant: Option<&str>,
+    ) {
+        if !self.toggle_info().get(key).is_some_and(|t| t.impressions) {
+            return;
+        }
+        let Some(sink) = self
+            .impressions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let mut data = serde_json::json!({
+            "eventType": if variant.is_some() { "getVariant" } else { "isEnabled" },
+            "featureName": key,
+            "enabled": enabled,
+            "context": serde_json::to_value(uctx).unwrap_or(Value::Null),
+        });
+        if let Some(v) = variant {
+            data["variant"] = Value::String(v.to_owned());
+        }
+        sink.event(ctx, "impression", data);
     }
 
     /// Every toggle loaded, as a client API response (what the backup file holds).
@@ -404,6 +450,10 @@ impl UnleashEngine {
         if count {
             self.state.count_toggle(key, enabled);
         }
+        if counted && (kind == ValueKind::Bool || !enabled) {
+            let variant = (kind != ValueKind::Bool).then_some("disabled");
+            self.impression(key, ctx, &uctx, enabled, variant);
+        }
         if !enabled {
             if missing {
                 // Off only because a strategy could not be evaluated here: not a real "off".
@@ -429,6 +479,9 @@ impl UnleashEngine {
         let variant = self.variant_raw(key, &uctx, &external);
         if count {
             self.state.count_variant(key, &variant.name);
+        }
+        if counted {
+            self.impression(key, ctx, &uctx, true, Some(&variant.name));
         }
         if !variant.enabled {
             return match kind {
@@ -1065,5 +1118,57 @@ mod tests {
         assert_eq!(e.take_usage(), None, "a listing is not a use");
         e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
         assert_eq!(e.take_usage().expect("counted")["toggles"]["alice-only"]["yes"], json!(1));
+    }
+
+    #[derive(Default)]
+    struct Events(std::sync::Mutex<Vec<(String, String, Value)>>);
+
+    impl feature_core::metrics::Metrics for Events {}
+
+    impl feature_core::provider::Sink for Events {
+        fn publish(&self, _: feature_core::Snapshot) {}
+        fn metrics(&self) -> &dyn feature_core::metrics::Metrics {
+            self
+        }
+        fn event(&self, context: &Context, name: &str, data: Value) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((context.key().to_owned(), name.to_owned(), data));
+        }
+    }
+
+    #[test]
+    fn toggles_with_impression_data_emit_impression_events() {
+        let e = engine(json!({"version": 2, "features": [
+            {"name": "seen", "enabled": true, "impressionData": true,
+             "strategies": [{"name": "userWithId", "parameters": {"userIds": "alice"}}],
+             "variants": [{"name": "blue", "weight": 1000, "payload": {"type": "string", "value": "#00f"}}]},
+            {"name": "unseen", "enabled": true, "strategies": [{"name": "default"}]}
+        ]}));
+        let events = Arc::new(Events::default());
+        e.set_impression_sink(events.clone());
+        let alice = Context::new("alice").with_attribute("plan", "pro");
+        e.evaluate("seen", &alice, ValueKind::Bool, &json!(false));
+        e.evaluate("seen", &alice, ValueKind::String, &json!(""));
+        e.evaluate("seen", &Context::new("bob"), ValueKind::Bool, &json!(true));
+        e.evaluate("seen", &Context::new("bob"), ValueKind::String, &json!(""));
+        e.evaluate("unseen", &alice, ValueKind::Bool, &json!(false));
+        e.evaluate_uncounted("seen", &alice, ValueKind::Any, &Value::Null);
+        let got = events.0.lock().unwrap().clone();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got.iter().all(|(_, name, _)| name == "impression"));
+        let (key, _, first) = &got[0];
+        assert_eq!(key, "alice");
+        assert_eq!(first["eventType"], json!("isEnabled"));
+        assert_eq!(first["featureName"], json!("seen"));
+        assert_eq!(first["enabled"], json!(true));
+        assert_eq!(first["context"]["userId"], json!("alice"));
+        assert_eq!(first["context"]["properties"]["plan"], json!("pro"));
+        assert!(first.get("variant").is_none());
+        assert_eq!(got[1].2["eventType"], json!("getVariant"));
+        assert_eq!(got[1].2["variant"], json!("blue"));
+        assert_eq!((&got[2].2["eventType"], &got[2].2["enabled"]), (&json!("isEnabled"), &json!(false)));
+        assert_eq!(got[3].2["variant"], json!("disabled"));
     }
 }

@@ -822,6 +822,7 @@ impl Provider for UnleashProvider {
             let (s, k) = (shared.clone(), sink.clone());
             tokio::spawn(async move { s.register(k.as_ref()).await });
         }
+        shared.engine.set_impression_sink(sink.clone());
         shared.load_fallback(sink.as_ref()).await;
         let deadline = Instant::now() + shared.start_timeout;
         let mut backoff = Backoff::new(

@@ -106,3 +106,43 @@ async fn all_flags_is_not_usage_and_engine_changes_reach_subscribers() {
     assert_eq!(change.keys, ["b"]);
     client.close().await;
 }
+
+#[derive(Default)]
+struct Tracked(Mutex<Vec<(String, String, Value)>>);
+
+impl feature::EventSink for Tracked {
+    fn evaluation(&self, _: &feature::EvaluationEvent<'_>) {}
+    fn track(&self, context: &Context, name: &str, data: &feature::analytics::TrackData) {
+        self.0.lock().unwrap().push((
+            context.key().to_owned(),
+            name.to_owned(),
+            data.data.clone().unwrap_or(Value::Null),
+        ));
+    }
+}
+
+#[tokio::test]
+async fn engine_events_reach_the_clients_event_sink() {
+    let tracked = Arc::new(Tracked::default());
+    let sink = Arc::new(Mutex::new(None));
+    let client = Client::builder()
+        .provider(EngineProvider {
+            engine: Arc::new(CountingEngine::default()),
+            sink: sink.clone(),
+        })
+        .shared_events(tracked.clone() as Arc<dyn feature::EventSink>)
+        .build()
+        .await
+        .unwrap();
+    let provider_sink = sink.lock().unwrap().clone().expect("started");
+    provider_sink.event(&Context::new("u-1"), "impression", json!({"featureName": "a"}));
+    assert_eq!(
+        *tracked.0.lock().unwrap(),
+        [(
+            "u-1".to_owned(),
+            "impression".to_owned(),
+            json!({"featureName": "a"})
+        )]
+    );
+    client.close().await;
+}

@@ -87,6 +87,15 @@ impl Sink for ClientSink {
             let _ = inner.changes.send(FlagChange { keys });
         }
     }
+
+    fn event(&self, context: &feature_core::Context, name: &str, data: serde_json::Value) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if let Some(events) = &inner.events {
+            events.track(context, name, &crate::analytics::TrackData::data(data));
+        }
+    }
 }
 
 /// Keys whose definitions differ between two snapshots (segments followed into flags).
