@@ -76,17 +76,20 @@ pub struct CompileWarning {
 ///
 /// | asked for | toggle unknown | toggle off for the context | on, variant assigned | on, no variant |
 /// |---|---|---|---|---|
-/// | `Bool` | default, `ERROR`/`FLAG_NOT_FOUND` | `false`, `OFF` | `true`, `FALLTHROUGH` | `true`, `FALLTHROUGH` |
-/// | `String` | as above | default, `OFF` | payload text for `string`/`csv` payloads, else the variant name, `FALLTHROUGH` | default, `FALLTHROUGH` |
-/// | `Int`, `Float` | as above | default, `OFF` | the `number` payload, `FALLTHROUGH`; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default, `FALLTHROUGH` |
-/// | `Any` | as above | `false`, `OFF` | `json` payload parsed, `number` payload as a number, other payloads as text, no payload: the variant name; `FALLTHROUGH` | `true`, `FALLTHROUGH` |
+/// | `Bool` | default, `ERROR`/`FLAG_NOT_FOUND` | `false` | `true` | `true` |
+/// | `String` | as above | default | payload text for `string`/`csv` payloads; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default |
+/// | `Int`, `Float` | as above | default | the `number` payload; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default |
+/// | `Any` (`json()`) | as above | default | `json` payload parsed, `number` payload as a number, other payloads as text, no payload: the variant name | `true` |
 ///
-/// "Off for the context" covers both a toggle switched off and one whose strategies do not
-/// match: Unleash does not say which strategy decided, so there is no `RULE_MATCH` or
-/// `TARGET_MATCH`. A `json` payload that does not parse, or a `number` payload that is not a
-/// finite number, serves the default with `ERROR`/`MALFORMED_FLAG`. `variation_index` is always
-/// `None`: Unleash variants are identified by name. A panic inside Yggdrasil is caught and
-/// serves the default with `ERROR`/`EXCEPTION`.
+/// Reasons, as far as Unleash tells: `OFF` when the toggle is switched off in the
+/// environment; `FALLTHROUGH` when it is on but no strategy matches the context; `TARGET_MATCH`
+/// when a strategy matches (Unleash does not say which, so there is no `RULE_MATCH` index).
+/// The assigned variant's name is the evaluation's `variation_name`. A `json` payload that
+/// does not parse, or a `number` payload that is not a finite number, serves the default with
+/// `ERROR`/`MALFORMED_FLAG`; so does an evaluation left off only because a custom strategy has
+/// no implementation ([`UnleashEngine::with_strategy`]). `variation_index` is always `None`:
+/// Unleash variants are identified by name. A panic inside Yggdrasil or a custom strategy is
+/// caught and serves the default with `ERROR`/`EXCEPTION`.
 pub struct UnleashEngine {
     state: ygg::EngineState,
     loaded: AtomicBool,
@@ -247,9 +250,7 @@ impl UnleashEngine {
                     message: "the engine panicked while loading toggles".to_owned(),
                 }])
             });
-        let state = self
-            .guarded(|| self.state.get_state())
-            .unwrap_or_default();
+        let state = self.guarded(|| self.state.get_state()).unwrap_or_default();
         let mut custom = strategies::index(&state);
         let mut info = HashMap::with_capacity(state.features.len());
         let mut unimplemented = Vec::new();
@@ -546,7 +547,12 @@ fn changed_toggles(before: &ygg::ClientFeatures, after: &ygg::ClientFeatures) ->
     let json = |s: &ygg::ClientFeatures| -> HashMap<String, Value> {
         s.features
             .iter()
-            .map(|f| (f.name.clone(), serde_json::to_value(f).unwrap_or(Value::Null)))
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    serde_json::to_value(f).unwrap_or(Value::Null),
+                )
+            })
             .collect()
     };
     let (a, b) = (json(before), json(after));
@@ -836,8 +842,14 @@ mod tests {
         let s = |k| eval(&e, k, &u, ValueKind::String, json!("dflt"));
         assert_eq!(s("string-variant"), (json!("#00f"), ON));
         // Not the variant's name: a `string`/`csv` payload or a type mismatch.
-        assert_eq!(s("bare-variant"), (json!("dflt"), err(ErrorKind::WrongType)));
-        assert_eq!(s("number-variant"), (json!("dflt"), err(ErrorKind::WrongType)));
+        assert_eq!(
+            s("bare-variant"),
+            (json!("dflt"), err(ErrorKind::WrongType))
+        );
+        assert_eq!(
+            s("number-variant"),
+            (json!("dflt"), err(ErrorKind::WrongType))
+        );
         assert_eq!(s("on"), (json!("dflt"), ON));
         assert_eq!(s("off-variant"), (json!("dflt"), Reason::Off));
         assert_eq!(s("missing"), (json!("dflt"), err(ErrorKind::FlagNotFound)));
@@ -986,7 +998,13 @@ mod tests {
             "switched on, no strategy matches"
         );
         assert_eq!(
-            eval(&e, "alice-only", &Context::new("alice"), ValueKind::Bool, json!(false)),
+            eval(
+                &e,
+                "alice-only",
+                &Context::new("alice"),
+                ValueKind::Bool,
+                json!(false)
+            ),
             (json!(true), Reason::TargetMatch),
             "a strategy matches"
         );
@@ -1050,7 +1068,10 @@ mod tests {
         );
         // The second custom strategy of a toggle gets its own parameters.
         assert_eq!(e.is_enabled("two-custom", &dk), Some(true));
-        assert_eq!(e.is_enabled("two-custom", &Context::new("alice")), Some(true));
+        assert_eq!(
+            e.is_enabled("two-custom", &Context::new("alice")),
+            Some(true)
+        );
         // Only the toggles using the unregistered strategy are reported.
         let mut reported: Vec<&str> = warnings.iter().map(|w| w.toggle.as_str()).collect();
         reported.sort_unstable();
@@ -1074,7 +1095,13 @@ mod tests {
         );
         // Another strategy that matches still turns it on.
         assert_eq!(
-            eval(&e, "two-custom", &Context::new("alice"), ValueKind::Bool, json!(false)),
+            eval(
+                &e,
+                "two-custom",
+                &Context::new("alice"),
+                ValueKind::Bool,
+                json!(false)
+            ),
             (json!(true), ON)
         );
     }
@@ -1117,7 +1144,10 @@ mod tests {
         e.evaluate_uncounted("string-variant", &alice, ValueKind::Any, &Value::Null);
         assert_eq!(e.take_usage(), None, "a listing is not a use");
         e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
-        assert_eq!(e.take_usage().expect("counted")["toggles"]["alice-only"]["yes"], json!(1));
+        assert_eq!(
+            e.take_usage().expect("counted")["toggles"]["alice-only"]["yes"],
+            json!(1)
+        );
     }
 
     #[derive(Default)]
@@ -1168,7 +1198,10 @@ mod tests {
         assert!(first.get("variant").is_none());
         assert_eq!(got[1].2["eventType"], json!("getVariant"));
         assert_eq!(got[1].2["variant"], json!("blue"));
-        assert_eq!((&got[2].2["eventType"], &got[2].2["enabled"]), (&json!("isEnabled"), &json!(false)));
+        assert_eq!(
+            (&got[2].2["eventType"], &got[2].2["enabled"]),
+            (&json!("isEnabled"), &json!(false))
+        );
         assert_eq!(got[3].2["variant"], json!("disabled"));
     }
 }

@@ -49,14 +49,22 @@
 //! | first fetch succeeds | `Ready`; an empty snapshot is published so the client knows toggles arrived |
 //! | server refuses the client at start (401, 403, 404) | `start` fails with [`ProviderError::Backend`](feature_core::provider::ProviderError::Backend) |
 //! | server unreachable at start | retried with backoff for [`UnleashBuilder::start_timeout`]; then `start` returns `Ok`, the provider is `Unavailable` and every evaluation serves the caller's default with `ERROR`/`CLIENT_NOT_READY` until a fetch succeeds |
+//! | server refuses the client later (401, 403, 404: a revoked token) | fetching stops, as in Unleash's SDKs; the last good toggles keep serving; `Degraded` with [`UnleashError::Refused`] |
+//! | backup file ([`UnleashBuilder::backup_file`]) or bootstrap toggles ([`UnleashBuilder::bootstrap_json`]) | loaded at start before the first fetch (the backup first); a server out of reach at start leaves them serving, `Degraded`; the backup is rewritten after each fetch that brings changes |
 //! | a later fetch fails | the last good toggles keep serving; `Degraded` with the error; retries back off from the refresh interval up to [`UnleashBuilder::backoff_max`] with jitter; `Ready` again on the next success |
-//! | some toggles do not compile | they evaluate as off; `Degraded` with [`UnleashError::Compile`] |
+//! | some toggles do not compile, or use a custom strategy with no implementation ([`UnleashBuilder::strategy`]) | `Degraded` with [`UnleashError::Compile`] and a warning; toggles that do not compile evaluate as off; an evaluation that a missing strategy leaves off serves the caller's default with `ERROR`/`MALFORMED_FLAG` |
 //!
 //! Every fetch reports its latency as `record_provider_latency("unleash", "fetch", ..)` and
 //! each failure as `record_provider_error("unleash", "fetch", class)` with class `timeout`,
 //! `connect`, `http`, `status`, `parse` or `compile`.
 //!
 //! ## Evaluation
+//!
+//! Toggles that changed are named to the client's subscribers (`Sink::changed`); toggles with
+//! `impressionData: true` send impression events to the client's event sink (`Sink::event`, see
+//! [`UnleashEngine::set_impression_sink`]); listings (`all_flags`) are not counted as usage.
+//! Extra headers ([`UnleashBuilder::header`]) and project filters ([`UnleashBuilder::project`])
+//! apply to every request.
 //!
 //! How a [`Context`](feature_core::Context) becomes Unleash's context, and how toggles and
 //! variants become values and reasons, is tabled on [`UnleashEngine`]. The engine passes every

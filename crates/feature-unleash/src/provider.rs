@@ -778,7 +778,10 @@ impl Shared {
         let mut st = self.status();
         st.connected = false;
         st.last_error = Some((
-            Arc::new(provider_error("fetch", UnleashError::Refused { status, url })),
+            Arc::new(provider_error(
+                "fetch",
+                UnleashError::Refused { status, url },
+            )),
             SystemTime::now(),
         ));
     }

@@ -400,10 +400,7 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     let pro = Context::new("carol").with_attribute("plan", "pro");
     let free = Context::new("carol").with_attribute("plan", "free");
     assert_eq!(bool_of(engine, &rollout, &pro), (json!(true), ON));
-    assert_eq!(
-        bool_of(engine, &rollout, &free),
-        (json!(false), NO_MATCH)
-    );
+    assert_eq!(bool_of(engine, &rollout, &free), (json!(false), NO_MATCH));
     let colour = engine.evaluate(&rollout, &pro, ValueKind::String, &json!("grey"));
     assert_eq!((colour.value, colour.reason), (json!("#00f"), ON));
     let colour = engine.evaluate(&rollout, &free, ValueKind::String, &json!("grey"));

@@ -2,7 +2,9 @@
 //! (Unleash, LaunchDarkly's SDK): change notices and listings that are not uses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
-use feature::engine::provider::{Engine, Provider, ProviderError, ProviderState, ProviderStatus, Sink};
+use feature::engine::provider::{
+    Engine, Provider, ProviderError, ProviderState, ProviderStatus, Sink,
+};
 use feature::engine::Snapshot;
 use feature::{Client, Context, Evaluation, Reason, ValueKind};
 use serde_json::{json, Value};
@@ -90,7 +92,11 @@ async fn all_flags_is_not_usage_and_engine_changes_reach_subscribers() {
     let ctx = Context::new("u");
     let all = client.all_flags(&ctx);
     assert_eq!(all.len(), 2);
-    assert_eq!(engine.counted.load(Ordering::SeqCst), 0, "listing is not use");
+    assert_eq!(
+        engine.counted.load(Ordering::SeqCst),
+        0,
+        "listing is not use"
+    );
     assert_eq!(engine.uncounted.load(Ordering::SeqCst), 2);
     assert!(client.bool(&ctx, "a", false));
     assert_eq!(engine.counted.load(Ordering::SeqCst), 1, "an evaluation is");
@@ -135,7 +141,11 @@ async fn engine_events_reach_the_clients_event_sink() {
         .await
         .unwrap();
     let provider_sink = sink.lock().unwrap().clone().expect("started");
-    provider_sink.event(&Context::new("u-1"), "impression", json!({"featureName": "a"}));
+    provider_sink.event(
+        &Context::new("u-1"),
+        "impression",
+        json!({"featureName": "a"}),
+    );
     assert_eq!(
         *tracked.0.lock().unwrap(),
         [(

@@ -67,7 +67,10 @@ fn custom_headers_and_projects_come_from_the_environment() {
         ("FEATURE_PROVIDER", "unleash"),
         ("UNLEASH_URL", API),
         ("UNLEASH_API_TOKEN", CLIENT_TOKEN),
-        ("UNLEASH_CUSTOM_HEADERS", "X-Proxy-Key: proxy-secret; X-Team:search"),
+        (
+            "UNLEASH_CUSTOM_HEADERS",
+            "X-Proxy-Key: proxy-secret; X-Team:search",
+        ),
         ("UNLEASH_PROJECTS", "checkout, search"),
     ])
     .unwrap();

@@ -147,29 +147,27 @@ fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigEr
     for project in &r.unleash_projects {
         builder = builder.project(project);
     }
-    builder
-        .build()
-        .map_err(|e| match e {
-            feature_unleash::UnleashError::EmptyAppName => invalid(
-                "UNLEASH_APP_NAME",
-                &r.unleash_app_name,
-                "a non-empty application name",
-            ),
-            feature_unleash::UnleashError::InvalidHeader {
-                name: "Authorization",
-                ..
-            } => invalid(
-                "UNLEASH_API_TOKEN",
-                "<hidden>",
-                "a token of visible ASCII characters",
-            ),
-            feature_unleash::UnleashError::InvalidCustomHeader { name } => invalid(
-                "UNLEASH_CUSTOM_HEADERS",
-                &name,
-                "`Name: value` pairs separated by `;`, of visible ASCII characters",
-            ),
-            _ => invalid("UNLEASH_URL", url, "an http:// or https:// URL"),
-        })
+    builder.build().map_err(|e| match e {
+        feature_unleash::UnleashError::EmptyAppName => invalid(
+            "UNLEASH_APP_NAME",
+            &r.unleash_app_name,
+            "a non-empty application name",
+        ),
+        feature_unleash::UnleashError::InvalidHeader {
+            name: "Authorization",
+            ..
+        } => invalid(
+            "UNLEASH_API_TOKEN",
+            "<hidden>",
+            "a token of visible ASCII characters",
+        ),
+        feature_unleash::UnleashError::InvalidCustomHeader { name } => invalid(
+            "UNLEASH_CUSTOM_HEADERS",
+            &name,
+            "`Name: value` pairs separated by `;`, of visible ASCII characters",
+        ),
+        _ => invalid("UNLEASH_URL", url, "an http:// or https:// URL"),
+    })
 }
 
 /// `FEATURE_PROVIDER=launchdarkly`: `LAUNCHDARKLY_SDK_KEY`, `LAUNCHDARKLY_BASE_URL`,
