@@ -104,6 +104,8 @@ pub struct UnleashEngine {
     toggles: RwLock<Arc<HashMap<String, ToggleInfo>>>,
     /// The toggles the loads since the last [`UnleashEngine::take_changed`] changed.
     changed: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The uses of custom strategies with no implementation, as of the last load.
+    unimplemented: std::sync::Mutex<Vec<CompileWarning>>,
     /// Where impression events go (the client's sink, set when the provider starts).
     impressions: RwLock<Option<Arc<dyn feature_core::provider::Sink>>>,
 }
@@ -148,13 +150,14 @@ impl UnleashEngine {
             toggles: RwLock::new(Arc::new(HashMap::new())),
             changed: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             impressions: RwLock::new(None),
+            unimplemented: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     /// Registers the implementation of custom strategy `name` (one that Unleash's engine does
     /// not implement): `f` decides whether the strategy matches a context, given the
     /// strategy's parameters. A toggle that uses a strategy with no implementation is reported
-    /// when loaded (a [`CompileWarning`]), and an evaluation it leaves off serves the caller's
+    /// when loaded (a warning, see [`UnleashEngine::unimplemented_strategies`]), and an evaluation it leaves off serves the caller's
     /// default with `ERROR`/`MALFORMED_FLAG` instead of a silent `false`. Register before
     /// loading toggles.
     pub fn with_strategy(
@@ -277,6 +280,16 @@ impl UnleashEngine {
             );
         }
         *self.toggles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(info);
+        {
+            let mut known = self.unimplemented.lock().unwrap_or_else(|e| e.into_inner());
+            // Warned once per toggle and strategy, not at every fetch.
+            for w in &unimplemented {
+                if !known.contains(w) {
+                    tracing::warn!(target: "feature::unleash", toggle = %w.toggle, "{}", w.message);
+                }
+            }
+            *known = unimplemented;
+        }
         let changed = changed_toggles(&before, &state);
         self.changed
             .lock()
@@ -290,8 +303,19 @@ impl UnleashEngine {
                 toggle: w.toggle_name,
                 message: w.message,
             })
-            .chain(unimplemented)
             .collect()
+    }
+
+    /// The uses of custom strategies with no implementation in the toggles loaded (one
+    /// warning per toggle and strategy). They are logged as warnings when they appear, and an
+    /// evaluation they leave off serves the caller's default with `ERROR`/`MALFORMED_FLAG`;
+    /// they do not degrade the provider's status (a toggle meant for other applications may
+    /// use a strategy this one never implements).
+    pub fn unimplemented_strategies(&self) -> Vec<CompileWarning> {
+        self.unimplemented
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sends impression events to `sink` (its [`Sink::event`](feature_core::provider::Sink::event),
@@ -1050,6 +1074,8 @@ mod tests {
     #[test]
     fn custom_strategies_decide_with_their_parameters() {
         let (e, warnings) = custom_toggles(UnleashEngine::new().with_strategy("country", country));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let warnings = e.unimplemented_strategies();
         let no = Context::new("u").with_attribute("country", "NO");
         let dk = Context::new("u").with_attribute("country", "DK");
         let us = Context::new("u").with_attribute("country", "US");
@@ -1081,7 +1107,8 @@ mod tests {
 
     #[test]
     fn a_strategy_without_implementation_is_never_silently_off() {
-        let (e, warnings) = custom_toggles(UnleashEngine::new());
+        let (e, _) = custom_toggles(UnleashEngine::new());
+        let warnings = e.unimplemented_strategies();
         assert_eq!(warnings.len(), 4, "one per strategy use: {warnings:?}");
         let u = Context::new("u").with_attribute("country", "NO");
         // Off only because the strategy cannot be evaluated: the caller's default, with why.

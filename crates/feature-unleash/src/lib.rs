@@ -52,7 +52,8 @@
 //! | server refuses the client later (401, 403, 404: a revoked token) | fetching stops, as in Unleash's SDKs; the last good toggles keep serving; `Degraded` with [`UnleashError::Refused`] |
 //! | backup file ([`UnleashBuilder::backup_file`]) or bootstrap toggles ([`UnleashBuilder::bootstrap_json`]) | loaded at start before the first fetch (the backup first); a server out of reach at start leaves them serving, `Degraded`; the backup is rewritten after each fetch that brings changes |
 //! | a later fetch fails | the last good toggles keep serving; `Degraded` with the error; retries back off from the refresh interval up to [`UnleashBuilder::backoff_max`] with jitter; `Ready` again on the next success |
-//! | some toggles do not compile, or use a custom strategy with no implementation ([`UnleashBuilder::strategy`]) | `Degraded` with [`UnleashError::Compile`] and a warning; toggles that do not compile evaluate as off; an evaluation that a missing strategy leaves off serves the caller's default with `ERROR`/`MALFORMED_FLAG` |
+//! | some toggles do not compile | they evaluate as off; `Degraded` with [`UnleashError::Compile`] |
+//! | toggles use a custom strategy with no implementation ([`UnleashBuilder::strategy`]) | a warning (and [`UnleashEngine::unimplemented_strategies`]); an evaluation the missing strategy leaves off serves the caller's default with `ERROR`/`MALFORMED_FLAG`; the status stays as it is (the toggle may be meant for other applications) |
 //!
 //! Every fetch reports its latency as `record_provider_latency("unleash", "fetch", ..)` and
 //! each failure as `record_provider_error("unleash", "fetch", class)` with class `timeout`,

@@ -128,9 +128,10 @@ impl UnleashBuilder {
     /// Registers the implementation of custom strategy `name`, one that Unleash's engine does
     /// not implement (see [`UnleashEngine::with_strategy`]): `f` decides whether the strategy
     /// matches a context, given the strategy's parameters. Registered names are announced at
-    /// registration. A toggle using a strategy with no implementation is reported (a warning
-    /// and a `Degraded` status) and never silently off: an evaluation it leaves off serves the
-    /// caller's default with `ERROR`/`MALFORMED_FLAG`.
+    /// registration. A toggle using a strategy with no implementation is reported (a warning,
+    /// and [`UnleashEngine::unimplemented_strategies`]) and never silently off: an evaluation
+    /// it leaves off serves the caller's default with `ERROR`/`MALFORMED_FLAG`. It does not
+    /// degrade the status: the toggle may be meant for other applications.
     pub fn strategy(
         mut self,
         name: impl Into<String>,
