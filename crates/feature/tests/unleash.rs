@@ -193,6 +193,12 @@ async fn client_new_evaluates_unleash_toggles() {
     .await;
     assert!(switched.is_ok(), "no change notice for {name}");
     assert!(!client.bool(&pro, &name, true));
+    // A switched-off toggle serves nothing to `json()`: the default, not a wrong type.
+    match client.try_json::<String>(&pro, &name) {
+        Err(feature::JsonError::NotServed(eval)) => assert_eq!(eval.reason, Reason::Off),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.json(&pro, &name, "fallback".to_owned()), "fallback");
     admin(
         "POST",
         &format!("{feature}/environments/development/on"),
