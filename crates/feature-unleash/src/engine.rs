@@ -183,9 +183,12 @@ impl UnleashEngine {
 
     /// The external results for the custom strategies of toggle `name`, and whether one of
     /// them has no implementation.
-    fn custom_results(&self, name: &str, ctx: &Context) -> (Option<HashMap<String, bool>>, bool) {
-        let info = self.toggle_info();
-        match info.get(name) {
+    fn custom_results(
+        &self,
+        info: Option<&ToggleInfo>,
+        ctx: &Context,
+    ) -> (Option<HashMap<String, bool>>, bool) {
+        match info {
             Some(t) if !t.custom.is_empty() => {
                 let (results, missing) = strategies::results(&t.custom, &self.strategies, ctx);
                 (Some(results), missing)
@@ -329,13 +332,14 @@ impl UnleashEngine {
 
     fn impression(
         &self,
+        info: Option<&ToggleInfo>,
         key: &str,
         ctx: &Context,
         uctx: &ygg::Context,
         enabled: bool,
         variant: Option<&str>,
     ) {
-        if !self.toggle_info().get(key).is_some_and(|t| t.impressions) {
+        if !info.is_some_and(|t| t.impressions) {
             return;
         }
         let Some(sink) = self
@@ -405,7 +409,8 @@ impl UnleashEngine {
     /// Whether toggle `name` is enabled for `ctx`; `None` when the toggle is unknown.
     pub fn is_enabled(&self, name: &str, ctx: &Context) -> Option<bool> {
         let uctx = self.unleash_context(ctx);
-        self.guarded(|| self.enabled_raw(name, &uctx, ctx).0)
+        let info = self.toggle_info();
+        self.guarded(|| self.enabled_raw(info.get(name), name, &uctx, ctx).0)
             .flatten()
     }
 
@@ -413,7 +418,7 @@ impl UnleashEngine {
     /// toggle is unknown, off, or has no variants).
     pub fn variant(&self, name: &str, ctx: &Context) -> Variant {
         let uctx = self.unleash_context(ctx);
-        let (external, _) = self.custom_results(name, ctx);
+        let (external, _) = self.custom_results(self.toggle_info().get(name), ctx);
         self.guarded(|| self.variant_raw(name, &uctx, &external))
             .unwrap_or_else(|| Variant {
                 name: "disabled".to_owned(),
@@ -431,11 +436,12 @@ impl UnleashEngine {
     /// whether one of its custom strategies has no implementation.
     fn enabled_raw(
         &self,
+        info: Option<&ToggleInfo>,
         name: &str,
         uctx: &ygg::Context,
         ctx: &Context,
     ) -> (Option<bool>, Option<HashMap<String, bool>>, bool) {
-        let (external, missing) = self.custom_results(name, ctx);
+        let (external, missing) = self.custom_results(info, ctx);
         let enriched = ygg::state::EnrichedContext::from(uctx, name, external.as_ref());
         (self.state.check_enabled(&enriched), external, missing)
     }
@@ -467,7 +473,9 @@ impl UnleashEngine {
         counted: bool,
     ) -> Outcome {
         let uctx = self.unleash_context(ctx);
-        let (enabled, external, missing) = self.enabled_raw(key, &uctx, ctx);
+        let info = self.toggle_info();
+        let info = info.get(key);
+        let (enabled, external, missing) = self.enabled_raw(info, key, &uctx, ctx);
         let Some(enabled) = enabled else {
             return Outcome::Error(ErrorKind::FlagNotFound);
         };
@@ -477,14 +485,14 @@ impl UnleashEngine {
         }
         if counted && (kind == ValueKind::Bool || !enabled) {
             let variant = (kind != ValueKind::Bool).then_some("disabled");
-            self.impression(key, ctx, &uctx, enabled, variant);
+            self.impression(info, key, ctx, &uctx, enabled, variant);
         }
         if !enabled {
             if missing {
                 // Off only because a strategy could not be evaluated here: not a real "off".
                 return Outcome::Error(ErrorKind::MalformedFlag);
             }
-            let switched_on = self.toggle_info().get(key).is_some_and(|t| t.enabled);
+            let switched_on = info.is_some_and(|t| t.enabled);
             let reason = if switched_on {
                 Reason::Fallthrough {
                     in_experiment: false,
@@ -506,7 +514,7 @@ impl UnleashEngine {
             self.state.count_variant(key, &variant.name);
         }
         if counted {
-            self.impression(key, ctx, &uctx, true, Some(&variant.name));
+            self.impression(info, key, ctx, &uctx, true, Some(&variant.name));
         }
         if !variant.enabled {
             return match kind {
