@@ -104,6 +104,8 @@ pub struct UnleashEngine {
     toggles: RwLock<Arc<HashMap<String, ToggleInfo>>>,
     /// The toggles the loads since the last [`UnleashEngine::take_changed`] changed.
     changed: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Whether a toggle loaded has custom strategies or impression data.
+    side_data: AtomicBool,
     /// The uses of custom strategies with no implementation, as of the last load.
     unimplemented: std::sync::Mutex<Vec<CompileWarning>>,
     /// Where impression events go (the client's sink, set when the provider starts).
@@ -151,6 +153,7 @@ impl UnleashEngine {
             changed: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             impressions: RwLock::new(None),
             unimplemented: std::sync::Mutex::new(Vec::new()),
+            side_data: AtomicBool::new(false),
         }
     }
 
@@ -282,7 +285,9 @@ impl UnleashEngine {
                 },
             );
         }
+        let side_data = info.values().any(|t| t.impressions || !t.custom.is_empty());
         *self.toggles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(info);
+        self.side_data.store(side_data, Ordering::Release);
         {
             let mut known = self.unimplemented.lock().unwrap_or_else(|e| e.into_inner());
             // Warned once per toggle and strategy, not at every fetch.
@@ -473,8 +478,13 @@ impl UnleashEngine {
         counted: bool,
     ) -> Outcome {
         let uctx = self.unleash_context(ctx);
-        let info = self.toggle_info();
-        let info = info.get(key);
+        // Most toggles have no custom strategy and no impressions: their evaluations that are
+        // on skip the look-up of the side data.
+        let all = self
+            .side_data
+            .load(Ordering::Acquire)
+            .then(|| self.toggle_info());
+        let info = all.as_ref().and_then(|a| a.get(key));
         let (enabled, external, missing) = self.enabled_raw(info, key, &uctx, ctx);
         let Some(enabled) = enabled else {
             return Outcome::Error(ErrorKind::FlagNotFound);
@@ -492,7 +502,10 @@ impl UnleashEngine {
                 // Off only because a strategy could not be evaluated here: not a real "off".
                 return Outcome::Error(ErrorKind::MalformedFlag);
             }
-            let switched_on = info.is_some_and(|t| t.enabled);
+            let switched_on = match all {
+                Some(_) => info.is_some_and(|t| t.enabled),
+                None => self.toggle_info().get(key).is_some_and(|t| t.enabled),
+            };
             let reason = if switched_on {
                 Reason::Fallthrough {
                     in_experiment: false,
