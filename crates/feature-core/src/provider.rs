@@ -131,6 +131,20 @@ pub trait Sink: Send + Sync + 'static {
 
     /// The metrics the provider reports its latency and errors to.
     fn metrics(&self) -> &dyn Metrics;
+
+    /// Names the flags that changed, for providers whose [`Engine`] answers evaluations: their
+    /// snapshots are empty, so the client cannot tell from them what changed. The client
+    /// passes the names on to its subscribers. The default does nothing.
+    fn changed(&self, keys: Vec<String>) {
+        let _ = keys;
+    }
+
+    /// An event of the provider's engine about an evaluation of `context` (Unleash's
+    /// impression events, named `impression`), for the client's event sink, which receives it
+    /// as a custom event (`track`) with `data`. Must not block. The default drops it.
+    fn event(&self, context: &Context, name: &str, data: Value) {
+        let _ = (context, name, data);
+    }
 }
 
 /// A foreign evaluation engine: a provider that evaluates flags itself.
@@ -140,6 +154,19 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The keys of every flag the engine knows.
     fn keys(&self) -> Vec<String>;
+
+    /// Evaluates like [`Engine::evaluate`] without counting the evaluation as usage that the
+    /// engine reports to its server: for listings of every flag (`all_flags`), which are not
+    /// uses of the flags. The default evaluates.
+    fn evaluate_uncounted(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: &Value,
+    ) -> Evaluation {
+        self.evaluate(key, ctx, kind, default)
+    }
 }
 
 /// A source of flags. See the [module docs](crate::provider).

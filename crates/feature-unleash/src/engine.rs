@@ -1,5 +1,6 @@
 //! The evaluation side: Unleash's engine behind the toolkit's [`Engine`] trait.
 
+use crate::strategies::{self, CustomUse, StrategyFn};
 use crate::UnleashError;
 use feature_core::provider::Engine;
 use feature_core::{Context, ErrorKind, Evaluation, Reason, ValueKind};
@@ -7,6 +8,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use unleash_yggdrasil as ygg;
 
 /// The context attributes that fill Unleash's standard context fields rather than `properties`.
@@ -74,17 +76,20 @@ pub struct CompileWarning {
 ///
 /// | asked for | toggle unknown | toggle off for the context | on, variant assigned | on, no variant |
 /// |---|---|---|---|---|
-/// | `Bool` | default, `ERROR`/`FLAG_NOT_FOUND` | `false`, `OFF` | `true`, `FALLTHROUGH` | `true`, `FALLTHROUGH` |
-/// | `String` | as above | default, `OFF` | payload text for `string`/`csv` payloads, else the variant name, `FALLTHROUGH` | default, `FALLTHROUGH` |
-/// | `Int`, `Float` | as above | default, `OFF` | the `number` payload, `FALLTHROUGH`; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default, `FALLTHROUGH` |
-/// | `Any` | as above | `false`, `OFF` | `json` payload parsed, `number` payload as a number, other payloads as text, no payload: the variant name; `FALLTHROUGH` | `true`, `FALLTHROUGH` |
+/// | `Bool` | default, `ERROR`/`FLAG_NOT_FOUND` | `false` | `true` | `true` |
+/// | `String` | as above | default | payload text for `string`/`csv` payloads; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default |
+/// | `Int`, `Float` | as above | default | the `number` payload; any other payload (or none): default, `ERROR`/`WRONG_TYPE` | default |
+/// | `Any` (`json()`) | as above | default | `json` payload parsed, `number` payload as a number, other payloads as text, no payload: the variant name | `true` |
 ///
-/// "Off for the context" covers both a toggle switched off and one whose strategies do not
-/// match: Unleash does not say which strategy decided, so there is no `RULE_MATCH` or
-/// `TARGET_MATCH`. A `json` payload that does not parse, or a `number` payload that is not a
-/// finite number, serves the default with `ERROR`/`MALFORMED_FLAG`. `variation_index` is always
-/// `None`: Unleash variants are identified by name. A panic inside Yggdrasil is caught and
-/// serves the default with `ERROR`/`EXCEPTION`.
+/// Reasons, as far as Unleash tells: `OFF` when the toggle is switched off in the
+/// environment; `FALLTHROUGH` when it is on but no strategy matches the context; `TARGET_MATCH`
+/// when a strategy matches (Unleash does not say which, so there is no `RULE_MATCH` index).
+/// The assigned variant's name is the evaluation's `variation_name`. A `json` payload that
+/// does not parse, or a `number` payload that is not a finite number, serves the default with
+/// `ERROR`/`MALFORMED_FLAG`; so does an evaluation left off only because a custom strategy has
+/// no implementation ([`UnleashEngine::with_strategy`]). `variation_index` is always `None`:
+/// Unleash variants are identified by name. A panic inside Yggdrasil or a custom strategy is
+/// caught and serves the default with `ERROR`/`EXCEPTION`.
 pub struct UnleashEngine {
     state: ygg::EngineState,
     loaded: AtomicBool,
@@ -92,6 +97,30 @@ pub struct UnleashEngine {
     count_usage: AtomicBool,
     app_name: Option<String>,
     environment: Option<String>,
+    /// Implementations of custom strategies, by strategy name.
+    strategies: HashMap<String, StrategyFn>,
+    /// What the engine keeps of each toggle beside Yggdrasil's compiled state, rebuilt at
+    /// every load.
+    toggles: RwLock<Arc<HashMap<String, ToggleInfo>>>,
+    /// The toggles the loads since the last [`UnleashEngine::take_changed`] changed.
+    changed: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Whether a toggle loaded has custom strategies or impression data.
+    side_data: AtomicBool,
+    /// The uses of custom strategies with no implementation, as of the last load.
+    unimplemented: std::sync::Mutex<Vec<CompileWarning>>,
+    /// Where impression events go (the client's sink, set when the provider starts).
+    impressions: RwLock<Option<Arc<dyn feature_core::provider::Sink>>>,
+}
+
+/// What the engine knows of a toggle beside Yggdrasil's compiled state.
+#[derive(Debug, Default)]
+struct ToggleInfo {
+    /// Whether the toggle is switched on in this environment.
+    enabled: bool,
+    /// Its strategies that Yggdrasil does not implement, in the server's order.
+    custom: Vec<CustomUse>,
+    /// Whether its evaluations emit impression events (`impressionData: true`).
+    impressions: bool,
 }
 
 impl std::fmt::Debug for UnleashEngine {
@@ -119,6 +148,55 @@ impl UnleashEngine {
             count_usage: AtomicBool::new(false),
             app_name: None,
             environment: None,
+            strategies: HashMap::new(),
+            toggles: RwLock::new(Arc::new(HashMap::new())),
+            changed: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            impressions: RwLock::new(None),
+            unimplemented: std::sync::Mutex::new(Vec::new()),
+            side_data: AtomicBool::new(false),
+        }
+    }
+
+    /// Registers the implementation of custom strategy `name` (one that Unleash's engine does
+    /// not implement): `f` decides whether the strategy matches a context, given the
+    /// strategy's parameters. A toggle that uses a strategy with no implementation is reported
+    /// when loaded (a warning, see [`UnleashEngine::unimplemented_strategies`]), and an evaluation it leaves off serves the caller's
+    /// default with `ERROR`/`MALFORMED_FLAG` instead of a silent `false`. Register before
+    /// loading toggles.
+    pub fn with_strategy(
+        mut self,
+        name: impl Into<String>,
+        f: impl Fn(&Context, &HashMap<String, String>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.strategies.insert(name.into(), Arc::new(f));
+        self
+    }
+
+    pub(crate) fn with_strategies(mut self, strategies: HashMap<String, StrategyFn>) -> Self {
+        self.strategies.extend(strategies);
+        self
+    }
+
+    fn toggle_info(&self) -> Arc<HashMap<String, ToggleInfo>> {
+        self.toggles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The external results for the custom strategies of toggle `name`, and whether one of
+    /// them has no implementation.
+    fn custom_results(
+        &self,
+        info: Option<&ToggleInfo>,
+        ctx: &Context,
+    ) -> (Option<HashMap<String, bool>>, bool) {
+        match info {
+            Some(t) if !t.custom.is_empty() => {
+                let (results, missing) = strategies::results(&t.custom, &self.strategies, ctx);
+                (Some(results), missing)
+            }
+            _ => (None, false),
         }
     }
 
@@ -173,6 +251,7 @@ impl UnleashEngine {
 
     /// Loads a parsed update (see [`UnleashEngine::load_json`]).
     pub fn load(&self, message: ygg::UpdateMessage) -> Vec<CompileWarning> {
+        let before = self.guarded(|| self.state.get_state()).unwrap_or_default();
         let warnings = catch_unwind(AssertUnwindSafe(|| self.state.take_state(message)))
             .unwrap_or_else(|_| {
                 Some(vec![ygg::EvalWarning {
@@ -180,6 +259,50 @@ impl UnleashEngine {
                     message: "the engine panicked while loading toggles".to_owned(),
                 }])
             });
+        let state = self.guarded(|| self.state.get_state()).unwrap_or_default();
+        let mut custom = strategies::index(&state);
+        let mut info = HashMap::with_capacity(state.features.len());
+        let mut unimplemented = Vec::new();
+        for toggle in &state.features {
+            let uses = custom.remove(&toggle.name).unwrap_or_default();
+            for u in &uses {
+                if !self.strategies.contains_key(&u.name) {
+                    unimplemented.push(CompileWarning {
+                        toggle: toggle.name.clone(),
+                        message: format!(
+                            "strategy {:?} has no implementation (register one with UnleashBuilder::strategy); it counts as not matching",
+                            u.name
+                        ),
+                    });
+                }
+            }
+            info.insert(
+                toggle.name.clone(),
+                ToggleInfo {
+                    enabled: toggle.enabled,
+                    custom: uses,
+                    impressions: toggle.impression_data.unwrap_or(false),
+                },
+            );
+        }
+        let side_data = info.values().any(|t| t.impressions || !t.custom.is_empty());
+        *self.toggles.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(info);
+        self.side_data.store(side_data, Ordering::Release);
+        {
+            let mut known = self.unimplemented.lock().unwrap_or_else(|e| e.into_inner());
+            // Warned once per toggle and strategy, not at every fetch.
+            for w in &unimplemented {
+                if !known.contains(w) {
+                    tracing::warn!(target: "feature::unleash", toggle = %w.toggle, "{}", w.message);
+                }
+            }
+            *known = unimplemented;
+        }
+        let changed = changed_toggles(&before, &state);
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(changed);
         self.loaded.store(true, Ordering::Release);
         warnings
             .unwrap_or_default()
@@ -188,6 +311,74 @@ impl UnleashEngine {
                 toggle: w.toggle_name,
                 message: w.message,
             })
+            .collect()
+    }
+
+    /// The uses of custom strategies with no implementation in the toggles loaded (one
+    /// warning per toggle and strategy). They are logged as warnings when they appear, and an
+    /// evaluation they leave off serves the caller's default with `ERROR`/`MALFORMED_FLAG`;
+    /// they do not degrade the provider's status (a toggle meant for other applications may
+    /// use a strategy this one never implements).
+    pub fn unimplemented_strategies(&self) -> Vec<CompileWarning> {
+        self.unimplemented
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sends impression events to `sink` (its [`Sink::event`](feature_core::provider::Sink::event),
+    /// named `impression`): one per evaluation of a toggle with `impressionData: true`,
+    /// shaped as Unleash's SDKs emit them: `eventType` (`isEnabled` for booleans, `getVariant`
+    /// for other values), `featureName`, `enabled`, `variant` (with `getVariant`) and the
+    /// Unleash `context`. Listings (`all_flags`) emit none. The provider sets this at start.
+    pub fn set_impression_sink(&self, sink: Arc<dyn feature_core::provider::Sink>) {
+        *self.impressions.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    fn impression(
+        &self,
+        info: Option<&ToggleInfo>,
+        key: &str,
+        ctx: &Context,
+        uctx: &ygg::Context,
+        enabled: bool,
+        variant: Option<&str>,
+    ) {
+        if !info.is_some_and(|t| t.impressions) {
+            return;
+        }
+        let Some(sink) = self
+            .impressions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let mut data = serde_json::json!({
+            "eventType": if variant.is_some() { "getVariant" } else { "isEnabled" },
+            "featureName": key,
+            "enabled": enabled,
+            "context": serde_json::to_value(uctx).unwrap_or(Value::Null),
+        });
+        if let Some(v) = variant {
+            data["variant"] = Value::String(v.to_owned());
+        }
+        sink.event(ctx, "impression", data);
+    }
+
+    /// Every toggle loaded, as a client API response (what the backup file holds).
+    pub(crate) fn state_json(&self) -> Option<Vec<u8>> {
+        let state = self.guarded(|| self.state.get_state())?;
+        serde_json::to_vec(&state).ok()
+    }
+
+    /// The names of the toggles that the loads since the last call added, removed or changed
+    /// (a change of a segment counts for the toggles using it), sorted; the provider passes
+    /// them to the client's subscribers.
+    pub fn take_changed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
             .collect()
     }
 
@@ -223,14 +414,17 @@ impl UnleashEngine {
     /// Whether toggle `name` is enabled for `ctx`; `None` when the toggle is unknown.
     pub fn is_enabled(&self, name: &str, ctx: &Context) -> Option<bool> {
         let uctx = self.unleash_context(ctx);
-        self.guarded(|| self.enabled_raw(name, &uctx)).flatten()
+        let info = self.toggle_info();
+        self.guarded(|| self.enabled_raw(info.get(name), name, &uctx, ctx).0)
+            .flatten()
     }
 
     /// The variant of toggle `name` for `ctx`, as Unleash's SDKs report it (`disabled` when the
     /// toggle is unknown, off, or has no variants).
     pub fn variant(&self, name: &str, ctx: &Context) -> Variant {
         let uctx = self.unleash_context(ctx);
-        self.guarded(|| self.variant_raw(name, &uctx))
+        let (external, _) = self.custom_results(self.toggle_info().get(name), ctx);
+        self.guarded(|| self.variant_raw(name, &uctx, &external))
             .unwrap_or_else(|| Variant {
                 name: "disabled".to_owned(),
                 payload: None,
@@ -243,13 +437,27 @@ impl UnleashEngine {
         catch_unwind(AssertUnwindSafe(f)).ok()
     }
 
-    fn enabled_raw(&self, name: &str, uctx: &ygg::Context) -> Option<bool> {
-        let enriched = ygg::state::EnrichedContext::from(uctx, name, None);
-        self.state.check_enabled(&enriched)
+    /// Whether toggle `name` is on (`None`: unknown), the custom strategies' results, and
+    /// whether one of its custom strategies has no implementation.
+    fn enabled_raw(
+        &self,
+        info: Option<&ToggleInfo>,
+        name: &str,
+        uctx: &ygg::Context,
+        ctx: &Context,
+    ) -> (Option<bool>, Option<HashMap<String, bool>>, bool) {
+        let (external, missing) = self.custom_results(info, ctx);
+        let enriched = ygg::state::EnrichedContext::from(uctx, name, external.as_ref());
+        (self.state.check_enabled(&enriched), external, missing)
     }
 
-    fn variant_raw(&self, name: &str, uctx: &ygg::Context) -> Variant {
-        let v = self.state.get_variant(name, uctx, &None);
+    fn variant_raw(
+        &self,
+        name: &str,
+        uctx: &ygg::Context,
+        external: &Option<HashMap<String, bool>>,
+    ) -> Variant {
+        let v = self.state.get_variant(name, uctx, external);
         Variant {
             name: v.name,
             payload: v.payload.map(|p| Payload {
@@ -267,71 +475,166 @@ impl UnleashEngine {
         ctx: &Context,
         kind: ValueKind,
         default: &Value,
+        counted: bool,
     ) -> Outcome {
         let uctx = self.unleash_context(ctx);
-        let Some(enabled) = self.enabled_raw(key, &uctx) else {
+        // Most toggles have no custom strategy and no impressions: their evaluations that are
+        // on skip the look-up of the side data.
+        let all = self
+            .side_data
+            .load(Ordering::Acquire)
+            .then(|| self.toggle_info());
+        let info = all.as_ref().and_then(|a| a.get(key));
+        let (enabled, external, missing) = self.enabled_raw(info, key, &uctx, ctx);
+        let Some(enabled) = enabled else {
             return Outcome::Error(ErrorKind::FlagNotFound);
         };
-        let count = self.count_usage.load(Ordering::Relaxed);
+        let count = counted && self.count_usage.load(Ordering::Relaxed);
         if count {
             self.state.count_toggle(key, enabled);
         }
+        if counted && (kind == ValueKind::Bool || !enabled) {
+            let variant = (kind != ValueKind::Bool).then_some("disabled");
+            self.impression(info, key, ctx, &uctx, enabled, variant);
+        }
         if !enabled {
-            return match kind {
-                ValueKind::Bool | ValueKind::Any => Outcome::Off(Value::Bool(false)),
-                _ => Outcome::Off(default.clone()),
+            if missing {
+                // Off only because a strategy could not be evaluated here: not a real "off".
+                return Outcome::Error(ErrorKind::MalformedFlag);
+            }
+            let switched_on = match all {
+                Some(_) => info.is_some_and(|t| t.enabled),
+                None => self.toggle_info().get(key).is_some_and(|t| t.enabled),
             };
+            let reason = if switched_on {
+                Reason::Fallthrough {
+                    in_experiment: false,
+                }
+            } else {
+                Reason::Off
+            };
+            let value = match kind {
+                ValueKind::Bool => Value::Bool(false),
+                _ => default.clone(),
+            };
+            return Outcome::served(value, reason, None);
         }
         if kind == ValueKind::Bool {
-            return Outcome::On(Value::Bool(true));
+            return Outcome::served(Value::Bool(true), Reason::TargetMatch, None);
         }
-        let variant = self.variant_raw(key, &uctx);
+        let variant = self.variant_raw(key, &uctx, &external);
         if count {
             self.state.count_variant(key, &variant.name);
         }
+        if counted {
+            self.impression(info, key, ctx, &uctx, true, Some(&variant.name));
+        }
         if !variant.enabled {
             return match kind {
-                ValueKind::Any => Outcome::On(Value::Bool(true)),
-                _ => Outcome::On(default.clone()),
+                ValueKind::Any => Outcome::served(Value::Bool(true), Reason::TargetMatch, None),
+                _ => Outcome::served(default.clone(), Reason::TargetMatch, None),
             };
         }
         let payload = variant.payload.as_ref();
-        match kind {
+        let value = match kind {
             ValueKind::String => match payload {
-                Some(p) if p.kind == "string" || p.kind == "csv" => {
-                    Outcome::On(Value::String(p.value.clone()))
-                }
-                _ => Outcome::On(Value::String(variant.name)),
+                Some(p) if p.kind == "string" || p.kind == "csv" => Value::String(p.value.clone()),
+                _ => return Outcome::Error(ErrorKind::WrongType),
             },
             ValueKind::Int | ValueKind::Float => match payload {
                 Some(p) if p.kind == "number" => match number(&p.value) {
-                    Some(n) => Outcome::On(n),
-                    None => Outcome::Error(ErrorKind::MalformedFlag),
+                    Some(n) => n,
+                    None => return Outcome::Error(ErrorKind::MalformedFlag),
                 },
-                _ => Outcome::Error(ErrorKind::WrongType),
+                _ => return Outcome::Error(ErrorKind::WrongType),
             },
             ValueKind::Any => match payload {
                 Some(p) if p.kind == "json" => match serde_json::from_str(&p.value) {
-                    Ok(v) => Outcome::On(v),
-                    Err(_) => Outcome::Error(ErrorKind::MalformedFlag),
+                    Ok(v) => v,
+                    Err(_) => return Outcome::Error(ErrorKind::MalformedFlag),
                 },
                 Some(p) if p.kind == "number" => match number(&p.value) {
-                    Some(n) => Outcome::On(n),
-                    None => Outcome::Error(ErrorKind::MalformedFlag),
+                    Some(n) => n,
+                    None => return Outcome::Error(ErrorKind::MalformedFlag),
                 },
-                Some(p) => Outcome::On(Value::String(p.value.clone())),
-                None => Outcome::On(Value::String(variant.name)),
+                Some(p) => Value::String(p.value.clone()),
+                None => Value::String(variant.name.clone()),
             },
-            ValueKind::Bool => Outcome::On(Value::Bool(true)),
-        }
+            ValueKind::Bool => Value::Bool(true),
+        };
+        Outcome::served(value, Reason::TargetMatch, Some(variant.name))
     }
 }
 
 /// What an evaluation decided, before it becomes an [`Evaluation`].
 enum Outcome {
-    Off(Value),
-    On(Value),
+    Served {
+        value: Value,
+        reason: Reason,
+        variant: Option<String>,
+    },
     Error(ErrorKind),
+}
+
+impl Outcome {
+    fn served(value: Value, reason: Reason, variant: Option<String>) -> Outcome {
+        Outcome::Served {
+            value,
+            reason,
+            variant,
+        }
+    }
+}
+
+/// The toggles added, removed or changed between two states; a changed segment counts for the
+/// toggles whose strategies use it.
+fn changed_toggles(before: &ygg::ClientFeatures, after: &ygg::ClientFeatures) -> Vec<String> {
+    let json = |s: &ygg::ClientFeatures| -> HashMap<String, Value> {
+        s.features
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    serde_json::to_value(f).unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (json(before), json(after));
+    let mut out: std::collections::BTreeSet<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect();
+    let segments = |s: &ygg::ClientFeatures| -> HashMap<i32, Value> {
+        s.segments
+            .iter()
+            .flatten()
+            .map(|seg| (seg.id, serde_json::to_value(seg).unwrap_or(Value::Null)))
+            .collect()
+    };
+    let (sa, sb) = (segments(before), segments(after));
+    let changed_segments: Vec<i32> = sa
+        .keys()
+        .chain(sb.keys())
+        .filter(|id| sa.get(*id) != sb.get(*id))
+        .copied()
+        .collect();
+    if !changed_segments.is_empty() {
+        for f in &after.features {
+            let uses = f
+                .strategies
+                .iter()
+                .flatten()
+                .flat_map(|s| s.segments.iter().flatten())
+                .any(|id| changed_segments.contains(id));
+            if uses {
+                out.insert(f.name.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// A context attribute as Unleash text: strings as they are, other values as JSON text.
@@ -355,31 +658,52 @@ fn number(text: &str) -> Option<Value> {
         .map(Value::Number)
 }
 
-impl Engine for UnleashEngine {
-    fn evaluate(&self, key: &str, ctx: &Context, kind: ValueKind, default: &Value) -> Evaluation {
+impl UnleashEngine {
+    fn evaluate_counted(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: &Value,
+        counted: bool,
+    ) -> Evaluation {
         if !self.is_loaded() {
             return Evaluation::error(key, default.clone(), ErrorKind::ClientNotReady);
         }
         let outcome = self
-            .guarded(|| self.evaluate_inner(key, ctx, kind, default))
+            .guarded(|| self.evaluate_inner(key, ctx, kind, default, counted))
             .unwrap_or(Outcome::Error(ErrorKind::Exception));
-        let (value, reason) = match outcome {
-            Outcome::Off(v) => (v, Reason::Off),
-            Outcome::On(v) => (
-                v,
-                Reason::Fallthrough {
-                    in_experiment: false,
-                },
-            ),
-            Outcome::Error(e) => return Evaluation::error(key, default.clone(), e),
-        };
-        Evaluation {
-            key: key.to_owned(),
-            value,
-            variation_index: None,
-            variation_name: None,
-            reason,
+        match outcome {
+            Outcome::Served {
+                value,
+                reason,
+                variant,
+            } => Evaluation {
+                key: key.to_owned(),
+                value,
+                variation_index: None,
+                variation_name: variant,
+                reason,
+            },
+            Outcome::Error(e) => Evaluation::error(key, default.clone(), e),
         }
+    }
+}
+
+impl Engine for UnleashEngine {
+    fn evaluate(&self, key: &str, ctx: &Context, kind: ValueKind, default: &Value) -> Evaluation {
+        self.evaluate_counted(key, ctx, kind, default, true)
+    }
+
+    /// Not counted in the usage reported to Unleash (`all_flags` lists, it does not use).
+    fn evaluate_uncounted(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: ValueKind,
+        default: &Value,
+    ) -> Evaluation {
+        self.evaluate_counted(key, ctx, kind, default, false)
     }
 
     fn keys(&self) -> Vec<String> {
@@ -459,7 +783,8 @@ mod tests {
         (r.value, r.reason)
     }
 
-    const ON: Reason = Reason::Fallthrough {
+    const ON: Reason = Reason::TargetMatch;
+    const NO_MATCH: Reason = Reason::Fallthrough {
         in_experiment: false,
     };
 
@@ -561,8 +886,15 @@ mod tests {
         let u = Context::new("u");
         let s = |k| eval(&e, k, &u, ValueKind::String, json!("dflt"));
         assert_eq!(s("string-variant"), (json!("#00f"), ON));
-        assert_eq!(s("bare-variant"), (json!("green"), ON));
-        assert_eq!(s("number-variant"), (json!("n"), ON));
+        // Not the variant's name: a `string`/`csv` payload or a type mismatch.
+        assert_eq!(
+            s("bare-variant"),
+            (json!("dflt"), err(ErrorKind::WrongType))
+        );
+        assert_eq!(
+            s("number-variant"),
+            (json!("dflt"), err(ErrorKind::WrongType))
+        );
         assert_eq!(s("on"), (json!("dflt"), ON));
         assert_eq!(s("off-variant"), (json!("dflt"), Reason::Off));
         assert_eq!(s("missing"), (json!("dflt"), err(ErrorKind::FlagNotFound)));
@@ -590,7 +922,9 @@ mod tests {
         assert_eq!(a("string-variant"), (json!("#00f"), ON));
         assert_eq!(a("bare-variant"), (json!("green"), ON));
         assert_eq!(a("on"), (json!(true), ON));
-        assert_eq!(a("off"), (json!(false), Reason::Off));
+        // An off toggle serves the caller's default, not `false` (which `json::<T>()` would
+        // count as a wrong type).
+        assert_eq!(a("off"), (Value::Null, Reason::Off));
         assert_eq!(a("bad-json"), (Value::Null, err(ErrorKind::MalformedFlag)));
     }
 
@@ -692,5 +1026,230 @@ mod tests {
             again["toggles"]["string-variant"]["variants"]["blue"],
             json!(1)
         );
+    }
+
+    #[test]
+    fn reasons_tell_disabled_from_no_match_and_name_the_variant() {
+        let e = toggles();
+        let bob = Context::new("bob");
+        assert_eq!(
+            eval(&e, "off", &bob, ValueKind::Bool, json!(true)),
+            (json!(false), Reason::Off),
+            "switched off"
+        );
+        assert_eq!(
+            eval(&e, "alice-only", &bob, ValueKind::Bool, json!(true)),
+            (json!(false), NO_MATCH),
+            "switched on, no strategy matches"
+        );
+        assert_eq!(
+            eval(
+                &e,
+                "alice-only",
+                &Context::new("alice"),
+                ValueKind::Bool,
+                json!(false)
+            ),
+            (json!(true), Reason::TargetMatch),
+            "a strategy matches"
+        );
+        let r = e.evaluate("string-variant", &bob, ValueKind::String, &json!(""));
+        assert_eq!(r.variation_name.as_deref(), Some("blue"));
+        let r = e.evaluate("json-variant", &bob, ValueKind::Any, &Value::Null);
+        assert_eq!(r.variation_name.as_deref(), Some("j"));
+        let r = e.evaluate("on", &bob, ValueKind::Any, &Value::Null);
+        assert_eq!(r.variation_name, None, "no variant assigned");
+    }
+
+    fn custom_toggles(e: UnleashEngine) -> (UnleashEngine, Vec<CompileWarning>) {
+        let warnings = e
+            .load_json(
+                json!({"version": 2, "features": [
+                    {"name": "by-country", "enabled": true, "strategies": [
+                        {"name": "country", "parameters": {"countries": "NO,SE"}}],
+                     "variants": [{"name": "nordic", "weight": 1000,
+                                   "payload": {"type": "string", "value": "hei"}}]},
+                    {"name": "two-custom", "enabled": true, "strategies": [
+                        {"name": "userWithId", "parameters": {"userIds": "alice"}},
+                        {"name": "unknown-one", "parameters": {}},
+                        {"name": "country", "parameters": {"countries": "DK"}}]},
+                    {"name": "only-unknown", "enabled": true, "strategies": [
+                        {"name": "unknown-one", "parameters": {}}]}
+                ]})
+                .to_string()
+                .as_bytes(),
+            )
+            .expect("parses");
+        (e, warnings)
+    }
+
+    fn country(ctx: &Context, params: &HashMap<String, String>) -> bool {
+        let Some(c) = ctx.get("country").and_then(Value::as_str) else {
+            return false;
+        };
+        params
+            .get("countries")
+            .is_some_and(|list| list.split(',').any(|x| x.trim() == c))
+    }
+
+    #[test]
+    fn custom_strategies_decide_with_their_parameters() {
+        let (e, warnings) = custom_toggles(UnleashEngine::new().with_strategy("country", country));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let warnings = e.unimplemented_strategies();
+        let no = Context::new("u").with_attribute("country", "NO");
+        let dk = Context::new("u").with_attribute("country", "DK");
+        let us = Context::new("u").with_attribute("country", "US");
+        assert_eq!(
+            eval(&e, "by-country", &no, ValueKind::Bool, json!(false)),
+            (json!(true), ON)
+        );
+        assert_eq!(
+            eval(&e, "by-country", &us, ValueKind::Bool, json!(true)),
+            (json!(false), NO_MATCH)
+        );
+        assert_eq!(
+            eval(&e, "by-country", &no, ValueKind::String, json!("")),
+            (json!("hei"), ON),
+            "the variant call sees the custom result too"
+        );
+        // The second custom strategy of a toggle gets its own parameters.
+        assert_eq!(e.is_enabled("two-custom", &dk), Some(true));
+        assert_eq!(
+            e.is_enabled("two-custom", &Context::new("alice")),
+            Some(true)
+        );
+        // Only the toggles using the unregistered strategy are reported.
+        let mut reported: Vec<&str> = warnings.iter().map(|w| w.toggle.as_str()).collect();
+        reported.sort_unstable();
+        assert_eq!(reported, ["only-unknown", "two-custom"], "{warnings:?}");
+        assert!(warnings[0].message.contains("unknown-one"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_strategy_without_implementation_is_never_silently_off() {
+        let (e, _) = custom_toggles(UnleashEngine::new());
+        let warnings = e.unimplemented_strategies();
+        assert_eq!(warnings.len(), 4, "one per strategy use: {warnings:?}");
+        let u = Context::new("u").with_attribute("country", "NO");
+        // Off only because the strategy cannot be evaluated: the caller's default, with why.
+        assert_eq!(
+            eval(&e, "by-country", &u, ValueKind::Bool, json!(true)),
+            (json!(true), err(ErrorKind::MalformedFlag))
+        );
+        assert_eq!(
+            eval(&e, "only-unknown", &u, ValueKind::Bool, json!(false)),
+            (json!(false), err(ErrorKind::MalformedFlag))
+        );
+        // Another strategy that matches still turns it on.
+        assert_eq!(
+            eval(
+                &e,
+                "two-custom",
+                &Context::new("alice"),
+                ValueKind::Bool,
+                json!(false)
+            ),
+            (json!(true), ON)
+        );
+    }
+
+    #[test]
+    fn loads_name_the_toggles_they_change() {
+        let e = UnleashEngine::new();
+        let load = |features: Value| {
+            e.load_json(json!({"version": 2, "features": features, "segments": [
+                {"id": 1, "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}]}
+            ]}).to_string().as_bytes())
+            .expect("loads");
+        };
+        let a = json!({"name": "a", "enabled": true, "strategies": [{"name": "default"}]});
+        let b = json!({"name": "b", "enabled": true, "strategies": [{"name": "default", "segments": [1]}]});
+        load(json!([a, b]));
+        assert_eq!(e.take_changed(), ["a", "b"], "all new");
+        assert!(e.take_changed().is_empty(), "taken");
+        load(json!([a, b]));
+        assert!(e.take_changed().is_empty(), "nothing changed");
+        let a_off = json!({"name": "a", "enabled": false, "strategies": [{"name": "default"}]});
+        load(json!([a_off, b]));
+        assert_eq!(e.take_changed(), ["a"]);
+        // A changed segment counts for the toggle that uses it.
+        e.load_json(json!({"version": 2, "features": [a_off, b], "segments": [
+            {"id": 1, "constraints": [{"contextName": "plan", "operator": "IN", "values": ["team"]}]}
+        ]}).to_string().as_bytes()).expect("loads");
+        assert_eq!(e.take_changed(), ["b"]);
+        load(json!([b]));
+        assert_eq!(e.take_changed(), ["a", "b"], "a removed, b's segment back");
+    }
+
+    #[test]
+    fn uncounted_evaluations_are_not_usage() {
+        let e = toggles();
+        e.set_usage_counting(true);
+        let alice = Context::new("alice");
+        let r = e.evaluate_uncounted("alice-only", &alice, ValueKind::Any, &Value::Null);
+        assert_eq!(r.value, json!(true));
+        e.evaluate_uncounted("string-variant", &alice, ValueKind::Any, &Value::Null);
+        assert_eq!(e.take_usage(), None, "a listing is not a use");
+        e.evaluate("alice-only", &alice, ValueKind::Bool, &json!(false));
+        assert_eq!(
+            e.take_usage().expect("counted")["toggles"]["alice-only"]["yes"],
+            json!(1)
+        );
+    }
+
+    #[derive(Default)]
+    struct Events(std::sync::Mutex<Vec<(String, String, Value)>>);
+
+    impl feature_core::metrics::Metrics for Events {}
+
+    impl feature_core::provider::Sink for Events {
+        fn publish(&self, _: feature_core::Snapshot) {}
+        fn metrics(&self) -> &dyn feature_core::metrics::Metrics {
+            self
+        }
+        fn event(&self, context: &Context, name: &str, data: Value) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((context.key().to_owned(), name.to_owned(), data));
+        }
+    }
+
+    #[test]
+    fn toggles_with_impression_data_emit_impression_events() {
+        let e = engine(json!({"version": 2, "features": [
+            {"name": "seen", "enabled": true, "impressionData": true,
+             "strategies": [{"name": "userWithId", "parameters": {"userIds": "alice"}}],
+             "variants": [{"name": "blue", "weight": 1000, "payload": {"type": "string", "value": "#00f"}}]},
+            {"name": "unseen", "enabled": true, "strategies": [{"name": "default"}]}
+        ]}));
+        let events = Arc::new(Events::default());
+        e.set_impression_sink(events.clone());
+        let alice = Context::new("alice").with_attribute("plan", "pro");
+        e.evaluate("seen", &alice, ValueKind::Bool, &json!(false));
+        e.evaluate("seen", &alice, ValueKind::String, &json!(""));
+        e.evaluate("seen", &Context::new("bob"), ValueKind::Bool, &json!(true));
+        e.evaluate("seen", &Context::new("bob"), ValueKind::String, &json!(""));
+        e.evaluate("unseen", &alice, ValueKind::Bool, &json!(false));
+        e.evaluate_uncounted("seen", &alice, ValueKind::Any, &Value::Null);
+        let got = events.0.lock().unwrap().clone();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got.iter().all(|(_, name, _)| name == "impression"));
+        let (key, _, first) = &got[0];
+        assert_eq!(key, "alice");
+        assert_eq!(first["eventType"], json!("isEnabled"));
+        assert_eq!(first["featureName"], json!("seen"));
+        assert_eq!(first["enabled"], json!(true));
+        assert_eq!(first["context"]["userId"], json!("alice"));
+        assert_eq!(first["context"]["properties"]["plan"], json!("pro"));
+        assert!(first.get("variant").is_none());
+        assert_eq!(got[1].2["eventType"], json!("getVariant"));
+        assert_eq!(got[1].2["variant"], json!("blue"));
+        assert_eq!(
+            (&got[2].2["eventType"], &got[2].2["enabled"]),
+            (&json!("isEnabled"), &json!(false))
+        );
+        assert_eq!(got[3].2["variant"], json!("disabled"));
     }
 }

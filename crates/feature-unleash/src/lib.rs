@@ -49,14 +49,23 @@
 //! | first fetch succeeds | `Ready`; an empty snapshot is published so the client knows toggles arrived |
 //! | server refuses the client at start (401, 403, 404) | `start` fails with [`ProviderError::Backend`](feature_core::provider::ProviderError::Backend) |
 //! | server unreachable at start | retried with backoff for [`UnleashBuilder::start_timeout`]; then `start` returns `Ok`, the provider is `Unavailable` and every evaluation serves the caller's default with `ERROR`/`CLIENT_NOT_READY` until a fetch succeeds |
+//! | server refuses the client later (401, 403, 404: a revoked token) | fetching stops, as in Unleash's SDKs; the last good toggles keep serving; `Degraded` with [`UnleashError::Refused`] |
+//! | backup file ([`UnleashBuilder::backup_file`]) or bootstrap toggles ([`UnleashBuilder::bootstrap_json`]) | loaded at start before the first fetch (the backup first); a server out of reach at start leaves them serving, `Degraded`; the backup is rewritten after each fetch that brings changes |
 //! | a later fetch fails | the last good toggles keep serving; `Degraded` with the error; retries back off from the refresh interval up to [`UnleashBuilder::backoff_max`] with jitter; `Ready` again on the next success |
 //! | some toggles do not compile | they evaluate as off; `Degraded` with [`UnleashError::Compile`] |
+//! | toggles use a custom strategy with no implementation ([`UnleashBuilder::strategy`]) | a warning (and [`UnleashEngine::unimplemented_strategies`]); an evaluation the missing strategy leaves off serves the caller's default with `ERROR`/`MALFORMED_FLAG`; the status stays as it is (the toggle may be meant for other applications) |
 //!
 //! Every fetch reports its latency as `record_provider_latency("unleash", "fetch", ..)` and
 //! each failure as `record_provider_error("unleash", "fetch", class)` with class `timeout`,
 //! `connect`, `http`, `status`, `parse` or `compile`.
 //!
 //! ## Evaluation
+//!
+//! Toggles that changed are named to the client's subscribers (`Sink::changed`); toggles with
+//! `impressionData: true` send impression events to the client's event sink (`Sink::event`, see
+//! [`UnleashEngine::set_impression_sink`]); listings (`all_flags`) are not counted as usage.
+//! Extra headers ([`UnleashBuilder::header`]) and project filters ([`UnleashBuilder::project`])
+//! apply to every request.
 //!
 //! How a [`Context`](feature_core::Context) becomes Unleash's context, and how toggles and
 //! variants become values and reasons, is tabled on [`UnleashEngine`]. The engine passes every
@@ -70,11 +79,14 @@
 //! | `rustls` | `https://` URLs, with rustls and the webpki root certificates |
 #![deny(missing_docs)]
 
+mod backup;
 mod engine;
 mod provider;
+mod strategies;
 
 pub use engine::{CompileWarning, Payload, UnleashEngine, Variant};
 pub use provider::{UnleashBuilder, UnleashProvider};
+pub use strategies::StrategyFn;
 /// Unleash's engine crate, for its context and update types.
 pub use unleash_yggdrasil as yggdrasil;
 
@@ -115,6 +127,21 @@ pub enum UnleashError {
         #[source]
         source: reqwest::header::InvalidHeaderValue,
     },
+    /// A custom header ([`UnleashBuilder::header`]) whose name or value cannot be sent.
+    #[error("invalid custom header {name:?}")]
+    InvalidCustomHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// The backup or bootstrap file cannot be read or written.
+    #[error("toggle file {path:?}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The request failed: connection, timeout, body.
     #[error("request failed: {0}")]
     Http(#[source] reqwest::Error),
@@ -145,6 +172,15 @@ pub enum UnleashError {
     /// The body is not a client API response.
     #[error("invalid client API response: {0}")]
     Parse(#[source] serde_json::Error),
+    /// The server refused this client (401, 403: a wrong token; 404: a wrong URL); fetching
+    /// stopped, the last good toggles keep serving.
+    #[error("{url} answered {status}: the server refused this client, fetching stopped (check the token and URL)")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The URL requested.
+        url: String,
+    },
     /// Toggles that Yggdrasil could not compile (they evaluate as off).
     #[error("{} toggle(s) do not compile, first: {}", .0.len(), .0.first().map(|w| format!("{}: {}", w.toggle, w.message)).unwrap_or_default())]
     Compile(Vec<CompileWarning>),

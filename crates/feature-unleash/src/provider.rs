@@ -46,6 +46,11 @@ pub struct UnleashBuilder {
     register: bool,
     usage_interval: Option<Duration>,
     max_body_size: usize,
+    strategies: std::collections::HashMap<String, crate::StrategyFn>,
+    custom_headers: Vec<(String, String)>,
+    projects: Vec<String>,
+    backup_file: Option<std::path::PathBuf>,
+    bootstrap: Option<crate::backup::Bootstrap>,
 }
 
 impl std::fmt::Debug for UnleashBuilder {
@@ -128,6 +133,64 @@ impl UnleashBuilder {
         self
     }
 
+    /// Registers the implementation of custom strategy `name`, one that Unleash's engine does
+    /// not implement (see [`UnleashEngine::with_strategy`]): `f` decides whether the strategy
+    /// matches a context, given the strategy's parameters. Registered names are announced at
+    /// registration. A toggle using a strategy with no implementation is reported (a warning,
+    /// and [`UnleashEngine::unimplemented_strategies`]) and never silently off: an evaluation
+    /// it leaves off serves the caller's default with `ERROR`/`MALFORMED_FLAG`. It does not
+    /// degrade the status: the toggle may be meant for other applications.
+    pub fn strategy(
+        mut self,
+        name: impl Into<String>,
+        f: impl Fn(&feature_core::Context, &std::collections::HashMap<String, String>) -> bool
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.strategies.insert(name.into(), Arc::new(f));
+        self
+    }
+
+    /// A header sent with every request, e.g. for a proxy in front of Unleash (as the custom
+    /// headers of Unleash's SDKs). It cannot replace the headers the protocol needs
+    /// (`Authorization`, `UNLEASH-*`); a name or value that cannot be sent fails
+    /// [`UnleashBuilder::build`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.custom_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Fetches only the toggles of project `name` (Unleash's `project` filter of the client
+    /// API); call again for more projects. Default: every project the token can see.
+    pub fn project(mut self, name: impl Into<String>) -> Self {
+        self.projects.push(name.into());
+        self
+    }
+
+    /// Keeps a backup of the last good toggles in file `path` (rewritten after each fetch that
+    /// brings changes), and loads it at start, before the first fetch, as Unleash's SDKs do:
+    /// a server that cannot be reached at start leaves the backup's toggles serving
+    /// (`Degraded`) instead of the callers' defaults. Default: no backup file. Unleash's SDKs
+    /// name theirs `unleash-backup-<app name>.json`.
+    pub fn backup_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.backup_file = Some(path.into());
+        self
+    }
+
+    /// Toggles to start from, as a client API response (`{"version": 2, "features": [...]}`),
+    /// loaded at start when there is no backup file to load; the first fetch replaces them.
+    pub fn bootstrap_json(mut self, body: impl Into<String>) -> Self {
+        self.bootstrap = Some(crate::backup::Bootstrap::Json(body.into()));
+        self
+    }
+
+    /// Like [`UnleashBuilder::bootstrap_json`], from a file read at start.
+    pub fn bootstrap_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.bootstrap = Some(crate::backup::Bootstrap::File(path.into()));
+        self
+    }
+
     /// Checks the settings; connects only when started.
     pub fn build(self) -> Result<UnleashProvider, UnleashError> {
         let base = self.url.trim_end_matches('/').to_owned();
@@ -155,6 +218,14 @@ impl UnleashBuilder {
                 .map_err(|source| UnleashError::InvalidHeader { name, source })
         };
         let mut headers = HeaderMap::new();
+        for (name, value) in &self.custom_headers {
+            let bad = || UnleashError::InvalidCustomHeader { name: name.clone() };
+            let n = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| bad())?;
+            let mut v = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
+        }
         let mut token = header("Authorization", &self.token)?;
         token.set_sensitive(true);
         headers.insert(AUTHORIZATION, token);
@@ -191,7 +262,10 @@ impl UnleashBuilder {
             .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(UnleashError::Http)?;
-        let mut engine = UnleashEngine::new().with_app_name(self.app_name.clone());
+        let custom_strategies: Vec<String> = self.strategies.keys().cloned().collect();
+        let mut engine = UnleashEngine::new()
+            .with_app_name(self.app_name.clone())
+            .with_strategies(self.strategies);
         if let Some(env) = self.environment.clone() {
             engine = engine.with_environment(env);
         }
@@ -202,7 +276,7 @@ impl UnleashBuilder {
         Ok(UnleashProvider {
             shared: Arc::new(Shared {
                 http,
-                features_url: format!("{base}/client/features"),
+                features_url: features_url(&base, &self.projects),
                 register_url: format!("{base}/client/register"),
                 metrics_url: format!("{base}/client/metrics"),
                 usage_interval: self.usage_interval,
@@ -215,6 +289,9 @@ impl UnleashBuilder {
                 start_timeout: self.start_timeout,
                 backoff_max,
                 register: self.register,
+                custom_strategies,
+                backup_file: self.backup_file,
+                bootstrap: self.bootstrap,
                 engine: Arc::new(engine),
                 status: Mutex::new(ProviderStatus::default()),
                 etag: Mutex::new(None),
@@ -225,6 +302,25 @@ impl UnleashBuilder {
             usage_task: Mutex::new(None),
         })
     }
+}
+
+/// `{base}/client/features`, with a `project` query parameter per project filter.
+fn features_url(base: &str, projects: &[String]) -> String {
+    let url = format!("{base}/client/features");
+    if projects.is_empty() {
+        return url;
+    }
+    let mut parsed = match url::Url::parse(&url) {
+        Ok(u) => u,
+        Err(_) => return url,
+    };
+    {
+        let mut q = parsed.query_pairs_mut();
+        for p in projects {
+            q.append_pair("project", p);
+        }
+    }
+    parsed.to_string()
 }
 
 /// A random id for this connection, sent as `UNLEASH-CONNECTION-ID`.
@@ -250,6 +346,10 @@ struct Shared {
     usage_interval: Option<Duration>,
     max_body_size: usize,
     environment: Option<String>,
+    /// The names of the registered custom strategies, announced at registration.
+    custom_strategies: Vec<String>,
+    backup_file: Option<std::path::PathBuf>,
+    bootstrap: Option<crate::backup::Bootstrap>,
     /// Where usage reports record their latency and errors (set by `start`).
     sink: Mutex<Option<Arc<dyn Sink>>>,
     app_name: String,
@@ -343,6 +443,11 @@ impl UnleashProvider {
             register: true,
             usage_interval: Some(Duration::from_secs(60)),
             max_body_size: 64 << 20,
+            strategies: std::collections::HashMap::new(),
+            custom_headers: Vec::new(),
+            projects: Vec::new(),
+            backup_file: None,
+            bootstrap: None,
         }
     }
 
@@ -487,6 +592,11 @@ impl Shared {
                         // The engine answers evaluations; the empty snapshot tells the client
                         // that flags arrived.
                         sink.publish(Snapshot::default());
+                        let changed = self.engine.take_changed();
+                        if !changed.is_empty() {
+                            sink.changed(changed);
+                        }
+                        self.write_backup().await;
                         Some(warnings)
                     }
                     Fetched::Unchanged => None,
@@ -548,6 +658,54 @@ impl Shared {
         }
     }
 
+    /// Writes the backup file, when there is one; a failure is logged, never fatal.
+    async fn write_backup(&self) {
+        let (Some(path), Some(body)) = (&self.backup_file, self.engine.state_json()) else {
+            return;
+        };
+        if let Err(e) = crate::backup::write(path, body).await {
+            tracing::warn!(target: "feature::unleash", "cannot write the backup file: {e}");
+        }
+    }
+
+    /// Before the first fetch: the backup file's toggles, else the bootstrap toggles, so that
+    /// a server out of reach at start leaves them serving. Nothing to load is not an error.
+    async fn load_fallback(&self, sink: &dyn Sink) {
+        if self.engine.is_loaded() {
+            return;
+        }
+        let mut body = None;
+        if let Some(path) = &self.backup_file {
+            match crate::backup::read(path).await {
+                Ok(b) => body = Some(("backup file", b)),
+                Err(e) => tracing::debug!(target: "feature::unleash", "no backup to load: {e}"),
+            }
+        }
+        if body.is_none() {
+            if let Some(b) = &self.bootstrap {
+                match b.read().await {
+                    Ok(b) => body = Some(("bootstrap", b)),
+                    Err(e) => {
+                        tracing::warn!(target: "feature::unleash", "cannot read the bootstrap toggles: {e}")
+                    }
+                }
+            }
+        }
+        let Some((source, body)) = body else { return };
+        match self.engine.load_json(&body) {
+            Ok(_) => {
+                let _ = self.engine.take_changed();
+                sink.publish(Snapshot::default());
+                let mut st = self.status();
+                st.state = ProviderState::Degraded;
+                tracing::info!(target: "feature::unleash", "serving the toggles of the {source} until the first fetch");
+            }
+            Err(e) => {
+                tracing::warn!(target: "feature::unleash", "the {source} does not hold toggles: {e}")
+            }
+        }
+    }
+
     /// `POST`s `body` as JSON; any status but a success is an error.
     async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), UnleashError> {
         let r = self
@@ -574,7 +732,11 @@ impl Shared {
             "appName": self.app_name,
             "instanceId": self.instance_id,
             "sdkVersion": concat!("feature-unleash:", env!("CARGO_PKG_VERSION")),
-            "strategies": STRATEGIES,
+            "strategies": STRATEGIES
+                .iter()
+                .map(|s| s.to_string())
+                .chain(self.custom_strategies.iter().cloned())
+                .collect::<Vec<_>>(),
             "started": self.started,
             "interval": self.refresh_interval.as_millis() as u64,
             "platformName": "rust",
@@ -654,8 +816,34 @@ impl Shared {
             if self.closed.load(Ordering::SeqCst) {
                 return;
             }
-            failing = self.refresh(sink.as_ref()).await.is_err();
+            failing = match self.refresh(sink.as_ref()).await {
+                Ok(()) => false,
+                Err(Some(refused)) => {
+                    self.stop_refused(refused);
+                    return;
+                }
+                Err(None) => true,
+            };
         }
+    }
+
+    /// The server refused this client after it started (a revoked token, a moved URL): polling
+    /// stops, as Unleash's SDKs do, and the status says why; the last good toggles keep
+    /// serving.
+    fn stop_refused(&self, refused: UnleashError) {
+        let UnleashError::Status { status, url } = refused else {
+            return;
+        };
+        tracing::error!(target: "feature::unleash", "{url} answered {status}: the server refused this client; fetching stopped");
+        let mut st = self.status();
+        st.connected = false;
+        st.last_error = Some((
+            Arc::new(provider_error(
+                "fetch",
+                UnleashError::Refused { status, url },
+            )),
+            SystemTime::now(),
+        ));
     }
 }
 
@@ -697,6 +885,8 @@ impl Provider for UnleashProvider {
             let (s, k) = (shared.clone(), sink.clone());
             tokio::spawn(async move { s.register(k.as_ref()).await });
         }
+        shared.engine.set_impression_sink(sink.clone());
+        shared.load_fallback(sink.as_ref()).await;
         let deadline = Instant::now() + shared.start_timeout;
         let mut backoff = Backoff::new(
             shared.refresh_interval.min(Duration::from_millis(200)),

@@ -72,7 +72,8 @@ fn expected_string(v: &Variant) -> Value {
     match &v.payload {
         _ if !v.enabled => json!("<default>"),
         Some(p) if p.kind == "string" || p.kind == "csv" => json!(p.value),
-        _ => json!(v.name),
+        // Any other payload, or none, is a type mismatch: the caller's default.
+        _ => json!("<default>"),
     }
 }
 
@@ -120,8 +121,10 @@ fn run_suite(file: &str, tally: &mut Tally) {
         let eval = engine.evaluate(toggle, &ctx, ValueKind::Bool, &json!(false));
         let again = engine.evaluate(toggle, &ctx, ValueKind::Bool, &json!(true));
         let reason_fits = match &eval.reason {
-            Reason::Fallthrough { .. } => eval.value == json!(true),
-            Reason::Off => eval.value == json!(false),
+            // A strategy matched.
+            Reason::TargetMatch => eval.value == json!(true),
+            // Switched on but no strategy matched, or switched off.
+            Reason::Fallthrough { .. } | Reason::Off => eval.value == json!(false),
             Reason::Error { error_kind } => {
                 *error_kind == ErrorKind::FlagNotFound && engine.is_enabled(toggle, &ctx).is_none()
             }

@@ -74,6 +74,8 @@ fn server() -> Option<String> {
 struct TestSink {
     published: AtomicU64,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// The engine's events (impressions): name and data.
+    events: Mutex<Vec<(String, Value)>>,
 }
 
 impl TestSink {
@@ -121,6 +123,10 @@ impl Sink for TestSink {
 
     fn metrics(&self) -> &dyn Metrics {
         self
+    }
+
+    fn event(&self, _context: &Context, name: &str, data: Value) {
+        self.events.lock().unwrap().push((name.to_owned(), data));
     }
 }
 
@@ -341,7 +347,10 @@ fn bool_of(engine: &UnleashEngine, key: &str, ctx: &Context) -> (Value, Reason) 
     (e.value, e.reason)
 }
 
-const ON: Reason = Reason::Fallthrough {
+/// A strategy matched.
+const ON: Reason = Reason::TargetMatch;
+/// Switched on, but no strategy matched.
+const NO_MATCH: Reason = Reason::Fallthrough {
     in_experiment: false,
 };
 
@@ -397,14 +406,11 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     let pro = Context::new("carol").with_attribute("plan", "pro");
     let free = Context::new("carol").with_attribute("plan", "free");
     assert_eq!(bool_of(engine, &rollout, &pro), (json!(true), ON));
-    assert_eq!(
-        bool_of(engine, &rollout, &free),
-        (json!(false), Reason::Off)
-    );
+    assert_eq!(bool_of(engine, &rollout, &free), (json!(false), NO_MATCH));
     let colour = engine.evaluate(&rollout, &pro, ValueKind::String, &json!("grey"));
     assert_eq!((colour.value, colour.reason), (json!("#00f"), ON));
     let colour = engine.evaluate(&rollout, &free, ValueKind::String, &json!("grey"));
-    assert_eq!((colour.value, colour.reason), (json!("grey"), Reason::Off));
+    assert_eq!((colour.value, colour.reason), (json!("grey"), NO_MATCH));
     assert_eq!(engine.variant(&rollout, &pro).name, "blue");
 
     assert_eq!(
@@ -417,7 +423,7 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     );
     assert_eq!(
         bool_of(engine, &listed, &Context::new("carol")),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
     assert_eq!(
         bool_of(engine, &off, &Context::new("alice")),
@@ -431,7 +437,7 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     );
     assert_eq!(
         bool_of(engine, &by_ip, &from("10.1.2.5")),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
     let missing = engine.evaluate(
         &admin.name("never-made"),
@@ -682,7 +688,7 @@ async fn an_unreachable_server_leaves_the_last_toggles_serving() {
     );
     assert_eq!(
         bool_of(engine, &listed, &Context::new("bob")),
-        (json!(false), Reason::Off)
+        (json!(false), NO_MATCH)
     );
 
     relay.restore().await;
@@ -830,4 +836,111 @@ fn bad_settings_are_errors() {
         .app_name(" ")
         .build();
     assert!(matches!(no_app, Err(UnleashError::EmptyAppName)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_strategies_and_impression_events_with_the_server() {
+    let Some(url) = server() else { return };
+    let _turn = SERIAL.lock().await;
+    let admin = Admin::new(&url);
+    // Custom strategies are defined on the server before a toggle can use them.
+    let strategy = format!("featureTestCountry{}", admin.tag);
+    admin
+        .call(
+            reqwest::Method::POST,
+            "strategies",
+            Some(
+                json!({"name": strategy, "description": "test", "parameters": [
+                    {"name": "countries", "type": "list", "description": "", "required": false}
+                ]}),
+            ),
+        )
+        .await;
+    let name = admin.name("custom");
+    admin
+        .call(
+            reqwest::Method::POST,
+            "projects/default/features",
+            Some(json!({"name": name, "type": "release", "impressionData": true})),
+        )
+        .await;
+    admin.created.lock().unwrap().push(name.clone());
+    admin
+        .call(
+            reqwest::Method::POST,
+            &format!("projects/default/features/{name}/environments/development/strategies"),
+            Some(json!({"name": strategy, "parameters": {"countries": "NO,SE"}})),
+        )
+        .await;
+    admin.switch(&name, true).await;
+
+    let sink = Arc::new(TestSink::default());
+    let provider = UnleashProvider::builder(
+        &url,
+        env_or("FEATURE_TEST_UNLEASH_CLIENT_TOKEN", CLIENT_TOKEN),
+    )
+    .refresh_interval(REFRESH)
+    .register(false)
+    .strategy(strategy.clone(), |ctx, params| {
+        let country = ctx.get("country").and_then(Value::as_str).unwrap_or("");
+        params
+            .get("countries")
+            .is_some_and(|list| list.split(',').any(|c| c.trim() == country))
+    })
+    .build()
+    .expect("valid settings");
+    provider
+        .start(sink.clone() as Arc<dyn Sink>)
+        .await
+        .expect("starts");
+    let engine = provider.unleash_engine();
+    let known = wait_until(engine, WAIT, |e| e.keys().contains(&name)).await;
+    assert!(known.is_some(), "toggle never arrived");
+    let no = Context::new("u").with_attribute("country", "NO");
+    let us = Context::new("u").with_attribute("country", "US");
+    assert_eq!(bool_of(engine, &name, &no), (json!(true), ON));
+    assert_eq!(bool_of(engine, &name, &us), (json!(false), NO_MATCH));
+    let impressions: Vec<Value> = sink
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, d)| n == "impression" && d["featureName"] == json!(name))
+        .map(|(_, d)| d.clone())
+        .collect();
+    assert_eq!(impressions.len(), 2, "{impressions:?}");
+    assert_eq!(impressions[0]["eventType"], json!("isEnabled"));
+    assert_eq!(impressions[0]["enabled"], json!(true));
+    assert_eq!(impressions[1]["enabled"], json!(false));
+    assert_eq!(
+        impressions[1]["context"]["properties"]["country"],
+        json!("US")
+    );
+    provider.close().await;
+
+    // Without the implementation: reported, and never a silent `false`.
+    let sink = Arc::new(TestSink::default());
+    let provider = started(&url, &sink).await;
+    let engine = provider.unleash_engine();
+    let known = wait_until(engine, WAIT, |e| e.keys().contains(&name)).await;
+    assert!(known.is_some(), "toggle never arrived");
+    let eval = engine.evaluate(&name, &no, ValueKind::Bool, &json!(false));
+    assert_eq!(
+        eval.error_kind(),
+        Some(ErrorKind::MalformedFlag),
+        "{eval:?}"
+    );
+    let missing = engine.unimplemented_strategies();
+    assert!(
+        missing
+            .iter()
+            .any(|w| w.toggle == name && w.message.contains(&strategy)),
+        "{missing:?}"
+    );
+    assert_eq!(
+        provider.status().state,
+        ProviderState::Ready,
+        "not degraded by it"
+    );
+    provider.close().await;
 }

@@ -152,6 +152,12 @@ pub struct RemoteConfig {
     pub unleash_token: Option<String>,
     /// The application name Unleash sees (`UNLEASH_APP_NAME`, default `feature`).
     pub unleash_app_name: String,
+    /// Headers sent with every Unleash request, e.g. for a proxy (`UNLEASH_CUSTOM_HEADERS`:
+    /// `Name: value` pairs separated by `;`). Values are never shown by `Debug`.
+    pub unleash_custom_headers: Vec<(String, String)>,
+    /// Only the toggles of these Unleash projects (`UNLEASH_PROJECTS`: names separated by
+    /// `,`; default: every project the token can see).
+    pub unleash_projects: Vec<String>,
 }
 
 impl Default for RemoteConfig {
@@ -164,6 +170,8 @@ impl Default for RemoteConfig {
             unleash_url: None,
             unleash_token: None,
             unleash_app_name: "feature".into(),
+            unleash_custom_headers: Vec::new(),
+            unleash_projects: Vec::new(),
         }
     }
 }
@@ -179,6 +187,15 @@ impl std::fmt::Debug for RemoteConfig {
             .field("unleash_url", &self.unleash_url)
             .field("unleash_token", &secret(&self.unleash_token))
             .field("unleash_app_name", &self.unleash_app_name)
+            .field(
+                "unleash_custom_headers",
+                &self
+                    .unleash_custom_headers
+                    .iter()
+                    .map(|(n, _)| (n.as_str(), "<set>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("unleash_projects", &self.unleash_projects)
             .finish()
     }
 }
@@ -192,6 +209,25 @@ impl RemoteConfig {
         c.unleash_url = set("UNLEASH_URL").or(c.unleash_url);
         c.unleash_token = set("UNLEASH_API_TOKEN").or(c.unleash_token);
         c.unleash_app_name = set("UNLEASH_APP_NAME").unwrap_or(c.unleash_app_name);
+        if let Some(headers) = set("UNLEASH_CUSTOM_HEADERS") {
+            c.unleash_custom_headers = headers
+                .split(';')
+                .filter(|pair| !pair.trim().is_empty())
+                .map(|pair| match pair.split_once(':') {
+                    Some((n, v)) => (n.trim().to_owned(), v.trim().to_owned()),
+                    // No value: kept as a name the provider refuses, so the mistake is seen.
+                    None => (pair.trim().to_owned(), String::new()),
+                })
+                .collect();
+        }
+        if let Some(projects) = set("UNLEASH_PROJECTS") {
+            c.unleash_projects = projects
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         c
     }
 }

@@ -62,6 +62,43 @@ fn unanswered(e: &hyper_util::client::legacy::Error) -> bool {
 }
 
 #[test]
+fn custom_headers_and_projects_come_from_the_environment() {
+    let c = config(&[
+        ("FEATURE_PROVIDER", "unleash"),
+        ("UNLEASH_URL", API),
+        ("UNLEASH_API_TOKEN", CLIENT_TOKEN),
+        (
+            "UNLEASH_CUSTOM_HEADERS",
+            "X-Proxy-Key: proxy-secret; X-Team:search",
+        ),
+        ("UNLEASH_PROJECTS", "checkout, search"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.remote.unleash_custom_headers,
+        [
+            ("X-Proxy-Key".to_owned(), "proxy-secret".to_owned()),
+            ("X-Team".to_owned(), "search".to_owned())
+        ]
+    );
+    assert_eq!(c.remote.unleash_projects, ["checkout", "search"]);
+    assert!(!format!("{c:?}").contains("proxy-secret"));
+    let bad = config(&[
+        ("FEATURE_PROVIDER", "unleash"),
+        ("UNLEASH_URL", API),
+        ("UNLEASH_API_TOKEN", CLIENT_TOKEN),
+        ("UNLEASH_CUSTOM_HEADERS", "no value here"),
+    ])
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(Client::new(bad)).unwrap_err().to_string();
+    assert!(err.contains("UNLEASH_CUSTOM_HEADERS"), "{err}");
+}
+
+#[test]
 fn unleash_settings_are_required_and_secrets_stay_hidden() {
     let c = config(&[("FEATURE_PROVIDER", "unleash")]).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -125,6 +162,7 @@ async fn client_new_evaluates_unleash_toggles() {
     .unwrap();
     let client = Client::new(c).await.unwrap();
     assert_eq!(client.provider_name(), "unleash");
+    let mut changes = client.subscribe();
     let pro = Context::new("pro-user");
     let other = Context::new("someone-else");
     // The server announces a new toggle to polling clients after a short delay.
@@ -134,6 +172,42 @@ async fn client_new_evaluates_unleash_toggles() {
             Instant::now() < deadline,
             "toggle {name} never became visible"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Subscribers hear which toggle changed (the engine's snapshots are empty).
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/off"),
+        json!({}),
+    )
+    .await;
+    let switched = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match changes.recv().await {
+                Ok(change) if change.keys.contains(&name) => break,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert!(switched.is_ok(), "no change notice for {name}");
+    assert!(!client.bool(&pro, &name, true));
+    // A switched-off toggle serves nothing to `json()`: the default, not a wrong type.
+    match client.try_json::<String>(&pro, &name) {
+        Err(feature::JsonError::NotServed(eval)) => assert_eq!(eval.reason, Reason::Off),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.json(&pro, &name, "fallback".to_owned()), "fallback");
+    admin(
+        "POST",
+        &format!("{feature}/environments/development/on"),
+        json!({}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !client.bool(&pro, &name, false) {
+        assert!(Instant::now() < deadline, "toggle {name} never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Not targeted: the toggle is on but its strategy says no, which is `false`, not the

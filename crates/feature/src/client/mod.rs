@@ -362,7 +362,8 @@ impl Client {
         let mut out = BTreeMap::new();
         if let Some(engine) = &self.inner.engine {
             for k in engine.keys() {
-                let e = engine.evaluate(&k, ctx, ValueKind::Any, &Value::Null);
+                // A listing, not a use: not counted in the engine's usage reports.
+                let e = engine.evaluate_uncounted(&k, ctx, ValueKind::Any, &Value::Null);
                 out.insert(k, e.value);
             }
         } else if view.ready {

@@ -81,6 +81,24 @@ impl Sink for ClientSink {
     fn metrics(&self) -> &dyn Metrics {
         self.metrics.as_ref()
     }
+
+    fn changed(&self, keys: Vec<String>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _ = inner.changes.send(FlagChange { keys });
+        }
+    }
+
+    fn event(&self, context: &feature_core::Context, name: &str, data: serde_json::Value) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        if let Some(events) = &inner.events {
+            events.track(context, name, &crate::analytics::TrackData::data(data));
+        }
+    }
 }
 
 impl View {

@@ -118,7 +118,8 @@ fn redis(config: &Config) -> Result<feature_redis::RedisProvider, ConfigError> {
     })
 }
 
-/// `FEATURE_PROVIDER=unleash`: `UNLEASH_URL`, `UNLEASH_API_TOKEN`, `UNLEASH_APP_NAME`;
+/// `FEATURE_PROVIDER=unleash`: `UNLEASH_URL`, `UNLEASH_API_TOKEN`, `UNLEASH_APP_NAME`,
+/// `UNLEASH_CUSTOM_HEADERS`, `UNLEASH_PROJECTS`;
 /// `FEATURE_REFRESH_INTERVAL` is the polling interval.
 #[cfg(feature = "unleash")]
 fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigError> {
@@ -137,26 +138,36 @@ fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigEr
             "a client API token (required with FEATURE_PROVIDER=unleash)",
         )
     })?;
-    feature_unleash::UnleashProvider::builder(url, token)
+    let mut builder = feature_unleash::UnleashProvider::builder(url, token)
         .app_name(r.unleash_app_name.as_str())
-        .refresh_interval(config.refresh_interval)
-        .build()
-        .map_err(|e| match e {
-            feature_unleash::UnleashError::EmptyAppName => invalid(
-                "UNLEASH_APP_NAME",
-                &r.unleash_app_name,
-                "a non-empty application name",
-            ),
-            feature_unleash::UnleashError::InvalidHeader {
-                name: "Authorization",
-                ..
-            } => invalid(
-                "UNLEASH_API_TOKEN",
-                "<hidden>",
-                "a token of visible ASCII characters",
-            ),
-            _ => invalid("UNLEASH_URL", url, "an http:// or https:// URL"),
-        })
+        .refresh_interval(config.refresh_interval);
+    for (name, value) in &r.unleash_custom_headers {
+        builder = builder.header(name, value);
+    }
+    for project in &r.unleash_projects {
+        builder = builder.project(project);
+    }
+    builder.build().map_err(|e| match e {
+        feature_unleash::UnleashError::EmptyAppName => invalid(
+            "UNLEASH_APP_NAME",
+            &r.unleash_app_name,
+            "a non-empty application name",
+        ),
+        feature_unleash::UnleashError::InvalidHeader {
+            name: "Authorization",
+            ..
+        } => invalid(
+            "UNLEASH_API_TOKEN",
+            "<hidden>",
+            "a token of visible ASCII characters",
+        ),
+        feature_unleash::UnleashError::InvalidCustomHeader { name } => invalid(
+            "UNLEASH_CUSTOM_HEADERS",
+            &name,
+            "`Name: value` pairs separated by `;`, of visible ASCII characters",
+        ),
+        _ => invalid("UNLEASH_URL", url, "an http:// or https:// URL"),
+    })
 }
 
 /// `FEATURE_PROVIDER=launchdarkly`: `LAUNCHDARKLY_SDK_KEY`, `LAUNCHDARKLY_BASE_URL`,
