@@ -528,6 +528,7 @@ async fn junk_and_forged_notices_cause_no_reload_while_real_writes_propagate() {
     assert_eq!(s.value("x"), Some(json!(false)));
     let loads = |s: &RecordingSink| s.metrics.get("latency:reload") + s.metrics.get("latency:load");
     let (loads_before, published_before) = (loads(&s), s.publications());
+    let updates_before = s.metrics.get("latency:update");
     let mut c = redis_conn(&url).await;
     let revision: u64 = redis::cmd("GET")
         .arg(px.key("version"))
@@ -586,6 +587,12 @@ async fn junk_and_forged_notices_cause_no_reload_while_real_writes_propagate() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(loads(&s), loads_before, "no reload");
     assert_eq!(s.publications(), published_before, "nothing new published");
+    // Replayed notices name items as they are: nothing is rebuilt for them.
+    assert_eq!(
+        s.metrics.get("latency:update"),
+        updates_before,
+        "no rebuild for notices that change nothing"
+    );
     // A real write still propagates.
     store
         .update(&Flag::boolean("x", true), "bob")

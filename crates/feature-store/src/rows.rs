@@ -136,16 +136,22 @@ impl Rows {
     }
 
     /// Sets one item: `Some(row)` for its current state, `None` when it no longer exists.
-    pub fn apply(&mut self, kind: ItemKind, key: &str, row: Option<Row>) {
+    /// Returns whether that changed anything (a notice about an item as it already was,
+    /// forged or repeated, changes nothing).
+    pub fn apply(&mut self, kind: ItemKind, key: &str, row: Option<Row>) -> bool {
+        let current = match kind {
+            ItemKind::Flag => self.flags.get(key).map(|e| &e.row),
+            ItemKind::Segment => self.segments.get(key).map(|e| &e.row),
+        };
         match row {
-            Some(r) => self.put(r),
+            Some(r) if current == Some(&r) => false,
+            Some(r) => {
+                self.put(r);
+                true
+            }
             None => match kind {
-                ItemKind::Flag => {
-                    self.flags.remove(key);
-                }
-                ItemKind::Segment => {
-                    self.segments.remove(key);
-                }
+                ItemKind::Flag => self.flags.remove(key).is_some(),
+                ItemKind::Segment => self.segments.remove(key).is_some(),
             },
         }
     }
@@ -317,7 +323,13 @@ mod tests {
             "b",
             Some(row(ItemKind::Flag, "b", json!({"default": 2}))),
         );
-        rows.apply(ItemKind::Flag, "a", None);
+        assert!(!rows.apply(
+            ItemKind::Flag,
+            "b",
+            Some(row(ItemKind::Flag, "b", json!({"default": 2}))),
+        ));
+        assert!(rows.apply(ItemKind::Flag, "a", None));
+        assert!(!rows.apply(ItemKind::Flag, "a", None));
         let built = rows.build("x");
         assert_eq!(built.snapshot.len(), 1);
         assert!(built.snapshot.flag("b").is_some());

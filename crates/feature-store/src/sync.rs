@@ -669,12 +669,17 @@ impl<S: Source> Runner<S> {
             provider: self.source.name(),
             operation: "update",
         })??;
+        let mut changed = false;
         for (kind, key, row) in rows {
-            self.rows.apply(kind, &key, row);
+            changed |= self.rows.apply(kind, &key, row);
         }
-        self.publish(None).await?;
-        self.metrics()
-            .record_provider_latency(self.source.name(), "update", started.elapsed());
+        // Nothing to rebuild when every item is as it was (a repeated or forged notice); the
+        // `update` latency is that of updates that changed something.
+        if changed {
+            self.publish(None).await?;
+            self.metrics()
+                .record_provider_latency(self.source.name(), "update", started.elapsed());
+        }
         Ok(())
     }
 }

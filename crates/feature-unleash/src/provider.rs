@@ -296,6 +296,7 @@ impl UnleashBuilder {
                 status: Mutex::new(ProviderStatus::default()),
                 etag: Mutex::new(None),
                 closed: AtomicBool::new(false),
+                refused: AtomicBool::new(false),
                 started: feature_store::now_rfc3339(),
             }),
             task: Mutex::new(None),
@@ -362,6 +363,8 @@ struct Shared {
     status: Mutex<ProviderStatus>,
     etag: Mutex<Option<HeaderValue>>,
     closed: AtomicBool,
+    /// Polling stopped on purpose: the server refused this client after start.
+    refused: AtomicBool,
     started: String,
 }
 
@@ -379,6 +382,10 @@ impl Shared {
     /// closed, the toggles are no longer kept current.
     fn task_died(&self, e: TaskError) {
         if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        // A poll loop that ended because the server refused the client has already said so.
+        if matches!(e, TaskError::Ended) && self.refused.load(Ordering::SeqCst) {
             return;
         }
         tracing::error!(target: "feature::unleash", "{e}");
@@ -834,6 +841,7 @@ impl Shared {
         let UnleashError::Status { status, url } = refused else {
             return;
         };
+        self.refused.store(true, Ordering::SeqCst);
         tracing::error!(target: "feature::unleash", "{url} answered {status}: the server refused this client; fetching stopped");
         let mut st = self.status();
         st.connected = false;
@@ -881,6 +889,7 @@ impl Provider for UnleashProvider {
         if let Some(t) = self.task().take() {
             t.abort();
         }
+        shared.refused.store(false, Ordering::SeqCst);
         if shared.register {
             let (s, k) = (shared.clone(), sink.clone());
             tokio::spawn(async move { s.register(k.as_ref()).await });

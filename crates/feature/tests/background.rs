@@ -3,9 +3,11 @@
 //! provider's status says so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
+use async_trait::async_trait;
 use feature::engine::Snapshot;
 use feature::providers::Sink;
 use feature::{Client, Context, FileProvider, Metrics, NoopMetrics, Provider, ProviderState};
+use feature::{ProviderError, ProviderStatus};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -156,4 +158,88 @@ async fn a_watcher_that_dies_makes_the_provider_unavailable_with_the_reason() {
     assert!(st.to_string().contains("watcher stopped"), "{st}");
     p.close().await;
     assert_eq!(p.status().state, ProviderState::Closed);
+}
+
+/// A provider started again (shared by two clients) replaces its watcher: the old one's end
+/// is not a failure, and edits keep being read once, by the new one.
+#[tokio::test]
+async fn a_provider_started_again_keeps_one_working_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("features.yaml");
+    std::fs::write(&path, OFF).unwrap();
+    let reloads = Arc::new(Reloads::default());
+    let provider = Arc::new(FileProvider::new(&path));
+    let first = Client::builder()
+        .shared_provider(provider.clone())
+        .shared_metrics(reloads.clone())
+        .build()
+        .await
+        .unwrap();
+    let second = Client::builder()
+        .shared_provider(provider.clone())
+        .shared_metrics(reloads.clone())
+        .build()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        provider.status().state,
+        ProviderState::Ready,
+        "{}",
+        provider.status()
+    );
+    std::fs::write(&path, ON).unwrap();
+    until("a reload", || reloads.0.load(Ordering::SeqCst) >= 1).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        reloads.0.load(Ordering::SeqCst),
+        1,
+        "one watcher reads each edit"
+    );
+    assert_eq!(
+        provider.status().state,
+        ProviderState::Ready,
+        "{}",
+        provider.status()
+    );
+    assert!(second.bool(&Context::new("u"), "beta", false));
+    drop(first);
+    drop(second);
+}
+
+/// A provider whose close needs the runtime (a timer, as a last report over the network would).
+struct ClosesWithATimer(Arc<AtomicU64>);
+
+#[async_trait]
+impl Provider for ClosesWithATimer {
+    fn name(&self) -> &'static str {
+        "timer"
+    }
+    async fn start(&self, _sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn status(&self) -> ProviderStatus {
+        ProviderStatus::default()
+    }
+    async fn close(&self) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A client dropped after its runtime is gone still closes its provider, without panicking.
+#[test]
+fn a_client_dropped_outside_any_runtime_closes_its_provider() {
+    let closed = Arc::new(AtomicU64::new(0));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt
+        .block_on(
+            Client::builder()
+                .provider(ClosesWithATimer(closed.clone()))
+                .build(),
+        )
+        .unwrap();
+    drop(rt);
+    drop(client);
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
 }

@@ -145,6 +145,9 @@ struct Shared {
     closed: AtomicBool,
     /// Set when `close()` gave up on the worker: what is still queued or held is abandoned.
     gave_up: AtomicBool,
+    /// The worker has delivered what was queued at close and stopped taking events: an event
+    /// queued after this is counted as abandoned by whoever sees it first.
+    finished: AtomicBool,
     counters: Striped<3>,
     worker: Mutex<WorkerStats>,
     /// Share of evaluations kept.
@@ -272,6 +275,7 @@ impl AnalyticsPipeline {
             batch_size: config.batch_size,
             closed: AtomicBool::new(false),
             gave_up: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             counters: Striped::default(),
             worker: Mutex::new(WorkerStats::default()),
             rate,
@@ -352,8 +356,12 @@ impl AnalyticsPipeline {
             line.add(DROPPED, 1);
             return;
         }
-        if s.gave_up.load(Ordering::SeqCst) {
-            // `close()` gave up while this event was being queued: nobody will take it.
+        // Pairs with the fence in `Worker::finish`: either the worker's last pass sees this
+        // event, or this sees that the worker has finished.
+        fence(Ordering::SeqCst);
+        if s.gave_up.load(Ordering::SeqCst) || s.finished.load(Ordering::SeqCst) {
+            // `close()` gave up, or the worker finished, while this event was being queued:
+            // nobody will take it.
             s.abandon_queued(0);
             return;
         }
@@ -548,6 +556,11 @@ impl Worker {
         if let Err(e) = self.exporter.close().await {
             tracing::warn!(target: "feature::analytics", "closing the exporter failed: {e}");
         }
+        // An event offered while the close was under way (it passed the `closed` check before
+        // it was set) may have been queued after the drain: count it, never leave it pending.
+        self.shared.finished.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.shared.abandon_queued(0);
         while let Ok(Control::Flush(done) | Control::Close(done)) = self.rx.try_recv() {
             let _ = done.send(());
         }

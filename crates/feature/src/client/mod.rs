@@ -512,14 +512,29 @@ impl Drop for Inner {
         }
         let provider = self.provider.clone();
         let mut close = Box::pin(async move { provider.close().await });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Dropped outside any runtime (after it shut down, or on a plain thread): a close
+            // that does I/O needs one, so it gets a small one of its own, for at most a second.
+            // Never while unwinding: a second panic there would abort the process.
+            if std::thread::panicking() {
+                return;
+            }
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt
+                    .block_on(async { tokio::time::timeout(Duration::from_secs(1), close).await });
+            }
+            return;
+        };
         // The providers of this crate close without waiting for anything: done here, now.
         // One that must wait (e.g. a last report over the network) finishes on the runtime.
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
+        let _guard = runtime.enter();
         if std::future::Future::poll(close.as_mut(), &mut cx).is_pending() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(close);
-            }
+            runtime.spawn(close);
         }
     }
 }

@@ -87,7 +87,10 @@ impl Sink for ClientSink {
             return;
         };
         if !keys.is_empty() {
-            let _ = inner.changes.send(FlagChange { keys });
+            let _ = inner.changes.send(FlagChange {
+                keys,
+                resync: false,
+            });
         }
     }
 

@@ -249,6 +249,15 @@ impl Provider for FileProvider {
 
     async fn start(&self, sink: Arc<dyn Sink>) -> Result<(), ProviderError> {
         let started = Instant::now();
+        // Started again (a provider shared by two clients): the old watcher stops first, aborted
+        // before its channel closes, so that its end is not reported as a failure.
+        {
+            let mut st = self.lock();
+            if let Some(t) = st.task.take() {
+                t.abort();
+            }
+            st.watcher = None;
+        }
         // Read, parsed and compiled on a blocking thread: a large file must not hold up the
         // async workers (and whatever else they run).
         let me = self.clone();
