@@ -5,7 +5,7 @@ use crate::PostgresError;
 use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
 use feature_store::{
-    check_name, checked_definition, flag_definition, segment_definition, validate_flag,
+    check_name, checked_batch, flag_definition, segment_definition, validate_flag,
     validate_segment, BatchError, Change, ChangeOp, FlagStore, HistoryEntry, IfMissing, ItemKind,
     Row, WriteError, Written,
 };
@@ -715,11 +715,7 @@ impl FlagStore for PostgresStore {
         changes: &[Change],
         actor: &str,
     ) -> Result<Vec<Written>, BatchError> {
-        let definitions = changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| checked_definition(c).map_err(|e| BatchError::at(i, e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let definitions = checked_batch(changes)?;
         if changes.is_empty() {
             return Ok(Vec::new());
         }

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use feature_core::model::{Flag, Segment};
 use feature_store::Backoff;
 use feature_store::{
-    check_name, checked_definition, flag_definition, now_rfc3339, segment_definition,
-    validate_flag, validate_segment, Action, BatchError, Change, ChangeOp, FlagStore, HistoryEntry,
-    IfMissing, ItemKind, Row, WriteError, Written,
+    check_name, checked_batch, flag_definition, now_rfc3339, segment_definition, validate_flag,
+    validate_segment, Action, BatchError, Change, ChangeOp, FlagStore, HistoryEntry, IfMissing,
+    ItemKind, Row, WriteError, Written,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
@@ -667,11 +667,7 @@ impl FlagStore for RedisStore {
         actor: &str,
     ) -> Result<Vec<Written>, BatchError> {
         check_name("actor", actor).map_err(BatchError::whole)?;
-        let definitions = changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| checked_definition(c).map_err(|e| BatchError::at(i, e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let definitions = checked_batch(changes)?;
         if changes.is_empty() {
             return Ok(Vec::new());
         }

@@ -309,6 +309,30 @@ pub fn validate_segment(segment: &Segment) -> Result<(), WriteError> {
     refuse_errors(&segment.key, doc)
 }
 
+/// Checks every change of a batch ([`checked_definition`]) and that no item is named twice
+/// (the stores would disagree on what a second change of one item in one batch means: it is
+/// refused, with the position of the second): the definitions to store, in order.
+pub fn checked_batch(changes: &[Change]) -> Result<Vec<Option<Value>>, BatchError> {
+    let mut seen = std::collections::HashSet::with_capacity(changes.len());
+    changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if !seen.insert((c.kind, c.key.as_str())) {
+                return Err(BatchError::at(
+                    i,
+                    WriteError::BadChange {
+                        kind: c.kind,
+                        key: c.key.clone(),
+                        reason: "the batch changes this item twice",
+                    },
+                ));
+            }
+            checked_definition(c).map_err(|e| BatchError::at(i, e))
+        })
+        .collect()
+}
+
 /// Checks one change of a batch and returns the definition to store for it (canonical form,
 /// `None` for a delete): the key must be valid and the definition must compile.
 pub fn checked_definition(change: &Change) -> Result<Option<Value>, WriteError> {
@@ -399,6 +423,38 @@ mod tests {
     use super::*;
     use feature_core::model::Variant;
     use serde_json::json;
+
+    #[test]
+    fn a_batch_that_changes_one_item_twice_is_refused_at_the_second() {
+        let change = |op, kind, key: &str| Change {
+            op,
+            kind,
+            key: key.to_owned(),
+            version: Some(1),
+            before: None,
+            after: (op != ChangeOp::Delete).then(|| match kind {
+                ItemKind::Flag => json!({"type": "bool", "default": true}),
+                ItemKind::Segment => json!({"included": ["u"]}),
+            }),
+        };
+        let ok = [
+            change(ChangeOp::Delete, ItemKind::Flag, "x"),
+            change(ChangeOp::Create, ItemKind::Segment, "x"),
+        ];
+        assert_eq!(
+            checked_batch(&ok).unwrap().len(),
+            2,
+            "a flag and a segment may share a key"
+        );
+        let twice = [
+            change(ChangeOp::Delete, ItemKind::Flag, "x"),
+            change(ChangeOp::Update, ItemKind::Flag, "y"),
+            change(ChangeOp::Create, ItemKind::Flag, "x"),
+        ];
+        let e = checked_batch(&twice).unwrap_err();
+        assert_eq!(e.index, Some(2));
+        assert!(matches!(e.source, WriteError::BadChange { .. }), "{e}");
+    }
 
     #[test]
     fn names_are_checked() {
