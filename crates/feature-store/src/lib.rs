@@ -59,7 +59,7 @@ pub use rows::{
     Rows,
 };
 pub use sync::{Event, Loaded, Notice, Source, SyncOptions, SyncOptionsError, SyncProvider};
-pub use task::{panic_message, spawn_supervised, Supervised, TaskError};
+pub use task::{mark_task_died, panic_message, spawn_supervised, Supervised, TaskError};
 pub use write::{
     check_name, checked_batch, checked_definition, now_rfc3339, validate_flag, validate_segment,
     Action, BatchError, FlagStore, HistoryEntry, IfMissing, WriteError, Written, MAX_NAME_LEN,

@@ -195,20 +195,7 @@ impl Shared {
     /// The engine task ended without being stopped: nothing keeps the flags current any more.
     fn task_died(&self, provider: &'static str, e: TaskError) {
         tracing::error!(target: "feature::store", provider, "{e}");
-        let mut st = self.status();
-        if st.state == ProviderState::Closed {
-            return;
-        }
-        st.state = ProviderState::Unavailable;
-        st.connected = false;
-        st.last_error = Some((
-            Arc::new(ProviderError::Backend {
-                provider,
-                operation: "sync",
-                source: Box::new(e),
-            }),
-            SystemTime::now(),
-        ));
+        crate::task::mark_task_died(&mut self.status(), provider, e);
     }
 }
 

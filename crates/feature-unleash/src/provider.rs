@@ -389,20 +389,7 @@ impl Shared {
             return;
         }
         tracing::error!(target: "feature::unleash", "{e}");
-        let mut st = self.status();
-        if st.state == ProviderState::Closed {
-            return;
-        }
-        st.state = ProviderState::Unavailable;
-        st.connected = false;
-        st.last_error = Some((
-            Arc::new(ProviderError::Backend {
-                provider: NAME,
-                operation: "sync",
-                source: Box::new(e),
-            }),
-            SystemTime::now(),
-        ));
+        feature_store::mark_task_died(&mut self.status(), NAME, e);
     }
 }
 
