@@ -2,88 +2,16 @@
 //! a private `redis-server` for the test that kills it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
+mod common;
+
+use common::{pg_url, redis_url, Prefix, PrivateRedis, WAIT};
 use feature_core::model::Flag;
 use feature_core::provider::{Provider, ProviderState, Sink};
 use feature_redis::{CachedStore, FlagStore, ItemKind, RedisProvider, RedisStore, WriteError};
 use feature_store::testing::RecordingSink;
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn reachable(url: &str) -> bool {
-    let addr = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or("127.0.0.1:6379");
-    addr.parse()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-}
-
-fn shared_url() -> Option<String> {
-    let url =
-        std::env::var("FEATURE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    if reachable(&url) {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("Redis is unreachable at {url} (CI=true: the test must not skip)");
-    }
-    eprintln!("skipping: Redis is unreachable at {url} (run scripts/test.sh to start it)");
-    None
-}
-
-fn pg_url() -> Option<String> {
-    let url = std::env::var("FEATURE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
-    let up = std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:5432".parse().unwrap(),
-        Duration::from_secs(2),
-    )
-    .is_ok()
-        || std::env::var("FEATURE_TEST_POSTGRES_URL").is_ok();
-    if up {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL is unreachable (CI=true: the test must not skip)");
-    }
-    eprintln!("skipping: PostgreSQL is unreachable");
-    None
-}
-
-/// A key prefix no other test uses; its keys are deleted when dropped.
-struct Prefix {
-    url: String,
-    prefix: String,
-}
-
-impl Prefix {
-    fn new(url: &str, tag: &str) -> Prefix {
-        Prefix {
-            url: url.into(),
-            prefix: format!("test:{tag}:{:08x}", fastrand::u32(..)),
-        }
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        if let Ok(c) = redis::Client::open(self.url.as_str()) {
-            if let Ok(mut c) = c.get_connection() {
-                for k in ["flags", "segments", "revs", "version", "fill", "audit"] {
-                    let _: Result<(), _> = redis::cmd("DEL")
-                        .arg(format!("{}:{k}", self.prefix))
-                        .query(&mut c);
-                }
-            }
-        }
-    }
-}
 
 async fn client(builder: feature_redis::RedisBuilder) -> (RedisProvider, Arc<RecordingSink>) {
     let p = builder
@@ -97,7 +25,7 @@ async fn client(builder: feature_redis::RedisBuilder) -> (RedisProvider, Arc<Rec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_is_seen_by_every_connected_client() {
-    let Some(url) = shared_url() else { return };
+    let Some(url) = redis_url() else { return };
     let px = Prefix::new(&url, "seen");
     let store = RedisStore::new(&url, &px.prefix).unwrap();
     store
@@ -172,7 +100,7 @@ async fn a_write_is_seen_by_every_connected_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_and_bad_fields() {
-    let Some(url) = shared_url() else { return };
+    let Some(url) = redis_url() else { return };
     let px = Prefix::new(&url, "conc");
     let store = RedisStore::new(&url, &px.prefix).unwrap();
     store
@@ -262,7 +190,7 @@ async fn concurrent_writers_and_bad_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_a_cache_in_front_of_postgres_hits_and_misses_are_counted() {
-    let (Some(url), Some(pg)) = (shared_url(), pg_url()) else {
+    let (Some(url), Some(pg)) = (redis_url(), pg_url()) else {
         return;
     };
     let px = Prefix::new(&url, "cache");
@@ -369,83 +297,6 @@ impl Drop for DropPg {
                 }
             });
         }).join();
-    }
-}
-
-/// A private redis-server with append-only persistence, that the test kills and restarts.
-struct PrivateRedis {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn new() -> Option<PrivateRedis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("redis-server is not installed");
-            }
-            eprintln!("skipping: redis-server is not installed");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Some(PrivateRedis {
-            dir: tempfile::tempdir().unwrap(),
-            port,
-            child: None,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let t = std::time::Instant::now();
-        while !reachable(&self.url()) {
-            assert!(t.elapsed() < WAIT, "private redis did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
