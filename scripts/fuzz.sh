@@ -33,7 +33,9 @@ esac
 
 target_root=${CARGO_TARGET_DIR:-$PWD/target}
 export CARGO_TARGET_DIR=$target_root/fuzz
-cargo afl build --profile "$profile" --locked --quiet --manifest-path fuzz/Cargo.toml
+# Not --locked: the targets build the workspace's crates, so a dependency added to one of them
+# must not fail the run; fuzz/Cargo.lock is updated with it (and committed).
+cargo afl build --profile "$profile" --quiet --manifest-path fuzz/Cargo.toml
 
 # No UI, no CPU pinning (other builds share the machine), and none of the system settings AFL
 # asks root to change (CPU frequency governor, core dump handler): their checks are skipped.
