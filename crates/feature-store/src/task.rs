@@ -72,6 +72,30 @@ pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Records in `status` that `provider`'s background task ended without being stopped (unless
+/// the provider is closed): `Unavailable`, not connected, with the reason, since nothing keeps
+/// its flags current any more. The flags already published keep serving.
+pub fn mark_task_died(
+    status: &mut feature_core::provider::ProviderStatus,
+    provider: &'static str,
+    e: TaskError,
+) {
+    use feature_core::provider::{ProviderError, ProviderState};
+    if status.state == ProviderState::Closed {
+        return;
+    }
+    status.state = ProviderState::Unavailable;
+    status.connected = false;
+    status.last_error = Some((
+        std::sync::Arc::new(ProviderError::Backend {
+            provider,
+            operation: "sync",
+            source: Box::new(e),
+        }),
+        std::time::SystemTime::now(),
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,28 +128,4 @@ mod tests {
         assert!(seen.contains(&TaskError::Panicked("boom".to_owned())));
         assert!(seen.contains(&TaskError::Ended));
     }
-}
-
-/// Records in `status` that `provider`'s background task ended without being stopped (unless
-/// the provider is closed): `Unavailable`, not connected, with the reason, since nothing keeps
-/// its flags current any more. The flags already published keep serving.
-pub fn mark_task_died(
-    status: &mut feature_core::provider::ProviderStatus,
-    provider: &'static str,
-    e: TaskError,
-) {
-    use feature_core::provider::{ProviderError, ProviderState};
-    if status.state == ProviderState::Closed {
-        return;
-    }
-    status.state = ProviderState::Unavailable;
-    status.connected = false;
-    status.last_error = Some((
-        std::sync::Arc::new(ProviderError::Backend {
-            provider,
-            operation: "sync",
-            source: Box::new(e),
-        }),
-        std::time::SystemTime::now(),
-    ));
 }
