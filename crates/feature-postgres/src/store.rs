@@ -114,7 +114,8 @@ impl Sql {
             revision: table.sql("SELECT coalesce(max(id), 0) FROM {t}_audit"),
             history: table.sql(&format!(
                 "SELECT id, kind, key, action, actor, {} AS at, version, before, after \
-                 FROM {{t}}_audit WHERE kind = $1 AND key = $2 ORDER BY id DESC LIMIT $3",
+                 FROM {{t}}_audit WHERE kind = $1 AND key = $2 AND id < $4 \
+                 ORDER BY id DESC LIMIT $3",
                 ts("at")
             )),
             table,
@@ -737,17 +738,27 @@ impl FlagStore for PostgresStore {
         .map_err(BatchError::whole)?
     }
 
-    async fn history(
+    async fn history_page(
         &self,
         kind: ItemKind,
         key: &str,
         limit: usize,
+        before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, WriteError> {
+        let before = match before {
+            None => i64::MAX,
+            Some(id) => id.parse::<i64>().map_err(|_| WriteError::BadName {
+                what: "before",
+                value: id.chars().take(80).collect(),
+                reason: "it is not an id of this store's audit log",
+            })?,
+        };
         self.timed("history", async {
             let rows = sqlx::query(self.db.sql.history.clone())
                 .bind(kind.as_str())
                 .bind(key)
                 .bind(limit.min(i64::MAX as usize) as i64)
+                .bind(before)
                 .fetch_all(&self.db.pool)
                 .await
                 .map_err(store_err("history"))?;

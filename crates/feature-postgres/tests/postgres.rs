@@ -327,6 +327,31 @@ async fn audit_rows_record_who_when_before_and_after() {
         .await
         .unwrap()
         .is_empty());
+    // Paging: pages of 3 follow each other without gaps or repeats; an entry is found by id.
+    let p1 = store
+        .history_page(ItemKind::Flag, "f", 3, None)
+        .await
+        .unwrap();
+    let p2 = store
+        .history_page(ItemKind::Flag, "f", 3, Some(&p1[2].id))
+        .await
+        .unwrap();
+    let p3 = store
+        .history_page(ItemKind::Flag, "f", 3, Some(&p2[2].id))
+        .await
+        .unwrap();
+    let paged: Vec<u64> = [p1, p2, p3].concat().iter().map(|e| e.version).collect();
+    assert_eq!(paged, [7, 6, 5, 4, 3, 2, 1]);
+    let found = store
+        .history_entry(ItemKind::Flag, "f", &h[5].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.after, Some(json!({"type": "bool", "default": true})));
+    assert!(matches!(
+        store.history_page(ItemKind::Flag, "f", 3, Some("x")).await,
+        Err(WriteError::BadName { what: "before", .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

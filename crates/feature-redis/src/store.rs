@@ -687,17 +687,29 @@ impl FlagStore for RedisStore {
         })?
     }
 
-    async fn history(
+    async fn history_page(
         &self,
         kind: ItemKind,
         key: &str,
         limit: usize,
+        before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, WriteError> {
+        let end = match before {
+            None => "+".to_owned(),
+            Some(id) if is_stream_id(id) => format!("({id}"),
+            Some(id) => {
+                return Err(WriteError::BadName {
+                    what: "before",
+                    value: id.chars().take(80).collect(),
+                    reason: "it is not an id of this store's audit log",
+                })
+            }
+        };
         self.run("history", || async {
             let mut c = self.conn.get().await.map_err(store_err("history"))?;
             let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
                 .arg(&self.keys.audit)
-                .arg("+")
+                .arg(&end)
                 .arg("-")
                 .query_async::<redis::Value>(&mut c)
                 .await
@@ -1078,12 +1090,23 @@ impl FlagStore for CachedStore {
         }
     }
 
-    async fn history(
+    async fn history_page(
         &self,
         kind: ItemKind,
         key: &str,
         limit: usize,
+        before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, WriteError> {
-        self.origin.history(kind, key, limit).await
+        self.origin.history_page(kind, key, limit, before).await
     }
+}
+
+/// Whether `id` has the shape of a Redis stream entry id (`milliseconds-sequence`).
+fn is_stream_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && seq.bytes().all(|b| b.is_ascii_digit())
+    })
 }

@@ -93,6 +93,33 @@ async fn a_write_is_seen_by_every_connected_client() {
     assert_eq!(h[3].before, Some(json!({"type": "bool", "default": false})));
     assert_eq!(h[3].after, Some(json!({"type": "bool", "default": true})));
     assert_eq!(h[1].after, None);
+    // Paging: pages of 2 follow each other without gaps or repeats; an entry is found by id.
+    let p1 = store
+        .history_page(ItemKind::Flag, "dark-mode", 2, None)
+        .await
+        .unwrap();
+    let p2 = store
+        .history_page(ItemKind::Flag, "dark-mode", 2, Some(&p1[1].id))
+        .await
+        .unwrap();
+    let p3 = store
+        .history_page(ItemKind::Flag, "dark-mode", 2, Some(&p2[1].id))
+        .await
+        .unwrap();
+    let paged: Vec<u64> = [p1, p2, p3].concat().iter().map(|e| e.version).collect();
+    assert_eq!(paged, [5, 4, 3, 2, 1]);
+    let found = store
+        .history_entry(ItemKind::Flag, "dark-mode", &h[3].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.after, Some(json!({"type": "bool", "default": true})));
+    assert!(matches!(
+        store
+            .history_page(ItemKind::Flag, "dark-mode", 2, Some("x"))
+            .await,
+        Err(WriteError::BadName { what: "before", .. })
+    ));
     for (p, _) in &clients {
         p.close().await;
     }

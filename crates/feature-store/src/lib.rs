@@ -12,6 +12,7 @@
 //! | [`Rows`] | stored rows → snapshot, skipping (and reporting by key) rows that cannot be used |
 //! | [`disk`] | the last-snapshot and bootstrap files used when the store is down at start |
 //! | [`spawn_supervised`] | background loops whose unexpected end (panic, return) turns the provider `Unavailable` with the reason |
+//! | [`tokens`] | API tokens of the flag server: minting, checking, and the [`tokens::TokenStore`] the stores implement |
 //! | [`testing`] | a recording sink and counting metrics, for testing providers against real stores |
 //!
 //! This crate has no crate features and no I/O dependency besides the file system and tokio
@@ -50,6 +51,7 @@ mod rows;
 mod sync;
 mod task;
 pub mod testing;
+pub mod tokens;
 mod write;
 
 pub use backoff::Backoff;

@@ -242,12 +242,13 @@ impl<S: FlagStore> FlagStore for RacingStore<S> {
         self.inner.apply_changes(changes, actor).await
     }
 
-    async fn history(
+    async fn history_page(
         &self,
         kind: ItemKind,
         key: &str,
         limit: usize,
+        before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, WriteError> {
-        self.inner.history(kind, key, limit).await
+        self.inner.history_page(kind, key, limit, before).await
     }
 }

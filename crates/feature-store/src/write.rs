@@ -268,7 +268,41 @@ pub trait FlagStore: Send + Sync + 'static {
         kind: ItemKind,
         key: &str,
         limit: usize,
+    ) -> Result<Vec<HistoryEntry>, WriteError> {
+        self.history_page(kind, key, limit, None).await
+    }
+
+    /// A page of the audit log of one item, newest first: at most `limit` entries older than
+    /// the entry `before` (an [`HistoryEntry::id`] of an earlier page; `None` for the newest
+    /// page). An id this store never issued gives [`WriteError::BadName`] (`what` = `"before"`).
+    async fn history_page(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        limit: usize,
+        before: Option<&str>,
     ) -> Result<Vec<HistoryEntry>, WriteError>;
+
+    /// One entry of the audit log of one item, by its [`HistoryEntry::id`] (to restore the
+    /// definition it recorded); `None` if the item's log has no such entry.
+    async fn history_entry(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<HistoryEntry>, WriteError> {
+        let mut before: Option<String> = None;
+        loop {
+            let page = self.history_page(kind, key, 500, before.as_deref()).await?;
+            if let Some(e) = page.iter().find(|e| e.id == id) {
+                return Ok(Some(e.clone()));
+            }
+            match page.last() {
+                Some(last) if page.len() == 500 => before = Some(last.id.clone()),
+                _ => return Ok(None),
+            }
+        }
+    }
 }
 
 /// Longest key or actor name accepted.
