@@ -210,6 +210,78 @@ pub enum CreateTokenError {
     Store(#[from] WriteError),
 }
 
+/// The contract every [`TokenStore`] keeps, as a test: run it against a real, empty store from
+/// each implementation's tests. Panics (with what broke) on a violation.
+///
+/// It checks that a minted token authenticates with its scope and name; a wrong secret, an
+/// unknown id and text of the wrong shape do not; ids are unique; revoking stops the token at
+/// once, is reported once, and keeps the record listed with its revocation time; `tokens` lists
+/// oldest first.
+pub async fn check_token_store(store: &dyn TokenStore) {
+    let (a, ta) = create_token(store, "ci-bot", Scope::Write, "alice")
+        .await
+        .expect("create a token");
+    let (b, tb) = create_token(store, "reader", Scope::Read, "alice")
+        .await
+        .expect("create a second token");
+    assert_ne!(a.id, b.id, "ids are unique");
+    let got = authenticate(store, &ta).await.expect("authenticate");
+    assert_eq!(
+        got.as_ref(),
+        Some(&a),
+        "the stored record is the minted one"
+    );
+    let got = authenticate(store, &tb).await.expect("authenticate");
+    assert_eq!(
+        got.map(|r| (r.name, r.scope)),
+        Some(("reader".into(), Scope::Read))
+    );
+
+    let (id, _) = parse_token(&ta).expect("token shape");
+    let wrong = format!("feat_{id}_{}", "0".repeat(64));
+    assert_eq!(
+        authenticate(store, &wrong).await.expect("query"),
+        None,
+        "wrong secret"
+    );
+    let unknown = format!("feat_{}_{}", "f".repeat(16), "0".repeat(64));
+    assert_eq!(
+        authenticate(store, &unknown).await.expect("query"),
+        None,
+        "unknown id"
+    );
+    assert_eq!(authenticate(store, "nonsense").await.expect("query"), None);
+    assert_eq!(store.token("0").await.expect("query"), None);
+
+    assert!(store.revoke_token(&a.id, "bob").await.expect("revoke"));
+    assert!(
+        !store
+            .revoke_token(&a.id, "bob")
+            .await
+            .expect("revoke again"),
+        "a second revocation reports nothing done"
+    );
+    assert!(!store
+        .revoke_token("0123456789abcdef", "bob")
+        .await
+        .expect("revoke unknown"));
+    assert_eq!(
+        authenticate(store, &ta).await.expect("query"),
+        None,
+        "revoked at once"
+    );
+    assert!(
+        authenticate(store, &tb).await.expect("query").is_some(),
+        "others unaffected"
+    );
+
+    let all = store.tokens().await.expect("list");
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [a.id.as_str(), b.id.as_str()], "listed oldest first");
+    assert!(all[0].revoked_at.is_some() && all[1].revoked_at.is_none());
+    assert_eq!(all[1], b);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
