@@ -217,6 +217,7 @@ pub enum CreateTokenError {
 /// unknown id and text of the wrong shape do not; ids are unique; revoking stops the token at
 /// once, is reported once, and keeps the record listed with its revocation time; `tokens` lists
 /// oldest first.
+#[allow(clippy::expect_used)] // test support: a failed expectation is the test failing
 pub async fn check_token_store(store: &dyn TokenStore) {
     let (a, ta) = create_token(store, "ci-bot", Scope::Write, "alice")
         .await
