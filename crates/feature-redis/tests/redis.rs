@@ -410,3 +410,13 @@ async fn server_killed_and_restarted_mid_run_clients_keep_serving_then_resync() 
         p.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_keep_the_token_store_contract() {
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let prefix = Prefix::new(&url, "tokens");
+    let store = RedisStore::new(&url, &prefix.prefix).unwrap();
+    feature_store::tokens::check_token_store(&store).await;
+}
