@@ -16,6 +16,8 @@ pub enum ProviderKind {
     Postgres,
     /// A Redis hash (crate feature `redis`).
     Redis,
+    /// An SQLite file, the flag server's embedded store (crate feature `sqlite`).
+    Sqlite,
     /// LaunchDarkly (crate feature `launchdarkly`).
     LaunchDarkly,
     /// Unleash (crate feature `unleash`).
@@ -30,6 +32,7 @@ impl ProviderKind {
             ProviderKind::File => "file",
             ProviderKind::Postgres => "postgres",
             ProviderKind::Redis => "redis",
+            ProviderKind::Sqlite => "sqlite",
             ProviderKind::LaunchDarkly => "launchdarkly",
             ProviderKind::Unleash => "unleash",
         }
@@ -41,6 +44,7 @@ impl ProviderKind {
             "file" => ProviderKind::File,
             "postgres" | "postgresql" => ProviderKind::Postgres,
             "redis" => ProviderKind::Redis,
+            "sqlite" => ProviderKind::Sqlite,
             "launchdarkly" => ProviderKind::LaunchDarkly,
             "unleash" => ProviderKind::Unleash,
             _ => return None,
@@ -66,8 +70,8 @@ impl Default for FileConfig {
     }
 }
 
-/// Settings of the PostgreSQL and Redis providers (crate features `postgres`, `redis`). Its
-/// `Debug` output hides the URLs' credentials.
+/// Settings of the PostgreSQL, Redis and SQLite providers (crate features `postgres`, `redis`,
+/// `sqlite`). Its `Debug` output hides the URLs' credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// PostgreSQL URL (`FEATURE_POSTGRES_URL`), required with `FEATURE_PROVIDER=postgres`; with
@@ -79,6 +83,9 @@ pub struct StoreConfig {
     pub redis_url: Option<String>,
     /// Redis key prefix (`FEATURE_REDIS_PREFIX`, default `feature`).
     pub redis_prefix: String,
+    /// SQLite database (`FEATURE_SQLITE_URL`: `sqlite://path/to/feature.db`), required with
+    /// `FEATURE_PROVIDER=sqlite`.
+    pub sqlite_url: Option<String>,
     /// Where the last good flags are written, and read back when the store is down at start
     /// (`FEATURE_SNAPSHOT_PATH`, default: none).
     pub snapshot_path: Option<PathBuf>,
@@ -95,6 +102,7 @@ impl fmt::Debug for StoreConfig {
             .field("table", &self.table)
             .field("redis_url", &url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("sqlite_url", &self.sqlite_url)
             .field("snapshot_path", &self.snapshot_path)
             .field("bootstrap_file", &self.bootstrap_file)
             .finish()
@@ -108,6 +116,7 @@ impl Default for StoreConfig {
             table: "feature_flags".into(),
             redis_url: None,
             redis_prefix: "feature".into(),
+            sqlite_url: None,
             snapshot_path: None,
             bootstrap_file: None,
         }
@@ -119,6 +128,7 @@ impl StoreConfig {
         let set = |variable: &'static str| get(variable).filter(|v| !v.trim().is_empty());
         c.postgres_url = set("FEATURE_POSTGRES_URL").or(c.postgres_url);
         c.redis_url = set("FEATURE_REDIS_URL").or(c.redis_url);
+        c.sqlite_url = set("FEATURE_SQLITE_URL").or(c.sqlite_url);
         c.table = set("FEATURE_TABLE").unwrap_or(c.table);
         c.redis_prefix = set("FEATURE_REDIS_PREFIX").unwrap_or(c.redis_prefix);
         c.snapshot_path = set("FEATURE_SNAPSHOT_PATH")
@@ -422,7 +432,7 @@ impl EventsConfig {
 /// [`Config::from_env`] reads them from the environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, launchdarkly, unleash;
+    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, sqlite, launchdarkly, unleash;
     /// default `memory`).
     pub provider: ProviderKind,
     /// How often remote providers poll or resynchronise (`FEATURE_REFRESH_INTERVAL`, default
@@ -441,7 +451,7 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// File provider settings.
     pub file: FileConfig,
-    /// PostgreSQL and Redis provider settings.
+    /// PostgreSQL, Redis and SQLite provider settings.
     pub store: StoreConfig,
     /// LaunchDarkly and Unleash provider settings.
     pub remote: RemoteConfig,
@@ -513,7 +523,7 @@ impl Config {
             c.provider = ProviderKind::parse(&v).ok_or(ConfigError::Invalid {
                 variable: "FEATURE_PROVIDER",
                 value: v,
-                expected: "one of memory, file, postgres, redis, launchdarkly, unleash",
+                expected: "one of memory, file, postgres, redis, sqlite, launchdarkly, unleash",
             })?;
         }
         if let Some(v) = get("FEATURE_REFRESH_INTERVAL") {

@@ -8,14 +8,16 @@ use feature_core::{parse_document, Format};
 use feature_store::{push, ChangeOp, FlagStore, ItemKind, PushOptions};
 use std::io::Write;
 
-/// Opens the store a `postgres://` or `redis://` URL names.
+/// Opens the store a `postgres://`, `redis://` or `sqlite://` URL names.
 fn open(url: &str, table: &str, prefix: &str) -> anyhow::Result<Box<dyn FlagStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(feature_postgres::PostgresStore::lazy(url, table)?))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Box::new(feature_redis::RedisStore::new(url, prefix)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Box::new(feature_sqlite::SqliteStore::lazy(url)?))
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!("unsupported store URL {url:?}: expected postgres://..., redis://... or sqlite://...")
     }
 }
 
