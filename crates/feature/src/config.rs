@@ -22,6 +22,8 @@ pub enum ProviderKind {
     LaunchDarkly,
     /// Unleash (crate feature `unleash`).
     Unleash,
+    /// A flag server's SDK stream (crate feature `relay`).
+    Relay,
 }
 
 impl ProviderKind {
@@ -35,6 +37,7 @@ impl ProviderKind {
             ProviderKind::Sqlite => "sqlite",
             ProviderKind::LaunchDarkly => "launchdarkly",
             ProviderKind::Unleash => "unleash",
+            ProviderKind::Relay => "relay",
         }
     }
 
@@ -47,6 +50,7 @@ impl ProviderKind {
             "sqlite" => ProviderKind::Sqlite,
             "launchdarkly" => ProviderKind::LaunchDarkly,
             "unleash" => ProviderKind::Unleash,
+            "relay" => ProviderKind::Relay,
             _ => return None,
         })
     }
@@ -168,6 +172,12 @@ pub struct RemoteConfig {
     /// Only the toggles of these Unleash projects (`UNLEASH_PROJECTS`: names separated by
     /// `,`; default: every project the token can see).
     pub unleash_projects: Vec<String>,
+    /// The flag server a relay provider follows, e.g. `https://flags.internal.example`
+    /// (`FEATURE_RELAY_URL`), required with `FEATURE_PROVIDER=relay`.
+    pub relay_url: Option<String>,
+    /// The flag server token (`FEATURE_TOKEN`; scope `evaluate` is enough). Never shown by
+    /// `Debug`.
+    pub relay_token: Option<String>,
 }
 
 impl Default for RemoteConfig {
@@ -182,6 +192,8 @@ impl Default for RemoteConfig {
             unleash_app_name: "feature".into(),
             unleash_custom_headers: Vec::new(),
             unleash_projects: Vec::new(),
+            relay_url: None,
+            relay_token: None,
         }
     }
 }
@@ -206,6 +218,14 @@ impl std::fmt::Debug for RemoteConfig {
                     .collect::<Vec<_>>(),
             )
             .field("unleash_projects", &self.unleash_projects)
+            .field(
+                "relay_url",
+                &self
+                    .relay_url
+                    .as_deref()
+                    .map(feature_core::provider::redact_url),
+            )
+            .field("relay_token", &secret(&self.relay_token))
             .finish()
     }
 }
@@ -219,6 +239,8 @@ impl RemoteConfig {
         c.unleash_url = set("UNLEASH_URL").or(c.unleash_url);
         c.unleash_token = set("UNLEASH_API_TOKEN").or(c.unleash_token);
         c.unleash_app_name = set("UNLEASH_APP_NAME").unwrap_or(c.unleash_app_name);
+        c.relay_url = set("FEATURE_RELAY_URL").or(c.relay_url);
+        c.relay_token = set("FEATURE_TOKEN").or(c.relay_token);
         if let Some(headers) = set("UNLEASH_CUSTOM_HEADERS") {
             c.unleash_custom_headers = headers
                 .split(';')
@@ -432,7 +454,7 @@ impl EventsConfig {
 /// [`Config::from_env`] reads them from the environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, sqlite, launchdarkly, unleash;
+    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, sqlite, launchdarkly, unleash, relay;
     /// default `memory`).
     pub provider: ProviderKind,
     /// How often remote providers poll or resynchronise (`FEATURE_REFRESH_INTERVAL`, default
@@ -523,7 +545,8 @@ impl Config {
             c.provider = ProviderKind::parse(&v).ok_or(ConfigError::Invalid {
                 variable: "FEATURE_PROVIDER",
                 value: v,
-                expected: "one of memory, file, postgres, redis, sqlite, launchdarkly, unleash",
+                expected:
+                    "one of memory, file, postgres, redis, sqlite, launchdarkly, unleash, relay",
             })?;
         }
         if let Some(v) = get("FEATURE_REFRESH_INTERVAL") {

@@ -24,6 +24,8 @@ pub(crate) fn from_config(config: &Config) -> Result<Arc<dyn Provider>, ConfigEr
         ProviderKind::Unleash => Arc::new(unleash(config)?),
         #[cfg(feature = "launchdarkly")]
         ProviderKind::LaunchDarkly => Arc::new(launchdarkly(config)?),
+        #[cfg(feature = "relay")]
+        ProviderKind::Relay => Arc::new(relay(config)?),
         #[allow(unreachable_patterns)] // every provider kind compiled in
         other => return Err(ConfigError::ProviderUnavailable(other.as_str())),
     })
@@ -34,7 +36,8 @@ pub(crate) fn from_config(config: &Config) -> Result<Arc<dyn Provider>, ConfigEr
     feature = "redis",
     feature = "sqlite",
     feature = "unleash",
-    feature = "launchdarkly"
+    feature = "launchdarkly",
+    feature = "relay"
 ))]
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::Invalid {
@@ -49,7 +52,12 @@ fn invalid(variable: &'static str, value: &str, expected: &'static str) -> Confi
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "redis", feature = "sqlite"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "relay"
+))]
 fn sync_options(config: &Config) -> feature_store::SyncOptions {
     feature_store::SyncOptions {
         refresh_interval: config.refresh_interval,
@@ -81,6 +89,26 @@ fn postgres(config: &Config) -> Result<feature_postgres::PostgresProvider, Confi
             ),
             _ => invalid("FEATURE_POSTGRES_URL", url, "a postgres:// URL"),
         })
+}
+
+/// `FEATURE_PROVIDER=relay`: `FEATURE_RELAY_URL` (the flag server), `FEATURE_TOKEN`, and the
+/// store providers' `FEATURE_SNAPSHOT_PATH` / `FEATURE_BOOTSTRAP_FILE`.
+#[cfg(feature = "relay")]
+fn relay(config: &Config) -> Result<feature_relay::RelayProvider, ConfigError> {
+    let url = config.remote.relay_url.as_deref().ok_or_else(|| {
+        invalid(
+            "FEATURE_RELAY_URL",
+            "",
+            "the flag server's URL (required with FEATURE_PROVIDER=relay)",
+        )
+    })?;
+    let mut builder = feature_relay::RelayProvider::builder(url).options(sync_options(config));
+    if let Some(token) = &config.remote.relay_token {
+        builder = builder.token(token);
+    }
+    builder
+        .build()
+        .map_err(|_| invalid("FEATURE_RELAY_URL", url, "an http:// or https:// URL"))
 }
 
 /// `FEATURE_PROVIDER=sqlite`: `FEATURE_SQLITE_URL` (`sqlite://path/to/feature.db`; the file

@@ -19,6 +19,8 @@
 //!   streamed or polled from LaunchDarkly, evaluated by this engine.
 //! - `unleash` (crate feature `unleash`, the `feature-unleash` crate): toggles from an Unleash
 //!   server, evaluated by Unleash's own engine (Yggdrasil).
+//! - `relay` (crate feature `relay`, the `feature-relay` crate): a flag server's SDK stream
+//!   (`featurectl serve`), so services need no store connection of their own.
 //!
 //! Write your own by implementing [`Provider`]: publish each new [`Snapshot`](crate::engine::Snapshot)
 //! through the [`Sink`] given to [`Provider::start`].
@@ -36,6 +38,8 @@ pub use feature_launchdarkly as launchdarkly;
 pub use feature_postgres as postgres;
 #[cfg(feature = "redis")]
 pub use feature_redis as redis;
+#[cfg(feature = "relay")]
+pub use feature_relay as relay;
 #[cfg(feature = "sqlite")]
 pub use feature_sqlite as sqlite;
 #[cfg(feature = "unleash")]
