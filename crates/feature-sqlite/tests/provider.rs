@@ -7,7 +7,7 @@ mod common;
 
 use common::{sql, temp_db};
 use feature_core::model::{Flag, Segment};
-use feature_core::provider::{Provider, ProviderState, Sink};
+use feature_core::provider::{Provider, ProviderError, ProviderState, Sink};
 use feature_sqlite::{FlagStore, SqliteError, SqliteProvider, SqliteStore};
 use feature_store::testing::RecordingSink;
 use serde_json::json;
@@ -130,6 +130,56 @@ async fn writes_through_another_store_are_seen_within_a_second() {
     );
     p.close().await;
     assert_eq!(p.status().state, ProviderState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_written_by_hand_are_reported_with_their_key_and_skipped() {
+    let db = temp_db();
+    let store = SqliteStore::open(&db.url).await.unwrap();
+    store
+        .create(&Flag::boolean("good", true), "alice")
+        .await
+        .unwrap();
+    sql(
+        &db.path,
+        "INSERT INTO feature_flags (key, definition, version, created_at, updated_at, updated_by) VALUES \
+         ('typo', '{\"defualt\": true}', 1, 'now', 'now', 'hand'), \
+         ('not-json', 'default: true', 1, 'now', 'now', 'hand'), \
+         ('wrong-type', '{\"type\": \"bool\", \"variants\": [{\"value\": 3}]}', 1, 'now', 'now', 'hand')",
+    )
+    .await;
+    let (p, s) = started(&db.url).await;
+    assert_eq!(s.value("good"), Some(json!(true)));
+    let snap = s.snapshot().unwrap();
+    assert_eq!(snap.len(), 1, "only the good flag loads");
+    let st = p.status();
+    assert_eq!(st.state, ProviderState::Degraded);
+    let err = st.last_error.expect("reported").0;
+    let ProviderError::Invalid(problems) = &*err else {
+        panic!("{err}")
+    };
+    let keys: Vec<&str> = problems.iter().map(|d| d.flag.as_str()).collect();
+    assert_eq!(keys, ["not-json", "typo", "wrong-type"]);
+    let err = err.to_string();
+    assert!(err.contains("sqlite:feature.db"), "{err}");
+    assert!(
+        !err.contains(&db.dir.path().display().to_string()),
+        "a path in {err}"
+    );
+    assert!(s.metrics.get("error:decode:invalid_row") >= 1);
+
+    // Removing them by hand brings the provider back to ready.
+    sql(
+        &db.path,
+        "DELETE FROM feature_flags WHERE key IN ('typo', 'not-json', 'wrong-type')",
+    )
+    .await;
+    let t = Instant::now();
+    while p.status().state != ProviderState::Ready && t.elapsed() < SECOND {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(p.status().state, ProviderState::Ready);
+    p.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
