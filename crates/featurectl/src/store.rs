@@ -65,6 +65,13 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
 pub fn run_history(a: &HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let _in_runtime = rt.enter();
+    if a.from.starts_with("sqlite:") {
+        // Reading creates nothing: a mistyped path is an error, not a new empty database.
+        let url = feature_sqlite::SqliteUrl::parse(&a.from)?;
+        if !url.path().exists() {
+            bail!("{}: no such file", url.path().display());
+        }
+    }
     let store = open(&a.from, &a.table, &a.prefix)?;
     let kind = if a.segment {
         ItemKind::Segment

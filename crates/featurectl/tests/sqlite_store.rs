@@ -180,13 +180,20 @@ async fn pushes_racing_from_several_processes_are_each_all_or_nothing() {
     let out = featurectl(dir.path(), &["audit", "verify", "--store", &url]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("broken: "), "{}", text(&out));
-    let out = featurectl(
-        dir.path(),
-        &["audit", "verify", "--store", "sqlite://missing.db"],
-    );
-    assert!(!out.status.success());
-    assert!(
-        !dir.path().join("missing.db").exists(),
-        "verify creates no file"
-    );
+    for args in [
+        &["audit", "verify", "--store", "sqlite://missing.db"][..],
+        &["history", "shared", "--from", "sqlite://missing.db"][..],
+    ] {
+        let out = featurectl(dir.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out).contains("no such file"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(
+            !dir.path().join("missing.db").exists(),
+            "{args:?} created the file"
+        );
+    }
 }
