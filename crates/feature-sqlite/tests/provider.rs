@@ -86,9 +86,10 @@ async fn writes_through_another_store_are_seen_within_a_second() {
             .await,
         "delete",
     );
-    // Changes arrive as notices and are read back item by item, not by reloading everything.
+    // Changes arrive as notices and are read back item by item, not by reloading everything
+    // (writes that fall into one poll interval are read back together).
     assert_eq!(s.metrics.get("latency:reload"), 0);
-    assert!(s.metrics.get("latency:update") >= 5);
+    assert!(s.metrics.get("latency:update") >= 1);
 
     // A change made by hand in SQL (no audit row) is seen too, by a full reload.
     sql(
@@ -101,7 +102,12 @@ async fn writes_through_another_store_are_seen_within_a_second() {
             .await,
         "hand edit",
     );
-    assert!(s.metrics.get("latency:reload") >= 1);
+    // (The engine counts the reload right after publishing it.)
+    let t = Instant::now();
+    while s.metrics.get("latency:reload") == 0 && t.elapsed() < SECOND {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(s.metrics.get("latency:reload"), 1);
 
     // A burst of writes: the client ends on exactly the store's contents.
     for i in 0..50 {
