@@ -8,7 +8,7 @@ mod common;
 use common::{sql, temp_db};
 use feature_core::model::{Flag, Segment};
 use feature_core::provider::{Provider, ProviderError, ProviderState, Sink};
-use feature_sqlite::{FlagStore, SqliteError, SqliteProvider, SqliteStore};
+use feature_sqlite::{FlagStore, ItemKind, SqliteError, SqliteProvider, SqliteStore};
 use feature_store::testing::RecordingSink;
 use serde_json::json;
 use std::sync::Arc;
@@ -119,17 +119,10 @@ async fn writes_through_another_store_are_seen_within_a_second() {
     let rows = writer.rows().await.unwrap();
     assert!(
         s.wait_for(SECOND, |snap| {
-            snap.len()
-                == rows
-                    .iter()
-                    .filter(|r| r.kind == feature_sqlite::ItemKind::Flag)
-                    .count()
-                && rows
-                    .iter()
-                    .filter(|r| r.kind == feature_sqlite::ItemKind::Flag)
-                    .all(|r| {
-                        snap.document().flags.get(&r.key).and_then(|f| f.version) == Some(r.version)
-                    })
+            snap.len() == rows.iter().filter(|r| r.kind == ItemKind::Flag).count()
+                && rows.iter().filter(|r| r.kind == ItemKind::Flag).all(|r| {
+                    snap.document().flags.get(&r.key).and_then(|f| f.version) == Some(r.version)
+                })
         })
         .await,
         "client did not converge"
@@ -185,6 +178,72 @@ async fn bad_rows_written_by_hand_are_reported_with_their_key_and_skipped() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(p.status().state, ProviderState::Ready);
+    p.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_broken_while_running_keeps_the_last_flags_serving_then_recovers() {
+    let db = temp_db();
+    let store = SqliteStore::open(&db.url).await.unwrap();
+    store
+        .create(&Flag::constant("limit", json!(10)), "alice")
+        .await
+        .unwrap();
+    let (p, s) = started(&db.url).await;
+    assert_eq!(p.status().state, ProviderState::Ready);
+
+    // The table the provider polls is gone (a bad hand edit): polling fails.
+    sql(&db.path, "DROP TABLE feature_revision").await;
+    let t = Instant::now();
+    while p.status().state != ProviderState::Degraded && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let st = p.status();
+    assert_eq!(st.state, ProviderState::Degraded);
+    assert!(!st.connected);
+    assert!(st.last_error.is_some());
+    assert_eq!(
+        s.value("limit"),
+        Some(json!(10)),
+        "the last good flags keep serving"
+    );
+    // Writes fail too (the counting triggers need the table), and change nothing.
+    assert!(store
+        .update(&Flag::constant("limit", json!(11)), "alice")
+        .await
+        .is_err());
+
+    // Repaired: the provider reconnects by itself, reloads, and follows writes again.
+    sql(
+        &db.path,
+        "CREATE TABLE feature_revision (one INTEGER PRIMARY KEY CHECK (one = 1), revision INTEGER NOT NULL); \
+         INSERT INTO feature_revision (one, revision) VALUES (1, 0)",
+    )
+    .await;
+    store
+        .update(&Flag::constant("limit", json!(12)), "alice")
+        .await
+        .unwrap();
+    assert!(
+        s.wait_value(Duration::from_secs(5), "limit", Some(json!(12)))
+            .await,
+        "no recovery"
+    );
+    let t = Instant::now();
+    while p.status().state != ProviderState::Ready && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(p.status().connected);
+    assert!(s.metrics.sum("error:") >= 1, "the outage was counted");
+    store
+        .update(&Flag::constant("limit", json!(13)), "alice")
+        .await
+        .unwrap();
+    assert!(s.wait_value(SECOND, "limit", Some(json!(13))).await);
+    let h = store.history(ItemKind::Flag, "limit", 10).await.unwrap();
+    let versions: Vec<u64> = h.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [3, 2, 1], "the failed write left no trace");
+    assert!(store.verify_audit().await.unwrap().is_intact());
     p.close().await;
 }
 
