@@ -166,12 +166,6 @@ pub enum SqliteError {
         #[source]
         source: sqlx::Error,
     },
-    /// The database did not answer in time (another process holds the write lock).
-    #[error("sqlite: {operation} timed out")]
-    Timeout {
-        /// What was being done.
-        operation: &'static str,
-    },
 }
 
 /// A parsed `sqlite:` URL: the database file.

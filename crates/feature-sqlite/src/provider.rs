@@ -114,8 +114,11 @@ impl Source for SqliteSource {
         "sqlite"
     }
 
+    /// `sqlite:FILE_NAME`: the file's name without its directory, as diagnostics and health
+    /// reports show it (no paths in them).
     fn origin(&self) -> String {
-        format!("sqlite:{}", self.db.path.display())
+        let name = self.db.path.file_name().unwrap_or(self.db.path.as_os_str());
+        format!("sqlite:{}", name.to_string_lossy())
     }
 
     async fn connect(&self) -> Result<(SqliteSession, mpsc::Receiver<Event>), ProviderError> {

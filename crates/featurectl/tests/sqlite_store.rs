@@ -159,4 +159,41 @@ async fn pushes_racing_from_several_processes_are_each_all_or_nothing() {
     assert_eq!(shared.version, succeeded.len() as u64);
     assert_eq!(history[0].after.as_ref(), Some(&shared.definition));
     assert!(store.verify_audit().await.unwrap().is_intact());
+
+    // `featurectl audit verify` says the same, and finds a row edited behind the store's back.
+    let out = featurectl(dir.path(), &["audit", "verify", "--store", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("ok: "), "{}", text(&out));
+    store.close().await;
+    let tamper = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("feature.db"));
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&tamper)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER feature_audit_no_update; \
+         UPDATE feature_audit SET actor = 'mallory' WHERE id = 1",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    drop(c);
+    let out = featurectl(dir.path(), &["audit", "verify", "--store", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("broken: "), "{}", text(&out));
+    for args in [
+        &["audit", "verify", "--store", "sqlite://missing.db"][..],
+        &["history", "shared", "--from", "sqlite://missing.db"][..],
+    ] {
+        let out = featurectl(dir.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out).contains("no such file"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(
+            !dir.path().join("missing.db").exists(),
+            "{args:?} created the file"
+        );
+    }
 }
