@@ -1,7 +1,7 @@
 //! `POST /api/v1/evaluate`: flags evaluated for a context by the server's client, each with
 //! the explanation trace `featurectl eval --explain` prints.
 
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -68,11 +68,11 @@ pub(crate) struct EvaluateResponse {
     security(("bearer" = ["evaluate"])),
     responses(
         (status = 200, description = "The evaluations", body = EvaluateResponse),
-        (status = 400, description = "The body is not an evaluation request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The context is not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not an evaluation request", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The context is not a JSON object", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn evaluate(

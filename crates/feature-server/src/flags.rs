@@ -9,7 +9,7 @@ use crate::items::{
     check_compiles, check_key, get_item, item_response, list_items, read_body, write_problem,
     ItemPage, ListQuery, Precondition,
 };
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -26,10 +26,10 @@ use feature_store::{ChangeOp, FlagStore, ItemKind, Written};
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "A page of flags", body = ItemPage),
-        (status = 400, description = "Bad paging", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad paging", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
@@ -44,10 +44,10 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
     responses(
         (status = 200, description = "The flag", body = Object,
             headers(("ETag" = String, description = "The flag's version, e.g. \"3\""))),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such flag", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such flag", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get(State(state): State<AppState>, Path(key): Path<String>) -> Response {
@@ -68,15 +68,15 @@ pub(crate) async fn get(State(state): State<AppState>, Path(key): Path<String>) 
     responses(
         (status = 200, description = "Replaced", body = Object, headers(("ETag" = String, description = "The new version"))),
         (status = 201, description = "Created", body = Object, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The flag changed, exists or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The flag does not validate; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match or If-None-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The flag changed, exists or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The flag does not validate; nothing was written", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match or If-None-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn put(
@@ -146,13 +146,13 @@ pub(crate) fn written_response(
     security(("bearer" = ["write"])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The flag changed or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The flag changed or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn delete(
@@ -206,13 +206,13 @@ pub(crate) async fn delete_item(
     security(("bearer" = ["write"])),
     responses(
         (status = 200, description = "The flag after the change", body = Object, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The flag changed or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The flag changed or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn enable(
@@ -234,13 +234,13 @@ pub(crate) async fn enable(
     security(("bearer" = ["write"])),
     responses(
         (status = 200, description = "The flag after the change", body = Object, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The flag changed or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The flag changed or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn disable(
@@ -274,10 +274,12 @@ async fn switch(
         .row(ItemKind::Flag, &key)
         .await
         .map_err(Problem::from)?
-        .ok_or_else(|| write_problem(feature_store::WriteError::NotFound {
-            kind: ItemKind::Flag,
-            key: key.clone(),
-        }))?;
+        .ok_or_else(|| {
+            write_problem(feature_store::WriteError::NotFound {
+                kind: ItemKind::Flag,
+                key: key.clone(),
+            })
+        })?;
     if let Some(v) = pre.version() {
         if row.version != v {
             return Err(Problem::precondition_failed(format!(

@@ -81,15 +81,18 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
-        (status = 401, description = "No valid token", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = crate::ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = crate::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let families = state.registry.gather();
     match prometheus::TextEncoder::new().encode_to_string(&families) {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

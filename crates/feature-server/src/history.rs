@@ -4,7 +4,7 @@
 use crate::auth::Caller;
 use crate::flags::write_flag;
 use crate::items::{check_compiles, flag_of, page_limit, Precondition};
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::state::{AppState, Backend};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -77,10 +77,10 @@ pub(crate) struct HistoryPage {
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "A page of the audit log (empty for a read-only source)", body = HistoryPage),
-        (status = 400, description = "Bad paging (an unknown `before`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad paging (an unknown `before`)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list(
@@ -126,15 +126,15 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "Restored", body = Object, headers(("ETag" = String, description = "The new version"))),
         (status = 201, description = "Re-created", body = Object, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such entry", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The flag changed, exists or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The recorded definition no longer validates", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match or If-None-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such entry", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The flag changed, exists or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The recorded definition no longer validates", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match or If-None-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn restore(

@@ -130,7 +130,9 @@ pub(crate) async fn get_item(state: &AppState, kind: ItemKind, key: &str) -> Res
     match &state.backend {
         Backend::Store(store) => match store.row(kind, key).await {
             Ok(Some(row)) => item_response(StatusCode::OK, &row),
-            Ok(None) => Problem::not_found(format!("{kind} {key:?} does not exist")).into_response(),
+            Ok(None) => {
+                Problem::not_found(format!("{kind} {key:?} does not exist")).into_response()
+            }
             Err(e) => Problem::from(e).into_response(),
         },
         Backend::ReadOnly(_) => match document_bodies(state, kind)
@@ -157,12 +159,22 @@ fn document_bodies(state: &AppState, kind: ItemKind) -> Vec<(String, Value)> {
         ItemKind::Flag => doc
             .flags
             .iter()
-            .map(|(k, f)| (k.clone(), with_key(k, serde_json::to_value(f).unwrap_or_default())))
+            .map(|(k, f)| {
+                (
+                    k.clone(),
+                    with_key(k, serde_json::to_value(f).unwrap_or_default()),
+                )
+            })
             .collect(),
         ItemKind::Segment => doc
             .segments
             .iter()
-            .map(|(k, s)| (k.clone(), with_key(k, serde_json::to_value(s).unwrap_or_default())))
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    with_key(k, serde_json::to_value(s).unwrap_or_default()),
+                )
+            })
             .collect(),
     }
 }

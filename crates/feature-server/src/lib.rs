@@ -105,7 +105,7 @@ mod validate;
 
 pub use auth::Caller;
 pub use memory::MemoryTokenStore;
-pub use problem::{DiagnosticBody, Problem, PROBLEM_JSON};
+pub use problem::{DiagnosticBody, Problem, ProblemDocument, PROBLEM_JSON};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
@@ -324,7 +324,12 @@ fn table() -> Vec<Route> {
             get(openapi::openapi_json),
         ),
         r(Method::GET, "/api/v1/flags", Some(Read), get(flags::list)),
-        r(Method::GET, "/api/v1/flags/{key}", Some(Read), get(flags::get)),
+        r(
+            Method::GET,
+            "/api/v1/flags/{key}",
+            Some(Read),
+            get(flags::get),
+        ),
         r(
             Method::PUT,
             "/api/v1/flags/{key}",
@@ -361,7 +366,12 @@ fn table() -> Vec<Route> {
             Some(Write),
             on(MethodFilter::POST, history::restore),
         ),
-        r(Method::GET, "/api/v1/segments", Some(Read), get(segments::list)),
+        r(
+            Method::GET,
+            "/api/v1/segments",
+            Some(Read),
+            get(segments::list),
+        ),
         r(
             Method::GET,
             "/api/v1/segments/{key}",
@@ -437,14 +447,16 @@ impl Server {
         for route in table() {
             let handler = match route.info.scope {
                 None => route.handler,
-                Some(scope) => route.handler.route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    move |s: axum::extract::State<AppState>,
-                          req: axum::extract::Request,
-                          next: axum::middleware::Next| {
-                        auth::require(s, scope, req, next)
-                    },
-                )),
+                Some(scope) => route
+                    .handler
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        state.clone(),
+                        move |s: axum::extract::State<AppState>,
+                              req: axum::extract::Request,
+                              next: axum::middleware::Next| {
+                            auth::require(s, scope, req, next)
+                        },
+                    )),
             };
             router = router.route(route.info.path, handler);
         }

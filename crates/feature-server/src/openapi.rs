@@ -39,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         openapi_json,
     ),
     components(schemas(
-        crate::problem::Problem,
+        crate::problem::ProblemDocument,
         crate::problem::DiagnosticBody,
         crate::items::ItemPage,
         crate::history::HistoryPage,
@@ -94,7 +94,7 @@ impl Modify for Bearer {
     security(("bearer" = ["evaluate"])),
     responses(
         (status = 200, description = "The OpenAPI 3.1 document", body = Object),
-        (status = 401, description = "No valid token", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = crate::ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn openapi_json(State(_): State<AppState>) -> Json<utoipa::openapi::OpenApi> {

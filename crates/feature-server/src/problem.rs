@@ -11,9 +11,15 @@ use utoipa::ToSchema;
 /// The media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// An error answer of the server: an RFC 9457 problem document (boxed: errors are the cold
+/// path, and handlers return `Result<_, Problem>`).
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemDocument>);
+
 /// An RFC 9457 problem document, the body of every error response of the server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Problem {
+#[schema(as = Problem)]
+pub struct ProblemDocument {
     /// A URI naming the kind of problem: `urn:feature:problem:<slug>`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -73,7 +79,7 @@ impl From<&Diagnostic> for DiagnosticBody {
 impl Problem {
     /// A problem of kind `slug` with `status`, `title` and `detail`.
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Problem {
-        Problem {
+        Problem(Box::new(ProblemDocument {
             kind: format!("urn:feature:problem:{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
@@ -82,7 +88,12 @@ impl Problem {
             read_only: None,
             allow: None,
             bearer_challenge: false,
-        }
+        }))
+    }
+
+    /// The document.
+    pub fn document(&self) -> &ProblemDocument {
+        &self.0
     }
 
     /// 400: the request cannot be read.
@@ -103,7 +114,7 @@ impl Problem {
             "Unauthorized",
             detail,
         );
-        p.bearer_challenge = true;
+        p.0.bearer_challenge = true;
         p
     }
 
@@ -125,8 +136,8 @@ impl Problem {
             "The server is read-only",
             format!("this server does not accept changes: {reason}"),
         );
-        p.read_only = Some(reason.to_owned());
-        p.allow = Some("GET, HEAD");
+        p.0.read_only = Some(reason.to_owned());
+        p.0.allow = Some("GET, HEAD");
         p
     }
 
@@ -160,7 +171,7 @@ impl Problem {
             "The document does not validate",
             detail,
         );
-        p.diagnostics = Some(diagnostics);
+        p.0.diagnostics = Some(diagnostics);
         p
     }
 
@@ -176,7 +187,7 @@ impl Problem {
 
     /// The status code.
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -216,14 +227,14 @@ fn store_failure(e: &WriteError) -> String {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(&*self.0).unwrap_or_default();
         let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(allow) = self.allow {
+        if let Some(allow) = self.0.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        if self.bearer_challenge {
+        if self.0.bearer_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"feature\""),
@@ -245,7 +256,7 @@ mod tests {
             source: "connection to db.internal:5432 refused".into(),
         };
         let p = Problem::from(e);
-        assert_eq!(p.status, 503);
-        assert_eq!(p.detail, "postgres: update failed");
+        assert_eq!(p.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(p.document().detail, "postgres: update failed");
     }
 }

@@ -4,10 +4,10 @@
 use crate::auth::Caller;
 use crate::flags::{delete_item, written_response};
 use crate::items::{
-    check_compiles, check_key, get_item, list_items, read_body, write_problem, ItemPage,
-    ListQuery, Precondition,
+    check_compiles, check_key, get_item, list_items, read_body, write_problem, ItemPage, ListQuery,
+    Precondition,
 };
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -24,10 +24,10 @@ use feature_store::{segment_definition, Change, ChangeOp, ItemKind};
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "A page of segments", body = ItemPage),
-        (status = 400, description = "Bad paging", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad paging", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
@@ -42,10 +42,10 @@ pub(crate) async fn list(State(state): State<AppState>, Query(q): Query<ListQuer
     responses(
         (status = 200, description = "The segment", body = Object,
             headers(("ETag" = String, description = "The segment's version, e.g. \"3\""))),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such segment", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn get(State(state): State<AppState>, Path(key): Path<String>) -> Response {
@@ -65,15 +65,15 @@ pub(crate) async fn get(State(state): State<AppState>, Path(key): Path<String>) 
     responses(
         (status = 200, description = "Replaced", body = Object, headers(("ETag" = String, description = "The new version"))),
         (status = 201, description = "Created", body = Object, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The segment changed, exists or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The segment does not validate; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match or If-None-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The segment changed, exists or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The segment does not validate; nothing was written", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match or If-None-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn put(
@@ -105,7 +105,9 @@ pub(crate) async fn put(
                 .apply_changes(std::slice::from_ref(&change), actor)
                 .await
                 .map_err(|e| write_problem(e.source))?;
-            let w = w.pop().ok_or_else(|| Problem::not_found("nothing written"))?;
+            let w = w
+                .pop()
+                .ok_or_else(|| Problem::not_found("nothing written"))?;
             written_response(StatusCode::CREATED, w, ItemKind::Segment)
         }
         Precondition::Version(v) => {
@@ -148,13 +150,13 @@ pub(crate) async fn put(
     security(("bearer" = ["write"])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad precondition headers", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server is read-only", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The segment changed or is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad precondition headers", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server is read-only", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "The segment changed or is missing", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn delete(

@@ -2,7 +2,7 @@
 //! list tokens (without secrets), revoke one.
 
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -85,11 +85,11 @@ fn store(state: &AppState) -> Result<&Arc<dyn TokenStore>, Problem> {
     security(("bearer" = ["admin"])),
     responses(
         (status = 201, description = "Created; `token` is shown this once", body = CreatedToken),
-        (status = 400, description = "Not a token request, or a bad name or scope", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server has no token store", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a token request, or a bad name or scope", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server has no token store", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create(
@@ -133,10 +133,10 @@ pub(crate) async fn create(
     security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "Every token, oldest first", body = TokenList),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server has no token store", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server has no token store", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<TokenList>, Problem> {
@@ -154,11 +154,11 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<TokenList
     security(("bearer" = ["admin"])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such token, or already revoked", body = Problem, content_type = "application/problem+json"),
-        (status = 405, description = "The server has no token store", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such token, or already revoked", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 405, description = "The server has no token store", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn revoke(

@@ -2,7 +2,7 @@
 //! located diagnostics, as the compiler gives them to `featurectl validate`. Nothing is
 //! written.
 
-use crate::problem::{DiagnosticBody, Problem};
+use crate::problem::{DiagnosticBody, Problem, ProblemDocument};
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
@@ -33,10 +33,10 @@ pub(crate) struct ValidateResponse {
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "The diagnostics (a document that cannot be parsed gives one, located)", body = ValidateResponse),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Scope too weak", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body is not UTF-8 text", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not UTF-8 text", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn validate(
