@@ -56,7 +56,6 @@
 mod data;
 mod error;
 mod provider;
-pub mod sse;
 
 pub use error::{BuildError, LaunchDarklyError};
 pub use provider::{

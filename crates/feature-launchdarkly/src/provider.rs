@@ -2,11 +2,11 @@
 
 use crate::data::{read_event, Change, DataSet};
 use crate::error::{BuildError, LaunchDarklyError};
-use crate::sse::SseParser;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
 use feature_core::{compile, Diagnostic};
+use feature_store::sse::SseParser;
 use feature_store::{spawn_supervised, Backoff, Supervised, TaskError};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
 use reqwest::{StatusCode, Url};
@@ -475,7 +475,7 @@ impl Runner {
                 };
             let events = match parser.push(&chunk) {
                 Ok(ev) => ev,
-                Err(e) => return e,
+                Err(e) => return LaunchDarklyError::EventTooLarge { limit: e.limit },
             };
             for ev in events {
                 let started = Instant::now();

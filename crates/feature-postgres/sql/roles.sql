@@ -16,3 +16,7 @@ GRANT SELECT ON {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_migrations TO 
 -- triggers, as the migrator: the writer can neither write nor change nor delete them.
 GRANT SELECT, INSERT, UPDATE, DELETE ON {t}, {t}_segments TO {writer};
 GRANT SELECT ON {t}_audit, {t}_migrations TO {writer};
+-- The flag server runs as the writer and keeps its API tokens (hashes only) next to the flags;
+-- service instances (reader) never see them. Tokens are revoked, never deleted.
+GRANT SELECT, INSERT, UPDATE ON {t}_tokens TO {writer};
+GRANT USAGE ON SEQUENCE {t}_tokens_seq_seq TO {writer};

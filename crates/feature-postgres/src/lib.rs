@@ -110,6 +110,7 @@ mod audit;
 mod provider;
 mod schema;
 mod store;
+mod tokens;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use std::str::FromStr;

@@ -149,6 +149,7 @@ CREATE TRIGGER {t}_truncated AFTER TRUNCATE ON {t}_segments
     FOR EACH STATEMENT EXECUTE FUNCTION {t}_truncated();
 "#,
     MIGRATION_2,
+    MIGRATION_3,
 ];
 
 /// Version 2: least privilege and a tamper-evident audit log.
@@ -340,6 +341,22 @@ CREATE TRIGGER {t}_truncated BEFORE TRUNCATE ON {t}
 DROP TRIGGER IF EXISTS {t}_truncated ON {t}_segments;
 CREATE TRIGGER {t}_truncated BEFORE TRUNCATE ON {t}_segments
     FOR EACH STATEMENT EXECUTE FUNCTION {t}_truncated('segment');
+"#;
+
+/// Version 3: the flag server's API tokens (the SHA-256 of each secret, never the secret).
+/// `seq` orders them by creation.
+const MIGRATION_3: &str = r#"
+CREATE TABLE IF NOT EXISTS {t}_tokens (
+    id             text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{16}$'),
+    name           text NOT NULL,
+    scope          text NOT NULL CHECK (scope IN ('evaluate', 'read', 'write', 'admin')),
+    secret_sha256  text NOT NULL CHECK (secret_sha256 ~ '^[0-9a-f]{64}$'),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    created_by     text NOT NULL,
+    revoked_at     timestamptz,
+    revoked_by     text,
+    seq            bigserial
+);
 "#;
 
 /// The schema version the migrations bring a table to.

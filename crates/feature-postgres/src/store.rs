@@ -19,7 +19,7 @@ use tokio::sync::OnceCell;
 /// `updated_at` / `at` as RFC 3339 UTC text.
 const TS: &str = r#"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
-fn ts(column: &str) -> String {
+pub(crate) fn ts(column: &str) -> String {
     TS.replace("{c}", column)
 }
 
@@ -244,7 +244,7 @@ fn is_transient(e: &WriteError) -> bool {
         .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
-fn store_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> WriteError {
+pub(crate) fn store_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> WriteError {
     move |e| WriteError::Store {
         store: "postgres",
         operation,
@@ -296,7 +296,12 @@ impl PostgresStore {
         self.db.pool.close().await;
     }
 
-    async fn timed<T>(
+    /// The connection pool.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    pub(crate) async fn timed<T>(
         &self,
         operation: &'static str,
         f: impl std::future::Future<Output = Result<T, WriteError>>,

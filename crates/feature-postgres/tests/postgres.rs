@@ -238,6 +238,14 @@ async fn bad_rows_are_reported_with_their_key_and_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_keep_the_token_store_contract() {
+    let Some((_url, _table, _g, store)) = setup("tokens").await else {
+        return;
+    };
+    feature_store::tokens::check_token_store(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_rows_record_who_when_before_and_after() {
     let Some((url, table, _g, store)) = setup("audit").await else {
         return;

@@ -24,6 +24,11 @@ pub struct Keys {
     pub audit: String,
     /// `{prefix}:changes`: pub/sub channel of change notices.
     pub channel: String,
+    /// `{prefix}:tokens`: hash, token id → the flag server's token record (JSON; the SHA-256
+    /// of the secret, never the secret).
+    pub tokens: String,
+    /// `{prefix}:tokens:seq`: counter ordering tokens by creation.
+    pub tokens_seq: String,
 }
 
 impl Keys {
@@ -47,6 +52,8 @@ impl Keys {
             fill: k("fill"),
             audit: k("audit"),
             channel: k("changes"),
+            tokens: k("tokens"),
+            tokens_seq: k("tokens:seq"),
         })
     }
 

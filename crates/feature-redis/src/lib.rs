@@ -105,6 +105,7 @@
 mod keys;
 mod provider;
 mod store;
+mod tokens;
 
 pub use feature_store::{
     push, Action, Change, ChangeOp, FlagStore, HistoryEntry, ItemKind, PushError, PushOptions, Row,

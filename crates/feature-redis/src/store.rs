@@ -167,9 +167,14 @@ impl RedisStore {
         &self.keys
     }
 
+    /// The shared connection.
+    pub(crate) async fn conn(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        self.conn.get().await
+    }
+
     /// Runs `f` with the time limit; retries once on a fresh connection when the cached one
     /// turned out to be dead (the server restarted since it was opened).
-    async fn run<T, Fut>(
+    pub(crate) async fn run<T, Fut>(
         &self,
         operation: &'static str,
         f: impl Fn() -> Fut,

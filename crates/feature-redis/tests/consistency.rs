@@ -49,7 +49,7 @@ impl Drop for PgTable {
             rt.block_on(async move {
                 if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
                     let sql = format!(
-                        "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_migrations CASCADE; \
+                        "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_tokens, {t}_migrations CASCADE; \
                          DROP FUNCTION IF EXISTS {t}_changed() CASCADE; \
                          DROP FUNCTION IF EXISTS {t}_truncated() CASCADE; {extra}"
                     );

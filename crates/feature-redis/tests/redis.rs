@@ -319,7 +319,7 @@ impl Drop for DropPg {
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                    let sql = format!("DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_migrations CASCADE; DROP FUNCTION IF EXISTS {t}_changed() CASCADE; DROP FUNCTION IF EXISTS {t}_truncated(), {t}_audit_chain(), {t}_audit_guard(), {t}_audit_commit() CASCADE;");
+                    let sql = format!("DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_tokens, {t}_migrations CASCADE; DROP FUNCTION IF EXISTS {t}_changed() CASCADE; DROP FUNCTION IF EXISTS {t}_truncated(), {t}_audit_chain(), {t}_audit_guard(), {t}_audit_commit() CASCADE;");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
                 }
             });
@@ -409,4 +409,14 @@ async fn server_killed_and_restarted_mid_run_clients_keep_serving_then_resync() 
         );
         p.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_keep_the_token_store_contract() {
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let prefix = Prefix::new(&url, "tokens");
+    let store = RedisStore::new(&url, &prefix.prefix).unwrap();
+    feature_store::tokens::check_token_store(&store).await;
 }

@@ -12,6 +12,8 @@
 //! | [`Rows`] | stored rows → snapshot, skipping (and reporting by key) rows that cannot be used |
 //! | [`disk`] | the last-snapshot and bootstrap files used when the store is down at start |
 //! | [`spawn_supervised`] | background loops whose unexpected end (panic, return) turns the provider `Unavailable` with the reason |
+//! | [`sse`] | an incremental parser of server-sent events, for the streaming providers |
+//! | [`stream`] | the wire format of the flag server's SDK endpoints (`put`, `patch`, `delete`), shared by the server and the relay provider |
 //! | [`tokens`] | API tokens of the flag server: minting, checking, and the [`tokens::TokenStore`] the stores implement |
 //! | [`testing`] | a recording sink and counting metrics, for testing providers against real stores |
 //!
@@ -48,6 +50,8 @@ mod builder;
 pub mod disk;
 mod push;
 mod rows;
+pub mod sse;
+pub mod stream;
 mod sync;
 mod task;
 pub mod testing;

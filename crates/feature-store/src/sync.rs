@@ -108,6 +108,14 @@ pub trait Source: Send + Sync + 'static {
 
     /// The store's current revision, when it has one; `None` forces a full reload.
     async fn revision(&self, session: &mut Self::Session) -> Result<Option<u64>, ProviderError>;
+
+    /// Whether `e` is a refusal that trying again cannot cure (a server answering 401 or 403
+    /// to the credentials given): the provider then stops reconnecting, keeps serving what it
+    /// has, and its status says why. Default: no error is.
+    fn is_refusal(&self, e: &ProviderError) -> bool {
+        let _ = e;
+        false
+    }
 }
 
 /// Timing and fallback settings of a store provider.
@@ -290,6 +298,7 @@ impl<S: Source> Provider for SyncProvider<S> {
             published: None,
             skipped: Vec::new(),
             last_rev: None,
+            refused: false,
         };
         let first =
             match tokio::time::timeout(self.options.start_timeout, runner.connect_and_load()).await
@@ -344,6 +353,8 @@ struct Runner<S: Source> {
     published: Option<Arc<FlagDocument>>,
     skipped: Vec<String>,
     last_rev: Option<u64>,
+    /// The source refused the credentials: no more attempts.
+    refused: bool,
 }
 
 /// A low-cardinality class of an error, for `record_provider_error`.
@@ -453,6 +464,10 @@ impl<S: Source> Runner<S> {
     /// The store is unreachable: keep what is served, say so, count it.
     fn lost(&mut self, operation: &'static str, e: ProviderError) {
         let name = self.source.name();
+        if self.source.is_refusal(&e) {
+            tracing::error!(target: "feature::store", provider = name, "refused ({operation}): {e}; not retrying, serving the last good flags");
+            self.refused = true;
+        }
         self.metrics()
             .record_provider_error(name, operation, class(&e));
         let mut st = self.shared.status();
@@ -509,6 +524,11 @@ impl<S: Source> Runner<S> {
                 self.backoff.reset();
                 let e = self.follow(session, events).await;
                 self.lost("listen", e);
+            }
+            if self.refused {
+                // Deliberately idle, not ended: an ended task would be reported as died, and
+                // the status already says why nothing more is fetched.
+                std::future::pending::<()>().await;
             }
             tokio::time::sleep(self.backoff.next_delay()).await;
             match tokio::time::timeout(self.options.timeout, self.connect_and_load()).await {

@@ -77,7 +77,7 @@ async fn client_new_builds_the_postgres_provider_and_the_redis_cache_from_config
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg)
         .await
         .unwrap();
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}, {table}_segments, {table}_audit, {table}_audit_head, {table}_migrations CASCADE; DROP FUNCTION IF EXISTS {table}_changed() CASCADE; DROP FUNCTION IF EXISTS {table}_truncated(), {table}_audit_chain(), {table}_audit_guard(), {table}_audit_commit() CASCADE;"))).execute(&mut conn).await;
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}, {table}_segments, {table}_audit, {table}_audit_head, {table}_tokens, {table}_migrations CASCADE; DROP FUNCTION IF EXISTS {table}_changed() CASCADE; DROP FUNCTION IF EXISTS {table}_truncated(), {table}_audit_chain(), {table}_audit_guard(), {table}_audit_commit() CASCADE;"))).execute(&mut conn).await;
 }
 
 #[tokio::test]

@@ -51,6 +51,9 @@ pub enum Command {
     /// Check the audit log of a PostgreSQL flag table.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Create, list and revoke the flag server's API tokens.
+    #[command(subcommand)]
+    Token(crate::token::TokenCommand),
 }
 
 /// `featurectl audit` subcommands.

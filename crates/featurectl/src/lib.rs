@@ -8,6 +8,7 @@
 //! | `featurectl eval --file FILE [--flag KEY] (--context JSON \| --contexts FILE.jsonl)` | evaluate flags, as values or (`--json`) one JSON object per evaluation, optionally with `--explain` |
 //! | `featurectl import --from launchdarkly FILE.json [-o OUT.yaml]` | convert LaunchDarkly flags and segments into this project's YAML |
 //! | `featurectl migrate [--print-grants]` | create or upgrade a PostgreSQL flag table (as the migrator role), or print the GRANTs of the reader, writer and migrator roles |
+//! | `featurectl token create --name NAME --scope SCOPE` (`list`, `revoke ID`) | the flag server's API tokens, in its store; a new token is printed once |
 //! | `featurectl audit verify` | recompute a PostgreSQL audit log's hash chain; report the first broken link |
 //!
 //! Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.
@@ -21,6 +22,7 @@ pub mod import;
 pub mod lint;
 pub mod load;
 pub mod store;
+pub mod token;
 pub mod validate;
 
 use cli::{Cli, Command};
@@ -41,6 +43,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::History(a) => store::run_history(a, &mut out),
         Command::Migrate(a) => store::run_migrate(a, &mut out),
         Command::Audit(cli::AuditCommand::Verify(a)) => store::run_audit_verify(a, &mut out),
+        Command::Token(c) => token::run(c, &mut out),
     }
     .and_then(|code| {
         out.flush()?;

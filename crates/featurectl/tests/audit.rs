@@ -78,7 +78,7 @@ impl Drop for DropTables {
             exec(
                 &self.0,
                 &format!(
-                    "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_migrations CASCADE; \
+                    "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_tokens, {t}_migrations CASCADE; \
                      DROP FUNCTION IF EXISTS {t}_changed(), {t}_truncated(), {t}_audit_chain(), {t}_audit_guard(), {t}_audit_commit() CASCADE"
                 ),
             )

@@ -1,33 +1,12 @@
 //! `featurectl push` into a real Redis: all or nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
+mod common;
+
+use common::redis_url;
 use feature_core::model::Flag;
 use feature_redis::{FlagStore, RedisStore};
 use std::process::Command;
-use std::time::Duration;
-
-fn redis_url() -> Option<String> {
-    let url =
-        std::env::var("FEATURE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let addr = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or("127.0.0.1:6379")
-        .to_owned();
-    let up = addr
-        .parse()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if up {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("Redis is unreachable at {url} (CI=true: the test must not skip)");
-    }
-    eprintln!("skipping: Redis is unreachable at {url}");
-    None
-}
 
 /// Deletes a test's keys when dropped.
 struct Prefix(String, String);

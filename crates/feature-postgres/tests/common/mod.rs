@@ -58,7 +58,7 @@ impl Drop for DropTables {
                     return;
                 };
                 let sql = format!(
-                    "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_migrations CASCADE; \
+                    "DROP TABLE IF EXISTS {t}, {t}_segments, {t}_audit, {t}_audit_head, {t}_tokens, {t}_migrations CASCADE; \
                      DROP FUNCTION IF EXISTS {t}_changed() CASCADE; \
                      DROP FUNCTION IF EXISTS {t}_truncated(), {t}_audit_chain(), {t}_audit_guard(), {t}_audit_commit() CASCADE;"
                 );

@@ -76,7 +76,16 @@ impl Drop for Prefix {
     fn drop(&mut self) {
         if let Ok(c) = redis::Client::open(self.url.as_str()) {
             if let Ok(mut c) = c.get_connection() {
-                for k in ["flags", "segments", "revs", "version", "fill", "audit"] {
+                for k in [
+                    "flags",
+                    "segments",
+                    "revs",
+                    "version",
+                    "fill",
+                    "audit",
+                    "tokens",
+                    "tokens:seq",
+                ] {
                     let _: Result<(), _> = redis::cmd("DEL").arg(self.key(k)).query(&mut c);
                 }
             }

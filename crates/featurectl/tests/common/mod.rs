@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// What a run of the binary gave.
 #[derive(Debug)]
@@ -42,4 +43,29 @@ pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("the test file is written");
     p
+}
+
+/// The test Redis (`FEATURE_TEST_REDIS_URL`, default the local one); `None` (skip) when it is
+/// unreachable, a panic when `CI=true`.
+pub(crate) fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("FEATURE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    let up = addr
+        .parse()
+        .ok()
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if up {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("Redis is unreachable at {url} (CI=true: the test must not skip)");
+    }
+    eprintln!("skipping: Redis is unreachable at {url}");
+    None
 }

@@ -4,8 +4,26 @@
 //! starting with `:` is a comment; `field: value` lines set `event`, append to `data` (one
 //! line of data per `data:` line, joined by LF) or set `id`; other fields are ignored; a blank
 //! line dispatches the event when it has data. A leading byte-order mark is dropped.
+//!
+//! Used by the streaming providers (LaunchDarkly's stream, the relay's SDK stream); it does no
+//! I/O.
+//!
+//! ```
+//! use feature_store::sse::SseParser;
+//!
+//! let mut p = SseParser::new(1024);
+//! assert!(p.push(b"event: put\ndata: {\"a\"").unwrap().is_empty());
+//! let events = p.push(b":1}\n\n").unwrap();
+//! assert_eq!((events[0].event.as_str(), events[0].data.as_str()), ("put", "{\"a\":1}"));
+//! ```
 
-use crate::error::LaunchDarklyError;
+/// An event (or a line) larger than the parser's limit: the stream must be dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an event on the stream exceeds {limit} bytes")]
+pub struct EventTooLarge {
+    /// The limit in bytes.
+    pub limit: usize,
+}
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +65,7 @@ impl SseParser {
     }
 
     /// Feeds a chunk of the body; returns the events it completed, in order.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<SseEvent>, LaunchDarklyError> {
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<SseEvent>, EventTooLarge> {
         let mut out = Vec::new();
         if self.at_start {
             const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -72,7 +90,7 @@ impl SseParser {
         Ok(out)
     }
 
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LaunchDarklyError> {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), EventTooLarge> {
         let mut i = 0;
         while i < chunk.len() {
             let Some(off) = chunk[i..].iter().position(|&b| b == b'\n' || b == b'\r') else {
@@ -101,9 +119,9 @@ impl SseParser {
         Ok(())
     }
 
-    fn check_size(&self) -> Result<(), LaunchDarklyError> {
+    fn check_size(&self) -> Result<(), EventTooLarge> {
         if self.line.len() + self.data.len() > self.limit {
-            return Err(LaunchDarklyError::EventTooLarge { limit: self.limit });
+            return Err(EventTooLarge { limit: self.limit });
         }
         Ok(())
     }
@@ -233,7 +251,7 @@ mod tests {
         assert!(p.push(b"data: 0123456789\n").is_ok());
         assert!(matches!(
             p.push(b"data: 0123456789\n"),
-            Err(LaunchDarklyError::EventTooLarge { limit: 16 })
+            Err(EventTooLarge { limit: 16 })
         ));
         let mut p = SseParser::new(16);
         assert!(p.push(&[b'a'; 40]).is_err());
