@@ -674,3 +674,46 @@ async fn health_is_open_and_metrics_count_routes() {
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     assert_eq!(none.content_type(), "application/problem+json");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_managed_in_the_store_and_revocation_takes_effect() {
+    for kind in KINDS {
+        let Some(env) = Env::new(kind, "tokens").await else {
+            return;
+        };
+        let r = &env.router;
+        let a = call("POST", "/api/v1/tokens")
+            .token(env.admin())
+            .json(&json!({"name": "deploy", "scope": "write"}))
+            .send(r)
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{kind:?} {}", a.text);
+        assert_eq!(a.body["createdBy"], "admin-bot");
+        let token = a.body["token"].as_str().unwrap().to_owned();
+        let id = a.body["id"].as_str().unwrap().to_owned();
+        // The store has it: another server on the same store accepts it.
+        let rec = feature_store::tokens::authenticate(env.tokens.as_ref(), &token)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(rec.name, "deploy");
+        let ok = call("GET", "/api/v1/flags").token(&token).send(r).await;
+        assert_eq!(ok.status, StatusCode::OK);
+        // Revoked in the store by something else: refused once the cache time (1 s) is over.
+        assert!(env.tokens.revoke_token(&id, "elsewhere").await.unwrap());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let gone = call("GET", "/api/v1/flags").token(&token).send(r).await;
+        assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{kind:?}");
+        let list = call("GET", "/api/v1/tokens")
+            .token(env.admin())
+            .send(r)
+            .await;
+        let revoked: Vec<&Value> = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["id"] == id.as_str())
+            .collect();
+        assert!(revoked[0]["revokedAt"].is_string(), "{}", list.text);
+    }
+}

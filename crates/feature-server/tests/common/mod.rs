@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use feature::Client;
-use feature_server::{MemoryTokenStore, Server};
+use feature_server::Server;
 use feature_store::tokens::{create_token, Scope, TokenStore};
 use feature_store::FlagStore;
 use http_body_util::BodyExt;
@@ -116,6 +116,8 @@ impl Drop for Cleanup {
 pub struct StoreEnv {
     pub kind: Kind,
     pub store: Arc<dyn FlagStore>,
+    /// The same store, as the token store.
+    pub tokens: Arc<dyn TokenStore>,
     pub url: String,
     pub name: String,
     pub _cleanup: Cleanup,
@@ -131,12 +133,15 @@ impl StoreEnv {
                     url: url.clone(),
                     table: table.clone(),
                 };
-                let store = feature_postgres::PostgresStore::connect(&url, &table)
-                    .await
-                    .expect("connect");
+                let store = Arc::new(
+                    feature_postgres::PostgresStore::connect(&url, &table)
+                        .await
+                        .expect("connect"),
+                );
                 Some(StoreEnv {
                     kind,
-                    store: Arc::new(store),
+                    tokens: store.clone(),
+                    store,
                     url,
                     name: table,
                     _cleanup: cleanup,
@@ -149,10 +154,11 @@ impl StoreEnv {
                     url: url.clone(),
                     prefix: prefix.clone(),
                 };
-                let store = feature_redis::RedisStore::new(&url, &prefix).expect("store");
+                let store = Arc::new(feature_redis::RedisStore::new(&url, &prefix).expect("store"));
                 Some(StoreEnv {
                     kind,
-                    store: Arc::new(store),
+                    tokens: store.clone(),
+                    store,
                     url,
                     name: prefix,
                     _cleanup: cleanup,
@@ -187,7 +193,7 @@ pub struct Env {
     pub store: StoreEnv,
     pub server: Server,
     pub router: axum::Router,
-    pub tokens: Arc<MemoryTokenStore>,
+    pub tokens: Arc<dyn TokenStore>,
     /// evaluate, read, write, admin
     pub token: [String; 4],
     pub revoked: String,
@@ -197,7 +203,7 @@ impl Env {
     pub async fn new(kind: Kind, tag: &str) -> Option<Env> {
         let store = StoreEnv::new(kind, tag).await?;
         let client = store.client().await;
-        let tokens = Arc::new(MemoryTokenStore::new());
+        let tokens = store.tokens.clone();
         let mut token: [String; 4] = Default::default();
         for (i, scope) in Scope::ALL.into_iter().enumerate() {
             token[i] = create_token(tokens.as_ref(), &format!("{scope}-bot"), scope, "setup")
