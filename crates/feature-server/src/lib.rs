@@ -121,7 +121,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use utoipa::OpenApi;
 
 /// Why a [`Server`] could not be built.
@@ -480,7 +481,12 @@ impl Server {
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 options.request_timeout,
             ))
-            .layer(TraceLayer::new_for_http());
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                    .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            );
         if !options.cors_origins.is_empty() {
             let origins: Vec<HeaderValue> = options
                 .cors_origins
