@@ -117,9 +117,13 @@ pub(crate) fn item_response(status: StatusCode, row: &Row) -> Response {
     r
 }
 
-/// An item of a read-only source with its content `ETag`.
+/// An item read from the client's snapshot (a read-only source, or a store that is down):
+/// its version as `ETag` when it has one, else a hash of its content.
 pub(crate) fn static_item_response(body: Value) -> Response {
-    let tag = content_etag(&body);
+    let tag = match body.get("version").and_then(Value::as_u64) {
+        Some(v) => etag(v),
+        None => content_etag(&body),
+    };
     let mut r = Json(body).into_response();
     r.headers_mut().insert(ETAG, tag);
     r
@@ -133,15 +137,28 @@ pub(crate) async fn get_item(state: &AppState, kind: ItemKind, key: &str) -> Res
             Ok(None) => {
                 Problem::not_found(format!("{kind} {key:?} does not exist")).into_response()
             }
+            Err(e) if is_unavailable(&e) => {
+                tracing::warn!(error = %e, "store unavailable: answering from the client's flags");
+                snapshot_item(state, kind, key)
+            }
             Err(e) => Problem::from(e).into_response(),
         },
-        Backend::ReadOnly(_) => match document_bodies(state, kind)
-            .into_iter()
-            .find(|(k, _)| k == key)
-        {
-            Some((_, body)) => static_item_response(body),
-            None => Problem::not_found(format!("{kind} {key:?} does not exist")).into_response(),
-        },
+        Backend::ReadOnly(_) => snapshot_item(state, kind, key),
+    }
+}
+
+/// Whether a store error means the store is unreachable (reads then come from the client).
+fn is_unavailable(e: &WriteError) -> bool {
+    matches!(e, WriteError::Store { .. } | WriteError::Timeout { .. })
+}
+
+fn snapshot_item(state: &AppState, kind: ItemKind, key: &str) -> Response {
+    match document_bodies(state, kind)
+        .into_iter()
+        .find(|(k, _)| k == key)
+    {
+        Some((_, body)) => static_item_response(body),
+        None => Problem::not_found(format!("{kind} {key:?} does not exist")).into_response(),
     }
 }
 
@@ -232,6 +249,10 @@ pub(crate) async fn list_items(state: &AppState, kind: ItemKind, q: ListQuery) -
                 .filter(|r| r.kind == kind)
                 .map(|r| (r.key.clone(), row_body(r)))
                 .collect(),
+            Err(e) if is_unavailable(&e) => {
+                tracing::warn!(error = %e, "store unavailable: answering from the client's flags");
+                document_bodies(state, kind)
+            }
             Err(e) => return Problem::from(e).into_response(),
         },
         Backend::ReadOnly(_) => document_bodies(state, kind),
