@@ -106,6 +106,7 @@ mod validate;
 pub use auth::Caller;
 pub use memory::MemoryTokenStore;
 pub use problem::{DiagnosticBody, Problem, ProblemDocument, PROBLEM_JSON};
+pub use state::Linter;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
@@ -156,6 +157,7 @@ pub struct ServerBuilder {
     stats: Option<EvaluationStats>,
     registry: Option<prometheus::Registry>,
     bootstrap: Option<String>,
+    linter: Option<Linter>,
     options: Options,
 }
 
@@ -219,6 +221,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Extra checks for `POST /api/v1/validate`, after the compiler's (e.g. the lints of
+    /// `featurectl validate`: prerequisite cycles, missing prerequisites and segments).
+    pub fn linter(mut self, linter: Linter) -> Self {
+        self.linter = Some(linter);
+        self
+    }
+
     /// Largest request body accepted (default 1 MiB); larger ones answer 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.options.body_limit = bytes;
@@ -262,6 +271,7 @@ impl ServerBuilder {
         Ok(Server {
             state: AppState(Arc::new(Inner {
                 backend,
+                linter: self.linter,
                 tokens: self.tokens,
                 bootstrap,
                 client,

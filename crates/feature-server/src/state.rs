@@ -40,7 +40,16 @@ impl Default for Options {
     }
 }
 
+/// Extra checks of `POST /api/v1/validate`, run after the compiler's: the snapshot, a locator
+/// over the text sent → more located diagnostics (`featurectl serve` passes its lints).
+pub type Linter = Arc<
+    dyn Fn(&feature_core::Snapshot, &feature_core::Locator) -> Vec<feature_core::Diagnostic>
+        + Send
+        + Sync,
+>;
+
 pub(crate) struct Inner {
+    pub(crate) linter: Option<Linter>,
     pub(crate) backend: Backend,
     pub(crate) tokens: Option<Arc<dyn TokenStore>>,
     pub(crate) bootstrap: Option<[u8; 32]>,

@@ -1,9 +1,11 @@
 //! `POST /api/v1/validate`: a flag document (JSON, or YAML with a YAML content type) → its
-//! located diagnostics, as the compiler gives them to `featurectl validate`. Nothing is
-//! written.
+//! located diagnostics: the compiler's, then the server's [`Linter`](crate::Linter)'s
+//! (`featurectl serve` gives it the lints of `featurectl validate`). Nothing is written.
 
 use crate::problem::{DiagnosticBody, Problem, ProblemDocument};
+use crate::state::AppState;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::Json;
@@ -40,6 +42,7 @@ pub(crate) struct ValidateResponse {
     )
 )]
 pub(crate) async fn validate(
+    State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ValidateResponse>, Problem> {
@@ -69,8 +72,12 @@ pub(crate) async fn validate(
             }))
         }
     };
+    let locator = parsed.locator.clone();
     let snapshot = parsed.compile(None);
     let mut diags = snapshot.diagnostics().to_vec();
+    if let Some(lint) = &state.linter {
+        diags.extend(lint(&snapshot, &locator));
+    }
     diags.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(usize::MAX)));
     let errors = diags
         .iter()

@@ -93,7 +93,10 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
         .bootstrap_token(std::env::var("FEATURE_SERVER_ADMIN_TOKEN").ok())
         .body_limit(a.body_limit)
         .request_timeout(Duration::from_secs(a.request_timeout.max(1)))
-        .cors_origins(a.cors_origins.clone());
+        .cors_origins(a.cors_origins.clone())
+        .linter(Arc::new(|snapshot, locator| {
+            crate::lint::check(snapshot, locator, None)
+        }));
     let (builder, client) = match (&a.store, &a.file) {
         (Some(url), _) => {
             let opened = open(a, url).await?;
