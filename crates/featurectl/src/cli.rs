@@ -48,6 +48,14 @@ pub enum Command {
     /// With --print-grants, print the GRANT statements of the reader, writer and migrator
     /// roles instead, without connecting.
     Migrate(MigrateArgs),
+    /// Run the flag server: the admin REST API (`/api/v1`), `/health` and `/metrics` over a
+    /// store, or read-only over a flag file.
+    ///
+    /// Every route but /health needs `Authorization: Bearer <token>` (`featurectl token
+    /// create`); FEATURE_SERVER_ADMIN_TOKEN (at least 16 characters) is accepted as an admin
+    /// token named `bootstrap`. Stops gracefully on SIGINT or SIGTERM. Request logs go to
+    /// stderr (RUST_LOG filters them).
+    Serve(ServeArgs),
     /// Check the audit log of a PostgreSQL flag table.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -66,6 +74,76 @@ pub enum AuditCommand {
     /// Exits 0 when intact (and prints the last row's id and hash: keep it elsewhere to
     /// detect a rewrite of the whole log later), 1 when broken, 2 when it cannot check.
     Verify(AuditVerifyArgs),
+}
+
+/// Options of `featurectl serve`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["store", "file"])))]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "FEATURE_SERVER_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+    /// The store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT. Prefer the environment
+    /// variable: a password on the command line is visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_SERVER_STORE",
+        hide_env_values = true,
+        conflicts_with = "file"
+    )]
+    pub store: Option<String>,
+    /// Serve this flag file, read-only (reloaded when it changes; writes answer 405).
+    #[arg(long, value_name = "FLAGS.yaml", env = "FEATURE_SERVER_FILE")]
+    pub file: Option<PathBuf>,
+    /// PostgreSQL table.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "FEATURE_SERVER_TABLE",
+        default_value = "feature_flags"
+    )]
+    pub table: String,
+    /// Redis key prefix.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        env = "FEATURE_SERVER_PREFIX",
+        default_value = "feature"
+    )]
+    pub prefix: String,
+    /// Largest request body accepted, in bytes.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "FEATURE_SERVER_BODY_LIMIT",
+        default_value_t = 1024 * 1024
+    )]
+    pub body_limit: usize,
+    /// Time limit of a request, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "FEATURE_SERVER_REQUEST_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub request_timeout: u64,
+    /// An origin allowed by CORS (repeat, or separate with commas); none: CORS off.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        env = "FEATURE_SERVER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Request logs as JSON lines instead of text.
+    #[arg(long, env = "FEATURE_SERVER_LOG_JSON")]
+    pub log_json: bool,
 }
 
 /// Options of `featurectl migrate`.

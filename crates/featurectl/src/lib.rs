@@ -9,6 +9,7 @@
 //! | `featurectl import --from launchdarkly FILE.json [-o OUT.yaml]` | convert LaunchDarkly flags and segments into this project's YAML |
 //! | `featurectl migrate [--print-grants]` | create or upgrade a PostgreSQL flag table (as the migrator role), or print the GRANTs of the reader, writer and migrator roles |
 //! | `featurectl token create --name NAME --scope SCOPE` (`list`, `revoke ID`) | the flag server's API tokens, in its store; a new token is printed once |
+//! | `featurectl serve [--listen ADDR] (--store URL \| --file FLAGS.yaml)` | the flag server (`feature-server`): the admin REST API, `/health`, `/metrics`; read-only over a file |
 //! | `featurectl audit verify` | recompute a PostgreSQL audit log's hash chain; report the first broken link |
 //!
 //! Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.
@@ -21,6 +22,7 @@ pub mod eval;
 pub mod import;
 pub mod lint;
 pub mod load;
+pub mod serve;
 pub mod store;
 pub mod token;
 pub mod validate;
@@ -41,6 +43,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Import(a) => import::run(a, &mut out),
         Command::Push(a) => store::run_push(a, &mut out),
         Command::History(a) => store::run_history(a, &mut out),
+        Command::Serve(a) => serve::run(a),
         Command::Migrate(a) => store::run_migrate(a, &mut out),
         Command::Audit(cli::AuditCommand::Verify(a)) => store::run_audit_verify(a, &mut out),
         Command::Token(c) => token::run(c, &mut out),

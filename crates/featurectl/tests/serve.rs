@@ -1,0 +1,277 @@
+//! `featurectl serve` as a child process: it answers `/health` without a token and
+//! authenticated requests over a real Redis store (the bootstrap token creates a token, which
+//! writes a flag), serves a flag file read-only (405), and stops gracefully on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
+
+mod common;
+
+use common::{redis_url, write};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BOOT: &str = "bootstrap-secret-0123456789";
+
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(dir: &std::path::Path, args: &[&str]) -> Served {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_featurectl"))
+        .arg("serve")
+        .args(["--listen", &listen])
+        .args(args)
+        .env("FEATURE_SERVER_ADMIN_TOKEN", BOOT)
+        .env_remove("FEATURE_SERVER_STORE")
+        .env_remove("FEATURE_SERVER_FILE")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("featurectl serve starts");
+    let served = Served { child, port };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "featurectl serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served
+}
+
+/// One HTTP/1.1 request: status, headers (lowercase names) and body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn serve_over_a_store_answers_health_and_authenticated_requests() {
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("test:serve:{:08x}", fastrand::u32(..));
+    let mut served = serve(dir.path(), &["--store", &url, "--prefix", &prefix]);
+    let port = served.port;
+
+    let (status, _, body) = http(port, "GET", "/health", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["store"]["name"], "redis");
+    assert_eq!(health["store"]["reachable"], true);
+    assert!(!body.contains(&url), "no store URL in the health report");
+
+    let (status, h, _) = http(port, "GET", "/api/v1/flags", &[], "");
+    assert_eq!(status, 401);
+    assert_eq!(header(&h, "content-type"), Some("application/problem+json"));
+
+    let bearer = format!("Bearer {BOOT}");
+    let (status, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/tokens",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"name": "ci", "scope": "write"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let (status, h, body) = http(
+        port,
+        "PUT",
+        "/api/v1/flags/beta",
+        &[
+            ("Authorization", &bearer),
+            ("If-None-Match", "*"),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"type": "bool", "default": true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(header(&h, "etag"), Some("\"1\""));
+    let (status, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/flags/beta/history",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(status, 200);
+    let history: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(history["items"][0]["actor"], "ci", "{body}");
+    // The server's own client follows the store.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, body) = http(
+            port,
+            "POST",
+            "/api/v1/evaluate",
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            r#"{"flags": ["beta"], "context": {"key": "u"}}"#,
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["evaluations"][0]["value"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, metrics) = http(port, "GET", "/metrics", &[("Authorization", &bearer)], "");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("feature_server_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("feature_flags_total"),
+        "the client's metrics too: {metrics}"
+    );
+
+    // SIGTERM: a graceful stop, exit 0.
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = served.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "featurectl serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
+    served
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(
+        logs.contains("/api/v1/flags/beta") && logs.contains("status=201"),
+        "request logs: {logs}"
+    );
+    assert!(!logs.contains(&token[22..]), "no token in the logs");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut c)
+        .unwrap();
+    for k in keys {
+        let _: () = redis::cmd("DEL").arg(k).query(&mut c).unwrap();
+    }
+}
+
+#[test]
+fn serve_over_a_file_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "flags.yaml",
+        "flags:\n  beta: {type: bool, default: true}\n",
+    );
+    let served = serve(dir.path(), &["--file", "flags.yaml"]);
+    let bearer = format!("Bearer {BOOT}");
+    let (status, _, body) = http(
+        served.port,
+        "GET",
+        "/api/v1/flags/beta",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, h, body) = http(
+        served.port,
+        "PUT",
+        "/api/v1/flags/beta",
+        &[("Authorization", &bearer), ("If-Match", "*")],
+        r#"{"type": "bool"}"#,
+    );
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(header(&h, "content-type"), Some("application/problem+json"));
+    assert!(
+        body.contains("flags come from the file flags.yaml"),
+        "{body}"
+    );
+}
+
+#[test]
+fn serve_needs_a_store_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::featurectl(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
