@@ -2,6 +2,7 @@
 //! and the rules for applying `put`, `patch` and `delete`.
 
 use crate::error::LaunchDarklyError;
+use crate::meta::{FlagEventMeta, FlagMetaMap};
 use feature_core::launchdarkly::{import_flag, import_segment};
 use feature_core::{Diagnostic, FlagDocument, PathSeg, Severity};
 use serde_json::{Map, Value};
@@ -55,6 +56,8 @@ pub(crate) struct DataSet {
 pub(crate) struct Built {
     pub doc: FlagDocument,
     pub skipped: Vec<Diagnostic>,
+    /// The event settings of every flag imported.
+    pub meta: FlagMetaMap,
 }
 
 impl DataSet {
@@ -137,6 +140,7 @@ impl DataSet {
     pub(crate) fn build(&self, origin: &str) -> Built {
         let mut doc = FlagDocument::default();
         let mut skipped = Vec::new();
+        let mut meta = FlagMetaMap::default();
         let live = |m: &'_ BTreeMap<String, Item>| -> Vec<(String, Value)> {
             m.iter()
                 .filter_map(|(k, i)| i.value.clone().map(|v| (k.clone(), v)))
@@ -145,6 +149,7 @@ impl DataSet {
         for (key, v) in live(&self.flags) {
             match import_flag(&key, &v) {
                 Ok(f) => {
+                    meta.insert(key.as_str().into(), FlagEventMeta::of(&v));
                     doc.flags.insert(key, f);
                 }
                 Err(e) => skipped.push(diagnostic(origin, Kind::Flag, &key, &e.to_string())),
@@ -158,7 +163,7 @@ impl DataSet {
                 Err(e) => skipped.push(diagnostic(origin, Kind::Segment, &key, &e.to_string())),
             }
         }
-        Built { doc, skipped }
+        Built { doc, skipped, meta }
     }
 }
 
@@ -298,6 +303,7 @@ mod tests {
         .unwrap();
         let b = d.build("launchdarkly");
         assert_eq!(b.doc.flags.keys().collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(b.meta.keys().map(|k| &**k).collect::<Vec<_>>(), ["ok"]);
         assert_eq!(b.doc.segments.keys().collect::<Vec<_>>(), ["t"]);
         let keys: Vec<&str> = b.skipped.iter().map(|d| d.flag.as_str()).collect();
         assert_eq!(keys, ["bad", "segment s"]);

@@ -55,10 +55,12 @@
 
 mod data;
 mod error;
+mod meta;
 mod provider;
 pub mod sse;
 
 pub use error::{BuildError, LaunchDarklyError};
+pub use meta::{ClientSideAvailability, FlagEventMeta, FlagMetaMap, FlagMetadata};
 pub use provider::{
     LaunchDarklyBuilder, LaunchDarklyProvider, Mode, DEFAULT_BASE_URI, DEFAULT_STREAM_URI,
     MIN_POLL_INTERVAL, NAME,

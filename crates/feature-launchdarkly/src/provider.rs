@@ -2,6 +2,7 @@
 
 use crate::data::{read_event, Change, DataSet};
 use crate::error::{BuildError, LaunchDarklyError};
+use crate::meta::FlagMetadata;
 use crate::sse::SseParser;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
@@ -184,6 +185,7 @@ impl LaunchDarklyBuilder {
                 max_payload_size: self.max_payload_size,
             }),
             shared: Arc::new(Shared {
+                meta: FlagMetadata::new(),
                 status: Mutex::new(ProviderStatus::default()),
                 task: Mutex::new(None),
                 closed: AtomicBool::new(false),
@@ -231,6 +233,8 @@ struct Config {
 }
 
 struct Shared {
+    /// The event settings of the flags published last.
+    meta: FlagMetadata,
     status: Mutex<ProviderStatus>,
     task: Mutex<Option<Supervised>>,
     closed: AtomicBool,
@@ -299,6 +303,13 @@ impl LaunchDarklyProvider {
     /// answered a status a retry cannot change); the status's last error says why.
     pub fn is_failed(&self) -> bool {
         self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// The event settings (`trackEvents`, `debugEventsUntilDate`, version, client-side
+    /// availability, ...) of the flags published last, updated with each snapshot: what the
+    /// event processor and the bootstrap state read. Clones share one table.
+    pub fn flag_metadata(&self) -> FlagMetadata {
+        self.shared.meta.clone()
     }
 }
 
@@ -617,9 +628,9 @@ impl Runner {
         let data = self.data.clone();
         let work = tokio::task::spawn_blocking(move || {
             let built = data.build(NAME);
-            (built.skipped, compile(built.doc))
+            (built.skipped, built.meta, compile(built.doc))
         });
-        let (skipped, snapshot) = match work.await {
+        let (skipped, meta, snapshot) = match work.await {
             Ok(r) => r,
             // A panic ends the task; its supervisor reports it.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -639,6 +650,8 @@ impl Runner {
         // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
         // status and the log name them.
         tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
+        // The event settings first: an evaluation of the new snapshot finds its flag's.
+        self.shared.meta.replace(meta);
         self.sink.publish(snapshot);
         self.mark_ready();
     }
