@@ -55,12 +55,15 @@
 
 mod data;
 mod error;
+pub mod events;
 mod meta;
+mod net;
 mod provider;
 pub mod sse;
 
 pub use error::{BuildError, LaunchDarklyError};
 pub use meta::{ClientSideAvailability, FlagEventMeta, FlagMetaMap, FlagMetadata};
+pub use net::NetworkConfig;
 pub use provider::{
     LaunchDarklyBuilder, LaunchDarklyProvider, Mode, DEFAULT_BASE_URI, DEFAULT_STREAM_URI,
     MIN_POLL_INTERVAL, NAME,

@@ -3,6 +3,7 @@
 use crate::data::{read_event, Change, DataSet};
 use crate::error::{BuildError, LaunchDarklyError};
 use crate::meta::FlagMetadata;
+use crate::net::NetworkConfig;
 use crate::sse::SseParser;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
@@ -68,6 +69,7 @@ pub struct LaunchDarklyBuilder {
     backoff_max: Duration,
     max_event_size: usize,
     max_payload_size: usize,
+    network: NetworkConfig,
 }
 
 impl std::fmt::Debug for LaunchDarklyBuilder {
@@ -148,6 +150,13 @@ impl LaunchDarklyBuilder {
         self
     }
 
+    /// An HTTP proxy and extra root certificates for the stream and polling requests (the
+    /// event processor takes its own, [`EventsConfig::network`](crate::events::EventsConfig::network)).
+    pub fn network(mut self, network: NetworkConfig) -> Self {
+        self.network = network;
+        self
+    }
+
     /// The provider. Fails on an empty SDK key, a URI that is not absolute `http(s)`, and a
     /// zero polling interval, request timeout or stream read timeout
     /// ([`BuildError::ZeroDuration`]: the loop would spin or every request would time out).
@@ -165,8 +174,9 @@ impl LaunchDarklyBuilder {
         auth.set_sensitive(true);
         let poll_url = endpoint(&self.base_uri, "base", "sdk/latest-all")?;
         let stream_url = endpoint(&self.stream_uri, "stream", "all")?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.request_timeout)
+        let http = self
+            .network
+            .client_builder(self.request_timeout)?
             .build()
             .map_err(BuildError::Client)?;
         Ok(LaunchDarklyProvider {
@@ -195,7 +205,7 @@ impl LaunchDarklyBuilder {
     }
 }
 
-fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
+pub(crate) fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
     if d.is_zero() {
         Err(BuildError::ZeroDuration { what })
     } else {
@@ -204,7 +214,7 @@ fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
 }
 
 /// `{uri}/{path}`, whatever the trailing slashes.
-fn endpoint(uri: &str, which: &'static str, path: &str) -> Result<Url, BuildError> {
+pub(crate) fn endpoint(uri: &str, which: &'static str, path: &str) -> Result<Url, BuildError> {
     let bad = || BuildError::InvalidUri {
         which,
         uri: uri.to_owned(),
@@ -296,6 +306,7 @@ impl LaunchDarklyProvider {
             backoff_max: Duration::from_secs(30),
             max_event_size: 64 << 20,
             max_payload_size: 64 << 20,
+            network: NetworkConfig::default(),
         }
     }
 
