@@ -53,6 +53,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 mod data;
 mod error;
 pub mod events;

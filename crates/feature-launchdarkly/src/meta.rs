@@ -30,8 +30,10 @@ pub struct FlagEventMeta {
     pub debug_events_until_date: Option<u64>,
     /// Each rule's `trackEvents`, by rule index.
     pub rule_track_events: Vec<bool>,
-    /// `clientSide` (or `clientSideAvailability.usingEnvironmentId`): the flag is made
-    /// available to client-side SDKs.
+    /// The keys of the flag's prerequisites, in order.
+    pub prerequisites: Vec<String>,
+    /// `clientSide`: the flag is made available to client-side SDKs (what
+    /// `all_flags_state`'s client-side-only option keeps).
     pub client_side: bool,
     /// `clientSideAvailability` as sent (defaults: environment id from `clientSide`, mobile
     /// key on, as LaunchDarkly reads a flag without it).
@@ -77,10 +79,19 @@ impl FlagEventMeta {
                         .collect()
                 })
                 .unwrap_or_default(),
-            client_side: match availability {
-                Some(_) => client_side_availability.using_environment_id,
-                None => flag_of("clientSide"),
-            },
+            // What LaunchDarkly's SDKs read for `client_side_only` (its data always carries it
+            // beside `clientSideAvailability`).
+            prerequisites: o
+                .get("prerequisites")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| p.get("key").and_then(Value::as_str))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            client_side: flag_of("clientSide"),
             client_side_availability,
         }
     }
@@ -152,7 +163,8 @@ mod tests {
         assert!(m.client_side_availability.using_mobile_key);
         let m = FlagEventMeta::of(&json!({"clientSideAvailability":
             {"usingEnvironmentId": true, "usingMobileKey": false}}));
-        assert!(m.client_side && !m.client_side_availability.using_mobile_key);
+        assert!(m.client_side_availability.using_environment_id);
+        assert!(!m.client_side && !m.client_side_availability.using_mobile_key);
         let m = FlagEventMeta::of(&json!(3));
         assert!(!m.track_events && !m.client_side && m.version == 0);
     }

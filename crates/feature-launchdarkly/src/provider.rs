@@ -316,6 +316,23 @@ impl LaunchDarklyProvider {
         self.shared.failed.load(Ordering::SeqCst)
     }
 
+    /// LaunchDarkly's bootstrap state of every flag for `ctx` (see
+    /// [`bootstrap::all_flags_state`](crate::bootstrap::all_flags_state)), evaluated on
+    /// `snapshot`, the flags the client evaluates (`feature::Client::snapshot()`): `$valid`
+    /// is `false` before the provider has published flags.
+    pub fn all_flags_state(
+        &self,
+        snapshot: &feature_core::Snapshot,
+        ctx: &feature_core::Context,
+        options: crate::bootstrap::FlagsStateOptions,
+    ) -> serde_json::Value {
+        let meta = self.shared.meta.load();
+        if meta.is_empty() && snapshot.is_empty() && !self.shared.status().connected {
+            return crate::bootstrap::invalid_flags_state();
+        }
+        crate::bootstrap::all_flags_state(snapshot, &meta, ctx, options)
+    }
+
     /// The event settings (`trackEvents`, `debugEventsUntilDate`, version, client-side
     /// availability, ...) of the flags published last, updated with each snapshot: what the
     /// event processor and the bootstrap state read. Clones share one table.

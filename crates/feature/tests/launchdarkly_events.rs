@@ -100,10 +100,11 @@ fn flags() -> Value {
         "flags": {
             "tracked": {"key": "tracked", "version": 3, "on": true, "salt": "t",
                 "variations": [false, true], "offVariation": 0, "trackEvents": true,
+                "clientSide": true,
                 "fallthrough": {"variation": 1}},
             "rules": {"key": "rules", "version": 8, "on": true, "salt": "r",
                 "variations": ["red", "green", "blue"], "offVariation": 0,
-                "trackEventsFallthrough": true,
+                "trackEventsFallthrough": true, "clientSide": true,
                 "rules": [
                     {"id": "free", "variation": 0, "clauses": [
                         {"attribute": "plan", "op": "in", "values": ["free"], "negate": false}]},
@@ -128,7 +129,13 @@ fn flags() -> Value {
             "dark": {"key": "dark", "version": 6, "on": false, "salt": "k",
                 "variations": [true, false], "fallthrough": {"variation": 0}},
             "ratio": {"key": "ratio", "version": 1, "on": true, "salt": "q",
-                "variations": [0.25, 0.75], "offVariation": 0, "fallthrough": {"variation": 1}}
+                "variations": [0.25, 0.75], "offVariation": 0, "fallthrough": {"variation": 1}},
+            // Not evaluated by the event scenario (LaunchDarkly's SDKs also send an event per
+            // prerequisite evaluation); in the bootstrap state only.
+            "gated": {"key": "gated", "version": 9, "on": true, "salt": "g",
+                "variations": ["no", "yes"], "offVariation": 0, "clientSide": true,
+                "prerequisites": [{"key": "tracked", "variation": 1}, {"key": "rules", "variation": 0}],
+                "fallthrough": {"variation": 1}}
         },
         "segments": {}
     })
@@ -453,4 +460,70 @@ async fn events_match_launchdarklys_own_sdk() {
         serde_json::to_string(&ours).unwrap(),
         serde_json::to_string(&theirs).unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_state_and_secure_mode_hash_match_launchdarklys_own_sdk() {
+    use feature::providers::launchdarkly::bootstrap::{secure_mode_hash, FlagsStateOptions};
+    use feature::providers::launchdarkly::{LaunchDarklyProvider, Mode};
+    let Some(python) = python() else { return };
+    let options = [
+        FlagsStateOptions::default(),
+        FlagsStateOptions {
+            client_side_only: true,
+            ..FlagsStateOptions::default()
+        },
+        FlagsStateOptions {
+            with_reasons: true,
+            ..FlagsStateOptions::default()
+        },
+        FlagsStateOptions {
+            with_reasons: true,
+            details_only_for_tracked_flags: true,
+            ..FlagsStateOptions::default()
+        },
+    ];
+    let py_options = |o: &FlagsStateOptions| {
+        json!({"client_side_only": o.client_side_only, "with_reasons": o.with_reasons,
+               "details_only_for_tracked_flags": o.details_only_for_tracked_flags})
+    };
+    let mut steps = Vec::new();
+    for c in contexts() {
+        for o in &options {
+            steps.push(json!({"op": "all_flags_state", "context": c, "options": py_options(o)}));
+        }
+        steps.push(json!({"op": "secure_mode_hash", "context": c}));
+    }
+    let theirs_in = StandIn::start(flags()).await;
+    let theirs = run_sdk(&python, &scenario(&theirs_in, &steps)).await;
+
+    let ours_in = StandIn::start(flags()).await;
+    let provider = LaunchDarklyProvider::builder(SDK_KEY)
+        .base_uri(&ours_in.uri)
+        .mode(Mode::polling())
+        .build()
+        .unwrap();
+    let meta = provider.flag_metadata();
+    let client = Client::builder().provider(provider).build().await.unwrap();
+    let mut ours = Vec::new();
+    for c in contexts() {
+        let ctx = Context::from_json(&c).unwrap();
+        for o in &options {
+            ours.push(
+                feature::providers::launchdarkly::bootstrap::all_flags_state(
+                    &client.snapshot(),
+                    &meta.load(),
+                    &ctx,
+                    *o,
+                ),
+            );
+        }
+        ours.push(json!(secure_mode_hash(SDK_KEY, &ctx)));
+    }
+    client.close().await;
+    assert_eq!(ours.len(), theirs.len());
+    assert!(theirs[0]["$flagsState"]["gated"]["prerequisites"].is_array());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "step {i}: {}", steps[i]);
+    }
 }

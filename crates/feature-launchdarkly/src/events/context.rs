@@ -215,8 +215,8 @@ fn parts(ctx: &Context) -> Vec<(String, Map<String, Value>)> {
 /// LaunchDarkly's fully qualified key: the key of a user context; `kind:key` for another
 /// kind; for a multi-kind context, `kind:key` of each kind sorted by kind, joined by `:`
 /// (`%` and `:` in keys escaped as `%25` and `%3A`). Written into `out` (cleared first),
-/// so a reused buffer costs no allocation.
-pub(crate) fn canonical_key(ctx: &Context, out: &mut String) {
+/// so a reused buffer costs no allocation. The secure mode hash signs this key.
+pub fn canonical_key(ctx: &Context, out: &mut String) {
     out.clear();
     fn escaped(key: &str, out: &mut String) {
         for ch in key.chars() {

@@ -32,7 +32,8 @@ mod summary;
 
 use crate::error::BuildError;
 use crate::meta::FlagMetadata;
-use context::{canonical_key, Redactor};
+pub use context::canonical_key;
+use context::Redactor;
 use dedup::KeySet;
 use feature_core::{Context, ErrorKind, ReasonKind};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
@@ -243,39 +244,61 @@ impl std::fmt::Debug for Evaluated<'_> {
 impl Evaluated<'_> {
     /// The reason as LaunchDarkly writes it.
     fn reason_json(&self) -> Value {
-        let mut o = Map::new();
-        let kind = match self.reason {
-            ReasonKind::Override => "FALLTHROUGH",
-            other => other.as_str(),
-        };
-        o.insert("kind".into(), kind.into());
-        match self.reason {
-            ReasonKind::RuleMatch => {
-                o.insert("ruleIndex".into(), self.rule_index.unwrap_or(0).into());
-                if let Some(id) = self.rule_id {
-                    o.insert("ruleId".into(), id.into());
-                }
-            }
-            ReasonKind::PrerequisiteFailed => {
-                o.insert(
-                    "prerequisiteKey".into(),
-                    self.prerequisite_key.unwrap_or("").into(),
-                );
-            }
-            ReasonKind::Error => {
-                let e = self.error.unwrap_or(ErrorKind::Exception);
-                o.insert("errorKind".into(), e.as_str().into());
-            }
-            _ => {}
-        }
-        if self.in_experiment {
-            o.insert("inExperiment".into(), Value::Bool(true));
-        }
-        if self.big_segment {
-            o.insert("bigSegmentsStatus".into(), "NOT_CONFIGURED".into());
-        }
-        Value::Object(o)
+        reason_json(
+            self.reason,
+            self.rule_index,
+            self.rule_id,
+            self.in_experiment,
+            self.error,
+            self.prerequisite_key,
+            self.big_segment,
+        )
     }
+}
+
+/// A reason as LaunchDarkly writes it (`{"kind": "RULE_MATCH", "ruleIndex": 0, ...}`).
+pub(crate) fn reason_json(
+    reason: ReasonKind,
+    rule_index: Option<usize>,
+    rule_id: Option<&str>,
+    in_experiment: bool,
+    error: Option<ErrorKind>,
+    prerequisite_key: Option<&str>,
+    big_segment: bool,
+) -> Value {
+    let mut o = Map::new();
+    let kind = match reason {
+        // A local override has no LaunchDarkly name; it served what the caller asked for.
+        ReasonKind::Override => "FALLTHROUGH",
+        other => other.as_str(),
+    };
+    o.insert("kind".into(), kind.into());
+    match reason {
+        ReasonKind::RuleMatch => {
+            o.insert("ruleIndex".into(), rule_index.unwrap_or(0).into());
+            if let Some(id) = rule_id {
+                o.insert("ruleId".into(), id.into());
+            }
+        }
+        ReasonKind::PrerequisiteFailed => {
+            o.insert(
+                "prerequisiteKey".into(),
+                prerequisite_key.unwrap_or("").into(),
+            );
+        }
+        ReasonKind::Error => {
+            let e = error.unwrap_or(ErrorKind::Exception);
+            o.insert("errorKind".into(), e.as_str().into());
+        }
+        _ => {}
+    }
+    if in_experiment {
+        o.insert("inExperiment".into(), Value::Bool(true));
+    }
+    if big_segment {
+        o.insert("bigSegmentsStatus".into(), "NOT_CONFIGURED".into());
+    }
+    Value::Object(o)
 }
 
 /// An event waiting for the next flush (contexts are formatted then, off the evaluating
