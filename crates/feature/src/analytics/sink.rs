@@ -105,8 +105,8 @@ pub trait EventSink: Send + Sync + 'static {
     /// `client.track(ctx, name, data)` was called. Must not block.
     fn track(&self, context: &Context, name: &str, data: &TrackData);
 
-    /// LaunchDarkly's `identify`: the context was seen (see [`Client::identify`]
-    /// (crate::Client::identify)). Must not block. Default: nothing.
+    /// LaunchDarkly's `identify`: the context was seen (see
+    /// [`Client::identify`](crate::Client::identify)). Must not block. Default: nothing.
     fn identify(&self, context: &Context) {
         let _ = context;
     }

@@ -6,7 +6,7 @@
 //! It is a sink rather than an [`AnalyticsExporter`](super::AnalyticsExporter) behind the
 //! pipeline: LaunchDarkly's summaries count every evaluation, not a sample, and need the
 //! flag's event settings, which the processor reads from the provider's
-//! [`FlagMetadata`](feature_launchdarkly::FlagMetadata).
+//! [`FlagMetadata`].
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
