@@ -701,6 +701,59 @@ mod tests {
     }
 
     #[test]
+    fn launchdarkly_network_events_and_privacy_variables_are_read() {
+        let c = Config::from_lookup(env(&[
+            ("LAUNCHDARKLY_EVENTS_URI", "https://relay.internal/events"),
+            (
+                "LAUNCHDARKLY_PROXY",
+                "http://user:secret@proxy.internal:3128",
+            ),
+            ("LAUNCHDARKLY_CA_FILE", "/etc/ssl/company-root.pem"),
+            ("LAUNCHDARKLY_APPLICATION_ID", "checkout"),
+            ("LAUNCHDARKLY_APPLICATION_VERSION", "1.4.0"),
+            ("LAUNCHDARKLY_PRIVATE_ATTRIBUTES", "email, /address/city"),
+            ("LAUNCHDARKLY_ALL_ATTRIBUTES_PRIVATE", "true"),
+        ]))
+        .unwrap();
+        let r = &c.remote;
+        assert_eq!(
+            r.launchdarkly_events_url.as_deref(),
+            Some("https://relay.internal/events")
+        );
+        assert_eq!(
+            r.launchdarkly_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/company-root.pem"))
+        );
+        assert_eq!(
+            r.launchdarkly_application,
+            (Some("checkout".into()), Some("1.4.0".into()))
+        );
+        assert_eq!(
+            r.launchdarkly_private_attributes,
+            ["email", "/address/city"]
+        );
+        assert!(r.launchdarkly_all_attributes_private);
+        assert!(r.launchdarkly_proxy.is_some());
+        assert!(
+            !format!("{c:?}").contains("secret"),
+            "proxy credentials hidden"
+        );
+        // The documented name wins over the alias.
+        let c = Config::from_lookup(env(&[
+            ("LAUNCHDARKLY_EVENTS_URL", "https://a.example"),
+            ("LAUNCHDARKLY_EVENTS_URI", "https://b.example"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.remote.launchdarkly_events_url.as_deref(),
+            Some("https://a.example")
+        );
+        assert!(
+            Config::from_lookup(env(&[("LAUNCHDARKLY_ALL_ATTRIBUTES_PRIVATE", "maybe")])).is_err()
+        );
+    }
+
+    #[test]
     fn defaults_are_the_documented_ones() {
         let c = Config::from_lookup(env(&[])).unwrap();
         assert_eq!(c.provider, ProviderKind::Memory);
