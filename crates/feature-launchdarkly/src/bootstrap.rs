@@ -72,7 +72,7 @@ pub fn all_flags_state(
                     reason.in_experiment(),
                     d.error_kind(),
                     d.prerequisite_key(),
-                    false,
+                    m.reaches_big_segment(d.reason_kind(), d.rule_index(), ctx),
                 ),
             );
         }

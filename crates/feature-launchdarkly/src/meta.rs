@@ -32,6 +32,11 @@ pub struct FlagEventMeta {
     pub rule_track_events: Vec<bool>,
     /// The keys of the flag's prerequisites, in order.
     pub prerequisites: Vec<String>,
+    /// For each rule, the context kinds of the big (unbounded) segments it references,
+    /// directly or through other segments' rules (empty: none). This engine cannot evaluate
+    /// big segments: like LaunchDarkly's SDKs without a big-segment store, it never matches
+    /// them and reports `bigSegmentsStatus: NOT_CONFIGURED`.
+    pub big_segment_rules: Vec<Vec<String>>,
     /// `clientSide`: the flag is made available to client-side SDKs (what
     /// `all_flags_state`'s client-side-only option keeps).
     pub client_side: bool,
@@ -91,15 +96,83 @@ impl FlagEventMeta {
                         .collect()
                 })
                 .unwrap_or_default(),
+            big_segment_rules: Vec::new(),
             client_side: flag_of("clientSide"),
             client_side_availability,
         }
+    }
+
+    /// Whether an evaluation reached a big segment, as far as its reason tells: a rule up to
+    /// the one matched (all of them for a fall-through) references one of a kind `ctx` has.
+    /// Rules before the one matched are counted whole (a big-segment clause after one that
+    /// failed is counted too).
+    pub fn reaches_big_segment(
+        &self,
+        reason: feature_core::ReasonKind,
+        rule_index: Option<usize>,
+        ctx: &feature_core::Context,
+    ) -> bool {
+        let upto = match reason {
+            feature_core::ReasonKind::RuleMatch => rule_index.map_or(0, |i| i + 1),
+            feature_core::ReasonKind::Fallthrough => self.big_segment_rules.len(),
+            _ => 0,
+        };
+        self.big_segment_rules
+            .iter()
+            .take(upto)
+            .flatten()
+            .any(|kind| ctx.kinds().any(|k| k == kind))
+    }
+
+    /// Records the big segments each rule references (`big`: segment key → its context
+    /// kind).
+    pub(crate) fn note_big_segments(
+        &mut self,
+        flag: &Value,
+        big: &std::collections::BTreeMap<String, String>,
+    ) {
+        if big.is_empty() {
+            return;
+        }
+        self.big_segment_rules = flag
+            .get("rules")
+            .and_then(Value::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .map(|r| {
+                        let mut kinds: Vec<String> = segment_refs(r)
+                            .filter_map(|k| big.get(k).cloned())
+                            .collect();
+                        kinds.sort();
+                        kinds.dedup();
+                        kinds
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
     }
 
     /// Whether an evaluation that matched rule `index` sends a full event.
     pub fn rule_tracked(&self, index: usize) -> bool {
         self.rule_track_events.get(index).copied().unwrap_or(false)
     }
+}
+
+/// The segment keys a rule's (or a segment rule's) `segmentMatch` clauses name.
+pub(crate) fn segment_refs(rule: &Value) -> impl Iterator<Item = &str> {
+    rule.get("clauses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("op").and_then(Value::as_str) == Some("segmentMatch"))
+        .flat_map(|c| {
+            c.get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(Value::as_str)
 }
 
 /// The settings of every flag of one data set, by flag key.

@@ -375,6 +375,7 @@ impl Provider for LaunchDarklyProvider {
             first: Some(tx),
             backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
             etag: None,
+            big_segment_warned: std::collections::HashSet::new(),
         };
         let shared = self.shared.clone();
         *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| shared.task_died(e)));
@@ -416,6 +417,8 @@ struct Runner {
     first: Option<oneshot::Sender<Result<(), ProviderError>>>,
     backoff: Backoff,
     etag: Option<HeaderValue>,
+    /// Flags already reported as referencing a big segment (a warning once per flag).
+    big_segment_warned: std::collections::HashSet<String>,
 }
 
 fn backend_task_error() -> ProviderError {
@@ -678,6 +681,13 @@ impl Runner {
         // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
         // status and the log name them.
         tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
+        for (key, m) in &meta {
+            if m.big_segment_rules.iter().any(|k| !k.is_empty())
+                && self.big_segment_warned.insert(key.to_string())
+            {
+                tracing::warn!(target: LOG, flag = %key, "flag {key} references a big (unbounded) segment, which this engine cannot evaluate: such segments never match, and evaluations that reach one report bigSegmentsStatus NOT_CONFIGURED, as LaunchDarkly's SDKs do without a big-segment store");
+            }
+        }
         // The event settings first: an evaluation of the new snapshot finds its flag's.
         self.shared.meta.replace(meta);
         self.sink.publish(snapshot);

@@ -135,9 +135,18 @@ fn flags() -> Value {
             "gated": {"key": "gated", "version": 9, "on": true, "salt": "g",
                 "variations": ["no", "yes"], "offVariation": 0, "clientSide": true,
                 "prerequisites": [{"key": "tracked", "variation": 1}, {"key": "rules", "variation": 0}],
+                "fallthrough": {"variation": 1}},
+            // A big segment: never matched without a big-segment store, and said so.
+            "big": {"key": "big", "version": 2, "on": true, "salt": "b",
+                "variations": ["in", "out"], "offVariation": 0, "trackEventsFallthrough": true,
+                "rules": [{"id": "members", "variation": 0, "trackEvents": true, "clauses": [
+                    {"attribute": "", "op": "segmentMatch", "values": ["big-seg"], "negate": false}]}],
                 "fallthrough": {"variation": 1}}
         },
-        "segments": {}
+        "segments": {
+            "big-seg": {"key": "big-seg", "version": 1, "unbounded": true, "generation": 1,
+                "salt": "x", "included": ["alice"], "excluded": [], "rules": []}
+        }
     })
 }
 
@@ -169,6 +178,7 @@ fn steps() -> Vec<Value> {
         ("dark", json!(true)),
         ("ratio", json!(0.5)),
         ("missing", json!("fallback")),
+        ("big", json!("none")),
     ];
     let mut steps = Vec::new();
     let ctxs = contexts();
@@ -452,6 +462,9 @@ async fn events_match_launchdarklys_own_sdk() {
     assert!(theirs.iter().any(|e| e["reason"]["inExperiment"] == true));
     assert!(theirs
         .iter()
+        .any(|e| e["reason"]["bigSegmentsStatus"] == "NOT_CONFIGURED"));
+    assert!(theirs
+        .iter()
         .any(|e| e.to_string().contains("redactedAttributes")));
     assert!(
         ours == theirs,
@@ -523,6 +536,10 @@ async fn bootstrap_state_and_secure_mode_hash_match_launchdarklys_own_sdk() {
     client.close().await;
     assert_eq!(ours.len(), theirs.len());
     assert!(theirs[0]["$flagsState"]["gated"]["prerequisites"].is_array());
+    assert_eq!(
+        theirs[2]["$flagsState"]["big"]["reason"]["bigSegmentsStatus"],
+        "NOT_CONFIGURED"
+    );
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(a, b, "step {i}: {}", steps[i]);
     }

@@ -598,6 +598,9 @@ impl EventProcessor {
                 ReasonKind::Fallthrough => m.track_events_fallthrough,
                 _ => false,
             };
+        let big_segment = e.big_segment
+            || (!m.big_segment_rules.is_empty()
+                && m.reaches_big_segment(e.reason, e.rule_index, e.context));
         let past = s.last_known_past.load(Ordering::Relaxed);
         let debug = m
             .debug_events_until_date
@@ -614,7 +617,7 @@ impl EventProcessor {
             default: (e.default)(),
             variation: e.variation,
             version: m.version,
-            reason: experiment.then(|| e.reason_json()),
+            reason: experiment.then(|| Evaluated { big_segment, ..*e }.reason_json()),
         };
         if m.track_events || experiment {
             s.push(&mut st, event(false));
