@@ -231,7 +231,19 @@ pub fn canonical_key(ctx: &Context, out: &mut String) {
         out.push_str(ctx.key());
         return;
     }
-    let mut kinds: Vec<&str> = ctx.kinds().collect();
+    // Kinds sorted without a heap allocation for up to 8 of them (nearly always).
+    let mut few: [&str; 8] = [""; 8];
+    let mut many: Vec<&str> = Vec::new();
+    let n = ctx.kinds().count();
+    let kinds: &mut [&str] = if n <= few.len() {
+        for (slot, k) in few.iter_mut().zip(ctx.kinds()) {
+            *slot = k;
+        }
+        &mut few[..n]
+    } else {
+        many.extend(ctx.kinds());
+        &mut many
+    };
     kinds.sort_unstable();
     for (i, kind) in kinds.iter().enumerate() {
         if i > 0 {

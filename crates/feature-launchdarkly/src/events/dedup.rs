@@ -11,7 +11,10 @@ pub(crate) struct KeySet {
     tick: u64,
     /// Key → the tick of its last use.
     last_use: FxHashMap<Arc<str>, u64>,
-    /// Uses in order; entries whose tick is no longer the key's last use are stale.
+    /// Every key once, in the order of insertion or of the use it had when last moved; a
+    /// use only updates `last_use` (no allocation), and eviction moves a key whose tick is
+    /// newer than its place to the back instead of evicting it (a second chance), so the key
+    /// evicted is the least recently used.
     order: VecDeque<(Arc<str>, u64)>,
 }
 
@@ -28,36 +31,26 @@ impl KeySet {
     /// Records a use of `key`; whether it was already in the set.
     pub(crate) fn put(&mut self, key: &str) -> bool {
         self.tick += 1;
-        let tick = self.tick;
-        if let Some((k, t)) = self.last_use.get_key_value(key) {
-            let k = k.clone();
-            let _ = t;
-            self.last_use.insert(k.clone(), tick);
-            self.order.push_back((k, tick));
-            self.compact();
+        if let Some(t) = self.last_use.get_mut(key) {
+            *t = self.tick;
             return true;
         }
         let k: Arc<str> = key.into();
-        self.last_use.insert(k.clone(), tick);
-        self.order.push_back((k, tick));
+        self.last_use.insert(k.clone(), self.tick);
+        self.order.push_back((k, self.tick));
         while self.last_use.len() > self.capacity {
             let Some((k, t)) = self.order.pop_front() else {
                 break;
             };
-            if self.last_use.get(&k) == Some(&t) {
-                self.last_use.remove(&k);
+            match self.last_use.get(&k) {
+                Some(&last) if last == t => {
+                    self.last_use.remove(&k);
+                }
+                Some(&last) => self.order.push_back((k, last)),
+                None => {}
             }
         }
-        self.compact();
         false
-    }
-
-    /// Drops stale entries once they outnumber the live ones.
-    fn compact(&mut self) {
-        if self.order.len() > 2 * self.capacity + 16 {
-            let live = &self.last_use;
-            self.order.retain(|(k, t)| live.get(k) == Some(t));
-        }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -82,7 +75,7 @@ mod tests {
         for _ in 0..100 {
             assert!(s.put("b"));
         }
-        assert!(s.order.len() <= 2 * 2 + 16);
+        assert_eq!(s.order.len(), 2);
         s.clear();
         assert!(!s.put("b"));
     }
