@@ -544,3 +544,20 @@ async fn bootstrap_state_and_secure_mode_hash_match_launchdarklys_own_sdk() {
         assert_eq!(a, b, "step {i}: {}", steps[i]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_events_false_sends_nothing_to_launchdarkly() {
+    let stand_in = StandIn::start(flags()).await;
+    let client = our_client(&stand_in, &[("FEATURE_SEND_EVENTS", "false")]).await;
+    let user = Context::new("alice");
+    assert!(client.bool(&user, "tracked", false));
+    client.track(&user, "checkout", ());
+    client.close().await;
+    assert!(stand_in.posts().is_empty());
+
+    // The same client with events on posts them (the stand-in would have seen them).
+    let client = our_client(&stand_in, &[]).await;
+    assert!(client.bool(&user, "tracked", false));
+    client.close().await;
+    assert_eq!(stand_in.posts().len(), 1);
+}

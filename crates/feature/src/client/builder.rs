@@ -187,19 +187,22 @@ impl ClientBuilder {
             if !config.send_events {
                 self.events = None;
             } else if self.events.is_none() && !self.offline {
+                // LaunchDarkly's events: named, or the default with its provider (a sink of
+                // its own, which reads the provider's flag settings).
                 #[cfg(feature = "launchdarkly")]
                 {
                     self.events =
                         crate::analytics::exporters::launchdarkly::from_config(&config, ld_meta)?;
                 }
-                if self.events.is_some() {
-                } else if let Some(exporter) =
-                    crate::analytics::exporters::from_config(&config.events)?
-                {
-                    let pipeline =
-                        AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
-                            .map_err(ClientError::Events)?;
-                    self.events = Some(Arc::new(pipeline));
+                if self.events.is_none() {
+                    if let Some(exporter) =
+                        crate::analytics::exporters::from_config(&config.events)?
+                    {
+                        let pipeline =
+                            AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
+                                .map_err(ClientError::Events)?;
+                        self.events = Some(Arc::new(pipeline));
+                    }
                 }
             }
         }
