@@ -87,3 +87,11 @@ ensure_cargo_hack() {
   echo "installing cargo-hack" >&2
   cargo install --locked --quiet cargo-hack
 }
+
+# LaunchDarkly's Python server-side SDK (PyPI package launchdarkly-server-sdk): the LaunchDarkly
+# events tests run the same scenario through it and compare what it sends with ours.
+ensure_launchdarkly_sdk() {
+  python3 -c 'import ldclient' 2>/dev/null && return 0
+  echo "installing LaunchDarkly's Python SDK (pip: launchdarkly-server-sdk)" >&2
+  python3 -m pip install -q launchdarkly-server-sdk >/dev/null
+}

@@ -19,9 +19,11 @@
 //! - a `matches` value that is not a valid regular expression never matches in LaunchDarkly but
 //!   is an error here, so it is left out of the imported clause.
 //!
-//! Big ("unbounded") segments have no inline members in LaunchDarkly's data; they are imported
-//! with their inline lists and rules, as LaunchDarkly's own evaluator treats them without a
-//! big-segment store.
+//! Big ("unbounded") segments keep their members in a big-segment store, which this engine
+//! does not read: LaunchDarkly's evaluator without such a store reports
+//! `bigSegmentsStatus: NOT_CONFIGURED` and never matches them, whatever inline lists or rules
+//! they carry. They are imported as empty segments (never matching), and the LaunchDarkly
+//! provider reports the status (see `feature_launchdarkly::FlagEventMeta`).
 //!
 //! ```
 //! use feature_core::launchdarkly::import;
@@ -169,6 +171,20 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
             })
             .collect()
     };
+    if o.get("unbounded").and_then(Value::as_bool) == Some(true) {
+        return Ok(Segment {
+            key: key.to_owned(),
+            name: None,
+            description: None,
+            included: Vec::new(),
+            excluded: Vec::new(),
+            included_contexts: Vec::new(),
+            excluded_contexts: Vec::new(),
+            rules: Vec::new(),
+            salt: Some(str_of(o, "salt").unwrap_or("").to_owned()),
+            version: o.get("version").and_then(Value::as_u64),
+        });
+    }
     let (included, excluded) = (strings("included"), strings("excluded"));
     let (included_contexts, excluded_contexts) = (
         ctx_targets("includedContexts"),
@@ -396,6 +412,23 @@ mod tests {
     use super::*;
     use crate::{compile, Context, ReasonKind};
     use serde_json::json;
+
+    #[test]
+    fn big_segments_never_match_whatever_their_inline_lists() {
+        let doc = import(&serde_json::json!({
+            "flags": {"f": {"key": "f", "on": true, "variations": [false, true],
+                "fallthrough": {"variation": 0}, "offVariation": 0, "salt": "s",
+                "rules": [{"id": "r", "variation": 1, "clauses": [
+                    {"attribute": "", "op": "segmentMatch", "values": ["big"]}]}]}},
+            "segments": {"big": {"key": "big", "unbounded": true, "generation": 2,
+                "included": ["u"], "version": 3}}
+        }))
+        .unwrap();
+        assert!(doc.segments["big"].included.is_empty());
+        let snap = crate::compile(doc);
+        let d = snap.evaluate("f", &crate::Context::new("u"));
+        assert_eq!(d.value(), Some(&serde_json::json!(false)));
+    }
 
     #[test]
     fn invalid_regexes_never_match_as_in_launchdarkly() {

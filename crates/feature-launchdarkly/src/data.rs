@@ -2,6 +2,7 @@
 //! and the rules for applying `put`, `patch` and `delete`.
 
 use crate::error::LaunchDarklyError;
+use crate::meta::{FlagEventMeta, FlagMetaMap};
 use feature_core::launchdarkly::{import_flag, import_segment};
 use feature_core::{Diagnostic, FlagDocument, PathSeg, Severity};
 use serde_json::{Map, Value};
@@ -55,6 +56,8 @@ pub(crate) struct DataSet {
 pub(crate) struct Built {
     pub doc: FlagDocument,
     pub skipped: Vec<Diagnostic>,
+    /// The event settings of every flag imported.
+    pub meta: FlagMetaMap,
 }
 
 impl DataSet {
@@ -133,18 +136,67 @@ impl DataSet {
         .map(|i| i.version)
     }
 
+    /// The big (unbounded) segments, and the segments whose rules reference one (followed
+    /// to a fixpoint), each with the context kind of the big segment (`user` by default).
+    fn big_segments(&self) -> BTreeMap<String, String> {
+        let mut big: BTreeMap<String, String> = BTreeMap::new();
+        let live: Vec<(&String, &Value)> = self
+            .segments
+            .iter()
+            .filter_map(|(k, i)| i.value.as_ref().map(|v| (k, v)))
+            .collect();
+        for (k, v) in &live {
+            if v.get("unbounded").and_then(Value::as_bool) == Some(true) {
+                let kind = v
+                    .get("unboundedContextKind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("user");
+                big.insert((*k).clone(), kind.to_owned());
+            }
+        }
+        // Each pass adds at least one segment or stops: at most as many passes as segments.
+        for _ in 0..live.len() {
+            let mut added = false;
+            for (k, v) in &live {
+                if big.contains_key(*k) {
+                    continue;
+                }
+                let found = v
+                    .get("rules")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .flat_map(crate::meta::segment_refs)
+                    .find_map(|s| big.get(s).cloned());
+                if let Some(kind) = found {
+                    big.insert((*k).clone(), kind);
+                    added = true;
+                }
+            }
+            if !added {
+                break;
+            }
+        }
+        big
+    }
+
     /// Imports every live item; an item that cannot be imported is left out and reported.
     pub(crate) fn build(&self, origin: &str) -> Built {
         let mut doc = FlagDocument::default();
         let mut skipped = Vec::new();
+        let mut meta = FlagMetaMap::default();
         let live = |m: &'_ BTreeMap<String, Item>| -> Vec<(String, Value)> {
             m.iter()
                 .filter_map(|(k, i)| i.value.clone().map(|v| (k.clone(), v)))
                 .collect()
         };
+        let big = self.big_segments();
         for (key, v) in live(&self.flags) {
             match import_flag(&key, &v) {
                 Ok(f) => {
+                    let mut m = FlagEventMeta::of(&v);
+                    m.note_big_segments(&v, &big);
+                    meta.insert(key.as_str().into(), m);
                     doc.flags.insert(key, f);
                 }
                 Err(e) => skipped.push(diagnostic(origin, Kind::Flag, &key, &e.to_string())),
@@ -158,7 +210,7 @@ impl DataSet {
                 Err(e) => skipped.push(diagnostic(origin, Kind::Segment, &key, &e.to_string())),
             }
         }
-        Built { doc, skipped }
+        Built { doc, skipped, meta }
     }
 }
 
@@ -298,6 +350,7 @@ mod tests {
         .unwrap();
         let b = d.build("launchdarkly");
         assert_eq!(b.doc.flags.keys().collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(b.meta.keys().map(|k| &**k).collect::<Vec<_>>(), ["ok"]);
         assert_eq!(b.doc.segments.keys().collect::<Vec<_>>(), ["t"]);
         let keys: Vec<&str> = b.skipped.iter().map(|d| d.flag.as_str()).collect();
         assert_eq!(keys, ["bad", "segment s"]);

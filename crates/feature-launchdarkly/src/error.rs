@@ -175,4 +175,28 @@ pub enum BuildError {
     /// The HTTP client could not be created (e.g. no TLS roots).
     #[error("cannot create the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The proxy URL is not valid.
+    #[error("the proxy `{proxy}` is not a valid proxy URL")]
+    Proxy {
+        /// The proxy URL, credentials hidden.
+        proxy: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A root-certificate file could not be read or holds no PEM certificate.
+    #[error("cannot use the certificates of {}", .path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The application tags cannot be sent in an HTTP header.
+    #[error("the application id or version cannot be sent in an HTTP header")]
+    InvalidTags,
+    /// The event processor's thread or runtime could not be started.
+    #[error("cannot start the LaunchDarkly event processor")]
+    Runtime(#[source] std::io::Error),
 }

@@ -16,6 +16,10 @@
 //! | reconnection | after a dropped stream, an error status or a failed poll: capped exponential backoff with jitter, the last flags keep serving, status `Degraded` (`Unavailable` before any data) until data arrives again |
 //! | rejected key | HTTP 401/403 stops the provider at once (no retries): `start` fails with [`LaunchDarklyError::Unauthorized`], or, later, the status reports it and [`LaunchDarklyProvider::is_failed`] is true |
 //! | metrics | latency of `connect`, `load` and `update`, and errors by operation and class, reported to the sink's metrics under provider name `launchdarkly` |
+//! | event settings | [`LaunchDarklyProvider::flag_metadata`]: each flag's `trackEvents`, `trackEventsFallthrough`, rule `trackEvents`, `debugEventsUntilDate`, `version`, `clientSide`, prerequisites, replaced just before each snapshot |
+//! | analytics events | [`events::EventProcessor`]: summary, index (deduplicated), feature, experiment, debug, custom and identify events to `{events_uri}/bulk` as LaunchDarkly's SDKs send them (the `feature` crate's `LaunchDarklyEvents` sink feeds it); options in [`events::EventsConfig`]: events URI, capacity, flush interval, private attributes, application tags |
+//! | bootstrap | [`bootstrap::all_flags_state`] (the JavaScript SDK's bootstrap object) and [`bootstrap::secure_mode_hash`] |
+//! | enterprise networks | [`NetworkConfig`]: an HTTP proxy and extra root certificates (PEM), for flag data ([`LaunchDarklyBuilder::network`]) and events ([`events::EventsConfig::network`]) |
 //!
 //! The SDK key is sent in the `Authorization` header only; it is never logged and `Debug`
 //! output redacts it.
@@ -51,13 +55,40 @@
 //! provider.close().await;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Events
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use feature_core::Context;
+//! use feature_launchdarkly::events::{EventProcessor, EventsConfig};
+//! use feature_launchdarkly::LaunchDarklyProvider;
+//!
+//! let provider = LaunchDarklyProvider::builder("sdk-key").build()?;
+//! let events = EventProcessor::start(
+//!     "sdk-key",
+//!     EventsConfig::default()
+//!         .private_attributes(["email", "/address/city"])
+//!         .application(Some("checkout".into()), Some("1.4.0".into())),
+//!     provider.flag_metadata(),
+//! )?;
+//! events.custom(&Context::new("user-1"), "purchase", None, Some(42.5));
+//! events.close().await; // sends what is queued
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 mod data;
 mod error;
+pub mod events;
+mod meta;
+mod net;
 mod provider;
 
 pub use error::{BuildError, LaunchDarklyError};
+pub use meta::{ClientSideAvailability, FlagEventMeta, FlagMetaMap, FlagMetadata};
+pub use net::NetworkConfig;
 pub use provider::{
     LaunchDarklyBuilder, LaunchDarklyProvider, Mode, DEFAULT_BASE_URI, DEFAULT_STREAM_URI,
     MIN_POLL_INTERVAL, NAME,

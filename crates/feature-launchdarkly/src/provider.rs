@@ -2,6 +2,8 @@
 
 use crate::data::{read_event, Change, DataSet};
 use crate::error::{BuildError, LaunchDarklyError};
+use crate::meta::FlagMetadata;
+use crate::net::NetworkConfig;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
@@ -67,6 +69,7 @@ pub struct LaunchDarklyBuilder {
     backoff_max: Duration,
     max_event_size: usize,
     max_payload_size: usize,
+    network: NetworkConfig,
 }
 
 impl std::fmt::Debug for LaunchDarklyBuilder {
@@ -147,6 +150,13 @@ impl LaunchDarklyBuilder {
         self
     }
 
+    /// An HTTP proxy and extra root certificates for the stream and polling requests (the
+    /// event processor takes its own, [`EventsConfig::network`](crate::events::EventsConfig::network)).
+    pub fn network(mut self, network: NetworkConfig) -> Self {
+        self.network = network;
+        self
+    }
+
     /// The provider. Fails on an empty SDK key, a URI that is not absolute `http(s)`, and a
     /// zero polling interval, request timeout or stream read timeout
     /// ([`BuildError::ZeroDuration`]: the loop would spin or every request would time out).
@@ -164,8 +174,9 @@ impl LaunchDarklyBuilder {
         auth.set_sensitive(true);
         let poll_url = endpoint(&self.base_uri, "base", "sdk/latest-all")?;
         let stream_url = endpoint(&self.stream_uri, "stream", "all")?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.request_timeout)
+        let http = self
+            .network
+            .client_builder(self.request_timeout)?
             .build()
             .map_err(BuildError::Client)?;
         Ok(LaunchDarklyProvider {
@@ -184,6 +195,7 @@ impl LaunchDarklyBuilder {
                 max_payload_size: self.max_payload_size,
             }),
             shared: Arc::new(Shared {
+                meta: FlagMetadata::new(),
                 status: Mutex::new(ProviderStatus::default()),
                 task: Mutex::new(None),
                 closed: AtomicBool::new(false),
@@ -193,7 +205,7 @@ impl LaunchDarklyBuilder {
     }
 }
 
-fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
+pub(crate) fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
     if d.is_zero() {
         Err(BuildError::ZeroDuration { what })
     } else {
@@ -202,7 +214,7 @@ fn nonzero(what: &'static str, d: Duration) -> Result<(), BuildError> {
 }
 
 /// `{uri}/{path}`, whatever the trailing slashes.
-fn endpoint(uri: &str, which: &'static str, path: &str) -> Result<Url, BuildError> {
+pub(crate) fn endpoint(uri: &str, which: &'static str, path: &str) -> Result<Url, BuildError> {
     let bad = || BuildError::InvalidUri {
         which,
         uri: uri.to_owned(),
@@ -231,6 +243,8 @@ struct Config {
 }
 
 struct Shared {
+    /// The event settings of the flags published last.
+    meta: FlagMetadata,
     status: Mutex<ProviderStatus>,
     task: Mutex<Option<Supervised>>,
     closed: AtomicBool,
@@ -292,6 +306,7 @@ impl LaunchDarklyProvider {
             backoff_max: Duration::from_secs(30),
             max_event_size: 64 << 20,
             max_payload_size: 64 << 20,
+            network: NetworkConfig::default(),
         }
     }
 
@@ -299,6 +314,30 @@ impl LaunchDarklyProvider {
     /// answered a status a retry cannot change); the status's last error says why.
     pub fn is_failed(&self) -> bool {
         self.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// LaunchDarkly's bootstrap state of every flag for `ctx` (see
+    /// [`bootstrap::all_flags_state`](crate::bootstrap::all_flags_state)), evaluated on
+    /// `snapshot`, the flags the client evaluates (`feature::Client::snapshot()`): `$valid`
+    /// is `false` before the provider has published flags.
+    pub fn all_flags_state(
+        &self,
+        snapshot: &feature_core::Snapshot,
+        ctx: &feature_core::Context,
+        options: crate::bootstrap::FlagsStateOptions,
+    ) -> serde_json::Value {
+        let meta = self.shared.meta.load();
+        if meta.is_empty() && snapshot.is_empty() && !self.shared.status().connected {
+            return crate::bootstrap::invalid_flags_state();
+        }
+        crate::bootstrap::all_flags_state(snapshot, &meta, ctx, options)
+    }
+
+    /// The event settings (`trackEvents`, `debugEventsUntilDate`, version, client-side
+    /// availability, ...) of the flags published last, updated with each snapshot: what the
+    /// event processor and the bootstrap state read. Clones share one table.
+    pub fn flag_metadata(&self) -> FlagMetadata {
+        self.shared.meta.clone()
     }
 }
 
@@ -336,6 +375,7 @@ impl Provider for LaunchDarklyProvider {
             first: Some(tx),
             backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
             etag: None,
+            big_segment_warned: std::collections::HashSet::new(),
         };
         let shared = self.shared.clone();
         *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| shared.task_died(e)));
@@ -377,6 +417,8 @@ struct Runner {
     first: Option<oneshot::Sender<Result<(), ProviderError>>>,
     backoff: Backoff,
     etag: Option<HeaderValue>,
+    /// Flags already reported as referencing a big segment (a warning once per flag).
+    big_segment_warned: std::collections::HashSet<String>,
 }
 
 fn backend_task_error() -> ProviderError {
@@ -617,9 +659,9 @@ impl Runner {
         let data = self.data.clone();
         let work = tokio::task::spawn_blocking(move || {
             let built = data.build(NAME);
-            (built.skipped, compile(built.doc))
+            (built.skipped, built.meta, compile(built.doc))
         });
-        let (skipped, snapshot) = match work.await {
+        let (skipped, meta, snapshot) = match work.await {
             Ok(r) => r,
             // A panic ends the task; its supervisor reports it.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -639,6 +681,15 @@ impl Runner {
         // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
         // status and the log name them.
         tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
+        for (key, m) in &meta {
+            if m.big_segment_rules.iter().any(|k| !k.is_empty())
+                && self.big_segment_warned.insert(key.to_string())
+            {
+                tracing::warn!(target: LOG, flag = %key, "flag {key} references a big (unbounded) segment, which this engine cannot evaluate: such segments never match, and evaluations that reach one report bigSegmentsStatus NOT_CONFIGURED, as LaunchDarkly's SDKs do without a big-segment store");
+            }
+        }
+        // The event settings first: an evaluation of the new snapshot finds its flag's.
+        self.shared.meta.replace(meta);
         self.sink.publish(snapshot);
         self.mark_ready();
     }

@@ -412,9 +412,15 @@ async fn streaming_applies_newer_patches_and_deletes_and_ignores_older_ones() {
     check_initial(&sink);
     assert_eq!(server.streams(), 1);
 
-    // A newer version changes the evaluation.
-    server.send_event("patch", json!({"path": "/flags/beta", "data": beta(2, 1)}));
+    assert_eq!(p.flag_metadata().get("beta").map(|m| m.version), Some(1));
+
+    // A newer version changes the evaluation, and its event settings come with it.
+    let mut tracked = beta(2, 1);
+    tracked["trackEvents"] = json!(true);
+    server.send_event("patch", json!({"path": "/flags/beta", "data": tracked}));
     wait_value(&sink, "beta", "bob", Some(json!(true))).await;
+    let meta = p.flag_metadata().get("beta").unwrap();
+    assert_eq!((meta.version, meta.track_events), (2, true));
 
     // An older version, and one equal to the held one, are ignored. Events are handled in
     // order, so once the marker flag that follows them is seen they were handled.

@@ -198,6 +198,8 @@ fn pipeline(c: &mut Criterion) {
         value: &value,
         variation: Some(1),
         reason: ReasonKind::RuleMatch,
+        default: Default::default(),
+        rule_index: None,
         rule_id: Some("pro-users"),
         in_experiment: false,
         error: None,

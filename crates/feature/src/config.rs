@@ -158,6 +158,24 @@ pub struct RemoteConfig {
     /// Poll LaunchDarkly every `FEATURE_REFRESH_INTERVAL` instead of streaming
     /// (`LAUNCHDARKLY_POLLING`, default `false`; LaunchDarkly asks for 30 s or more).
     pub launchdarkly_polling: bool,
+    /// LaunchDarkly events URL (`LAUNCHDARKLY_EVENTS_URL`, or `LAUNCHDARKLY_EVENTS_URI`;
+    /// default: LaunchDarkly's; a Relay Proxy's URL works too).
+    pub launchdarkly_events_url: Option<String>,
+    /// HTTP proxy for every LaunchDarkly request (`LAUNCHDARKLY_PROXY`, `http://host:port`).
+    /// Never shown by `Debug` beyond its host (it may carry credentials).
+    pub launchdarkly_proxy: Option<String>,
+    /// A PEM file of extra root certificates trusted for LaunchDarkly requests
+    /// (`LAUNCHDARKLY_CA_FILE`).
+    pub launchdarkly_ca_file: Option<PathBuf>,
+    /// Application id and version sent to LaunchDarkly as `X-LaunchDarkly-Tags`
+    /// (`LAUNCHDARKLY_APPLICATION_ID`, `LAUNCHDARKLY_APPLICATION_VERSION`).
+    pub launchdarkly_application: (Option<String>, Option<String>),
+    /// Attribute references redacted from contexts in LaunchDarkly events
+    /// (`LAUNCHDARKLY_PRIVATE_ATTRIBUTES`, separated by `,`), and whether every attribute is
+    /// (`LAUNCHDARKLY_ALL_ATTRIBUTES_PRIVATE`, default `false`).
+    pub launchdarkly_private_attributes: Vec<String>,
+    /// See [`RemoteConfig::launchdarkly_private_attributes`].
+    pub launchdarkly_all_attributes_private: bool,
     /// Unleash API URL, e.g. `https://unleash.example.com/api` (`UNLEASH_URL`), required
     /// with `FEATURE_PROVIDER=unleash`.
     pub unleash_url: Option<String>,
@@ -187,6 +205,12 @@ impl Default for RemoteConfig {
             launchdarkly_base_url: None,
             launchdarkly_stream_url: None,
             launchdarkly_polling: false,
+            launchdarkly_events_url: None,
+            launchdarkly_proxy: None,
+            launchdarkly_ca_file: None,
+            launchdarkly_application: (None, None),
+            launchdarkly_private_attributes: Vec::new(),
+            launchdarkly_all_attributes_private: false,
             unleash_url: None,
             unleash_token: None,
             unleash_app_name: "feature".into(),
@@ -206,6 +230,24 @@ impl std::fmt::Debug for RemoteConfig {
             .field("launchdarkly_base_url", &self.launchdarkly_base_url)
             .field("launchdarkly_stream_url", &self.launchdarkly_stream_url)
             .field("launchdarkly_polling", &self.launchdarkly_polling)
+            .field("launchdarkly_events_url", &self.launchdarkly_events_url)
+            .field(
+                "launchdarkly_proxy",
+                &self
+                    .launchdarkly_proxy
+                    .as_deref()
+                    .map(feature_core::provider::redact_url),
+            )
+            .field("launchdarkly_ca_file", &self.launchdarkly_ca_file)
+            .field("launchdarkly_application", &self.launchdarkly_application)
+            .field(
+                "launchdarkly_private_attributes",
+                &self.launchdarkly_private_attributes,
+            )
+            .field(
+                "launchdarkly_all_attributes_private",
+                &self.launchdarkly_all_attributes_private,
+            )
             .field("unleash_url", &self.unleash_url)
             .field("unleash_token", &secret(&self.unleash_token))
             .field("unleash_app_name", &self.unleash_app_name)
@@ -236,6 +278,25 @@ impl RemoteConfig {
         c.launchdarkly_sdk_key = set("LAUNCHDARKLY_SDK_KEY").or(c.launchdarkly_sdk_key);
         c.launchdarkly_base_url = set("LAUNCHDARKLY_BASE_URL").or(c.launchdarkly_base_url);
         c.launchdarkly_stream_url = set("LAUNCHDARKLY_STREAM_URL").or(c.launchdarkly_stream_url);
+        c.launchdarkly_events_url = set("LAUNCHDARKLY_EVENTS_URL")
+            .or_else(|| set("LAUNCHDARKLY_EVENTS_URI"))
+            .or(c.launchdarkly_events_url);
+        c.launchdarkly_proxy = set("LAUNCHDARKLY_PROXY").or(c.launchdarkly_proxy);
+        c.launchdarkly_ca_file = set("LAUNCHDARKLY_CA_FILE")
+            .map(PathBuf::from)
+            .or(c.launchdarkly_ca_file);
+        c.launchdarkly_application = (
+            set("LAUNCHDARKLY_APPLICATION_ID").or(c.launchdarkly_application.0),
+            set("LAUNCHDARKLY_APPLICATION_VERSION").or(c.launchdarkly_application.1),
+        );
+        if let Some(refs) = set("LAUNCHDARKLY_PRIVATE_ATTRIBUTES") {
+            c.launchdarkly_private_attributes = refs
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         c.unleash_url = set("UNLEASH_URL").or(c.unleash_url);
         c.unleash_token = set("UNLEASH_API_TOKEN").or(c.unleash_token);
         c.unleash_app_name = set("UNLEASH_APP_NAME").unwrap_or(c.unleash_app_name);
@@ -276,6 +337,11 @@ pub enum ExporterKind {
     Webhook,
     /// Records produced to [`EventsConfig::kafka_topic`] (`kafka`, crate feature `kafka`).
     Kafka,
+    /// LaunchDarkly's events endpoint (`launchdarkly`, crate feature `launchdarkly`; the
+    /// default with `FEATURE_PROVIDER=launchdarkly`): summaries, index, feature, debug, custom
+    /// and identify events as LaunchDarkly's SDKs send them. Needs the LaunchDarkly provider
+    /// built from the same configuration (it reads the flags' event settings).
+    LaunchDarkly,
 }
 
 impl ExporterKind {
@@ -286,6 +352,7 @@ impl ExporterKind {
             ExporterKind::File => "file",
             ExporterKind::Webhook => "webhook",
             ExporterKind::Kafka => "kafka",
+            ExporterKind::LaunchDarkly => "launchdarkly",
         }
     }
 }
@@ -385,12 +452,15 @@ impl EventsConfig {
                 "kafka" if cfg!(feature = "kafka") => Some(ExporterKind::Kafka),
                 "webhook" => return Err(ConfigError::ExporterUnavailable("webhook")),
                 "kafka" => return Err(ConfigError::ExporterUnavailable("kafka")),
+                "launchdarkly" if cfg!(feature = "launchdarkly") => {
+                    Some(ExporterKind::LaunchDarkly)
+                }
                 "launchdarkly" => return Err(ConfigError::ExporterUnavailable("launchdarkly")),
                 _ => {
                     return Err(ConfigError::Invalid {
                         variable: "FEATURE_EVENTS_EXPORTER",
                         value: v,
-                        expected: "one of none, stdout, file, webhook, kafka",
+                        expected: "one of none, stdout, file, webhook, kafka, launchdarkly",
                     })
                 }
             };
@@ -515,11 +585,10 @@ pub enum ConfigError {
     )]
     ProviderUnavailable(&'static str),
     /// The analytics exporter selected (`FEATURE_EVENTS_EXPORTER`) is not available in this
-    /// build (`webhook`, `kafka`: enable the crate feature of the same name) or not yet
-    /// (`launchdarkly`).
+    /// build (`webhook`, `kafka`, `launchdarkly`: enable the crate feature of the same name).
     #[error(
-        "events exporter {0:?} is not available in this build (webhook and kafka need the crate \
-         feature of the same name; a LaunchDarkly events exporter does not exist yet)"
+        "events exporter {0:?} is not available in this build: enable the crate feature of the \
+         same name"
     )]
     ExporterUnavailable(&'static str),
     /// A variable the selected setting needs is not set.
@@ -573,6 +642,11 @@ impl Config {
         c.remote = RemoteConfig::from_lookup(&get, c.remote);
         c.remote.launchdarkly_polling =
             bool_var(&get, "LAUNCHDARKLY_POLLING", c.remote.launchdarkly_polling)?;
+        c.remote.launchdarkly_all_attributes_private = bool_var(
+            &get,
+            "LAUNCHDARKLY_ALL_ATTRIBUTES_PRIVATE",
+            c.remote.launchdarkly_all_attributes_private,
+        )?;
         c.events = EventsConfig::from_lookup(&get, c.events)?;
         c.metrics = crate::metrics::MetricsConfig::from_lookup(&get)?;
         Ok(c)
@@ -660,6 +734,59 @@ mod tests {
     }
 
     #[test]
+    fn launchdarkly_network_events_and_privacy_variables_are_read() {
+        let c = Config::from_lookup(env(&[
+            ("LAUNCHDARKLY_EVENTS_URI", "https://relay.internal/events"),
+            (
+                "LAUNCHDARKLY_PROXY",
+                "http://user:secret@proxy.internal:3128",
+            ),
+            ("LAUNCHDARKLY_CA_FILE", "/etc/ssl/company-root.pem"),
+            ("LAUNCHDARKLY_APPLICATION_ID", "checkout"),
+            ("LAUNCHDARKLY_APPLICATION_VERSION", "1.4.0"),
+            ("LAUNCHDARKLY_PRIVATE_ATTRIBUTES", "email, /address/city"),
+            ("LAUNCHDARKLY_ALL_ATTRIBUTES_PRIVATE", "true"),
+        ]))
+        .unwrap();
+        let r = &c.remote;
+        assert_eq!(
+            r.launchdarkly_events_url.as_deref(),
+            Some("https://relay.internal/events")
+        );
+        assert_eq!(
+            r.launchdarkly_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/company-root.pem"))
+        );
+        assert_eq!(
+            r.launchdarkly_application,
+            (Some("checkout".into()), Some("1.4.0".into()))
+        );
+        assert_eq!(
+            r.launchdarkly_private_attributes,
+            ["email", "/address/city"]
+        );
+        assert!(r.launchdarkly_all_attributes_private);
+        assert!(r.launchdarkly_proxy.is_some());
+        assert!(
+            !format!("{c:?}").contains("secret"),
+            "proxy credentials hidden"
+        );
+        // The documented name wins over the alias.
+        let c = Config::from_lookup(env(&[
+            ("LAUNCHDARKLY_EVENTS_URL", "https://a.example"),
+            ("LAUNCHDARKLY_EVENTS_URI", "https://b.example"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.remote.launchdarkly_events_url.as_deref(),
+            Some("https://a.example")
+        );
+        assert!(
+            Config::from_lookup(env(&[("LAUNCHDARKLY_ALL_ATTRIBUTES_PRIVATE", "maybe")])).is_err()
+        );
+    }
+
+    #[test]
     fn defaults_are_the_documented_ones() {
         let c = Config::from_lookup(env(&[])).unwrap();
         assert_eq!(c.provider, ProviderKind::Memory);
@@ -722,11 +849,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.events.exporter, Some(ExporterKind::File));
         assert_eq!(c.events.file_path(), PathBuf::from("/var/log/events.jsonl"));
-        // Nothing selected: no exporter, even with the LaunchDarkly provider.
+        // Nothing named: the client picks LaunchDarkly's endpoint for the LaunchDarkly
+        // provider when it is built; the configuration only records what was named.
         let c = Config::from_lookup(env(&[("FEATURE_PROVIDER", "launchdarkly")])).unwrap();
         assert_eq!(c.events.exporter, None);
         let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "launchdarkly")]));
-        assert_eq!(e, Err(ConfigError::ExporterUnavailable("launchdarkly")));
+        if cfg!(feature = "launchdarkly") {
+            assert_eq!(e.unwrap().events.exporter, Some(ExporterKind::LaunchDarkly));
+        } else {
+            assert_eq!(e, Err(ConfigError::ExporterUnavailable("launchdarkly")));
+        }
         let e = Config::from_lookup(env(&[("FEATURE_EVENTS_EXPORTER", "syslog")])).unwrap_err();
         assert!(
             matches!(

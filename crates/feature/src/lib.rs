@@ -51,7 +51,7 @@
 //! | `grpc` | `middleware`: `FlagsLayer::new_for_grpc`, the same layer for tonic; `middleware::grpc`: interceptor and `FlagsExt` | available |
 //! | `postgres` | `providers::postgres` (the `feature-postgres` crate, with TLS): flags in a PostgreSQL table, live updates by LISTEN/NOTIFY, write API with audit log; `FEATURE_PROVIDER=postgres` | available |
 //! | `redis` | `providers::redis` (the `feature-redis` crate, with TLS: `rediss://`): flags in a Redis hash, live updates by pub/sub, write API; a read-through cache in front of PostgreSQL with both features; `FEATURE_PROVIDER=redis` | available |
-//! | `launchdarkly` | `providers::launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY` | available |
+//! | `launchdarkly` | `providers::launchdarkly` (the `feature-launchdarkly` crate): flag data streamed (or polled) from LaunchDarkly like its server-side SDKs receive it, imported and evaluated by this engine; `FEATURE_PROVIDER=launchdarkly` with `LAUNCHDARKLY_SDK_KEY`; LaunchDarkly's analytics events (`analytics::exporters::launchdarkly`, the default exporter with this provider) | available |
 //! | `unleash` | `providers::unleash` (the `feature-unleash` crate): toggles from an Unleash server's client API, polled with ETags and evaluated by Unleash's own engine (Yggdrasil); `FEATURE_PROVIDER=unleash` with `UNLEASH_URL`, `UNLEASH_API_TOKEN` | available |
 //!
 //! ## Modules

@@ -249,6 +249,7 @@ async fn send_events_false_means_no_events_and_metrics_disabled_means_no_metrics
     );
 }
 
+#[cfg(not(feature = "launchdarkly"))]
 #[tokio::test]
 async fn an_unavailable_exporter_is_a_typed_error() {
     let e =
@@ -257,7 +258,16 @@ async fn an_unavailable_exporter_is_a_typed_error() {
         e,
         Err(feature::ConfigError::ExporterUnavailable("launchdarkly"))
     );
-    assert!(e.unwrap_err().to_string().contains("does not exist yet"));
+    assert!(e.unwrap_err().to_string().contains("crate feature"));
+}
+
+#[cfg(feature = "launchdarkly")]
+#[tokio::test]
+async fn the_launchdarkly_exporter_needs_the_launchdarkly_provider() {
+    let e = Client::new(config(&[("FEATURE_EVENTS_EXPORTER", "launchdarkly")]))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("FEATURE_PROVIDER"), "{e}");
 }
 
 #[cfg(feature = "webhook")]

@@ -234,6 +234,8 @@ async fn the_pipeline_produces_every_event_to_kafka() {
                 value: &value,
                 variation: Some(1),
                 reason: feature::ReasonKind::RuleMatch,
+                default: Default::default(),
+                rule_index: None,
                 rule_id: Some("exp"),
                 in_experiment: true,
                 error: None,

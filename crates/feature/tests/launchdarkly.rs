@@ -76,6 +76,9 @@ async fn client_new_evaluates_launchdarkly_flags() {
             ("LAUNCHDARKLY_BASE_URL", &base),
             ("LAUNCHDARKLY_POLLING", "true"),
             ("FEATURE_REFRESH_INTERVAL", "30s"),
+            // Events would go to LaunchDarkly's endpoint: tests/launchdarkly_events.rs
+            // points them at a stand-in.
+            ("FEATURE_SEND_EVENTS", "false"),
         ])
         .unwrap(),
     )

@@ -51,4 +51,4 @@ mod sink;
 pub use event::{AnalyticsEvent, EventKind, TrackData};
 pub use pipeline::{AnalyticsPipeline, PipelineConfig, PipelineError, PipelineStats};
 pub use redact::Redaction;
-pub use sink::{BoxFuture, EvaluationEvent, EventSink};
+pub use sink::{BoxFuture, DefaultValue, EvaluationEvent, EventSink};

@@ -163,8 +163,16 @@ impl ClientBuilder {
     /// Starts the provider and waits for its first flags.
     pub async fn build(mut self) -> Result<Client, ClientError> {
         if let Some(config) = self.config.take() {
-            let provider = match self.provider.take() {
+            #[cfg(feature = "launchdarkly")]
+            let mut ld_meta = None;
+            let provider: Arc<dyn Provider> = match self.provider.take() {
                 Some(p) => p,
+                #[cfg(feature = "launchdarkly")]
+                None if config.provider == ProviderKind::LaunchDarkly => {
+                    let p = crate::providers::from_config::launchdarkly(&config)?;
+                    ld_meta = Some(p.flag_metadata());
+                    Arc::new(p)
+                }
                 None => crate::providers::from_config(&config)?,
             };
             // Offline means no network: local providers (memory, file) still serve.
@@ -179,11 +187,22 @@ impl ClientBuilder {
             if !config.send_events {
                 self.events = None;
             } else if self.events.is_none() && !self.offline {
-                if let Some(exporter) = crate::analytics::exporters::from_config(&config.events)? {
-                    let pipeline =
-                        AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
-                            .map_err(ClientError::Events)?;
-                    self.events = Some(Arc::new(pipeline));
+                // LaunchDarkly's events: named, or the default with its provider (a sink of
+                // its own, which reads the provider's flag settings).
+                #[cfg(feature = "launchdarkly")]
+                {
+                    self.events =
+                        crate::analytics::exporters::launchdarkly::from_config(&config, ld_meta)?;
+                }
+                if self.events.is_none() {
+                    if let Some(exporter) =
+                        crate::analytics::exporters::from_config(&config.events)?
+                    {
+                        let pipeline =
+                            AnalyticsPipeline::start_shared(exporter, PipelineConfig::default())
+                                .map_err(ClientError::Events)?;
+                        self.events = Some(Arc::new(pipeline));
+                    }
                 }
             }
         }

@@ -302,6 +302,8 @@ impl Client {
         default: Value,
     ) -> Evaluation {
         let in_flight = self.inner.observer.as_ref().map(Observer::begin);
+        // The caller's default, for the event (only when an observer will report it).
+        let for_event = in_flight.as_ref().map(|_| default.clone());
         let view = self.inner.view.load();
         let eval = if let Some(v) = view.overrides.get(key) {
             override_eval(&view.snapshot, key, v, kind, default)
@@ -316,8 +318,9 @@ impl Client {
                 .to_evaluation(key, default)
         };
         if let (Some(o), Some(in_flight)) = (&self.inner.observer, in_flight) {
+            let default = for_event.unwrap_or(Value::Null);
             o.finish(in_flight, ctx, key, &eval, Some(&eval.value), || {
-                Value::Null
+                default.clone()
             });
         }
         eval
@@ -331,7 +334,7 @@ impl Client {
         key: &str,
         kind: ValueKind,
         extract: impl Fn(&Value) -> Option<T>,
-        default: impl FnOnce() -> Value,
+        default: impl Fn() -> Value,
     ) -> Option<T> {
         let view = self.inner.view.load();
         let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key);
@@ -399,6 +402,14 @@ impl Client {
     pub fn track(&self, ctx: &Context, event: &str, data: impl Into<TrackData>) {
         if let Some(events) = &self.inner.events {
             events.track(ctx, event, &data.into());
+        }
+    }
+
+    /// Tells analytics that `ctx` was seen (LaunchDarkly's `identify` event); sinks other
+    /// than LaunchDarkly's ignore it.
+    pub fn identify(&self, ctx: &Context) {
+        if let Some(events) = &self.inner.events {
+            events.identify(ctx);
         }
     }
 

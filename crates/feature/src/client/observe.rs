@@ -9,7 +9,7 @@
 //!   states its rate ([`EventSink::evaluation_sample_rate`]); the event is built only when kept.
 
 use super::sampling::Sampling;
-use crate::analytics::{EvaluationEvent, EventSink};
+use crate::analytics::{DefaultValue, EvaluationEvent, EventSink};
 use crate::metrics::stripe::{LineRef, Striped};
 use feature_core::metrics::{EvaluationCounts, EvaluationRecord, Metrics, ValueClass};
 use feature_core::{Context, Detail, ErrorKind, Evaluation, ReasonKind};
@@ -53,6 +53,7 @@ pub(crate) trait Outcome {
     fn error(&self) -> Option<ErrorKind>;
     fn variation(&self) -> Option<usize>;
     fn rule_id(&self) -> Option<&str>;
+    fn rule_index(&self) -> Option<usize>;
     fn in_experiment(&self) -> bool;
     fn prerequisite_key(&self) -> Option<&str>;
 }
@@ -73,6 +74,10 @@ impl Outcome for Detail<'_> {
     #[inline(always)]
     fn rule_id(&self) -> Option<&str> {
         Detail::rule_id(self)
+    }
+    #[inline(always)]
+    fn rule_index(&self) -> Option<usize> {
+        Detail::rule_index(self)
     }
     #[inline(always)]
     fn in_experiment(&self) -> bool {
@@ -96,6 +101,9 @@ impl Outcome for Evaluation {
     }
     fn rule_id(&self) -> Option<&str> {
         Evaluation::rule_id(self)
+    }
+    fn rule_index(&self) -> Option<usize> {
+        Evaluation::rule_index(self)
     }
     fn in_experiment(&self) -> bool {
         Evaluation::in_experiment(self)
@@ -184,7 +192,7 @@ impl Observer {
         key: &str,
         o: &impl Outcome,
         value: Option<&Value>,
-        default: impl FnOnce() -> Value,
+        default: impl Fn() -> Value,
     ) {
         let reason = o.reason();
         let class = ValueClass::of(reason, value);
@@ -249,7 +257,7 @@ impl Observer {
         key: &str,
         o: &impl Outcome,
         value: Option<&Value>,
-        default: impl FnOnce() -> Value,
+        default: impl Fn() -> Value,
     ) {
         let fallback;
         let value = match value {
@@ -265,6 +273,8 @@ impl Observer {
             value,
             variation: o.variation(),
             reason: o.reason(),
+            default: DefaultValue::new(&default),
+            rule_index: o.rule_index(),
             rule_id: o.rule_id(),
             in_experiment: o.in_experiment(),
             error: o.error(),

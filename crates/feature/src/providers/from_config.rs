@@ -230,7 +230,7 @@ fn unleash(config: &Config) -> Result<feature_unleash::UnleashProvider, ConfigEr
 /// `LAUNCHDARKLY_STREAM_URL`; streaming unless `LAUNCHDARKLY_POLLING=true`, which polls every
 /// `FEATURE_REFRESH_INTERVAL`.
 #[cfg(feature = "launchdarkly")]
-fn launchdarkly(
+pub(crate) fn launchdarkly(
     config: &Config,
 ) -> Result<feature_launchdarkly::LaunchDarklyProvider, ConfigError> {
     let r = &config.remote;
@@ -248,12 +248,37 @@ fn launchdarkly(
     if let Some(u) = &r.launchdarkly_stream_url {
         builder = builder.stream_uri(u.as_str());
     }
+    builder = builder.network(launchdarkly_network(config));
     if r.launchdarkly_polling {
         builder = builder.mode(feature_launchdarkly::Mode::Polling {
             interval: config.refresh_interval,
         });
     }
-    builder.build().map_err(|e| match e {
+    builder.build().map_err(|e| launchdarkly_error(config, e))
+}
+
+/// The proxy and root certificates of `LAUNCHDARKLY_PROXY` and `LAUNCHDARKLY_CA_FILE`.
+#[cfg(feature = "launchdarkly")]
+pub(crate) fn launchdarkly_network(config: &Config) -> feature_launchdarkly::NetworkConfig {
+    let r = &config.remote;
+    let mut net = feature_launchdarkly::NetworkConfig::new();
+    if let Some(p) = &r.launchdarkly_proxy {
+        net = net.proxy(p.as_str());
+    }
+    if let Some(f) = &r.launchdarkly_ca_file {
+        net = net.ca_file(f);
+    }
+    net
+}
+
+/// A build error of the LaunchDarkly provider or event processor, as the variable to fix.
+#[cfg(feature = "launchdarkly")]
+pub(crate) fn launchdarkly_error(
+    config: &Config,
+    e: feature_launchdarkly::BuildError,
+) -> ConfigError {
+    let r = &config.remote;
+    match e {
         feature_launchdarkly::BuildError::InvalidSdkKey => invalid(
             "LAUNCHDARKLY_SDK_KEY",
             "<hidden>",
@@ -263,13 +288,32 @@ fn launchdarkly(
             which: "stream",
             uri,
         } => invalid("LAUNCHDARKLY_STREAM_URL", &uri, "an absolute http(s) URL"),
+        feature_launchdarkly::BuildError::InvalidUri {
+            which: "events",
+            uri,
+        } => invalid("LAUNCHDARKLY_EVENTS_URL", &uri, "an absolute http(s) URL"),
         feature_launchdarkly::BuildError::InvalidUri { uri, .. } => {
             invalid("LAUNCHDARKLY_BASE_URL", &uri, "an absolute http(s) URL")
         }
+        feature_launchdarkly::BuildError::Proxy { proxy, .. } => invalid(
+            "LAUNCHDARKLY_PROXY",
+            &proxy,
+            "an http:// or https:// proxy URL",
+        ),
+        feature_launchdarkly::BuildError::CaFile { path, .. } => invalid(
+            "LAUNCHDARKLY_CA_FILE",
+            &path.display().to_string(),
+            "a readable PEM file of certificates",
+        ),
+        feature_launchdarkly::BuildError::InvalidTags => invalid(
+            "LAUNCHDARKLY_APPLICATION_ID",
+            r.launchdarkly_application.0.as_deref().unwrap_or(""),
+            "letters, digits, `.`, `-` and `_`",
+        ),
         _ => invalid(
             "LAUNCHDARKLY_BASE_URL",
             r.launchdarkly_base_url.as_deref().unwrap_or(""),
             "a URL the HTTP client can use",
         ),
-    })
+    }
 }

@@ -26,7 +26,7 @@
 //! through the [`Sink`] given to [`Provider::start`].
 
 mod file;
-mod from_config;
+pub(crate) mod from_config;
 mod memory;
 
 pub use feature_core::provider::{

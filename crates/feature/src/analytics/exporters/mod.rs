@@ -6,6 +6,8 @@
 mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "launchdarkly")]
+pub mod launchdarkly;
 mod stdout;
 #[cfg(feature = "webhook")]
 pub mod webhook;
@@ -90,6 +92,9 @@ pub(crate) fn from_config(
                     .map_err(|e| failed("kafka", Box::new(e)))?,
             )
         }
+        // A sink of its own, built with the provider (`launchdarkly::from_config`).
+        #[cfg(feature = "launchdarkly")]
+        Some(ExporterKind::LaunchDarkly) => return Ok(None),
         #[allow(unreachable_patterns)] // every exporter compiled in
         Some(other) => return Err(crate::ConfigError::ExporterUnavailable(other.as_str()).into()),
     }))
