@@ -219,6 +219,18 @@ async fn flags_are_written_only_under_their_version() {
             .send(r)
             .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        // Errors of axum's own extractors are problem documents too.
+        let bad = call("GET", "/api/v1/flags?limit=-1")
+            .token(read)
+            .send(r)
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            bad.content_type(),
+            "application/problem+json",
+            "{}",
+            bad.text
+        );
         // Delete under the version.
         let a = call("DELETE", "/api/v1/flags/f").token(w).send(r).await;
         assert_eq!(a.status, StatusCode::PRECONDITION_REQUIRED);
