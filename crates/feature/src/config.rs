@@ -16,10 +16,14 @@ pub enum ProviderKind {
     Postgres,
     /// A Redis hash (crate feature `redis`).
     Redis,
+    /// An SQLite file, the flag server's embedded store (crate feature `sqlite`).
+    Sqlite,
     /// LaunchDarkly (crate feature `launchdarkly`).
     LaunchDarkly,
     /// Unleash (crate feature `unleash`).
     Unleash,
+    /// A flag server's SDK stream (crate feature `relay`).
+    Relay,
 }
 
 impl ProviderKind {
@@ -30,8 +34,10 @@ impl ProviderKind {
             ProviderKind::File => "file",
             ProviderKind::Postgres => "postgres",
             ProviderKind::Redis => "redis",
+            ProviderKind::Sqlite => "sqlite",
             ProviderKind::LaunchDarkly => "launchdarkly",
             ProviderKind::Unleash => "unleash",
+            ProviderKind::Relay => "relay",
         }
     }
 
@@ -41,8 +47,10 @@ impl ProviderKind {
             "file" => ProviderKind::File,
             "postgres" | "postgresql" => ProviderKind::Postgres,
             "redis" => ProviderKind::Redis,
+            "sqlite" => ProviderKind::Sqlite,
             "launchdarkly" => ProviderKind::LaunchDarkly,
             "unleash" => ProviderKind::Unleash,
+            "relay" => ProviderKind::Relay,
             _ => return None,
         })
     }
@@ -66,8 +74,8 @@ impl Default for FileConfig {
     }
 }
 
-/// Settings of the PostgreSQL and Redis providers (crate features `postgres`, `redis`). Its
-/// `Debug` output hides the URLs' credentials.
+/// Settings of the PostgreSQL, Redis and SQLite providers (crate features `postgres`, `redis`,
+/// `sqlite`). Its `Debug` output hides the URLs' credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// PostgreSQL URL (`FEATURE_POSTGRES_URL`), required with `FEATURE_PROVIDER=postgres`; with
@@ -79,6 +87,9 @@ pub struct StoreConfig {
     pub redis_url: Option<String>,
     /// Redis key prefix (`FEATURE_REDIS_PREFIX`, default `feature`).
     pub redis_prefix: String,
+    /// SQLite database (`FEATURE_SQLITE_URL`: `sqlite://path/to/feature.db`), required with
+    /// `FEATURE_PROVIDER=sqlite`.
+    pub sqlite_url: Option<String>,
     /// Where the last good flags are written, and read back when the store is down at start
     /// (`FEATURE_SNAPSHOT_PATH`, default: none).
     pub snapshot_path: Option<PathBuf>,
@@ -95,6 +106,7 @@ impl fmt::Debug for StoreConfig {
             .field("table", &self.table)
             .field("redis_url", &url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("sqlite_url", &self.sqlite_url)
             .field("snapshot_path", &self.snapshot_path)
             .field("bootstrap_file", &self.bootstrap_file)
             .finish()
@@ -108,6 +120,7 @@ impl Default for StoreConfig {
             table: "feature_flags".into(),
             redis_url: None,
             redis_prefix: "feature".into(),
+            sqlite_url: None,
             snapshot_path: None,
             bootstrap_file: None,
         }
@@ -119,6 +132,7 @@ impl StoreConfig {
         let set = |variable: &'static str| get(variable).filter(|v| !v.trim().is_empty());
         c.postgres_url = set("FEATURE_POSTGRES_URL").or(c.postgres_url);
         c.redis_url = set("FEATURE_REDIS_URL").or(c.redis_url);
+        c.sqlite_url = set("FEATURE_SQLITE_URL").or(c.sqlite_url);
         c.table = set("FEATURE_TABLE").unwrap_or(c.table);
         c.redis_prefix = set("FEATURE_REDIS_PREFIX").unwrap_or(c.redis_prefix);
         c.snapshot_path = set("FEATURE_SNAPSHOT_PATH")
@@ -158,6 +172,12 @@ pub struct RemoteConfig {
     /// Only the toggles of these Unleash projects (`UNLEASH_PROJECTS`: names separated by
     /// `,`; default: every project the token can see).
     pub unleash_projects: Vec<String>,
+    /// The flag server a relay provider follows, e.g. `https://flags.internal.example`
+    /// (`FEATURE_RELAY_URL`), required with `FEATURE_PROVIDER=relay`.
+    pub relay_url: Option<String>,
+    /// The flag server token (`FEATURE_TOKEN`; scope `evaluate` is enough). Never shown by
+    /// `Debug`.
+    pub relay_token: Option<String>,
 }
 
 impl Default for RemoteConfig {
@@ -172,6 +192,8 @@ impl Default for RemoteConfig {
             unleash_app_name: "feature".into(),
             unleash_custom_headers: Vec::new(),
             unleash_projects: Vec::new(),
+            relay_url: None,
+            relay_token: None,
         }
     }
 }
@@ -196,6 +218,14 @@ impl std::fmt::Debug for RemoteConfig {
                     .collect::<Vec<_>>(),
             )
             .field("unleash_projects", &self.unleash_projects)
+            .field(
+                "relay_url",
+                &self
+                    .relay_url
+                    .as_deref()
+                    .map(feature_core::provider::redact_url),
+            )
+            .field("relay_token", &secret(&self.relay_token))
             .finish()
     }
 }
@@ -209,6 +239,8 @@ impl RemoteConfig {
         c.unleash_url = set("UNLEASH_URL").or(c.unleash_url);
         c.unleash_token = set("UNLEASH_API_TOKEN").or(c.unleash_token);
         c.unleash_app_name = set("UNLEASH_APP_NAME").unwrap_or(c.unleash_app_name);
+        c.relay_url = set("FEATURE_RELAY_URL").or(c.relay_url);
+        c.relay_token = set("FEATURE_TOKEN").or(c.relay_token);
         if let Some(headers) = set("UNLEASH_CUSTOM_HEADERS") {
             c.unleash_custom_headers = headers
                 .split(';')
@@ -422,7 +454,7 @@ impl EventsConfig {
 /// [`Config::from_env`] reads them from the environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, launchdarkly, unleash;
+    /// Provider (`FEATURE_PROVIDER`: memory, file, postgres, redis, sqlite, launchdarkly, unleash, relay;
     /// default `memory`).
     pub provider: ProviderKind,
     /// How often remote providers poll or resynchronise (`FEATURE_REFRESH_INTERVAL`, default
@@ -441,7 +473,7 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// File provider settings.
     pub file: FileConfig,
-    /// PostgreSQL and Redis provider settings.
+    /// PostgreSQL, Redis and SQLite provider settings.
     pub store: StoreConfig,
     /// LaunchDarkly and Unleash provider settings.
     pub remote: RemoteConfig,
@@ -513,7 +545,8 @@ impl Config {
             c.provider = ProviderKind::parse(&v).ok_or(ConfigError::Invalid {
                 variable: "FEATURE_PROVIDER",
                 value: v,
-                expected: "one of memory, file, postgres, redis, launchdarkly, unleash",
+                expected:
+                    "one of memory, file, postgres, redis, sqlite, launchdarkly, unleash, relay",
             })?;
         }
         if let Some(v) = get("FEATURE_REFRESH_INTERVAL") {

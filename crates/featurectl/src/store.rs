@@ -1,5 +1,5 @@
 //! `featurectl push` and `featurectl history`: a flag file into a store, and a flag's audit log;
-//! `featurectl migrate` and `featurectl audit verify` for PostgreSQL.
+//! `featurectl migrate` for PostgreSQL, and `featurectl audit verify` for PostgreSQL and SQLite.
 //! The work is done by the store crates; this module parses, connects and prints.
 
 use crate::cli::{AuditVerifyArgs, HistoryArgs, MigrateArgs, PushArgs};
@@ -8,14 +8,16 @@ use feature_core::{parse_document, Format};
 use feature_store::{push, ChangeOp, FlagStore, ItemKind, PushOptions};
 use std::io::Write;
 
-/// Opens the store a `postgres://` or `redis://` URL names.
+/// Opens the store a `postgres://`, `redis://` or `sqlite://` URL names.
 fn open(url: &str, table: &str, prefix: &str) -> anyhow::Result<Box<dyn FlagStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(feature_postgres::PostgresStore::lazy(url, table)?))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Box::new(feature_redis::RedisStore::new(url, prefix)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Box::new(feature_sqlite::SqliteStore::lazy(url)?))
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!("unsupported store URL {url:?}: expected postgres://..., redis://... or sqlite://...")
     }
 }
 
@@ -63,6 +65,13 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
 pub fn run_history(a: &HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let _in_runtime = rt.enter();
+    if a.from.starts_with("sqlite:") {
+        // Reading creates nothing: a mistyped path is an error, not a new empty database.
+        let url = feature_sqlite::SqliteUrl::parse(&a.from)?;
+        if !url.path().exists() {
+            bail!("{}: no such file", url.path().display());
+        }
+    }
     let store = open(&a.from, &a.table, &a.prefix)?;
     let kind = if a.segment {
         ItemKind::Segment
@@ -128,6 +137,9 @@ pub fn run_migrate(a: &MigrateArgs, out: &mut impl Write) -> anyhow::Result<u8> 
 pub fn run_audit_verify(a: &AuditVerifyArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let _in_runtime = rt.enter();
+    if a.store.starts_with("sqlite:") {
+        return verify_sqlite(&rt, &a.store, out);
+    }
     let verdict = rt.block_on(feature_postgres::verify_audit(
         postgres_url(&a.store)?,
         &a.table,
@@ -144,6 +156,41 @@ pub fn run_audit_verify(a: &AuditVerifyArgs, out: &mut impl Write) -> anyhow::Re
             Ok(0)
         }
         feature_postgres::AuditVerdict::Broken(b) => {
+            writeln!(out, "broken: {b}")?;
+            Ok(1)
+        }
+        _ => bail!("unexpected verdict"),
+    }
+}
+
+/// `featurectl audit verify` on an SQLite file (which must exist: it is not created).
+fn verify_sqlite(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<u8> {
+    let path = feature_sqlite::SqliteUrl::parse(url)?;
+    if !path.path().exists() {
+        bail!("{}: no such file", path.path().display());
+    }
+    let verdict = rt.block_on(async {
+        let store = feature_sqlite::SqliteStore::open(url).await?;
+        let verdict = store.verify_audit().await;
+        store.close().await;
+        verdict
+    })?;
+    match verdict {
+        feature_sqlite::AuditVerdict::Intact { rows, head } => {
+            match head {
+                Some((id, hash)) => writeln!(
+                    out,
+                    "ok: {rows} audit rows, chain intact; last row {id}, hash {hash}"
+                )?,
+                None => writeln!(out, "ok: the audit log is empty")?,
+            }
+            Ok(0)
+        }
+        feature_sqlite::AuditVerdict::Broken(b) => {
             writeln!(out, "broken: {b}")?;
             Ok(1)
         }

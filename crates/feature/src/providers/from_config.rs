@@ -1,6 +1,6 @@
 //! Building the provider a [`Config`] names (`FEATURE_PROVIDER`): memory, file, and the
-//! PostgreSQL, Redis, LaunchDarkly and Unleash providers (crate features `postgres`, `redis`,
-//! `launchdarkly`, `unleash`).
+//! PostgreSQL, Redis, SQLite, LaunchDarkly and Unleash providers (crate features `postgres`,
+//! `redis`, `sqlite`, `launchdarkly`, `unleash`).
 
 use super::{FileProvider, MemoryProvider, Provider};
 use crate::config::{Config, ConfigError, ProviderKind};
@@ -18,10 +18,14 @@ pub(crate) fn from_config(config: &Config) -> Result<Arc<dyn Provider>, ConfigEr
         ProviderKind::Postgres => Arc::new(postgres(config)?),
         #[cfg(feature = "redis")]
         ProviderKind::Redis => Arc::new(redis(config)?),
+        #[cfg(feature = "sqlite")]
+        ProviderKind::Sqlite => Arc::new(sqlite(config)?),
         #[cfg(feature = "unleash")]
         ProviderKind::Unleash => Arc::new(unleash(config)?),
         #[cfg(feature = "launchdarkly")]
         ProviderKind::LaunchDarkly => Arc::new(launchdarkly(config)?),
+        #[cfg(feature = "relay")]
+        ProviderKind::Relay => Arc::new(relay(config)?),
         #[allow(unreachable_patterns)] // every provider kind compiled in
         other => return Err(ConfigError::ProviderUnavailable(other.as_str())),
     })
@@ -30,8 +34,10 @@ pub(crate) fn from_config(config: &Config) -> Result<Arc<dyn Provider>, ConfigEr
 #[cfg(any(
     feature = "postgres",
     feature = "redis",
+    feature = "sqlite",
     feature = "unleash",
-    feature = "launchdarkly"
+    feature = "launchdarkly",
+    feature = "relay"
 ))]
 fn invalid(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::Invalid {
@@ -46,7 +52,12 @@ fn invalid(variable: &'static str, value: &str, expected: &'static str) -> Confi
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "relay"
+))]
 fn sync_options(config: &Config) -> feature_store::SyncOptions {
     feature_store::SyncOptions {
         refresh_interval: config.refresh_interval,
@@ -77,6 +88,51 @@ fn postgres(config: &Config) -> Result<feature_postgres::PostgresProvider, Confi
                 "at most 40 lower-case ASCII letters, digits and _, not starting with a digit",
             ),
             _ => invalid("FEATURE_POSTGRES_URL", url, "a postgres:// URL"),
+        })
+}
+
+/// `FEATURE_PROVIDER=relay`: `FEATURE_RELAY_URL` (the flag server), `FEATURE_TOKEN`, and the
+/// store providers' `FEATURE_SNAPSHOT_PATH` / `FEATURE_BOOTSTRAP_FILE`.
+#[cfg(feature = "relay")]
+fn relay(config: &Config) -> Result<feature_relay::RelayProvider, ConfigError> {
+    let url = config.remote.relay_url.as_deref().ok_or_else(|| {
+        invalid(
+            "FEATURE_RELAY_URL",
+            "",
+            "the flag server's URL (required with FEATURE_PROVIDER=relay)",
+        )
+    })?;
+    let mut builder = feature_relay::RelayProvider::builder(url).options(sync_options(config));
+    if let Some(token) = &config.remote.relay_token {
+        builder = builder.token(token);
+    }
+    builder
+        .build()
+        .map_err(|_| invalid("FEATURE_RELAY_URL", url, "an http:// or https:// URL"))
+}
+
+/// `FEATURE_PROVIDER=sqlite`: `FEATURE_SQLITE_URL` (`sqlite://path/to/feature.db`; the file
+/// and its schema are created on first use). Writes of any process on the file are seen
+/// within the poll interval (200 ms).
+#[cfg(feature = "sqlite")]
+fn sqlite(config: &Config) -> Result<feature_sqlite::SqliteProvider, ConfigError> {
+    let url = config.store.sqlite_url.as_deref().ok_or_else(|| {
+        invalid(
+            "FEATURE_SQLITE_URL",
+            "",
+            "a sqlite:// URL (required with FEATURE_PROVIDER=sqlite)",
+        )
+    })?;
+    feature_sqlite::SqliteProvider::builder(url)
+        .options(sync_options(config))
+        .build()
+        .map_err(|e| match e {
+            feature_sqlite::SqliteError::InMemory => invalid(
+                "FEATURE_SQLITE_URL",
+                url,
+                "a database file (an in-memory database cannot be shared)",
+            ),
+            _ => invalid("FEATURE_SQLITE_URL", url, "sqlite://path/to/feature.db"),
         })
 }
 

@@ -13,10 +13,14 @@
 //!   table, live updates by LISTEN/NOTIFY, write API with audit log.
 //! - `redis` (crate feature `redis`, the `feature-redis` crate): flags in a Redis hash, live
 //!   updates by pub/sub; a read-through cache in front of PostgreSQL with both features.
+//! - `sqlite` (crate feature `sqlite`, the `feature-sqlite` crate): flags in an SQLite file,
+//!   the flag server's embedded store; writes of any process on the file seen within 200 ms.
 //! - `launchdarkly` (crate feature `launchdarkly`, the `feature-launchdarkly` crate): flag data
 //!   streamed or polled from LaunchDarkly, evaluated by this engine.
 //! - `unleash` (crate feature `unleash`, the `feature-unleash` crate): toggles from an Unleash
 //!   server, evaluated by Unleash's own engine (Yggdrasil).
+//! - `relay` (crate feature `relay`, the `feature-relay` crate): a flag server's SDK stream
+//!   (`featurectl serve`), so services need no store connection of their own.
 //!
 //! Write your own by implementing [`Provider`]: publish each new [`Snapshot`](crate::engine::Snapshot)
 //! through the [`Sink`] given to [`Provider::start`].
@@ -34,6 +38,10 @@ pub use feature_launchdarkly as launchdarkly;
 pub use feature_postgres as postgres;
 #[cfg(feature = "redis")]
 pub use feature_redis as redis;
+#[cfg(feature = "relay")]
+pub use feature_relay as relay;
+#[cfg(feature = "sqlite")]
+pub use feature_sqlite as sqlite;
 #[cfg(feature = "unleash")]
 pub use feature_unleash as unleash;
 pub use file::FileProvider;
