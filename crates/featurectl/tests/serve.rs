@@ -175,8 +175,23 @@ fn serve_over_a_file_is_read_only() {
 }
 
 #[test]
-fn serve_needs_a_store_or_a_file() {
+fn serve_without_a_store_or_a_file_starts_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let run = common::featurectl(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let served = serve(dir.path(), &[]);
+    let (status, _, body) = http(served.port, "GET", "/health", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["store"]["name"], "sqlite", "{body}");
+    assert_eq!(health["store"]["reachable"], true, "{body}");
+    assert!(dir.path().join("feature.db").exists());
+    let bearer = format!("Bearer {BOOT}");
+    let (status, h, body) = http(
+        served.port,
+        "PUT",
+        "/api/v1/flags/beta",
+        &[("Authorization", &bearer), ("If-None-Match", "*")],
+        r#"{"type": "bool", "default": true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(header(&h, "etag"), Some("\"1\""));
 }
