@@ -78,6 +78,17 @@ ensure_tansu() {
   export FEATURE_TEST_TANSU="$bin"
 }
 
+# schemathesis (PyPI) fuzzes the flag server's OpenAPI document against `featurectl serve`
+# (crates/featurectl/tests/schemathesis.rs); exported as FEATURE_TEST_SCHEMATHESIS.
+ensure_schemathesis() {
+  if ! command -v schemathesis >/dev/null 2>&1; then
+    echo "installing schemathesis (pip)" >&2
+    python3 -m pip install -q schemathesis >/dev/null
+  fi
+  FEATURE_TEST_SCHEMATHESIS=$(command -v schemathesis)
+  export FEATURE_TEST_SCHEMATHESIS
+}
+
 # The open-source Unleash server, for the Unleash provider's tests (needs PostgreSQL and Node).
 . "$(dirname "${BASH_SOURCE[0]}")/unleash.sh"
 

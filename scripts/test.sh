@@ -2,7 +2,8 @@
 # Every check and every test of the workspace: formatting, lints, API docs, each feature alone,
 # the minimum Rust version, unit, integration, conformance and doc tests. Starts PostgreSQL and Redis first when they are not running,
 # installs promtool and the tansu Kafka broker the observability tests use, LaunchDarkly's
-# Python SDK the LaunchDarkly events tests compare against, and starts the
+# Python SDK the LaunchDarkly events tests compare against, schemathesis for the flag server's
+# API fuzzing, and starts the
 # open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack;
 # runs each fuzz target briefly (installs cargo-afl).
 set -euo pipefail
@@ -15,6 +16,7 @@ ensure_redis
 ensure_promtool
 ensure_tansu
 ensure_launchdarkly_sdk
+ensure_schemathesis
 ensure_cargo_hack
 export FEATURE_TEST_POSTGRES_URL=${FEATURE_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}
 export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}

@@ -22,7 +22,7 @@ pub(crate) struct EvaluateRequest {
     pub(crate) context: Value,
     /// The caller's default, served when a flag serves nothing (default `null`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::items::any_value)]
     pub(crate) default: Option<Value>,
 }
 
@@ -33,7 +33,7 @@ pub(crate) struct EvaluationBody {
     /// The flag's key.
     pub(crate) key: String,
     /// The value served, or the caller's default.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::items::any_value)]
     pub(crate) value: Value,
     /// Index of the variation served; absent when a default was served.
     pub(crate) variation_index: Option<usize>,

@@ -421,3 +421,11 @@ pub(crate) fn write_problem(e: WriteError) -> Problem {
         other => Problem::from(other),
     }
 }
+
+/// The schema of a value of any JSON type (a flag's value, a caller's default).
+pub(crate) fn any_value() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+        .description(Some("Any JSON value"))
+        .build()
+}

@@ -487,6 +487,7 @@ impl Server {
         let options = &state.options;
         let mut router = router
             .layer(DefaultBodyLimit::max(options.body_limit))
+            .layer(axum::middleware::map_response(problem::problems_everywhere))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 options.request_timeout,

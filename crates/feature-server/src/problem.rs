@@ -244,6 +244,37 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Middleware: an error answered by something else than a handler (axum's extractors: a bad
+/// query string, path or JSON body; the body limit; the time limit; a method the route does
+/// not have) becomes a problem document too, with its status and text as the detail.
+pub(crate) async fn problems_everywhere(resp: axum::response::Response) -> Response {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let text = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let slug = reason.to_lowercase().replace(' ', "-");
+    let detail = if text.is_empty() {
+        reason.to_owned()
+    } else {
+        text
+    };
+    let mut out = Problem::new(status, &slug, reason, detail).into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,7 @@ pub(crate) struct ValidateResponse {
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "The diagnostics (a document that cannot be parsed gives one, located)", body = ValidateResponse),
+        (status = 400, description = "The body is empty", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = ProblemDocument, content_type = "application/problem+json"),
@@ -48,6 +49,11 @@ pub(crate) async fn validate(
 ) -> Result<Json<ValidateResponse>, Problem> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::invalid("the body is not UTF-8 text", Vec::new()))?;
+    if text.trim().is_empty() {
+        return Err(Problem::bad_request(
+            "the body is empty: send a flag document",
+        ));
+    }
     let yaml = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -219,6 +219,18 @@ async fn flags_are_written_only_under_their_version() {
             .send(r)
             .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        // Errors of axum's own extractors are problem documents too.
+        let bad = call("GET", "/api/v1/flags?limit=-1")
+            .token(read)
+            .send(r)
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            bad.content_type(),
+            "application/problem+json",
+            "{}",
+            bad.text
+        );
         // Delete under the version.
         let a = call("DELETE", "/api/v1/flags/f").token(w).send(r).await;
         assert_eq!(a.status, StatusCode::PRECONDITION_REQUIRED);
@@ -607,6 +619,9 @@ async fn evaluations_come_with_their_trace_and_follow_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_the_api_reaches_an_application_client_within_a_second() {
+    // 200 writes per store, each timed from the request until an application's client on the
+    // same store serves the new value: p99 under 1 s (figures printed; BENCHMARKS.md).
+    const WRITES: usize = 200;
     for kind in KINDS {
         let Some(env) = Env::new(kind, "seen").await else {
             return;
@@ -614,8 +629,10 @@ async fn a_write_through_the_api_reaches_an_application_client_within_a_second()
         let app = env.store.client().await;
         let ctx = feature::Context::new("u");
         let mut etag: Option<String> = None;
-        for round in 0..5 {
+        let mut took = Vec::with_capacity(WRITES);
+        for round in 0..WRITES {
             let on = round % 2 == 0;
+            let start = Instant::now();
             let c = call("PUT", "/api/v1/flags/seen")
                 .token(env.writer())
                 .json(&json!({"type": "bool", "default": on}));
@@ -626,15 +643,20 @@ async fn a_write_through_the_api_reaches_an_application_client_within_a_second()
             let a = c.send(&env.router).await;
             assert!(a.status.is_success(), "{}", a.text);
             etag = Some(a.etag());
-            let start = Instant::now();
             while app.bool(&ctx, "seen", !on) != on {
                 assert!(
-                    start.elapsed() < Duration::from_secs(1),
-                    "{kind:?}: the client did not see write {round} within 1 s"
+                    start.elapsed() < Duration::from_secs(5),
+                    "{kind:?}: the client did not see write {round} within 5 s"
                 );
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
+            took.push(start.elapsed());
         }
+        took.sort();
+        let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).min(took.len()) - 1];
+        let (p50, p99, max) = (at(0.5), at(0.99), took[took.len() - 1]);
+        println!("{kind:?}: write to visible over {WRITES} writes: p50 {p50:?}, p99 {p99:?}, max {max:?}");
+        assert!(p99 < Duration::from_secs(1), "{kind:?}: p99 {p99:?}");
         app.close().await;
     }
 }

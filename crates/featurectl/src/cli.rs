@@ -78,7 +78,6 @@ pub enum AuditCommand {
 
 /// Options of `featurectl serve`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["store", "file"])))]
 pub struct ServeArgs {
     /// The address to listen on.
     #[arg(
@@ -88,8 +87,9 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: String,
-    /// The store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT. Prefer the environment
-    /// variable: a password on the command line is visible to every user of the machine.
+    /// The store: sqlite://PATH (the default: sqlite://feature.db, created when missing),
+    /// postgres://USER:PASS@HOST/DB or redis://HOST:PORT. Prefer the environment variable: a
+    /// password on the command line is visible to every user of the machine.
     #[arg(
         long,
         value_name = "URL",

@@ -9,7 +9,7 @@
 //! | `featurectl import --from launchdarkly FILE.json [-o OUT.yaml]` | convert LaunchDarkly flags and segments into this project's YAML |
 //! | `featurectl migrate [--print-grants]` | create or upgrade a PostgreSQL flag table (as the migrator role), or print the GRANTs of the reader, writer and migrator roles |
 //! | `featurectl token create --name NAME --scope SCOPE` (`list`, `revoke ID`) | the flag server's API tokens, in its store; a new token is printed once |
-//! | `featurectl serve [--listen ADDR] (--store URL \| --file FLAGS.yaml)` | the flag server (`feature-server`): the admin REST API, `/health`, `/metrics`; read-only over a file |
+//! | `featurectl serve [--listen ADDR] [--store URL \| --file FLAGS.yaml]` | the flag server (`feature-server`): the admin REST API, `/health`, `/metrics`; default store `sqlite://feature.db`; read-only over a file |
 //! | `featurectl audit verify` | recompute a PostgreSQL audit log's hash chain; report the first broken link |
 //!
 //! Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.

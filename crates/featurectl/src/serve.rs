@@ -1,5 +1,6 @@
 //! `featurectl serve`: the flag server of `feature-server` on a TCP address, over a store
-//! (`postgres://`, `redis://`) or read-only over a flag file.
+//! (`sqlite://`, the default `sqlite://feature.db`; `postgres://`, `redis://`) or read-only
+//! over a flag file.
 //!
 //! The server's client follows the store through the store's provider (or the file through the
 //! file provider); its metrics and the HTTP metrics share one Prometheus registry (`/metrics`).
@@ -17,6 +18,9 @@ use feature_store::tokens::TokenStore;
 use feature_store::FlagStore;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The store without `--store` or `--file`: an SQLite file in the working directory.
+const DEFAULT_STORE: &str = "sqlite://feature.db";
 
 /// A store for the server: written through, read for tokens, followed by a provider.
 struct Opened {
@@ -51,8 +55,20 @@ async fn open(a: &ServeArgs, url: &str) -> anyhow::Result<Opened> {
             tokens: store,
             provider: Box::new(move |b| b.provider(provider)),
         })
+    } else if url.starts_with("sqlite:") {
+        let store = Arc::new(
+            feature_sqlite::SqliteStore::open(url)
+                .await
+                .context("cannot open the SQLite store")?,
+        );
+        let provider = feature_sqlite::SqliteProvider::new(url)?;
+        Ok(Opened {
+            flags: store.clone(),
+            tokens: store,
+            provider: Box::new(move |b| b.provider(provider)),
+        })
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!("unsupported store URL {url:?}: expected sqlite://..., postgres://... or redis://...")
     }
 }
 
@@ -98,6 +114,17 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
             crate::lint::check(snapshot, locator, None)
         }));
     let (builder, client) = match (&a.store, &a.file) {
+        (None, None) => {
+            let opened = open(a, DEFAULT_STORE).await?;
+            tracing::info!(
+                store = DEFAULT_STORE,
+                "no --store or --file: the embedded SQLite store"
+            );
+            let client = (opened.provider)(Client::builder().metrics(metrics))
+                .build()
+                .await?;
+            (builder.store(opened.flags).tokens(opened.tokens), client)
+        }
         (Some(url), _) => {
             let opened = open(a, url).await?;
             let client = (opened.provider)(Client::builder().metrics(metrics))
@@ -117,7 +144,6 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
             let reason = format!("flags come from the file {}", file_name(path));
             (builder.read_only(reason), client)
         }
-        (None, None) => bail!("give --store URL or --file FLAGS.yaml"),
     };
     let server = builder.client(client.clone()).build()?;
     let listener = tokio::net::TcpListener::bind(&a.listen)

@@ -4,102 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 mod common;
+mod server_process;
 
 use common::{redis_url, write};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use server_process::{header, http, serve, BOOT};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BOOT: &str = "bootstrap-secret-0123456789";
-
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(dir: &std::path::Path, args: &[&str]) -> Served {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_featurectl"))
-        .arg("serve")
-        .args(["--listen", &listen])
-        .args(args)
-        .env("FEATURE_SERVER_ADMIN_TOKEN", BOOT)
-        .env_remove("FEATURE_SERVER_STORE")
-        .env_remove("FEATURE_SERVER_FILE")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("featurectl serve starts");
-    let served = Served { child, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "featurectl serve did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    served
-}
-
-/// One HTTP/1.1 request: status, headers (lowercase names) and body.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
 
 #[test]
 fn serve_over_a_store_answers_health_and_authenticated_requests() {
@@ -212,14 +123,8 @@ fn serve_over_a_store_answers_health_and_authenticated_requests() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    let mut logs = String::new();
-    served
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = served.logs();
     assert!(
         logs.contains("/api/v1/flags/beta") && logs.contains("status=201"),
         "request logs: {logs}"
@@ -270,8 +175,23 @@ fn serve_over_a_file_is_read_only() {
 }
 
 #[test]
-fn serve_needs_a_store_or_a_file() {
+fn serve_without_a_store_or_a_file_starts_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let run = common::featurectl(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    let served = serve(dir.path(), &[]);
+    let (status, _, body) = http(served.port, "GET", "/health", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["store"]["name"], "sqlite", "{body}");
+    assert_eq!(health["store"]["reachable"], true, "{body}");
+    assert!(dir.path().join("feature.db").exists());
+    let bearer = format!("Bearer {BOOT}");
+    let (status, h, body) = http(
+        served.port,
+        "PUT",
+        "/api/v1/flags/beta",
+        &[("Authorization", &bearer), ("If-None-Match", "*")],
+        r#"{"type": "bool", "default": true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(header(&h, "etag"), Some("\"1\""));
 }

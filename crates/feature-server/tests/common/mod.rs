@@ -56,14 +56,16 @@ pub fn redis_url() -> Option<String> {
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Sqlite,
     Postgres,
     Redis,
 }
 
-pub const KINDS: [Kind; 2] = [Kind::Postgres, Kind::Redis];
+pub const KINDS: [Kind; 3] = [Kind::Sqlite, Kind::Postgres, Kind::Redis];
 
 /// Removes a test's table or keys when dropped, even when the test failed.
 pub enum Cleanup {
+    Dir(tempfile::TempDir),
     Table { url: String, table: String },
     Prefix { url: String, prefix: String },
 }
@@ -71,6 +73,7 @@ pub enum Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         match self {
+            Cleanup::Dir(_) => {}
             Cleanup::Table { url, table } => {
                 let (url, t) = (url.clone(), table.clone());
                 let _ = std::thread::spawn(move || {
@@ -126,6 +129,19 @@ pub struct StoreEnv {
 impl StoreEnv {
     pub async fn new(kind: Kind, tag: &str) -> Option<StoreEnv> {
         match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("feature.db").display());
+                let store = Arc::new(feature_sqlite::SqliteStore::open(&url).await.expect("open"));
+                Some(StoreEnv {
+                    kind,
+                    tokens: store.clone(),
+                    store,
+                    url,
+                    name: tag.to_owned(),
+                    _cleanup: Cleanup::Dir(dir),
+                })
+            }
             Kind::Postgres => {
                 let url = pg_url()?;
                 let table = format!("t_srv_{tag}_{:08x}", fastrand::u32(..));
@@ -171,6 +187,9 @@ impl StoreEnv {
     pub async fn client(&self) -> Client {
         let builder = Client::builder();
         let builder = match self.kind {
+            Kind::Sqlite => {
+                builder.provider(feature_sqlite::SqliteProvider::new(&self.url).expect("provider"))
+            }
             Kind::Postgres => builder.provider(
                 feature_postgres::PostgresProvider::builder(self.url.clone())
                     .table(self.name.clone())
