@@ -12,7 +12,7 @@
 //! (`valgrind --tool=callgrind`, `perf record`).
 
 use feature_bench_peers::{
-    check, compare, runner, table, Feature, LaunchDarkly, Plan, Scenario, Yggdrasil,
+    check, compare, runner, table, Feature, FeatureArcSwap, LaunchDarkly, Plan, Scenario, Yggdrasil,
 };
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,11 +76,14 @@ fn profile(args: &[String]) -> ExitCode {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(1_000_000),
     ) else {
-        eprintln!("usage: --profile feature|yggdrasil|launchdarkly a|b|c|d1|d2|e [N]");
+        eprintln!(
+            "usage: --profile feature|feature-arcswap|yggdrasil|launchdarkly a|b|c|d1|d2|e [N]"
+        );
         return ExitCode::FAILURE;
     };
     let t = match engine.as_str() {
         "feature" => runner(&Feature::new(), scenario).run(n),
+        "feature-arcswap" => runner(&FeatureArcSwap::new(), scenario).run(n),
         "yggdrasil" => runner(&Yggdrasil::new(), scenario).run(n),
         "launchdarkly" => runner(&LaunchDarkly::new(), scenario).run(n),
         other => {
