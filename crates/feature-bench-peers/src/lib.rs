@@ -751,6 +751,116 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// One round of the scaling measurement: evaluations per second of all reading threads
+/// together, and CPU nanoseconds per evaluation (per thread, from the scheduler's accounting).
+#[derive(Debug, Clone, Copy)]
+pub struct ScalingRound {
+    /// Reading threads.
+    pub threads: usize,
+    /// Evaluations per second, all threads together.
+    pub per_second: f64,
+    /// CPU time per evaluation, ns (`NaN` where the scheduler's figures are not readable).
+    pub cpu_ns: f64,
+}
+
+/// The CPU time this thread has used, in ns (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Evaluates the mix of (a), (b), (d1), (d2) and (e) through one client from `threads` threads
+/// for `time`, while another thread publishes a new snapshot through the client's provider
+/// every millisecond.
+pub fn scaling_round(feature: &Feature, threads: usize, time: Duration) -> ScalingRound {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let keys = [
+        Scenario::A.key(),
+        Scenario::B.key(),
+        Scenario::D1.key(),
+        Scenario::D2.key(),
+        Scenario::E.key(),
+    ];
+    let stop = AtomicBool::new(false);
+    let start = std::sync::Barrier::new(threads + 1);
+    let (counts, cpu): (Vec<u64>, Vec<f64>) = std::thread::scope(|s| {
+        let publisher = s.spawn(|| {
+            let mut i = 0u64;
+            start.wait();
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                feature.provider().set_flag(feature::Flag::boolean(
+                    "publisher-tick",
+                    i.is_multiple_of(2),
+                ));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            i
+        });
+        let readers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let ctx = feature.context(&Person::matching());
+                    let client = feature.client();
+                    start.wait();
+                    let cpu0 = thread_cpu_ns();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for key in keys {
+                            black_box(client.bool(black_box(&ctx), black_box(key), false));
+                        }
+                        n += keys.len() as u64;
+                    }
+                    let cpu = match (cpu0, thread_cpu_ns()) {
+                        (Some(a), Some(b)) => (b - a) as f64 / n as f64,
+                        _ => f64::NAN,
+                    };
+                    (n, cpu)
+                })
+            })
+            .collect();
+        std::thread::sleep(time);
+        stop.store(true, Ordering::Relaxed);
+        let published = publisher.join().expect("the publisher");
+        assert!(published > 0, "nothing was published");
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("a reader"))
+            .unzip()
+    });
+    ScalingRound {
+        threads,
+        per_second: counts.iter().sum::<u64>() as f64 / time.as_secs_f64(),
+        cpu_ns: median(&cpu),
+    }
+}
+
+/// Rounds of one and two reading threads, alternately; returns the medians for one and two
+/// threads, and the median of the per-pair ratios.
+pub fn scaling(rounds: usize, time: Duration) -> (ScalingRound, ScalingRound, f64) {
+    let feature = Feature::new();
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    let mut ratios = Vec::new();
+    for _ in 0..rounds {
+        let a = scaling_round(&feature, 1, time);
+        let b = scaling_round(&feature, 2, time);
+        ratios.push(b.per_second / a.per_second);
+        one.push(a);
+        two.push(b);
+    }
+    let summary = |v: &[ScalingRound], threads| ScalingRound {
+        threads,
+        per_second: median(&v.iter().map(|r| r.per_second).collect::<Vec<_>>()),
+        cpu_ns: median(&v.iter().map(|r| r.cpu_ns).collect::<Vec<_>>()),
+    };
+    (summary(&one, 1), summary(&two, 2), median(&ratios))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
