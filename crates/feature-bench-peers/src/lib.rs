@@ -861,6 +861,85 @@ pub fn scaling(rounds: usize, time: Duration) -> (ScalingRound, ScalingRound, f6
     (summary(&one, 1), summary(&two, 2), median(&ratios))
 }
 
+/// Large generated documents: N flags of one rule (two clauses, a 50/50 rollout), and one
+/// segment of K user keys.
+pub mod large {
+    use std::io::{self, Write};
+
+    /// What to generate.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Shape {
+        /// Flags (`flag-000000`, ...).
+        pub flags: usize,
+        /// User keys of the segment `big` (none: no segment).
+        pub segment_keys: usize,
+        /// JSON, else YAML.
+        pub json: bool,
+    }
+
+    /// The `i`-th user key of the segment.
+    pub fn segment_key(i: usize) -> String {
+        format!("user-{i:08}")
+    }
+
+    /// Writes the document.
+    pub fn write_document(out: &mut impl Write, shape: Shape) -> io::Result<()> {
+        let rollout = |json: bool| {
+            if json {
+                r#"{"bucketBy":"key","variations":[{"variation":0,"weight":50000},{"variation":1,"weight":50000}]}"#
+            } else {
+                "{bucketBy: key, variations: [{variation: 0, weight: 50000}, {variation: 1, weight: 50000}]}"
+            }
+        };
+        if shape.json {
+            write!(out, "{{\"flags\":{{")?;
+            for i in 0..shape.flags {
+                let sep = if i == 0 { "" } else { "," };
+                write!(
+                    out,
+                    "{sep}\n\"flag-{i:06}\":{{\"type\":\"bool\",\"default\":false,\"rules\":[{{\"id\":\"r{i}\",\"clauses\":[{{\"attribute\":\"plan\",\"operator\":\"in\",\"values\":[\"pro\",\"team-{}\"]}},{{\"attribute\":\"country\",\"operator\":\"eq\",\"values\":[\"DE\"]}}],\"rollout\":{}}}],\"fallthrough\":{{\"variation\":0}}}}",
+                    i % 100,
+                    rollout(true)
+                )?;
+            }
+            write!(out, "\n}}")?;
+            if shape.segment_keys > 0 {
+                write!(out, ",\"segments\":{{\"big\":{{\"included\":[")?;
+                for i in 0..shape.segment_keys {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(out, "{sep}\"{}\"", segment_key(i))?;
+                }
+                write!(out, "]}}}}")?;
+            }
+            writeln!(out, "}}")
+        } else {
+            writeln!(out, "flags:")?;
+            for i in 0..shape.flags {
+                writeln!(
+                    out,
+                    "  flag-{i:06}:\n    type: bool\n    default: false\n    rules:\n      - id: r{i}\n        clauses:\n          - {{attribute: plan, operator: in, values: [pro, team-{}]}}\n          - {{attribute: country, operator: eq, values: [DE]}}\n        rollout: {}\n    fallthrough: {{variation: 0}}",
+                    i % 100,
+                    rollout(false)
+                )?;
+            }
+            if shape.segment_keys > 0 {
+                writeln!(out, "segments:\n  big:\n    included:")?;
+                for i in 0..shape.segment_keys {
+                    writeln!(out, "      - {}", segment_key(i))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The document as a string.
+    pub fn document(shape: Shape) -> String {
+        let mut out = Vec::new();
+        write_document(&mut out, shape).expect("writing to memory");
+        String::from_utf8(out).expect("the generator writes UTF-8")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -875,6 +954,37 @@ mod tests {
         assert_eq!(Scenario::parse("d1"), Some(Scenario::D1));
         assert_eq!(Scenario::parse("c"), Some(Scenario::C));
         assert_eq!(Scenario::parse("x"), None);
+    }
+
+    #[test]
+    fn generated_documents_load_in_both_formats() {
+        for json in [true, false] {
+            let shape = large::Shape {
+                flags: 50,
+                segment_keys: 20,
+                json,
+            };
+            let format = if json { Format::Json } else { Format::Yaml };
+            let snapshot = parse_document(&large::document(shape), format)
+                .unwrap()
+                .compile(None);
+            assert!(!snapshot.has_errors(), "{:?}", snapshot.diagnostics());
+            assert_eq!(snapshot.len(), 50);
+            let served: usize = (0..50)
+                .filter(|i| {
+                    let ctx = feature_core::Context::new(format!("u{i}"))
+                        .with_attribute("plan", "pro")
+                        .with_attribute("country", "DE");
+                    snapshot
+                        .evaluate(&format!("flag-{i:06}"), &ctx)
+                        .value()
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false)
+                })
+                .count();
+            assert!((10..=40).contains(&served), "{served} of 50 in the rollout");
+            assert_eq!(snapshot.document().segments["big"].included.len(), 20);
+        }
     }
 
     #[test]
