@@ -127,7 +127,7 @@ fn membership(snapshot: &feature_core::Snapshot) {
     let with_probe = feature_core::compile(document);
     let n = 1 << 20;
     let contexts: Vec<feature_core::Context> = (0..1024)
-        .map(|i| feature_core::Context::new(format!("user-{:08}", i * 977 % 2_000_000)))
+        .map(|i| feature_core::Context::new(format!("user-{:08}", i * 1953 % 2_000_000)))
         .collect();
     let t = Instant::now();
     let mut hits = 0usize;
