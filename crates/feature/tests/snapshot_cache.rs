@@ -195,3 +195,47 @@ fn a_thread_still_reads_after_its_clients_are_dropped_and_replaced() {
         assert!(Instant::now() < deadline);
     }
 }
+
+#[test]
+fn an_old_snapshot_is_freed_once_every_thread_has_read_a_newer_one() {
+    let rt = runtime();
+    for flags in [10usize, 5000] {
+        let provider = MemoryProvider::new();
+        let client = client(&rt, &provider);
+        let mut doc = feature::FlagDocument::default();
+        for i in 0..flags {
+            let f = Flag::boolean(format!("f{i}"), true);
+            doc.flags.insert(f.key.clone(), f);
+        }
+        provider.replace(doc);
+        let ctx = Context::new("u");
+        assert!(client.bool(&ctx, "f1", false));
+        // Another thread reads (and keeps a copy of) the same view.
+        let c = client.clone();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (read, has_read) = std::sync::mpsc::channel::<()>();
+        let reader = thread::spawn(move || {
+            let ctx = Context::new("v");
+            assert!(c.bool(&ctx, "f1", false));
+            read.send(()).unwrap();
+            wait.recv().unwrap();
+            assert!(!c.bool(&ctx, "f1", true));
+        });
+        has_read.recv().unwrap();
+        let old = Arc::downgrade(&client.snapshot());
+        provider.set_flag(Flag::boolean("f1", false));
+        assert!(!client.bool(&ctx, "f1", true));
+        assert!(old.upgrade().is_some(), "the other thread still holds it");
+        go.send(()).unwrap();
+        reader.join().unwrap();
+        // No further publication: the last reader's release frees it (off its thread when large).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old.upgrade().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{flags} flags: the old snapshot is never freed"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

@@ -20,13 +20,11 @@
 //!
 //! Memory: an idle thread keeps the views it last read alive (at most [`SLOTS`]) until it
 //! reads again, its slot is taken by another client, or it exits. A reader that lets go of the
-//! last reference to an old view does not drop it (dropping a large snapshot would pause that
-//! evaluation): it queues it, and the next publication of any client, or the drop of a client,
-//! drops it.
+//! last reference to a large old view does not free it inline (freeing a snapshot of 100 000
+//! flags takes a tenth of a second): it hands it to a short-lived thread that does.
 
 use super::view::View;
 use arc_swap::{ArcSwap, Guard};
-use crossbeam_queue::SegQueue;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,8 +36,8 @@ pub(super) const SLOTS: usize = 4;
 /// Ids of [`Published`] cells; 0 marks an empty slot.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Views whose last reference a reader released, dropped by publishers instead.
-static RETIRED: SegQueue<View> = SegQueue::new();
+/// A view of more items than this (flags, and segment keys) is freed off the reading thread.
+const LARGE_VIEW: usize = 4096;
 
 thread_local! {
     static CACHE: RefCell<Cache> = const { RefCell::new(Cache::EMPTY) };
@@ -172,7 +170,7 @@ impl Published {
         let old = c.store(self.id, generation, self.current.load_full());
         drop(c);
         if let Some(old) = old.and_then(Arc::into_inner) {
-            RETIRED.push(old);
+            retire(old);
         }
     }
 
@@ -186,20 +184,24 @@ impl Published {
     pub(super) fn rcu(&self, f: impl FnMut(&Arc<View>) -> View) -> Arc<View> {
         let old = self.current.rcu(f);
         self.generation.fetch_add(1, Ordering::Release);
-        drop_retired();
         old
     }
 }
 
-impl Drop for Published {
-    fn drop(&mut self) {
-        drop_retired();
+/// Frees a view a reader held the last reference to: inline when small, else on a thread of
+/// its own (inline if no thread can be started), so that the evaluation does not wait for it.
+fn retire(view: View) {
+    let doc = view.snapshot.document();
+    let items = doc.flags.len()
+        + doc
+            .segments
+            .values()
+            .map(|s| s.included.len() + s.excluded.len())
+            .sum::<usize>();
+    if items <= LARGE_VIEW {
+        return;
     }
-}
-
-/// Drops the views readers let go of.
-fn drop_retired() {
-    while let Some(view) = RETIRED.pop() {
-        drop(view);
-    }
+    let _ = std::thread::Builder::new()
+        .name("feature-free-view".into())
+        .spawn(move || drop(view));
 }
