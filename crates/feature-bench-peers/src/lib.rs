@@ -8,7 +8,10 @@
 //! timed; [`compare`] times them in the same run, interleaved, and reports medians and ratios.
 //!
 //! What each engine is asked per evaluation is what its users pay for a boolean check:
-//! - feature: `ArcSwap::load()` of the snapshot, lookup by key, evaluation, typed extraction;
+//! - feature: `client.bool(&ctx, key, false)` on a `feature::Client` over a `MemoryProvider`
+//!   (the per-thread view check, override check, lookup by key, evaluation, typed extraction);
+//!   [`FeatureArcSwap`] is the previous read path (`ArcSwap::load()` of the snapshot), kept for
+//!   instruction counts;
 //! - Yggdrasil: `EngineState::is_enabled(name, context)`, which loads its own snapshot and looks
 //!   the toggle up;
 //! - LaunchDarkly: `evaluate(store, flag, context)` on a flag resolved in advance (its SDK would
@@ -102,12 +105,14 @@ impl Scenario {
     /// The speed-up over (Yggdrasil, LaunchDarkly) this scenario must reach.
     pub fn targets(self) -> (f64, f64) {
         match self {
-            Scenario::A => (1.5, 3.0),
-            Scenario::B => (2.0, 3.0),
+            Scenario::A => (4.0, 3.0),
             Scenario::C => (1.1, 3.0),
-            Scenario::D1 | Scenario::D2 | Scenario::E => (2.0, 3.0),
+            Scenario::B | Scenario::D1 | Scenario::D2 | Scenario::E => (2.5, 3.0),
         }
     }
+
+    /// How much slower than the bucketing hash alone the rollout may be (scenario (c) only).
+    pub const HASH_FLOOR_TARGET: f64 = 1.10;
 
     /// The scenario by its short name (`a`, `b`, `c`, `d1`, `d2`, `e`).
     pub fn parse(s: &str) -> Option<Scenario> {
@@ -205,21 +210,49 @@ pub trait Engine {
     fn bool(&self, flag: &Self::Flag, ctx: &Self::Context) -> bool;
 }
 
-/// This project's engine, used the way the `feature` client does.
+/// This project's engine, as applications use it: a `feature::Client` on a `MemoryProvider`.
 pub struct Feature {
-    snapshot: ArcSwap<Snapshot>,
+    client: feature::Client,
+    provider: feature::MemoryProvider,
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl Feature {
-    /// Compiles the scenario flags.
+    /// A client serving the scenario flags.
     pub fn new() -> Feature {
-        let snapshot = parse_document(SCENARIOS_YAML, Format::Yaml)
-            .map(|p| p.compile(None))
+        let parsed = parse_document(SCENARIOS_YAML, Format::Yaml)
             .unwrap_or_else(|e| panic!("scenarios.yaml: {e}"));
-        assert!(!snapshot.has_errors(), "{:?}", snapshot.diagnostics());
+        assert!(
+            !parsed.clone().compile(None).has_errors(),
+            "scenarios.yaml has errors"
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let provider = feature::MemoryProvider::with_document(parsed.document);
+        let client = runtime
+            .block_on(
+                feature::Client::builder()
+                    .provider(provider.clone())
+                    .build(),
+            )
+            .expect("the client starts");
         Feature {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            client,
+            provider,
+            _runtime: runtime,
         }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &feature::Client {
+        &self.client
+    }
+
+    /// The provider behind the client (publishing through it swaps the client's view).
+    pub fn provider(&self) -> &feature::MemoryProvider {
+        &self.provider
     }
 }
 
@@ -229,16 +262,64 @@ impl Default for Feature {
     }
 }
 
+fn our_context(p: &Person) -> feature_core::Context {
+    p.attributes()
+        .fold(feature_core::Context::new(p.key.clone()), |c, (k, v)| {
+            c.with_attribute(k, v)
+        })
+}
+
 impl Engine for Feature {
     const NAME: &'static str = "feature";
     type Context = feature_core::Context;
     type Flag = &'static str;
 
     fn context(&self, p: &Person) -> feature_core::Context {
-        p.attributes()
-            .fold(feature_core::Context::new(p.key.clone()), |c, (k, v)| {
-                c.with_attribute(k, v)
-            })
+        our_context(p)
+    }
+
+    fn flag(&self, key: &'static str) -> &'static str {
+        key
+    }
+
+    #[inline]
+    fn bool(&self, key: &&'static str, ctx: &feature_core::Context) -> bool {
+        self.client.bool(ctx, key, false)
+    }
+}
+
+/// The read path before the per-thread cache: `ArcSwap::load()` of the snapshot, then the
+/// same evaluation (for before/after instruction counts with `--profile feature-arcswap`).
+pub struct FeatureArcSwap {
+    snapshot: ArcSwap<Snapshot>,
+}
+
+impl FeatureArcSwap {
+    /// Compiles the scenario flags.
+    pub fn new() -> FeatureArcSwap {
+        let snapshot = parse_document(SCENARIOS_YAML, Format::Yaml)
+            .map(|p| p.compile(None))
+            .unwrap_or_else(|e| panic!("scenarios.yaml: {e}"));
+        assert!(!snapshot.has_errors(), "{:?}", snapshot.diagnostics());
+        FeatureArcSwap {
+            snapshot: ArcSwap::from_pointee(snapshot),
+        }
+    }
+}
+
+impl Default for FeatureArcSwap {
+    fn default() -> Self {
+        FeatureArcSwap::new()
+    }
+}
+
+impl Engine for FeatureArcSwap {
+    const NAME: &'static str = "feature-arcswap";
+    type Context = feature_core::Context;
+    type Flag = &'static str;
+
+    fn context(&self, p: &Person) -> feature_core::Context {
+        our_context(p)
     }
 
     fn flag(&self, key: &'static str) -> &'static str {
@@ -254,6 +335,28 @@ impl Engine for Feature {
             .value()
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false)
+    }
+}
+
+/// The floor of scenario (c): the bucketing hash alone (SHA-1 of `c-rollout..KEY`, read as
+/// LaunchDarkly's bucket), on the same 1024 keys.
+pub fn hash_floor_runner<'a>() -> Runner<'a> {
+    let keys: Vec<String> = people(Scenario::C).into_iter().map(|p| p.key).collect();
+    let mask = keys.len() - 1;
+    let prefix = format!("{}..", Scenario::C.key());
+    Runner {
+        engine: "sha1-alone",
+        batch: Box::new(move |iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let key = &keys[i as usize & mask];
+                black_box(feature_core::bucket::bucket_str(
+                    black_box(prefix.as_bytes()),
+                    black_box(key.as_bytes()),
+                ));
+            }
+            start.elapsed()
+        }),
     }
 }
 
@@ -561,6 +664,8 @@ pub struct Row {
     pub scenario: Scenario,
     /// Median ns per evaluation: feature, Yggdrasil, LaunchDarkly.
     pub medians: [f64; 3],
+    /// For the rollout (c): the median of the bucketing hash alone, measured beside them.
+    pub floor: Option<f64>,
 }
 
 impl Row {
@@ -574,10 +679,19 @@ impl Row {
         self.medians[2] / self.medians[0]
     }
 
-    /// Whether both targets are met.
+    /// Our median over the floor's, for the rollout.
+    pub fn over_floor(&self) -> Option<f64> {
+        self.floor.map(|f| self.medians[0] / f)
+    }
+
+    /// Whether every target is met.
     pub fn met(&self) -> bool {
         let (y, l) = self.scenario.targets();
-        self.vs_yggdrasil() >= y && self.vs_launchdarkly() >= l
+        self.vs_yggdrasil() >= y
+            && self.vs_launchdarkly() >= l
+            && self
+                .over_floor()
+                .is_none_or(|r| r <= Scenario::HASH_FLOOR_TARGET)
     }
 }
 
@@ -587,15 +701,19 @@ pub fn compare(scenarios: &[Scenario], plan: Plan) -> Vec<Row> {
     scenarios
         .iter()
         .map(|&s| {
-            let mut runners = [
+            let mut runners = vec![
                 runner(&ours, s),
                 runner(&yggdrasil, s),
                 runner(&launchdarkly, s),
             ];
+            if s == Scenario::C {
+                runners.push(hash_floor_runner());
+            }
             let t = measure(&mut runners, plan);
             Row {
                 scenario: s,
                 medians: [t[0].median(), t[1].median(), t[2].median()],
+                floor: t.get(3).map(Timing::median),
             }
         })
         .collect()
@@ -620,7 +738,206 @@ pub fn table(rows: &[Row]) -> String {
             if r.met() { "yes" } else { "no" }
         ));
     }
+    for r in rows {
+        if let (Some(f), Some(x)) = (r.floor, r.over_floor()) {
+            out.push_str(&format!(
+                "\n{}: the bucketing hash alone {f:.1} ns, feature {:.1} ns = {x:.3}× the hash (target ≤ {}×)\n",
+                r.scenario.label(),
+                r.medians[0],
+                Scenario::HASH_FLOOR_TARGET
+            ));
+        }
+    }
     out
+}
+
+/// One round of the scaling measurement: evaluations per second of all reading threads
+/// together, and CPU nanoseconds per evaluation (per thread, from the scheduler's accounting).
+#[derive(Debug, Clone, Copy)]
+pub struct ScalingRound {
+    /// Reading threads.
+    pub threads: usize,
+    /// Evaluations per second, all threads together.
+    pub per_second: f64,
+    /// CPU time per evaluation, ns (`NaN` where the scheduler's figures are not readable).
+    pub cpu_ns: f64,
+}
+
+/// The CPU time this thread has used, in ns (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Evaluates the mix of (a), (b), (d1), (d2) and (e) through one client from `threads` threads
+/// for `time`, while another thread publishes a new snapshot through the client's provider
+/// every millisecond.
+pub fn scaling_round(feature: &Feature, threads: usize, time: Duration) -> ScalingRound {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let keys = [
+        Scenario::A.key(),
+        Scenario::B.key(),
+        Scenario::D1.key(),
+        Scenario::D2.key(),
+        Scenario::E.key(),
+    ];
+    let stop = AtomicBool::new(false);
+    let start = std::sync::Barrier::new(threads + 1);
+    let (counts, cpu): (Vec<u64>, Vec<f64>) = std::thread::scope(|s| {
+        let publisher = s.spawn(|| {
+            let mut i = 0u64;
+            start.wait();
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                feature.provider().set_flag(feature::Flag::boolean(
+                    "publisher-tick",
+                    i.is_multiple_of(2),
+                ));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            i
+        });
+        let readers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let ctx = feature.context(&Person::matching());
+                    let client = feature.client();
+                    start.wait();
+                    let cpu0 = thread_cpu_ns();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for key in keys {
+                            black_box(client.bool(black_box(&ctx), black_box(key), false));
+                        }
+                        n += keys.len() as u64;
+                    }
+                    let cpu = match (cpu0, thread_cpu_ns()) {
+                        (Some(a), Some(b)) => (b - a) as f64 / n as f64,
+                        _ => f64::NAN,
+                    };
+                    (n, cpu)
+                })
+            })
+            .collect();
+        std::thread::sleep(time);
+        stop.store(true, Ordering::Relaxed);
+        let published = publisher.join().expect("the publisher");
+        assert!(published > 0, "nothing was published");
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("a reader"))
+            .unzip()
+    });
+    ScalingRound {
+        threads,
+        per_second: counts.iter().sum::<u64>() as f64 / time.as_secs_f64(),
+        cpu_ns: median(&cpu),
+    }
+}
+
+/// Rounds of one and two reading threads, alternately; returns the medians for one and two
+/// threads, and the median of the per-pair ratios.
+pub fn scaling(rounds: usize, time: Duration) -> (ScalingRound, ScalingRound, f64) {
+    let feature = Feature::new();
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    let mut ratios = Vec::new();
+    for _ in 0..rounds {
+        let a = scaling_round(&feature, 1, time);
+        let b = scaling_round(&feature, 2, time);
+        ratios.push(b.per_second / a.per_second);
+        one.push(a);
+        two.push(b);
+    }
+    let summary = |v: &[ScalingRound], threads| ScalingRound {
+        threads,
+        per_second: median(&v.iter().map(|r| r.per_second).collect::<Vec<_>>()),
+        cpu_ns: median(&v.iter().map(|r| r.cpu_ns).collect::<Vec<_>>()),
+    };
+    (summary(&one, 1), summary(&two, 2), median(&ratios))
+}
+
+/// Large generated documents: N flags of one rule (two clauses, a 50/50 rollout), and one
+/// segment of K user keys.
+pub mod large {
+    use std::io::{self, Write};
+
+    /// What to generate.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Shape {
+        /// Flags (`flag-000000`, ...).
+        pub flags: usize,
+        /// User keys of the segment `big` (none: no segment).
+        pub segment_keys: usize,
+        /// JSON, else YAML.
+        pub json: bool,
+    }
+
+    /// The `i`-th user key of the segment.
+    pub fn segment_key(i: usize) -> String {
+        format!("user-{i:08}")
+    }
+
+    /// Writes the document.
+    pub fn write_document(out: &mut impl Write, shape: Shape) -> io::Result<()> {
+        let rollout = |json: bool| {
+            if json {
+                r#"{"bucketBy":"key","variations":[{"variation":0,"weight":50000},{"variation":1,"weight":50000}]}"#
+            } else {
+                "{bucketBy: key, variations: [{variation: 0, weight: 50000}, {variation: 1, weight: 50000}]}"
+            }
+        };
+        if shape.json {
+            write!(out, "{{\"flags\":{{")?;
+            for i in 0..shape.flags {
+                let sep = if i == 0 { "" } else { "," };
+                write!(
+                    out,
+                    "{sep}\n\"flag-{i:06}\":{{\"type\":\"bool\",\"default\":false,\"rules\":[{{\"id\":\"r{i}\",\"clauses\":[{{\"attribute\":\"plan\",\"operator\":\"in\",\"values\":[\"pro\",\"team-{}\"]}},{{\"attribute\":\"country\",\"operator\":\"eq\",\"values\":[\"DE\"]}}],\"rollout\":{}}}],\"fallthrough\":{{\"variation\":0}}}}",
+                    i % 100,
+                    rollout(true)
+                )?;
+            }
+            write!(out, "\n}}")?;
+            if shape.segment_keys > 0 {
+                write!(out, ",\"segments\":{{\"big\":{{\"included\":[")?;
+                for i in 0..shape.segment_keys {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(out, "{sep}\"{}\"", segment_key(i))?;
+                }
+                write!(out, "]}}}}")?;
+            }
+            writeln!(out, "}}")
+        } else {
+            writeln!(out, "flags:")?;
+            for i in 0..shape.flags {
+                writeln!(
+                    out,
+                    "  flag-{i:06}:\n    type: bool\n    default: false\n    rules:\n      - id: r{i}\n        clauses:\n          - {{attribute: plan, operator: in, values: [pro, team-{}]}}\n          - {{attribute: country, operator: eq, values: [DE]}}\n        rollout: {}\n    fallthrough: {{variation: 0}}",
+                    i % 100,
+                    rollout(false)
+                )?;
+            }
+            if shape.segment_keys > 0 {
+                writeln!(out, "segments:\n  big:\n    included:")?;
+                for i in 0..shape.segment_keys {
+                    writeln!(out, "      - {}", segment_key(i))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The document as a string.
+    pub fn document(shape: Shape) -> String {
+        let mut out = Vec::new();
+        write_document(&mut out, shape).expect("writing to memory");
+        String::from_utf8(out).expect("the generator writes UTF-8")
+    }
 }
 
 #[cfg(test)]
@@ -637,6 +954,37 @@ mod tests {
         assert_eq!(Scenario::parse("d1"), Some(Scenario::D1));
         assert_eq!(Scenario::parse("c"), Some(Scenario::C));
         assert_eq!(Scenario::parse("x"), None);
+    }
+
+    #[test]
+    fn generated_documents_load_in_both_formats() {
+        for json in [true, false] {
+            let shape = large::Shape {
+                flags: 50,
+                segment_keys: 20,
+                json,
+            };
+            let format = if json { Format::Json } else { Format::Yaml };
+            let snapshot = parse_document(&large::document(shape), format)
+                .unwrap()
+                .compile(None);
+            assert!(!snapshot.has_errors(), "{:?}", snapshot.diagnostics());
+            assert_eq!(snapshot.len(), 50);
+            let served: usize = (0..50)
+                .filter(|i| {
+                    let ctx = feature_core::Context::new(format!("u{i}"))
+                        .with_attribute("plan", "pro")
+                        .with_attribute("country", "DE");
+                    snapshot
+                        .evaluate(&format!("flag-{i:06}"), &ctx)
+                        .value()
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false)
+                })
+                .count();
+            assert!((10..=40).contains(&served), "{served} of 50 in the rollout");
+            assert_eq!(snapshot.document().segments["big"].included.len(), 20);
+        }
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! cargo run -p feature-bench-peers --release -- a c d1       # some scenarios
 //! cargo run -p feature-bench-peers --release -- --quick      # fewer, shorter samples
 //! cargo run -p feature-bench-peers --release -- --profile feature d1 1000000
+//! cargo run -p feature-bench-peers --release -- --threads 15     # scaling, 15 rounds
 //! ```
 //!
 //! `--profile ENGINE SCENARIO N` runs N evaluations and nothing else, for a profiler
 //! (`valgrind --tool=callgrind`, `perf record`).
 
 use feature_bench_peers::{
-    check, compare, runner, table, Feature, LaunchDarkly, Plan, Scenario, Yggdrasil,
+    check, compare, runner, table, Feature, FeatureArcSwap, LaunchDarkly, Plan, Scenario, Yggdrasil,
 };
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +22,23 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--profile") {
         return profile(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--threads") {
+        let rounds = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(15);
+        let (one, two, ratio) = feature_bench_peers::scaling(rounds, Duration::from_millis(300));
+        println!(
+            "{rounds} rounds of 300 ms, one then two reading threads, a third publishing every millisecond (medians):"
+        );
+        for r in [one, two] {
+            println!(
+                "{} thread(s): {:.1} M evaluations/s, {:.1} ns of CPU per evaluation",
+                r.threads,
+                r.per_second / 1e6,
+                r.cpu_ns
+            );
+        }
+        println!("two threads / one thread: {ratio:.2}× (target ≥ 1.9×)");
+        return ExitCode::SUCCESS;
     }
     if let Err(e) = check() {
         eprintln!("engines disagree with the scenarios: {e}");
@@ -76,11 +94,14 @@ fn profile(args: &[String]) -> ExitCode {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(1_000_000),
     ) else {
-        eprintln!("usage: --profile feature|yggdrasil|launchdarkly a|b|c|d1|d2|e [N]");
+        eprintln!(
+            "usage: --profile feature|feature-arcswap|yggdrasil|launchdarkly a|b|c|d1|d2|e [N]"
+        );
         return ExitCode::FAILURE;
     };
     let t = match engine.as_str() {
         "feature" => runner(&Feature::new(), scenario).run(n),
+        "feature-arcswap" => runner(&FeatureArcSwap::new(), scenario).run(n),
         "yggdrasil" => runner(&Yggdrasil::new(), scenario).run(n),
         "launchdarkly" => runner(&LaunchDarkly::new(), scenario).run(n),
         other => {

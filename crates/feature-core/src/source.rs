@@ -10,8 +10,9 @@ use crate::locate::Locator;
 use crate::model::{Flag, FlagDocument, Segment};
 use crate::program::Snapshot;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
@@ -162,16 +163,12 @@ impl MarkedEventReceiver for ExpansionCounter {
 
 /// Reads a flag document from text.
 pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> {
-    let value: Value = match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| ParseError {
-            file: None,
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?,
+    let top: Sections<'_> = match format {
+        // JSON: each flag and segment is read from its own text, without a tree of the document.
+        Format::Json => json_sections(text)?,
         Format::Yaml => {
             check_alias_expansion(text)?;
-            serde_yaml_ng::from_str(text).map_err(|e| {
+            let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
                 let (line, column) = e
                     .location()
                     .map(|l| (l.line(), l.column()))
@@ -182,34 +179,27 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
                     column,
                     message: e.to_string(),
                 }
-            })?
+            })?;
+            match value {
+                Value::Object(m) => m.into_iter().map(|(k, v)| (k, Section::Value(v))).collect(),
+                Value::Null => Vec::new(),
+                _ => return Err(not_a_mapping()),
+            }
         }
     };
     let locator = Locator::new(text);
-    let top = match value {
-        Value::Object(m) => m,
-        Value::Null => Map::new(),
-        _ => {
-            return Err(ParseError {
-                file: None,
-                line: 1,
-                column: 1,
-                message: "a flag document must be a mapping with `flags` (and `segments`)".into(),
-            })
-        }
-    };
     let mut document = FlagDocument::default();
     let mut diagnostics = Vec::new();
     for (k, v) in top {
         match k.as_str() {
-            "flags" => read_map(
+            "flags" => read_section(
                 v,
                 "flags",
                 &mut document.flags,
                 &mut diagnostics,
                 |f: &mut Flag, k| f.key = k.to_owned(),
             ),
-            "segments" => read_map(
+            "segments" => read_section(
                 v,
                 "segments",
                 &mut document.segments,
@@ -235,10 +225,116 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
     })
 }
 
+fn not_a_mapping() -> ParseError {
+    ParseError {
+        file: None,
+        line: 1,
+        column: 1,
+        message: "a flag document must be a mapping with `flags` (and `segments`)".into(),
+    }
+}
+
+/// The top-level fields of a document, in the order a JSON object's keys iterate.
+type Sections<'a> = Vec<(String, Section<'a>)>;
+
+/// A top-level field: a parsed value (YAML), or its JSON text, read item by item.
+enum Section<'a> {
+    Value(Value),
+    Json(&'a RawValue),
+}
+
+/// Splits a JSON document into its top-level fields, checking the whole text's syntax.
+fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
+    let json_error = |e: serde_json::Error| ParseError {
+        file: None,
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let raw: &RawValue = serde_json::from_str(text).map_err(json_error)?;
+    let body = raw.get();
+    if body == "null" {
+        return Ok(Vec::new());
+    }
+    if !body.starts_with('{') {
+        return Err(not_a_mapping());
+    }
+    // A key given twice keeps its last value, as in a parsed JSON object.
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(body).map_err(json_error)?;
+    Ok(fields
+        .into_iter()
+        .map(|(k, v)| (k, Section::Json(v)))
+        .collect())
+}
+
+/// Reads the items of a `flags` or `segments` section.
+fn read_section<T: DeserializeOwned>(
+    v: Section<'_>,
+    section: &str,
+    out: &mut BTreeMap<String, T>,
+    diags: &mut Vec<Diagnostic>,
+    set_key: impl Fn(&mut T, &str),
+) {
+    let raw = match v {
+        Section::Value(v) => return read_map(v, section, out, diags, set_key),
+        Section::Json(raw) => raw,
+    };
+    let items: BTreeMap<String, &RawValue> = match raw.get().as_bytes().first() {
+        Some(b'{') => match serde_json::from_str(raw.get()) {
+            Ok(items) => items,
+            // Not reachable for text that parsed; read it as a value to report it.
+            Err(_) => return read_map(parse_raw(raw), section, out, diags, set_key),
+        },
+        _ => return read_map(parse_raw(raw), section, out, diags, set_key),
+    };
+    for (key, body) in items {
+        // One item's tree at a time: read from a tree, as YAML items are, the model's lists
+        // get their exact sizes and errors their usual messages.
+        read_item(parse_raw(body), section, key, out, diags, &set_key);
+    }
+}
+
+fn parse_raw(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+/// The diagnostic of an item of `section` that does not fit the format.
+fn item_diagnostic(
+    section: &str,
+    key: String,
+    at: &serde_path_to_error::Path,
+    message: String,
+) -> Diagnostic {
+    let mut path = vec![PathSeg::key(section), PathSeg::Key(key.clone())];
+    for seg in at.iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => path.push(PathSeg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => path.push(PathSeg::Key(key.clone())),
+            serde_path_to_error::Segment::Enum { variant } => {
+                path.push(PathSeg::Key(variant.clone()))
+            }
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    Diagnostic {
+        file: None,
+        line: None,
+        column: None,
+        flag: if section == "flags" {
+            key
+        } else {
+            format!("segment {key}")
+        },
+        path,
+        severity: Severity::Error,
+        message,
+    }
+}
+
 fn read_map<T: DeserializeOwned>(
     v: Value,
     section: &str,
-    out: &mut std::collections::BTreeMap<String, T>,
+    out: &mut BTreeMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: impl Fn(&mut T, &str),
 ) {
@@ -262,46 +358,33 @@ fn read_map<T: DeserializeOwned>(
         }
     };
     for (key, body) in map {
-        let body = if body.is_null() {
-            Value::Object(Map::new())
-        } else {
-            body
-        };
-        match serde_path_to_error::deserialize::<_, T>(body) {
-            Ok(mut item) => {
-                set_key(&mut item, &key);
-                out.insert(key, item);
-            }
-            Err(e) => {
-                let mut path = vec![PathSeg::key(section), PathSeg::Key(key.clone())];
-                for seg in e.path().iter() {
-                    match seg {
-                        serde_path_to_error::Segment::Seq { index } => {
-                            path.push(PathSeg::Index(*index))
-                        }
-                        serde_path_to_error::Segment::Map { key } => {
-                            path.push(PathSeg::Key(key.clone()))
-                        }
-                        serde_path_to_error::Segment::Enum { variant } => {
-                            path.push(PathSeg::Key(variant.clone()))
-                        }
-                        serde_path_to_error::Segment::Unknown => {}
-                    }
-                }
-                diags.push(Diagnostic {
-                    file: None,
-                    line: None,
-                    column: None,
-                    flag: if section == "flags" {
-                        key
-                    } else {
-                        format!("segment {key}")
-                    },
-                    path,
-                    severity: Severity::Error,
-                    message: e.into_inner().to_string(),
-                });
-            }
+        read_item(body, section, key, out, diags, &set_key);
+    }
+}
+
+/// Reads one item of `section`, or reports why it does not fit the format.
+fn read_item<T: DeserializeOwned>(
+    body: Value,
+    section: &str,
+    key: String,
+    out: &mut BTreeMap<String, T>,
+    diags: &mut Vec<Diagnostic>,
+    set_key: &impl Fn(&mut T, &str),
+) {
+    let body = if body.is_null() {
+        Value::Object(Map::new())
+    } else {
+        body
+    };
+    match serde_path_to_error::deserialize::<_, T>(body) {
+        Ok(mut item) => {
+            set_key(&mut item, &key);
+            out.insert(key, item);
+        }
+        Err(e) => {
+            let path = e.path().clone();
+            let message = e.into_inner().to_string();
+            diags.push(item_diagnostic(section, key, &path, message));
         }
     }
 }

@@ -60,10 +60,7 @@ fn clause_nodes<'c>(clauses: impl Iterator<Item = &'c Clause>) -> u64 {
 
 /// How many values an operation holds.
 fn operands(op: &Op) -> usize {
-    let strings = |s: &StrSet| match s {
-        StrSet::Small(v) => v.len(),
-        StrSet::Large(v, _) => v.len(),
-    };
+    let strings = StrSet::len;
     match op {
         Op::In(set) => {
             strings(&set.strings)

@@ -1,13 +1,13 @@
 //! [`ClientBuilder`]: the provider, overrides, hooks and timeouts of a new [`Client`], and its
 //! start.
 
+use super::cache::Published;
 use super::observe::Observer;
 use super::view::{ClientSink, View};
 use super::{Client, ClientError, Inner};
 use crate::analytics::{AnalyticsPipeline, EventSink, PipelineConfig};
 use crate::config::{Config, ProviderKind};
 use crate::MemoryProvider;
-use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Provider, Sink};
 use feature_core::Snapshot;
@@ -217,7 +217,7 @@ impl ClientBuilder {
             .map(|(k, v)| (k.into_boxed_str(), v))
             .collect();
         let inner = Arc::new(Inner {
-            view: ArcSwap::from_pointee(View {
+            view: Published::new(View {
                 snapshot: Arc::new(Snapshot::default()),
                 overrides,
                 ready: false,

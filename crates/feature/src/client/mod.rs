@@ -3,13 +3,15 @@
 //!
 //! - [`Client`] (this file): evaluation, overrides, subscription, close;
 //! - [`ClientBuilder`] (`builder`): provider, overrides, metrics and events, start;
-//! - `view`: the snapshot and overrides an evaluation reads with one atomic load, swapped
-//!   whole when a provider publishes or an override changes;
+//! - `view`: the snapshot and overrides an evaluation reads, swapped whole when a provider
+//!   publishes or an override changes; `cache`: the per-thread copy of it that a read checks
+//!   with one plain atomic load;
 //! - `observe`: counting, timing and event sampling around an evaluation, fused on one
 //!   per-thread counter line; `sampling`: the geometric sampling it and the analytics pipeline
 //!   draw from.
 
 mod builder;
+mod cache;
 pub(crate) mod observe;
 pub(crate) mod sampling;
 mod view;
@@ -19,7 +21,6 @@ pub(crate) use view::override_eval;
 
 use crate::analytics::{EventSink, TrackData};
 use crate::config::{Config, ConfigError};
-use arc_swap::ArcSwap;
 use feature_core::metrics::{Metrics, NoopMetrics};
 use feature_core::provider::{Engine, Provider, ProviderError, ProviderStatus};
 use feature_core::{Context, ErrorKind, Evaluation, Snapshot, ValueKind};
@@ -147,8 +148,8 @@ impl Subscription {
 
 /// What clones of a client share.
 struct Inner {
-    /// What evaluations read, swapped whole.
-    view: ArcSwap<View>,
+    /// What evaluations read, swapped whole, read through a per-thread cache.
+    view: cache::Published,
     provider: Arc<dyn Provider>,
     /// The provider's own evaluator, when it has one (then `view` holds overrides only).
     engine: Option<Arc<dyn Engine>>,
@@ -304,19 +305,20 @@ impl Client {
         let in_flight = self.inner.observer.as_ref().map(Observer::begin);
         // The caller's default, for the event (only when an observer will report it).
         let for_event = in_flight.as_ref().map(|_| default.clone());
-        let view = self.inner.view.load();
-        let eval = if let Some(v) = view.overrides.get(key) {
-            override_eval(&view.snapshot, key, v, kind, default)
-        } else if let Some(engine) = &self.inner.engine {
-            engine.evaluate(key, ctx, kind, &default)
-        } else if !view.ready {
-            Evaluation::error(key, default, ErrorKind::ClientNotReady)
-        } else {
-            view.snapshot
-                .evaluate(key, ctx)
-                .check_type(kind)
-                .to_evaluation(key, default)
-        };
+        let eval = self.inner.view.read(|view| {
+            if let Some(v) = view.overrides.get(key) {
+                override_eval(&view.snapshot, key, v, kind, default)
+            } else if let Some(engine) = &self.inner.engine {
+                engine.evaluate(key, ctx, kind, &default)
+            } else if !view.ready {
+                Evaluation::error(key, default, ErrorKind::ClientNotReady)
+            } else {
+                view.snapshot
+                    .evaluate(key, ctx)
+                    .check_type(kind)
+                    .to_evaluation(key, default)
+            }
+        });
         if let (Some(o), Some(in_flight)) = (&self.inner.observer, in_flight) {
             let default = for_event.unwrap_or(Value::Null);
             o.finish(in_flight, ctx, key, &eval, Some(&eval.value), || {
@@ -336,32 +338,44 @@ impl Client {
         extract: impl Fn(&Value) -> Option<T>,
         default: impl Fn() -> Value,
     ) -> Option<T> {
-        let view = self.inner.view.load();
-        let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key);
-        if overridden || self.inner.engine.is_some() || !view.ready {
-            drop(view);
-            let eval = self.variation_with(ctx, key, kind, default());
-            return extract(&eval.value);
+        let (inner, extract_ref, default_ref) = (&self.inner, &extract, &default);
+        // `move`: `kind` is copied in, so that it folds into a constant once inlined.
+        let fast = inner.view.read(move |view| {
+            let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key);
+            if overridden || inner.engine.is_some() || !view.ready {
+                return None;
+            }
+            let Some(observer) = &inner.observer else {
+                return Some(
+                    view.snapshot
+                        .evaluate(key, ctx)
+                        .check_type(kind)
+                        .value()
+                        .and_then(extract_ref),
+                );
+            };
+            let in_flight = observer.begin();
+            let detail = view.snapshot.evaluate(key, ctx).check_type(kind);
+            let value = detail.value();
+            let out = value.and_then(extract_ref);
+            observer.finish(in_flight, ctx, key, &detail, value, default_ref);
+            Some(out)
+        });
+        match fast {
+            Some(out) => out,
+            None => {
+                let eval = self.variation_with(ctx, key, kind, default());
+                extract(&eval.value)
+            }
         }
-        let Some(observer) = &self.inner.observer else {
-            return view
-                .snapshot
-                .evaluate(key, ctx)
-                .check_type(kind)
-                .value()
-                .and_then(extract);
-        };
-        let in_flight = observer.begin();
-        let detail = view.snapshot.evaluate(key, ctx).check_type(kind);
-        let value = detail.value();
-        let out = value.and_then(&extract);
-        observer.finish(in_flight, ctx, key, &detail, value, default);
-        out
     }
 
     /// Every flag's value for `ctx` (`null` for flags that serve nothing), overrides included.
     pub fn all_flags(&self, ctx: &Context) -> BTreeMap<String, Value> {
-        let view = self.inner.view.load();
+        self.inner.view.read(|view| self.all_flags_of(view, ctx))
+    }
+
+    fn all_flags_of(&self, view: &View, ctx: &Context) -> BTreeMap<String, Value> {
         let mut out = BTreeMap::new();
         if let Some(engine) = &self.inner.engine {
             for k in engine.keys() {

@@ -1,0 +1,147 @@
+//! Loads a flag document the way providers do (`parse_document`, then compile) and reports
+//! where time and memory go: each phase's wall time, the heap held by the snapshot and the
+//! peak heap while loading (a counting global allocator), and, for documents with a segment
+//! `big`, the time of a membership test.
+//!
+//! ```text
+//! cargo run -p feature-bench-peers --release --bin large-load -- flags.json [ROUNDS]
+//! ```
+#![allow(unsafe_code)] // a counting global allocator
+
+use feature_core::{parse_document, Format};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+/// The system allocator, counting bytes in use and their peak.
+struct Counting;
+
+static IN_USE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn add(n: isize) {
+    let now = IN_USE.fetch_add(n, Ordering::Relaxed) + n;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting only updates
+// two atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        add(layout.size() as isize);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        add(layout.size() as isize);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        add(new_size as isize - layout.size() as isize);
+        // SAFETY: forwarded with the caller's pointer, layout and size.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        add(-(layout.size() as isize));
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib(bytes: isize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(path) = args.first() else {
+        eprintln!("usage: large-load FILE [ROUNDS]");
+        return ExitCode::FAILURE;
+    };
+    let rounds: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(3);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let format = Format::from_path(std::path::Path::new(path));
+    println!("{path}: {:.1} MiB of text", mib(text.len() as isize));
+    for round in 0..rounds {
+        let base = IN_USE.load(Ordering::Relaxed);
+        PEAK.store(base, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let parsed = match parse_document(&text, format) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let t1 = Instant::now();
+        let after_parse = IN_USE.load(Ordering::Relaxed) - base;
+        let snapshot = parsed.compile(None);
+        let t2 = Instant::now();
+        let held = IN_USE.load(Ordering::Relaxed) - base;
+        let peak = PEAK.load(Ordering::Relaxed) - base;
+        println!(
+            "round {round}: parse {:.0} ms, compile {:.0} ms, load {:.0} ms; heap after parse {:.1} MiB, held by the snapshot {:.1} MiB, peak {:.1} MiB; {} flags, {} diagnostics",
+            (t1 - t0).as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t2 - t0).as_secs_f64() * 1e3,
+            mib(after_parse),
+            mib(held),
+            mib(peak),
+            snapshot.len(),
+            snapshot.diagnostics().len()
+        );
+        if snapshot.document().segments.contains_key("big") {
+            membership(&snapshot);
+        }
+        let t3 = Instant::now();
+        drop(snapshot);
+        println!("  drop {:.0} ms", t3.elapsed().as_secs_f64() * 1e3);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Times `segmentMatch` of the segment `big` on members and non-members.
+fn membership(snapshot: &feature_core::Snapshot) {
+    let doc = parse_document(
+        r#"{"flags":{"in-big":{"type":"bool","default":false,"rules":[{"clauses":[{"attribute":"key","operator":"segmentMatch","values":["big"]}],"variation":1}],"fallthrough":{"variation":0}}}}"#,
+        Format::Json,
+    );
+    let Ok(probe) = doc else { return };
+    let mut document = (**snapshot.document()).clone();
+    document.flags.extend(probe.document.flags);
+    let with_probe = feature_core::compile(document);
+    let n = 1 << 20;
+    let contexts: Vec<feature_core::Context> = (0..1024)
+        .map(|i| feature_core::Context::new(format!("user-{:08}", i * 1953 % 2_000_000)))
+        .collect();
+    let t = Instant::now();
+    let mut hits = 0usize;
+    for i in 0..n {
+        let ctx = &contexts[i & 1023];
+        if with_probe
+            .evaluate(black_box("in-big"), black_box(ctx))
+            .value()
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+        {
+            hits += 1;
+        }
+    }
+    let ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+    println!("  segmentMatch evaluation {ns:.1} ns ({hits} of {n} in the segment)");
+}
