@@ -42,11 +42,16 @@ impl Stored {
     }
 }
 
-/// KEYS: tokens hash, sequence counter. ARGV: id, record JSON. 1 if inserted, 0 if the id
-/// exists.
+/// KEYS: tokens hash, sequence counter. ARGV: id, record JSON. 1 if inserted (or already
+/// inserted with the same secret: a retry after a lost reply), 0 if the id holds another
+/// token.
 const INSERT: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 local t = cjson.decode(ARGV[2])
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  if cjson.decode(held)['secretSha256'] == t['secretSha256'] then return 1 end
+  return 0
+end
 t['seq'] = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))
 return 1

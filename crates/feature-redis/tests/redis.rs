@@ -419,4 +419,16 @@ async fn api_tokens_keep_the_token_store_contract() {
     let prefix = Prefix::new(&url, "tokens");
     let store = RedisStore::new(&url, &prefix.prefix).unwrap();
     feature_store::tokens::check_token_store(&store).await;
+    // An insert retried after a lost reply succeeds once; another token under the same id is
+    // refused.
+    use feature_store::tokens::{mint, Scope, TokenStore};
+    let (record, _) = mint("retry", Scope::Read, "t").unwrap();
+    store.insert_token(&record).await.unwrap();
+    store.insert_token(&record).await.unwrap();
+    let (mut other, _) = mint("other", Scope::Admin, "t").unwrap();
+    other.id = record.id.clone();
+    assert!(store.insert_token(&other).await.is_err());
+    let held = store.token(&record.id).await.unwrap().unwrap();
+    assert_eq!((held.name.as_str(), held.scope), ("retry", Scope::Read));
+    assert_eq!(store.tokens().await.unwrap().len(), 3);
 }

@@ -6,7 +6,8 @@
 //!   [`ServerBuilder::token_cache_ttl`](crate::ServerBuilder::token_cache_ttl)): a token
 //!   revoked through this server stops at once (the cache is cleared), one revoked in the
 //!   store by anything else within that time. Only verified tokens are cached, under the
-//!   SHA-256 of their text.
+//!   SHA-256 of their text. While the token store cannot be reached, a token verified in the
+//!   last 10 minutes goes on working, so reads and evaluations survive a store outage.
 //! - The bootstrap token (`FEATURE_SERVER_ADMIN_TOKEN`, given to
 //!   [`ServerBuilder::bootstrap_token`](crate::ServerBuilder::bootstrap_token)) is accepted as
 //!   an admin token named `bootstrap`: its SHA-256 is kept, and a presented token's SHA-256 is
@@ -26,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use feature_store::tokens::{authenticate, Scope, TokenRecord};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -45,39 +47,61 @@ pub struct Caller {
 /// Name and id of the bootstrap admin token.
 pub const BOOTSTRAP_NAME: &str = "bootstrap";
 
+/// How long a verified token keeps working while the token store cannot be reached: reads
+/// and evaluations go on through a store outage (a token the store answers is unknown or
+/// revoked is forgotten at once).
+pub(crate) const STALE_WHILE_STORE_DOWN: Duration = Duration::from_secs(600);
+
 /// Verified tokens by the SHA-256 of their text, each with the time it was verified.
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
     entries: Mutex<HashMap<[u8; 32], (TokenRecord, Instant)>>,
+    /// Raised by every [`TokenCache::clear`]: a verification that started before a clear
+    /// (and so may predate a revocation) is not cached.
+    generation: AtomicU64,
 }
 
 impl TokenCache {
-    fn get(&self, digest: &[u8; 32], ttl: Duration) -> Option<TokenRecord> {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(digest) {
-            Some((r, at)) if at.elapsed() < ttl => Some(r.clone()),
-            Some(_) => {
-                map.remove(digest);
-                None
-            }
-            None => None,
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (TokenRecord, Instant)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The record if it was verified less than `age` ago.
+    fn get(&self, digest: &[u8; 32], age: Duration) -> Option<TokenRecord> {
+        match self.lock().get(digest) {
+            Some((r, at)) if at.elapsed() < age => Some(r.clone()),
+            _ => None,
         }
     }
 
-    fn put(&self, digest: [u8; 32], record: TokenRecord) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps a record verified by a lookup that started at `generation`.
+    fn put(&self, digest: [u8; 32], record: TokenRecord, generation: u64) {
+        let mut map = self.lock();
+        if self.generation() != generation {
+            return;
+        }
         if map.len() > 10_000 {
-            map.clear();
+            map.retain(|_, (_, at)| at.elapsed() < STALE_WHILE_STORE_DOWN);
+            if map.len() > 10_000 {
+                map.clear();
+            }
         }
         map.insert(digest, (record, Instant::now()));
     }
 
+    fn forget(&self, digest: &[u8; 32]) {
+        self.lock().remove(digest);
+    }
+
     /// Forgets every verified token (after a revocation).
     pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut map = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 }
 
@@ -153,19 +177,33 @@ async fn caller(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Cal
         Some(r) => Some(r),
         None => match &state.tokens {
             None => None,
-            Some(store) => match authenticate(store.as_ref(), token).await {
-                Ok(Some(r)) => {
-                    if !ttl.is_zero() {
-                        state.cache.put(d, r.clone());
+            Some(store) => {
+                let generation = state.cache.generation();
+                match authenticate(store.as_ref(), token).await {
+                    Ok(Some(r)) => {
+                        if !ttl.is_zero() {
+                            state.cache.put(d, r.clone(), generation);
+                        }
+                        Some(r)
                     }
-                    Some(r)
+                    Ok(None) => {
+                        state.cache.forget(&d);
+                        None
+                    }
+                    // The store cannot say: a token verified recently goes on working, so
+                    // reads and evaluations survive a store outage.
+                    Err(e) => match state.cache.get(&d, STALE_WHILE_STORE_DOWN) {
+                        Some(r) => {
+                            tracing::debug!(token = %r.name, "token store unreachable ({e}); using the last verification");
+                            Some(r)
+                        }
+                        None => {
+                            fail(state, "store", path);
+                            return Err(Problem::from(e));
+                        }
+                    },
                 }
-                Ok(None) => None,
-                Err(e) => {
-                    fail(state, "store", path);
-                    return Err(Problem::from(e));
-                }
-            },
+            }
         },
     };
     match record {
@@ -180,5 +218,28 @@ async fn caller(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Cal
                 "the token is unknown, revoked or malformed",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feature_store::tokens::mint;
+
+    #[test]
+    fn a_verification_that_began_before_a_revocation_is_not_cached() {
+        let cache = TokenCache::default();
+        let (record, text) = mint("ci", Scope::Read, "t").unwrap();
+        let d = digest(&text);
+        // A lookup starts, the token is revoked (the cache cleared), then the lookup ends.
+        let generation = cache.generation();
+        cache.clear();
+        cache.put(d, record.clone(), generation);
+        assert_eq!(cache.get(&d, Duration::from_secs(60)), None);
+        // A lookup after the clear is cached.
+        cache.put(d, record.clone(), cache.generation());
+        assert_eq!(cache.get(&d, Duration::from_secs(60)), Some(record));
+        cache.forget(&d);
+        assert_eq!(cache.get(&d, Duration::from_secs(60)), None);
     }
 }

@@ -46,14 +46,24 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let store = match &state.backend {
         Backend::Store(s) => StoreHealth {
             name: s.name().to_owned(),
-            reachable: matches!(
-                tokio::time::timeout(
-                    Duration::from_secs(2),
-                    s.row(ItemKind::Flag, "health-probe")
-                )
-                .await,
-                Ok(Ok(_))
-            ),
+            reachable: {
+                let mut last = state.probe.lock().await;
+                match *last {
+                    Some((at, reachable)) if at.elapsed() < Duration::from_secs(1) => reachable,
+                    _ => {
+                        let reachable = matches!(
+                            tokio::time::timeout(
+                                Duration::from_secs(2),
+                                s.row(ItemKind::Flag, "health-probe")
+                            )
+                            .await,
+                            Ok(Ok(_))
+                        );
+                        *last = Some((std::time::Instant::now(), reachable));
+                        reachable
+                    }
+                }
+            },
         },
         Backend::ReadOnly(_) => StoreHealth {
             name: "read-only".into(),

@@ -279,6 +279,7 @@ impl ServerBuilder {
                 registry,
                 http,
                 cache: auth::TokenCache::default(),
+                probe: tokio::sync::Mutex::new(None),
                 options: self.options,
             })),
         })
@@ -487,11 +488,12 @@ impl Server {
         let options = &state.options;
         let mut router = router
             .layer(DefaultBodyLimit::max(options.body_limit))
-            .layer(axum::middleware::map_response(problem::problems_everywhere))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 options.request_timeout,
             ))
+            // Outside the time limit, so that its 503 is a problem document too.
+            .layer(axum::middleware::map_response(problem::problems_everywhere))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(DefaultMakeSpan::new().level(Level::INFO))

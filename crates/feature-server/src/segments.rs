@@ -110,14 +110,7 @@ pub(crate) async fn put(
                 .ok_or_else(|| Problem::not_found("nothing written"))?;
             written_response(StatusCode::CREATED, w, ItemKind::Segment)
         }
-        Precondition::Version(v) => {
-            seg.version = Some(v);
-            let w = store
-                .put_segment(&seg, actor)
-                .await
-                .map_err(write_problem)?;
-            written_response(StatusCode::OK, w, ItemKind::Segment)
-        }
+        Precondition::Version(v) => update_segment(store.as_ref(), &key, &seg, v, actor).await,
         Precondition::Exists => {
             // Replace only while it exists: at the version read just now.
             let row = store
@@ -130,14 +123,37 @@ pub(crate) async fn put(
                         key: key.clone(),
                     })
                 })?;
-            seg.version = Some(row.version);
-            let w = store
-                .put_segment(&seg, actor)
-                .await
-                .map_err(write_problem)?;
-            written_response(StatusCode::OK, w, ItemKind::Segment)
+            update_segment(store.as_ref(), &key, &seg, row.version, actor).await
         }
     }
+}
+
+/// Replaces a segment only while it exists at `version`: one update of a batch, which the
+/// stores refuse when the segment is missing or at another version (`put_segment` would
+/// create a segment deleted meanwhile).
+async fn update_segment(
+    store: &dyn feature_store::FlagStore,
+    key: &str,
+    seg: &feature_core::model::Segment,
+    version: u64,
+    actor: &str,
+) -> Result<Response, Problem> {
+    let change = Change {
+        op: ChangeOp::Update,
+        kind: ItemKind::Segment,
+        key: key.to_owned(),
+        version: Some(version),
+        before: None,
+        after: Some(segment_definition(seg)),
+    };
+    let mut w = store
+        .apply_changes(std::slice::from_ref(&change), actor)
+        .await
+        .map_err(|e| write_problem(e.source))?;
+    let w = w
+        .pop()
+        .ok_or_else(|| Problem::not_found("nothing written"))?;
+    written_response(StatusCode::OK, w, ItemKind::Segment)
 }
 
 /// Deletes a segment (`If-Match` required).

@@ -58,6 +58,9 @@ pub(crate) struct Inner {
     pub(crate) registry: prometheus::Registry,
     pub(crate) http: HttpMetrics,
     pub(crate) cache: TokenCache,
+    /// The last store probe of `/health` (when, reachable): one probe a second at most, shared
+    /// by concurrent calls, so an open endpoint cannot load the store.
+    pub(crate) probe: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) options: Options,
 }
 

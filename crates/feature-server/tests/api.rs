@@ -264,7 +264,9 @@ async fn flags_are_written_only_under_their_version() {
         let actions: Vec<&str> = h.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(
             actions,
-            ["delete", "enable", "disable", "update", "create"],
+            // The disable sent If-Match "2": written as an update at that version; the
+            // enable sent If-Match *: the store's switch.
+            ["delete", "enable", "update", "update", "create"],
             "{kind:?}"
         );
         assert!(h.iter().all(|e| e.actor == "write-bot"), "{h:?}");
@@ -342,6 +344,26 @@ async fn segments_are_written_only_under_their_version() {
             .send(r)
             .await;
         assert_eq!(a.status, StatusCode::NO_CONTENT, "{kind:?} {}", a.text);
+        // An editor still holding version 2, or any version, cannot bring it back.
+        for tag in ["\"2\"", "*"] {
+            let a = call("PUT", "/api/v1/segments/beta")
+                .token(w)
+                .header("if-match", tag)
+                .json(&json!({"included": ["u3"]}))
+                .send(r)
+                .await;
+            assert_eq!(
+                a.status,
+                StatusCode::PRECONDITION_FAILED,
+                "{kind:?} {tag}: {}",
+                a.text
+            );
+        }
+        let a = call("GET", "/api/v1/segments/beta")
+            .token(&env.token[1])
+            .send(r)
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{kind:?} {}", a.text);
     }
 }
 
@@ -381,6 +403,37 @@ async fn of_two_editors_with_the_same_version_exactly_one_wins() {
                 b.text
             );
         }
+        // An edit and a switch with the same version: one wins (the switch must not apply
+        // to a definition its sender never saw).
+        for round in 6..=8u64 {
+            let tag = format!("\"{round}\"");
+            let edit = call("PUT", "/api/v1/flags/f")
+                .token(w)
+                .header("if-match", &tag)
+                .json(&json!({"type": "bool", "default": true, "description": format!("carol {round}")}))
+                .send(r);
+            // The switch that changes something, so that it is a real write.
+            let now = call("GET", "/api/v1/flags/f")
+                .token(&env.token[1])
+                .send(r)
+                .await;
+            let path = if now.body["enabled"] == json!(false) {
+                "/api/v1/flags/f/enable"
+            } else {
+                "/api/v1/flags/f/disable"
+            };
+            let switch = call("POST", path).token(w).header("if-match", &tag).send(r);
+            let (a, b) = tokio::join!(edit, switch);
+            let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                [200, 412],
+                "{kind:?} round {round}: {} / {}",
+                a.text,
+                b.text
+            );
+        }
         // Two creators: one wins.
         let create = || {
             call("PUT", "/api/v1/flags/new")
@@ -400,7 +453,7 @@ async fn of_two_editors_with_the_same_version_exactly_one_wins() {
             .history(ItemKind::Flag, "f", 100)
             .await
             .unwrap();
-        assert_eq!(h.len(), 6, "{kind:?}: create + 5 updates: {h:?}");
+        assert_eq!(h.len(), 9, "{kind:?}: create + 8 changes: {h:?}");
         let h = env
             .store
             .store
@@ -695,6 +748,15 @@ async fn health_is_open_and_metrics_count_routes() {
     let none = call("GET", "/nowhere").send(r).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     assert_eq!(none.content_type(), "application/problem+json");
+    // Made-up methods, on a route and off it, need no token and create no series.
+    for i in 0..20 {
+        let m = format!("MADEUP{i}");
+        call(&m, "/api/v1/flags").send(r).await;
+        call(&m, "/nowhere").send(r).await;
+    }
+    let m = call("GET", "/metrics").token(&env.token[1]).send(r).await;
+    assert!(!m.text.contains("MADEUP"), "{}", m.text);
+    assert!(m.text.contains("method=\"other\""), "{}", m.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

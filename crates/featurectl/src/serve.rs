@@ -68,7 +68,10 @@ async fn open(a: &ServeArgs, url: &str) -> anyhow::Result<Opened> {
             provider: Box::new(move |b| b.provider(provider)),
         })
     } else {
-        bail!("unsupported store URL {url:?}: expected sqlite://..., postgres://... or redis://...")
+        bail!(
+            "unsupported store URL {:?}: expected sqlite://..., postgres://... or redis://...",
+            feature_core::provider::redact_url(url)
+        )
     }
 }
 

@@ -17,7 +17,10 @@ fn open(url: &str, table: &str, prefix: &str) -> anyhow::Result<Box<dyn FlagStor
     } else if url.starts_with("sqlite:") {
         Ok(Box::new(feature_sqlite::SqliteStore::lazy(url)?))
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://..., redis://... or sqlite://...")
+        bail!(
+            "unsupported store URL {:?}: expected postgres://..., redis://... or sqlite://...",
+            feature_core::provider::redact_url(url)
+        )
     }
 }
 

@@ -47,7 +47,7 @@ impl From<ScopeArg> for Scope {
 /// Where the tokens are: the flag server's store.
 #[derive(Debug, Args)]
 pub struct TokenStoreArgs {
-    /// The server's store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT.
+    /// The server's store: sqlite://PATH, postgres://USER:PASS@HOST/DB or redis://HOST:PORT.
     #[arg(
         long,
         value_name = "URL",
@@ -96,8 +96,9 @@ pub struct TokenRevokeArgs {
     pub store: TokenStoreArgs,
 }
 
-/// Opens the token store a URL names.
-fn open(a: &TokenStoreArgs) -> anyhow::Result<Box<dyn TokenStore>> {
+/// Opens the token store a URL names. An SQLite file is created (with its schema) only by
+/// `token create`: listing or revoking in a mistyped path is an error, not a new database.
+async fn open(a: &TokenStoreArgs, create: bool) -> anyhow::Result<Box<dyn TokenStore>> {
     let url = a.store.as_str();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Box::new(feature_postgres::PostgresStore::lazy(
@@ -105,8 +106,19 @@ fn open(a: &TokenStoreArgs) -> anyhow::Result<Box<dyn TokenStore>> {
         )?))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Box::new(feature_redis::RedisStore::new(url, &a.prefix)?))
+    } else if url.starts_with("sqlite:") {
+        if !create {
+            let parsed = feature_sqlite::SqliteUrl::parse(url)?;
+            if !parsed.path().exists() {
+                bail!("{}: no such file", parsed.path().display());
+            }
+        }
+        Ok(Box::new(feature_sqlite::SqliteStore::open(url).await?))
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!(
+            "unsupported store URL {:?}: expected sqlite://..., postgres://... or redis://...",
+            feature_core::provider::redact_url(url)
+        )
     }
 }
 
@@ -118,7 +130,7 @@ pub fn run(command: &TokenCommand, out: &mut impl Write) -> anyhow::Result<u8> {
     let _in_runtime = rt.enter();
     match command {
         TokenCommand::Create(a) => {
-            let store = open(&a.store)?;
+            let store = rt.block_on(open(&a.store, true))?;
             let (record, text) = rt
                 .block_on(create_token(
                     store.as_ref(),
@@ -134,7 +146,7 @@ pub fn run(command: &TokenCommand, out: &mut impl Write) -> anyhow::Result<u8> {
             );
         }
         TokenCommand::List(a) => {
-            let store = open(a)?;
+            let store = rt.block_on(open(a, false))?;
             for t in rt.block_on(store.tokens())? {
                 let state = match &t.revoked_at {
                     Some(at) => format!("revoked {at}"),
@@ -148,7 +160,7 @@ pub fn run(command: &TokenCommand, out: &mut impl Write) -> anyhow::Result<u8> {
             }
         }
         TokenCommand::Revoke(a) => {
-            let store = open(&a.store)?;
+            let store = rt.block_on(open(&a.store, false))?;
             if !rt.block_on(store.revoke_token(&a.id, &a.store.actor))? {
                 bail!("no active token with id {:?}", a.id);
             }

@@ -79,3 +79,48 @@ fn a_created_token_authenticates_until_it_is_revoked() {
             .query(&mut c);
     }
 }
+
+#[test]
+fn tokens_for_the_default_sqlite_store_and_no_password_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("feature.db").display());
+    // Listing in a file that does not exist creates nothing.
+    let listed = featurectl(dir.path(), &["token", "list", "--store", &url]);
+    assert_eq!(listed.code, 2, "{}", listed.stdout);
+    assert!(!dir.path().join("feature.db").exists());
+    let created = featurectl(
+        dir.path(),
+        &[
+            "token", "create", "--name", "ui", "--scope", "admin", "--store", &url,
+        ],
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let text = created.stdout.trim().to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(feature_sqlite::SqliteStore::open(&url))
+        .unwrap();
+    let record = rt.block_on(authenticate(&store, &text)).unwrap().unwrap();
+    assert_eq!(record.scope, Scope::Admin);
+    let revoked = featurectl(
+        dir.path(),
+        &["token", "revoke", &record.id, "--store", &url],
+    );
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert_eq!(rt.block_on(authenticate(&store, &text)).unwrap(), None);
+
+    let typo = featurectl(
+        dir.path(),
+        &[
+            "token",
+            "list",
+            "--store",
+            "postgress://admin:s3cret@db/flags",
+        ],
+    );
+    assert_eq!(typo.code, 2);
+    assert!(!typo.stderr.contains("s3cret"), "{}", typo.stderr);
+}

@@ -105,8 +105,11 @@ impl Summarizer {
     /// The `summary` event of the period, and a fresh period. Flags not evaluated for a
     /// whole period are forgotten.
     pub(crate) fn take(&mut self) -> Option<Value> {
+        // Entries of flags evaluated this period are kept (and reused: no allocation for them
+        // next period); the others go, so keys evaluated once (unknown flags named at run
+        // time, typos) are not held forever.
+        self.flags.retain(|_, f| f.touched);
         if self.is_empty() {
-            self.flags.retain(|_, f| !f.counters.is_empty());
             return None;
         }
         let mut features = Map::new();
@@ -151,5 +154,44 @@ impl Summarizer {
         self.end = 0;
         self.touched = 0;
         Some(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(s: &mut Summarizer, key: &str) {
+        let ctx = feature_core::Context::new("u");
+        s.count(Count {
+            key,
+            context: &ctx,
+            variation: None,
+            version: None,
+            value: &Value::Null,
+            default: &|| Value::Null,
+            now: 1,
+        });
+    }
+
+    #[test]
+    fn flags_not_evaluated_for_a_period_are_forgotten() {
+        let mut s = Summarizer::default();
+        for i in 0..1000 {
+            count(&mut s, &format!("flag-{i}"));
+        }
+        count(&mut s, "steady");
+        assert!(s.take().is_some());
+        assert_eq!(s.flags.len(), 1001, "kept until the next period ends");
+        count(&mut s, "steady");
+        let summary = s.take().unwrap();
+        assert_eq!(summary["features"].as_object().unwrap().len(), 1);
+        assert_eq!(
+            s.flags.len(),
+            1,
+            "only the flag evaluated this period is kept"
+        );
+        assert!(s.take().is_none());
+        assert!(s.flags.is_empty());
     }
 }
