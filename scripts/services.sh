@@ -87,3 +87,19 @@ ensure_cargo_hack() {
   echo "installing cargo-hack" >&2
   cargo install --locked --quiet cargo-hack
 }
+
+# The web UI's browser tests: Debian's Chromium and the npm packages of
+# crates/feature-ui/tests/browser (playwright-core, axe-core; from its package-lock.json).
+ensure_ui_browser() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Chromium" >&2
+    apt_install chromium
+  fi
+  export FEATURE_TEST_CHROMIUM=${FEATURE_TEST_CHROMIUM:-$(command -v chromium)}
+  local dir
+  dir="$(dirname "${BASH_SOURCE[0]}")/../crates/feature-ui/tests/browser"
+  if [ ! -d "$dir/node_modules/playwright-core" ] || [ ! -d "$dir/node_modules/axe-core" ]; then
+    echo "installing the browser tests' npm packages" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

@@ -51,8 +51,16 @@ async fn open(a: &ServeArgs, url: &str) -> anyhow::Result<Opened> {
             tokens: store,
             provider: Box::new(move |b| b.provider(provider)),
         })
+    } else if url.starts_with("sqlite://") {
+        let store = Arc::new(feature_sqlite::SqliteStore::open(url).await?);
+        let provider = feature_sqlite::SqliteProvider::new(url)?;
+        Ok(Opened {
+            flags: store.clone(),
+            tokens: store,
+            provider: Box::new(move |b| b.provider(provider)),
+        })
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!("unsupported store URL {url:?}: expected postgres://..., redis://... or sqlite://...")
     }
 }
 
@@ -97,9 +105,18 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
         .linter(Arc::new(|snapshot, locator| {
             crate::lint::check(snapshot, locator, None)
         }));
-    let (builder, client) = match (&a.store, &a.file) {
+    let demo = match a.demo {
+        true => Some(crate::demo::Demo::create().await?),
+        false => None,
+    };
+    let store_url = demo.as_ref().map(|d| d.url.clone()).or(a.store.clone());
+    let (builder, client) = match (&store_url, &a.file) {
         (Some(url), _) => {
             let opened = open(a, url).await?;
+            if let Some(d) = &demo {
+                d.seed(opened.flags.as_ref(), opened.tokens.as_ref())
+                    .await?;
+            }
             let client = (opened.provider)(Client::builder().metrics(metrics))
                 .build()
                 .await?;
@@ -117,18 +134,28 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
             let reason = format!("flags come from the file {}", file_name(path));
             (builder.read_only(reason), client)
         }
-        (None, None) => bail!("give --store URL or --file FLAGS.yaml"),
+        (None, None) => bail!("give --store URL, --file FLAGS.yaml or --demo"),
     };
     let server = builder.client(client.clone()).build()?;
+    // The web UI at /ui; the session cookie is not `Secure` as this server speaks plain HTTP
+    // (behind a TLS proxy, the browser still sends it over HTTPS).
+    let ui = feature_ui::Ui::builder(&server)
+        .secure_cookie(false)
+        .build();
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "flag server listening");
-    axum::serve(listener, server.router())
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "flag server listening");
+    if let Some(d) = &demo {
+        d.announce(address);
+    }
+    axum::serve(listener, server.router().merge(ui.router()))
         .with_graceful_shutdown(shutdown())
         .await
         .context("the server failed")?;
     client.close().await;
+    drop(demo);
     tracing::info!("flag server stopped");
     Ok(())
 }
