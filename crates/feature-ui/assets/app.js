@@ -170,6 +170,7 @@ async function render() {
   if (parts[0] === 'flags') return renderEditor(parts[1]);
   if (parts[0] === 'new') return renderNew();
   if (parts[0] === 'debugger') return renderDebugger(parts[1]);
+  if (parts[0] === 'segments' && parts[1]) return renderSegment(parts[1]);
   if (parts[0] === 'segments') return renderSegments();
   return renderList();
 }
@@ -602,8 +603,9 @@ function showDiagnostics(root, diagnostics, key) {
   const unplaced = [];
   for (const d of diagnostics || []) {
     let path = d.path || '';
-    const prefix = `flags.${key}`;
-    if (path.startsWith(prefix)) path = path.slice(prefix.length).replace(/^\./, '');
+    for (const prefix of [`flags.${key}`, `segments.${key}`]) {
+      if (path.startsWith(prefix)) path = path.slice(prefix.length).replace(/^\./, '');
+    }
     let target = null;
     let p = path;
     while (p && !target) {
@@ -831,13 +833,73 @@ async function renderSegments() {
   view.name = 'segments';
   const r = await api('GET', '/segments?limit=1000');
   if (!r.ok) { setMain(h('h1', {}, 'Segments'), h('p', { class: 'error', role: 'alert' }, problemText(r))); return; }
+  const key = h('input', { type: 'text', id: 'new-segment', pattern: '[A-Za-z0-9._-]+', required: true });
   setMain(h('h1', {}, 'Segments'),
     r.json.items.length === 0 ? h('p', {}, 'No segments.') : h('table', {},
       h('thead', {}, h('tr', {}, ...['Key', 'Name', 'Included', 'Excluded', 'Rules'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, ...r.json.items.map((s) => h('tr', {},
-        h('td', {}, s.key), h('td', {}, s.name || ''),
+        h('td', {}, h('a', { href: `#/segments/${encodeURIComponent(s.key)}` }, s.key)), h('td', {}, s.name || ''),
         h('td', {}, (s.included || []).join(', ')), h('td', {}, (s.excluded || []).join(', ')),
-        h('td', {}, String((s.rules || []).length)))))));
+        h('td', {}, String((s.rules || []).length)))))),
+    canWrite() ? h('form', { onsubmit: (e) => { e.preventDefault(); location.hash = `#/segments/${encodeURIComponent(key.value)}`; } },
+      h('h2', {}, 'New segment'), field('Segment key', key), h('button', { type: 'submit' }, 'Create segment')) : null);
+}
+
+async function renderSegment(key) {
+  view.name = 'segment';
+  const r = await api('GET', `/segments/${encodeURIComponent(key)}`);
+  const exists = r.ok;
+  if (!exists && r.status !== 404) { setMain(h('h1', {}, key), h('p', { class: 'error', role: 'alert' }, problemText(r))); return; }
+  let etag = r.etag;
+  const seg = exists ? stripMeta(r.json) : {};
+  if (!canWrite()) {
+    setMain(h('h1', {}, `Segment ${key}`), h('pre', {}, pretty(seg)));
+    return;
+  }
+  seg.included = seg.included || [];
+  seg.excluded = seg.excluded || [];
+  seg.rules = seg.rules || [];
+  const holder = h('div');
+  const errors = h('div');
+  const status = h('p', { id: 'save-state', role: 'status' });
+  const redraw = () => {
+    const rules = h('fieldset', { 'data-path': 'rules' }, h('legend', {}, 'Rules (a context matching every clause of a rule is in the segment)'));
+    seg.rules.forEach((rule, ri) => {
+      rule.clauses = rule.clauses || [];
+      rules.append(h('fieldset', { class: 'rule', 'data-path': `rules[${ri}]` }, h('legend', {}, `Rule ${ri + 1}`),
+        ...rule.clauses.map((_, ci) => clauseEditor(seg, rule, ri, ci, redraw)),
+        h('button', { type: 'button', class: 'secondary', onclick: () => { rule.clauses.push({ attribute: 'key', operator: 'eq', values: [] }); markDirty(); redraw(); } }, `Add clause to rule ${ri + 1}`),
+        h('button', { type: 'button', class: 'secondary', onclick: () => { seg.rules.splice(ri, 1); markDirty(); redraw(); } }, `Remove rule ${ri + 1}`)));
+    });
+    rules.append(h('button', { type: 'button', class: 'secondary', onclick: () => { seg.rules.push({ clauses: [{ attribute: 'key', operator: 'eq', values: [] }] }); markDirty(); redraw(); } }, 'Add rule'));
+    holder.replaceChildren(
+      h('fieldset', {}, h('legend', {}, 'General'),
+        textInput(seg.name, (v) => { seg.name = v || undefined; }, 'Name', 'name'),
+        textInput(seg.description, (v) => { seg.description = v || undefined; }, 'Description', 'description')),
+      h('fieldset', {}, h('legend', {}, 'Context keys'),
+        listInput(seg.included, (v) => { seg.included = v; }, 'Included keys (comma-separated)', 'included'),
+        listInput(seg.excluded, (v) => { seg.excluded = v; }, 'Excluded keys (comma-separated)', 'excluded')),
+      rules);
+  };
+  const save = async () => {
+    const body = structuredClone(seg);
+    for (const k of ['included', 'excluded', 'rules']) if (body[k].length === 0) delete body[k];
+    const s = await api('PUT', `/segments/${encodeURIComponent(key)}`, body, etag ? { 'if-match': etag } : { 'if-none-match': '*' });
+    holder.querySelectorAll('.error.diag').forEach((e) => e.remove());
+    if (s.ok) {
+      etag = s.etag; view.dirty = false; errors.replaceChildren();
+      status.textContent = `Saved version ${s.json.version}`;
+      announce(status.textContent);
+      return;
+    }
+    const unplaced = showDiagnostics(holder, s.json && s.json.diagnostics, key);
+    errors.replaceChildren(h('p', { class: 'error', role: 'alert' }, problemText(s)), ...unplaced);
+    status.textContent = 'Not saved';
+  };
+  setMain(h('h1', {}, `Segment ${key}`), h('p', {}, h('a', { href: '#/segments' }, 'All segments')),
+    h('form', { onsubmit: (e) => { e.preventDefault(); save(); } }, holder, errors,
+      h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save'), status)));
+  redraw();
 }
 
 window.addEventListener('hashchange', () => { render(); });

@@ -11,7 +11,7 @@
 //! | flag editor: variants, targets, rules and clauses (every operator), rollouts in percent, prerequisites, fallthrough, off variation; located validation errors; conflicts (412) shown and re-applied | `/ui/#/flags/{key}` |
 //! | history with actor, time, side-by-side diff and restore | `/ui/#/flags/{key}/history` |
 //! | debugger: evaluate as a context with the full trace; a rollout's split over a list of contexts | `/ui/#/debugger` |
-//! | segments list | `/ui/#/segments` |
+//! | segments: list and editor (included and excluded keys, rules of clauses) | `/ui/#/segments`, `/ui/#/segments/{key}` |
 //! | the admin API, through the session (CSRF header on every change) | `/ui/api/v1/...` |
 //!
 //! The pages are plain ES modules and CSS embedded in the binary (no build step, no Node at

@@ -200,7 +200,7 @@ fn the_web_ui_in_chromium() {
     assert!(status.success(), "the browser script failed ({status})");
     let pages = done.expect("the script finished every step");
     assert!(
-        checks >= 11,
+        checks >= 13,
         "only {checks} checks by the application client"
     );
     println!("axe scanned {pages}; {checks} client checks");

@@ -407,10 +407,38 @@ step('the debugger answers as featurectl eval --explain');
   await alice.screenshot({ path: join(SHOTS, 'debugger.png'), fullPage: true });
 }
 
-step('segments page passes axe');
+step('segments: create one with keys and a rule, then a flag rule that uses it');
 await alice.goto(`${BASE}/ui/#/segments`);
 await alice.getByRole('heading', { name: 'Segments' }).waitFor();
 await axe(alice, 'segments');
+await alice.getByLabel('Segment key').fill('beta-testers');
+await alice.getByRole('button', { name: 'Create segment' }).click();
+await alice.getByRole('heading', { name: 'Segment beta-testers' }).waitFor();
+await alice.getByLabel('Included keys (comma-separated)').fill('user-42, user-43');
+await alice.getByLabel('Excluded keys (comma-separated)').fill('user-44');
+await alice.getByRole('button', { name: 'Add rule' }).click();
+await alice.getByLabel('Rule 1 clause 1 attribute').fill('email');
+await alice.getByLabel('Rule 1 clause 1 operator').selectOption('endsWith');
+await alice.getByLabel('Rule 1 clause 1 values (comma-separated)').fill('@example.com');
+await axe(alice, 'segment editor');
+await alice.getByRole('button', { name: 'Save' }).click();
+await alice.locator('#save-state', { hasText: 'Saved version 1' }).waitFor();
+{
+  const r = await admin('GET', '/segments/beta-testers');
+  assert.deepEqual(r.json.included, ['user-42', 'user-43']);
+  assert.deepEqual(r.json.excluded, ['user-44']);
+  assert.equal(r.json.rules[0].clauses[0].operator, 'endsWith');
+}
+await alice.goto(`${BASE}/ui/#/flags/checkout-exp`);
+await alice.getByRole('button', { name: 'Add rule' }).click();
+await alice.getByLabel('Rule 1 clause 1 attribute').fill('key');
+await alice.getByLabel('Rule 1 clause 1 operator').selectOption('segmentMatch');
+await alice.getByLabel('Rule 1 clause 1 values (comma-separated)').fill('beta-testers');
+await alice.getByLabel('Rule 1: variation').selectOption({ label: '#2 variant-c' });
+await alice.getByRole('button', { name: 'Save' }).click();
+await alice.locator('#save-state', { hasText: 'Saved version 2' }).waitFor();
+await sees({ flag: 'checkout-exp', context: { key: 'user-42' }, value: 'variant-c' });
+await sees({ flag: 'checkout-exp', context: { key: 'user-9', email: 'x@example.com' }, value: 'variant-c' });
 
 step('layouts: 1280x800 and phone width');
 {
