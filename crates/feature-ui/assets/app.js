@@ -657,6 +657,51 @@ function reapply(base, mine, theirs) {
   return out;
 }
 
+function contextLines(text) {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.map((l, i) => {
+    try { return JSON.parse(l); } catch { throw new Error(`Line ${i + 1} is not JSON`); }
+  });
+}
+
+function splitTable(split, total) {
+  return h('table', {},
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col' }, 'Contexts'), h('th', { scope: 'col' }, 'Share'))),
+    h('tbody', {}, ...split.map((s) => h('tr', {},
+      h('td', {}, `${JSON.stringify(s.value)}${s.variationName ? ` (${s.variationName})` : ''}`),
+      h('td', {}, String(s.count)),
+      h('td', {}, `${((100 * s.count) / total).toFixed(1)} %`)))));
+}
+
+// The split of the flag as edited, before saving: compiled by the server in memory with the
+// store's other flags and segments.
+function previewForm(key, currentDraft) {
+  const many = h('textarea', { id: 'preview-contexts', rows: 4 }, Array.from({ length: 100 }, (_, i) => `{"key": "user-${i}"}`).join('\n'));
+  const out = h('div', { id: 'preview-split', 'aria-live': 'polite' });
+  return h('section', { 'aria-labelledby': 'preview-h' },
+    h('h2', { id: 'preview-h' }, 'Preview the split of this draft (before saving)'),
+    h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        let contexts;
+        try { contexts = contextLines(many.value); } catch (x) { out.replaceChildren(h('p', { class: 'error', role: 'alert' }, x.message)); return; }
+        const flags = Object.fromEntries((await allFlags()).map((f) => [f.key, stripMeta(f)]));
+        flags[key] = currentDraft();
+        const segs = await api('GET', '/segments?limit=1000');
+        const segments = Object.fromEntries(((segs.ok && segs.json.items) || []).map((x) => [x.key, stripMeta(x)]));
+        const r = await fetch('/ui/preview', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrf },
+          body: JSON.stringify({ document: { flags, segments }, flag: key, contexts }),
+        });
+        const j = await r.json();
+        if (!r.ok) { out.replaceChildren(h('p', { class: 'error', role: 'alert' }, `${j.title}: ${j.detail}`)); return; }
+        out.replaceChildren(splitTable(j.split, j.total));
+      },
+    }, field('Preview contexts, one JSON object per line', many), h('button', { type: 'submit' }, 'Preview draft split')),
+    out);
+}
+
 async function renderEditor(key) {
   view.name = 'editor';
   const r = await api('GET', `/flags/${encodeURIComponent(key)}`);
@@ -731,7 +776,8 @@ async function renderEditor(key) {
   setMain(h('h1', {}, `Flag ${key}`), links, notices,
     h('form', { onsubmit: (e) => { e.preventDefault(); save(); } },
       holder, errors,
-      h('div', { class: 'row' }, h('button', { type: 'submit', id: 'save' }, 'Save'), status)));
+      h('div', { class: 'row' }, h('button', { type: 'submit', id: 'save' }, 'Save'), status)),
+    previewForm(key, () => cleanDraft(draft)));
   redraw();
   // live: another person's save shows without a reload
   view.poll = setInterval(async () => {

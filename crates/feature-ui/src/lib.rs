@@ -10,7 +10,8 @@
 //! | creating flags from templates: kill switch, percentage rollout, A/B experiment | `/ui/#/new` |
 //! | flag editor: variants, targets, rules and clauses (every operator), rollouts in percent, prerequisites, fallthrough, off variation; located validation errors; conflicts (412) shown and re-applied | `/ui/#/flags/{key}` |
 //! | history with actor, time, side-by-side diff and restore | `/ui/#/flags/{key}/history` |
-//! | debugger: evaluate as a context with the full trace; a rollout's split over a list of contexts | `/ui/#/debugger` |
+//! | debugger: evaluate as a context with the full trace; a flag's split over a list of contexts | `/ui/#/debugger` |
+//! | a rollout's split over a list of contexts before saving it (the edited flag compiled in memory) | `POST /ui/preview`, in the editor |
 //! | segments: list and editor (included and excluded keys, rules of clauses) | `/ui/#/segments`, `/ui/#/segments/{key}` |
 //! | the admin API, through the session (CSRF header on every change) | `/ui/api/v1/...` |
 //!
@@ -45,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod assets;
+mod preview;
 mod session;
 
 use axum::body::Body;
@@ -144,6 +146,7 @@ impl Ui {
                 "/ui/session",
                 get(session_get).post(session_create).delete(session_delete),
             )
+            .route("/ui/preview", axum::routing::post(preview_split))
             .route("/ui/api/{*rest}", any(proxy))
             .with_state(self.clone())
     }
@@ -261,6 +264,21 @@ async fn session_delete(State(ui): State<Ui>, req: Request) -> Response {
     resp.headers_mut()
         .insert(header::SET_COOKIE, ui.cookie("", Some(0)));
     resp
+}
+
+/// `POST /ui/preview`: the split of an edited flag over contexts (session and CSRF token
+/// required, like every POST; nothing is written).
+async fn preview_split(State(ui): State<Ui>, req: Request) -> Response {
+    let Some((_, s)) = ui.session(req.headers()) else {
+        return Problem::unauthorized("not signed in").into_response();
+    };
+    if !csrf_ok(req.headers(), &s) {
+        return csrf_refused();
+    }
+    match axum::body::to_bytes(req.into_body(), 4 * 1024 * 1024).await {
+        Ok(body) => no_store(preview::preview(&body)),
+        Err(_) => Problem::bad_request("the body is too large (4 MiB at most)").into_response(),
+    }
 }
 
 /// `/ui/api/...` → `/api/...` with the session's token; changes need the CSRF header.

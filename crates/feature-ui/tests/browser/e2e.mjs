@@ -236,6 +236,17 @@ await alice.goto(`${BASE}/ui/#/flags/new-search`);
   assert.equal(await off.inputValue(), '70');
   await alice.getByText('Total: 100 %').waitFor();
 }
+// the draft's split, previewed before saving
+await alice.getByLabel('Preview contexts, one JSON object per line').fill(Array.from({ length: 1000 }, (_, i) => JSON.stringify({ key: `user-${i}` })).join('\n'));
+await alice.getByRole('button', { name: 'Preview draft split' }).click();
+{
+  const row = alice.locator('#preview-split tr', { hasText: 'true (on)' });
+  await row.waitFor();
+  const share = Number((await row.locator('td').nth(2).textContent()).replace(' %', ''));
+  assert.ok(Math.abs(share - 30) <= 5, `draft split ${share} %`);
+  const stored = await admin('GET', '/flags/new-search');
+  assert.deepEqual(stored.json.fallthrough.rollout.variations.map((v) => v.weight), [90000, 10000], 'nothing saved by a preview');
+}
 await alice.getByRole('button', { name: 'Save' }).click();
 await alice.locator('#save-state', { hasText: 'Saved version 2' }).waitFor();
 await sees({ flag: 'new-search', value: true, percent: 30 });
