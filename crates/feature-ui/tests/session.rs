@@ -218,3 +218,64 @@ async fn the_pages_are_embedded_with_a_strict_content_security_policy() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_preview_evaluates_the_draft_in_memory_and_needs_the_csrf_token() {
+    let (app, reader, _) = ui_app(true).await;
+    let (id, _, resp) = sign_in(&app, &reader).await;
+    let csrf = serde_json::from_str::<serde_json::Value>(&body(resp).await).unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let contexts: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"key": format!("user-{i}")}))
+        .chain([serde_json::json!({"no": "key"})])
+        .collect();
+    let request = serde_json::json!({
+        "document": {"flags": {"beta": {
+            "type": "bool",
+            "fallthrough": {"rollout": {"variations": [
+                {"variation": 0, "weight": 75000}, {"variation": 1, "weight": 25000}]}}
+        }}},
+        "flag": "beta",
+        "contexts": contexts,
+    });
+    let post = |csrf: Option<&str>| {
+        let mut b = Request::post("/ui/preview")
+            .header("cookie", format!("feature_ui_session={id}"))
+            .header("content-type", "application/json");
+        if let Some(c) = csrf {
+            b = b.header("x-csrf-token", c);
+        }
+        app.clone()
+            .oneshot(b.body(Body::from(request.to_string())).unwrap())
+    };
+    assert_eq!(post(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let resp = post(Some(&csrf)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body(resp).await).unwrap();
+    assert_eq!(v["total"], 1001);
+    let split = v["split"].as_array().unwrap();
+    let on = split
+        .iter()
+        .find(|s| s["value"] == true)
+        .expect("some contexts get true");
+    let share = on["count"].as_f64().unwrap() / 1000.0;
+    assert!((share - 0.25).abs() < 0.04, "{share}");
+    // the stored flag (memory provider: `beta` is true for all) did not change
+    let stored = app
+        .clone()
+        .oneshot(
+            Request::post("/ui/api/v1/evaluate")
+                .header("cookie", format!("feature_ui_session={id}"))
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    r#"{"flags":["beta"],"context":{"key":"user-1"}}"#,
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(body(stored).await.contains("\"value\":true"));
+}
