@@ -246,6 +246,7 @@ async function toggle(flag, input) {
 async function renderList() {
   view.name = 'list';
   const q = h('input', { type: 'text', id: 'search', placeholder: 'key or name' });
+  const tag = h('select', { id: 'tag' }, h('option', { value: '' }, 'All'));
   const state = h('select', { id: 'state' },
     h('option', { value: '' }, 'All'), h('option', { value: 'on' }, 'On'), h('option', { value: 'off' }, 'Off'));
   const body = h('tbody');
@@ -258,8 +259,15 @@ async function renderList() {
     const text = q.value.trim().toLowerCase();
     const rows = flags.filter((f) => (!text || f.key.toLowerCase().includes(text)
         || (f.name || '').toLowerCase().includes(text))
-      && (!state.value || (state.value === 'on') === (f.enabled !== false)));
-    const sig = JSON.stringify([text, state.value, rows.map((f) => [f.key, f.version, f.enabled])]);
+      && (!state.value || (state.value === 'on') === (f.enabled !== false))
+      && (!tag.value || (f.tags || []).includes(tag.value)));
+    const tags = [...new Set(flags.flatMap((f) => f.tags || []))].sort();
+    if (tag.options.length !== tags.length + 1 || tags.some((t, i) => tag.options[i + 1].value !== t)) {
+      const keep = tag.value;
+      tag.replaceChildren(h('option', { value: '' }, 'All'), ...tags.map((t) => h('option', { value: t }, t)));
+      tag.value = tags.includes(keep) ? keep : '';
+    }
+    const sig = JSON.stringify([text, state.value, tag.value, rows.map((f) => [f.key, f.version, f.enabled, f.tags])]);
     if (sig === shown) return;
     shown = sig;
     count.textContent = `${rows.length} of ${flags.length} flags`;
@@ -276,7 +284,7 @@ async function renderList() {
         : h('span', { class: on ? 'state-on' : 'state-off' }, on ? 'on' : 'off');
       return h('tr', { 'data-key': f.key },
         h('td', { 'data-label': 'Key' }, h('a', { href: `#/flags/${encodeURIComponent(f.key)}` }, f.key)),
-        h('td', { 'data-label': 'Name' }, f.name || ''),
+        h('td', { 'data-label': 'Name' }, f.name || '', (f.tags || []).length ? h('div', { class: 'muted' }, `tags: ${f.tags.join(', ')}`) : null),
         h('td', { 'data-label': 'Type' }, flagType(f)),
         h('td', { 'data-label': 'On' }, sw),
         change);
@@ -293,9 +301,10 @@ async function renderList() {
   };
   q.addEventListener('input', draw);
   state.addEventListener('change', draw);
+  tag.addEventListener('change', draw);
   setMain(h('h1', {}, 'Flags'),
     h('div', { class: 'toolbar', role: 'search' },
-      field('Search', q), field('State', state),
+      field('Search flags', q), field('State', state), field('Tag', tag),
       canWrite() ? h('div', {}, h('a', { href: '#/new' }, 'New flag from a template')) : null),
     err, count,
     h('table', { class: 'flags' },
@@ -307,8 +316,8 @@ async function renderList() {
 
 // ---------- templates ----------
 
-function fromTemplate(kind, { key, name, description, percent, n }) {
-  const base = { name: name || undefined, description: description || undefined, enabled: true };
+function fromTemplate(kind, { key, name, description, tags, percent, n }) {
+  const base = { name: name || undefined, description: description || undefined, tags: tags && tags.length ? tags : undefined, enabled: true };
   if (kind === 'kill') {
     return { ...base, type: 'bool', variants: [{ name: 'off', value: false }, { name: 'on', value: true }],
       fallthrough: { variation: 1 }, offVariation: 0 };
@@ -336,6 +345,7 @@ function renderNew() {
   const key = h('input', { type: 'text', id: 'new-key', required: true, pattern: '[A-Za-z0-9._-]+' });
   const name = h('input', { type: 'text', id: 'new-name' });
   const desc = h('input', { type: 'text', id: 'new-description' });
+  const tags = h('input', { type: 'text', id: 'new-tags' });
   const percent = h('input', { type: 'number', id: 'new-percent', min: 0, max: 100, step: 'any', value: 10 });
   const n = h('input', { type: 'number', id: 'new-n', min: 2, max: 26, step: 1, value: 2 });
   const err = h('div', { class: 'error', role: 'alert' });
@@ -348,6 +358,7 @@ function renderNew() {
       e.preventDefault();
       const kind = form.querySelector('input[name=template]:checked').value;
       const body = fromTemplate(kind, { key: key.value, name: name.value, description: desc.value,
+        tags: tags.value.split(',').map((t) => t.trim()).filter(Boolean),
         percent: Number(percent.value), n: Number(n.value) });
       const r = await api('PUT', `/flags/${encodeURIComponent(key.value)}`, body, { 'if-none-match': '*' });
       if (!r.ok) {
@@ -361,7 +372,7 @@ function renderNew() {
     radio('kill', 'Kill switch (on/off)', true),
     radio('rollout', 'Percentage rollout', false),
     radio('ab', 'A/B experiment with N variants', false)),
-  field('Key', key), field('Name', name), field('Description', desc),
+  field('Key', key), field('Name', name), field('Description', desc), field('Tags (comma-separated)', tags),
   field('Rollout: percentage on', percent), field('Experiment: number of variants', n),
   err, h('button', { type: 'submit' }, 'Create flag'));
   setMain(h('h1', {}, 'New flag'), form);
@@ -526,6 +537,7 @@ function editorForm(flag, redraw) {
   form.append(h('fieldset', {}, h('legend', {}, 'General'),
     textInput(f.name, (v) => { f.name = v || undefined; }, 'Name', 'name'),
     textInput(f.description, (v) => { f.description = v || undefined; }, 'Description', 'description'),
+    listInput(f.tags || [], (v) => { f.tags = v; }, 'Tags (comma-separated)', 'tags'),
     h('div', { class: 'row' }, h('label', { for: 'enabled' }, 'Targeting on'), enabled)));
 
   const variants = h('fieldset', { 'data-path': 'variants' }, h('legend', {}, 'Variants'));
@@ -593,7 +605,7 @@ function editorForm(flag, redraw) {
 
 function cleanDraft(d) {
   const f = structuredClone(d);
-  for (const k of ['variants', 'targets', 'rules', 'prerequisites']) if (f[k] && f[k].length === 0) delete f[k];
+  for (const k of ['variants', 'targets', 'rules', 'prerequisites', 'tags']) if (f[k] && f[k].length === 0) delete f[k];
   for (const r of f.rules || []) if (r.clauses && r.clauses.length === 0) delete r.clauses;
   return f;
 }

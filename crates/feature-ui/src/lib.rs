@@ -6,9 +6,9 @@
 //! | what | where |
 //! |---|---|
 //! | sign-in with a server token; the token stays on the server, bound to an `HttpOnly`, `SameSite=Strict` session cookie (`Secure` when served over TLS) | `POST /ui/session`, `GET /ui/session`, `DELETE /ui/session` |
-//! | flags list: search by key or name, filter by state, on/off switches, last change | `/ui/#/flags` |
+//! | flags list: search by key or name, filter by tag and state, on/off switches, last change | `/ui/#/flags` |
 //! | creating flags from templates: kill switch, percentage rollout, A/B experiment | `/ui/#/new` |
-//! | flag editor: variants, targets, rules and clauses (every operator), rollouts in percent, prerequisites, fallthrough, off variation; located validation errors; conflicts (412) shown and re-applied | `/ui/#/flags/{key}` |
+//! | flag editor: variants, targets, rules and clauses (every operator), rollouts in percent, prerequisites, fallthrough, off variation, tags, description; located validation errors; conflicts (412) shown and re-applied | `/ui/#/flags/{key}` |
 //! | history with actor, time, side-by-side diff and restore | `/ui/#/flags/{key}/history` |
 //! | debugger: evaluate as a context with the full trace; a flag's split over a list of contexts | `/ui/#/debugger` |
 //! | a rollout's split over a list of contexts before saving it (the edited flag compiled in memory) | `POST /ui/preview`, in the editor |

@@ -177,7 +177,9 @@ async function create(page, template, key, extra = async () => {}) {
 await alice.goto(`${BASE}/ui/#/new`);
 await alice.getByRole('heading', { name: 'New flag' }).waitFor();
 await axe(alice, 'new flag');
-await create(alice, 'Kill switch (on/off)', 'kill-payments');
+await create(alice, 'Kill switch (on/off)', 'kill-payments', async () => {
+  await alice.getByLabel('Tags (comma-separated)').fill('billing, incident');
+});
 await sees({ flag: 'kill-payments', context: { key: 'user-1' }, value: true });
 await create(alice, 'Percentage rollout', 'new-search', async () => {
   await alice.getByLabel('Rollout: percentage on').fill('10');
@@ -188,6 +190,22 @@ await create(alice, 'A/B experiment with N variants', 'checkout-exp', async () =
 });
 await sees({ flag: 'checkout-exp', value: 'control', percent: 100 / 3 });
 await axe(alice, 'flag editor');
+
+step('the list filters by tag, state and text');
+await alice.goto(`${BASE}/ui/#/flags`);
+await alice.getByRole('switch', { name: 'checkout-exp' }).waitFor();
+await alice.getByLabel('Tag').selectOption('incident');
+await alice.locator('#count', { hasText: /^1 of 7 flags$/ }).waitFor();
+assert.equal(await alice.getByRole('switch').count(), 1);
+await alice.getByRole('switch', { name: 'kill-payments' }).waitFor();
+await alice.getByLabel('Tag').selectOption('');
+await alice.getByLabel('Search flags').fill('Percentage rollout');
+await alice.locator('#count', { hasText: /^1 of 7 flags$/ }).waitFor();
+await alice.getByRole('switch', { name: 'new-search' }).waitFor();
+await alice.getByLabel('Search flags').fill('');
+await alice.getByLabel('State').selectOption('off');
+await alice.locator('#count', { hasText: /^0 of 7 flags$/ }).waitFor();
+assert.deepEqual((await admin('GET', '/flags/kill-payments')).json.tags, ['billing', 'incident']);
 
 step('add a rule with two clauses');
 await alice.goto(`${BASE}/ui/#/flags/kill-payments`);
