@@ -112,10 +112,11 @@ function renderChrome() {
   const link = (href, text) => h('li', {}, h('a', {
     href, 'aria-current': (here === href || (href === '#/flags' && here.startsWith('#/flags'))) ? 'page' : null,
   }, text));
+  const reads = session.scope !== 'evaluate';
   nav.replaceChildren(h('ul', {},
-    link('#/flags', 'Flags'),
+    reads ? link('#/flags', 'Flags') : null,
     canWrite() ? link('#/new', 'New flag') : null,
-    link('#/segments', 'Segments'),
+    reads ? link('#/segments', 'Segments') : null,
     link('#/debugger', 'Debugger')));
   who.replaceChildren(
     h('span', {}, `Signed in as ${session.name} (${session.scope})`),
@@ -165,6 +166,8 @@ async function render() {
   if (!session) { renderSignIn(); return; }
   const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/flags';
   const parts = hash.split('/').filter(Boolean);
+  // an `evaluate` token can only evaluate: the debugger is all it is shown
+  if (session.scope === 'evaluate' && parts[0] !== 'debugger') return renderDebugger();
   if (parts[0] === 'flags' && parts.length === 1) return renderList();
   if (parts[0] === 'flags' && parts[2] === 'history') return renderHistory(parts[1]);
   if (parts[0] === 'flags') return renderEditor(parts[1]);
@@ -839,7 +842,10 @@ async function renderDebugger(preset) {
   view.name = 'debugger';
   let keys = [];
   try { keys = (await allFlags()).map((f) => f.key); } catch { /* shown below on evaluate */ }
-  const flag = h('select', { id: 'dbg-flag' }, ...keys.map((k) => h('option', { value: k }, k)));
+  // without the right to list flags (an `evaluate` token), the key is typed
+  const flag = keys.length
+    ? h('select', { id: 'dbg-flag' }, ...keys.map((k) => h('option', { value: k }, k)))
+    : h('input', { type: 'text', id: 'dbg-flag', required: true });
   if (preset) flag.value = preset;
   const ctx = h('textarea', { id: 'dbg-context', rows: 5 }, '{"key": "user-1", "country": "NZ", "plan": "pro"}');
   const out = h('div', { id: 'dbg-result', 'aria-live': 'polite' });

@@ -389,6 +389,24 @@ const reader = await session(readerToken);
   await sees({ flag: 'kill-payments', context: { key: 'user-1' }, value: true });
 }
 
+step('an evaluate token is shown the debugger only');
+{
+  const evalToken = await token('probe', 'evaluate');
+  const context = await newContext({ width: 1280, height: 800 });
+  const page = context.pages()[0] || await context.newPage();
+  await page.goto(`${BASE}/ui/`);
+  await page.getByLabel('Server token').fill(evalToken);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Debugger' }).waitFor();
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Debugger']);
+  await page.getByLabel('Flag').fill('kill-payments');
+  await page.getByLabel('Context (JSON)').fill('{"key": "user-1"}');
+  await page.getByRole('button', { name: 'Evaluate' }).click();
+  await page.locator('#dbg-value').waitFor();
+  assert.equal(await page.locator('#dbg-value').textContent(), 'true');
+  await axe(page, 'debugger for an evaluate token');
+}
+
 step('the debugger answers as featurectl eval --explain');
 {
   const context = { key: 'user-7', country: 'NZ', plan: 'enterprise' };
