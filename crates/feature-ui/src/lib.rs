@@ -76,8 +76,9 @@ pub struct UiBuilder {
 }
 
 impl UiBuilder {
-    /// Whether the session cookie is `Secure` (sent over HTTPS only): set it when the server is
-    /// reached over TLS (directly or through a proxy). Default: `true`.
+    /// Whether the session cookie is always `Secure` (sent over HTTPS only): keep it when the
+    /// server is reached over TLS. Default: `true`. Without it, the cookie is still `Secure`
+    /// when a proxy says the browser used HTTPS (`X-Forwarded-Proto: https`).
     pub fn secure_cookie(mut self, secure: bool) -> Self {
         self.secure = secure;
         self
@@ -157,12 +158,12 @@ impl Ui {
         Some((id, s))
     }
 
-    fn cookie(&self, id: &str, max_age: Option<u64>) -> HeaderValue {
+    fn cookie(&self, id: &str, max_age: Option<u64>, tls: bool) -> HeaderValue {
         let mut c = format!("{SESSION_COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict");
         if let Some(age) = max_age {
             c.push_str(&format!("; Max-Age={age}"));
         }
-        if self.inner.secure {
+        if self.inner.secure || tls {
             c.push_str("; Secure");
         }
         HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -202,6 +203,7 @@ struct SignIn {
 /// Sign-in: `{"token": "..."}` as JSON (a cross-site form cannot send that type without a
 /// preflight, so no login CSRF through forms).
 async fn session_create(State(ui): State<Ui>, req: Request) -> Response {
+    let tls = behind_tls(req.headers());
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -234,8 +236,17 @@ async fn session_create(State(ui): State<Ui>, req: Request) -> Response {
     tracing::info!(token = %s.name, "signed in to the UI");
     let mut resp = session_body(&s);
     resp.headers_mut()
-        .insert(header::SET_COOKIE, ui.cookie(&id, None));
+        .insert(header::SET_COOKIE, ui.cookie(&id, None, tls));
     resp
+}
+
+/// Whether a TLS-terminating proxy says the browser used HTTPS (`X-Forwarded-Proto: https`):
+/// the cookie is then `Secure` even when the UI was built without it.
+fn behind_tls(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 fn csrf_ok(req_headers: &axum::http::HeaderMap, s: &Session) -> bool {
@@ -259,10 +270,11 @@ async fn session_delete(State(ui): State<Ui>, req: Request) -> Response {
     if !csrf_ok(req.headers(), &s) {
         return csrf_refused();
     }
+    let tls = behind_tls(req.headers());
     ui.inner.sessions.remove(&id);
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()
-        .insert(header::SET_COOKIE, ui.cookie("", Some(0)));
+        .insert(header::SET_COOKIE, ui.cookie("", Some(0), tls));
     resp
 }
 

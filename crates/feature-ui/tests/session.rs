@@ -83,10 +83,23 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_never_returns_the_token() {
     assert_eq!(v["scope"], "read");
     assert_eq!(v["csrf"].as_str().unwrap().len(), 64);
 
-    // without TLS the cookie is not Secure
+    // without TLS the cookie is not Secure, unless a TLS proxy says the browser used HTTPS
     let (plain, reader, _) = ui_app(false).await;
     let (_, cookie, _) = sign_in(&plain, &reader).await;
     assert!(!cookie.contains("Secure"), "{cookie}");
+    let proxied = plain
+        .clone()
+        .oneshot(
+            Request::post("/ui/session")
+                .header("content-type", "application/json")
+                .header("x-forwarded-proto", "https")
+                .body(Body::from(format!("{{\"token\":\"{reader}\"}}")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let cookie = proxied.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
 }
 
 #[tokio::test]

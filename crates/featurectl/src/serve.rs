@@ -137,8 +137,8 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --store URL, --file FLAGS.yaml or --demo"),
     };
     let server = builder.client(client.clone()).build()?;
-    // The web UI at /ui; the session cookie is not `Secure` as this server speaks plain HTTP
-    // (behind a TLS proxy, the browser still sends it over HTTPS).
+    // The web UI at /ui. This server speaks plain HTTP, so the session cookie is `Secure` only
+    // when a TLS proxy in front says `X-Forwarded-Proto: https`.
     let ui = feature_ui::Ui::builder(&server)
         .secure_cookie(false)
         .build();
