@@ -490,6 +490,26 @@ await alice.locator('#save-state', { hasText: 'Saved version 2' }).waitFor();
 await sees({ flag: 'checkout-exp', context: { key: 'user-42' }, value: 'variant-c' });
 await sees({ flag: 'checkout-exp', context: { key: 'user-9', email: 'x@example.com' }, value: 'variant-c' });
 
+step('live: a change by someone else shows in the open editor and history without a reload');
+{
+  await alice.goto(`${BASE}/ui/#/flags/checkout-exp`);
+  await alice.getByRole('button', { name: 'Save' }).waitFor();
+  await bob.goto(`${BASE}/ui/#/flags/checkout-exp/history`);
+  await bob.getByRole('heading', { name: /Version 2: update by alice/ }).waitFor();
+  const cur = await admin('GET', '/flags/checkout-exp');
+  const { key, version, updatedAt, ...def } = cur.json;
+  void key; void version; void updatedAt;
+  const r = await fetch(`${BASE}/api/v1/flags/checkout-exp`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'if-match': `"${cur.json.version}"` },
+    body: JSON.stringify({ ...def, description: 'changed elsewhere' }),
+  });
+  assert.equal(r.status, 200);
+  await alice.locator('#notices', { hasText: 'was changed by someone else; showing version 3' }).waitFor({ timeout: 3000 });
+  assert.equal(await alice.getByLabel('Description', { exact: true }).inputValue(), 'changed elsewhere');
+  await bob.getByRole('heading', { name: /Version 3: update by bootstrap/ }).waitFor({ timeout: 3000 });
+}
+
 step('layouts: 1280x800 and phone width');
 {
   await alice.goto(`${BASE}/ui/#/flags`);
