@@ -302,11 +302,11 @@ await alice.getByRole('switch', { name: 'kill-payments' }).waitFor();
   await bob.waitForFunction(() => {
     const s = document.querySelector('input[role=switch][aria-label="kill-payments"]');
     return s && !s.checked;
-  }, null, { timeout: 3000 });
+  }, null, { timeout: 5000 });
   await page.keyboard.press('Space');
   await page.locator('#live', { hasText: 'kill-payments is on' }).waitFor({ state: 'attached' });
   await sees({ flag: 'kill-payments', context: { key: 'user-1' }, value: true });
-  await bob.waitForFunction(() => document.querySelector('input[role=switch][aria-label="kill-payments"]').checked, null, { timeout: 3000 });
+  await bob.waitForFunction(() => document.querySelector('input[role=switch][aria-label="kill-payments"]').checked, null, { timeout: 5000 });
   // cancelling the confirmation leaves it on
   await page.keyboard.press('Space');
   await page.getByRole('dialog').waitFor();
@@ -505,9 +505,9 @@ step('live: a change by someone else shows in the open editor and history withou
     body: JSON.stringify({ ...def, description: 'changed elsewhere' }),
   });
   assert.equal(r.status, 200);
-  await alice.locator('#notices', { hasText: 'was changed by someone else; showing version 3' }).waitFor({ timeout: 3000 });
+  await alice.locator('#notices', { hasText: 'was changed by someone else; showing version 3' }).waitFor({ timeout: 5000 });
   assert.equal(await alice.getByLabel('Description', { exact: true }).inputValue(), 'changed elsewhere');
-  await bob.getByRole('heading', { name: /Version 3: update by bootstrap/ }).waitFor({ timeout: 3000 });
+  await bob.getByRole('heading', { name: /Version 3: update by bootstrap/ }).waitFor({ timeout: 5000 });
 }
 
 step('layouts: 1280x800 and phone width');
