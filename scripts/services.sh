@@ -106,3 +106,19 @@ ensure_launchdarkly_sdk() {
   echo "installing LaunchDarkly's Python SDK (pip: launchdarkly-server-sdk)" >&2
   python3 -m pip install -q launchdarkly-server-sdk >/dev/null
 }
+
+# The web UI's browser tests: Debian's Chromium and the npm packages of
+# crates/feature-ui/tests/browser (playwright-core, axe-core; from its package-lock.json).
+ensure_ui_browser() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Chromium" >&2
+    apt_install chromium
+  fi
+  export FEATURE_TEST_CHROMIUM=${FEATURE_TEST_CHROMIUM:-$(command -v chromium)}
+  local dir
+  dir="$(dirname "${BASH_SOURCE[0]}")/../crates/feature-ui/tests/browser"
+  if [ ! -d "$dir/node_modules/playwright-core" ] || [ ! -d "$dir/node_modules/axe-core" ]; then
+    echo "installing the browser tests' npm packages" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}

@@ -4,7 +4,8 @@
 # installs promtool and the tansu Kafka broker the observability tests use, LaunchDarkly's
 # Python SDK the LaunchDarkly events tests compare against, schemathesis for the flag server's
 # API fuzzing, and starts the
-# open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack;
+# open-source Unleash server (from npm) the Unleash provider's tests use; installs Chromium and
+# the npm packages of the web UI's browser tests; installs cargo-hack;
 # runs each fuzz target briefly (installs cargo-afl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ ensure_tansu
 ensure_launchdarkly_sdk
 ensure_schemathesis
 ensure_cargo_hack
+ensure_ui_browser
 export FEATURE_TEST_POSTGRES_URL=${FEATURE_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}
 export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 

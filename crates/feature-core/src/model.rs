@@ -47,6 +47,9 @@ pub struct Flag {
     /// What the flag is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Labels to find and group flags by (`checkout`, `incident`); evaluation ignores them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Value type; inferred from the variants (or the default) when absent.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub flag_type: Option<FlagType>,
@@ -97,6 +100,7 @@ impl Flag {
             key: key.into(),
             name: None,
             description: None,
+            tags: Vec::new(),
             flag_type: None,
             default: None,
             enabled: true,

@@ -162,6 +162,15 @@ async fn caller(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Cal
             "the Authorization header is not Bearer <token>",
         ));
     };
+    check_token(state, token, path).await
+}
+
+/// Checks a token's text: the bootstrap token, then the cache, then the token store.
+pub(crate) async fn check_token(
+    state: &AppState,
+    token: &str,
+    path: &str,
+) -> Result<Caller, Problem> {
     let d = digest(token);
     if let Some(boot) = &state.bootstrap {
         if bool::from(d.ct_eq(boot)) {

@@ -528,6 +528,13 @@ impl Server {
         router
     }
 
+    /// Checks a token as the routes do (bootstrap token, cache, token store) and says who it
+    /// is, without a request: for front ends that keep the token server-side, such as the web
+    /// UI's sign-in. Unknown or revoked tokens are a 401 problem, a failing store a 503.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, Problem> {
+        auth::check_token(&self.state, token, "sign-in").await
+    }
+
     /// The client the server evaluates with.
     pub fn client(&self) -> &Client {
         &self.state.client

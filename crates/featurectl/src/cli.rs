@@ -78,6 +78,7 @@ pub enum AuditCommand {
 
 /// Options of `featurectl serve`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").args(["store", "file", "demo"])))]
 pub struct ServeArgs {
     /// The address to listen on.
     #[arg(
@@ -101,6 +102,10 @@ pub struct ServeArgs {
     /// Serve this flag file, read-only (reloaded when it changes; writes answer 405).
     #[arg(long, value_name = "FLAGS.yaml", env = "FEATURE_SERVER_FILE")]
     pub file: Option<PathBuf>,
+    /// Try it out: a SQLite store in a new temporary directory (removed at exit), seeded with
+    /// the bundled example flags; prints the web UI's URL and a one-time admin token.
+    #[arg(long, conflicts_with_all = ["store", "file"])]
+    pub demo: bool,
     /// PostgreSQL table.
     #[arg(
         long,
@@ -203,7 +208,7 @@ pub struct PushArgs {
     /// The flag file (`.json` is read as JSON, anything else as YAML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT. Prefer the environment
+    /// The store: postgres://USER:PASS@HOST/DB, redis://HOST:PORT or sqlite://PATH. Prefer the environment
     /// variable: a password on the command line is visible to every user of the machine.
     #[arg(
         long,

@@ -9,7 +9,7 @@
 //! | `featurectl import --from launchdarkly FILE.json [-o OUT.yaml]` | convert LaunchDarkly flags and segments into this project's YAML |
 //! | `featurectl migrate [--print-grants]` | create or upgrade a PostgreSQL flag table (as the migrator role), or print the GRANTs of the reader, writer and migrator roles |
 //! | `featurectl token create --name NAME --scope SCOPE` (`list`, `revoke ID`) | the flag server's API tokens, in its store; a new token is printed once |
-//! | `featurectl serve [--listen ADDR] [--store URL \| --file FLAGS.yaml]` | the flag server (`feature-server`): the admin REST API, `/health`, `/metrics`; default store `sqlite://feature.db`; read-only over a file |
+//! | `featurectl serve [--listen ADDR] (--store URL \| --file FLAGS.yaml \| --demo)` | the flag server (`feature-server`): the admin REST API, the web UI at `/ui` (`feature-ui`), `/health`, `/metrics`; default store `sqlite://feature.db`; read-only over a file; `--demo`: a temporary SQLite store seeded with the example flags |
 //! | `featurectl audit verify` | recompute a PostgreSQL audit log's hash chain; report the first broken link |
 //!
 //! Exit status: 0 success, 1 validation problems, 2 usage, I/O or bad input.
@@ -18,6 +18,7 @@
 //! instance [`import::to_yaml`]).
 
 pub mod cli;
+pub mod demo;
 pub mod eval;
 pub mod import;
 pub mod lint;

@@ -116,20 +116,28 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
         .linter(Arc::new(|snapshot, locator| {
             crate::lint::check(snapshot, locator, None)
         }));
-    let (builder, client) = match (&a.store, &a.file) {
+    let demo = match a.demo {
+        true => Some(crate::demo::Demo::create().await?),
+        false => None,
+    };
+    let store_url = demo.as_ref().map(|d| d.url.clone()).or(a.store.clone());
+    let store_url = match (&store_url, &a.file) {
         (None, None) => {
-            let opened = open(a, DEFAULT_STORE).await?;
             tracing::info!(
                 store = DEFAULT_STORE,
                 "no --store or --file: the embedded SQLite store"
             );
-            let client = (opened.provider)(Client::builder().metrics(metrics))
-                .build()
-                .await?;
-            (builder.store(opened.flags).tokens(opened.tokens), client)
+            Some(DEFAULT_STORE.to_owned())
         }
+        _ => store_url,
+    };
+    let (builder, client) = match (&store_url, &a.file) {
         (Some(url), _) => {
             let opened = open(a, url).await?;
+            if let Some(d) = &demo {
+                d.seed(opened.flags.as_ref(), opened.tokens.as_ref())
+                    .await?;
+            }
             let client = (opened.provider)(Client::builder().metrics(metrics))
                 .build()
                 .await?;
@@ -147,17 +155,29 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
             let reason = format!("flags come from the file {}", file_name(path));
             (builder.read_only(reason), client)
         }
+        // Not reached: without --store and --file the default store is set above.
+        (None, None) => bail!("give --store URL, --file FLAGS.yaml or --demo"),
     };
     let server = builder.client(client.clone()).build()?;
+    // The web UI at /ui. This server speaks plain HTTP, so the session cookie is `Secure` only
+    // when a TLS proxy in front says `X-Forwarded-Proto: https`.
+    let ui = feature_ui::Ui::builder(&server)
+        .secure_cookie(false)
+        .build();
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "flag server listening");
-    axum::serve(listener, server.router())
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "flag server listening");
+    if let Some(d) = &demo {
+        d.announce(address);
+    }
+    axum::serve(listener, server.router().merge(ui.router()))
         .with_graceful_shutdown(shutdown())
         .await
         .context("the server failed")?;
     client.close().await;
+    drop(demo);
     tracing::info!("flag server stopped");
     Ok(())
 }
