@@ -36,7 +36,10 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         .document;
     let rt = runtime()?;
     let _in_runtime = rt.enter();
-    let store = open(&a.to, &a.table, &a.prefix)?;
+    let Some(to) = a.to.as_deref() else {
+        bail!("no store: set FEATURE_STORE_URL or --to");
+    };
+    let store = open(to, &a.table, &a.prefix)?;
     let options = PushOptions {
         dry_run: a.dry_run,
         delete: !a.no_delete,
@@ -63,16 +66,19 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
 
 /// Runs `featurectl history`: newest first, one line per change, or JSON lines.
 pub fn run_history(a: &HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let Some(from) = a.from.as_deref() else {
+        bail!("no store: set FEATURE_STORE_URL or --from");
+    };
     let rt = runtime()?;
     let _in_runtime = rt.enter();
-    if a.from.starts_with("sqlite:") {
+    if from.starts_with("sqlite:") {
         // Reading creates nothing: a mistyped path is an error, not a new empty database.
-        let url = feature_sqlite::SqliteUrl::parse(&a.from)?;
+        let url = feature_sqlite::SqliteUrl::parse(from)?;
         if !url.path().exists() {
             bail!("{}: no such file", url.path().display());
         }
     }
-    let store = open(&a.from, &a.table, &a.prefix)?;
+    let store = open(from, &a.table, &a.prefix)?;
     let kind = if a.segment {
         ItemKind::Segment
     } else {

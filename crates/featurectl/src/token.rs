@@ -47,7 +47,7 @@ impl From<ScopeArg> for Scope {
 /// Where the tokens are: the flag server's store.
 #[derive(Debug, Args)]
 pub struct TokenStoreArgs {
-    /// The server's store: postgres://USER:PASS@HOST/DB or redis://HOST:PORT.
+    /// The server's store: postgres://USER:PASS@HOST/DB, redis://HOST:PORT or sqlite://PATH.
     #[arg(
         long,
         value_name = "URL",
@@ -105,8 +105,10 @@ fn open(a: &TokenStoreArgs) -> anyhow::Result<Box<dyn TokenStore>> {
         )?))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Box::new(feature_redis::RedisStore::new(url, &a.prefix)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Box::new(feature_sqlite::SqliteStore::lazy(url)?))
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!("unsupported store URL {url:?}: expected postgres://..., redis://... or sqlite://...")
     }
 }
 
