@@ -311,10 +311,11 @@ pub struct ValidateArgs {
     /// every problem after its message.
     #[arg(short, long)]
     pub verbose: bool,
-    /// The flag server, e.g. http://127.0.0.1:8080, instead of a store URL. The token is
-    /// read from FEATURE_TOKEN only: a token given on the command line would be visible to
-    /// every user of the machine (process list) and kept in shell history.
-    #[arg(long, value_name = "URL", env = "FEATURE_SERVER_URL")]
+    /// Have this flag server check the files (e.g. http://127.0.0.1:8080). Not taken from
+    /// FEATURE_SERVER_URL: validation stays local unless asked. The token is read from
+    /// FEATURE_TOKEN only: a token given on the command line would be visible to every user
+    /// of the machine (process list) and kept in shell history.
+    #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }
 

@@ -289,10 +289,9 @@ fn row_of(kind: ItemKind, item: &Value) -> anyhow::Result<Row> {
         .and_then(Value::as_str)
         .ok_or_else(|| anyhow!("a {kind} of the server's list has no key"))?
         .to_owned();
-    let version = item
-        .get("version")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| anyhow!("{kind} {key:?} of the server's list has no version"))?;
+    // Items of a store always have one; a read-only server's have none (and refuse writes,
+    // with their reason, before looking at a precondition).
+    let version = item.get("version").and_then(Value::as_u64).unwrap_or(0);
     let mut definition = item.clone();
     let mut updated_at = None;
     if let Value::Object(m) = &mut definition {

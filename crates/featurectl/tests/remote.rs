@@ -355,6 +355,21 @@ fn enable_on_a_read_only_server_reports_why() {
         "{}",
         r.stderr
     );
+    write(
+        d,
+        "more.yaml",
+        "flags:\n  beta: {type: bool, default: true}\n  new: {type: bool}\n",
+    );
+    let r = ctl(d, Some(BOOT), &["push", "more.yaml", "--server", &url]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("+ flag new: refused"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the server is read-only: flags come from the file flags.yaml"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("0 of 1 changes made"), "{}", r.stderr);
 }
 
 #[test]
@@ -439,6 +454,15 @@ flags:
         "{}",
         unparsable.stdout
     );
+    // FEATURE_SERVER_URL does not send local validation to a server.
+    let out = Command::new(env!("CARGO_BIN_EXE_featurectl"))
+        .args(["validate", "good.yaml"])
+        .current_dir(d)
+        .env("FEATURE_SERVER_URL", "http://127.0.0.1:1")
+        .env_remove("FEATURE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     // Without a token the server says nothing about the file.
     let r = ctl(d, None, &["validate", "good.yaml", "--server", &url]);
     assert_eq!(r.code, 2, "{r:?}");
