@@ -355,7 +355,13 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
         return Ok(0);
     }
     for (done, c) in changes.iter().enumerate() {
-        if let Err(refusal) = remote.apply(c)? {
+        let answer = remote.apply(c).with_context(|| {
+            format!(
+                "{c}: the push stopped: {done} of {} changes made (printed above); whether this one was made is unknown",
+                changes.len()
+            )
+        });
+        if let Err(refusal) = answer? {
             out.flush()?;
             let why = remote.explain(&refusal);
             let what = if refusal.status == StatusCode::PRECONDITION_FAILED {

@@ -194,6 +194,24 @@ fn push_creates_updates_and_deletes_through_the_api_in_the_name_of_the_token() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.lines()[0].contains("delete   ci-deploy"), "{r:?}");
 
+    // A file with an error writes nothing, even a flag that cannot be read at all.
+    write(
+        d,
+        "bad.yaml",
+        "flags:\n  beta: {type: bool, default: false}\n  typo: {type: bool, defualt: true}\n",
+    );
+    let r = ctl(d, Some(&ci), &["push", "bad.yaml", "--server", &url]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("bad.yaml has 1 error(s), nothing was written; first: bad.yaml:3:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    assert_eq!(server_flag(served.port, &ci, "beta").1["default"], true);
+    assert_eq!(server_flag(served.port, &ci, "checkout").0, 200);
+
     // The token's name is the actor: --actor has no say against a server.
     let r = ctl(
         d,
