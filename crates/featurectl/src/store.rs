@@ -31,9 +31,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
-    let doc = parse_document(&text, Format::from_path(&a.file))
-        .map_err(|e| e.in_file(a.file.display().to_string()))?
-        .document;
+    let name = a.file.display().to_string();
+    let parsed =
+        parse_document(&text, Format::from_path(&a.file)).map_err(|e| e.in_file(name.clone()))?;
+    let doc = parsed.document.clone();
+    // A flag that cannot be read at all is not in `doc`: pushing without it would delete it.
+    let snap = parsed.compile(Some(&name));
+    let errors: Vec<_> = snap
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == feature_core::Severity::Error)
+        .collect();
+    if let Some(first) = errors.first() {
+        bail!(
+            "{name} has {} error(s), nothing was written; first: {}",
+            errors.len(),
+            crate::load::format_diagnostic(first, false)
+        );
+    }
     let rt = runtime()?;
     let _in_runtime = rt.enter();
     let Some(to) = a.to.as_deref() else {
