@@ -20,7 +20,8 @@ pub enum Command {
     /// Check flag files and print every problem as `file:line:column: flag: message`.
     ///
     /// Exits 0 when every file is valid (no errors and no warnings), 1 when any file has a
-    /// problem, 2 when a file cannot be read.
+    /// problem, 2 when a file cannot be read. With --server, the flag server checks each file
+    /// (`POST /api/v1/validate`) and its diagnostics are printed the same way.
     Validate(ValidateArgs),
     /// Evaluate flags of a file for one or more contexts.
     ///
@@ -39,9 +40,28 @@ pub enum Command {
     /// and recorded in the store's audit log: if an item changed, appeared or disappeared since
     /// it was read, or the store refuses or fails on any change, the push fails and the store
     /// is left as it was.
+    ///
+    /// With --server, the changes go through the flag server's API one item at a time, each
+    /// conditional on the version read (If-Match, or If-None-Match: * for creates), in the
+    /// name of the token: a server push is per item, not all or nothing. If an item changed
+    /// meanwhile (412) or the server refuses a change, the push stops there: the changes
+    /// printed before the error were made, the rest were not, and the other edit survives.
     Push(PushArgs),
     /// Print the audit log of a flag: who changed it, when, and how (newest first).
     History(HistoryArgs),
+    /// Print a flag (or segment) of a flag server with its version: YAML in the flag file's
+    /// format, or with --json the server's JSON.
+    Get(GetArgs),
+    /// Switch a flag's targeting on, on a flag server.
+    ///
+    /// The flag's ETag is read and sent as If-Match; if someone changed the flag in between
+    /// (412), it is read again and the switch retried once, then the conflict is reported.
+    Enable(SwitchArgs),
+    /// Switch a flag's targeting off (it serves its off variation), on a flag server.
+    ///
+    /// The flag's ETag is read and sent as If-Match; if someone changed the flag in between
+    /// (412), it is read again and the switch retried once, then the conflict is reported.
+    Disable(SwitchArgs),
     /// Create or upgrade a PostgreSQL flag table's schema (run as the migrator role, the
     /// owner; services run as the reader role and do not migrate). Harmless when up to date.
     ///
@@ -204,6 +224,7 @@ pub struct AuditVerifyArgs {
 
 /// Options of `featurectl push`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["to", "server"])))]
 pub struct PushArgs {
     /// The flag file (`.json` is read as JSON, anything else as YAML).
     #[arg(value_name = "FILE")]
@@ -216,12 +237,22 @@ pub struct PushArgs {
         env = "FEATURE_STORE_URL",
         hide_env_values = true
     )]
-    pub to: String,
+    pub to: Option<String>,
+    /// The flag server, e.g. http://127.0.0.1:8080, instead of a store URL. The token is
+    /// read from FEATURE_TOKEN only: a token given on the command line would be visible to
+    /// every user of the machine (process list) and kept in shell history.
+    #[arg(long, value_name = "URL", env = "FEATURE_SERVER_URL")]
+    pub server: Option<String>,
     /// Print the changes without making them.
     #[arg(long)]
     pub dry_run: bool,
-    /// Who makes the changes, as recorded in the audit log.
-    #[arg(long, value_name = "NAME", default_value = "featurectl")]
+    /// Who makes the changes, as recorded in the audit log (with --server: the token's name).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "featurectl",
+        conflicts_with = "server"
+    )]
     pub actor: String,
     /// Keep flags and segments that the store has and the file does not.
     #[arg(long)]
@@ -236,6 +267,7 @@ pub struct PushArgs {
 
 /// Options of `featurectl history`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["from", "server"])))]
 pub struct HistoryArgs {
     /// The flag (or, with --segment, segment) key.
     #[arg(value_name = "KEY")]
@@ -248,7 +280,12 @@ pub struct HistoryArgs {
         env = "FEATURE_STORE_URL",
         hide_env_values = true
     )]
-    pub from: String,
+    pub from: Option<String>,
+    /// The flag server, e.g. http://127.0.0.1:8080, instead of a store URL. The token is
+    /// read from FEATURE_TOKEN only: a token given on the command line would be visible to
+    /// every user of the machine (process list) and kept in shell history.
+    #[arg(long, value_name = "URL", env = "FEATURE_SERVER_URL")]
+    pub server: Option<String>,
     /// Show at most this many changes.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
@@ -279,6 +316,44 @@ pub struct ValidateArgs {
     /// every problem after its message.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Have this flag server check the files (e.g. http://127.0.0.1:8080). Not taken from
+    /// FEATURE_SERVER_URL: validation stays local unless asked. The token is read from
+    /// FEATURE_TOKEN only: a token given on the command line would be visible to every user
+    /// of the machine (process list) and kept in shell history.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// Options of `featurectl get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The flag (or, with --segment, segment) key.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// The key names a segment.
+    #[arg(long)]
+    pub segment: bool,
+    /// Print the server's JSON (the definition with `key`, `version` and `updatedAt`).
+    #[arg(long)]
+    pub json: bool,
+    /// The flag server, e.g. http://127.0.0.1:8080. The token is read from FEATURE_TOKEN
+    /// only: a token given on the command line would be visible to every user of the machine
+    /// (process list) and kept in shell history.
+    #[arg(long, value_name = "URL", env = "FEATURE_SERVER_URL")]
+    pub server: String,
+}
+
+/// Options of `featurectl enable` and `featurectl disable`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The flag key.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// The flag server, e.g. http://127.0.0.1:8080. The token (scope write) is read from
+    /// FEATURE_TOKEN only: a token given on the command line would be visible to every user
+    /// of the machine (process list) and kept in shell history.
+    #[arg(long, value_name = "URL", env = "FEATURE_SERVER_URL")]
+    pub server: String,
 }
 
 /// Options of `featurectl eval`.

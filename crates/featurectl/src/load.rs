@@ -68,27 +68,64 @@ pub fn load_text(text: &str, format: Format, name: &str) -> Result<Loaded, Parse
 /// One diagnostic as a line: `file:line:column: flag: [warning: ]message`, with
 /// ` (at flags.key.rules[0])` appended when `with_path` is set.
 pub fn format_diagnostic(d: &Diagnostic, with_path: bool) -> String {
+    let path = if with_path {
+        d.path_string()
+    } else {
+        String::new()
+    };
+    format_problem(&Problem {
+        file: d.file.as_deref(),
+        line: d.line,
+        column: d.column,
+        flag: &d.flag,
+        warning: d.severity == Severity::Warning,
+        message: &d.message,
+        path: &path,
+    })
+}
+
+/// The parts of one problem line, wherever the problem was found (here, or by a flag server).
+#[derive(Debug, Clone, Copy)]
+pub struct Problem<'a> {
+    /// The file, when known.
+    pub file: Option<&'a str>,
+    /// Line, from 1.
+    pub line: Option<usize>,
+    /// Column, from 1.
+    pub column: Option<usize>,
+    /// The flag (or `segment KEY`); empty for the whole document.
+    pub flag: &'a str,
+    /// A warning rather than an error.
+    pub warning: bool,
+    /// What is wrong.
+    pub message: &'a str,
+    /// The document path to append as ` (at PATH)`; empty: none.
+    pub path: &'a str,
+}
+
+/// A problem as a line, in the format of [`format_diagnostic`].
+pub fn format_problem(p: &Problem<'_>) -> String {
     let mut s = String::new();
-    if let Some(file) = &d.file {
+    if let Some(file) = p.file {
         s.push_str(file);
         s.push(':');
     }
-    if let (Some(line), Some(column)) = (d.line, d.column) {
+    if let (Some(line), Some(column)) = (p.line, p.column) {
         s.push_str(&format!("{line}:{column}:"));
     }
     if !s.is_empty() {
         s.push(' ');
     }
-    if !d.flag.is_empty() {
-        s.push_str(&d.flag);
+    if !p.flag.is_empty() {
+        s.push_str(p.flag);
         s.push_str(": ");
     }
-    if d.severity == Severity::Warning {
+    if p.warning {
         s.push_str("warning: ");
     }
-    s.push_str(&d.message);
-    if with_path && !d.path.is_empty() {
-        s.push_str(&format!(" (at {})", d.path_string()));
+    s.push_str(p.message);
+    if !p.path.is_empty() {
+        s.push_str(&format!(" (at {})", p.path));
     }
     s
 }

@@ -34,12 +34,30 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
-    let doc = parse_document(&text, Format::from_path(&a.file))
-        .map_err(|e| e.in_file(a.file.display().to_string()))?
-        .document;
+    let name = a.file.display().to_string();
+    let parsed =
+        parse_document(&text, Format::from_path(&a.file)).map_err(|e| e.in_file(name.clone()))?;
+    let doc = parsed.document.clone();
+    // A flag that cannot be read at all is not in `doc`: pushing without it would delete it.
+    let snap = parsed.compile(Some(&name));
+    let errors: Vec<_> = snap
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == feature_core::Severity::Error)
+        .collect();
+    if let Some(first) = errors.first() {
+        bail!(
+            "{name} has {} error(s), nothing was written; first: {}",
+            errors.len(),
+            crate::load::format_diagnostic(first, false)
+        );
+    }
     let rt = runtime()?;
     let _in_runtime = rt.enter();
-    let store = open(&a.to, &a.table, &a.prefix)?;
+    let Some(to) = a.to.as_deref() else {
+        bail!("no store: set FEATURE_STORE_URL or --to");
+    };
+    let store = open(to, &a.table, &a.prefix)?;
     let options = PushOptions {
         dry_run: a.dry_run,
         delete: !a.no_delete,
@@ -66,16 +84,19 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
 
 /// Runs `featurectl history`: newest first, one line per change, or JSON lines.
 pub fn run_history(a: &HistoryArgs, out: &mut impl Write) -> anyhow::Result<u8> {
+    let Some(from) = a.from.as_deref() else {
+        bail!("no store: set FEATURE_STORE_URL or --from");
+    };
     let rt = runtime()?;
     let _in_runtime = rt.enter();
-    if a.from.starts_with("sqlite:") {
+    if from.starts_with("sqlite:") {
         // Reading creates nothing: a mistyped path is an error, not a new empty database.
-        let url = feature_sqlite::SqliteUrl::parse(&a.from)?;
+        let url = feature_sqlite::SqliteUrl::parse(from)?;
         if !url.path().exists() {
             bail!("{}: no such file", url.path().display());
         }
     }
-    let store = open(&a.from, &a.table, &a.prefix)?;
+    let store = open(from, &a.table, &a.prefix)?;
     let kind = if a.segment {
         ItemKind::Segment
     } else {

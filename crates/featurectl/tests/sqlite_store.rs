@@ -197,3 +197,35 @@ async fn pushes_racing_from_several_processes_are_each_all_or_nothing() {
         );
     }
 }
+
+#[test]
+fn a_flag_that_cannot_be_read_is_an_error_not_a_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flags.yaml"),
+        "flags:\n  a: {type: bool}\n  b: {type: bool}\n",
+    )
+    .unwrap();
+    let push = |file: &str| featurectl(dir.path(), &["push", file, "--to", "sqlite://feature.db"]);
+    let out = push("flags.yaml");
+    assert!(out.status.success(), "{}", text(&out));
+    // A typo makes `b` unreadable: the push refuses instead of deleting it.
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "flags:\n  a: {type: bool}\n  b: {type: bool, defualt: true}\n",
+    )
+    .unwrap();
+    let out = push("typo.yaml");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("typo.yaml has 1 error(s), nothing was written; first: typo.yaml:3:"),
+        "{}",
+        text(&out)
+    );
+    let out = push("flags.yaml");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 created, 0 updated, 0 deleted"),
+        "b is still there: {}",
+        text(&out)
+    );
+}
