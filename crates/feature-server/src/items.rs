@@ -208,6 +208,8 @@ pub(crate) struct ListQuery {
     pub(crate) prefix: Option<String>,
     /// Flags only: only flags whose targeting is on (`true`) or off (`false`).
     pub(crate) enabled: Option<bool>,
+    /// Flags only: only flags carrying this tag.
+    pub(crate) tag: Option<String>,
     /// At most this many items (1 to 1000, default 100).
     pub(crate) limit: Option<usize>,
     /// The `next` of the previous page: items with keys after it.
@@ -259,10 +261,16 @@ pub(crate) async fn list_items(state: &AppState, kind: ItemKind, q: ListQuery) -
     };
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let enabled = |v: &Value| v.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    let tagged = |v: &Value, tag: &str| {
+        v.get("tags")
+            .and_then(Value::as_array)
+            .is_some_and(|tags| tags.iter().any(|x| x.as_str() == Some(tag)))
+    };
     let mut selected = items.into_iter().filter(|(k, v)| {
         q.prefix.as_deref().is_none_or(|p| k.starts_with(p))
             && q.cursor.as_deref().is_none_or(|c| k.as_str() > c)
             && (kind != ItemKind::Flag || q.enabled.is_none_or(|e| enabled(v) == e))
+            && (kind != ItemKind::Flag || q.tag.as_deref().is_none_or(|t| tagged(v, t)))
     });
     let page: Vec<(String, Value)> = selected.by_ref().take(limit).collect();
     let next = if selected.next().is_some() {

@@ -184,7 +184,7 @@ async fn flags_are_written_only_under_their_version() {
             let a = call("PUT", &format!("/api/v1/flags/{k}"))
                 .token(w)
                 .header("if-none-match", "*")
-                .json(&json!({"type": "bool", "default": true, "enabled": k != "g2"}))
+                .json(&json!({"type": "bool", "default": true, "enabled": k != "g2", "tags": if k == "g1" { json!(["checkout", "web"]) } else { json!(["web"]) }}))
                 .send(r)
                 .await;
             assert_eq!(a.status, StatusCode::CREATED);
@@ -214,6 +214,18 @@ async fn flags_are_written_only_under_their_version() {
             .await;
         assert_eq!(off.body["items"].as_array().unwrap().len(), 1);
         assert_eq!(off.body["items"][0]["key"], "g2");
+        let tagged = call("GET", "/api/v1/flags?tag=checkout")
+            .token(read)
+            .send(r)
+            .await;
+        assert_eq!(
+            tagged.body["items"].as_array().unwrap().len(),
+            1,
+            "{}",
+            tagged.text
+        );
+        assert_eq!(tagged.body["items"][0]["key"], "g1");
+        assert_eq!(tagged.body["items"][0]["tags"], json!(["checkout", "web"]));
         let bad = call("GET", "/api/v1/flags?limit=0")
             .token(read)
             .send(r)
