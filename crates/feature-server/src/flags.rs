@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use feature_core::model::Flag;
-use feature_store::{Change, ChangeOp, FlagStore, ItemKind, Written};
+use feature_store::{ChangeOp, FlagStore, ItemKind, Written};
 
 /// Lists flags, in key order, a page at a time.
 #[utoipa::path(
@@ -252,10 +252,11 @@ pub(crate) async fn disable(
     switch(&state, key, &headers, &caller.name, false).await
 }
 
-/// Enable or disable. With `If-Match: "N"` the switched definition is written as an update at
-/// version N, so a change landing after the caller read the flag makes it 412 (the audit log
-/// records it as an update). With `If-Match: *` the store's atomic switch runs: it changes
-/// `enabled` only and is recorded as `enable` / `disable`.
+/// Enable or disable: the version named is checked, then the store's atomic switch runs. The
+/// switch changes `enabled` only and keeps every other field as stored, so a change landing
+/// between the check and the switch is never overwritten; it is recorded as `enable` /
+/// `disable`. (Known limit: the check and the switch are two steps, so a switch racing an edit
+/// made with the same version may both succeed; only PUT and DELETE guarantee one winner.)
 async fn switch(
     state: &AppState,
     key: String,
@@ -281,56 +282,19 @@ async fn switch(
                 key: key.clone(),
             })
         })?;
-    let w = match pre.version() {
-        Some(v) if row.version != v => {
+    if let Some(v) = pre.version() {
+        if row.version != v {
             return Err(Problem::precondition_failed(format!(
                 "flag {key:?} is at version {}, not {v}: it was changed meanwhile",
                 row.version
             )));
         }
-        Some(v) => {
-            let mut after = row.definition.clone();
-            let Some(map) = after.as_object_mut() else {
-                return Err(Problem::invalid(
-                    format!("flag {key:?} is stored with a definition that is not an object: replace it with PUT"),
-                    Vec::new(),
-                ));
-            };
-            if on {
-                map.remove("enabled");
-            } else {
-                map.insert("enabled".into(), serde_json::Value::Bool(false));
-            }
-            if after == row.definition {
-                return written_response(
-                    StatusCode::OK,
-                    feature_store::Written {
-                        kind: ItemKind::Flag,
-                        key,
-                        version: row.version,
-                        changed: false,
-                        row: Some(row),
-                    },
-                    ItemKind::Flag,
-                );
-            }
-            let change = Change {
-                op: ChangeOp::Update,
-                kind: ItemKind::Flag,
-                key: key.clone(),
-                version: Some(v),
-                before: Some(row.definition),
-                after: Some(after),
-            };
-            store
-                .apply_changes(std::slice::from_ref(&change), actor)
-                .await
-                .map_err(|e| write_problem(e.source))?
-                .pop()
-                .ok_or_else(|| Problem::not_found("nothing written"))?
-        }
-        None if on => store.enable(&key, actor).await.map_err(write_problem)?,
-        None => store.disable(&key, actor).await.map_err(write_problem)?,
-    };
+    }
+    let w = if on {
+        store.enable(&key, actor).await
+    } else {
+        store.disable(&key, actor).await
+    }
+    .map_err(write_problem)?;
     written_response(StatusCode::OK, w, ItemKind::Flag)
 }
