@@ -6,6 +6,7 @@
 //!
 //! | module | data | used by |
 //! |---|---|---|
+//! | [`alloc`] | a global allocator counting each thread's allocations (not data: the one copy the allocation tests share) | `feature-core`, `feature` |
 //! | [`launchdarkly`] | LaunchDarkly's server-side evaluation contract data, 728 evaluations (`data/launchdarkly`, see its NOTICE) | `feature-core` (the engine), `feature-launchdarkly` (through the provider), `featurectl` (through the YAML import) |
 //!
 //! The data is read from this crate's directory when a test runs. Missing or unreadable data
@@ -16,4 +17,5 @@
 #![allow(clippy::panic)] // test data: missing or malformed data must fail the test, never skip it
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod launchdarkly;

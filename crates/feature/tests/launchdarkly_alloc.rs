@@ -3,59 +3,18 @@
 //! must cost an evaluation no heap allocation. Counted by a global allocator on the
 //! evaluating thread (the processor's own thread is not counted).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
-#![allow(unsafe_code)] // a counting global allocator
 #![cfg(feature = "launchdarkly")]
 
 use feature::analytics::exporters::launchdarkly::LaunchDarklyEvents;
 use feature::providers::launchdarkly::events::EventsConfig;
 use feature::providers::launchdarkly::{FlagEventMeta, FlagMetaMap, FlagMetadata};
 use feature::{Client, Context, MemoryProvider};
+use feature_testdata::alloc::{allocations, Counting};
 use serde_json::json;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only a
-// const-initialised thread-local `Cell`, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded with the caller's pointer, layout and size.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
 
 #[tokio::test]
 async fn counting_an_evaluation_for_launchdarkly_allocates_nothing_in_the_steady_state() {
