@@ -2,7 +2,8 @@
 # Every check and every test of the workspace: formatting, lints, API docs, each feature alone,
 # the minimum Rust version, unit, integration, conformance and doc tests. Starts PostgreSQL and Redis first when they are not running,
 # installs promtool and the tansu Kafka broker the observability tests use, and starts the
-# open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack;
+# open-source Unleash server (from npm) the Unleash provider's tests use; installs cargo-hack
+# and the OFREP clients (npm, pip) the flag server's tests drive;
 # runs each fuzz target briefly (installs cargo-afl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ ensure_redis
 ensure_promtool
 ensure_tansu
 ensure_cargo_hack
+ensure_ofrep_clients
 export FEATURE_TEST_POSTGRES_URL=${FEATURE_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}
 export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 

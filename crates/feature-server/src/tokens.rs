@@ -172,6 +172,7 @@ pub(crate) async fn revoke(
         .await
         .map_err(Problem::from)?;
     state.cache.clear();
+    state.hub.token_revoked();
     if done {
         tracing::info!(id = %id, by = %caller.name, "token revoked");
         Ok(StatusCode::NO_CONTENT.into_response())
