@@ -78,7 +78,7 @@ pub enum AuditCommand {
 
 /// Options of `featurectl serve`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["store", "file"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["store", "file", "upstream"])))]
 pub struct ServeArgs {
     /// The address to listen on.
     #[arg(
@@ -101,6 +101,15 @@ pub struct ServeArgs {
     /// Serve this flag file, read-only (reloaded when it changes; writes answer 405).
     #[arg(long, value_name = "FLAGS.yaml", env = "FEATURE_SERVER_FILE")]
     pub file: Option<PathBuf>,
+    /// Relay another flag server, read-only: follow its SDK stream (https://flags.example)
+    /// with the token in FEATURE_TOKEN, and serve its flags (SDK stream, OFREP) to clients.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_SERVER_UPSTREAM",
+        conflicts_with_all = ["store", "file"]
+    )]
+    pub upstream: Option<String>,
     /// PostgreSQL table.
     #[arg(
         long,

@@ -1,5 +1,6 @@
 //! `featurectl serve`: the flag server of `feature-server` on a TCP address, over a store
-//! (`postgres://`, `redis://`) or read-only over a flag file.
+//! (`postgres://`, `redis://`, `sqlite://`), read-only over a flag file, or read-only as a relay
+//! of another server (`--upstream`).
 //!
 //! The server's client follows the store through the store's provider (or the file through the
 //! file provider); its metrics and the HTTP metrics share one Prometheus registry (`/metrics`).
@@ -51,8 +52,16 @@ async fn open(a: &ServeArgs, url: &str) -> anyhow::Result<Opened> {
             tokens: store,
             provider: Box::new(move |b| b.provider(provider)),
         })
+    } else if url.starts_with("sqlite://") {
+        let store = Arc::new(feature_sqlite::SqliteStore::open(url).await?);
+        let provider = feature_sqlite::SqliteProvider::new(url)?;
+        Ok(Opened {
+            flags: store.clone(),
+            tokens: store,
+            provider: Box::new(move |b| b.provider(provider)),
+        })
     } else {
-        bail!("unsupported store URL {url:?}: expected postgres://... or redis://...")
+        bail!("unsupported store URL {url:?}: expected postgres://..., redis://... or sqlite://...")
     }
 }
 
@@ -117,7 +126,27 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
             let reason = format!("flags come from the file {}", file_name(path));
             (builder.read_only(reason), client)
         }
-        (None, None) => bail!("give --store URL or --file FLAGS.yaml"),
+        (None, None) => match &a.upstream {
+            // A relay: the source is another server's SDK stream; clients use the bootstrap
+            // token (this server has no token store).
+            Some(url) => {
+                let mut relay = feature_relay::RelayProvider::builder(url.clone());
+                if let Ok(token) = std::env::var("FEATURE_TOKEN") {
+                    relay = relay.token(token);
+                }
+                let client = Client::builder()
+                    .provider(relay.build()?)
+                    .metrics(metrics)
+                    .build()
+                    .await?;
+                tracing::info!(upstream = %feature_core::provider::redact_url(url), "relaying another flag server, read-only");
+                (
+                    builder.read_only("flags come from the upstream flag server"),
+                    client,
+                )
+            }
+            None => bail!("give --store URL, --file FLAGS.yaml or --upstream URL"),
+        },
     };
     let server = builder.client(client.clone()).build()?;
     let listener = tokio::net::TcpListener::bind(&a.listen)
