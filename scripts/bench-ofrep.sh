@@ -32,10 +32,10 @@ wrk.headers["Authorization"] = "Bearer $token"
 LUA
 echo "== OFREP single flag (POST /ofrep/v1/evaluate/flags/theme, $PROFILE build)"
 wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency -s "$work/ofrep.lua" \
-  http://127.0.0.1:18181/ofrep/v1/evaluate/flags/theme | grep -E "Requests/sec|50%|99%|Non-2xx"
+  http://127.0.0.1:18181/ofrep/v1/evaluate/flags/theme | grep -E "Requests/sec|^ +(50|99)%|Non-2xx"
 echo "== peer: GET /health"
 wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency http://127.0.0.1:18181/health \
-  | grep -E "Requests/sec|50%|99%|Non-2xx"
+  | grep -E "Requests/sec|^ +(50|99)%|Non-2xx"
 
 FEATURE_SERVER_ADMIN_TOKEN=$token "$bin" serve --listen 127.0.0.1:18182 \
   --store "sqlite://$work/flags.db" 2>/dev/null &
