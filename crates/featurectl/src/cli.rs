@@ -101,7 +101,7 @@ pub struct ServeArgs {
     /// Serve this flag file, read-only (reloaded when it changes; writes answer 405).
     #[arg(long, value_name = "FLAGS.yaml", env = "FEATURE_SERVER_FILE")]
     pub file: Option<PathBuf>,
-    /// Relay another flag server, read-only: follow its SDK stream (https://flags.example)
+    /// Relay another flag server, read-only: follow its SDK stream (`https://flags.example`)
     /// with the token in FEATURE_TOKEN, and serve its flags (SDK stream, OFREP) to clients.
     #[arg(
         long,
