@@ -92,6 +92,30 @@ ensure_schemathesis() {
 # The open-source Unleash server, for the Unleash provider's tests (needs PostgreSQL and Node).
 . "$(dirname "${BASH_SOURCE[0]}")/unleash.sh"
 
+# Real OFREP clients for feature-server's tests/ofrep_clients.rs: Node's server and web
+# providers (npm) and Python's provider (pip), installed under target/ofrep-clients when
+# missing. The test finds them there.
+OFREP_NODE_PACKAGES="@openfeature/ofrep-provider@0.1 @openfeature/server-sdk@1 \
+  @openfeature/ofrep-web-provider@0.4 @openfeature/web-sdk@1 @openfeature/core@1 eventsource@4"
+OFREP_PYTHON_PACKAGES="openfeature-provider-ofrep==0.3.* openfeature-sdk==0.10.*"
+ensure_ofrep_clients() {
+  local node_dir=target/ofrep-clients/node python_dir=target/ofrep-clients/python
+  if [ ! -d "$node_dir/node_modules/@openfeature/ofrep-web-provider" ] \
+    || [ ! -d "$node_dir/node_modules/@openfeature/ofrep-provider" ] \
+    || [ ! -d "$node_dir/node_modules/eventsource" ]; then
+    echo "installing the Node OFREP clients (npm)" >&2
+    mkdir -p "$node_dir"
+    [ -f "$node_dir/package.json" ] || echo '{"private": true}' >"$node_dir/package.json"
+    # shellcheck disable=SC2086
+    (cd "$node_dir" && npm install --no-audit --no-fund --silent $OFREP_NODE_PACKAGES)
+  fi
+  if [ ! -d "$python_dir/openfeature/contrib/provider/ofrep" ]; then
+    echo "installing the Python OFREP client (pip)" >&2
+    # shellcheck disable=SC2086
+    python3 -m pip install -q --target "$python_dir" $OFREP_PYTHON_PACKAGES >/dev/null
+  fi
+}
+
 # cargo-hack builds each crate with each of its features alone and with none.
 ensure_cargo_hack() {
   command -v cargo-hack >/dev/null 2>&1 && return 0

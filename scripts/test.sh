@@ -5,7 +5,8 @@
 # Python SDK the LaunchDarkly events tests compare against, schemathesis for the flag server's
 # API fuzzing, and starts the
 # open-source Unleash server (from npm) the Unleash provider's tests use; installs Chromium and
-# the npm packages of the web UI's browser tests; installs cargo-hack;
+# the npm packages of the web UI's browser tests; installs cargo-hack
+# and the OFREP clients (npm, pip) the flag server's tests drive;
 # runs each fuzz target briefly (installs cargo-afl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ ensure_launchdarkly_sdk
 ensure_schemathesis
 ensure_cargo_hack
 ensure_ui_browser
+ensure_ofrep_clients
 export FEATURE_TEST_POSTGRES_URL=${FEATURE_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}
 export FEATURE_TEST_REDIS_URL=${FEATURE_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 

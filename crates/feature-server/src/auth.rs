@@ -12,6 +12,8 @@
 //!   [`ServerBuilder::bootstrap_token`](crate::ServerBuilder::bootstrap_token)) is accepted as
 //!   an admin token named `bootstrap`: its SHA-256 is kept, and a presented token's SHA-256 is
 //!   compared with it in constant time. Use it to create the first real tokens, then unset it.
+//! - OFREP's `X-API-Key: <token>` header is accepted in place of `Authorization: Bearer`
+//!   (on every route; `Authorization` wins when both are sent).
 //! - Missing, malformed, unknown and revoked tokens answer 401 (`WWW-Authenticate: Bearer`);
 //!   a scope too weak for the route answers 403; a token store that fails answers 503. Each
 //!   failure is logged (never the token) and counted in
@@ -43,6 +45,9 @@ pub struct Caller {
     /// What the token may do.
     pub scope: Scope,
 }
+
+/// OFREP's API-key header, accepted in place of `Authorization: Bearer`.
+pub const API_KEY: &str = "x-api-key";
 
 /// Name and id of the bootstrap admin token.
 pub const BOOTSTRAP_NAME: &str = "bootstrap";
@@ -141,26 +146,54 @@ fn fail(state: &AppState, reason: &'static str, path: &str) {
     tracing::warn!(reason, path, "authentication failed");
 }
 
+/// Whether the token of a request (a long-lived stream's) is still valid and of `scope`.
+pub(crate) async fn still_allowed(state: &AppState, headers: &HeaderMap, scope: Scope) -> bool {
+    caller(state, headers, "stream")
+        .await
+        .is_ok_and(|c| c.scope.grants(scope))
+}
+
+/// The token of a request: `Authorization: Bearer <token>`, or else OFREP's `X-API-Key`.
+fn presented(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        return value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .map(Some)
+            .ok_or(());
+    }
+    match headers.get(API_KEY) {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Some)
+            .ok_or(()),
+        None => Ok(None),
+    }
+}
+
 async fn caller(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Caller, Problem> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        fail(state, "missing", path);
-        return Err(Problem::unauthorized(
-            "this needs Authorization: Bearer <token>",
-        ));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        fail(state, "malformed", path);
-        return Err(Problem::unauthorized(
-            "the Authorization header is not Bearer <token>",
-        ));
+    let token = match presented(headers) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            fail(state, "missing", path);
+            return Err(Problem::unauthorized(
+                "this needs Authorization: Bearer <token> (or X-API-Key: <token>)",
+            ));
+        }
+        Err(()) => {
+            fail(state, "malformed", path);
+            return Err(Problem::unauthorized(
+                "the Authorization header is not Bearer <token>",
+            ));
+        }
     };
     check_token(state, token, path).await
 }

@@ -13,6 +13,8 @@
 //! | validation of a document, with located diagnostics | `POST /api/v1/validate` |
 //! | tokens (admin): create (text shown once), list, revoke | `/api/v1/tokens`, `/api/v1/tokens/{id}` |
 //! | the OpenAPI 3.1 document, generated from the code | `/api/v1/openapi.json` |
+//! | the SDK endpoints `RelayProvider` follows: every flag and segment, and the change stream | `GET /sdk/v1/flags`, `GET /sdk/v1/stream` |
+//! | OFREP (OpenFeature Remote Evaluation Protocol): one flag, every flag, the change stream (no token) | `POST /ofrep/v1/evaluate/flags/{key}`, `POST /ofrep/v1/evaluate/flags`, `GET /ofrep/v1/events` |
 //! | health (no token) and Prometheus metrics | `/health`, `/metrics` |
 //!
 //! Bodies of flags and segments are exactly the flag file's format (`feature_core::model`),
@@ -23,7 +25,8 @@
 //! either. Errors are RFC 9457 problem documents (`application/problem+json`); a body that does
 //! not validate is refused with 422 and its located diagnostics, and nothing changes.
 //!
-//! Every route but `/health` needs `Authorization: Bearer <token>` of a scope strong enough
+//! Every route but `/health` and `/ofrep/v1/events` needs `Authorization: Bearer <token>` (or
+//! OFREP's `X-API-Key: <token>`) of a scope strong enough
 //! ([`routes`] lists each route's scope): `evaluate` for evaluation, `read` for reads,
 //! `write` for changes, `admin` for tokens. See [`auth`] for tokens, the cache and the
 //! bootstrap token. The token's name is the actor in the audit log.
@@ -96,8 +99,10 @@ mod history;
 mod items;
 mod memory;
 pub mod metrics;
+mod ofrep;
 mod openapi;
 mod problem;
+mod sdk;
 mod segments;
 mod state;
 mod tokens;
@@ -254,6 +259,14 @@ impl ServerBuilder {
         self
     }
 
+    /// How often streams (`/sdk/v1/stream`, `/ofrep/v1/events`) send a heartbeat comment
+    /// and check their token again (default 15 s; a revocation through this server ends
+    /// streams at once).
+    pub fn stream_heartbeat(mut self, every: Duration) -> Self {
+        self.options.stream_heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Result<Server, BuildError> {
         let backend = self.backend.ok_or(BuildError::NoSource)?;
@@ -270,6 +283,7 @@ impl ServerBuilder {
         let http = metrics::HttpMetrics::new(&registry).map_err(BuildError::Metrics)?;
         Ok(Server {
             state: AppState(Arc::new(Inner {
+                hub: Arc::new(sdk::Hub::new(client.clone(), self.options.stream_heartbeat)),
                 backend,
                 linter: self.linter,
                 tokens: self.tokens,
@@ -415,6 +429,31 @@ fn table() -> Vec<Route> {
             on(MethodFilter::POST, validate::validate),
         ),
         r(
+            Method::GET,
+            "/sdk/v1/flags",
+            Some(Evaluate),
+            get(sdk::flags),
+        ),
+        r(
+            Method::GET,
+            "/sdk/v1/stream",
+            Some(Evaluate),
+            get(sdk::stream),
+        ),
+        r(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags/{key}",
+            Some(Evaluate),
+            on(MethodFilter::POST, ofrep::evaluate_flag),
+        ),
+        r(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(Evaluate),
+            on(MethodFilter::POST, ofrep::evaluate_bulk),
+        ),
+        r(Method::GET, "/ofrep/v1/events", None, get(ofrep::events)),
+        r(
             Method::POST,
             "/api/v1/tokens",
             Some(Admin),
@@ -521,6 +560,7 @@ impl Server {
                         axum::http::header::CONTENT_TYPE,
                         axum::http::header::IF_MATCH,
                         axum::http::header::IF_NONE_MATCH,
+                        axum::http::HeaderName::from_static(auth::API_KEY),
                     ])
                     .expose_headers([axum::http::header::ETAG]),
             );

@@ -4,7 +4,7 @@
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -34,6 +34,11 @@ use utoipa::{Modify, OpenApi};
         crate::tokens::create,
         crate::tokens::list,
         crate::tokens::revoke,
+        crate::sdk::flags,
+        crate::sdk::stream,
+        crate::ofrep::evaluate_flag,
+        crate::ofrep::evaluate_bulk,
+        crate::ofrep::events,
         crate::health::health,
         crate::health::metrics,
         openapi_json,
@@ -52,6 +57,7 @@ use utoipa::{Modify, OpenApi};
         crate::tokens::CreatedToken,
         crate::tokens::TokenInfo,
         crate::tokens::TokenList,
+        crate::ofrep::OfrepRequest,
         crate::health::HealthBody,
         crate::health::StoreHealth,
     )),
@@ -63,6 +69,8 @@ use utoipa::{Modify, OpenApi};
         (name = "evaluate", description = "Evaluation with traces"),
         (name = "validate", description = "Validation of flag documents"),
         (name = "tokens", description = "API tokens (admin scope)"),
+        (name = "sdk", description = "The SDK endpoints relays and this project's clients follow"),
+        (name = "ofrep", description = "The OpenFeature Remote Evaluation Protocol"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -84,6 +92,13 @@ impl Modify for Bearer {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "The same API token, in OFREP's header.",
+            ))),
         );
     }
 }

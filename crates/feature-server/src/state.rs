@@ -27,6 +27,7 @@ pub(crate) struct Options {
     pub(crate) request_timeout: Duration,
     pub(crate) cors_origins: Vec<String>,
     pub(crate) token_cache_ttl: Duration,
+    pub(crate) stream_heartbeat: Duration,
 }
 
 impl Default for Options {
@@ -36,6 +37,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             token_cache_ttl: Duration::from_secs(1),
+            stream_heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -62,6 +64,7 @@ pub(crate) struct Inner {
     /// by concurrent calls, so an open endpoint cannot load the store.
     pub(crate) probe: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) options: Options,
+    pub(crate) hub: Arc<crate::sdk::Hub>,
 }
 
 /// The state behind every route: cheap to clone.

@@ -170,6 +170,7 @@ pub(crate) async fn revoke(
     let done = tokens.revoke_token(&id, &caller.name).await;
     // Cleared whatever the answer: a revocation whose reply was lost may still have happened.
     state.cache.clear();
+    state.hub.token_revoked();
     if done.map_err(Problem::from)? {
         tracing::info!(id = %id, by = %caller.name, "token revoked");
         Ok(StatusCode::NO_CONTENT.into_response())

@@ -98,7 +98,7 @@ pub enum AuditCommand {
 
 /// Options of `featurectl serve`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").args(["store", "file", "demo"])))]
+#[command(group(ArgGroup::new("source").args(["store", "file", "demo", "upstream"])))]
 pub struct ServeArgs {
     /// The address to listen on.
     #[arg(
@@ -124,8 +124,17 @@ pub struct ServeArgs {
     pub file: Option<PathBuf>,
     /// Try it out: a SQLite store in a new temporary directory (removed at exit), seeded with
     /// the bundled example flags; prints the web UI's URL and a one-time admin token.
-    #[arg(long, conflicts_with_all = ["store", "file"])]
+    #[arg(long, conflicts_with_all = ["store", "file", "upstream"])]
     pub demo: bool,
+    /// Relay another flag server, read-only: follow its SDK stream (`https://flags.example`)
+    /// with the token in FEATURE_TOKEN, and serve its flags (SDK stream, OFREP) to clients.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FEATURE_SERVER_UPSTREAM",
+        conflicts_with_all = ["store", "file"]
+    )]
+    pub upstream: Option<String>,
     /// PostgreSQL table.
     #[arg(
         long,

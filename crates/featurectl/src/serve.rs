@@ -1,6 +1,6 @@
 //! `featurectl serve`: the flag server of `feature-server` on a TCP address, over a store
-//! (`sqlite://`, the default `sqlite://feature.db`; `postgres://`, `redis://`) or read-only
-//! over a flag file.
+//! (`sqlite://`, the default `sqlite://feature.db`; `postgres://`, `redis://`), read-only over a
+//! flag file, or read-only as a relay of another server (`--upstream`).
 //!
 //! The server's client follows the store through the store's provider (or the file through the
 //! file provider); its metrics and the HTTP metrics share one Prometheus registry (`/metrics`).
@@ -121,11 +121,11 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
         false => None,
     };
     let store_url = demo.as_ref().map(|d| d.url.clone()).or(a.store.clone());
-    let store_url = match (&store_url, &a.file) {
-        (None, None) => {
+    let store_url = match (&store_url, &a.file, &a.upstream) {
+        (None, None, None) => {
             tracing::info!(
                 store = DEFAULT_STORE,
-                "no --store or --file: the embedded SQLite store"
+                "no --store, --file or --upstream: the embedded SQLite store"
             );
             Some(DEFAULT_STORE.to_owned())
         }
@@ -155,8 +155,27 @@ async fn serve(a: &ServeArgs) -> anyhow::Result<()> {
             let reason = format!("flags come from the file {}", file_name(path));
             (builder.read_only(reason), client)
         }
-        // Not reached: without --store and --file the default store is set above.
-        (None, None) => bail!("give --store URL, --file FLAGS.yaml or --demo"),
+        (None, None) => match &a.upstream {
+            // A relay: the source is another server's SDK stream; clients use the bootstrap
+            // token (this server has no token store).
+            Some(url) => {
+                let mut relay = feature_relay::RelayProvider::builder(url.clone());
+                if let Ok(token) = std::env::var("FEATURE_TOKEN") {
+                    relay = relay.token(token);
+                }
+                let client = Client::builder()
+                    .provider(relay.build()?)
+                    .metrics(metrics)
+                    .build()
+                    .await?;
+                tracing::info!(upstream = %feature_core::provider::redact_url(url), "relaying another flag server, read-only");
+                (
+                    builder.read_only("flags come from the upstream flag server"),
+                    client,
+                )
+            }
+            None => bail!("give --store URL, --file FLAGS.yaml or --upstream URL"),
+        },
     };
     let server = builder.client(client.clone()).build()?;
     // The web UI at /ui. This server speaks plain HTTP, so the session cookie is `Secure` only

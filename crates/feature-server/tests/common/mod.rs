@@ -185,20 +185,26 @@ impl StoreEnv {
 
     /// A new client following the store through its provider.
     pub async fn client(&self) -> Client {
+        Self::client_for(self.kind, &self.url, &self.name).await
+    }
+
+    /// A new client following the store `kind` at `url` (table or prefix `name`).
+    pub async fn client_for(kind: Kind, url: &str, name: &str) -> Client {
+        let (url, name) = (url.to_owned(), name.to_owned());
         let builder = Client::builder();
-        let builder = match self.kind {
+        let builder = match kind {
             Kind::Sqlite => {
-                builder.provider(feature_sqlite::SqliteProvider::new(&self.url).expect("provider"))
+                builder.provider(feature_sqlite::SqliteProvider::new(&url).expect("provider"))
             }
             Kind::Postgres => builder.provider(
-                feature_postgres::PostgresProvider::builder(self.url.clone())
-                    .table(self.name.clone())
+                feature_postgres::PostgresProvider::builder(url.clone())
+                    .table(name.clone())
                     .build()
                     .expect("provider"),
             ),
             Kind::Redis => builder.provider(
-                feature_redis::RedisProvider::builder(self.url.clone())
-                    .prefix(self.name.clone())
+                feature_redis::RedisProvider::builder(url)
+                    .prefix(name)
                     .build()
                     .expect("provider"),
             ),
@@ -330,7 +336,15 @@ impl Call {
             .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        // A stream (server-sent events) never ends: its status and headers are the answer.
+        let streaming = headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let bytes = if streaming {
+            Default::default()
+        } else {
+            resp.into_body().collect().await.unwrap().to_bytes()
+        };
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Answer {
