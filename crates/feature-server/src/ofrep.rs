@@ -323,7 +323,7 @@ fn refetch(state: &AppState) -> SseEvent {
 #[utoipa::path(
     get, path = "/ofrep/v1/events", tag = "ofrep",
     responses(
-        (status = 200, description = "Server-sent events: message with data {\"type\":\"refetchEvaluation\",\"etag\":...,\"lastModified\":...}", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-sent events: message with data {\"type\":\"refetchEvaluation\",\"etag\":...,\"lastModified\":...}", content_type = "text/event-stream", body = crate::sdk::SseMessage),
     )
 )]
 pub(crate) async fn events(State(state): State<AppState>) -> Response {

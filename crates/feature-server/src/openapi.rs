@@ -58,6 +58,7 @@ use utoipa::{Modify, OpenApi};
         crate::tokens::TokenInfo,
         crate::tokens::TokenList,
         crate::ofrep::OfrepRequest,
+        crate::sdk::SseMessage,
         crate::health::HealthBody,
         crate::health::StoreHealth,
     )),

@@ -249,11 +249,13 @@ impl IntoResponse for Problem {
 /// not have) becomes a problem document too, with its status and text as the detail.
 pub(crate) async fn problems_everywhere(resp: axum::response::Response) -> Response {
     let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // Problem documents, and the JSON error bodies a protocol prescribes (OFREP's
+    // `errorCode`/`errorDetails`), are answers already; only bodies of other types (axum's
+    // plain-text rejections, empty bodies of layers) become problem documents.
+    let answered = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes() == PROBLEM_JSON.as_bytes() || v.as_bytes().starts_with(b"application/json")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || answered {
         return resp;
     }
     let allow = resp.headers().get(header::ALLOW).cloned();

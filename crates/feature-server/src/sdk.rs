@@ -382,11 +382,24 @@ async fn next_event(
 /// `patch` or `delete` per changed item with its version, and a comment line as heartbeat
 /// every 15 s. A stream that falls behind gets a fresh `put`. The stream ends when its token
 /// is revoked.
+/// One message of a `text/event-stream` body, as the OpenAPI document describes it (each
+/// message is a set of fields; only the schema uses this type).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema, never built
+pub(crate) struct SseMessage {
+    /// The event type (`put`, `patch`, `delete`; OFREP's stream sends `message`).
+    event: Option<String>,
+    /// The event's data: JSON text.
+    data: String,
+    /// The event's id, when it has one.
+    id: Option<String>,
+}
+
 #[utoipa::path(
     get, path = "/sdk/v1/stream", tag = "sdk",
     security(("bearer" = ["evaluate"])),
     responses(
-        (status = 200, description = "Server-sent events: put, patch, delete (feature_store::stream)", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-sent events: put, patch, delete (feature_store::stream)", content_type = "text/event-stream", body = SseMessage),
         (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "Scope too weak", body = ProblemDocument, content_type = "application/problem+json"),
     )
