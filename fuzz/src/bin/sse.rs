@@ -1,28 +1,9 @@
-//! The Server-Sent Events parser of the LaunchDarkly stream: the events (or the error) do not
+//! The Server-Sent Events parser of the streaming providers (`feature_store::sse`, used by the
+//! LaunchDarkly stream and the relay): the events (or the error) do not
 //! depend on how the body is cut into chunks. The first byte of the input picks the chunk
 //! size; the rest is the body.
 
-use sse::{SseEvent, SseParser};
-
-/// The parser's own source file (`feature_launchdarkly::sse`), compiled here with a stand-in
-/// for the one error its crate gives it: depending on `feature-launchdarkly` would bring its
-/// TLS stack (a C library) into the instrumented build, for a file that uses nothing else.
-#[path = "../../../crates/feature-launchdarkly/src/sse.rs"]
-mod sse;
-
-/// The stand-in for `feature_launchdarkly::LaunchDarklyError`.
-mod error {
-    /// The parser's only error.
-    #[derive(Debug)]
-    pub enum LaunchDarklyError {
-        /// An event or line over the limit.
-        EventTooLarge {
-            /// The limit in bytes.
-            #[allow(dead_code)]
-            limit: usize,
-        },
-    }
-}
+use feature_store::sse::{SseEvent, SseParser};
 
 /// The event size limit: small, so the fuzzer reaches the refusal of oversized events.
 const LIMIT: usize = 4096;
