@@ -84,10 +84,14 @@ impl Part {
 
     #[inline(always)]
     pub(crate) fn custom(&self, name: &str) -> Option<&Value> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| str_eq(k, name))
-            .map(|(_, v)| v)
+        // A plain loop: `Iterator::find` is left out of line by the compiler, a call per
+        // attribute read.
+        for (k, v) in &self.attrs {
+            if str_eq(k, name) {
+                return Some(v);
+            }
+        }
+        None
     }
 
     fn set(&mut self, name: &str, value: Value) {
@@ -230,8 +234,14 @@ impl Context {
     }
 
     #[inline(always)]
+    #[allow(clippy::manual_find)] // `Iterator::find` is left out of line (see `Part::custom`)
     pub(crate) fn part(&self, kind: &str) -> Option<&Part> {
-        self.parts.iter().find(|p| str_eq(&p.kind, kind))
+        for p in self.parts.iter() {
+            if str_eq(&p.kind, kind) {
+                return Some(p);
+            }
+        }
+        None
     }
 
     /// The first part, copied first when another context shares it.

@@ -21,6 +21,7 @@ impl<'s> Detail<'s> {
         Detail { flag, outcome }
     }
 
+    #[inline]
     pub(crate) fn error(flag: Option<&'s CompiledFlag>, kind: ErrorKind) -> Self {
         Detail::new(flag, Outcome::error(kind))
     }

@@ -26,16 +26,28 @@ pub(crate) struct MalformedPart;
 
 impl Snapshot {
     /// Evaluates flag `key` for `ctx`.
-    #[inline]
+    ///
+    /// Inlined into its callers: the key lookup and a constant flag's outcome (the most common
+    /// evaluations) are a few dozen instructions in place; the evaluation of a flag that
+    /// depends on the context is one call away.
+    #[inline(always)]
     pub fn evaluate<'s>(&'s self, key: &str, ctx: &Context) -> Detail<'s> {
         let Some(i) = self.position(key) else {
             return Detail::error(None, ErrorKind::FlagNotFound);
         };
-        let flag = &self.flags[i as usize];
+        let Some(flag) = self.flags.get(i as usize) else {
+            return Detail::error(None, ErrorKind::FlagNotFound);
+        };
         match flag.constant {
             Some(outcome) => Detail::new(Some(flag), outcome),
-            None => self.evaluate_index(i, ctx, &mut ()),
+            None => self.evaluate_dynamic(i, ctx),
         }
+    }
+
+    /// [`Snapshot::evaluate`] of a flag whose outcome depends on the context.
+    #[inline(never)]
+    fn evaluate_dynamic(&self, i: u32, ctx: &Context) -> Detail<'_> {
+        self.evaluate_index(i, ctx, &mut ())
     }
 
     /// Evaluates flag `key`, reporting every decision to `tracer` (see [`crate::explain`]).

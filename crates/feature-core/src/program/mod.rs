@@ -54,7 +54,7 @@ impl Snapshot {
     }
 
     /// The position of the flag with this key in [`Snapshot::flags`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn position(&self, key: &str) -> Option<u32> {
         self.index.get(key, |i| &self.flags[i].key)
     }

@@ -116,7 +116,7 @@ impl KeyTable {
     }
 
     /// The tag of `key` and its home slot.
-    #[inline]
+    #[inline(always)]
     fn locate(key: &str, mask: usize) -> (u32, usize) {
         let mut h = rustc_hash::FxHasher::default();
         std::hash::Hasher::write(&mut h, key.as_bytes());
@@ -130,8 +130,9 @@ impl KeyTable {
         self.get(key, |i| keys.get(i)).is_some()
     }
 
-    /// The position of `key`, where `key_at` gives the key at a position.
-    #[inline]
+    /// The position of `key`, where `key_at` gives the key at a position. Always inlined:
+    /// a flag read is mostly this lookup, and a call would add a third to it.
+    #[inline(always)]
     pub(crate) fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> &'k str) -> Option<u32> {
         let mask = self.slots.len().checked_sub(1)?;
         let (tag, mut i) = KeyTable::locate(key, mask);
