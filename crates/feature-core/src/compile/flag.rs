@@ -236,16 +236,13 @@ impl Compiler<'_> {
             .map(|(i, w)| {
                 let weight = (w / total * 100_000.0).round() as i64;
                 acc += weight;
-                WeightedVariation {
-                    variation: Some(i as u32),
-                    weight,
-                    untracked: false,
-                }
+                WeightedVariation::new(Some(i as u32), weight, false)
             })
             .collect();
         if let Some(last) = variations.iter_mut().rev().find(|v| v.weight > 0) {
             last.weight += 100_000 - acc;
         }
+        WeightedVariation::set_bounds(&mut variations);
         Serve::Rollout(Box::new(Rollout {
             experiment: true,
             bucket_by: Some(AttrPath::Key),
@@ -290,7 +287,7 @@ impl Compiler<'_> {
         let experiment = r.kind == Some(RolloutKind::Experiment);
         let bucket_by = self.bucket_by(r.bucket_by.as_deref());
         let mut total = Some(0i64);
-        let variations = r
+        let mut variations: Vec<WeightedVariation> = r
             .variations
             .iter()
             .enumerate()
@@ -305,11 +302,7 @@ impl Compiler<'_> {
                         PathSeg::key("variation"),
                     ],
                 );
-                WeightedVariation {
-                    variation,
-                    weight: w.weight,
-                    untracked: w.untracked,
-                }
+                WeightedVariation::new(variation, w.weight, w.untracked)
             })
             .collect();
         let Some(total) = total else {
@@ -326,6 +319,7 @@ impl Compiler<'_> {
                 format!("rollout weights add up to {total}, not 100000; the last variation takes what is left"),
             );
         }
+        WeightedVariation::set_bounds(&mut variations);
         let prefix = match r.seed {
             Some(seed) => format!("{seed}."),
             None => format!("{key}.{salt}."),

@@ -27,16 +27,16 @@ pub(super) fn rollout<T: Tracer>(
         r.bucket_by.as_ref().ok_or(MalformedPart)?
     };
     let bucket = bucket_of(part, by, &r.prefix);
-    let mut sum = 0f32;
-    let mut chosen = None;
+    // The first variation whose bound (the running sum of the weights, computed at compile
+    // time) is above the bucket; the last one when rounding left the bucket above them all.
+    let mut chosen = r.variations.last();
     for w in &r.variations {
-        sum += w.weight as f32 / 100_000.0;
-        if bucket < sum {
+        if bucket < w.bound {
             chosen = Some(w);
             break;
         }
     }
-    let w = chosen.or(r.variations.last()).ok_or(MalformedPart)?;
+    let w = chosen.ok_or(MalformedPart)?;
     let v = w.variation.ok_or(MalformedPart)?;
     tracer.step(|| Step::Bucket {
         bucket,

@@ -25,7 +25,33 @@ pub(crate) struct Rollout {
 pub(crate) struct WeightedVariation {
     pub(crate) variation: Option<u32>,
     pub(crate) weight: i64,
+    /// The bucket this variation serves below: the sum, in `f32`, of `weight / 100000` over
+    /// this variation and the ones before it (see [`WeightedVariation::set_bounds`]).
+    pub(crate) bound: f32,
     pub(crate) untracked: bool,
+}
+
+impl WeightedVariation {
+    /// A variation of `weight`, its bound not yet set.
+    pub(crate) fn new(variation: Option<u32>, weight: i64, untracked: bool) -> Self {
+        WeightedVariation {
+            variation,
+            weight,
+            bound: 0.0,
+            untracked,
+        }
+    }
+
+    /// Sets the bounds of `variations` once their weights are final: the running sum
+    /// evaluation used to compute per context, with the same `f32` operations in the same
+    /// order, so every bucket picks the same variation.
+    pub(crate) fn set_bounds(variations: &mut [WeightedVariation]) {
+        let mut sum = 0f32;
+        for w in variations {
+            sum += w.weight as f32 / 100_000.0;
+            w.bound = sum;
+        }
+    }
 }
 
 /// What a compiled rule, target or fallthrough serves.
