@@ -38,16 +38,14 @@ impl Snapshot {
         let Some(flag) = self.flags.get(i as usize) else {
             return Detail::error(None, ErrorKind::FlagNotFound);
         };
-        match flag.constant {
-            Some(outcome) => Detail::new(Some(flag), outcome),
-            None => self.evaluate_dynamic(i, ctx),
-        }
-    }
-
-    /// [`Snapshot::evaluate`] of a flag whose outcome depends on the context.
-    #[inline(never)]
-    fn evaluate_dynamic(&self, i: u32, ctx: &Context) -> Detail<'_> {
-        self.evaluate_index(i, ctx, &mut ())
+        let outcome = match flag.constant {
+            Some(outcome) => outcome,
+            None => match self.eval_flag(i, ctx, None, &mut ()) {
+                Ok(outcome) => outcome,
+                Err(MalformedPart) => Outcome::error(ErrorKind::MalformedFlag),
+            },
+        };
+        Detail::new(Some(flag), outcome)
     }
 
     /// Evaluates flag `key`, reporting every decision to `tracer` (see [`crate::explain`]).
@@ -78,7 +76,9 @@ impl Snapshot {
         }
     }
 
-    /// Evaluates flag `fi` inside the chain of flags that depend on it.
+    /// Evaluates flag `fi` inside the chain of flags that depend on it. Never inlined: it is
+    /// the one call of [`Snapshot::evaluate`] for a flag that depends on the context.
+    #[inline(never)]
     fn eval_flag<T: Tracer>(
         &self,
         fi: u32,

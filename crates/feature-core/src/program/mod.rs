@@ -56,7 +56,7 @@ impl Snapshot {
     /// The position of the flag with this key in [`Snapshot::flags`].
     #[inline(always)]
     pub(crate) fn position(&self, key: &str) -> Option<u32> {
-        self.index.get(key, |i| &self.flags[i].key)
+        self.index.get(key, |i| self.flags[i].key.as_bytes())
     }
 
     /// Every compiled flag, sorted by key.

@@ -1,7 +1,7 @@
 //! String sets and key tables: the lookups evaluation makes (flag keys, `in` lists, targets,
 //! segment members).
 
-use crate::ops::{json_eq, str_eq};
+use crate::ops::{bytes_eq, json_eq, str_eq};
 use serde_json::Value;
 
 /// A set of strings: a short list scanned linearly, a longer one hashed.
@@ -36,7 +36,15 @@ impl StrSet {
     #[inline(always)]
     pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
-            StrSet::Small(v) => v.iter().any(|x| str_eq(x, s)),
+            StrSet::Small(v) => {
+                // A plain loop: `Iterator::any` is left out of line, a call per lookup.
+                for x in v {
+                    if str_eq(x, s) {
+                        return true;
+                    }
+                }
+                false
+            }
             StrSet::Large(keys, table) => table.contains(s, keys),
         }
     }
@@ -84,6 +92,18 @@ impl PackedStrs {
         self.text.get(start..end).unwrap_or_default()
     }
 
+    /// The bytes of string `i` (empty when out of range), without the character-boundary
+    /// checks of slicing a `str`: what a lookup compares.
+    #[inline(always)]
+    fn get_bytes(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(j) => self.ends.get(j).copied().unwrap_or(0),
+            None => 0,
+        } as usize;
+        let end = self.ends.get(i).copied().unwrap_or(0) as usize;
+        self.text.as_bytes().get(start..end).unwrap_or_default()
+    }
+
     fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
         (0..self.len()).map(|i| self.get(i))
     }
@@ -127,13 +147,13 @@ impl KeyTable {
     /// Whether `key` is one of `keys` (the keys the table was built from).
     #[inline(never)]
     fn contains(&self, key: &str, keys: &PackedStrs) -> bool {
-        self.get(key, |i| keys.get(i)).is_some()
+        self.get(key, |i| keys.get_bytes(i)).is_some()
     }
 
     /// The position of `key`, where `key_at` gives the key at a position. Always inlined:
     /// a flag read is mostly this lookup, and a call would add a third to it.
     #[inline(always)]
-    pub(crate) fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> &'k str) -> Option<u32> {
+    pub(crate) fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> &'k [u8]) -> Option<u32> {
         let mask = self.slots.len().checked_sub(1)?;
         let (tag, mut i) = KeyTable::locate(key, mask);
         loop {
@@ -141,7 +161,7 @@ impl KeyTable {
             if p == 0 {
                 return None;
             }
-            if t == tag && str_eq(key_at(p as usize - 1), key) {
+            if t == tag && bytes_eq(key_at(p as usize - 1), key.as_bytes()) {
                 return Some(p - 1);
             }
             i = (i + 1) & mask;
