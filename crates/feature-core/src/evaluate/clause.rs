@@ -49,14 +49,14 @@ impl Snapshot {
 fn match_str(op: &Op, s: &str) -> bool {
     match op {
         Op::In(set) => set.strings.contains(s),
-        Op::StartsWith(xs) => xs
-            .iter()
-            .any(|x| s.len() >= x.len() && bytes_eq(&s.as_bytes()[..x.len()], x.as_bytes())),
-        Op::EndsWith(xs) => xs.iter().any(|x| {
+        Op::StartsWith(xs) => any_of(xs, |x| {
+            s.len() >= x.len() && bytes_eq(&s.as_bytes()[..x.len()], x.as_bytes())
+        }),
+        Op::EndsWith(xs) => any_of(xs, |x| {
             s.len() >= x.len() && bytes_eq(&s.as_bytes()[s.len() - x.len()..], x.as_bytes())
         }),
-        Op::Contains(xs) => xs.iter().any(|x| contains(s, x)),
-        Op::Matches(rs) => rs.iter().any(|r| r.is_match(s)),
+        Op::Contains(xs) => any_of(xs, |x| contains(s, x)),
+        Op::Matches(rs) => any_of(rs, |r| r.is_match(s)),
         Op::Version(cmp, xs) => match_version(*cmp, xs, s),
         Op::VersionRule(_) | Op::Date(..) => match_parsed_str(op, s),
         Op::Number(..) | Op::Segment(_) | Op::Never => false,
@@ -66,7 +66,7 @@ fn match_str(op: &Op, s: &str) -> bool {
 /// A version comparison (`semVerEqual`, `semVerLessThan`, `semVerGreaterThan`).
 #[inline]
 fn match_version(cmp: Cmp, xs: &[semver::Version], s: &str) -> bool {
-    QuickVersion::parse(s).is_some_and(|a| xs.iter().any(|b| cmp.holds(a.cmp_precedence(b))))
+    QuickVersion::parse(s).is_some_and(|a| any_of(xs, |b| cmp.holds(a.cmp_precedence(b))))
 }
 
 /// The other operations that parse their string operand (requirements, dates), out of line so
@@ -76,7 +76,7 @@ fn match_parsed_str(op: &Op, s: &str) -> bool {
     match op {
         Op::Version(cmp, xs) => match_version(*cmp, xs, s),
         Op::VersionRule(rules) => {
-            QuickVersion::parse(s).is_some_and(|a| rules.iter().any(|r| r.matches(&a)))
+            QuickVersion::parse(s).is_some_and(|a| any_of(rules, |r| r.matches(&a)))
         }
         Op::Date(..) => match_value(op, &Value::String(s.to_owned())),
         _ => match_str(op, s),
@@ -112,4 +112,16 @@ fn match_value(op: &Op, v: &Value) -> bool {
         | Op::Segment(_)
         | Op::Never => false,
     }
+}
+
+/// `xs.iter().any(f)` as a plain loop: the compiler leaves `Iterator::any` out of line, a call
+/// per clause.
+#[inline(always)]
+fn any_of<T>(xs: &[T], mut f: impl FnMut(&T) -> bool) -> bool {
+    for x in xs {
+        if f(x) {
+            return true;
+        }
+    }
+    false
 }
