@@ -10,10 +10,12 @@
 //! ```
 //!
 //! `--profile ENGINE SCENARIO N` runs N evaluations and nothing else, for a profiler
-//! (`valgrind --tool=callgrind`, `perf record`).
+//! (`valgrind --tool=callgrind`, `perf record`); ENGINE `sha1-alone` runs the bucketing hash
+//! of (c) alone, the floor (c) is compared with.
 
 use feature_bench_peers::{
-    check, compare, runner, table, Feature, FeatureArcSwap, LaunchDarkly, Plan, Scenario, Yggdrasil,
+    check, compare, hash_floor_runner, runner, table, Feature, FeatureArcSwap, LaunchDarkly, Plan,
+    Scenario, Yggdrasil,
 };
 use std::process::ExitCode;
 use std::time::Duration;
@@ -95,7 +97,7 @@ fn profile(args: &[String]) -> ExitCode {
             .unwrap_or(1_000_000),
     ) else {
         eprintln!(
-            "usage: --profile feature|feature-arcswap|yggdrasil|launchdarkly a|b|c|d1|d2|e [N]"
+            "usage: --profile feature|feature-arcswap|yggdrasil|launchdarkly|sha1-alone a|b|c|d1|d2|e [N]"
         );
         return ExitCode::FAILURE;
     };
@@ -104,6 +106,8 @@ fn profile(args: &[String]) -> ExitCode {
         "feature-arcswap" => runner(&FeatureArcSwap::new(), scenario).run(n),
         "yggdrasil" => runner(&Yggdrasil::new(), scenario).run(n),
         "launchdarkly" => runner(&LaunchDarkly::new(), scenario).run(n),
+        // The floor of (c), whatever the scenario given: the bucketing hash alone.
+        "sha1-alone" => hash_floor_runner().run(n),
         other => {
             eprintln!("unknown engine {other:?}");
             return ExitCode::FAILURE;
