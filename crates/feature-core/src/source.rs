@@ -69,6 +69,27 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Reads the key files its segments name (`includedFile`, `excludedFile`) with `read`,
+    /// which is given each file's path (checked: relative, without `..`) and the path as
+    /// written, and returns the file's text. Their keys join the segments' `included` and
+    /// `excluded` lists and the file fields are cleared; a file that cannot be used becomes an
+    /// error diagnostic on its field, and its segment matches no one. See [`crate::key_file`].
+    pub fn resolve_key_files(
+        &mut self,
+        mut read: impl FnMut(&std::path::Path, &str) -> Result<String, crate::key_file::KeyFileError>,
+    ) {
+        let found = crate::key_file::resolve(&mut self.document, &mut read);
+        self.diagnostics.extend(found);
+    }
+
+    /// Whether any segment names a key file still to be read.
+    pub fn has_key_files(&self) -> bool {
+        self.document
+            .segments
+            .values()
+            .any(|s| s.included_file.is_some() || s.excluded_file.is_some())
+    }
+
     /// Compiles the document, locating every diagnostic in the source and naming `file`.
     pub fn compile(self, file: Option<&str>) -> Snapshot {
         let Parsed {
