@@ -178,6 +178,8 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
             description: None,
             included: Vec::new(),
             excluded: Vec::new(),
+            included_file: None,
+            excluded_file: None,
             included_contexts: Vec::new(),
             excluded_contexts: Vec::new(),
             rules: Vec::new(),
@@ -206,6 +208,8 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
         description: None,
         included,
         excluded,
+        included_file: None,
+        excluded_file: None,
         included_contexts,
         excluded_contexts,
         rules: arr(o, "rules")

@@ -60,6 +60,7 @@ mod detail;
 mod diagnostic;
 mod evaluate;
 pub mod explain;
+pub mod key_file;
 pub mod launchdarkly;
 mod locate;
 pub mod metrics;

@@ -510,6 +510,15 @@ pub struct Segment {
     /// User keys never in the segment (unless included).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<String>,
+    /// A plain text file of user keys always in the segment, one a line, relative to the flag
+    /// file's directory (see [`crate::key_file`]). Reading the file moves its keys into
+    /// `included` and clears this field; stores hold the keys, never the file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub included_file: Option<String>,
+    /// A plain text file of user keys never in the segment, like `included_file`; its keys
+    /// join `excluded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_file: Option<String>,
     /// Keys of other context kinds always in the segment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub included_contexts: Vec<SegmentTarget>,

@@ -12,9 +12,9 @@ use crate::program::Snapshot;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use std::collections::BTreeMap;
+
+mod yaml;
 
 /// The text format of a flag document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,27 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Reads the key files its segments name (`includedFile`, `excludedFile`) with `read`,
+    /// which is given each file's path (checked: relative, without `..`) and the path as
+    /// written, and returns the file's text. Their keys join the segments' `included` and
+    /// `excluded` lists and the file fields are cleared; a file that cannot be used becomes an
+    /// error diagnostic on its field, and its segment matches no one. See [`crate::key_file`].
+    pub fn resolve_key_files(
+        &mut self,
+        mut read: impl FnMut(&std::path::Path, &str) -> Result<String, crate::key_file::KeyFileError>,
+    ) {
+        let found = crate::key_file::resolve(&mut self.document, &mut read);
+        self.diagnostics.extend(found);
+    }
+
+    /// Whether any segment names a key file still to be read.
+    pub fn has_key_files(&self) -> bool {
+        self.document
+            .segments
+            .values()
+            .any(|s| s.included_file.is_some() || s.excluded_file.is_some())
+    }
+
     /// Compiles the document, locating every diagnostic in the source and naming `file`.
     pub fn compile(self, file: Option<&str>) -> Snapshot {
         let Parsed {
@@ -82,147 +103,61 @@ impl Parsed {
     }
 }
 
-/// Refuses a YAML text whose anchors and aliases expand into more nodes than the text has
-/// bytes (an "alias bomb": a few kilobytes that expand into gigabytes), with the location of
-/// the alias that crosses the line. Texts without anchors (`&`), nearly all flag files, are not
-/// scanned. The scan counts nodes as the aliases would expand them, without expanding them.
-fn check_alias_expansion(text: &str) -> Result<(), ParseError> {
-    if !text.contains('&') {
-        return Ok(());
-    }
-    let mut counter = ExpansionCounter {
-        limit: text.len().saturating_add(1024),
-        ..ExpansionCounter::default()
-    };
-    // A text YAML cannot read is reported by the parser proper, with its own message.
-    let _ = Parser::new_from_str(text).load(&mut counter, false);
-    match counter.exceeded {
-        None => Ok(()),
-        Some(at) => Err(ParseError {
-            file: None,
-            line: at.line(),
-            column: at.col() + 1,
-            message: format!(
-                "anchors and aliases expand beyond {} nodes (more than the text's size): refused",
-                counter.limit
-            ),
-        }),
-    }
-}
-
-/// Counts the nodes a YAML text stands for once its aliases are expanded.
-#[derive(Default)]
-struct ExpansionCounter {
-    /// Nodes so far, aliases expanded.
-    nodes: usize,
-    limit: usize,
-    /// The expanded size of each anchor, by the parser's anchor id.
-    sizes: HashMap<usize, usize>,
-    /// Anchored collections being read: (anchor id, nodes when it started).
-    open: Vec<(usize, usize)>,
-    /// Collections being read, whether anchored.
-    depth: Vec<bool>,
-    exceeded: Option<Marker>,
-}
-
-impl MarkedEventReceiver for ExpansionCounter {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.exceeded.is_some() {
-            return;
-        }
-        match ev {
-            Event::Scalar(_, _, anchor, _) => {
-                self.nodes += 1;
-                if anchor > 0 {
-                    self.sizes.insert(anchor, 1);
-                }
-            }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                self.nodes += 1;
-                self.depth.push(anchor > 0);
-                if anchor > 0 {
-                    self.open.push((anchor, self.nodes - 1));
-                }
-            }
-            Event::SequenceEnd | Event::MappingEnd if self.depth.pop() == Some(true) => {
-                if let Some((anchor, start)) = self.open.pop() {
-                    self.sizes.insert(anchor, self.nodes - start);
-                }
-            }
-            Event::Alias(anchor) => {
-                let size = self.sizes.get(&anchor).copied().unwrap_or(1);
-                self.nodes = self.nodes.saturating_add(size);
-            }
-            _ => {}
-        }
-        if self.nodes > self.limit {
-            self.exceeded = Some(mark);
-        }
-    }
-}
-
 /// Reads a flag document from text.
 pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> {
-    let top: Sections<'_> = match format {
-        // JSON: each flag and segment is read from its own text, without a tree of the document.
-        Format::Json => json_sections(text)?,
-        Format::Yaml => {
-            check_alias_expansion(text)?;
-            let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-                let (line, column) = e
-                    .location()
-                    .map(|l| (l.line(), l.column()))
-                    .unwrap_or((1, 1));
-                ParseError {
-                    file: None,
-                    line,
-                    column,
-                    message: e.to_string(),
-                }
-            })?;
-            match value {
-                Value::Object(m) => m.into_iter().map(|(k, v)| (k, Section::Value(v))).collect(),
-                Value::Null => Vec::new(),
-                _ => return Err(not_a_mapping()),
-            }
-        }
-    };
     let locator = Locator::new(text);
     let mut document = FlagDocument::default();
     let mut diagnostics = Vec::new();
-    for (k, v) in top {
-        match k.as_str() {
-            "flags" => read_section(
-                v,
-                "flags",
-                &mut document.flags,
-                &mut diagnostics,
-                |f: &mut Flag, k| f.key = k.to_owned(),
-            ),
-            "segments" => read_section(
-                v,
-                "segments",
-                &mut document.segments,
-                &mut diagnostics,
-                |s: &mut Segment, k| s.key = k.to_owned(),
-            ),
-            "version" => {}
-            other => diagnostics.push(Diagnostic {
-                file: None,
-                line: None,
-                column: None,
-                flag: String::new(),
-                path: vec![PathSeg::key(other)],
-                severity: Severity::Warning,
-                message: format!("unknown top-level field `{other}` is ignored"),
-            }),
+    match format {
+        // JSON: each flag and segment is read from its own text, without a tree of the document.
+        Format::Json => {
+            for (k, v) in json_sections(text)? {
+                read_field(&k, v, &mut document, &mut diagnostics);
+            }
         }
+        // YAML: each flag and segment is read from the parser's events, one at a time.
+        Format::Yaml => diagnostics = yaml::read(text, &mut document)?,
     }
     Ok(Parsed {
         document,
         diagnostics,
         locator,
     })
+}
+
+/// Reads one top-level field of a document.
+fn read_field(
+    k: &str,
+    v: Section<'_>,
+    document: &mut FlagDocument,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    match k {
+        "flags" => read_section(
+            v,
+            "flags",
+            &mut document.flags,
+            diagnostics,
+            |f: &mut Flag, k| f.key = k.to_owned(),
+        ),
+        "segments" => read_section(
+            v,
+            "segments",
+            &mut document.segments,
+            diagnostics,
+            |s: &mut Segment, k| s.key = k.to_owned(),
+        ),
+        "version" => {}
+        other => diagnostics.push(Diagnostic {
+            file: None,
+            line: None,
+            column: None,
+            flag: String::new(),
+            path: vec![PathSeg::key(other)],
+            severity: Severity::Warning,
+            message: format!("unknown top-level field `{other}` is ignored"),
+        }),
+    }
 }
 
 fn not_a_mapping() -> ParseError {

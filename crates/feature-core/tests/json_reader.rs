@@ -1,7 +1,7 @@
 //! JSON documents are read flag by flag from their text (no tree of the whole document); what
-//! comes out must be what reading the same text as YAML gives (JSON is YAML, and YAML is read
-//! through one tree as before): the same flags and segments, the same diagnostics, located at
-//! the same lines and columns.
+//! comes out must be what reading the same text as YAML gives (JSON is YAML; the YAML reader is
+//! itself checked against a whole-tree reader in `yaml_reader.rs`): the same flags and segments,
+//! the same diagnostics, located at the same lines and columns.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::{parse_document, Format};

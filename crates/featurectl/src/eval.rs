@@ -14,7 +14,7 @@
 use crate::cli::EvalArgs;
 use crate::load::{self, format_diagnostic, format_parse_error};
 use anyhow::{bail, Context as _};
-use feature_core::{Context, ContextError, Detail, ErrorKind, Explanation, Format, Snapshot};
+use feature_core::{Context, ContextError, Detail, ErrorKind, Explanation, Snapshot};
 use serde_json::Value;
 use std::io::Write;
 
@@ -222,7 +222,7 @@ pub fn run(args: &EvalArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     };
     let text = load::read_text(&args.file)?;
     let name = args.file.display().to_string();
-    let loaded = match load::load_text(&text, Format::from_path(&args.file), &name) {
+    let loaded = match load::load_file_text(&text, &args.file, &name) {
         Ok(l) => l,
         Err(e) => bail!("{}", format_parse_error(&e)),
     };

@@ -52,7 +52,21 @@ pub fn read_text(path: &Path) -> anyhow::Result<String> {
 
 /// Parses, compiles and lints a flag document; `name` is the file named in diagnostics.
 pub fn load_text(text: &str, format: Format, name: &str) -> Result<Loaded, ParseError> {
-    let parsed = parse_document(text, format).map_err(|e| e.in_file(name))?;
+    load(text, format, name, None)
+}
+
+/// [`load_text`] for the text of the flag file `path` (`-`: stdin): its format follows the
+/// extension, and its segments' key files are read relative to its directory (the current
+/// directory for stdin).
+pub fn load_file_text(text: &str, path: &Path, name: &str) -> Result<Loaded, ParseError> {
+    load(text, Format::from_path(path), name, Some(path))
+}
+
+fn load(text: &str, format: Format, name: &str, path: Option<&Path>) -> Result<Loaded, ParseError> {
+    let mut parsed = parse_document(text, format).map_err(|e| e.in_file(name))?;
+    if let Some(path) = path {
+        feature::providers::key_files::read_key_files(&mut parsed, path);
+    }
     let locator = parsed.locator.clone();
     let snapshot = parsed.compile(Some(name));
     let mut diagnostics = snapshot.diagnostics().to_vec();

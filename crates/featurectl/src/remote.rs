@@ -319,8 +319,10 @@ pub fn run_push(a: &PushArgs, out: &mut impl Write) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read {}", a.file.display()))?;
     let name = a.file.display().to_string();
-    let parsed =
+    let mut parsed =
         parse_document(&text, Format::from_path(&a.file)).map_err(|e| e.in_file(name.clone()))?;
+    // Key files are read here: the store holds the segments' keys, not the files' names.
+    feature::providers::key_files::read_key_files(&mut parsed, &a.file);
     let doc = parsed.document.clone();
     // Flags that could not be read are errors too (they are not in `doc`).
     let snap = parsed.compile(Some(&name));

@@ -7,7 +7,6 @@
 
 use crate::cli::ValidateArgs;
 use crate::load::{self, format_diagnostic, format_parse_error};
-use feature_core::Format;
 use std::io::Write;
 
 /// Runs `featurectl validate`; returns the exit status: 0 when every file is valid, 1 when any
@@ -25,7 +24,7 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        let loaded = match load::load_text(&text, Format::from_path(path), &name) {
+        let loaded = match load::load_file_text(&text, path, &name) {
             Ok(l) => l,
             Err(e) => {
                 writeln!(out, "{}", format_parse_error(&e))?;

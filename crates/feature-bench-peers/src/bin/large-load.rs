@@ -1,7 +1,7 @@
 //! Loads a flag document the way providers do (`parse_document`, then compile) and reports
 //! where time and memory go: each phase's wall time, the heap held by the snapshot and the
 //! peak heap while loading (a counting global allocator), and, for documents with a segment
-//! `big`, the time of a membership test.
+//! `big`, the time of a membership test (members and non-members, beside a flag without rules).
 //!
 //! ```text
 //! cargo run -p feature-bench-peers --release --bin large-load -- flags.json [ROUNDS]
@@ -115,33 +115,78 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Times `segmentMatch` of the segment `big` on members and non-members.
+/// Times `segmentMatch` of the segment `big` on members (hits) and non-members (misses), beside
+/// the same flag with a `startsWith` clause in place of `segmentMatch` (matching, not matching)
+/// and a flag without rules, so that the segment's part can be read off: membership ≈
+/// segmentMatch flag − `startsWith` flag with the same outcome. Members are the segment's first keys, spread
+/// over the whole set; non-members are keys of the same shape beyond its end. Five rounds of
+/// 2^20 evaluations each, interleaved; the median round is printed.
 fn membership(snapshot: &feature_core::Snapshot) {
     let doc = parse_document(
-        r#"{"flags":{"in-big":{"type":"bool","default":false,"rules":[{"clauses":[{"attribute":"key","operator":"segmentMatch","values":["big"]}],"variation":1}],"fallthrough":{"variation":0}}}}"#,
+        r#"{"flags":{
+            "in-big":{"type":"bool","default":false,"rules":[{"clauses":[{"attribute":"key","operator":"segmentMatch","values":["big"]}],"variation":1}],"fallthrough":{"variation":0}},
+            "rule-hit":{"type":"bool","default":false,"rules":[{"clauses":[{"attribute":"key","operator":"startsWith","values":["user-"]}],"variation":1}],"fallthrough":{"variation":0}},
+            "rule-miss":{"type":"bool","default":false,"rules":[{"clauses":[{"attribute":"key","operator":"startsWith","values":["nobody-"]}],"variation":1}],"fallthrough":{"variation":0}},
+            "no-rule":{"type":"bool","default":false,"fallthrough":{"variation":1}}}}"#,
         Format::Json,
     );
     let Ok(probe) = doc else { return };
     let mut document = (**snapshot.document()).clone();
+    let size = document.segments.get("big").map_or(0, |s| s.included.len());
     document.flags.extend(probe.document.flags);
     let with_probe = feature_core::compile(document);
     let n = 1 << 20;
-    let contexts: Vec<feature_core::Context> = (0..1024)
-        .map(|i| feature_core::Context::new(format!("user-{:08}", i * 1953 % 2_000_000)))
+    let spread = |i: usize| i * 1953 % size.max(1);
+    let hits: Vec<feature_core::Context> = (0..1024)
+        .map(|i| feature_core::Context::new(format!("user-{:08}", spread(i))))
         .collect();
-    let t = Instant::now();
-    let mut hits = 0usize;
-    for i in 0..n {
-        let ctx = &contexts[i & 1023];
-        if with_probe
-            .evaluate(black_box("in-big"), black_box(ctx))
-            .value()
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false)
+    let misses: Vec<feature_core::Context> = (0..1024)
+        .map(|i| feature_core::Context::new(format!("user-{:08}", size + spread(i))))
+        .collect();
+    let time = |flag: &str, contexts: &[feature_core::Context], expect: bool| {
+        let t = Instant::now();
+        let mut agree = 0usize;
+        for i in 0..n {
+            let ctx = &contexts[i & 1023];
+            let on = with_probe
+                .evaluate(black_box(flag), black_box(ctx))
+                .value()
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            agree += usize::from(on == expect);
+        }
+        let ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+        (ns, agree == n)
+    };
+    let mut rounds: [Vec<f64>; 5] = Default::default();
+    let mut right = true;
+    for _ in 0..5 {
+        for (i, (flag, contexts, expect)) in [
+            ("in-big", &hits, true),
+            ("in-big", &misses, false),
+            ("rule-hit", &hits, true),
+            ("rule-miss", &misses, false),
+            ("no-rule", &hits, true),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            hits += 1;
+            let (ns, ok) = time(flag, contexts, expect);
+            rounds[i].push(ns);
+            right &= ok;
         }
     }
-    let ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
-    println!("  segmentMatch evaluation {ns:.1} ns ({hits} of {n} in the segment)");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [hit, miss, rule_hit, rule_miss, base] = rounds.each_mut().map(median);
+    println!(
+        "  segment of {size} keys: segmentMatch flag {hit:.1} ns (member), {miss:.1} ns (non-member); \
+         the same rule with a `startsWith` clause {rule_hit:.1} ns (matching), {rule_miss:.1} ns (not); \
+         flag without rules {base:.1} ns; membership ≈ {:.1} ns (member), {:.1} ns (non-member){}",
+        hit - rule_hit,
+        miss - rule_miss,
+        if right { "" } else { "; WRONG ANSWERS" }
+    );
 }

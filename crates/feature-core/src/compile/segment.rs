@@ -9,6 +9,16 @@ impl Compiler<'_> {
     pub(super) fn segment(&mut self, key: &str, s: &model::Segment) -> Segment {
         self.flag = format!("segment {key}");
         self.path = vec![PathSeg::key("segments"), PathSeg::key(key)];
+        if let Some((field, file)) = crate::key_file::unread(s) {
+            // Compiled without its flag file's directory: no keys rather than some.
+            let message = format!("the key file `{file}` was not read (key files are read by the file provider and featurectl); the segment matches no one");
+            self.push(
+                crate::diagnostic::Severity::Error,
+                &[PathSeg::key(field)],
+                message,
+            );
+            return self.segment(key, &crate::key_file::matching_no_one(s));
+        }
         let rules = (s.rules.iter().enumerate())
             .map(|(i, r)| {
                 self.at(&[PathSeg::key("rules"), PathSeg::Index(i)], |c| {

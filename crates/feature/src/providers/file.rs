@@ -5,6 +5,10 @@
 //!   renaming it over the original (vim, most IDEs), and symlink swaps (Kubernetes ConfigMaps),
 //!   are seen. Bursts of events are debounced (100 ms by default) and a reload whose text did not
 //!   change publishes nothing. If the platform cannot watch, the file is polled every second.
+//! - Segments may take their keys from plain text files (`includedFile`, `excludedFile`,
+//!   relative to the flag file's directory; see [`feature_core::key_file`]). Their directories
+//!   are watched too: editing a key file reloads the flags, and a key file that cannot be read
+//!   is an error like a broken flag.
 //! - A broken edit (unreadable text, or any flag with an error) never replaces good flags: the
 //!   last good snapshot keeps serving, the provider reports itself degraded with the errors
 //!   (file, line, column, flag) in its status and in the log, and the next good save recovers.
@@ -27,6 +31,7 @@
 //! # let _ = on; Ok(()) }
 //! ```
 
+use super::key_files::{read_key_files, KeyFiles};
 use async_trait::async_trait;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
 use feature_core::{parse_document, Diagnostic, Format, Severity, Snapshot};
@@ -46,6 +51,10 @@ struct State {
     last_flags: usize,
     task: Option<AbortHandle>,
     watcher: Option<notify::RecommendedWatcher>,
+    /// The key files `last_text` was read with.
+    key_files: KeyFiles,
+    /// The directories watched (canonical paths).
+    watched: Vec<PathBuf>,
 }
 
 /// Why the file is no longer followed.
@@ -91,6 +100,8 @@ impl FileProvider {
                 last_flags: 0,
                 task: None,
                 watcher: None,
+                key_files: KeyFiles::default(),
+                watched: Vec::new(),
             })),
         }
     }
@@ -134,8 +145,10 @@ impl FileProvider {
             source,
         })?;
         if !initial {
+            let key_files = self.lock().key_files.clone();
+            let same_keys = key_files.unchanged();
             let mut st = self.lock();
-            if st.last_text.as_deref() == Some(text.as_str()) {
+            if same_keys && st.last_text.as_deref() == Some(text.as_str()) {
                 // Unchanged: a broken edit reverted to the flags being served. Their state
                 // comes back with them.
                 if st.last_text_ok && st.status.state == ProviderState::Degraded {
@@ -147,8 +160,9 @@ impl FileProvider {
                 return Ok(None);
             }
         }
-        let parsed =
+        let mut parsed =
             parse_document(&text, Format::from_path(&self.path)).map_err(|e| e.in_file(&file))?;
+        let key_files = read_key_files(&mut parsed, &self.path);
         let snapshot = parsed.compile(Some(&file));
         let errors: Vec<_> = snapshot
             .diagnostics()
@@ -179,6 +193,7 @@ impl FileProvider {
         }
         let mut st = self.lock();
         st.last_text = Some(text);
+        st.key_files = key_files;
         st.last_text_ok = errors.is_empty();
         st.last_flags = snapshot.len();
         st.status.last_refresh = Some(SystemTime::now());
@@ -213,6 +228,29 @@ impl FileProvider {
         ));
     }
 
+    /// Watches the directories of the key files not watched yet.
+    fn watch_key_dirs(&self) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let Some(watcher) = st.watcher.as_mut() else {
+            return;
+        };
+        for path in st.key_files.paths() {
+            let Some(dir) = path.parent().and_then(|d| d.canonicalize().ok()) else {
+                continue;
+            };
+            if st.watched.contains(&dir) {
+                continue;
+            }
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => st.watched.push(dir),
+                Err(e) => {
+                    tracing::warn!(target: "feature::file", "cannot watch {}: {e}; changes to its key files are seen with the flag file's", dir.display())
+                }
+            }
+        }
+    }
+
     /// Reloads after a change; keeps the last good snapshot on failure.
     fn reload(&self, sink: &dyn Sink) {
         let started = Instant::now();
@@ -222,6 +260,7 @@ impl FileProvider {
                     .record_provider_latency("file", "reload", started.elapsed());
                 tracing::info!(target: "feature::file", path = %self.path.display(), flags = snapshot.len(), "flags reloaded");
                 sink.publish(snapshot);
+                self.watch_key_dirs();
             }
             Ok(None) => {}
             Err(e) => {
@@ -303,7 +342,11 @@ impl Provider for FileProvider {
         .and_then(|mut w| w.watch(&watch_dir, RecursiveMode::NonRecursive).map(|_| w));
         let polling = match watcher {
             Ok(w) => {
-                self.lock().watcher = Some(w);
+                let mut st = self.lock();
+                st.watcher = Some(w);
+                st.watched = watch_dir.canonicalize().into_iter().collect();
+                drop(st);
+                self.watch_key_dirs();
                 false
             }
             Err(e) => {

@@ -27,6 +27,7 @@
 
 mod file;
 pub(crate) mod from_config;
+pub mod key_files;
 mod memory;
 
 pub use feature_core::provider::{
