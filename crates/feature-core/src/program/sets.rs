@@ -4,10 +4,12 @@
 use crate::ops::{bytes_eq, json_eq, str_eq};
 use serde_json::Value;
 
-/// A set of strings: a short list scanned linearly, a longer one hashed.
+/// A set of strings: a short list scanned linearly; a longer one hashed, with its strings in
+/// the table's slots when they are short (one cache line per lookup) or packed end to end.
 #[derive(Debug, Clone)]
 pub(crate) enum StrSet {
     Small(Vec<Box<str>>),
+    Inline(InlineSet),
     Large(PackedStrs, KeyTable),
 }
 
@@ -17,6 +19,9 @@ impl StrSet {
         if v.len() > 8 {
             v.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
             v.dedup_by(|a, b| a.as_ref() == b.as_ref());
+            if let Some(set) = InlineSet::new(&v) {
+                return StrSet::Inline(set);
+            }
             if let Some(keys) = PackedStrs::new(&v) {
                 let table = KeyTable::new(keys.iter());
                 return StrSet::Large(keys, table);
@@ -29,6 +34,7 @@ impl StrSet {
     pub(crate) fn len(&self) -> usize {
         match self {
             StrSet::Small(v) => v.len(),
+            StrSet::Inline(set) => set.len,
             StrSet::Large(keys, _) => keys.len(),
         }
     }
@@ -45,9 +51,117 @@ impl StrSet {
                 }
                 false
             }
+            StrSet::Inline(set) => set.contains(s.as_bytes()),
             StrSet::Large(keys, table) => table.contains(s, keys),
         }
     }
+}
+
+/// Distinct short strings kept in the slots of a hash table of cache lines: a lookup hashes
+/// the string and compares it with the slots of its home line, usually one cache line, where a
+/// table of positions into packed text costs three memory reads that miss the cache in a large
+/// set (the slot, the string's bounds, its text). A slot is a length byte (`0`: empty; else the
+/// length plus one) followed by the string, zero-padded to [`InlineSet::width`] bytes (8, 16 or
+/// 32: the longest string fits). A line's slots fill in order; a string whose home line is full
+/// goes to the next line with room, and the table is at most half full, so a lookup stops at
+/// the first empty slot.
+#[derive(Debug, Clone)]
+pub(crate) struct InlineSet {
+    lines: Box<[Line]>,
+    /// Bytes per slot: 8, 16 or 32.
+    width: usize,
+    /// Number of strings.
+    len: usize,
+}
+
+/// One cache line of slots.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+impl InlineSet {
+    /// Strings of at most this many bytes are kept in slots.
+    const MAX_STR: usize = 31;
+
+    /// The set of `strings` (distinct); `None` when one is longer than [`InlineSet::MAX_STR`].
+    fn new<S: AsRef<str>>(strings: &[S]) -> Option<InlineSet> {
+        let longest = strings.iter().map(|s| s.as_ref().len()).max()?;
+        if longest > InlineSet::MAX_STR {
+            return None;
+        }
+        let width = (longest + 1).next_power_of_two().max(8);
+        let per_line = 64 / width;
+        let count = (strings.len() * 2).div_ceil(per_line) + 1;
+        let mut lines = vec![Line([0; 64]); count].into_boxed_slice();
+        for s in strings {
+            let s = s.as_ref().as_bytes();
+            let mut l = InlineSet::home(s, count);
+            'placed: loop {
+                for slot in lines[l].0.chunks_exact_mut(width) {
+                    if slot[0] == 0 {
+                        slot[0] = s.len() as u8 + 1;
+                        slot[1..=s.len()].copy_from_slice(s);
+                        break 'placed;
+                    }
+                }
+                l = if l + 1 == count { 0 } else { l + 1 };
+            }
+        }
+        Some(InlineSet {
+            lines,
+            width,
+            len: strings.len(),
+        })
+    }
+
+    /// The home line of `s`: its hash scaled to the number of lines (multiply and shift).
+    #[inline(always)]
+    fn home(s: &[u8], count: usize) -> usize {
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, s);
+        // Mixed once more, so that the high bits the scaling reads depend on every input bit.
+        let h = std::hash::Hasher::finish(&h);
+        let h = (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        ((u128::from(h ^ (h >> 32)) * count as u128) >> 64) as usize
+    }
+
+    /// Whether `s` is in the set.
+    #[inline(never)]
+    fn contains(&self, s: &[u8]) -> bool {
+        if s.len() >= self.width {
+            return false;
+        }
+        // `s` as a slot holding it, compared with each slot a word at a time.
+        let mut wanted = [0u8; 32];
+        wanted[0] = s.len() as u8 + 1;
+        wanted[1..=s.len()].copy_from_slice(s);
+        let words = self.width / 8;
+        let count = self.lines.len();
+        let mut l = InlineSet::home(s, count);
+        loop {
+            let Some(line) = self.lines.get(l) else {
+                return false;
+            };
+            for slot in line.0.chunks_exact(self.width) {
+                if slot[0] == 0 {
+                    return false;
+                }
+                if (0..words).all(|w| word(slot, w) == word(&wanted, w)) {
+                    return true;
+                }
+            }
+            l = if l + 1 == count { 0 } else { l + 1 };
+        }
+    }
+}
+
+/// Word `w` (8 bytes) of `bytes` (0 past the end).
+#[inline(always)]
+fn word(bytes: &[u8], w: usize) -> u64 {
+    bytes
+        .get(w * 8..w * 8 + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
 }
 
 /// Strings stored end to end in one allocation, with the end of each in another: a
@@ -217,6 +331,16 @@ impl EqSet {
 mod tests {
     use super::*;
 
+    /// Whether `set` holds exactly `members` among `members` and `others`.
+    fn holds_exactly(set: &StrSet, members: &[String], others: &[String]) {
+        for m in members {
+            assert!(set.contains(m), "{m:?} is a member");
+        }
+        for o in others {
+            assert_eq!(set.contains(o), members.contains(o), "{o:?}");
+        }
+    }
+
     #[test]
     fn large_string_sets_hold_exactly_their_members() {
         let members: Vec<String> = (0..50)
@@ -224,14 +348,61 @@ mod tests {
             .chain(["m1".into()])
             .collect();
         let set = StrSet::new(&members);
-        assert!(matches!(set, StrSet::Large(..)));
-        for m in &members {
-            assert!(set.contains(m));
-        }
-        for other in ["", "m", "m50", "M1", "m1 "] {
-            assert!(!set.contains(other), "{other}");
-        }
+        assert!(matches!(set, StrSet::Inline(..)));
+        let others = ["", "m", "m50", "M1", "m1 ", "m1\0"].map(String::from);
+        holds_exactly(&set, &members, &others);
         assert_eq!(set.len(), 50);
+
+        // Longer strings than a slot holds: packed, same answers.
+        let long: Vec<String> = (members.iter())
+            .map(|m| format!("{m}{}", "x".repeat(InlineSet::MAX_STR)))
+            .collect();
+        let set = StrSet::new(&long);
+        assert!(matches!(set, StrSet::Large(..)));
+        holds_exactly(&set, &long, &members);
+        assert_eq!(set.len(), 50);
+    }
+
+    #[test]
+    fn slotted_sets_answer_like_a_sorted_set_at_every_length() {
+        // Strings of every length a slot holds, with shared prefixes and
+        // padding-like bytes, so that a comparison that reads the padding or a length that is
+        // off by one is caught; several sizes so that probes wrap around the table's end.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in [9usize, 10, 31, 200, 3000] {
+            let pool: Vec<String> = (0..n * 2)
+                .map(|_| {
+                    let len = (next() % (InlineSet::MAX_STR as u64 + 1)) as usize;
+                    let mut s = String::new();
+                    while s.len() < len {
+                        let c = ['a', 'b', '\0', 'é'][(next() % 4) as usize];
+                        if s.len() + c.len_utf8() > len {
+                            break;
+                        }
+                        s.push(c);
+                    }
+                    s
+                })
+                .collect();
+            let members: Vec<String> = pool.iter().step_by(2).cloned().collect();
+            let set = StrSet::new(&members);
+            assert!(matches!(set, StrSet::Inline(..)));
+            let expected: std::collections::BTreeSet<&String> = members.iter().collect();
+            for s in &pool {
+                assert_eq!(
+                    set.contains(s),
+                    expected.contains(s),
+                    "{s:?} in a set of {n}"
+                );
+            }
+            assert_eq!(set.len(), expected.len());
+        }
     }
 
     #[test]
@@ -241,7 +412,7 @@ mod tests {
         assert_eq!(packed.iter().collect::<Vec<_>>(), strings);
         assert_eq!(packed.get(99), "");
         let set = StrSet::new(["", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "é"]);
-        assert!(matches!(set, StrSet::Large(..)));
+        assert!(matches!(set, StrSet::Inline(..)));
         assert!(set.contains("") && set.contains("é") && set.contains("x8"));
         assert!(!set.contains("x9") && !set.contains("e"));
     }
