@@ -180,7 +180,7 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                 // The flag as compiled before the cost bound, which is worked out again.
                 let before =
                     (previous.parts.refused.get(*k)).unwrap_or_else(|| previous.shared_flag(i));
-                let model = doc.flags.get(*k).map(|f| &**f);
+                let model = || doc.flags.get(*k).map(|f| &**f);
                 match moves.flag(before, model) {
                     Adjust::Keep => {
                         flags.push(before.clone());
@@ -328,9 +328,13 @@ impl Moves<'_> {
         self.clauses(compiled.zip(model), Adjust::Keep)
     }
 
-    /// What a compiled flag (`model`: its definition, `None` for one that could not be read)
-    /// needs.
-    fn flag(&self, compiled: &CompiledFlag, model: Option<&Flag>) -> Adjust {
+    /// What a compiled flag (`model` gives its definition, `None` for one that could not be
+    /// read; asked only when segments moved) needs.
+    fn flag<'m>(
+        &self,
+        compiled: &CompiledFlag,
+        model: impl FnOnce() -> Option<&'m Flag>,
+    ) -> Adjust {
         let mut adjust = Adjust::Keep;
         if let Some(map) = self.flags {
             for p in &compiled.prerequisites {
@@ -346,7 +350,7 @@ impl Moves<'_> {
         if self.segments.is_none() {
             return adjust;
         }
-        let Some(model) = model else { return adjust };
+        let Some(model) = model() else { return adjust };
         let compiled = compiled.rules.iter().map(|r| &r.clauses[..]);
         let model = model.rules.iter().map(|r| &r.clauses[..]);
         self.clauses(compiled.zip(model), adjust)
