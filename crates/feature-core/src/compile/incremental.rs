@@ -437,6 +437,10 @@ fn dependents(
 ) -> Vec<usize> {
     let nf = flags.len();
     let n = nf + segments.len();
+    // Only segment references lead to a segment, and a segment is reached only from a segment
+    // seed: without one, prerequisites are the only references to follow (and the clauses of
+    // every flag need not be walked).
+    let through_segments = seeds.iter().any(|&v| v >= nf);
     // Edges reversed, as lists: referenced node -> referring nodes.
     let mut edges: Vec<(u32, u32)> = Vec::new();
     for (i, f) in flags.iter().enumerate() {
@@ -445,16 +449,20 @@ fn dependents(
                 edges.push((t, i as u32));
             }
         }
-        for r in &f.rules {
-            for s in segment_refs(&r.clauses) {
-                edges.push((nf as u32 + s, i as u32));
+        if through_segments {
+            for r in &f.rules {
+                for s in segment_refs(&r.clauses) {
+                    edges.push((nf as u32 + s, i as u32));
+                }
             }
         }
     }
-    for (j, s) in segments.iter().enumerate() {
-        for r in &s.rules {
-            for t in segment_refs(&r.clauses) {
-                edges.push((nf as u32 + t, (nf + j) as u32));
+    if through_segments {
+        for (j, s) in segments.iter().enumerate() {
+            for r in &s.rules {
+                for t in segment_refs(&r.clauses) {
+                    edges.push((nf as u32 + t, (nf + j) as u32));
+                }
             }
         }
     }
