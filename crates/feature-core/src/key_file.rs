@@ -108,6 +108,10 @@ pub(crate) fn resolve(
 ) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     for (key, segment) in doc.segments.iter_mut() {
+        if segment.included_file.is_none() && segment.excluded_file.is_none() {
+            continue;
+        }
+        let segment = std::sync::Arc::make_mut(segment);
         let mut failed = false;
         for field in [Field::Included, Field::Excluded] {
             let Some(path) = field.file(segment).take() else {

@@ -77,7 +77,8 @@ pub fn import(payload: &Value) -> Result<FlagDocument, ImportError> {
     let mut doc = FlagDocument::default();
     if obj.contains_key("variations") && obj.contains_key("key") {
         let key = str_of(obj, "key").unwrap_or_default().to_owned();
-        doc.flags.insert(key.clone(), import_flag(&key, payload)?);
+        doc.flags
+            .insert(key.clone(), import_flag(&key, payload)?.into());
         return Ok(doc);
     }
     if !obj.contains_key("flags") && !obj.contains_key("segments") {
@@ -89,7 +90,7 @@ pub fn import(payload: &Value) -> Result<FlagDocument, ImportError> {
         .into_iter()
         .flatten()
     {
-        doc.flags.insert(key.clone(), import_flag(key, f)?);
+        doc.flags.insert(key.clone(), import_flag(key, f)?.into());
     }
     for (key, s) in obj
         .get("segments")
@@ -97,7 +98,8 @@ pub fn import(payload: &Value) -> Result<FlagDocument, ImportError> {
         .into_iter()
         .flatten()
     {
-        doc.segments.insert(key.clone(), import_segment(key, s)?);
+        doc.segments
+            .insert(key.clone(), import_segment(key, s)?.into());
     }
     Ok(doc)
 }

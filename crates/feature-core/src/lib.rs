@@ -73,7 +73,7 @@ pub mod provider;
 mod source;
 
 pub use attr::escape_literal;
-pub use compile::{compile, compile_with};
+pub use compile::{compile, compile_with, recompile, Change, Recompiled};
 pub use context::{Context, ContextError, USER_KIND};
 pub use detail::Detail;
 pub use diagnostic::{Diagnostic, PathSeg, Severity};

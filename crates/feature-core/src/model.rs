@@ -9,17 +9,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// A whole flag document: every flag and segment of one file or store.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagDocument {
-    /// Flags by key.
+    /// Flags by key. Each flag is shared: a document made from another by changing a few
+    /// items shares every other item with it.
     #[serde(default)]
-    pub flags: BTreeMap<String, Flag>,
-    /// Reusable segments by key, referenced by the `segmentMatch` operator.
+    pub flags: BTreeMap<String, Arc<Flag>>,
+    /// Reusable segments by key, referenced by the `segmentMatch` operator (shared like the
+    /// flags).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub segments: BTreeMap<String, Segment>,
+    pub segments: BTreeMap<String, Arc<Segment>>,
 }
 
 fn yes() -> bool {

@@ -138,14 +138,14 @@ fn read_field(
             "flags",
             &mut document.flags,
             diagnostics,
-            |f: &mut Flag, k| f.key = k.to_owned(),
+            |f: &mut std::sync::Arc<Flag>, k| std::sync::Arc::make_mut(f).key = k.to_owned(),
         ),
         "segments" => read_section(
             v,
             "segments",
             &mut document.segments,
             diagnostics,
-            |s: &mut Segment, k| s.key = k.to_owned(),
+            |s: &mut std::sync::Arc<Segment>, k| std::sync::Arc::make_mut(s).key = k.to_owned(),
         ),
         "version" => {}
         other => diagnostics.push(Diagnostic {

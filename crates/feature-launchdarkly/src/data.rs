@@ -197,7 +197,7 @@ impl DataSet {
                     let mut m = FlagEventMeta::of(&v);
                     m.note_big_segments(&v, &big);
                     meta.insert(key.as_str().into(), m);
-                    doc.flags.insert(key, f);
+                    doc.flags.insert(key, f.into());
                 }
                 Err(e) => skipped.push(diagnostic(origin, Kind::Flag, &key, &e.to_string())),
             }
@@ -205,7 +205,7 @@ impl DataSet {
         for (key, v) in live(&self.segments) {
             match import_segment(&key, &v) {
                 Ok(s) => {
-                    doc.segments.insert(key, s);
+                    doc.segments.insert(key, s.into());
                 }
                 Err(e) => skipped.push(diagnostic(origin, Kind::Segment, &key, &e.to_string())),
             }

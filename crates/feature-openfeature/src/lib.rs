@@ -170,7 +170,7 @@ impl OpenFeatureProvider {
         // The flag's definition, for what the evaluation does not say (a rollout or a fixed
         // variation; targeting or none; the version).
         let snapshot = self.client.snapshot();
-        let flag = snapshot.document().flags.get(key);
+        let flag = snapshot.document().flags.get(key).map(|f| &**f);
         let reason = reason_for(&eval, flag);
         let flag_metadata = metadata_for(&eval, flag);
         Ok(ResolutionDetails {

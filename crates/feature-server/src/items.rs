@@ -358,10 +358,10 @@ pub(crate) fn check_compiles(
     feature_store::check_name("key", key).map_err(Problem::from)?;
     let mut doc = FlagDocument::default();
     if let Some(f) = flag {
-        doc.flags.insert(key.to_owned(), f.clone());
+        doc.flags.insert(key.to_owned(), f.clone().into());
     }
     if let Some(s) = segment {
-        doc.segments.insert(key.to_owned(), s.clone());
+        doc.segments.insert(key.to_owned(), s.clone().into());
     }
     let snap = compile(doc);
     let errors: Vec<_> = snap

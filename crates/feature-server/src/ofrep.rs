@@ -170,7 +170,7 @@ fn evaluate_one(client: &Client, ctx: &Context, key: &str) -> Result<Value, Fail
         });
     }
     let snapshot = client.snapshot();
-    let flag = snapshot.document().flags.get(key);
+    let flag = snapshot.document().flags.get(key).map(|f| &**f);
     let mut m = Map::new();
     m.insert("key".into(), Value::String(key.to_owned()));
     m.insert(

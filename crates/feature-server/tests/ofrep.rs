@@ -228,7 +228,7 @@ async fn bulk_etags_differ_per_context_and_change_with_the_flags() {
     assert_eq!(e.bulk(pro.clone(), Some(&tag)).await.status, 200);
     // A flag changes: the ETag of every context changes.
     let mut doc = e.flags.document();
-    doc.flags.get_mut("ratio").unwrap().default = Some(json!(0.5));
+    std::sync::Arc::make_mut(doc.flags.get_mut("ratio").unwrap()).default = Some(json!(0.5));
     e.flags.replace(doc);
     let mut changed = false;
     for _ in 0..200 {

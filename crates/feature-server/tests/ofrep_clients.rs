@@ -235,7 +235,7 @@ async fn node_web_provider_evaluates_in_bulk_and_follows_the_change_stream() {
     );
     // A change of the flags reaches the web provider through the event stream.
     let mut doc = flags.document();
-    doc.flags.get_mut("ratio").unwrap().default = Some(json!(0.75));
+    std::sync::Arc::make_mut(doc.flags.get_mut("ratio").unwrap()).default = Some(json!(0.75));
     flags.replace(doc);
     let changed = next(&mut lines).await;
     assert_eq!(changed["changed"]["value"], 0.75, "{changed}");

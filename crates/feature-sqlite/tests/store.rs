@@ -481,7 +481,8 @@ async fn push_syncs_a_document() {
     let bad = FlagDocument {
         flags: [(
             "b".to_owned(),
-            serde_json::from_value::<Flag>(json!({"type": "int", "default": "x"})).unwrap(),
+            serde_json::from_value::<std::sync::Arc<Flag>>(json!({"type": "int", "default": "x"}))
+                .unwrap(),
         )]
         .into(),
         ..Default::default()

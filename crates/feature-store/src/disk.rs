@@ -93,7 +93,8 @@ mod tests {
                         let mut doc = FlagDocument::default();
                         for f in 0..(1 + (t * 50 + i) % 40) {
                             let key = format!("f{f}");
-                            doc.flags.insert(key.clone(), Flag::boolean(key, true));
+                            doc.flags
+                                .insert(key.clone(), Flag::boolean(key, true).into());
                         }
                         save_snapshot(&path, &doc).unwrap();
                         // Every read in between sees a whole document.
@@ -122,7 +123,8 @@ mod tests {
             let mut doc = FlagDocument::default();
             for f in 0..n {
                 let key = format!("f{f}");
-                doc.flags.insert(key.clone(), Flag::boolean(key, true));
+                doc.flags
+                    .insert(key.clone(), Flag::boolean(key, true).into());
             }
             save_snapshot(&path, &doc).unwrap();
         }
@@ -134,7 +136,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/last.json");
         let mut doc = FlagDocument::default();
-        doc.flags.insert("a".into(), Flag::boolean("a", true));
+        doc.flags
+            .insert("a".into(), Flag::boolean("a", true).into());
         save_snapshot(&path, &doc).unwrap();
         let snap = load_file(&path).unwrap();
         assert_eq!(snap.document().flags, doc.flags);

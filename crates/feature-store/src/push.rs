@@ -283,12 +283,15 @@ mod tests {
         let mut doc = FlagDocument::default();
         let mut same = Flag::boolean("same", true);
         same.version = Some(99); // store-managed: not a difference
-        doc.flags.insert("same".into(), same);
+        doc.flags.insert("same".into(), same.into());
         doc.flags
-            .insert("changed".into(), Flag::boolean("changed", true));
-        doc.flags.insert("new".into(), Flag::boolean("new", true));
-        doc.flags.insert("bad".into(), Flag::boolean("bad", true));
-        doc.segments.insert("new-seg".into(), Segment::default());
+            .insert("changed".into(), Flag::boolean("changed", true).into());
+        doc.flags
+            .insert("new".into(), Flag::boolean("new", true).into());
+        doc.flags
+            .insert("bad".into(), Flag::boolean("bad", true).into());
+        doc.segments
+            .insert("new-seg".into(), Segment::default().into());
         let changes = diff(&rows, &doc, true);
         let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
         assert_eq!(

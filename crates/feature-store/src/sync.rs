@@ -299,6 +299,7 @@ impl<S: Source> Provider for SyncProvider<S> {
             skipped: Vec::new(),
             last_rev: None,
             refused: false,
+            saver: Saver::default(),
         };
         let first =
             match tokio::time::timeout(self.options.start_timeout, runner.connect_and_load()).await
@@ -355,6 +356,45 @@ struct Runner<S: Source> {
     last_rev: Option<u64>,
     /// The source refused the credentials: no more attempts.
     refused: bool,
+    saver: Saver,
+}
+
+/// Writes the last published document to the snapshot file, on a blocking thread, one write
+/// at a time: documents published while a write is under way wait, and only the latest of
+/// them is written next (a burst of updates writes the whole document twice, not once per
+/// update).
+#[derive(Debug, Clone, Default)]
+struct Saver {
+    /// The document to write next, and whether a writer is running.
+    next: Arc<Mutex<(Option<Arc<FlagDocument>>, bool)>>,
+}
+
+impl Saver {
+    fn save(&self, provider: &'static str, path: &std::path::Path, doc: Arc<FlagDocument>) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        next.0 = Some(doc);
+        if next.1 {
+            return;
+        }
+        next.1 = true;
+        drop(next);
+        let (slot, path) = (self.next.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || loop {
+            let doc = {
+                let mut next = slot.lock().unwrap_or_else(|e| e.into_inner());
+                match next.0.take() {
+                    Some(doc) => doc,
+                    None => {
+                        next.1 = false;
+                        return;
+                    }
+                }
+            };
+            if let Err(e) = disk::save_snapshot(&path, &doc) {
+                tracing::warn!(target: "feature::store", provider, "cannot save the flags snapshot: {e}");
+            }
+        });
+    }
 }
 
 /// A low-cardinality class of an error, for `record_provider_error`.
@@ -445,18 +485,14 @@ impl<S: Source> Runner<S> {
             }
         }
         let doc = built.snapshot.document().clone();
-        if self.published.as_deref() == Some(&*doc) {
+        if !built.changed && self.published.is_some() {
             return Ok(());
         }
-        tracing::debug!(target: "feature::store", provider = name, flags = built.snapshot.len(), "publishing flags");
+        tracing::debug!(target: "feature::store", provider = name, flags = built.snapshot.len(), compiled = built.compiled_flags, "publishing flags");
         self.published = Some(doc.clone());
         self.sink.publish(built.snapshot);
-        if let Some(path) = self.options.snapshot_path.clone() {
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = disk::save_snapshot(&path, &doc) {
-                    tracing::warn!(target: "feature::store", provider = name, "cannot save the flags snapshot: {e}");
-                }
-            });
+        if let Some(path) = &self.options.snapshot_path {
+            self.saver.save(name, path, doc);
         }
         Ok(())
     }

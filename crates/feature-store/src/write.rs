@@ -331,7 +331,7 @@ pub fn check_name(what: &'static str, value: &str) -> Result<(), WriteError> {
 pub fn validate_flag(flag: &Flag) -> Result<(), WriteError> {
     check_name("key", &flag.key)?;
     let mut doc = FlagDocument::default();
-    doc.flags.insert(flag.key.clone(), flag.clone());
+    doc.flags.insert(flag.key.clone(), flag.clone().into());
     refuse_errors(&flag.key, doc)
 }
 
@@ -339,7 +339,8 @@ pub fn validate_flag(flag: &Flag) -> Result<(), WriteError> {
 pub fn validate_segment(segment: &Segment) -> Result<(), WriteError> {
     check_name("key", &segment.key)?;
     let mut doc = FlagDocument::default();
-    doc.segments.insert(segment.key.clone(), segment.clone());
+    doc.segments
+        .insert(segment.key.clone(), segment.clone().into());
     refuse_errors(&segment.key, doc)
 }
 

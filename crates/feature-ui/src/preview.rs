@@ -57,10 +57,10 @@ pub(crate) fn preview(body: &Bytes) -> Response {
     }
     let mut doc = req.document;
     for (k, f) in doc.flags.iter_mut() {
-        f.key = k.clone();
+        std::sync::Arc::make_mut(f).key = k.clone();
     }
     for (k, s) in doc.segments.iter_mut() {
-        s.key = k.clone();
+        std::sync::Arc::make_mut(s).key = k.clone();
     }
     if !doc.flags.contains_key(&req.flag) {
         return Problem::not_found(format!("the document has no flag {}", req.flag))

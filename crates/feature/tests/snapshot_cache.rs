@@ -205,7 +205,7 @@ fn an_old_snapshot_is_freed_once_every_thread_has_read_a_newer_one() {
         let mut doc = feature::FlagDocument::default();
         for i in 0..flags {
             let f = Flag::boolean(format!("f{i}"), true);
-            doc.flags.insert(f.key.clone(), f);
+            doc.flags.insert(f.key.clone(), f.into());
         }
         provider.replace(doc);
         let ctx = Context::new("u");

@@ -54,12 +54,12 @@ impl Demo {
             all.segments.extend(doc.segments);
         }
         for (key, segment) in &all.segments {
-            let mut s = segment.clone();
+            let mut s = feature_core::model::Segment::clone(segment);
             s.key = key.clone();
             flags.put_segment(&s, DEMO_ACTOR).await?;
         }
         for (key, flag) in &all.flags {
-            let mut f = flag.clone();
+            let mut f = feature_core::Flag::clone(flag);
             f.key = key.clone();
             flags
                 .create(&f, DEMO_ACTOR)

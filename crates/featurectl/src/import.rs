@@ -23,10 +23,10 @@ pub fn from_launchdarkly(payload: &Value) -> anyhow::Result<FlagDocument> {
 pub fn to_yaml(doc: &FlagDocument) -> anyhow::Result<String> {
     let mut doc = doc.clone();
     for f in doc.flags.values_mut() {
-        f.key.clear();
+        std::sync::Arc::make_mut(f).key.clear();
     }
     for s in doc.segments.values_mut() {
-        s.key.clear();
+        std::sync::Arc::make_mut(s).key.clear();
     }
     serde_yaml_ng::to_string(&doc).context("cannot write the flags as YAML")
 }

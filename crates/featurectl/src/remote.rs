@@ -567,7 +567,7 @@ pub fn run_get(a: &GetArgs, out: &mut impl Write) -> anyhow::Result<u8> {
             let flag: Flag = serde_json::from_value(body)
                 .with_context(|| format!("the server's flag {:?} is not a flag", a.key))?;
             let mut doc = FlagDocument::default();
-            doc.flags.insert(a.key.clone(), flag);
+            doc.flags.insert(a.key.clone(), flag.into());
             crate::import::to_yaml(&doc)?
         }
         ItemKind::Segment => {

@@ -95,7 +95,7 @@ impl Compiler<'_> {
             }
             Operator::SegmentMatch => Op::Segment(
                 vals.iter()
-                    .map(|v| v.as_str().and_then(|s| self.segs.get(s).copied()))
+                    .map(|v| v.as_str().and_then(|s| self.segment_position(s)))
                     .collect(),
             ),
             Operator::Unknown(name) => {

@@ -19,11 +19,11 @@
 //! cost of a member is bounded by unrolling the cycle `min(size, MAX_DEPTH)` times, a
 //! reference back into the cycle costing one step at the last level.
 
-use super::Compiler;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;
 use crate::model::FlagDocument;
 use crate::program::{Clause, CompiledFlag, Op, Segment, Serve, StrSet};
+use std::sync::Arc;
 
 /// The budget of every document: a flag may always cost this many steps.
 pub(crate) const MIN_BUDGET: u64 = 100_000;
@@ -122,7 +122,7 @@ fn evaluates_references(f: &CompiledFlag) -> bool {
 
 impl Graph {
     /// The reference graph of compiled `flags` and `segments`.
-    pub(crate) fn new(flags: &[CompiledFlag], segments: &[Segment]) -> Graph {
+    pub(crate) fn new(flags: &[Arc<CompiledFlag>], segments: &[Arc<Segment>]) -> Graph {
         let n = flags.len() + segments.len();
         let base = flags.len() as u32;
         let mut own = Vec::with_capacity(n);
@@ -294,7 +294,7 @@ impl Graph {
 
 /// Names of nodes in messages.
 struct Names<'a> {
-    flags: &'a [CompiledFlag],
+    flags: &'a [Arc<CompiledFlag>],
     segments: Vec<&'a str>,
 }
 
@@ -313,94 +313,93 @@ impl Names<'_> {
     }
 }
 
-impl Compiler<'_> {
-    /// Makes every flag whose worst case exceeds the document's budget malformed, with a
-    /// diagnostic at its most expensive reference.
-    pub(super) fn bound_cost(
-        &mut self,
-        flags: &mut [CompiledFlag],
-        segments: &[Segment],
-        doc: &FlagDocument,
-    ) {
-        let graph = Graph::new(flags, segments);
-        let limit = budget(graph.size());
-        let cost = graph.costs();
-        if !cost[..flags.len()].iter().any(|&c| c > limit) {
-            return;
+/// The flags whose worst case exceeds the document's budget (they are to be malformed), each
+/// with a diagnostic at its most expensive reference.
+pub(super) fn refuse_costly(
+    flags: &[Arc<CompiledFlag>],
+    segments: &[Arc<Segment>],
+    doc: &FlagDocument,
+) -> Vec<(usize, Diagnostic)> {
+    let graph = Graph::new(flags, segments);
+    let limit = budget(graph.size());
+    let cost = graph.costs();
+    if !cost[..flags.len()].iter().any(|&c| c > limit) {
+        return Vec::new();
+    }
+    let names = Names {
+        flags,
+        segments: doc.segments.keys().map(String::as_str).collect(),
+    };
+    let base = flags.len() as u32;
+    let mut fanout = Fanout::new(&graph, &cost);
+    let mut over = Vec::new();
+    for (fi, f) in flags.iter().enumerate() {
+        if cost[fi] <= limit {
+            continue;
         }
-        let names = Names {
-            flags,
-            segments: doc.segments.keys().map(String::as_str).collect(),
+        // The most expensive reference of the flag, and where it is written.
+        let mut worst: Option<(u64, u32, Vec<PathSeg>)> = None;
+        let mut consider = |w: u32, path: &dyn Fn() -> Vec<PathSeg>| {
+            let c = cost[w as usize];
+            if worst.as_ref().is_none_or(|(best, _, _)| c > *best) {
+                worst = Some((c, w, path()));
+            }
         };
-        let base = flags.len() as u32;
-        let mut fanout = Fanout::new(&graph, &cost);
-        let mut over = Vec::new();
-        for (fi, f) in flags.iter().enumerate() {
-            if cost[fi] <= limit {
-                continue;
+        for (pi, p) in f.prerequisites.iter().enumerate() {
+            if let Some(pf) = p.flag {
+                consider(pf, &|| {
+                    vec![PathSeg::key("prerequisites"), PathSeg::Index(pi)]
+                });
             }
-            // The most expensive reference of the flag, and where it is written.
-            let mut worst: Option<(u64, u32, Vec<PathSeg>)> = None;
-            let mut consider = |w: u32, path: &dyn Fn() -> Vec<PathSeg>| {
-                let c = cost[w as usize];
-                if worst.as_ref().is_none_or(|(best, _, _)| c > *best) {
-                    worst = Some((c, w, path()));
-                }
-            };
-            for (pi, p) in f.prerequisites.iter().enumerate() {
-                if let Some(pf) = p.flag {
-                    consider(pf, &|| {
-                        vec![PathSeg::key("prerequisites"), PathSeg::Index(pi)]
-                    });
-                }
-            }
-            for (ri, r) in f.rules.iter().enumerate() {
-                for (ci, c) in r.clauses.iter().enumerate() {
-                    let Op::Segment(segs) = &c.op else { continue };
-                    for (vi, s) in segs.iter().enumerate() {
-                        if let Some(s) = s {
-                            consider(base + s, &|| {
-                                vec![
-                                    PathSeg::key("rules"),
-                                    PathSeg::Index(ri),
-                                    PathSeg::key("clauses"),
-                                    PathSeg::Index(ci),
-                                    PathSeg::key("values"),
-                                    PathSeg::Index(vi),
-                                ]
-                            });
-                        }
+        }
+        for (ri, r) in f.rules.iter().enumerate() {
+            for (ci, c) in r.clauses.iter().enumerate() {
+                let Op::Segment(segs) = &c.op else { continue };
+                for (vi, s) in segs.iter().enumerate() {
+                    if let Some(s) = s {
+                        consider(base + s, &|| {
+                            vec![
+                                PathSeg::key("rules"),
+                                PathSeg::Index(ri),
+                                PathSeg::key("clauses"),
+                                PathSeg::Index(ci),
+                                PathSeg::key("values"),
+                                PathSeg::Index(vi),
+                            ]
+                        });
                     }
                 }
             }
-            let (at, message) = match worst {
-                Some((c, w, at)) => (
-                    at,
-                    format!(
-                        "evaluating this flag could take {} steps, more than the {limit} this \
+        }
+        let (at, message) = match worst {
+            Some((c, w, at)) => (
+                at,
+                format!(
+                    "evaluating this flag could take {} steps, more than the {limit} this \
                          document allows: every reference to a segment or prerequisite is \
                          evaluated again, so repeated references multiply; {} here costs {}{}",
-                        steps(cost[fi]),
-                        names.of(w as usize),
-                        steps(c),
-                        fanout.repeats(&names, fi),
-                    ),
+                    steps(cost[fi]),
+                    names.of(w as usize),
+                    steps(c),
+                    fanout.repeats(&names, fi),
                 ),
-                None => (
-                    Vec::new(),
-                    format!(
-                        "evaluating this flag could take {} steps, more than the {limit} this \
+            ),
+            None => (
+                Vec::new(),
+                format!(
+                    "evaluating this flag could take {} steps, more than the {limit} this \
                          document allows",
-                        steps(cost[fi])
-                    ),
+                    steps(cost[fi])
                 ),
-            };
-            let mut path = vec![PathSeg::key("flags"), PathSeg::key(&f.key)];
-            path.extend(at);
-            over.push((fi, f.key.to_string(), path, message));
-        }
-        for (fi, flag, path, message) in over {
-            self.diags.push(Diagnostic {
+            ),
+        };
+        let mut path = vec![PathSeg::key("flags"), PathSeg::key(&f.key)];
+        path.extend(at);
+        over.push((fi, f.key.to_string(), path, message));
+    }
+    over.into_iter()
+        .map(|(fi, flag, path, message)| {
+            let diagnostic = Diagnostic {
                 flag,
                 path,
                 severity: Severity::Error,
@@ -408,13 +407,10 @@ impl Compiler<'_> {
                 line: None,
                 column: None,
                 file: None,
-            });
-            if let Some(f) = flags.get_mut(fi) {
-                f.broken = true;
-                f.constant = None;
-            }
-        }
-    }
+            };
+            (fi, diagnostic)
+        })
+        .collect()
 }
 
 /// A step count, `u64::MAX` (saturated) shown as more than can be counted.
@@ -812,7 +808,7 @@ mod tests {
     }
 
     fn costs(snap: &Snapshot) -> (Graph, Vec<u64>) {
-        let graph = Graph::new(&snap.flags, &snap.segments);
+        let graph = Graph::new(&snap.flags.0, &snap.segments);
         let cost = graph.costs();
         (graph, cost)
     }

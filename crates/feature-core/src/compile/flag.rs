@@ -160,7 +160,7 @@ impl Compiler<'_> {
             .iter()
             .map(|p| Prerequisite {
                 key: p.key.as_str().into(),
-                flag: self.flags.get(p.key.as_str()).copied(),
+                flag: self.flag_position(&p.key),
                 variation: p.variation,
             })
             .collect()

@@ -10,13 +10,16 @@
 mod clause;
 mod cost;
 mod flag;
+mod incremental;
 mod segment;
+
+pub use incremental::{recompile, Change, Recompiled};
 
 use crate::attr::AttrPath;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::model::FlagDocument;
-use crate::program::{CompiledFlag, Snapshot};
-use rustc_hash::FxHashMap;
+use crate::program::{CompiledFlag, Flags, KeyTable, Parts, Segment, Snapshot};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Compiles a flag document into a snapshot. Never fails: problems become diagnostics.
@@ -25,22 +28,8 @@ pub fn compile(doc: FlagDocument) -> Snapshot {
 }
 
 /// Compiles a shared document, keeping diagnostics found earlier (e.g. while parsing).
-pub fn compile_with(doc: Arc<FlagDocument>, mut diagnostics: Vec<Diagnostic>) -> Snapshot {
-    let seg_index: FxHashMap<&str, u32> = doc
-        .segments
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i as u32))
-        .collect();
-    // Flags that could not even be read stay visible: they evaluate to MALFORMED_FLAG.
-    let unreadable: Vec<String> = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error && d.path.first() == Some(&PathSeg::key("flags")))
-        .filter_map(|d| match d.path.get(1) {
-            Some(PathSeg::Key(k)) if !doc.flags.contains_key(k) => Some(k.clone()),
-            _ => None,
-        })
-        .collect();
+pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
+    let unreadable = unreadable(&base, &doc);
     let mut keys: Vec<&str> = doc
         .flags
         .keys()
@@ -49,46 +38,135 @@ pub fn compile_with(doc: Arc<FlagDocument>, mut diagnostics: Vec<Diagnostic>) ->
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    let flag_index: FxHashMap<&str, u32> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (*k, i as u32))
-        .collect();
-    let mut new_diags = Vec::new();
-    let mut compiler = Compiler {
-        diags: &mut new_diags,
-        segs: &seg_index,
-        flags: &flag_index,
-        path: Vec::new(),
-        flag: String::new(),
-        broken: false,
-    };
-    let segments: Vec<crate::program::Segment> = doc
+    let seg_keys: Vec<&str> = doc.segments.keys().map(String::as_str).collect();
+    let mut compiler = Compiler::new(&seg_keys, &keys);
+    let (segments, segment_diagnostics): (Vec<_>, Vec<_>) = doc
         .segments
         .iter()
-        .map(|(k, s)| compiler.segment(k, s))
-        .collect();
-    let mut flags: Vec<CompiledFlag> = keys
-        .iter()
-        .map(|k| match doc.flags.get(*k) {
-            Some(f) => compiler.flag(k, f),
-            None => CompiledFlag::broken(k),
+        .map(|(k, s)| {
+            let (seg, d) = compiler.item(|c| c.segment(k, s));
+            (Arc::new(seg), d)
         })
-        .collect();
-    compiler.bound_cost(&mut flags, &segments, &doc);
+        .unzip();
+    let (flags, flag_diagnostics): (Vec<_>, Vec<_>) = keys
+        .iter()
+        .map(|k| {
+            let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
+            (Arc::new(f), d)
+        })
+        .unzip();
+    drop(compiler);
+    drop(seg_keys);
     drop(keys);
-    diagnostics.extend(new_diags);
-    Snapshot::new(flags, segments, diagnostics, doc)
+    let parts = Parts {
+        base,
+        segment_diagnostics,
+        flag_diagnostics,
+        refused: BTreeMap::new(),
+    };
+    finish(doc, flags, None, segments, parts, None)
 }
 
-/// Compiles one document: the indexes of its keys, and where in the document it is.
+/// Keys of flags that diagnostics say could not be read and that the document does not have:
+/// they stay visible, evaluating to `MALFORMED_FLAG`.
+fn unreadable(base: &[Diagnostic], doc: &FlagDocument) -> Vec<String> {
+    base.iter()
+        .filter(|d| d.severity == Severity::Error && d.path.first() == Some(&PathSeg::key("flags")))
+        .filter_map(|d| match d.path.get(1) {
+            Some(PathSeg::Key(k)) if !doc.flags.contains_key(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The snapshot of compiled items: the cost bound refuses the flags whose worst case is over
+/// the document's budget, and the diagnostics are put together in document order (those given,
+/// segments, flags, then the cost bound's).
+fn finish(
+    doc: Arc<FlagDocument>,
+    compiled: Vec<Arc<CompiledFlag>>,
+    index: Option<KeyTable>,
+    segments: Vec<Arc<Segment>>,
+    mut parts: Parts,
+    from: Option<(u64, Arc<[String]>)>,
+) -> Snapshot {
+    let refused = cost::refuse_costly(&compiled, &segments, &doc);
+    let mut flags = compiled;
+    let mut bound = Vec::with_capacity(refused.len());
+    parts.refused.clear();
+    for (fi, diagnostic) in refused {
+        let mut f = CompiledFlag::clone(&flags[fi]);
+        f.broken = true;
+        f.constant = None;
+        let before = std::mem::replace(&mut flags[fi], Arc::new(f));
+        parts.refused.insert(before.key.clone(), before);
+        bound.push(diagnostic);
+    }
+    let own = (parts.segment_diagnostics.iter())
+        .chain(&parts.flag_diagnostics)
+        .flatten()
+        .flat_map(|d| d.iter().cloned());
+    let diagnostics: Vec<Diagnostic> = (parts.base.iter().cloned())
+        .chain(own)
+        .chain(bound)
+        .collect();
+    Snapshot::new(Flags(flags), index, segments, diagnostics, doc, parts, from)
+}
+
+/// Compiles one document: the keys it resolves references against, and where in the document
+/// it is.
 struct Compiler<'a> {
-    diags: &'a mut Vec<Diagnostic>,
-    segs: &'a FxHashMap<&'a str, u32>,
-    flags: &'a FxHashMap<&'a str, u32>,
+    diags: Vec<Diagnostic>,
+    /// Segment keys, sorted: a reference is a position in it.
+    segs: &'a [&'a str],
+    /// Flag keys, sorted: a reference is a position in it.
+    flags: &'a [&'a str],
     path: Vec<PathSeg>,
     flag: String,
     broken: bool,
+}
+
+impl<'a> Compiler<'a> {
+    fn new(segs: &'a [&'a str], flags: &'a [&'a str]) -> Self {
+        Compiler {
+            diags: Vec::new(),
+            segs,
+            flags,
+            path: Vec::new(),
+            flag: String::new(),
+            broken: false,
+        }
+    }
+
+    /// Compiles one item with `f`, returning it with its diagnostics.
+    fn item<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> (T, Option<Arc<[Diagnostic]>>) {
+        let item = f(self);
+        let diags = if self.diags.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.diags).into())
+        };
+        (item, diags)
+    }
+
+    /// The position of segment `key`.
+    fn segment_position(&self, key: &str) -> Option<u32> {
+        self.segs.binary_search(&key).ok().map(|i| i as u32)
+    }
+
+    /// The position of flag `key`.
+    fn flag_position(&self, key: &str) -> Option<u32> {
+        self.flags.binary_search(&key).ok().map(|i| i as u32)
+    }
+
+    /// Flag `key` of `doc` compiled; a key the document does not have is a flag that could not
+    /// be read.
+    fn flag_or_broken(&mut self, key: &str, doc: &FlagDocument) -> CompiledFlag {
+        match doc.flags.get(key) {
+            Some(f) => self.flag(key, f),
+            None => CompiledFlag::broken(key),
+        }
+    }
 }
 
 impl Compiler<'_> {
@@ -175,7 +253,7 @@ mod tests {
                 flags: (0..n)
                     .map(|i| {
                         let k = format!("flag-{i}");
-                        (k.clone(), Flag::boolean(k, i % 2 == 0))
+                        (k.clone(), Arc::new(Flag::boolean(k, i % 2 == 0)))
                     })
                     .collect(),
                 ..FlagDocument::default()

@@ -211,7 +211,9 @@ impl Reader<'_> {
                     key.clone(),
                     &mut document.flags,
                     &mut found,
-                    &|f: &mut crate::model::Flag, k: &str| f.key = k.to_owned(),
+                    &|f: &mut std::sync::Arc<crate::model::Flag>, k: &str| {
+                        std::sync::Arc::make_mut(f).key = k.to_owned()
+                    },
                 );
             } else {
                 document.segments.remove(&key);
@@ -221,7 +223,9 @@ impl Reader<'_> {
                     key.clone(),
                     &mut document.segments,
                     &mut found,
-                    &|s: &mut crate::model::Segment, k: &str| s.key = k.to_owned(),
+                    &|s: &mut std::sync::Arc<crate::model::Segment>, k: &str| {
+                        std::sync::Arc::make_mut(s).key = k.to_owned()
+                    },
                 );
             }
             diags.insert(key, found);

@@ -69,7 +69,9 @@ impl Sink for ClientSink {
             overrides: current.overrides.clone(),
             ready: true,
         });
-        let keys = changed_keys(&old.snapshot, &snapshot);
+        // A snapshot compiled from the one it replaces knows what changed (proportional to
+        // the change); otherwise both documents are compared.
+        let keys = snapshot.changed_keys(&old.snapshot);
         if !keys.is_empty() {
             let _ = inner.changes.send(FlagChange {
                 keys,
@@ -112,83 +114,4 @@ impl View {
         keys.extend(self.overrides.keys().map(|k| k.to_string()));
         keys.into_iter().collect()
     }
-}
-
-/// Keys whose definitions differ between two snapshots, with the flags that depend on them.
-fn changed_keys(old: &Snapshot, new: &Snapshot) -> Vec<String> {
-    let (a, b) = (old.document(), new.document());
-    let mut keys: BTreeSet<String> = BTreeSet::new();
-    for k in a.flags.keys().chain(b.flags.keys()) {
-        if a.flags.get(k) != b.flags.get(k) {
-            keys.insert(k.clone());
-        }
-    }
-    let segments: BTreeSet<String> = a
-        .segments
-        .keys()
-        .chain(b.segments.keys())
-        .filter(|k| a.segments.get(*k) != b.segments.get(*k))
-        .cloned()
-        .collect();
-    // Flags that were broken and still are compare equal; flags that could not be read at all
-    // are not in the document: compare the compiled key sets too.
-    for f in old.flags().chain(new.flags()) {
-        if old.flag(f.key()).is_none() != new.flag(f.key()).is_none() {
-            keys.insert(f.key().to_owned());
-        }
-    }
-    with_dependents(new, keys, segments)
-}
-
-/// `flags` and `segments` that changed, completed with what depends on them in `snapshot`:
-/// segments matching a changed segment, flags matching a changed segment, and flags with a
-/// changed flag as prerequisite, until nothing more is added (cycles end: a key is added once).
-fn with_dependents(
-    snapshot: &Snapshot,
-    mut flags: BTreeSet<String>,
-    mut segments: BTreeSet<String>,
-) -> Vec<String> {
-    let doc = snapshot.document();
-    let matches_changed = |clauses: &[feature_core::model::Clause], segments: &BTreeSet<String>| {
-        clauses.iter().any(|c| {
-            c.operator == feature_core::Operator::SegmentMatch
-                && c.values
-                    .iter()
-                    .any(|v| v.as_str().is_some_and(|s| segments.contains(s)))
-        })
-    };
-    loop {
-        let before = segments.len();
-        for (k, s) in &doc.segments {
-            if !segments.contains(k)
-                && s.rules
-                    .iter()
-                    .any(|r| matches_changed(&r.clauses, &segments))
-            {
-                segments.insert(k.clone());
-            }
-        }
-        if segments.len() == before {
-            break;
-        }
-    }
-    loop {
-        let before = flags.len();
-        for (k, f) in &doc.flags {
-            if flags.contains(k) {
-                continue;
-            }
-            let uses_segment = !segments.is_empty()
-                && f.rules
-                    .iter()
-                    .any(|r| matches_changed(&r.clauses, &segments));
-            if uses_segment || f.prerequisites.iter().any(|p| flags.contains(&p.key)) {
-                flags.insert(k.clone());
-            }
-        }
-        if flags.len() == before {
-            break;
-        }
-    }
-    flags.into_iter().collect()
 }

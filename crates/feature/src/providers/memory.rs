@@ -66,7 +66,7 @@ impl MemoryProvider {
     /// Adds or replaces a flag (its `key` names it).
     pub fn set_flag(&self, flag: Flag) {
         self.change(|doc| {
-            doc.flags.insert(flag.key.clone(), flag);
+            doc.flags.insert(flag.key.clone(), flag.into());
         });
     }
 
@@ -80,7 +80,7 @@ impl MemoryProvider {
     /// Adds or replaces a segment.
     pub fn set_segment(&self, segment: Segment) {
         self.change(|doc| {
-            doc.segments.insert(segment.key.clone(), segment);
+            doc.segments.insert(segment.key.clone(), segment.into());
         });
     }
 
