@@ -26,6 +26,10 @@ impl KeyFiles {
 
     /// Whether every file still reads as it did (same text, or the same failure).
     pub fn unchanged(&self) -> bool {
+        // No key files: nothing to read, and nothing was hashed when they were read.
+        if self.paths.is_empty() {
+            return true;
+        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for p in &self.paths {
             hash_read(&mut h, read_text(p, p).as_deref());
