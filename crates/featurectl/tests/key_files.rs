@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::{featurectl, redis_url, write};
+use common::{featurectl, postgres_url, redis_url, write};
 use feature_store::{FlagStore, ItemKind};
 use std::path::Path;
-use std::time::Duration;
 
 const KEYS: usize = 200_000;
 
@@ -181,24 +180,6 @@ fn push_stores_the_keys_in_redis() {
             let _: Result<(), _> = redis::cmd("DEL").arg(format!("{prefix}:{k}")).query(&mut c);
         }
     }
-}
-
-fn postgres_url() -> Option<String> {
-    let url = std::env::var("FEATURE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
-    let addr = url.rsplit('@').next()?.split('/').next()?.to_owned();
-    let up = addr
-        .parse()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if up {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL is unreachable at {addr} (CI=true: the test must not skip)");
-    }
-    eprintln!("skipping: PostgreSQL is unreachable at {addr}");
-    None
 }
 
 #[test]

@@ -47,6 +47,26 @@ pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// The test Redis (`FEATURE_TEST_REDIS_URL`, default the local one); `None` (skip) when it is
 /// unreachable, a panic when `CI=true`.
+/// The shared PostgreSQL test server's URL, or `None` (with a notice) when it is unreachable
+/// outside CI; unreachable under `CI=true` fails the test.
+pub(crate) fn postgres_url() -> Option<String> {
+    let url = std::env::var("FEATURE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
+    let addr = url.rsplit('@').next()?.split('/').next()?.to_owned();
+    let up = addr
+        .parse()
+        .ok()
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if up {
+        return Some(url);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("PostgreSQL is unreachable at {addr} (CI=true: the test must not skip)");
+    }
+    eprintln!("skipping: PostgreSQL is unreachable at {addr}");
+    None
+}
+
 pub(crate) fn redis_url() -> Option<String> {
     let url =
         std::env::var("FEATURE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
