@@ -1,28 +1,11 @@
 //! `featurectl migrate` and `featurectl audit verify` against the shared PostgreSQL test server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
+mod common;
+
+use common::postgres_url as shared_url;
 use sqlx::Connection;
 use std::process::Command;
-use std::time::Duration;
-
-/// The shared test server's URL, or `None` (with a notice) when it is unreachable outside CI.
-fn shared_url() -> Option<String> {
-    let url = std::env::var("FEATURE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
-    let addr = url.rsplit('@').next()?.split('/').next()?.to_owned();
-    let up = addr
-        .parse()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if up {
-        return Some(url);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("PostgreSQL is unreachable at {addr} (CI=true: the test must not skip)");
-    }
-    eprintln!("skipping: PostgreSQL is unreachable at {addr}");
-    None
-}
 
 fn featurectl(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_featurectl"))

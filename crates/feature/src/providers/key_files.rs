@@ -14,25 +14,25 @@ use std::path::{Path, PathBuf};
 /// The key files a document was read with: where they are and what they held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyFiles {
-    paths: Vec<PathBuf>,
+    /// The flag file's directory, which the files must stay inside.
+    dir: PathBuf,
+    /// Each file joined to `dir`, with its path as the document wrote it.
+    files: Vec<(PathBuf, String)>,
     fingerprint: u64,
 }
 
 impl KeyFiles {
     /// The files named by the document, joined to the flag file's directory.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|(p, _)| p.as_path())
     }
 
-    /// Whether every file still reads as it did (same text, or the same failure).
+    /// Whether every file still reads as it did (same text, or the same failure), read the way
+    /// the document's load read them.
     pub fn unchanged(&self) -> bool {
-        // No key files: nothing to read, and nothing was hashed when they were read.
-        if self.paths.is_empty() {
-            return true;
-        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for p in &self.paths {
-            hash_read(&mut h, read_text(p, p).as_deref());
+        for (path, written) in &self.files {
+            hash_read(&mut h, read_inside(&self.dir, path, written).as_deref());
         }
         h.finish() == self.fingerprint
     }
@@ -49,19 +49,21 @@ pub fn base_dir(flag_file: &Path) -> &Path {
 /// Reads the key files of `parsed`'s segments, relative to `flag_file`'s directory, into the
 /// segments (see [`Parsed::resolve_key_files`]); returns which files were read.
 pub fn read_key_files(parsed: &mut Parsed, flag_file: &Path) -> KeyFiles {
-    if !parsed.has_key_files() {
-        return KeyFiles::default();
-    }
     let dir = base_dir(flag_file);
-    let mut files = KeyFiles::default();
+    let mut files = KeyFiles {
+        dir: dir.to_owned(),
+        ..KeyFiles::default()
+    };
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    parsed.resolve_key_files(|relative, written| {
-        let path = dir.join(relative);
-        let read = read_inside(dir, &path, written);
-        hash_read(&mut h, read.as_deref().map_err(|_| ()));
-        files.paths.push(path);
-        read
-    });
+    if parsed.has_key_files() {
+        parsed.resolve_key_files(|relative, written| {
+            let path = dir.join(relative);
+            let read = read_inside(dir, &path, written);
+            hash_read(&mut h, read.as_deref());
+            files.files.push((path, written.to_owned()));
+            read
+        });
+    }
     files.fingerprint = h.finish();
     files
 }
