@@ -10,6 +10,8 @@
 //! What each engine is asked per evaluation is what its users pay for a boolean check:
 //! - feature: `client.bool(&ctx, key, false)` on a `feature::Client` over a `MemoryProvider`
 //!   (the per-thread view check, override check, lookup by key, evaluation, typed extraction);
+//!   [`FeatureKeyed`] is the same client asked through a `FlagKey` resolved in advance
+//!   (`client.flag(&KEY).bool(&ctx, false)`, no hash of the key while the flags are unchanged);
 //!   [`FeatureArcSwap`] is the previous read path (`ArcSwap::load()` of the snapshot), kept for
 //!   instruction counts;
 //! - Yggdrasil: `EngineState::is_enabled(name, context)`, which loads its own snapshot and looks
@@ -288,6 +290,30 @@ impl Engine for Feature {
     }
 }
 
+/// This project's engine asked through a [`feature::FlagKey`] resolved in advance
+/// (`client.flag(&KEY).bool(&ctx, false)`): what a call site holding its key in a `static`
+/// pays; the same resolved-in-advance footing LaunchDarkly is measured on.
+pub struct FeatureKeyed(pub Feature);
+
+impl Engine for FeatureKeyed {
+    const NAME: &'static str = "feature-key";
+    type Context = feature_core::Context;
+    type Flag = feature::FlagKey;
+
+    fn context(&self, p: &Person) -> feature_core::Context {
+        our_context(p)
+    }
+
+    fn flag(&self, key: &'static str) -> feature::FlagKey {
+        feature::FlagKey::new(key)
+    }
+
+    #[inline]
+    fn bool(&self, key: &feature::FlagKey, ctx: &feature_core::Context) -> bool {
+        self.0.client.flag(key).bool(ctx, false)
+    }
+}
+
 /// The read path before the per-thread cache: `ArcSwap::load()` of the snapshot, then the
 /// same evaluation (for before/after instruction counts with `--profile feature-arcswap`).
 pub struct FeatureArcSwap {
@@ -523,6 +549,9 @@ fn check_engine<E: Engine>(engine: &E) -> Result<Vec<bool>, String> {
 /// rollout buckets every key exactly as LaunchDarkly does (same algorithm).
 pub fn check() -> Result<(), String> {
     let ours = check_engine(&Feature::new())?;
+    if check_engine(&FeatureKeyed(Feature::new()))? != ours {
+        return Err("feature answers differently by FlagKey and by string".into());
+    }
     check_engine(&Yggdrasil::new())?;
     let theirs = check_engine(&LaunchDarkly::new())?;
     match ours.iter().zip(&theirs).position(|(a, b)| a != b) {
@@ -664,6 +693,8 @@ pub struct Row {
     pub scenario: Scenario,
     /// Median ns per evaluation: feature, Yggdrasil, LaunchDarkly.
     pub medians: [f64; 3],
+    /// Median ns per evaluation of feature through a [`feature::FlagKey`] ([`FeatureKeyed`]).
+    pub keyed: f64,
     /// For the rollout (c): the median of the bucketing hash alone, measured beside them.
     pub floor: Option<f64>,
 }
@@ -672,6 +703,11 @@ impl Row {
     /// Yggdrasil's median over ours.
     pub fn vs_yggdrasil(&self) -> f64 {
         self.medians[1] / self.medians[0]
+    }
+
+    /// Yggdrasil's median over ours through a [`feature::FlagKey`].
+    pub fn keyed_vs_yggdrasil(&self) -> f64 {
+        self.medians[1] / self.keyed
     }
 
     /// LaunchDarkly's median over ours.
@@ -698,6 +734,7 @@ impl Row {
 /// Times `scenarios` on the three engines in one run.
 pub fn compare(scenarios: &[Scenario], plan: Plan) -> Vec<Row> {
     let (ours, yggdrasil, launchdarkly) = (Feature::new(), Yggdrasil::new(), LaunchDarkly::new());
+    let keyed = FeatureKeyed(Feature::new());
     scenarios
         .iter()
         .map(|&s| {
@@ -705,6 +742,7 @@ pub fn compare(scenarios: &[Scenario], plan: Plan) -> Vec<Row> {
                 runner(&ours, s),
                 runner(&yggdrasil, s),
                 runner(&launchdarkly, s),
+                runner(&keyed, s),
             ];
             if s == Scenario::C {
                 runners.push(hash_floor_runner());
@@ -713,7 +751,8 @@ pub fn compare(scenarios: &[Scenario], plan: Plan) -> Vec<Row> {
             Row {
                 scenario: s,
                 medians: [t[0].median(), t[1].median(), t[2].median()],
-                floor: t.get(3).map(Timing::median),
+                keyed: t[3].median(),
+                floor: t.get(4).map(Timing::median),
             }
         })
         .collect()
@@ -722,20 +761,22 @@ pub fn compare(scenarios: &[Scenario], plan: Plan) -> Vec<Row> {
 /// The comparison as a Markdown table.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | feature (ns) | Yggdrasil (ns) | LaunchDarkly (ns) | vs Yggdrasil | vs LaunchDarkly | targets | met |\n\
-         |---|---:|---:|---:|---:|---:|---|---|\n",
+        "| scenario | feature (ns) | Yggdrasil (ns) | LaunchDarkly (ns) | vs Yggdrasil | vs LaunchDarkly | targets | met | feature by FlagKey (ns) | by FlagKey vs Yggdrasil |\n\
+         |---|---:|---:|---:|---:|---:|---|---|---:|---:|\n",
     );
     for r in rows {
         let (y, l) = r.scenario.targets();
         out.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.2}× | {:.2}× | ≥{y}× / ≥{l}× | {} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.2}× | {:.2}× | ≥{y}× / ≥{l}× | {} | {:.1} | {:.2}× |\n",
             r.scenario.label(),
             r.medians[0],
             r.medians[1],
             r.medians[2],
             r.vs_yggdrasil(),
             r.vs_launchdarkly(),
-            if r.met() { "yes" } else { "no" }
+            if r.met() { "yes" } else { "no" },
+            r.keyed,
+            r.keyed_vs_yggdrasil(),
         ));
     }
     for r in rows {

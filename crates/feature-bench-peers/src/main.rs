@@ -14,8 +14,8 @@
 //! of (c) alone, the floor (c) is compared with.
 
 use feature_bench_peers::{
-    check, compare, hash_floor_runner, runner, table, Feature, FeatureArcSwap, LaunchDarkly, Plan,
-    Scenario, Yggdrasil,
+    check, compare, hash_floor_runner, runner, table, Feature, FeatureArcSwap, FeatureKeyed,
+    LaunchDarkly, Plan, Scenario, Yggdrasil,
 };
 use std::process::ExitCode;
 use std::time::Duration;
@@ -97,12 +97,13 @@ fn profile(args: &[String]) -> ExitCode {
             .unwrap_or(1_000_000),
     ) else {
         eprintln!(
-            "usage: --profile feature|feature-arcswap|yggdrasil|launchdarkly|sha1-alone a|b|c|d1|d2|e [N]"
+            "usage: --profile feature|feature-key|feature-arcswap|yggdrasil|launchdarkly|sha1-alone a|b|c|d1|d2|e [N]"
         );
         return ExitCode::FAILURE;
     };
     let t = match engine.as_str() {
         "feature" => runner(&Feature::new(), scenario).run(n),
+        "feature-key" => runner(&FeatureKeyed(Feature::new()), scenario).run(n),
         "feature-arcswap" => runner(&FeatureArcSwap::new(), scenario).run(n),
         "yggdrasil" => runner(&Yggdrasil::new(), scenario).run(n),
         "launchdarkly" => runner(&LaunchDarkly::new(), scenario).run(n),

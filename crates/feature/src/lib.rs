@@ -86,7 +86,8 @@ pub mod providers;
 
 pub use analytics::{EvaluationEvent, EventSink};
 pub use client::{
-    Client, ClientBuilder, ClientError, FlagChange, JsonError, Subscription, SubscriptionClosed,
+    Client, ClientBuilder, ClientError, FlagChange, JsonError, KeyedFlag, Subscription,
+    SubscriptionClosed,
 };
 pub use config::{
     parse_duration, Config, ConfigError, EventsConfig, ExporterKind, FileConfig, ProviderKind,
@@ -94,7 +95,7 @@ pub use config::{
 };
 pub use feature_core as engine;
 pub use feature_core::model::{self, Flag, FlagDocument, FlagType, Operator};
-pub use feature_core::{Context, ErrorKind, Evaluation, Reason, ReasonKind, ValueKind};
+pub use feature_core::{Context, ErrorKind, Evaluation, FlagKey, Reason, ReasonKind, ValueKind};
 pub use metrics::{Metrics, NoopMetrics};
 pub use providers::{
     FileProvider, MemoryProvider, Provider, ProviderError, ProviderState, ProviderStatus,

@@ -32,7 +32,13 @@ impl Snapshot {
     /// depends on the context is one call away.
     #[inline(always)]
     pub fn evaluate<'s>(&'s self, key: &str, ctx: &Context) -> Detail<'s> {
-        let Some(i) = self.position(key) else {
+        self.evaluate_at(self.position(key), ctx)
+    }
+
+    /// Evaluates the flag at `position` (not found: `None`) for `ctx`.
+    #[inline(always)]
+    pub(crate) fn evaluate_at<'s>(&'s self, position: Option<u32>, ctx: &Context) -> Detail<'s> {
+        let Some(i) = position else {
             return Detail::error(None, ErrorKind::FlagNotFound);
         };
         let Some(flag) = self.flags.get(i as usize) else {

@@ -17,15 +17,26 @@ impl Snapshot {
             return Err(MalformedPart);
         }
         let s = &self.segments[si as usize];
-        let keyed = |list: &[(Box<str>, StrSet)]| {
-            list.iter()
-                .any(|(kind, keys)| ctx.part(kind).is_some_and(|p| keys.contains(p.key_str())))
-        };
+        // Plain loops and emptiness checks first: a segment is most often one key list, and
+        // its membership test should be the set lookup and little else.
         let user = ctx.part(USER_KIND);
-        if keyed(&s.included_contexts) || user.is_some_and(|p| s.included.contains(p.key_str())) {
+        if !s.included_contexts.is_empty() && keyed(&s.included_contexts, ctx) {
             return Ok(true);
         }
-        if keyed(&s.excluded_contexts) || user.is_some_and(|p| s.excluded.contains(p.key_str())) {
+        if let Some(p) = user {
+            if s.included.contains(p.key_str()) {
+                return Ok(true);
+            }
+        }
+        if !s.excluded_contexts.is_empty() && keyed(&s.excluded_contexts, ctx) {
+            return Ok(false);
+        }
+        if let Some(p) = user {
+            if s.excluded.len() != 0 && s.excluded.contains(p.key_str()) {
+                return Ok(false);
+            }
+        }
+        if s.rules.is_empty() {
             return Ok(false);
         }
         let chain = Visiting::enter(si, outer);
@@ -51,4 +62,17 @@ impl Snapshot {
         }
         Ok(false)
     }
+}
+
+/// Whether `ctx` has a part of one of the kinds listed whose key is in that kind's set.
+#[inline]
+fn keyed(list: &[(Box<str>, StrSet)], ctx: &Context) -> bool {
+    for (kind, keys) in list {
+        if let Some(p) = ctx.part(kind) {
+            if keys.contains(p.key_str()) {
+                return true;
+            }
+        }
+    }
+    false
 }

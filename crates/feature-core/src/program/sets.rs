@@ -62,9 +62,10 @@ impl StrSet {
 /// table of positions into packed text costs three memory reads that miss the cache in a large
 /// set (the slot, the string's bounds, its text). A slot is a length byte (`0`: empty; else the
 /// length plus one) followed by the string, zero-padded to [`InlineSet::width`] bytes (8, 16 or
-/// 32: the longest string fits). A line's slots fill in order; a string whose home line is full
-/// goes to the next line with room, and the table is at most half full, so a lookup stops at
-/// the first empty slot.
+/// 32: the longest string fits), kept as little-endian 64-bit words so that a lookup compares
+/// whole words. A line's slots fill in order; a string whose home line is full goes to the next
+/// line with room, and the table is at most half full, so a lookup stops at the first line
+/// that is not full.
 #[derive(Debug, Clone)]
 pub(crate) struct InlineSet {
     lines: Box<[Line]>,
@@ -74,10 +75,10 @@ pub(crate) struct InlineSet {
     len: usize,
 }
 
-/// One cache line of slots.
+/// One cache line of slots, as eight little-endian words.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
-struct Line([u8; 64]);
+struct Line([u64; 8]);
 
 impl InlineSet {
     /// Strings of at most this many bytes are kept in slots.
@@ -90,17 +91,18 @@ impl InlineSet {
             return None;
         }
         let width = (longest + 1).next_power_of_two().max(8);
+        let words = width / 8;
         let per_line = 64 / width;
         let count = (strings.len() * 2).div_ceil(per_line) + 1;
-        let mut lines = vec![Line([0; 64]); count].into_boxed_slice();
+        let mut lines = vec![Line([0; 8]); count].into_boxed_slice();
         for s in strings {
             let s = s.as_ref().as_bytes();
+            let image = slot_image::<4>(s);
             let mut l = InlineSet::home(s, count);
             'placed: loop {
-                for slot in lines[l].0.chunks_exact_mut(width) {
+                for slot in lines[l].0.chunks_exact_mut(words) {
                     if slot[0] == 0 {
-                        slot[0] = s.len() as u8 + 1;
-                        slot[1..=s.len()].copy_from_slice(s);
+                        slot.copy_from_slice(&image[..words]);
                         break 'placed;
                     }
                 }
@@ -131,37 +133,86 @@ impl InlineSet {
         if s.len() >= self.width {
             return false;
         }
-        // `s` as a slot holding it, compared with each slot a word at a time.
-        let mut wanted = [0u8; 32];
-        wanted[0] = s.len() as u8 + 1;
-        wanted[1..=s.len()].copy_from_slice(s);
-        let words = self.width / 8;
+        match self.width {
+            8 => self.find::<1>(s),
+            16 => self.find::<2>(s),
+            _ => self.find::<4>(s),
+        }
+    }
+
+    /// [`InlineSet::contains`] for slots of `N` words: every slot of a line is compared,
+    /// without a branch per slot (the number of filled slots varies from line to line, so a
+    /// branch on it would be mispredicted about once a lookup); the next line is read only
+    /// when this one is full (its last slot is filled), which a table at most half full makes
+    /// rare.
+    #[inline(always)]
+    fn find<const N: usize>(&self, s: &[u8]) -> bool {
+        let image = slot_image::<N>(s);
         let count = self.lines.len();
         let mut l = InlineSet::home(s, count);
         loop {
             let Some(line) = self.lines.get(l) else {
                 return false;
             };
-            for slot in line.0.chunks_exact(self.width) {
-                if slot[0] == 0 {
-                    return false;
+            let mut hit = false;
+            for slot in line.0.chunks_exact(N) {
+                let mut same = true;
+                for w in 0..N {
+                    same &= slot[w] == image[w];
                 }
-                if (0..words).all(|w| word(slot, w) == word(&wanted, w)) {
-                    return true;
-                }
+                hit |= same;
+            }
+            if hit {
+                return true;
+            }
+            if line.0[8 - N] == 0 {
+                return false;
             }
             l = if l + 1 == count { 0 } else { l + 1 };
         }
     }
 }
 
-/// Word `w` (8 bytes) of `bytes` (0 past the end).
+/// The slot holding `s` (at most [`InlineSet::MAX_STR`] bytes), as little-endian words: the
+/// length plus one in the first byte, then the string, then zeros. Built from overlapping
+/// word reads of `s` rather than a copy into a buffer (a call to `memcpy` per lookup).
 #[inline(always)]
-fn word(bytes: &[u8], w: usize) -> u64 {
-    bytes
-        .get(w * 8..w * 8 + 8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_ne_bytes)
+fn slot_image<const N: usize>(s: &[u8]) -> [u64; N] {
+    let mut image = [0; N];
+    for (w, word) in image.iter_mut().enumerate() {
+        *word = match w {
+            0 => (s.len() as u64 + 1) | chunk(s, 0) << 8,
+            w => chunk(s, 8 * w - 1),
+        };
+    }
+    image
+}
+
+/// Bytes `from..from + 8` of `s` (fewer past its end, zero-filled) as a little-endian word.
+#[inline(always)]
+fn chunk(s: &[u8], from: usize) -> u64 {
+    let len = s.len();
+    if let Some(bytes) = s.get(from..from + 8) {
+        return le_word(bytes);
+    }
+    if from >= len {
+        return 0;
+    }
+    if len >= 8 {
+        // The last eight bytes, shifted down so that byte `from` comes first.
+        return le_word(&s[len - 8..]) >> (8 * (from + 8 - len));
+    }
+    let mut v = 0;
+    for (i, b) in s[from..].iter().enumerate() {
+        v |= u64::from(*b) << (8 * i);
+    }
+    v
+}
+
+/// Eight bytes as a little-endian word (0 when `bytes` is not eight long).
+#[inline(always)]
+fn le_word(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_le_bytes)
 }
 
 /// Strings stored end to end in one allocation, with the end of each in another: a
@@ -375,10 +426,14 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for n in [9usize, 10, 31, 200, 3000] {
+        // Every slot width (longest string 7, 15, 31 bytes).
+        for (n, longest) in [9usize, 10, 31, 200, 3000]
+            .into_iter()
+            .flat_map(|n| [(n, 7u64), (n, 15), (n, InlineSet::MAX_STR as u64)])
+        {
             let pool: Vec<String> = (0..n * 2)
                 .map(|_| {
-                    let len = (next() % (InlineSet::MAX_STR as u64 + 1)) as usize;
+                    let len = (next() % (longest + 1)) as usize;
                     let mut s = String::new();
                     while s.len() < len {
                         let c = ['a', 'b', '\0', 'é'][(next() % 4) as usize];
@@ -402,6 +457,30 @@ mod tests {
                 );
             }
             assert_eq!(set.len(), expected.len());
+            // Each member with one byte changed (at every position in turn).
+            for (i, m) in members.iter().enumerate() {
+                let mut b = m.clone().into_bytes();
+                if let Some(x) = b.get_mut(i % m.len().max(1)) {
+                    *x = if *x == b'a' { b'b' } else { b'a' };
+                }
+                if let Ok(other) = String::from_utf8(b) {
+                    assert_eq!(set.contains(&other), expected.contains(&other), "{other:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_slot_image_is_the_length_byte_the_string_and_zeros() {
+        for len in 0..=InlineSet::MAX_STR {
+            let s: Vec<u8> = (0..len as u8)
+                .map(|i| i.wrapping_mul(37).wrapping_add(1))
+                .collect();
+            let mut bytes = [0u8; 32];
+            bytes[0] = len as u8 + 1;
+            bytes[1..=len].copy_from_slice(&s);
+            let expected: Vec<u64> = bytes.chunks(8).map(le_word).collect();
+            assert_eq!(slot_image::<4>(&s).to_vec(), expected, "length {len}");
         }
     }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`Client`] (this file): evaluation, overrides, subscription, close;
 //! - [`ClientBuilder`] (`builder`): provider, overrides, metrics and events, start;
+//! - `keyed`: the accessors of a [`FlagKey`](feature_core::FlagKey), which skip the key's
+//!   lookup while the snapshot is unchanged;
 //! - `view`: the snapshot and overrides an evaluation reads, swapped whole when a provider
 //!   publishes or an override changes; `cache`: the per-thread copy of it that a read checks
 //!   with one plain atomic load;
@@ -12,11 +14,14 @@
 
 mod builder;
 mod cache;
+mod keyed;
 pub(crate) mod observe;
 pub(crate) mod sampling;
 mod view;
 
 pub use builder::ClientBuilder;
+pub use keyed::KeyedFlag;
+use keyed::Locate;
 pub(crate) use view::override_eval;
 
 use crate::analytics::{EventSink, TrackData};
@@ -330,10 +335,10 @@ impl Client {
 
     /// The shared path of the typed accessors: no allocation unless `extract` allocates.
     #[inline]
-    fn typed<T>(
+    fn typed<T, K: Locate + ?Sized>(
         &self,
         ctx: &Context,
-        key: &str,
+        key: &K,
         kind: ValueKind,
         extract: impl Fn(&Value) -> Option<T>,
         default: impl Fn() -> Value,
@@ -341,7 +346,7 @@ impl Client {
         let (inner, extract_ref, default_ref) = (&self.inner, &extract, &default);
         // `move`: `kind` is copied in, so that it folds into a constant once inlined.
         let fast = inner.view.read(move |view| {
-            let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key);
+            let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key.key());
             if overridden || inner.engine.is_some() || !view.ready {
                 return None;
             }
@@ -349,24 +354,23 @@ impl Client {
                 // `check_type(kind).value()` without building the error detail nobody reads:
                 // a value of another kind serves nothing.
                 return Some(
-                    view.snapshot
-                        .evaluate(key, ctx)
+                    key.evaluate(&view.snapshot, ctx)
                         .value()
                         .filter(|v| kind.admits(v))
                         .and_then(extract_ref),
                 );
             };
             let in_flight = observer.begin();
-            let detail = view.snapshot.evaluate(key, ctx).check_type(kind);
+            let detail = key.evaluate(&view.snapshot, ctx).check_type(kind);
             let value = detail.value();
             let out = value.and_then(extract_ref);
-            observer.finish(in_flight, ctx, key, &detail, value, default_ref);
+            observer.finish(in_flight, ctx, key.key(), &detail, value, default_ref);
             Some(out)
         });
         match fast {
             Some(out) => out,
             None => {
-                let eval = self.variation_with(ctx, key, kind, default());
+                let eval = self.variation_with(ctx, key.key(), kind, default());
                 extract(&eval.value)
             }
         }
