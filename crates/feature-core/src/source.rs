@@ -7,13 +7,14 @@
 use crate::compile::compile_with;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::locate::Locator;
-use crate::model::{Flag, FlagDocument, Segment};
+use crate::model::{Flag, FlagDocument, Segment, Shrink};
 use crate::program::Snapshot;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+mod json;
 mod yaml;
 
 /// The text format of a flag document.
@@ -180,6 +181,16 @@ enum Section<'a> {
 
 /// Splits a JSON document into its top-level fields, checking the whole text's syntax.
 fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
+    // Usually a mapping: its fields read at once (a key given twice keeps its last value, as
+    // in a parsed JSON object). Anything else is read again below, to report it.
+    if text.trim_start().starts_with('{') {
+        if let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) {
+            return Ok(fields
+                .into_iter()
+                .map(|(k, v)| (k, Section::Json(v)))
+                .collect());
+        }
+    }
     let json_error = |e: serde_json::Error| ParseError {
         file: None,
         line: e.line(),
@@ -203,12 +214,12 @@ fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
 }
 
 /// Reads the items of a `flags` or `segments` section.
-fn read_section<T: DeserializeOwned>(
+fn read_section<T: DeserializeOwned + Shrink + Send>(
     v: Section<'_>,
     section: &str,
     out: &mut BTreeMap<String, T>,
     diags: &mut Vec<Diagnostic>,
-    set_key: impl Fn(&mut T, &str),
+    set_key: impl Fn(&mut T, &str) + Sync,
 ) {
     let raw = match v {
         Section::Value(v) => return read_map(v, section, out, diags, set_key),
@@ -222,11 +233,7 @@ fn read_section<T: DeserializeOwned>(
         },
         _ => return read_map(parse_raw(raw), section, out, diags, set_key),
     };
-    for (key, body) in items {
-        // One item's tree at a time: read from a tree, as YAML items are, the model's lists
-        // get their exact sizes and errors their usual messages.
-        read_item(parse_raw(body), section, key, out, diags, &set_key);
-    }
+    json::read_items(items.into_iter().collect(), section, out, diags, &set_key);
 }
 
 fn parse_raw(raw: &RawValue) -> Value {

@@ -1,8 +1,8 @@
 //! Compiling clauses: operands parsed once (patterns, versions, dates, sets).
 
-use super::{first_line, kind_of, Compiler};
+use super::{first_line, kind_of, Compiler, Seg};
 use crate::attr::AttrPath;
-use crate::diagnostic::{PathSeg, Severity};
+use crate::diagnostic::Severity;
 use crate::model::{self, Operator};
 use crate::ops::{parse_date, parse_version, Pattern, VersionRule};
 use crate::program::{Clause, Cmp, EqSet, Op};
@@ -11,11 +11,7 @@ use serde_json::Value;
 impl Compiler<'_> {
     pub(super) fn clauses(&mut self, clauses: &[model::Clause]) -> Vec<Clause> {
         (clauses.iter().enumerate())
-            .map(|(i, clause)| {
-                self.at(&[PathSeg::key("clauses"), PathSeg::Index(i)], |c| {
-                    c.clause(clause)
-                })
-            })
+            .map(|(i, clause)| self.at(&[Seg::key("clauses"), Seg::Index(i)], |c| c.clause(clause)))
             .collect()
     }
 
@@ -26,7 +22,7 @@ impl Compiler<'_> {
             match AttrPath::parse(&c.attribute) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    self.lazy(&[PathSeg::key("attribute")], e.to_string());
+                    self.lazy(&[Seg::key("attribute")], e.to_string());
                     None
                 }
             }
@@ -56,7 +52,7 @@ impl Compiler<'_> {
                         Ok(r) => res.push(r),
                         Err(e) => self.report(
                             Severity::Error,
-                            &[PathSeg::key("values"), PathSeg::Index(i)],
+                            &[Seg::key("values"), Seg::Index(i)],
                             format!(
                                 "invalid regular expression {s:?}: {}",
                                 first_line(&e.to_string())
@@ -84,11 +80,9 @@ impl Compiler<'_> {
                     };
                     match parsed {
                         Ok(r) => rules.push(r),
-                        Err(m) => self.report(
-                            Severity::Error,
-                            &[PathSeg::key("values"), PathSeg::Index(i)],
-                            m,
-                        ),
+                        Err(m) => {
+                            self.report(Severity::Error, &[Seg::key("values"), Seg::Index(i)], m)
+                        }
                     }
                 }
                 Op::VersionRule(rules)
@@ -101,7 +95,7 @@ impl Compiler<'_> {
             Operator::Unknown(name) => {
                 self.report(
                     Severity::Warning,
-                    &[PathSeg::key("operator")],
+                    &[Seg::key("operator")],
                     format!("unknown operator {name:?}: the clause never matches"),
                 );
                 Op::Never

@@ -1,7 +1,7 @@
 //! Compiled flags: variations, targets, rules, rollouts and prerequisites, with indexes in
 //! place of keys.
 
-use super::clause::Clause;
+use super::clause::{Clause, Kind};
 use super::sets::StrSet;
 use crate::attr::AttrPath;
 use crate::model::FlagType;
@@ -14,7 +14,7 @@ pub(crate) struct Rollout {
     pub(crate) experiment: bool,
     /// `None`: invalid `bucketBy`.
     pub(crate) bucket_by: Option<AttrPath>,
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
     /// Hash input prefix: `"{seed}."` or `"{flagKey}.{salt}."`.
     pub(crate) prefix: Box<[u8]>,
     pub(crate) variations: Vec<WeightedVariation>,
@@ -80,7 +80,7 @@ pub(crate) struct Rule {
 /// A compiled individual target list.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
     pub(crate) keys: StrSet,
     pub(crate) variation: Option<u32>,
 }

@@ -1,6 +1,6 @@
 //! Compiled segments: key lists as sets, rules with their bucketing.
 
-use super::clause::Clause;
+use super::clause::{Clause, Kind};
 use super::sets::StrSet;
 use crate::attr::AttrPath;
 
@@ -10,7 +10,7 @@ pub(crate) struct SegmentRule {
     pub(crate) clauses: Vec<Clause>,
     pub(crate) weight: Option<i64>,
     pub(crate) bucket_by: Option<AttrPath>,
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
 }
 
 /// A compiled segment.
