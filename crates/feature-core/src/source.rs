@@ -111,11 +111,15 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
     let mut diagnostics = Vec::new();
     match format {
         // JSON: each flag and segment is read from its own text, without a tree of the document.
-        Format::Json => {
-            for (k, v) in json_sections(text)? {
-                read_field(&k, v, &mut document, &mut diagnostics);
+        Format::Json => match json::read(text) {
+            Some((read, found)) => (document, diagnostics) = (read, found),
+            // Not a well-formed mapping: read section by section, to report what is wrong.
+            None => {
+                for (k, v) in json_sections(text)? {
+                    read_field(&k, v, &mut document, &mut diagnostics);
+                }
             }
-        }
+        },
         // YAML: each flag and segment is read from the parser's events, one at a time.
         Format::Yaml => diagnostics = yaml::read(text, &mut document)?,
     }
@@ -233,7 +237,9 @@ fn read_section<T: DeserializeOwned + Shrink + Send>(
         },
         _ => return read_map(parse_raw(raw), section, out, diags, set_key),
     };
-    json::read_items(items.into_iter().collect(), section, out, diags, &set_key);
+    let items = items.into_iter().map(|(k, v)| (k, v.get())).collect();
+    // Each item's text is JSON: the whole text parsed.
+    let _ = json::read_items(items, section, out, diags, &set_key);
 }
 
 fn parse_raw(raw: &RawValue) -> Value {

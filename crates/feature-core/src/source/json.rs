@@ -7,12 +7,13 @@
 //! in chunks whose results are put back in key order: the outcome is the same as reading the
 //! items one by one.
 
-use super::{parse_raw, read_item};
+use super::{read_field, read_item, Section};
 use crate::diagnostic::Diagnostic;
-use crate::model::Shrink;
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
+use crate::model::{Flag, FlagDocument, Segment, Shrink};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Sections with at least this many items are read on several threads.
 const PARALLEL_ITEMS: usize = 2048;
@@ -21,24 +22,245 @@ const PARALLEL_ITEMS: usize = 2048;
 const MAX_THREADS: usize = 8;
 
 /// What reading some items gave: the items, in key order, and the diagnostics of those that
-/// could not be read, in key order too.
-type Read<T> = (Vec<(String, T)>, Vec<Diagnostic>);
+/// could not be read, in key order too; `Err` when an item is not even JSON.
+type Read<T> = Result<(Vec<(String, T)>, Vec<Diagnostic>), NotJson>;
 
-/// Reads `items` (distinct keys, in order) of `section` into `out`, reporting those that do not
-/// fit the format in `diags`.
+/// An item's text is not JSON: the document is read again to report where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NotJson;
+
+/// Reads `items` (distinct keys, in order, each its JSON text) of `section` into `out`,
+/// reporting those that do not fit the format in `diags`.
 pub(super) fn read_items<T, K>(
-    items: Vec<(String, &RawValue)>,
+    items: Vec<(String, &str)>,
     section: &str,
     out: &mut BTreeMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: &K,
-) where
+) -> Result<(), NotJson>
+where
     T: DeserializeOwned + Shrink + Send,
     K: Fn(&mut T, &str) + Sync,
 {
     let threads = threads_for(items.len());
-    let (read, found) = read_all(items, section, set_key, threads);
+    let (read, found) = read_all(items, section, set_key, threads)?;
     merge(read, found, out, diags);
+    Ok(())
+}
+
+/// Reads a JSON document from its text, split into its sections and their items without a
+/// tree; `None` when the text is anything but a well-formed mapping (read the usual way then,
+/// to report what is wrong where).
+pub(super) fn read(text: &str) -> Option<(FlagDocument, Vec<Diagnostic>)> {
+    let fields = split(text)?;
+    let mut document = FlagDocument::default();
+    let mut diags = Vec::new();
+    for (key, part) in fields {
+        match (key.as_str(), part) {
+            ("flags", Part::Items(items)) => read_items(
+                items,
+                "flags",
+                &mut document.flags,
+                &mut diags,
+                &|f: &mut Arc<Flag>, k: &str| Arc::make_mut(f).key = k.to_owned(),
+            )
+            .ok()?,
+            ("segments", Part::Items(items)) => read_items(
+                items,
+                "segments",
+                &mut document.segments,
+                &mut diags,
+                &|s: &mut Arc<Segment>, k: &str| Arc::make_mut(s).key = k.to_owned(),
+            )
+            .ok()?,
+            (_, part @ Part::Items(_)) => {
+                part.check()?;
+                read_field(&key, Section::Value(Value::Null), &mut document, &mut diags);
+            }
+            (_, Part::Value(v)) => {
+                let value: Value = serde_json::from_str(v).ok()?;
+                read_field(&key, Section::Value(value), &mut document, &mut diags);
+            }
+        }
+    }
+    Some((document, diags))
+}
+
+/// A top-level field: the items of a mapping, or another value's text.
+enum Part<'a> {
+    Items(Vec<(String, &'a str)>),
+    Value(&'a str),
+}
+
+impl Part<'_> {
+    /// Checks that the part is JSON, when it is not going to be read.
+    fn check(&self) -> Option<()> {
+        match self {
+            Part::Items(items) => items.iter().try_for_each(|(_, v)| check(v)),
+            Part::Value(v) => check(v),
+        }
+    }
+}
+
+/// Checks that `text` is one JSON value.
+fn check(text: &str) -> Option<()> {
+    serde_json::from_str::<IgnoredAny>(text).ok().map(drop)
+}
+
+/// The top-level fields of a document (a key given twice keeps its last value, as in a parsed
+/// JSON object), the mappings split into their items, each as its text. `None` when the text
+/// is not a mapping or its structure is not well-formed JSON; the items' own text is checked
+/// when they are read.
+fn split(text: &str) -> Option<BTreeMap<String, Part<'_>>> {
+    let mut s = Scan { text, at: 0 };
+    let mut fields = BTreeMap::new();
+    s.space();
+    s.eat(b'{')?;
+    s.space();
+    if s.eat(b'}').is_none() {
+        loop {
+            s.space();
+            let key = s.key()?;
+            s.space();
+            s.eat(b':')?;
+            s.space();
+            let part = if s.peek() == Some(b'{') {
+                Part::Items(s.items()?)
+            } else {
+                let v = s.value()?;
+                // Not a mapping of items: checked here.
+                check(v)?;
+                Part::Value(v)
+            };
+            // A field given again: the first value is not read, but must be JSON.
+            if let Some(earlier) = fields.insert(key, part) {
+                earlier.check()?;
+            }
+            s.space();
+            if s.eat(b'}').is_some() {
+                break;
+            }
+            s.eat(b',')?;
+        }
+    }
+    s.space();
+    (s.at == text.len()).then_some(fields)
+}
+
+/// A cursor over JSON text that finds where keys and values begin and end.
+struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.peek() == Some(b)).then(|| self.at += 1)
+    }
+
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string's text, quotes included.
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        self.eat(b'"')?;
+        let bytes = self.text.as_bytes();
+        loop {
+            match bytes.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return self.text.get(start..self.at);
+                }
+                b'\\' => self.at += 2,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// A key, unescaped.
+    fn key(&mut self) -> Option<String> {
+        let raw = self.string()?;
+        let inner = &raw[1..raw.len() - 1];
+        if inner.bytes().all(|b| b >= 0x20 && b != b'\\') {
+            Some(inner.to_owned())
+        } else {
+            serde_json::from_str(raw).ok()
+        }
+    }
+
+    /// A value's text: a string, a mapping or list (up to its matching bracket), or a scalar.
+    fn value(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        match self.peek()? {
+            b'"' => return self.string(),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match bytes.get(self.at)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => {
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                ) {
+                    self.at += 1;
+                }
+            }
+        }
+        self.text.get(start..self.at).filter(|v| !v.is_empty())
+    }
+
+    /// The items of a mapping.
+    fn items(&mut self) -> Option<Vec<(String, &'a str)>> {
+        // A key given twice keeps its last value; the items come out in key order.
+        let mut items = BTreeMap::new();
+        self.eat(b'{')?;
+        self.space();
+        if self.eat(b'}').is_some() {
+            return Some(Vec::new());
+        }
+        loop {
+            self.space();
+            let key = self.key()?;
+            self.space();
+            self.eat(b':')?;
+            self.space();
+            // An item given again: the first is not read, but must be JSON.
+            if let Some(earlier) = items.insert(key, self.value()?) {
+                check(earlier)?;
+            }
+            self.space();
+            if self.eat(b'}').is_some() {
+                return Some(items.into_iter().collect());
+            }
+            self.eat(b',')?;
+        }
+    }
 }
 
 /// The number of threads to read `n` items with.
@@ -53,12 +275,7 @@ fn threads_for(n: usize) -> usize {
 
 /// Reads `items` on `threads` threads, each taking a consecutive chunk; the chunks' results
 /// are concatenated in order.
-fn read_all<T, K>(
-    items: Vec<(String, &RawValue)>,
-    section: &str,
-    set_key: &K,
-    threads: usize,
-) -> Read<T>
+fn read_all<T, K>(items: Vec<(String, &str)>, section: &str, set_key: &K, threads: usize) -> Read<T>
 where
     T: DeserializeOwned + Shrink + Send,
     K: Fn(&mut T, &str) + Sync,
@@ -67,7 +284,7 @@ where
         return read_chunk(items, section, set_key);
     }
     let size = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<(String, &RawValue)>> = Vec::with_capacity(threads);
+    let mut chunks: Vec<Vec<(String, &str)>> = Vec::with_capacity(threads);
     let mut rest = items.into_iter();
     loop {
         let chunk: Vec<_> = rest.by_ref().take(size).collect();
@@ -85,19 +302,20 @@ where
         let mut diags = Vec::new();
         for thread in running {
             match thread.join() {
-                Ok((i, d)) => {
+                Ok(read) => {
+                    let (i, d) = read?;
                     items.extend(i);
                     diags.extend(d);
                 }
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        (items, diags)
+        Ok((items, diags))
     })
 }
 
 /// Reads a chunk of items, in order.
-fn read_chunk<T, K>(items: Vec<(String, &RawValue)>, section: &str, set_key: &K) -> Read<T>
+fn read_chunk<T, K>(items: Vec<(String, &str)>, section: &str, set_key: &K) -> Read<T>
 where
     T: DeserializeOwned + Shrink,
     K: Fn(&mut T, &str),
@@ -105,7 +323,7 @@ where
     let mut read = Vec::with_capacity(items.len());
     let mut diags = Vec::new();
     for (key, body) in items {
-        match serde_json::from_str::<T>(body.get()) {
+        match serde_json::from_str::<T>(body) {
             Ok(mut item) => {
                 item.shrink();
                 set_key(&mut item, &key);
@@ -114,13 +332,14 @@ where
             // Read again from a tree: the diagnostic, or the item (`null` is an empty item),
             // comes out as YAML's reader gives it.
             Err(_) => {
+                let tree: Value = serde_json::from_str(body).map_err(|_| NotJson)?;
                 let mut one = BTreeMap::new();
-                read_item(parse_raw(body), section, key, &mut one, &mut diags, set_key);
+                read_item(tree, section, key, &mut one, &mut diags, set_key);
                 read.extend(one);
             }
         }
     }
-    (read, diags)
+    Ok((read, diags))
 }
 
 /// Puts items read into `out`: built at once when `out` is empty (the usual case), inserted one
@@ -143,7 +362,7 @@ fn merge<T>(
 mod tests {
     use super::*;
     use crate::model::{Flag, Segment};
-    use std::sync::Arc;
+    use serde_json::value::RawValue;
 
     fn set_flag_key(f: &mut Arc<Flag>, k: &str) {
         Arc::make_mut(f).key = k.to_owned();
@@ -181,7 +400,7 @@ mod tests {
         let (mut tree, mut tree_diags) = (BTreeMap::new(), Vec::new());
         for (k, v) in &raw {
             read_item(
-                parse_raw(v),
+                serde_json::from_str(v.get()).unwrap(),
                 "flags",
                 k.clone(),
                 &mut tree,
@@ -190,13 +409,8 @@ mod tests {
             );
         }
         let (mut read, mut diags) = (BTreeMap::new(), Vec::new());
-        read_items(
-            raw.into_iter().collect(),
-            "flags",
-            &mut read,
-            &mut diags,
-            &set_flag_key,
-        );
+        let raw = raw.into_iter().map(|(k, v)| (k, v.get())).collect();
+        read_items(raw, "flags", &mut read, &mut diags, &set_flag_key).unwrap();
         assert_eq!(read, tree);
         assert_eq!(diags, tree_diags);
         assert!(diags.len() >= 3 * 6, "{diags:?}");
@@ -216,27 +430,147 @@ mod tests {
     #[test]
     fn items_read_on_several_threads_are_those_read_on_one() {
         let text = items(1000);
-        let raw: Vec<(String, &RawValue)> =
-            serde_json::from_str::<BTreeMap<String, &RawValue>>(&text)
-                .unwrap()
-                .into_iter()
-                .collect();
-        let one: Read<Arc<Flag>> = read_all(raw.clone(), "flags", &set_flag_key, 1);
+        let raw: Vec<(String, &str)> = serde_json::from_str::<BTreeMap<String, &RawValue>>(&text)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.get()))
+            .collect();
+        let one = read_all::<Arc<Flag>, _>(raw.clone(), "flags", &set_flag_key, 1).unwrap();
         assert!(one.1.len() > 100);
         for threads in [2, 3, 7, 2000] {
-            let many: Read<Arc<Flag>> = read_all(raw.clone(), "flags", &set_flag_key, threads);
+            let many = read_all::<Arc<Flag>, _>(raw.clone(), "flags", &set_flag_key, threads);
+            let many = many.unwrap();
             assert_eq!(many, one, "{threads} threads");
         }
         let segments =
             r#"{"a":{"included":["x","y"],"rules":[{"clauses":[]}]},"b":{"included":4},"c":null}"#;
-        let raw: Vec<(String, &RawValue)> =
+        let raw: Vec<(String, &str)> =
             serde_json::from_str::<BTreeMap<String, &RawValue>>(segments)
                 .unwrap()
                 .into_iter()
+                .map(|(k, v)| (k, v.get()))
                 .collect();
         let set = |s: &mut Arc<Segment>, k: &str| Arc::make_mut(s).key = k.to_owned();
-        let one: Read<Arc<Segment>> = read_all(raw.clone(), "segments", &set, 1);
+        let one = read_all::<Arc<Segment>, _>(raw.clone(), "segments", &set, 1).unwrap();
         assert_eq!((one.0.len(), one.1.len()), (2, 1));
-        assert_eq!(read_all(raw, "segments", &set, 2), one);
+        assert_eq!(read_all(raw, "segments", &set, 2), Ok(one));
+        // An item that is not JSON at all is refused, whichever thread reads it.
+        let bad = vec![("a".to_owned(), "{}"), ("b".to_owned(), "{]")];
+        for threads in [1, 2] {
+            let read = read_all::<Arc<Segment>, _>(bad.clone(), "segments", &set, threads);
+            assert_eq!(read, Err(NotJson));
+        }
+    }
+
+    /// The document as the reader that checks the whole text first reads it.
+    fn read_checked(text: &str) -> Option<(FlagDocument, Vec<Diagnostic>)> {
+        let mut document = FlagDocument::default();
+        let mut diags = Vec::new();
+        for (k, v) in super::super::json_sections(text).ok()? {
+            read_field(&k, v, &mut document, &mut diags);
+        }
+        Some((document, diags))
+    }
+
+    /// Texts around every branch of the splitter: escapes, brackets and quotes inside strings,
+    /// keys given twice, values of every kind where sections go, and text that is not JSON.
+    const TEXTS: &[&str] = &[
+        r#"{"flags":{"a":{"type":"bool","default":true}}}"#,
+        " \n\t{ \"flags\" : { \"a\" : { } , \"b\":null } , \"version\" : 2 } \r\n",
+        r#"{"flags":{"a\"}{[":{"type":"string","default":"x\"}]{\\","tags":["[","{","\\\""]},"\u0062":{}}}"#,
+        r#"{"flags":{"a":{"type":"bool"},"a":{"type":"int"}},"flags":{"b":{}},"segments":{"s":{"included":["x"]},"s":null}}"#,
+        r#"{"flags":[],"segments":3,"other":{"x":[1,{"y":"}"}]},"version":"2"}"#,
+        r#"{"flags":null,"segments":"x","version":null}"#,
+        r#"{"flags":{"a":3,"b":"s","c":[1,2],"d":true,"e":-1.5e3}}"#,
+        r#"{"flags":{"a":{"unknown":1},"b":{"rules":[{"clauses":[{"attribute":"x","op":"eq","values":[[],{},"]"]}]}]}}}"#,
+        r#"{}"#,
+        r#"  {  }  "#,
+        r#"null"#,
+        r#"[1]"#,
+        r#""flags""#,
+        r#"{"flags":{"a":{}}"#,
+        r#"{"flags":{"a":{}}}}"#,
+        r#"{"flags":{"a":{}},}"#,
+        r#"{"flags":{"a":{},}}"#,
+        r#"{"flags":{"a" {}}}"#,
+        r#"{"flags":{"a":{]}}"#,
+        r#"{"flags":{"a":{"x":1x}}}"#,
+        r#"{"flags":{"a":tru}}"#,
+        r#"{"flags":{"a":{}},"flags":{"b":[}}"#,
+        r#"{"flags":{"a":[},"a":{}}}"#,
+        r#"{"other":{"a":[}}}"#,
+        r#"{"other":{"a":1,"a":[}}"#,
+        r#"{"version":01}"#,
+        "{\"flags\":{\"a\tb\":{}}}",
+        r#"{"flags":{"a":{"default":"\x"}}}"#,
+        r#"{"flags":{"\x":{}}}"#,
+        r#"{"flags":{}} x"#,
+        "{\"flags\":{}}\u{a0}",
+        r#"{"flags":{"a":"#,
+        r#"{"fl"#,
+        "",
+    ];
+
+    /// Read from split text, a document is the one read from checked text; a text that is not
+    /// a JSON mapping is left to the checked reader, which reports it.
+    fn agrees(text: &str) {
+        match read(text) {
+            Some(split) => assert_eq!(Some(split), read_checked(text), "{text:?}"),
+            None => assert!(
+                super::super::json_sections(text).is_err() || !text.trim_start().starts_with('{'),
+                "{text:?} was not split"
+            ),
+        }
+    }
+
+    #[test]
+    fn split_text_reads_as_checked_text() {
+        for text in TEXTS {
+            agrees(text);
+        }
+        assert!(read(TEXTS[0]).is_some() && read(TEXTS[3]).is_some() && read(TEXTS[4]).is_some());
+    }
+
+    #[test]
+    fn split_text_with_a_byte_changed_reads_as_checked_text() {
+        let base = items(FLAGS.len());
+        let text = format!(
+            r#"{{"version":1,"segments":{{"s":{{"included":["a","b\"c"]}}}},"flags":{base}}}"#
+        );
+        let bytes = text.as_bytes();
+        let replacements = b"{}[]\",: \\0an-e";
+        // A small deterministic generator: every run checks the same texts.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut split, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let at = (next() % bytes.len() as u64) as usize;
+            let mut changed = bytes.to_vec();
+            match next() % 3 {
+                0 => {
+                    changed.remove(at);
+                }
+                1 => changed.insert(
+                    at,
+                    replacements[(next() % replacements.len() as u64) as usize],
+                ),
+                _ => changed[at] = replacements[(next() % replacements.len() as u64) as usize],
+            }
+            if let Ok(changed) = String::from_utf8(changed) {
+                agrees(&changed);
+                split += usize::from(read(&changed).is_some());
+                refused += usize::from(super::super::json_sections(&changed).is_err());
+            }
+        }
+        // Both kinds are met: texts still JSON, and texts that are not.
+        assert!(
+            split > 500 && refused > 500,
+            "{split} split, {refused} refused"
+        );
     }
 }
