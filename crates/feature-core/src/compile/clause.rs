@@ -9,7 +9,7 @@ use crate::program::{Clause, Cmp, EqSet, Op};
 use serde_json::Value;
 
 impl Compiler<'_> {
-    pub(super) fn clauses(&mut self, clauses: &[model::Clause]) -> Vec<Clause> {
+    pub(super) fn clauses(&mut self, clauses: &[model::Clause]) -> Box<[Clause]> {
         (clauses.iter().enumerate())
             .map(|(i, clause)| self.at(&[Seg::key("clauses"), Seg::Index(i)], |c| c.clause(clause)))
             .collect()
@@ -29,12 +29,12 @@ impl Compiler<'_> {
         };
         let mut negate = c.negate;
         let vals = &c.values;
-        let strings = || -> Vec<Box<str>> {
+        let strings = || -> Box<[Box<str>]> {
             vals.iter()
                 .filter_map(|v| v.as_str().map(Into::into))
                 .collect()
         };
-        let numbers = || -> Vec<f64> { vals.iter().filter_map(Value::as_f64).collect() };
+        let numbers = || -> Box<[f64]> { vals.iter().filter_map(Value::as_f64).collect() };
         let op = match &c.operator {
             Operator::Eq | Operator::In => Op::In(EqSet::new(vals)),
             Operator::Neq | Operator::NotIn => {
@@ -60,7 +60,7 @@ impl Compiler<'_> {
                         ),
                     }
                 }
-                Op::Matches(res)
+                Op::Matches(res.into())
             }
             Operator::Gt => Op::Number(Cmp::Gt, numbers()),
             Operator::Gte => Op::Number(Cmp::Gte, numbers()),
@@ -85,7 +85,7 @@ impl Compiler<'_> {
                         }
                     }
                 }
-                Op::VersionRule(rules)
+                Op::VersionRule(rules.into())
             }
             Operator::SegmentMatch => Op::Segment(
                 vals.iter()
@@ -109,7 +109,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn versions(&mut self, vals: &[Value]) -> Vec<semver::Version> {
+    fn versions(&mut self, vals: &[Value]) -> Box<[semver::Version]> {
         vals.iter()
             .filter_map(|v| v.as_str().and_then(parse_version))
             .collect()

@@ -72,15 +72,20 @@ impl Compiler<'_> {
             key: key.into(),
             flag_type,
             enabled: f.enabled,
-            values,
-            variant_names: names,
+            values: values.into(),
+            // No names: none kept.
+            variant_names: if names.iter().all(Option::is_none) {
+                Box::default()
+            } else {
+                names.into()
+            },
             default: f.default.clone(),
             default_index,
             off,
             fallthrough,
-            prerequisites,
-            targets,
-            rules,
+            prerequisites: prerequisites.into(),
+            targets: targets.into(),
+            rules: rules.into(),
             prefix: format!("{key}.{salt}.").into_bytes().into(),
             broken,
             constant,
@@ -237,7 +242,7 @@ impl Compiler<'_> {
             bucket_by: Some(AttrPath::Key),
             kind: crate::program::Kind::User,
             prefix: format!("{key}.{salt}.").into_bytes().into(),
-            variations,
+            variations: variations.into(),
         }))
     }
 
@@ -322,7 +327,7 @@ impl Compiler<'_> {
             bucket_by,
             kind: kind_of(&r.context_kind),
             prefix: prefix.into_bytes().into(),
-            variations,
+            variations: variations.into(),
         }))
     }
 }

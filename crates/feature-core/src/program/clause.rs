@@ -62,14 +62,14 @@ impl Cmp {
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     In(EqSet),
-    StartsWith(Vec<Box<str>>),
-    EndsWith(Vec<Box<str>>),
-    Contains(Vec<Box<str>>),
-    Matches(Vec<Pattern>),
-    Number(Cmp, Vec<f64>),
-    Date(Cmp, Vec<f64>),
-    Version(Cmp, Vec<semver::Version>),
-    VersionRule(Vec<VersionRule>),
+    StartsWith(Box<[Box<str>]>),
+    EndsWith(Box<[Box<str>]>),
+    Contains(Box<[Box<str>]>),
+    Matches(Box<[Pattern]>),
+    Number(Cmp, Box<[f64]>),
+    Date(Cmp, Box<[f64]>),
+    Version(Cmp, Box<[semver::Version]>),
+    VersionRule(Box<[VersionRule]>),
     Segment(Vec<Option<u32>>),
     Never,
 }
