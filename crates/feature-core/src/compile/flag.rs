@@ -72,7 +72,11 @@ impl Compiler<'_> {
             key: key.into(),
             flag_type,
             enabled: f.enabled,
-            values: values.into(),
+            values: if *values == *self.bools {
+                self.bools.clone()
+            } else {
+                values.into()
+            },
             // No names: none kept.
             variant_names: if names.iter().all(Option::is_none) {
                 Box::default()

@@ -183,6 +183,8 @@ struct Compiler<'a> {
     path: Vec<Seg>,
     flag: String,
     broken: bool,
+    /// The variations `false`, `true`, shared by the bool flags that have them.
+    bools: Arc<[serde_json::Value]>,
 }
 
 /// A step of the path inside an item: a field name or an index.
@@ -216,6 +218,10 @@ impl<'a> Compiler<'a> {
             path: Vec::new(),
             flag: String::new(),
             broken: false,
+            bools: Arc::new([
+                serde_json::Value::Bool(false),
+                serde_json::Value::Bool(true),
+            ]),
         }
     }
 

@@ -7,6 +7,7 @@ use crate::attr::AttrPath;
 use crate::model::FlagType;
 use crate::packed::Outcome;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A compiled rollout.
 #[derive(Debug, Clone)]
@@ -99,7 +100,8 @@ pub struct CompiledFlag {
     pub(crate) key: Box<str>,
     pub(crate) flag_type: FlagType,
     pub(crate) enabled: bool,
-    pub(crate) values: Box<[Value]>,
+    /// Shared between flags with the same values (`false`, `true` of bool flags).
+    pub(crate) values: Arc<[Value]>,
     /// Empty when no variation has a name.
     pub(crate) variant_names: Box<[Option<Box<str>>]>,
     pub(crate) default: Option<Value>,
@@ -124,7 +126,7 @@ impl CompiledFlag {
             key: key.into(),
             flag_type: FlagType::Json,
             enabled: false,
-            values: Box::default(),
+            values: Arc::new([]),
             variant_names: Box::default(),
             default: None,
             default_index: None,

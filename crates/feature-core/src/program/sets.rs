@@ -70,7 +70,7 @@ impl StrSet {
 pub(crate) struct InlineSet {
     lines: Box<[Line]>,
     /// Bytes per slot: 8, 16 or 32.
-    width: usize,
+    width: u32,
     /// Number of strings.
     len: u32,
 }
@@ -110,7 +110,7 @@ impl InlineSet {
         }
         Some(InlineSet {
             lines,
-            width,
+            width: width as u32,
             len: u32::try_from(strings.len()).ok()?,
         })
     }
@@ -129,21 +129,22 @@ impl InlineSet {
     /// Whether `s` is in the set.
     #[inline(never)]
     fn contains(&self, s: &[u8]) -> bool {
-        if s.len() >= self.width {
+        let width = self.width as usize;
+        if s.len() >= width {
             return false;
         }
         // `s` as a slot holding it, compared with each slot a word at a time.
         let mut wanted = [0u8; 32];
         wanted[0] = s.len() as u8 + 1;
         wanted[1..=s.len()].copy_from_slice(s);
-        let words = self.width / 8;
+        let words = width / 8;
         let count = self.lines.len();
         let mut l = InlineSet::home(s, count);
         loop {
             let Some(line) = self.lines.get(l) else {
                 return false;
             };
-            for slot in line.0.chunks_exact(self.width) {
+            for slot in line.0.chunks_exact(width) {
                 if slot[0] == 0 {
                     return false;
                 }
