@@ -45,7 +45,7 @@ pub(crate) trait Shrink {
     fn shrink(&mut self);
 }
 
-impl<T: Shrink + Clone> Shrink for Arc<T> {
+impl<T: Shrink> Shrink for Arc<T> {
     fn shrink(&mut self) {
         // Only a freshly read item is trimmed: a shared one is left as it is.
         if let Some(item) = Arc::get_mut(self) {

@@ -185,16 +185,6 @@ enum Section<'a> {
 
 /// Splits a JSON document into its top-level fields, checking the whole text's syntax.
 fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
-    // Usually a mapping: its fields read at once (a key given twice keeps its last value, as
-    // in a parsed JSON object). Anything else is read again below, to report it.
-    if text.trim_start().starts_with('{') {
-        if let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) {
-            return Ok(fields
-                .into_iter()
-                .map(|(k, v)| (k, Section::Json(v)))
-                .collect());
-        }
-    }
     let json_error = |e: serde_json::Error| ParseError {
         file: None,
         line: e.line(),

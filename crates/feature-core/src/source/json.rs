@@ -1,5 +1,8 @@
 //! Reading the items of a JSON document's `flags` and `segments` from their text.
 //!
+//! One pass over the text finds the top-level fields and, in the mappings, where each item's
+//! text begins and ends; nothing is built but the keys. Text that is not a well-formed mapping
+//! is left to the reader that parses the whole text first, which reports where it breaks.
 //! Each item is deserialized straight from its own text, with no tree in between, and its
 //! lists are then trimmed to their length. An item that does not deserialize that way is read
 //! again the way YAML items are, from a tree with the path of what failed, so that its
