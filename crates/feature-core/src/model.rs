@@ -37,6 +37,130 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// Trims the lists of an item read from text to their length (a list read without knowing
+/// its length in advance keeps spare room), so that a document held by a snapshot holds no
+/// more than it says.
+pub(crate) trait Shrink {
+    /// Trims every list of the item.
+    fn shrink(&mut self);
+}
+
+impl<T: Shrink> Shrink for Arc<T> {
+    fn shrink(&mut self) {
+        // Only a freshly read item is trimmed: a shared one is left as it is.
+        if let Some(item) = Arc::get_mut(self) {
+            item.shrink();
+        }
+    }
+}
+
+impl<T: Shrink> Shrink for Vec<T> {
+    fn shrink(&mut self) {
+        self.iter_mut().for_each(Shrink::shrink);
+        self.shrink_to_fit();
+    }
+}
+
+impl<T: Shrink> Shrink for Option<T> {
+    fn shrink(&mut self) {
+        if let Some(v) = self {
+            v.shrink();
+        }
+    }
+}
+
+impl Shrink for String {
+    fn shrink(&mut self) {
+        self.shrink_to_fit();
+    }
+}
+
+impl Shrink for Value {
+    fn shrink(&mut self) {
+        match self {
+            Value::String(s) => s.shrink_to_fit(),
+            Value::Array(items) => items.shrink(),
+            Value::Object(map) => map.values_mut().for_each(Shrink::shrink),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+impl Shrink for Flag {
+    fn shrink(&mut self) {
+        self.tags.shrink();
+        self.default.shrink();
+        self.variants.shrink();
+        self.targets.shrink();
+        self.prerequisites.shrink();
+        self.rules.shrink();
+        self.fallthrough.shrink();
+    }
+}
+
+impl Shrink for Variant {
+    fn shrink(&mut self) {
+        self.value.shrink();
+    }
+}
+
+impl Shrink for Target {
+    fn shrink(&mut self) {
+        self.values.shrink();
+    }
+}
+
+impl Shrink for Prerequisite {
+    fn shrink(&mut self) {}
+}
+
+impl Shrink for Serve {
+    fn shrink(&mut self) {
+        self.rollout.shrink();
+    }
+}
+
+impl Shrink for Rule {
+    fn shrink(&mut self) {
+        self.clauses.shrink();
+        self.rollout.shrink();
+    }
+}
+
+impl Shrink for Clause {
+    fn shrink(&mut self) {
+        self.values.shrink();
+    }
+}
+
+impl Shrink for Rollout {
+    fn shrink(&mut self) {
+        self.variations.shrink_to_fit();
+    }
+}
+
+impl Shrink for Segment {
+    fn shrink(&mut self) {
+        self.included.shrink();
+        self.excluded.shrink();
+        self.included_contexts.shrink();
+        self.excluded_contexts.shrink();
+        self.rules.shrink();
+    }
+}
+
+impl Shrink for SegmentTarget {
+    fn shrink(&mut self) {
+        self.values.shrink();
+    }
+}
+
+impl Shrink for SegmentRule {
+    fn shrink(&mut self) {
+        self.clauses.shrink();
+    }
+}
+
 /// One feature flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -7,13 +7,14 @@
 use crate::compile::compile_with;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::locate::Locator;
-use crate::model::{Flag, FlagDocument, Segment};
+use crate::model::{Flag, FlagDocument, Segment, Shrink};
 use crate::program::Snapshot;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+mod json;
 mod yaml;
 
 /// The text format of a flag document.
@@ -110,11 +111,15 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
     let mut diagnostics = Vec::new();
     match format {
         // JSON: each flag and segment is read from its own text, without a tree of the document.
-        Format::Json => {
-            for (k, v) in json_sections(text)? {
-                read_field(&k, v, &mut document, &mut diagnostics);
+        Format::Json => match json::read(text) {
+            Some((read, found)) => (document, diagnostics) = (read, found),
+            // Not a well-formed mapping: read section by section, to report what is wrong.
+            None => {
+                for (k, v) in json_sections(text)? {
+                    read_field(&k, v, &mut document, &mut diagnostics);
+                }
             }
-        }
+        },
         // YAML: each flag and segment is read from the parser's events, one at a time.
         Format::Yaml => diagnostics = yaml::read(text, &mut document)?,
     }
@@ -203,12 +208,12 @@ fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
 }
 
 /// Reads the items of a `flags` or `segments` section.
-fn read_section<T: DeserializeOwned>(
+fn read_section<T: DeserializeOwned + Shrink + Send>(
     v: Section<'_>,
     section: &str,
     out: &mut BTreeMap<String, T>,
     diags: &mut Vec<Diagnostic>,
-    set_key: impl Fn(&mut T, &str),
+    set_key: impl Fn(&mut T, &str) + Sync,
 ) {
     let raw = match v {
         Section::Value(v) => return read_map(v, section, out, diags, set_key),
@@ -222,11 +227,9 @@ fn read_section<T: DeserializeOwned>(
         },
         _ => return read_map(parse_raw(raw), section, out, diags, set_key),
     };
-    for (key, body) in items {
-        // One item's tree at a time: read from a tree, as YAML items are, the model's lists
-        // get their exact sizes and errors their usual messages.
-        read_item(parse_raw(body), section, key, out, diags, &set_key);
-    }
+    let items = items.into_iter().map(|(k, v)| (k, v.get())).collect();
+    // Each item's text is JSON: the whole text parsed.
+    let _ = json::read_items(items, section, out, diags, &set_key);
 }
 
 fn parse_raw(raw: &RawValue) -> Value {

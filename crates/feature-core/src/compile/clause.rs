@@ -1,21 +1,17 @@
 //! Compiling clauses: operands parsed once (patterns, versions, dates, sets).
 
-use super::{first_line, kind_of, Compiler};
+use super::{first_line, kind_of, Compiler, Seg};
 use crate::attr::AttrPath;
-use crate::diagnostic::{PathSeg, Severity};
+use crate::diagnostic::Severity;
 use crate::model::{self, Operator};
 use crate::ops::{parse_date, parse_version, Pattern, VersionRule};
 use crate::program::{Clause, Cmp, EqSet, Op};
 use serde_json::Value;
 
 impl Compiler<'_> {
-    pub(super) fn clauses(&mut self, clauses: &[model::Clause]) -> Vec<Clause> {
+    pub(super) fn clauses(&mut self, clauses: &[model::Clause]) -> Box<[Clause]> {
         (clauses.iter().enumerate())
-            .map(|(i, clause)| {
-                self.at(&[PathSeg::key("clauses"), PathSeg::Index(i)], |c| {
-                    c.clause(clause)
-                })
-            })
+            .map(|(i, clause)| self.at(&[Seg::key("clauses"), Seg::Index(i)], |c| c.clause(clause)))
             .collect()
     }
 
@@ -26,19 +22,19 @@ impl Compiler<'_> {
             match AttrPath::parse(&c.attribute) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    self.lazy(&[PathSeg::key("attribute")], e.to_string());
+                    self.lazy(&[Seg::key("attribute")], e.to_string());
                     None
                 }
             }
         };
         let mut negate = c.negate;
         let vals = &c.values;
-        let strings = || -> Vec<Box<str>> {
+        let strings = || -> Box<[Box<str>]> {
             vals.iter()
                 .filter_map(|v| v.as_str().map(Into::into))
                 .collect()
         };
-        let numbers = || -> Vec<f64> { vals.iter().filter_map(Value::as_f64).collect() };
+        let numbers = || -> Box<[f64]> { vals.iter().filter_map(Value::as_f64).collect() };
         let op = match &c.operator {
             Operator::Eq | Operator::In => Op::In(EqSet::new(vals)),
             Operator::Neq | Operator::NotIn => {
@@ -56,7 +52,7 @@ impl Compiler<'_> {
                         Ok(r) => res.push(r),
                         Err(e) => self.report(
                             Severity::Error,
-                            &[PathSeg::key("values"), PathSeg::Index(i)],
+                            &[Seg::key("values"), Seg::Index(i)],
                             format!(
                                 "invalid regular expression {s:?}: {}",
                                 first_line(&e.to_string())
@@ -64,7 +60,7 @@ impl Compiler<'_> {
                         ),
                     }
                 }
-                Op::Matches(res)
+                Op::Matches(res.into())
             }
             Operator::Gt => Op::Number(Cmp::Gt, numbers()),
             Operator::Gte => Op::Number(Cmp::Gte, numbers()),
@@ -84,14 +80,12 @@ impl Compiler<'_> {
                     };
                     match parsed {
                         Ok(r) => rules.push(r),
-                        Err(m) => self.report(
-                            Severity::Error,
-                            &[PathSeg::key("values"), PathSeg::Index(i)],
-                            m,
-                        ),
+                        Err(m) => {
+                            self.report(Severity::Error, &[Seg::key("values"), Seg::Index(i)], m)
+                        }
                     }
                 }
-                Op::VersionRule(rules)
+                Op::VersionRule(rules.into())
             }
             Operator::SegmentMatch => Op::Segment(
                 vals.iter()
@@ -101,7 +95,7 @@ impl Compiler<'_> {
             Operator::Unknown(name) => {
                 self.report(
                     Severity::Warning,
-                    &[PathSeg::key("operator")],
+                    &[Seg::key("operator")],
                     format!("unknown operator {name:?}: the clause never matches"),
                 );
                 Op::Never
@@ -115,7 +109,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn versions(&mut self, vals: &[Value]) -> Vec<semver::Version> {
+    fn versions(&mut self, vals: &[Value]) -> Box<[semver::Version]> {
         vals.iter()
             .filter_map(|v| v.as_str().and_then(parse_version))
             .collect()

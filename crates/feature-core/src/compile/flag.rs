@@ -1,9 +1,9 @@
 //! Compiling flags: variations and their type, targets, rules, rollouts, prerequisites, and the
 //! ready-made outcome of flags that do not depend on the context.
 
-use super::{kind_of, Compiler};
+use super::{kind_of, Compiler, Seg};
 use crate::attr::AttrPath;
-use crate::diagnostic::{PathSeg, Severity};
+use crate::diagnostic::Severity;
 use crate::model::{self, Flag, FlagType, RolloutKind};
 use crate::ops::json_eq;
 use crate::packed::{Outcome, ReasonCode, Served};
@@ -22,9 +22,8 @@ struct Variations {
 
 impl Compiler<'_> {
     pub(super) fn flag(&mut self, key: &str, f: &Flag) -> CompiledFlag {
-        self.flag = key.to_owned();
+        self.start("flags", key, |label| label.push_str(key));
         self.broken = false;
-        self.path = vec![PathSeg::key("flags"), PathSeg::key(key)];
         let Variations {
             values,
             names,
@@ -38,20 +37,22 @@ impl Compiler<'_> {
         self.check_index_limits(f, n);
         let salt = f.salt.as_deref().unwrap_or("");
         let off = match f.off_variation {
-            Some(i) => self.variation(n, i, &[PathSeg::key("offVariation")]),
+            Some(i) => self.variation(n, i, &[Seg::key("offVariation")]),
             None => Serve::Default,
         };
         let prerequisites = self.prerequisites(f);
         let targets = self.targets(f, n);
         let rules: Vec<Rule> = (f.rules.iter().enumerate())
             .map(|(i, r)| {
-                self.at(&[PathSeg::key("rules"), PathSeg::Index(i)], |c| {
+                self.at(&[Seg::key("rules"), Seg::Index(i)], |c| {
                     c.rule(r, n, key, salt)
                 })
             })
             .collect();
         let fallthrough = match &f.fallthrough {
-            Some(s) => self.with(PathSeg::key("fallthrough"), |c| c.serve(n, s, key, salt)),
+            Some(s) => self.with(Seg::key("fallthrough"), |c| {
+                c.serve(n, s.variation, s.rollout.as_ref(), key, salt)
+            }),
             None if f.variants.iter().any(|v| v.weight.is_some()) => {
                 self.variant_split(f, key, salt)
             }
@@ -71,15 +72,24 @@ impl Compiler<'_> {
             key: key.into(),
             flag_type,
             enabled: f.enabled,
-            values,
-            variant_names: names,
+            values: if *values == *self.bools {
+                self.bools.clone()
+            } else {
+                values.into()
+            },
+            // No names: none kept.
+            variant_names: if names.iter().all(Option::is_none) {
+                Box::default()
+            } else {
+                names.into()
+            },
             default: f.default.clone(),
             default_index,
             off,
             fallthrough,
-            prerequisites,
-            targets,
-            rules,
+            prerequisites: prerequisites.into(),
+            targets: targets.into(),
+            rules: rules.into(),
             prefix: format!("{key}.{salt}.").into_bytes().into(),
             broken,
             constant,
@@ -110,11 +120,7 @@ impl Compiler<'_> {
                 if !flag_type.admits(v) {
                     self.report(
                         Severity::Error,
-                        &[
-                            PathSeg::key("variants"),
-                            PathSeg::Index(i),
-                            PathSeg::key("value"),
-                        ],
+                        &[Seg::key("variants"), Seg::Index(i), Seg::key("value")],
                         format!("value {v} is not of the flag's type {}", flag_type.as_str()),
                     );
                 }
@@ -122,7 +128,7 @@ impl Compiler<'_> {
             if let Some(d) = f.default.as_ref().filter(|d| !flag_type.admits(d)) {
                 self.report(
                     Severity::Error,
-                    &[PathSeg::key("default")],
+                    &[Seg::key("default")],
                     format!(
                         "default {d} is not of the flag's type {}",
                         flag_type.as_str()
@@ -148,7 +154,7 @@ impl Compiler<'_> {
             if len > MAX_INDEXED {
                 self.report(
                     Severity::Error,
-                    &[PathSeg::key(what)],
+                    &[Seg::key(what)],
                     format!("{len} {what}: at most {MAX_INDEXED} are supported"),
                 );
             }
@@ -169,11 +175,7 @@ impl Compiler<'_> {
     fn targets(&mut self, f: &Flag, n: usize) -> Vec<Target> {
         (f.targets.iter().enumerate())
             .map(|(i, t)| {
-                let at = [
-                    PathSeg::key("targets"),
-                    PathSeg::Index(i),
-                    PathSeg::key("variation"),
-                ];
+                let at = [Seg::key("targets"), Seg::Index(i), Seg::key("variation")];
                 Target {
                     kind: kind_of(&t.context_kind),
                     keys: StrSet::new(&t.values),
@@ -191,26 +193,22 @@ impl Compiler<'_> {
             } else {
                 self.report(
                     Severity::Error,
-                    &[PathSeg::key("percentage")],
+                    &[Seg::key("percentage")],
                     format!("percentage {p} is not between 0 and 100"),
                 );
                 None
             }
         });
-        let serve = model::Serve {
-            variation: r.variation,
-            rollout: r.rollout.clone(),
-        };
         Rule {
             id: r.id.as_deref().map(Into::into),
             clauses,
             percentage,
-            serve: self.serve(n, &serve, key, salt),
+            serve: self.serve(n, r.variation, r.rollout.as_ref(), key, salt),
         }
     }
 
     /// Variation `i` of `n` as an index, reporting a missing one at `at`.
-    fn variation_index(&mut self, n: usize, i: i64, at: &[PathSeg]) -> Option<u32> {
+    fn variation_index(&mut self, n: usize, i: i64, at: &[Seg]) -> Option<u32> {
         match self.variation(n, i, at) {
             Serve::Variation(v) => Some(v),
             _ => None,
@@ -224,7 +222,7 @@ impl Compiler<'_> {
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || total <= 0.0 {
             self.report(
                 Severity::Error,
-                &[PathSeg::key("variants")],
+                &[Seg::key("variants")],
                 "variant weights must be non-negative and not all zero".to_owned(),
             );
             return Serve::Malformed;
@@ -246,13 +244,13 @@ impl Compiler<'_> {
         Serve::Rollout(Box::new(Rollout {
             experiment: true,
             bucket_by: Some(AttrPath::Key),
-            kind: crate::context::USER_KIND.into(),
+            kind: crate::program::Kind::User,
             prefix: format!("{key}.{salt}.").into_bytes().into(),
-            variations,
+            variations: variations.into(),
         }))
     }
 
-    fn variation(&mut self, n: usize, i: i64, at: &[PathSeg]) -> Serve {
+    fn variation(&mut self, n: usize, i: i64, at: &[Seg]) -> Serve {
         match u32::try_from(i) {
             Ok(v) if (v as usize) < n => Serve::Variation(v),
             _ => {
@@ -265,10 +263,18 @@ impl Compiler<'_> {
         }
     }
 
-    fn serve(&mut self, n: usize, s: &model::Serve, key: &str, salt: &str) -> Serve {
-        match (&s.variation, &s.rollout) {
-            (Some(i), _) => self.variation(n, *i, &[PathSeg::key("variation")]),
-            (None, Some(r)) => self.with(PathSeg::key("rollout"), |c| c.rollout(n, r, key, salt)),
+    /// What a rule or fallthrough serves: variation `variation`, else `rollout`.
+    fn serve(
+        &mut self,
+        n: usize,
+        variation: Option<i64>,
+        rollout: Option<&model::Rollout>,
+        key: &str,
+        salt: &str,
+    ) -> Serve {
+        match (variation, rollout) {
+            (Some(i), _) => self.variation(n, i, &[Seg::key("variation")]),
+            (None, Some(r)) => self.with(Seg::key("rollout"), |c| c.rollout(n, r, key, salt)),
             (None, None) => {
                 self.lazy(&[], "neither a variation nor a rollout".to_owned());
                 Serve::Malformed
@@ -279,7 +285,7 @@ impl Compiler<'_> {
     fn rollout(&mut self, n: usize, r: &model::Rollout, key: &str, salt: &str) -> Serve {
         if r.variations.is_empty() {
             self.lazy(
-                &[PathSeg::key("variations")],
+                &[Seg::key("variations")],
                 "rollout has no variations".to_owned(),
             );
             return Serve::Malformed;
@@ -296,18 +302,14 @@ impl Compiler<'_> {
                 let variation = self.variation_index(
                     n,
                     w.variation,
-                    &[
-                        PathSeg::key("variations"),
-                        PathSeg::Index(i),
-                        PathSeg::key("variation"),
-                    ],
+                    &[Seg::key("variations"), Seg::Index(i), Seg::key("variation")],
                 );
                 WeightedVariation::new(variation, w.weight, w.untracked)
             })
             .collect();
         let Some(total) = total else {
             self.lazy(
-                &[PathSeg::key("variations")],
+                &[Seg::key("variations")],
                 "rollout weights overflow: they must add up to 100000".to_owned(),
             );
             return Serve::Malformed;
@@ -315,7 +317,7 @@ impl Compiler<'_> {
         if total != 100_000 {
             self.report(
                 Severity::Warning,
-                &[PathSeg::key("variations")],
+                &[Seg::key("variations")],
                 format!("rollout weights add up to {total}, not 100000; the last variation takes what is left"),
             );
         }
@@ -329,7 +331,7 @@ impl Compiler<'_> {
             bucket_by,
             kind: kind_of(&r.context_kind),
             prefix: prefix.into_bytes().into(),
-            variations,
+            variations: variations.into(),
         }))
     }
 }

@@ -18,7 +18,7 @@ pub use incremental::{recompile, Change, Recompiled};
 use crate::attr::AttrPath;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::model::FlagDocument;
-use crate::program::{CompiledFlag, Flags, KeyTable, Parts, Segment, Snapshot};
+use crate::program::{CompiledFlag, Flags, KeyTable, Kind, Parts, Segment, Snapshot};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -48,14 +48,8 @@ pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
             (Arc::new(seg), d)
         })
         .unzip();
-    let (flags, flag_diagnostics): (Vec<_>, Vec<_>) = keys
-        .iter()
-        .map(|k| {
-            let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
-            (Arc::new(f), d)
-        })
-        .unzip();
     drop(compiler);
+    let (flags, flag_diagnostics) = compile_flags(&doc, &seg_keys, &keys, threads_for(keys.len()));
     drop(seg_keys);
     drop(keys);
     let parts = Parts {
@@ -65,6 +59,68 @@ pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
         refused: BTreeMap::new(),
     };
     finish(doc, flags, None, segments, parts, None)
+}
+
+/// Documents with at least this many flags are compiled on several threads.
+const PARALLEL_FLAGS: usize = 2048;
+
+/// At most this many threads compile one document.
+const MAX_THREADS: usize = 8;
+
+/// The number of threads to compile `n` flags with.
+fn threads_for(n: usize) -> usize {
+    if n < PARALLEL_FLAGS {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_THREADS)
+}
+
+/// Compiled flags with their diagnostics, by position.
+type CompiledFlags = (Vec<Arc<CompiledFlag>>, Vec<Option<Arc<[Diagnostic]>>>);
+
+/// Compiles the flags `keys` (sorted) of `doc` on `threads` threads, each compiling a
+/// consecutive run of keys with its own compiler; the runs are put back in order. A flag's
+/// compile depends only on the flag and the keys it resolves against, so the result is the
+/// one a single compiler gives.
+fn compile_flags(
+    doc: &FlagDocument,
+    segs: &[&str],
+    keys: &[&str],
+    threads: usize,
+) -> CompiledFlags {
+    let run = |part: &[&str]| -> CompiledFlags {
+        let mut compiler = Compiler::new(segs, keys);
+        part.iter()
+            .map(|k| {
+                let (f, d) = compiler.item(|c| c.flag_or_broken(k, doc));
+                (Arc::new(f), d)
+            })
+            .unzip()
+    };
+    if threads <= 1 || keys.len() < 2 {
+        return run(keys);
+    }
+    let size = keys.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let running: Vec<_> = keys
+            .chunks(size)
+            .map(|part| s.spawn(move || run(part)))
+            .collect();
+        let mut flags = Vec::with_capacity(keys.len());
+        let mut diagnostics = Vec::with_capacity(keys.len());
+        for thread in running {
+            match thread.join() {
+                Ok((f, d)) => {
+                    flags.extend(f);
+                    diagnostics.extend(d);
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        (flags, diagnostics)
+    })
 }
 
 /// Keys of flags that diagnostics say could not be read and that the document does not have:
@@ -121,9 +177,35 @@ struct Compiler<'a> {
     segs: &'a [&'a str],
     /// Flag keys, sorted: a reference is a position in it.
     flags: &'a [&'a str],
-    path: Vec<PathSeg>,
+    /// The section (`flags`, `segments`) and key of the item being compiled.
+    item: (&'static str, String),
+    /// Where in the item: names and indexes, made into a [`PathSeg`] path only for a diagnostic.
+    path: Vec<Seg>,
     flag: String,
     broken: bool,
+    /// The variations `false`, `true`, shared by the bool flags that have them.
+    bools: Arc<[serde_json::Value]>,
+}
+
+/// A step of the path inside an item: a field name or an index.
+#[derive(Debug, Clone, Copy)]
+enum Seg {
+    Name(&'static str),
+    Index(usize),
+}
+
+impl Seg {
+    /// The field `name`.
+    const fn key(name: &'static str) -> Seg {
+        Seg::Name(name)
+    }
+
+    fn path_seg(self) -> PathSeg {
+        match self {
+            Seg::Name(n) => PathSeg::key(n),
+            Seg::Index(i) => PathSeg::Index(i),
+        }
+    }
 }
 
 impl<'a> Compiler<'a> {
@@ -132,9 +214,14 @@ impl<'a> Compiler<'a> {
             diags: Vec::new(),
             segs,
             flags,
+            item: ("", String::new()),
             path: Vec::new(),
             flag: String::new(),
             broken: false,
+            bools: Arc::new([
+                serde_json::Value::Bool(false),
+                serde_json::Value::Bool(true),
+            ]),
         }
     }
 
@@ -171,16 +258,19 @@ impl<'a> Compiler<'a> {
 
 impl Compiler<'_> {
     /// Records a problem; an error breaks the whole flag.
-    fn report(&mut self, severity: Severity, extra: &[PathSeg], message: String) {
+    fn report(&mut self, severity: Severity, extra: &[Seg], message: String) {
         if severity == Severity::Error {
             self.broken = true;
         }
         self.push(severity, extra, message);
     }
 
-    fn push(&mut self, severity: Severity, extra: &[PathSeg], message: String) {
-        let mut path = self.path.clone();
-        path.extend_from_slice(extra);
+    fn push(&mut self, severity: Severity, extra: &[Seg], message: String) {
+        let (section, key) = &self.item;
+        let path = [PathSeg::key(section), PathSeg::key(key)]
+            .into_iter()
+            .chain(self.path.iter().chain(extra).map(|s| s.path_seg()))
+            .collect();
         self.diags.push(Diagnostic {
             flag: self.flag.clone(),
             path,
@@ -193,17 +283,27 @@ impl Compiler<'_> {
     }
 
     /// An error that only affects one evaluation path (LaunchDarkly's lazy `MALFORMED_FLAG`).
-    fn lazy(&mut self, extra: &[PathSeg], message: String) {
+    fn lazy(&mut self, extra: &[Seg], message: String) {
         self.push(Severity::Error, extra, message);
     }
 
+    /// Starts item `key` of `section`, labelled `flag` in diagnostics.
+    fn start(&mut self, section: &'static str, key: &str, flag: impl FnOnce(&mut String)) {
+        self.item.0 = section;
+        self.item.1.clear();
+        self.item.1.push_str(key);
+        self.flag.clear();
+        flag(&mut self.flag);
+        self.path.clear();
+    }
+
     /// Runs `f` with `seg` appended to the current path.
-    fn with<T>(&mut self, seg: PathSeg, f: impl FnOnce(&mut Self) -> T) -> T {
+    fn with<T>(&mut self, seg: Seg, f: impl FnOnce(&mut Self) -> T) -> T {
         self.at(std::slice::from_ref(&seg), f)
     }
 
     /// Runs `f` with `segs` appended to the current path.
-    fn at<T>(&mut self, segs: &[PathSeg], f: impl FnOnce(&mut Self) -> T) -> T {
+    fn at<T>(&mut self, segs: &[Seg], f: impl FnOnce(&mut Self) -> T) -> T {
         let depth = self.path.len();
         self.path.extend_from_slice(segs);
         let r = f(self);
@@ -220,7 +320,7 @@ impl Compiler<'_> {
         match AttrPath::parse(by) {
             Ok(p) => Some(p),
             Err(e) => {
-                self.lazy(&[PathSeg::key("bucketBy")], e.to_string());
+                self.lazy(&[Seg::key("bucketBy")], e.to_string());
                 None
             }
         }
@@ -228,8 +328,8 @@ impl Compiler<'_> {
 }
 
 /// A context kind as written, `user` when none is.
-fn kind_of(k: &Option<String>) -> Box<str> {
-    k.as_deref().unwrap_or(crate::context::USER_KIND).into()
+fn kind_of(k: &Option<String>) -> Kind {
+    Kind::of(k.as_deref())
 }
 
 /// A multi-line message on one line.
@@ -245,6 +345,64 @@ fn first_line(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::Flag;
+
+    /// A document of `n` flags of several shapes, some with errors and warnings, some
+    /// referring to others and to segments, and a few keys that could not be read.
+    fn varied_document(n: usize) -> (FlagDocument, Vec<Diagnostic>) {
+        let flags: Vec<String> = (0..n)
+            .map(|i| {
+                let body = match i % 7 {
+                    0 => r#"{"type":"bool","default":false}"#.to_owned(),
+                    1 => format!(
+                        r#"{{"type":"bool","prerequisites":[{{"key":"f{}","variation":1}},{{"key":"missing","variation":0}}],"fallthrough":{{"variation":1}}}}"#,
+                        (i * 31) % n
+                    ),
+                    2 => r#"{"type":"string","variants":[{"value":"a","name":"A"},{"value":3}],"rules":[{"clauses":[{"attribute":"email","operator":"matches","values":["["]}],"variation":1}]}"#.to_owned(),
+                    3 => format!(
+                        r#"{{"type":"bool","rules":[{{"id":"r{i}","clauses":[{{"attribute":"key","operator":"segmentMatch","values":["s{}","nope"]}},{{"attribute":"plan","operator":"in","values":["pro",1,true,null,{{"a":1}}]}}],"rollout":{{"bucketBy":"/org/id","variations":[{{"variation":0,"weight":40000}},{{"variation":1,"weight":50000}}]}}}}],"fallthrough":{{"variation":7}}}}"#,
+                        i % 5
+                    ),
+                    4 => r#"{"type":"int","variants":[{"value":1,"weight":1},{"value":2,"weight":3}],"targets":[{"variation":1,"values":["a","b","c","d","e","f","g","h","i","j"]}],"salt":"s"}"#.to_owned(),
+                    5 => r#"{"enabled":false,"offVariation":1,"rules":[{"clauses":[{"attribute":"v","operator":"semver","values":[">=1.2","x.y"]},{"attribute":"","operator":"frobs","values":[]}],"variation":0,"percentage":150}]}"#.to_owned(),
+                    _ => r#"{"type":"float","default":1.5,"rules":[{"clauses":[{"attribute":"n","operator":"gt","values":[1,"2"]},{"attribute":"d","operator":"before","values":["2020-01-01T00:00:00Z"]}],"rollout":{"kind":"experiment","seed":7,"variations":[{"variation":0,"weight":100000,"untracked":true}]}}]}"#.to_owned(),
+                };
+                format!(r#""f{i}":{body}"#)
+            })
+            .collect();
+        let text = format!(
+            r#"{{"flags":{{{},"bad1":{{"unknown":1}},"bad2":{{"rules":3}}}},"segments":{{"s0":{{"included":["a"]}},"s1":{{"rules":[{{"clauses":[{{"attribute":"x","operator":"eq","values":["y"]}}],"weight":5000}}]}}}}}}"#,
+            flags.join(",")
+        );
+        let parsed = crate::parse_document(&text, crate::Format::Json).expect("a JSON document");
+        (parsed.document, parsed.diagnostics)
+    }
+
+    #[test]
+    fn flags_compiled_on_several_threads_are_those_one_thread_compiles() {
+        let (doc, base) = varied_document(300);
+        let doc = Arc::new(doc);
+        let unreadable = unreadable(&base, &doc);
+        assert_eq!(unreadable.len(), 2, "{base:?}");
+        let mut keys: Vec<&str> = (doc.flags.keys().map(String::as_str))
+            .chain(unreadable.iter().map(String::as_str))
+            .collect();
+        keys.sort_unstable();
+        let segs: Vec<&str> = doc.segments.keys().map(String::as_str).collect();
+        let (one, one_diags) = compile_flags(&doc, &segs, &keys, 1);
+        assert!(
+            one_diags.iter().flatten().count() > 100,
+            "the document has problems"
+        );
+        for threads in [2, 3, 8, 1000] {
+            let (many, many_diags) = compile_flags(&doc, &segs, &keys, threads);
+            assert_eq!(format!("{many:?}"), format!("{one:?}"), "{threads} threads");
+            assert_eq!(many_diags, one_diags, "{threads} threads");
+        }
+        // The whole compile, on as many threads as it picks, agrees too.
+        let big = compile_with(doc.clone(), base.clone());
+        assert_eq!(format!("{:?}", big.flags), format!("{:?}", Flags(one)));
+        assert!(big.diagnostics().len() >= base.len() + one_diags.iter().flatten().count());
+    }
 
     #[test]
     fn the_flag_index_finds_every_key_and_only_those() {

@@ -4,6 +4,36 @@ use super::sets::EqSet;
 use crate::attr::AttrPath;
 use crate::ops::{Pattern, VersionRule};
 
+/// The context kind a clause, rollout or target reads: `user`, as most name (or leave out),
+/// without a string of its own, or another kind. It reads as the kind's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    User,
+    Other(Box<str>),
+}
+
+impl Kind {
+    /// The kind named `name`, `user` when none is.
+    pub(crate) fn of(name: Option<&str>) -> Kind {
+        match name {
+            None | Some(crate::context::USER_KIND) => Kind::User,
+            Some(other) => Kind::Other(other.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for Kind {
+    type Target = str;
+
+    #[inline(always)]
+    fn deref(&self) -> &str {
+        match self {
+            Kind::User => crate::context::USER_KIND,
+            Kind::Other(name) => name,
+        }
+    }
+}
+
 /// A comparison direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cmp {
@@ -32,14 +62,14 @@ impl Cmp {
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     In(EqSet),
-    StartsWith(Vec<Box<str>>),
-    EndsWith(Vec<Box<str>>),
-    Contains(Vec<Box<str>>),
-    Matches(Vec<Pattern>),
-    Number(Cmp, Vec<f64>),
-    Date(Cmp, Vec<f64>),
-    Version(Cmp, Vec<semver::Version>),
-    VersionRule(Vec<VersionRule>),
+    StartsWith(Box<[Box<str>]>),
+    EndsWith(Box<[Box<str>]>),
+    Contains(Box<[Box<str>]>),
+    Matches(Box<[Pattern]>),
+    Number(Cmp, Box<[f64]>),
+    Date(Cmp, Box<[f64]>),
+    Version(Cmp, Box<[semver::Version]>),
+    VersionRule(Box<[VersionRule]>),
     Segment(Vec<Option<u32>>),
     Never,
 }
@@ -47,7 +77,7 @@ pub(crate) enum Op {
 /// A compiled clause.
 #[derive(Debug, Clone)]
 pub(crate) struct Clause {
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
     /// `None`: the attribute reference is invalid; reaching the clause is `MALFORMED_FLAG`.
     pub(crate) attr: Option<AttrPath>,
     pub(crate) op: Op,

@@ -1,12 +1,13 @@
 //! Compiled flags: variations, targets, rules, rollouts and prerequisites, with indexes in
 //! place of keys.
 
-use super::clause::Clause;
+use super::clause::{Clause, Kind};
 use super::sets::StrSet;
 use crate::attr::AttrPath;
 use crate::model::FlagType;
 use crate::packed::Outcome;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A compiled rollout.
 #[derive(Debug, Clone)]
@@ -14,10 +15,10 @@ pub(crate) struct Rollout {
     pub(crate) experiment: bool,
     /// `None`: invalid `bucketBy`.
     pub(crate) bucket_by: Option<AttrPath>,
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
     /// Hash input prefix: `"{seed}."` or `"{flagKey}.{salt}."`.
     pub(crate) prefix: Box<[u8]>,
-    pub(crate) variations: Vec<WeightedVariation>,
+    pub(crate) variations: Box<[WeightedVariation]>,
 }
 
 /// One weighted variation of a compiled rollout.
@@ -71,7 +72,7 @@ pub(crate) const MAX_INDEXED: usize = u16::MAX as usize + 1;
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     pub(crate) id: Option<Box<str>>,
-    pub(crate) clauses: Vec<Clause>,
+    pub(crate) clauses: Box<[Clause]>,
     /// Rule percentage as a bucket threshold in `[0, 1]`, with the hash prefix it uses.
     pub(crate) percentage: Option<f64>,
     pub(crate) serve: Serve,
@@ -80,7 +81,7 @@ pub(crate) struct Rule {
 /// A compiled individual target list.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
     pub(crate) keys: StrSet,
     pub(crate) variation: Option<u32>,
 }
@@ -99,15 +100,17 @@ pub struct CompiledFlag {
     pub(crate) key: Box<str>,
     pub(crate) flag_type: FlagType,
     pub(crate) enabled: bool,
-    pub(crate) values: Vec<Value>,
-    pub(crate) variant_names: Vec<Option<Box<str>>>,
+    /// Shared between flags with the same values (`false`, `true` of bool flags).
+    pub(crate) values: Arc<[Value]>,
+    /// Empty when no variation has a name.
+    pub(crate) variant_names: Box<[Option<Box<str>>]>,
     pub(crate) default: Option<Value>,
     pub(crate) default_index: Option<usize>,
     pub(crate) off: Serve,
     pub(crate) fallthrough: Serve,
-    pub(crate) prerequisites: Vec<Prerequisite>,
-    pub(crate) targets: Vec<Target>,
-    pub(crate) rules: Vec<Rule>,
+    pub(crate) prerequisites: Box<[Prerequisite]>,
+    pub(crate) targets: Box<[Target]>,
+    pub(crate) rules: Box<[Rule]>,
     /// `"{key}.{salt}."`: the hash prefix of rule percentages.
     pub(crate) prefix: Box<[u8]>,
     /// A whole-flag compile error: every evaluation is `MALFORMED_FLAG`.
@@ -123,15 +126,15 @@ impl CompiledFlag {
             key: key.into(),
             flag_type: FlagType::Json,
             enabled: false,
-            values: Vec::new(),
-            variant_names: Vec::new(),
+            values: Arc::new([]),
+            variant_names: Box::default(),
             default: None,
             default_index: None,
             off: Serve::Malformed,
             fallthrough: Serve::Malformed,
-            prerequisites: Vec::new(),
-            targets: Vec::new(),
-            rules: Vec::new(),
+            prerequisites: Box::default(),
+            targets: Box::default(),
+            rules: Box::default(),
             prefix: Box::default(),
             broken: true,
             constant: None,

@@ -8,7 +8,7 @@ mod flag;
 mod segment;
 mod sets;
 
-pub(crate) use clause::{Clause, Cmp, Op};
+pub(crate) use clause::{Clause, Cmp, Kind, Op};
 pub use flag::CompiledFlag;
 pub(crate) use flag::{Prerequisite, Rollout, Rule, Serve, Target, WeightedVariation, MAX_INDEXED};
 pub(crate) use segment::{Segment, SegmentRule};

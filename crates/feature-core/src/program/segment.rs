@@ -1,16 +1,16 @@
 //! Compiled segments: key lists as sets, rules with their bucketing.
 
-use super::clause::Clause;
+use super::clause::{Clause, Kind};
 use super::sets::StrSet;
 use crate::attr::AttrPath;
 
 /// A compiled segment rule.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentRule {
-    pub(crate) clauses: Vec<Clause>,
+    pub(crate) clauses: Box<[Clause]>,
     pub(crate) weight: Option<i64>,
     pub(crate) bucket_by: Option<AttrPath>,
-    pub(crate) kind: Box<str>,
+    pub(crate) kind: Kind,
 }
 
 /// A compiled segment.
@@ -18,8 +18,8 @@ pub(crate) struct SegmentRule {
 pub(crate) struct Segment {
     pub(crate) included: StrSet,
     pub(crate) excluded: StrSet,
-    pub(crate) included_contexts: Vec<(Box<str>, StrSet)>,
-    pub(crate) excluded_contexts: Vec<(Box<str>, StrSet)>,
-    pub(crate) rules: Vec<SegmentRule>,
+    pub(crate) included_contexts: Box<[(Box<str>, StrSet)]>,
+    pub(crate) excluded_contexts: Box<[(Box<str>, StrSet)]>,
+    pub(crate) rules: Box<[SegmentRule]>,
     pub(crate) prefix: Box<[u8]>,
 }

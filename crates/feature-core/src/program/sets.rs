@@ -8,9 +8,10 @@ use serde_json::Value;
 /// the table's slots when they are short (one cache line per lookup) or packed end to end.
 #[derive(Debug, Clone)]
 pub(crate) enum StrSet {
-    Small(Vec<Box<str>>),
+    Small(Box<[Box<str>]>),
     Inline(InlineSet),
-    Large(PackedStrs, KeyTable),
+    /// Boxed: a set this large is rare, and a set is part of every `in` clause.
+    Large(Box<(PackedStrs, KeyTable)>),
 }
 
 impl StrSet {
@@ -24,7 +25,7 @@ impl StrSet {
             }
             if let Some(keys) = PackedStrs::new(&v) {
                 let table = KeyTable::new(keys.iter());
-                return StrSet::Large(keys, table);
+                return StrSet::Large(Box::new((keys, table)));
             }
         }
         StrSet::Small(v.iter().map(|s| s.as_ref().into()).collect())
@@ -34,8 +35,8 @@ impl StrSet {
     pub(crate) fn len(&self) -> usize {
         match self {
             StrSet::Small(v) => v.len(),
-            StrSet::Inline(set) => set.len,
-            StrSet::Large(keys, _) => keys.len(),
+            StrSet::Inline(set) => set.len as usize,
+            StrSet::Large(large) => large.0.len(),
         }
     }
 
@@ -52,7 +53,7 @@ impl StrSet {
                 false
             }
             StrSet::Inline(set) => set.contains(s.as_bytes()),
-            StrSet::Large(keys, table) => table.contains(s, keys),
+            StrSet::Large(large) => large.1.contains(s, &large.0),
         }
     }
 }
@@ -70,9 +71,9 @@ impl StrSet {
 pub(crate) struct InlineSet {
     lines: Box<[Line]>,
     /// Bytes per slot: 8, 16 or 32.
-    width: usize,
+    width: u32,
     /// Number of strings.
-    len: usize,
+    len: u32,
 }
 
 /// One cache line of slots, as eight little-endian words.
@@ -111,8 +112,8 @@ impl InlineSet {
         }
         Some(InlineSet {
             lines,
-            width,
-            len: strings.len(),
+            width: width as u32,
+            len: u32::try_from(strings.len()).ok()?,
         })
     }
 
@@ -130,7 +131,8 @@ impl InlineSet {
     /// Whether `s` is in the set.
     #[inline(never)]
     fn contains(&self, s: &[u8]) -> bool {
-        if s.len() >= self.width {
+        let width = self.width as usize;
+        if s.len() >= width {
             return false;
         }
         match self.width {
@@ -338,9 +340,9 @@ impl KeyTable {
 #[derive(Debug, Clone)]
 pub(crate) struct EqSet {
     pub(crate) strings: StrSet,
-    pub(crate) numbers: Vec<f64>,
+    pub(crate) numbers: Box<[f64]>,
     pub(crate) bools: [bool; 2],
-    pub(crate) others: Vec<Value>,
+    pub(crate) others: Box<[Value]>,
 }
 
 impl EqSet {
@@ -360,9 +362,9 @@ impl EqSet {
         }
         EqSet {
             strings: StrSet::new(strings),
-            numbers,
+            numbers: numbers.into(),
             bools,
-            others,
+            others: others.into(),
         }
     }
 
