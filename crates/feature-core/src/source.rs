@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 mod yaml;
+#[cfg(test)]
+mod yaml_diff_tests;
+mod yaml_fast;
 
 /// The text format of a flag document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
