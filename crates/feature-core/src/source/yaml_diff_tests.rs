@@ -719,3 +719,72 @@ proptest! {
         agree(&mutate(&mut g, &text));
     }
 }
+
+/// Texts at the subset's edges, each read both ways.
+#[test]
+fn edge_cases_read_alike() {
+    let texts = [
+        "flags:\n  a  : {type: bool}\n",
+        "flags:\n  a:   {type: bool}   # c\n",
+        "flags:\n  a:\n    default: x#y\n    type: string\n",
+        "flags:\n  a:\n    default: 'x'#y\n",
+        "flags:\n  a:\n    default: x :y\n",
+        "flags:\n  a:\n    default: a, b] c}\n",
+        "flags:\n  a:\n    default: b: c\n",
+        "flags:\n  a:#x\n",
+        "flags:\n  \"a\":b\n",
+        "flags:\n  \"a\" : {}\n",
+        "flags:\n  a:\n    rules:\n    - id: x\n    type: bool\n",
+        "flags:\n  a:\n    rules:\n    - id: x\n      clauses:\n      - {attribute: a, operator: in, values: [1]}\n    type: bool\n",
+        "flags:\n  a:\n    rules:\n      - id: x\n     type: bool\n",
+        "flags:\n  a:\n    rules:\n      - id: x\n         variation: 1\n",
+        "flags:\n  a:\n    variants:\n    -\n    - x\n    -   # c\n      - y\n",
+        "flags:\n  a:\n    default: [a, b,]\n",
+        "flags:\n  a:\n    default: [a, , b]\n",
+        "flags:\n  a:\n    default: {a: }\n",
+        "flags:\n  a:\n    default: {a : b}\n",
+        "flags:\n  a:\n    default: {\"a\":b}\n",
+        "flags:\n  a:\n    default: [a: b]\n",
+        "flags:\n  a:\n    default: [-, -1, -.inf]\n",
+        "flags:\n  a:\n    default: [a b  , c]\n",
+        "flags:\n  a:\n    default: [a] x\n",
+        "flags:\n  a:\n    default: ---\n",
+        "---\nflags: {}\n",
+        "--- # c\nflags: {}\n",
+        "--- flags: {}\n",
+        "---\n---\nflags: {}\n",
+        "flags: {}\n...\n",
+        "flags: {}\n---\n",
+        "  flags: {}\n",
+        "flags: { }\n",
+        "flags: {a: {type: bool}, a: {type: int}}\n",
+        "flags:\n  a: {type: bool}\n  a: {type: int}\nflags:\n  b: {}\n",
+        "flags: # c\n  a: {type: bool}\n",
+        "flags:\n\n  # c\n\n  a: {type: bool}\n\n",
+        "flags:\n  a: {type: bool}",
+        "flags:\n  a:\n    type: bool\n    default: true\n   ",
+        "segments:\n  s:\n    included:\n    - a\n    - \"b\"\n    - 'c'\n    - 1\n",
+        "segments:\n  s:\n    included:\n      - a\n     - b\n",
+        "segments:\n  s:\n    included: [a]\n    included: [b]\n",
+        "flags:\n  a:\n    default: \"\\u00e9\\x41\\U0001F600\\n\\t\\/\"\n",
+        "flags:\n  a:\n    default: \"multi\n      line\"\n",
+        "flags:\n  a:\n    default: 'it''s'\n",
+        "flags:\n  a:\n    default: \"\\q\"\n",
+        "flags:\n  a:\n    default: \"a\\\n      b\"\n",
+        "flags:\n  ? a\n  : {}\n",
+        "flags:\n  a: {type: bool}\n- x\n",
+        "flags:\n  a: {type: bool}\nx\n",
+        "other: 1\nflags: []\nsegments: 3\nversion: x\n",
+        "flags:\n  1: {type: bool}\n  true: {type: bool}\n  ~: {type: bool}\n  0x10: {type: bool}\n",
+        "flags:\n  é:\n    type: string\n    default: 日本語\n",
+        "flags:\n  a:\n    type: json\n    default: {nulls: [~, null, Null, NULL, ''], n: [0x1F, 0o17, 0b101, 1e3, .inf, -.Inf, .NaN, +1, 007, -0, 18446744073709551616]}\n",
+    ];
+    let mut fast = 0;
+    for text in texts {
+        if agree(text) {
+            fast += 1;
+        }
+        agree(&text.replace('\n', "\r\n"));
+    }
+    assert!(fast > 20, "only {fast} read by the fast reader");
+}

@@ -52,29 +52,40 @@ pub(super) fn read(text: &str, document: &mut FlagDocument) -> Option<Vec<Diagno
 /// feeds and `\r\n`, no tabs, no byte order mark, no C1 controls, no Unicode line separators or
 /// non-characters.
 fn plain_characters(b: &[u8]) -> bool {
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if (0x20..0x7f).contains(&c) || c == b'\n' {
-            i += 1;
-            continue;
-        }
-        let ok = match c {
-            b'\r' => b.get(i + 1) == Some(&b'\n'),
-            0xc2 => !matches!(b.get(i + 1), Some(0x80..=0x9f)),
-            0xe2 => !(b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9))),
-            0xef => {
-                !(b.get(i + 1) == Some(&0xbb) && b.get(i + 2) == Some(&0xbf)
-                    || b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf)))
+    const CHUNK: usize = 64;
+    let mut at = 0;
+    for chunk in b.chunks(CHUNK) {
+        // Printable ASCII and line feeds only: nothing to look at closer.
+        if !chunk
+            .iter()
+            .all(|&c| c.wrapping_sub(0x20) < 0x5f || c == b'\n')
+        {
+            for i in at..at + chunk.len() {
+                if !plain_character(b, i) {
+                    return false;
+                }
             }
-            c => c >= 0x80,
-        };
-        if !ok {
-            return false;
         }
-        i += 1;
+        at += chunk.len();
     }
     true
+}
+
+/// Whether byte `i` of `b` is one [`plain_characters`] allows (a UTF-8 sequence is judged at its
+/// first byte).
+fn plain_character(b: &[u8], i: usize) -> bool {
+    let c = b[i];
+    match c {
+        b'\n' | 0x20..=0x7e => true,
+        b'\r' => b.get(i + 1) == Some(&b'\n'),
+        0xc2 => !matches!(b.get(i + 1), Some(0x80..=0x9f)),
+        0xe2 => !(b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xa8 | 0xa9))),
+        0xef => {
+            !(b.get(i + 1) == Some(&0xbb) && b.get(i + 2) == Some(&0xbf)
+                || b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf)))
+        }
+        c => c >= 0x80,
+    }
 }
 
 /// How a plain scalar in block context ended.
@@ -440,18 +451,33 @@ impl<'t> Reader<'t> {
             } else {
                 // A scalar, or the first key of a mapping at its column.
                 let col = self.col();
-                let start = (self.pos, self.line_start);
-                if self.is_key()? {
-                    (self.pos, self.line_start) = start;
-                    let key = self.block_key()?;
-                    self.block_mapping(col, key, depth + 1)?
-                } else {
-                    (self.pos, self.line_start) = start;
-                    let value = self.inline(depth + 1)?;
-                    self.end_line()?;
-                    match self.next_line()? {
-                        Some(i) if i > indent => return Err(GiveUp),
-                        _ => value,
+                let start = self.pos;
+                let scalar = match self.cur() {
+                    b'\'' | b'"' => {
+                        let s = self.quoted()?;
+                        let key = self.cur() == b':' && self.blank(self.pos + 1);
+                        (!key).then_some(Value::String(s))
+                    }
+                    _ => match self.block_plain()? {
+                        (_, _, End::Colon) => None,
+                        (from, to, End::Line) if to > from => {
+                            Some(resolve_plain(self.slice(from, to)?))
+                        }
+                        _ => return Err(GiveUp),
+                    },
+                };
+                match scalar {
+                    None => {
+                        self.pos = start;
+                        let key = self.block_key()?;
+                        self.block_mapping(col, key, depth + 1)?
+                    }
+                    Some(value) => {
+                        self.end_line()?;
+                        match self.next_line()? {
+                            Some(i) if i > indent => return Err(GiveUp),
+                            _ => value,
+                        }
                     }
                 }
             };
@@ -461,18 +487,6 @@ impl<'t> Reader<'t> {
                 Some(i) if i > indent => return Err(GiveUp),
                 _ => return Ok(Value::Array(list)),
             }
-        }
-    }
-
-    /// Whether the scalar here is followed by `:` and a space or the line's end (moves the
-    /// reader; the caller puts it back).
-    fn is_key(&mut self) -> Fast<bool> {
-        match self.cur() {
-            b'\'' | b'"' => {
-                self.quoted()?;
-                Ok(self.cur() == b':' && self.blank(self.pos + 1))
-            }
-            _ => Ok(self.block_plain()?.2 == End::Colon),
         }
     }
 
@@ -502,25 +516,33 @@ impl<'t> Reader<'t> {
             _ if self.eol(self.pos) => return Err(GiveUp),
             _ => {}
         }
-        let mut end = self.pos;
+        let b = self.b;
+        let mut i = self.pos;
+        let mut end = i;
         loop {
-            match self.cur() {
-                b':' if self.blank(self.pos + 1) => return Ok((start, end, End::Colon)),
-                b' ' => {
-                    let mut j = self.pos;
-                    while self.at(j) == b' ' {
+            match b.get(i) {
+                None | Some(b'\n' | b'\r') => {
+                    self.pos = i;
+                    return Ok((start, end, End::Line));
+                }
+                Some(b':') if matches!(b.get(i + 1), None | Some(b' ' | b'\n' | b'\r')) => {
+                    self.pos = i;
+                    return Ok((start, end, End::Colon));
+                }
+                Some(b' ') => {
+                    let mut j = i + 1;
+                    while b.get(j) == Some(&b' ') {
                         j += 1;
                     }
-                    if self.at(j) == b'#' || self.eol(j) {
+                    if matches!(b.get(j), None | Some(b'#' | b'\n' | b'\r')) {
                         self.pos = end;
                         return Ok((start, end, End::Line));
                     }
-                    self.pos = j;
+                    i = j;
                 }
-                _ if self.eol(self.pos) => return Ok((start, end, End::Line)),
-                _ => {
-                    self.pos += 1;
-                    end = self.pos;
+                Some(_) => {
+                    i += 1;
+                    end = i;
                 }
             }
         }
