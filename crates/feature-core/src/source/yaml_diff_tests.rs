@@ -788,3 +788,68 @@ fn edge_cases_read_alike() {
     }
     assert!(fast > 20, "only {fast} read by the fast reader");
 }
+
+/// The same document with a `%YAML 1.2` directive before it, which the fast reader leaves to
+/// the event reader (`None` for texts a directive would change: a byte order mark, a text
+/// starting with a directive or `...`).
+fn with_directive(text: &str) -> Option<String> {
+    if text.contains('\u{feff}') {
+        return None;
+    }
+    // The first line with content (`\r` ends a line too).
+    let first = text
+        .split(['\n', '\r'])
+        .find(|l| {
+            let t = l.trim_start_matches([' ', '\t']);
+            !t.is_empty() && !t.starts_with('#')
+        })
+        .unwrap_or("");
+    if first.starts_with('%') || first.starts_with("...") {
+        return None;
+    }
+    let explicit = first.starts_with("---")
+        && first[3..]
+            .chars()
+            .next()
+            .is_none_or(|c| matches!(c, ' ' | '\t'));
+    Some(if explicit {
+        format!("%YAML 1.2\n{text}")
+    } else {
+        format!("%YAML 1.2\n---\n{text}")
+    })
+}
+
+/// A text read without error reads the same behind a directive (the public reader, either
+/// path, against the event reader).
+fn directive_agrees(text: &str) {
+    let Ok(plain) = crate::parse_document(text, crate::Format::Yaml) else {
+        return;
+    };
+    let Some(forced) = with_directive(text) else {
+        return;
+    };
+    let mut doc = FlagDocument::default();
+    assert!(yaml_fast::read(&forced, &mut doc).is_none());
+    let behind = crate::parse_document(&forced, crate::Format::Yaml)
+        .unwrap_or_else(|e| panic!("{e} behind a directive: {text:?}"));
+    assert_eq!(plain.diagnostics, behind.diagnostics, "{text:?}");
+    assert_eq!(
+        format!("{:?}", plain.document),
+        format!("{:?}", behind.document),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn texts_read_alike_behind_a_directive() {
+    const N_DIRECTIVE: u64 = 3000;
+    for (_, text) in corpus() {
+        directive_agrees(&text);
+    }
+    for seed in 0..N_DIRECTIVE {
+        let mut g = Gen(seed * 2 + 1);
+        let text = document(&mut g);
+        directive_agrees(&text);
+        directive_agrees(&mutate(&mut g, &text));
+    }
+}
