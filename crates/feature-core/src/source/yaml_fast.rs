@@ -123,6 +123,11 @@ impl<'t> Reader<'t> {
         self.text.get(from..to).ok_or(GiveUp)
     }
 
+    /// The text from the reader on.
+    fn rest(&self) -> &'t [u8] {
+        self.b.get(self.pos..).unwrap_or_default()
+    }
+
     /// Whether byte `i` ends a line (or the text).
     fn eol(&self, i: usize) -> bool {
         matches!(self.b.get(i), None | Some(b'\n' | b'\r'))
@@ -191,10 +196,12 @@ impl<'t> Reader<'t> {
     /// Whether the content here is `---` or `...` at column 0 (a document marker).
     fn marker(&self) -> bool {
         self.col() == 0
-            && (self.b[self.pos..].starts_with(b"---") || self.b[self.pos..].starts_with(b"..."))
+            && (self.rest().starts_with(b"---") || self.rest().starts_with(b"..."))
             && self.blank(self.pos + 3)
     }
 
+    /// The whole text: its top-level fields read into `document` as the event reader reads
+    /// them, and their diagnostics.
     fn document(
         &mut self,
         document: &mut FlagDocument,
@@ -207,7 +214,7 @@ impl<'t> Reader<'t> {
         } else {
             Some(self.col())
         };
-        if indent == Some(0) && self.b[self.pos..].starts_with(b"---") && self.blank(self.pos + 3) {
+        if indent == Some(0) && self.rest().starts_with(b"---") && self.blank(self.pos + 3) {
             self.pos += 3;
             self.end_line()?;
             indent = self.next_line()?;
@@ -247,6 +254,7 @@ impl<'t> Reader<'t> {
         Ok(fields)
     }
 
+    /// Skips a comment that starts here, to the line's end.
     fn skip_comment(&mut self) {
         if self.cur() == b'#' {
             while !self.eol(self.pos) {
@@ -269,7 +277,7 @@ impl<'t> Reader<'t> {
     ) -> Fast<Option<BTreeMap<String, Vec<Diagnostic>>>> {
         let save = (self.pos, self.line_start);
         self.skip_spaces();
-        if self.b[self.pos..].starts_with(b"{}") {
+        if self.rest().starts_with(b"{}") {
             self.pos += 2;
             self.end_line()?;
             let next = self.next_line()?;
@@ -278,7 +286,7 @@ impl<'t> Reader<'t> {
             }
             return Ok(Some(BTreeMap::new()));
         }
-        if self.cur() == b'#' && self.at(self.pos - 1) == b' ' {
+        if self.cur() == b'#' && self.pos > save.0 {
             self.skip_comment();
         }
         if !self.eol(self.pos) {
