@@ -853,3 +853,19 @@ fn texts_read_alike_behind_a_directive() {
         directive_agrees(&mutate(&mut g, &text));
     }
 }
+
+proptest! {
+    /// The word shortcut of plain scalar resolution: a scalar starting with a letter other than
+    /// those of `null`, `true` and `false` is never a finite float nor an integer, so it is text.
+    #[test]
+    fn words_are_text(s in "[a-zA-Z][a-zA-Z0-9_.+-]{0,10}|[iI][nN][fF]([iI][nN][iI][tT][yY])?") {
+        if !matches!(s.as_bytes()[0], b'n' | b'N' | b't' | b'T' | b'f' | b'F') {
+            prop_assert!(s.parse::<f64>().map_or(true, |f| !f.is_finite()));
+            prop_assert!(s.parse::<i128>().is_err());
+            prop_assert_eq!(
+                super::yaml::resolve_plain(&s),
+                serde_json::Value::String(s.clone())
+            );
+        }
+    }
+}
