@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 
 mod json;
 mod yaml;
+#[cfg(test)]
+mod yaml_diff_tests;
+mod yaml_fast;
 
 /// The text format of a flag document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,10 @@
 //! is small. Scalars resolve as in the YAML 1.2 core schema (only `true`/`false` are booleans;
 //! `null`, `~` and the empty scalar are null; decimal, `0x`, `0o`, `0b` integers; `.inf`,
 //! `.nan` and decimal floats), anchors and aliases expand, and `<<` is an ordinary key.
+//!
+//! A text in the plain subset of YAML that flag documents are written in is read by a faster
+//! reader ([`super::yaml_fast`]) that gives the same document and diagnostics; any other text,
+//! and every text with an error, is read here.
 
 use super::{read_field, ParseError};
 use crate::diagnostic::Diagnostic;
@@ -18,14 +22,14 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Collections nested deeper than this are refused (the recursion limit of common YAML
 /// readers; a flag document needs fewer than ten levels).
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 /// The standard tags' prefix (`!!int` is `tag:yaml.org,2002:int`).
 const CORE: &str = "tag:yaml.org,2002:";
 
 /// The diagnostics of a top-level field: all of them, or by item for `flags` and `segments`
 /// read one item at a time.
-enum FieldDiagnostics {
+pub(super) enum FieldDiagnostics {
     Whole(Vec<Diagnostic>),
     Items(BTreeMap<String, Vec<Diagnostic>>),
 }
@@ -34,6 +38,17 @@ enum FieldDiagnostics {
 /// fit the format, in the order a parsed mapping's keys iterate (sorted; a repeated key keeps
 /// its last value).
 pub(super) fn read(text: &str, document: &mut FlagDocument) -> Result<Vec<Diagnostic>, ParseError> {
+    match super::yaml_fast::read(text, document) {
+        Some(diagnostics) => Ok(diagnostics),
+        None => read_events(text, document),
+    }
+}
+
+/// [`read`] from the parser's events, for any text.
+pub(super) fn read_events(
+    text: &str,
+    document: &mut FlagDocument,
+) -> Result<Vec<Diagnostic>, ParseError> {
     let mut r = Reader {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -101,13 +116,18 @@ pub(super) fn read(text: &str, document: &mut FlagDocument) -> Result<Vec<Diagno
             "deserializing from YAML containing more than one document is not supported".into(),
         ));
     }
-    Ok(fields
+    Ok(field_diagnostics(fields))
+}
+
+/// The diagnostics of the top-level fields, in the order of their keys.
+pub(super) fn field_diagnostics(fields: BTreeMap<String, FieldDiagnostics>) -> Vec<Diagnostic> {
+    fields
         .into_values()
         .flat_map(|f| match f {
             FieldDiagnostics::Whole(d) => d,
             FieldDiagnostics::Items(items) => items.into_values().flatten().collect(),
         })
-        .collect())
+        .collect()
 }
 
 struct Reader<'t> {
@@ -332,7 +352,7 @@ fn scalar(
         };
     }
     if style == TScalarStyle::Plain {
-        Ok(plain(s))
+        Ok(resolve_plain(&s))
     } else {
         Ok(Value::String(exact(s)))
     }
@@ -344,22 +364,35 @@ fn exact(mut s: String) -> String {
     s
 }
 
-fn plain(s: String) -> Value {
-    if s.is_empty() || null_of(&s) {
+/// A plain scalar's value: null, a boolean, a number, or else the text.
+pub(super) fn resolve_plain(s: &str) -> Value {
+    match s.as_bytes().first() {
+        // Most plain scalars are words: a letter other than those of `null`, `true` and
+        // `false` starts no number but `inf`, `infinity` and `nan` in any case, which are not
+        // finite (so not numbers here).
+        Some(c)
+            if c.is_ascii_alphabetic() && !matches!(c, b'n' | b'N' | b't' | b'T' | b'f' | b'F') =>
+        {
+            return Value::String(s.to_owned())
+        }
+        None => return Value::Null,
+        _ => {}
+    }
+    if null_of(s) {
         return Value::Null;
     }
-    if let Some(b) = bool_of(&s) {
+    if let Some(b) = bool_of(s) {
         return Value::Bool(b);
     }
-    if let Some(n) = int_of(&s) {
+    if let Some(n) = int_of(s) {
         return n;
     }
-    if !digits_but_not_number(&s) {
-        if let Some(f) = float_of(&s) {
+    if !digits_but_not_number(s) {
+        if let Some(f) = float_of(s) {
             return float_value(f);
         }
     }
-    Value::String(exact(s))
+    Value::String(s.to_owned())
 }
 
 fn null_of(s: &str) -> bool {
