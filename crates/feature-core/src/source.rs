@@ -123,7 +123,8 @@ pub fn parse_document(text: &str, format: Format) -> Result<Parsed, ParseError> 
                 }
             }
         },
-        // YAML: each flag and segment is read from the parser's events, one at a time.
+        // YAML: each flag and segment is read one at a time, by the fast reader of the plain
+        // subset of YAML when the text is in it, else from the parser's events.
         Format::Yaml => diagnostics = yaml::read(text, &mut document)?,
     }
     Ok(Parsed {
