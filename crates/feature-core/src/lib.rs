@@ -63,6 +63,7 @@ pub mod explain;
 pub mod key_file;
 pub mod launchdarkly;
 mod locate;
+mod map;
 pub mod metrics;
 pub mod model;
 mod ops;

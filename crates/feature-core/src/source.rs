@@ -203,10 +203,10 @@ fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
 }
 
 /// Reads the items of a `flags` or `segments` section.
-fn read_section<T: DeserializeOwned>(
+fn read_section<T: DeserializeOwned + Clone>(
     v: Section<'_>,
     section: &str,
-    out: &mut BTreeMap<String, T>,
+    out: &mut crate::model::SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: impl Fn(&mut T, &str),
 ) {
@@ -266,10 +266,10 @@ fn item_diagnostic(
     }
 }
 
-fn read_map<T: DeserializeOwned>(
+fn read_map<T: DeserializeOwned + Clone>(
     v: Value,
     section: &str,
-    out: &mut BTreeMap<String, T>,
+    out: &mut crate::model::SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: impl Fn(&mut T, &str),
 ) {
@@ -298,11 +298,11 @@ fn read_map<T: DeserializeOwned>(
 }
 
 /// Reads one item of `section`, or reports why it does not fit the format.
-fn read_item<T: DeserializeOwned>(
+fn read_item<T: DeserializeOwned + Clone>(
     body: Value,
     section: &str,
     key: String,
-    out: &mut BTreeMap<String, T>,
+    out: &mut crate::model::SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: &impl Fn(&mut T, &str),
 ) {

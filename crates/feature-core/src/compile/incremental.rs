@@ -10,7 +10,7 @@
 //! is the snapshot compiling the whole new document gives.
 
 use super::{finish, unreadable, Compiler};
-use crate::model::{self, Flag, FlagDocument};
+use crate::model::{self, Flag, FlagDocument, SortedMap};
 use crate::program::{CompiledFlag, Op, Parts, Segment, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -526,8 +526,8 @@ pub(crate) fn compare(old: &Snapshot, new: &Snapshot) -> Vec<String> {
 
 /// Keys of items that differ between two maps (an item shared by both is the same).
 fn differing<T: PartialEq>(
-    a: &BTreeMap<String, Arc<T>>,
-    b: &BTreeMap<String, Arc<T>>,
+    a: &SortedMap<String, Arc<T>>,
+    b: &SortedMap<String, Arc<T>>,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let (mut x, mut y) = (a.iter().peekable(), b.iter().peekable());
