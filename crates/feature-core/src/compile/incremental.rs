@@ -9,8 +9,9 @@
 //! worked out again over the compiled items (a pass over positions, no compiling). The result
 //! is the snapshot compiling the whole new document gives.
 
-use super::{finish, unreadable, Compiler};
+use super::{cost, finish, unreadable, Bound, Compiler};
 use crate::model::{self, Flag, FlagDocument, SortedMap};
+use crate::diagnostic::Diagnostic;
 use crate::program::{CompiledFlag, Op, Parts, Segment, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -66,20 +67,27 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
             compiled_segments: 0,
         };
     }
+    // The document shares every unchanged item (and most of its map) with the previous one;
+    // the references by key follow the changes.
     let mut doc = FlagDocument::clone(old_doc);
+    let mut referrers = previous.parts.referrers.clone();
     for (k, f) in &flag_changes {
+        referrers.flag(k, old_doc.flags.get(k).map(|f| &**f), f.as_deref());
         match f {
             Some(f) => doc.flags.insert(k.clone(), f.clone()),
             None => doc.flags.remove(k),
         };
     }
     for (k, s) in &segment_changes {
+        referrers.segment(k, old_doc.segments.get(k).map(|s| &**s), s.as_deref());
         match s {
             Some(s) => doc.segments.insert(k.clone(), s.clone()),
             None => doc.segments.remove(k),
         };
     }
     let doc = Arc::new(doc);
+    let kept = &previous.parts.kept;
+    let mut size = kept.size;
 
     // Segment positions.
     let seg_keys: Vec<&str> = doc.segments.keys().map(String::as_str).collect();
@@ -99,13 +107,7 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
 
     // Flag positions: the document's keys and those of flags that could not be read.
     let unread = unreadable(&previous.parts.base, &doc);
-    let mut flag_keys: Vec<&str> = doc.flags.keys().map(String::as_str).collect();
-    if !unread.is_empty() {
-        flag_keys.extend(unread.iter().map(String::as_str));
-        flag_keys.sort_unstable();
-        flag_keys.dedup();
-    }
-    let present = |k: &str| flag_keys.binary_search(&k).is_ok();
+    let present = |k: &str| doc.flags.contains_key(k) || unread.iter().any(|u| u == k);
     let flag_added: BTreeSet<&str> = (flag_changes.keys())
         .map(String::as_str)
         .filter(|k| previous.position(k).is_none() && present(k))
@@ -115,10 +117,26 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
             .filter(|k| previous.position(k).is_some() && !present(k))
             .count()
         > 0;
-    let flag_map = flag_moved.then(|| {
-        let old: Vec<&str> = previous.flags.iter().map(|f| &*f.key).collect();
-        positions(&old, &flag_keys)
+    // Only when keys are added or removed: every key, in order (positions move).
+    let flag_keys: Option<Vec<&str>> = flag_moved.then(|| {
+        let mut keys: Vec<&str> = doc.flags.keys().map(String::as_str).collect();
+        if !unread.is_empty() {
+            keys.extend(unread.iter().map(String::as_str));
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        keys
     });
+    let flag_map = flag_keys.as_ref().map(|keys| {
+        let old: Vec<&str> = previous.flags.iter().map(|f| &*f.key).collect();
+        positions(&old, keys)
+    });
+    let flag_position = |k: &str| -> Option<usize> {
+        match &flag_keys {
+            Some(keys) => keys.binary_search(&k).ok(),
+            None => previous.position(k).map(|p| p as usize),
+        }
+    };
     let moves = Moves {
         flags: flag_map.as_deref(),
         segments: seg_map.as_deref(),
@@ -126,12 +144,12 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
         seg_added: &seg_added,
     };
 
-    let mut compiler = Compiler::new(&seg_keys, &flag_keys);
+    let mut compiler = match &flag_keys {
+        Some(keys) => Compiler::new(&seg_keys, keys),
+        None => Compiler::with_flags_of(&seg_keys, previous),
+    };
     let mut compiled_segments = 0;
     let mut compiled_flags = 0;
-    // Items compiled again because a reference of theirs appeared or disappeared.
-    let mut resolved_flags: Vec<usize> = Vec::new();
-    let mut resolved_segments: Vec<usize> = Vec::new();
 
     let old_seg_at = inverse(seg_map.as_deref(), seg_keys.len());
     let mut segments = Vec::with_capacity(seg_keys.len());
@@ -154,83 +172,165 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                     segment_diagnostics.push(previous.parts.segment_diagnostics[i].clone());
                     false
                 }
-                Adjust::Recompile => {
-                    resolved_segments.push(j);
-                    true
-                }
+                Adjust::Recompile => true,
             },
         };
         if redo {
+            if let Some(i) = old {
+                size = size.saturating_sub(cost::segment_size(&previous.segments[i]));
+            }
             let (seg, d) = compiler.item(|c| c.segment(k, s));
+            size = size.saturating_add(cost::segment_size(&seg));
             segments.push(Arc::new(seg));
             segment_diagnostics.push(d);
             compiled_segments += 1;
         }
     }
+    if let Some(map) = &seg_map {
+        for (i, _) in map.iter().enumerate().filter(|(_, &j)| j == NONE) {
+            size = size.saturating_sub(cost::segment_size(&previous.segments[i]));
+        }
+    }
 
-    let old_flag_at = inverse(flag_map.as_deref(), flag_keys.len());
-    let mut flags: Vec<Arc<CompiledFlag>> = Vec::with_capacity(flag_keys.len());
-    let mut flag_diagnostics = Vec::with_capacity(flag_keys.len());
-    for (fi, k) in flag_keys.iter().enumerate() {
-        let old = old_flag_at(fi);
-        let redo = match old {
-            _ if flag_changes.contains_key(*k) => true,
-            None => true,
-            Some(i) => {
-                // The flag as compiled before the cost bound, which is worked out again.
-                let before =
-                    (previous.parts.refused.get(*k)).unwrap_or_else(|| previous.shared_flag(i));
-                let model = || doc.flags.get(*k).map(|f| &**f);
-                match moves.flag(before, model) {
-                    Adjust::Keep => {
-                        flags.push(before.clone());
-                        flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
-                        false
+    // The flag at a previous position as compiled before the cost bound (which is worked out
+    // again).
+    let before = |i: usize| -> &Arc<CompiledFlag> {
+        let shared = previous.shared_flag(i);
+        match previous.parts.refused.get(&shared.key) {
+            Some((f, _)) => f,
+            None => shared,
+        }
+    };
+    let mut flags: Vec<Arc<CompiledFlag>>;
+    let mut flag_diagnostics;
+    match &flag_keys {
+        // Every flag where it was: the previous flags, the changed ones compiled again (and
+        // when segments moved, those referring to them adjusted).
+        None => {
+            flags = previous.flags.0.clone();
+            for (k, (f, _)) in &previous.parts.refused {
+                if let Some(p) = previous.position(k) {
+                    flags[p as usize] = f.clone();
+                }
+            }
+            flag_diagnostics = previous.parts.flag_diagnostics.clone();
+            let mut redo: BTreeSet<usize> = (flag_changes.keys())
+                .filter_map(|k| previous.position(k))
+                .map(|p| p as usize)
+                .collect();
+            if seg_moved {
+                for (fi, f) in flags.iter_mut().enumerate() {
+                    if redo.contains(&fi) {
+                        continue;
                     }
-                    Adjust::Rewrite => {
-                        let mut f = CompiledFlag::clone(before);
-                        moves.rewrite_flag(&mut f);
-                        flags.push(Arc::new(f));
-                        flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
-                        false
-                    }
-                    Adjust::Recompile => {
-                        resolved_flags.push(fi);
-                        true
+                    let model = || doc.flags.get(&*f.key).map(|f| &**f);
+                    match moves.flag(f, model) {
+                        Adjust::Keep => {}
+                        Adjust::Rewrite => {
+                            let mut g = CompiledFlag::clone(f);
+                            moves.rewrite_flag(&mut g);
+                            *f = Arc::new(g);
+                        }
+                        Adjust::Recompile => {
+                            redo.insert(fi);
+                        }
                     }
                 }
             }
-        };
-        if redo {
-            let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
-            flags.push(Arc::new(f));
-            flag_diagnostics.push(d);
-            compiled_flags += 1;
+            for fi in redo {
+                size = size.saturating_sub(cost::flag_size(&flags[fi]));
+                let k = previous.shared_flag(fi).key.clone();
+                let (f, d) = compiler.item(|c| c.flag_or_broken(&k, &doc));
+                size = size.saturating_add(cost::flag_size(&f));
+                flags[fi] = Arc::new(f);
+                flag_diagnostics[fi] = d;
+                compiled_flags += 1;
+            }
+        }
+        Some(flag_keys) => {
+            let old_flag_at = inverse(flag_map.as_deref(), flag_keys.len());
+            flags = Vec::with_capacity(flag_keys.len());
+            flag_diagnostics = Vec::with_capacity(flag_keys.len());
+            for (fi, k) in flag_keys.iter().enumerate() {
+                let old = old_flag_at(fi);
+                let redo = match old {
+                    _ if flag_changes.contains_key(*k) => true,
+                    None => true,
+                    Some(i) => {
+                        let before = before(i);
+                        let model = || doc.flags.get(*k).map(|f| &**f);
+                        match moves.flag(before, model) {
+                            Adjust::Keep => {
+                                flags.push(before.clone());
+                                flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                                false
+                            }
+                            Adjust::Rewrite => {
+                                let mut f = CompiledFlag::clone(before);
+                                moves.rewrite_flag(&mut f);
+                                flags.push(Arc::new(f));
+                                flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                                false
+                            }
+                            Adjust::Recompile => true,
+                        }
+                    }
+                };
+                if redo {
+                    if let Some(i) = old {
+                        size = size.saturating_sub(cost::flag_size(before(i)));
+                    }
+                    let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
+                    size = size.saturating_add(cost::flag_size(&f));
+                    flags.push(Arc::new(f));
+                    flag_diagnostics.push(d);
+                    compiled_flags += 1;
+                }
+            }
+            if let Some(map) = &flag_map {
+                for (i, _) in map.iter().enumerate().filter(|(_, &j)| j == NONE) {
+                    size = size.saturating_sub(cost::flag_size(before(i)));
+                }
+            }
         }
     }
     drop(compiler);
 
-    // The flags whose evaluation may differ: the changed ones, and what depends on a changed
-    // or re-resolved item.
-    let mut seeds: Vec<usize> = Vec::new();
-    let nf = flag_keys.len();
-    for k in flag_changes.keys() {
-        if let Ok(p) = flag_keys.binary_search(&k.as_str()) {
-            seeds.push(p);
-        }
-    }
-    for k in segment_changes.keys() {
-        if let Ok(p) = seg_keys.binary_search(&k.as_str()) {
-            seeds.push(nf + p);
-        }
-    }
-    seeds.extend(&resolved_flags);
-    seeds.extend(resolved_segments.iter().map(|j| nf + j));
-    let mut changed: BTreeSet<String> = flag_changes.keys().cloned().collect();
-    for v in dependents(&flags, &segments, seeds) {
-        changed.insert(flag_keys[v].to_owned());
-    }
-    let changed: Arc<[String]> = changed.into_iter().collect();
+    // What may differ: the changed items and everything that refers to them, by key (as
+    // comparing both documents finds). Their worst cases are worked out again; every other
+    // item references none of them and costs what it did.
+    let (changed_flags, changed_segments) = referrers.closure(
+        flag_changes.keys().map(String::as_str),
+        segment_changes.keys().map(String::as_str),
+    );
+    let nf = flags.len();
+    let mut affected: Vec<usize> = (changed_flags.iter())
+        .filter_map(|k| flag_position(k))
+        .chain(
+            (changed_segments.iter())
+                .filter_map(|k| seg_keys.binary_search(&k.as_str()).ok())
+                .map(|j| nf + j),
+        )
+        .collect();
+    affected.sort_unstable();
+    let (kept, refused) = rebound(
+        previous,
+        Rebound {
+            flags: &flags,
+            segments: &segments,
+            segment_keys: &seg_keys,
+            flag_map: flag_map.as_deref(),
+            seg_map: seg_map.as_deref(),
+            affected: &affected,
+            size,
+            removed: (flag_changes.keys())
+                .filter(|k| previous.position(k).is_some() && !present(k))
+                .map(String::as_str)
+                .collect(),
+            flag_position: &flag_position,
+        },
+    );
+    let changed: Arc<[String]> = changed_flags.into_iter().collect();
 
     let index = (!flag_moved).then(|| previous.index.clone());
     drop(seg_keys);
@@ -240,6 +340,8 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
         segment_diagnostics,
         flag_diagnostics,
         refused: BTreeMap::new(),
+        kept: cost::Kept::default(),
+        referrers: Referrers::default(),
     };
     let snapshot = finish(
         doc,
@@ -248,11 +350,275 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
         segments,
         parts,
         Some((previous.lineage.id, changed)),
+        Bound::Known {
+            kept,
+            refused,
+            referrers,
+        },
     );
     Recompiled {
         snapshot,
         compiled_flags,
         compiled_segments,
+    }
+}
+
+/// What the cost bound is worked out again from.
+struct Rebound<'a> {
+    /// The new flags and segments, as compiled before the cost bound.
+    flags: &'a [Arc<CompiledFlag>],
+    segments: &'a [Arc<Segment>],
+    segment_keys: &'a [&'a str],
+    /// Where previous positions went, when keys were added or removed.
+    flag_map: Option<&'a [u32]>,
+    seg_map: Option<&'a [u32]>,
+    /// The nodes whose worst case may differ (flag `i` is node `i`, segment `j` node
+    /// `flags.len() + j`), sorted.
+    affected: &'a [usize],
+    /// The new document's size.
+    size: u64,
+    /// Keys of removed flags.
+    removed: Vec<&'a str>,
+    flag_position: &'a dyn Fn(&str) -> Option<usize>,
+}
+
+/// The cost bound of the new items from the previous one: the worst cases of `affected` nodes
+/// worked out again (every other node keeps its own), and the flags over the budget with their
+/// diagnostics, by position. A flag's diagnostic is made again when its worst case or the
+/// budget changed; a change of the budget only concerns the flags over [`cost::MIN_BUDGET`].
+fn rebound(previous: &Snapshot, r: Rebound<'_>) -> (cost::Kept, Vec<(usize, Diagnostic)>) {
+    let old = &previous.parts.kept;
+    let remap = |costs: &[u64], map: Option<&[u32]>, len: usize| -> Vec<u64> {
+        match map {
+            None => costs.to_vec(),
+            Some(map) => {
+                let mut out = vec![0; len];
+                for (i, &j) in map.iter().enumerate() {
+                    if j != NONE {
+                        out[j as usize] = costs[i];
+                    }
+                }
+                out
+            }
+        }
+    };
+    let mut flag_costs = remap(&old.flag_costs, r.flag_map, r.flags.len());
+    let mut segment_costs = remap(&old.segment_costs, r.seg_map, r.segments.len());
+    let nf = r.flags.len();
+    let costs = {
+        let items = cost::Items {
+            flags: r.flags,
+            segments: r.segments,
+            segment_keys: r.segment_keys,
+            flag_costs: &flag_costs,
+            segment_costs: &segment_costs,
+        };
+        let known = |w: usize| match flag_costs.get(w) {
+            Some(c) => *c,
+            None => segment_costs[w - nf],
+        };
+        cost::Graph::part(&items, r.affected, known).costs()
+    };
+    for (&v, c) in r.affected.iter().zip(costs) {
+        match flag_costs.get_mut(v) {
+            Some(slot) => *slot = c,
+            None => segment_costs[v - nf] = c,
+        }
+    }
+    let mut heavy = (*old.heavy).clone();
+    for k in &r.removed {
+        heavy.remove(*k);
+    }
+    for &v in r.affected.iter().filter(|&&v| v < nf) {
+        let key = &r.flags[v].key;
+        if flag_costs[v] > cost::MIN_BUDGET {
+            heavy.insert(key.clone());
+        } else {
+            heavy.remove(key);
+        }
+    }
+    let kept = cost::Kept {
+        flag_costs: flag_costs.into(),
+        segment_costs: segment_costs.into(),
+        size: r.size,
+        heavy: Arc::new(heavy),
+    };
+    let limit = kept.limit();
+    // The flags to decide again: those whose cost may differ, and with another budget every
+    // flag it could concern.
+    let mut again: BTreeSet<usize> = r.affected.iter().copied().filter(|&v| v < nf).collect();
+    if limit != old.limit() {
+        again.extend(kept.heavy.iter().filter_map(|k| (r.flag_position)(k)));
+    }
+    let mut refused: Vec<(usize, Diagnostic)> = (previous.parts.refused.iter())
+        .filter_map(|(k, (_, d))| Some(((r.flag_position)(k)?, d)))
+        .filter(|(p, _)| !again.contains(p))
+        .map(|(p, d)| (p, d.clone()))
+        .collect();
+    let items = cost::Items {
+        flags: r.flags,
+        segments: r.segments,
+        segment_keys: r.segment_keys,
+        flag_costs: &kept.flag_costs,
+        segment_costs: &kept.segment_costs,
+    };
+    let over = again.into_iter().filter(|&fi| kept.flag_costs[fi] > limit);
+    refused.extend(cost::refusals(&items, limit, over));
+    refused.sort_by_key(|(p, _)| *p);
+    (kept, refused)
+}
+
+/// Who refers to each key, by key, as the document is written: the reverse of its
+/// prerequisites and segment references (a key that names nothing included). It finds what
+/// depends on a changed item without reading the others.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Referrers {
+    /// Flag key: the flags whose prerequisites name it.
+    prerequisites: SortedMap<Box<str>, Arc<[Box<str>]>>,
+    /// Segment key: the flags whose segment clauses name it.
+    flags_matching: SortedMap<Box<str>, Arc<[Box<str>]>>,
+    /// Segment key: the segments whose segment clauses name it.
+    segments_matching: SortedMap<Box<str>, Arc<[Box<str>]>>,
+}
+
+/// The segment keys clauses name.
+fn matched<'c>(clauses: impl Iterator<Item = &'c model::Clause>) -> BTreeSet<&'c str> {
+    clauses
+        .filter(|c| c.operator == crate::Operator::SegmentMatch)
+        .flat_map(|c| c.values.iter().filter_map(|v| v.as_str()))
+        .collect()
+}
+
+/// The flag keys and the segment keys a flag names.
+fn flag_targets(f: &Flag) -> (BTreeSet<&str>, BTreeSet<&str>) {
+    let flags = f.prerequisites.iter().map(|p| p.key.as_str()).collect();
+    (flags, matched(f.rules.iter().flat_map(|r| &r.clauses)))
+}
+
+/// The segment keys a segment names.
+fn segment_targets(s: &model::Segment) -> BTreeSet<&str> {
+    matched(s.rules.iter().flat_map(|r| &r.clauses))
+}
+
+/// A map from target to referrers of `(target, referrer)` pairs.
+fn reverse(mut pairs: Vec<(&str, &str)>) -> SortedMap<Box<str>, Arc<[Box<str>]>> {
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|run| (run[0].0.into(), run.iter().map(|(_, r)| (*r).into()).collect()))
+        .collect()
+}
+
+/// Adds or removes `who` among the referrers of `target`.
+fn set_referrer(
+    map: &mut SortedMap<Box<str>, Arc<[Box<str>]>>,
+    target: &str,
+    who: &str,
+    refers: bool,
+) {
+    let mut list: Vec<Box<str>> = map.get(target).map(|l| l.to_vec()).unwrap_or_default();
+    match (list.binary_search_by(|k| (**k).cmp(who)), refers) {
+        (Err(i), true) => list.insert(i, who.into()),
+        (Ok(i), false) => {
+            list.remove(i);
+        }
+        _ => return,
+    }
+    if list.is_empty() {
+        map.remove(target);
+    } else {
+        map.insert(target.into(), list.into());
+    }
+}
+
+/// Brings the referrers of the targets of `old` and `new` up to date for `who`.
+fn update(
+    map: &mut SortedMap<Box<str>, Arc<[Box<str>]>>,
+    who: &str,
+    old: &BTreeSet<&str>,
+    new: &BTreeSet<&str>,
+) {
+    for t in old.difference(new) {
+        set_referrer(map, t, who, false);
+    }
+    for t in new.difference(old) {
+        set_referrer(map, t, who, true);
+    }
+}
+
+impl Referrers {
+    /// The referrers of a document's items.
+    pub(crate) fn of(doc: &FlagDocument) -> Referrers {
+        let mut prerequisites = Vec::new();
+        let mut flags_matching = Vec::new();
+        let mut segments_matching = Vec::new();
+        for (k, f) in &doc.flags {
+            let (flags, segments) = flag_targets(f);
+            prerequisites.extend(flags.into_iter().map(|t| (t, k.as_str())));
+            flags_matching.extend(segments.into_iter().map(|t| (t, k.as_str())));
+        }
+        for (k, s) in &doc.segments {
+            segments_matching.extend(segment_targets(s).into_iter().map(|t| (t, k.as_str())));
+        }
+        Referrers {
+            prerequisites: reverse(prerequisites),
+            flags_matching: reverse(flags_matching),
+            segments_matching: reverse(segments_matching),
+        }
+    }
+
+    /// Flag `key` was `old` and is now `new`.
+    fn flag(&mut self, key: &str, old: Option<&Flag>, new: Option<&Flag>) {
+        let (of, os) = old.map(flag_targets).unwrap_or_default();
+        let (nf, ns) = new.map(flag_targets).unwrap_or_default();
+        update(&mut self.prerequisites, key, &of, &nf);
+        update(&mut self.flags_matching, key, &os, &ns);
+    }
+
+    /// Segment `key` was `old` and is now `new`.
+    fn segment(&mut self, key: &str, old: Option<&model::Segment>, new: Option<&model::Segment>) {
+        let o = old.map(segment_targets).unwrap_or_default();
+        let n = new.map(segment_targets).unwrap_or_default();
+        update(&mut self.segments_matching, key, &o, &n);
+    }
+
+    /// `flags` and `segments` completed with what refers to them, directly or not: segments
+    /// matching one of the segments, flags matching one of the segments, and flags requiring
+    /// one of the flags.
+    pub(crate) fn closure<'k>(
+        &self,
+        flags: impl Iterator<Item = &'k str>,
+        segments: impl Iterator<Item = &'k str>,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut segs: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = segments.map(str::to_owned).collect();
+        while let Some(s) = todo.pop() {
+            if segs.contains(&s) {
+                continue;
+            }
+            if let Some(rs) = self.segments_matching.get(s.as_str()) {
+                todo.extend(rs.iter().filter(|r| !segs.contains(&***r)).map(|r| r.to_string()));
+            }
+            segs.insert(s);
+        }
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = flags.map(str::to_owned).collect();
+        for s in &segs {
+            if let Some(rs) = self.flags_matching.get(s.as_str()) {
+                todo.extend(rs.iter().map(|r| r.to_string()));
+            }
+        }
+        while let Some(f) = todo.pop() {
+            if found.contains(&f) {
+                continue;
+            }
+            if let Some(rs) = self.prerequisites.get(f.as_str()) {
+                todo.extend(rs.iter().filter(|r| !found.contains(&***r)).map(|r| r.to_string()));
+            }
+            found.insert(f);
+        }
+        (found, segs)
     }
 }
 
@@ -415,83 +781,6 @@ impl Moves<'_> {
             self.rewrite_clauses(&mut r.clauses);
         }
     }
-}
-
-/// The segment positions a clause list refers to.
-fn segment_refs(clauses: &[crate::program::Clause]) -> impl Iterator<Item = u32> + '_ {
-    clauses
-        .iter()
-        .flat_map(|c| match &c.op {
-            Op::Segment(refs) => refs.as_slice(),
-            _ => &[],
-        })
-        .filter_map(|r| *r)
-}
-
-/// The flags (positions) that reach one of `seeds` (flag `i` is node `i`, segment `j` node
-/// `flags.len() + j`) through prerequisites and segment references, the seeds included.
-fn dependents(
-    flags: &[Arc<CompiledFlag>],
-    segments: &[Arc<Segment>],
-    seeds: Vec<usize>,
-) -> Vec<usize> {
-    let nf = flags.len();
-    let n = nf + segments.len();
-    // Only segment references lead to a segment, and a segment is reached only from a segment
-    // seed: without one, prerequisites are the only references to follow (and the clauses of
-    // every flag need not be walked).
-    let through_segments = seeds.iter().any(|&v| v >= nf);
-    // Edges reversed, as lists: referenced node -> referring nodes.
-    let mut edges: Vec<(u32, u32)> = Vec::new();
-    for (i, f) in flags.iter().enumerate() {
-        for p in &f.prerequisites {
-            if let Some(t) = p.flag {
-                edges.push((t, i as u32));
-            }
-        }
-        if through_segments {
-            for r in &f.rules {
-                for s in segment_refs(&r.clauses) {
-                    edges.push((nf as u32 + s, i as u32));
-                }
-            }
-        }
-    }
-    if through_segments {
-        for (j, s) in segments.iter().enumerate() {
-            for r in &s.rules {
-                for t in segment_refs(&r.clauses) {
-                    edges.push((nf as u32 + t, (nf + j) as u32));
-                }
-            }
-        }
-    }
-    let mut starts = vec![0usize; n + 1];
-    for &(t, _) in &edges {
-        starts[t as usize + 1] += 1;
-    }
-    for i in 0..n {
-        starts[i + 1] += starts[i];
-    }
-    let mut fill = starts.clone();
-    let mut from = vec![0u32; edges.len()];
-    for &(t, s) in &edges {
-        from[fill[t as usize]] = s;
-        fill[t as usize] += 1;
-    }
-    let mut seen = vec![false; n];
-    let mut stack = seeds;
-    let mut found = Vec::new();
-    while let Some(v) = stack.pop() {
-        if std::mem::replace(&mut seen[v], true) {
-            continue;
-        }
-        if v < nf {
-            found.push(v);
-        }
-        stack.extend(from[starts[v]..starts[v + 1]].iter().map(|&w| w as usize));
-    }
-    found
 }
 
 impl Snapshot {

@@ -14,6 +14,8 @@ mod incremental;
 mod segment;
 
 pub use incremental::{recompile, Change, Recompiled};
+pub(crate) use cost::Kept;
+pub(crate) use incremental::Referrers;
 
 use crate::attr::AttrPath;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
@@ -63,8 +65,10 @@ pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
         segment_diagnostics,
         flag_diagnostics,
         refused: BTreeMap::new(),
+        kept: Kept::default(),
+        referrers: Referrers::default(),
     };
-    finish(doc, flags, None, segments, parts, None)
+    finish(doc, flags, None, segments, parts, None, Bound::Whole)
 }
 
 /// Keys of flags that diagnostics say could not be read and that the document does not have:
@@ -79,6 +83,19 @@ fn unreadable(base: &[Diagnostic], doc: &FlagDocument) -> Vec<String> {
         .collect()
 }
 
+/// How [`finish`] comes by the cost bound.
+enum Bound {
+    /// Worked out over every item.
+    Whole,
+    /// Worked out by an incremental compile: what it keeps, the flags over budget by position
+    /// (in order) with their diagnostics, and the references by key.
+    Known {
+        kept: Kept,
+        refused: Vec<(usize, Diagnostic)>,
+        referrers: Referrers,
+    },
+}
+
 /// The snapshot of compiled items: the cost bound refuses the flags whose worst case is over
 /// the document's budget, and the diagnostics are put together in document order (those given,
 /// segments, flags, then the cost bound's).
@@ -89,8 +106,22 @@ fn finish(
     segments: Vec<Arc<Segment>>,
     mut parts: Parts,
     from: Option<(u64, Arc<[String]>)>,
+    bound: Bound,
 ) -> Snapshot {
-    let refused = cost::refuse_costly(&compiled, &segments, &doc);
+    let (refused, kept, referrers) = match bound {
+        Bound::Whole => {
+            let seg_keys: Vec<&str> = doc.segments.keys().map(String::as_str).collect();
+            let (kept, refused) = cost::refuse_costly(&compiled, &segments, &seg_keys);
+            (refused, kept, Referrers::of(&doc))
+        }
+        Bound::Known {
+            kept,
+            refused,
+            referrers,
+        } => (refused, kept, referrers),
+    };
+    parts.kept = kept;
+    parts.referrers = referrers;
     let mut flags = compiled;
     let mut bound = Vec::with_capacity(refused.len());
     parts.refused.clear();
@@ -99,7 +130,9 @@ fn finish(
         f.broken = true;
         f.constant = None;
         let before = std::mem::replace(&mut flags[fi], Arc::new(f));
-        parts.refused.insert(before.key.clone(), before);
+        parts
+            .refused
+            .insert(before.key.clone(), (before, diagnostic.clone()));
         bound.push(diagnostic);
     }
     let own = (parts.segment_diagnostics.iter())
@@ -113,14 +146,23 @@ fn finish(
     Snapshot::new(Flags(flags), index, segments, diagnostics, doc, parts, from)
 }
 
+/// The flag keys a compile resolves prerequisites against.
+#[derive(Clone, Copy)]
+enum FlagKeys<'a> {
+    /// Sorted keys.
+    Sorted(&'a [&'a str]),
+    /// The keys of a snapshot (an incremental compile that adds or removes no flag).
+    Of(&'a Snapshot),
+}
+
 /// Compiles one document: the keys it resolves references against, and where in the document
 /// it is.
 struct Compiler<'a> {
     diags: Vec<Diagnostic>,
     /// Segment keys, sorted: a reference is a position in it.
     segs: &'a [&'a str],
-    /// Flag keys, sorted: a reference is a position in it.
-    flags: &'a [&'a str],
+    /// Flag keys: a reference is a position among them.
+    flags: FlagKeys<'a>,
     path: Vec<PathSeg>,
     flag: String,
     broken: bool,
@@ -131,11 +173,18 @@ impl<'a> Compiler<'a> {
         Compiler {
             diags: Vec::new(),
             segs,
-            flags,
+            flags: FlagKeys::Sorted(flags),
             path: Vec::new(),
             flag: String::new(),
             broken: false,
         }
+    }
+
+    /// A compiler whose flag keys are those of `snapshot`, at its positions.
+    fn with_flags_of(segs: &'a [&'a str], snapshot: &'a Snapshot) -> Self {
+        let mut c = Compiler::new(segs, &[]);
+        c.flags = FlagKeys::Of(snapshot);
+        c
     }
 
     /// Compiles one item with `f`, returning it with its diagnostics.
@@ -156,7 +205,10 @@ impl<'a> Compiler<'a> {
 
     /// The position of flag `key`.
     fn flag_position(&self, key: &str) -> Option<u32> {
-        self.flags.binary_search(&key).ok().map(|i| i as u32)
+        match self.flags {
+            FlagKeys::Sorted(keys) => keys.binary_search(&key).ok().map(|i| i as u32),
+            FlagKeys::Of(snapshot) => snapshot.position(key),
+        }
     }
 
     /// Flag `key` of `doc` compiled; a key the document does not have is a flag that could not

@@ -56,8 +56,9 @@ impl Flags {
     }
 }
 
-/// What an incremental compile reuses: each item's own diagnostics, by position, and the form
-/// flags had before the cost bound refused them.
+/// What an incremental compile reuses: each item's own diagnostics, by position, the form
+/// flags had before the cost bound refused them, the cost bound's worst cases and the
+/// references by key.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Parts {
     /// Diagnostics given to the compile (reading the document): they come first.
@@ -66,8 +67,13 @@ pub(crate) struct Parts {
     pub(crate) segment_diagnostics: Vec<Option<Arc<[Diagnostic]>>>,
     /// The diagnostics of each flag, by position (those of the cost bound left out).
     pub(crate) flag_diagnostics: Vec<Option<Arc<[Diagnostic]>>>,
-    /// Flags the cost bound refused, as they were compiled before it.
-    pub(crate) refused: BTreeMap<Box<str>, Arc<CompiledFlag>>,
+    /// Flags the cost bound refused, as they were compiled before it, with the diagnostic
+    /// saying why.
+    pub(crate) refused: BTreeMap<Box<str>, (Arc<CompiledFlag>, Diagnostic)>,
+    /// The worst case of every item, the document's size and its heavy flags.
+    pub(crate) kept: crate::compile::Kept,
+    /// Who refers to each key, by key.
+    pub(crate) referrers: crate::compile::Referrers,
 }
 
 /// Where a snapshot came from, for [`Snapshot::changed_keys`].
