@@ -21,7 +21,7 @@
 
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;
-use crate::program::{Clause, CompiledFlag, Op, Segment, Serve, StrSet};
+use crate::program::{Clause, CompiledFlag, Flags, Op, Segment, Serve, StrSet};
 use std::sync::Arc;
 
 /// The budget of every document: a flag may always cost this many steps.
@@ -152,14 +152,14 @@ pub(crate) fn segment_size(s: &Segment) -> u64 {
 
 impl Graph {
     /// The reference graph of compiled `flags` and `segments`.
-    pub(crate) fn new(flags: &[Arc<CompiledFlag>], segments: &[Arc<Segment>]) -> Graph {
+    pub(crate) fn new(flags: &Flags, segments: &[Arc<Segment>]) -> Graph {
         let n = flags.len() + segments.len();
         let base = flags.len() as u32;
         let mut own = Vec::with_capacity(n);
         let mut starts = Vec::with_capacity(n + 1);
         let mut targets = Vec::new();
         let mut size = 0u64;
-        for f in flags {
+        for f in flags.iter() {
             starts.push(targets.len());
             let (nodes, o) = flag_node(f, base, &mut targets);
             size = size.saturating_add(nodes);
@@ -357,7 +357,7 @@ impl Graph {
 /// `flags.len() + j`): what the diagnostics of refused flags are worked out from.
 pub(crate) struct Items<'a> {
     /// Flags by position, as compiled before the cost bound.
-    pub(crate) flags: &'a [Arc<CompiledFlag>],
+    pub(crate) flags: &'a Flags,
     /// Segments by position.
     pub(crate) segments: &'a [Arc<Segment>],
     /// Segment keys by position.
@@ -421,7 +421,7 @@ impl Kept {
 /// The cost bound of compiled `flags` and `segments`, worked out whole: what it keeps, and the
 /// flags over budget (they are to be malformed), each with its diagnostic.
 pub(super) fn refuse_costly(
-    flags: &[Arc<CompiledFlag>],
+    flags: &Flags,
     segments: &[Arc<Segment>],
     segment_keys: &[&str],
 ) -> (Kept, Vec<(usize, Diagnostic)>) {
@@ -935,7 +935,7 @@ mod tests {
     }
 
     fn costs(snap: &Snapshot) -> (Graph, Vec<u64>) {
-        let graph = Graph::new(&snap.flags.0, &snap.segments);
+        let graph = Graph::new(&snap.flags, &snap.segments);
         let cost = graph.costs();
         (graph, cost)
     }

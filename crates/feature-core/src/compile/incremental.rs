@@ -12,7 +12,7 @@
 use super::{cost, finish, unreadable, Bound, Compiler};
 use crate::model::{self, Flag, FlagDocument, SortedMap};
 use crate::diagnostic::Diagnostic;
-use crate::program::{CompiledFlag, Op, Parts, Segment, Snapshot};
+use crate::program::{CompiledFlag, Flags, Op, Parts, Segment, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -201,16 +201,16 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
             None => shared,
         }
     };
-    let mut flags: Vec<Arc<CompiledFlag>>;
+    let flags: Flags;
     let mut flag_diagnostics;
     match &flag_keys {
         // Every flag where it was: the previous flags, the changed ones compiled again (and
-        // when segments moved, those referring to them adjusted).
+        // when segments moved, those referring to them adjusted), every other chunk shared.
         None => {
-            flags = previous.flags.0.clone();
+            let mut set: BTreeMap<usize, Arc<CompiledFlag>> = BTreeMap::new();
             for (k, (f, _)) in &previous.parts.refused {
                 if let Some(p) = previous.position(k) {
-                    flags[p as usize] = f.clone();
+                    set.insert(p as usize, f.clone());
                 }
             }
             flag_diagnostics = previous.parts.flag_diagnostics.clone();
@@ -219,17 +219,18 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                 .map(|p| p as usize)
                 .collect();
             if seg_moved {
-                for (fi, f) in flags.iter_mut().enumerate() {
+                for fi in 0..previous.len() {
                     if redo.contains(&fi) {
                         continue;
                     }
+                    let f = before(fi);
                     let model = || doc.flags.get(&*f.key).map(|f| &**f);
                     match moves.flag(f, model) {
                         Adjust::Keep => {}
                         Adjust::Rewrite => {
                             let mut g = CompiledFlag::clone(f);
                             moves.rewrite_flag(&mut g);
-                            *f = Arc::new(g);
+                            set.insert(fi, Arc::new(g));
                         }
                         Adjust::Recompile => {
                             redo.insert(fi);
@@ -238,18 +239,19 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                 }
             }
             for fi in redo {
-                size = size.saturating_sub(cost::flag_size(&flags[fi]));
+                size = size.saturating_sub(cost::flag_size(before(fi)));
                 let k = previous.shared_flag(fi).key.clone();
                 let (f, d) = compiler.item(|c| c.flag_or_broken(&k, &doc));
                 size = size.saturating_add(cost::flag_size(&f));
-                flags[fi] = Arc::new(f);
+                set.insert(fi, Arc::new(f));
                 flag_diagnostics[fi] = d;
                 compiled_flags += 1;
             }
+            flags = previous.flags.replaced(set.into_iter().collect());
         }
         Some(flag_keys) => {
             let old_flag_at = inverse(flag_map.as_deref(), flag_keys.len());
-            flags = Vec::with_capacity(flag_keys.len());
+            let mut list: Vec<Arc<CompiledFlag>> = Vec::with_capacity(flag_keys.len());
             flag_diagnostics = Vec::with_capacity(flag_keys.len());
             for (fi, k) in flag_keys.iter().enumerate() {
                 let old = old_flag_at(fi);
@@ -261,14 +263,14 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                         let model = || doc.flags.get(*k).map(|f| &**f);
                         match moves.flag(before, model) {
                             Adjust::Keep => {
-                                flags.push(before.clone());
+                                list.push(before.clone());
                                 flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
                                 false
                             }
                             Adjust::Rewrite => {
                                 let mut f = CompiledFlag::clone(before);
                                 moves.rewrite_flag(&mut f);
-                                flags.push(Arc::new(f));
+                                list.push(Arc::new(f));
                                 flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
                                 false
                             }
@@ -282,7 +284,7 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                     }
                     let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
                     size = size.saturating_add(cost::flag_size(&f));
-                    flags.push(Arc::new(f));
+                    list.push(Arc::new(f));
                     flag_diagnostics.push(d);
                     compiled_flags += 1;
                 }
@@ -292,6 +294,7 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                     size = size.saturating_sub(cost::flag_size(before(i)));
                 }
             }
+            flags = list.into();
         }
     }
     drop(compiler);
@@ -366,7 +369,7 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
 /// What the cost bound is worked out again from.
 struct Rebound<'a> {
     /// The new flags and segments, as compiled before the cost bound.
-    flags: &'a [Arc<CompiledFlag>],
+    flags: &'a Flags,
     segments: &'a [Arc<Segment>],
     segment_keys: &'a [&'a str],
     /// Where previous positions went, when keys were added or removed.

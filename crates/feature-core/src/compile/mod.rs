@@ -50,7 +50,7 @@ pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
             (Arc::new(seg), d)
         })
         .unzip();
-    let (flags, flag_diagnostics): (Vec<_>, Vec<_>) = keys
+    let (flags, flag_diagnostics): (Vec<Arc<CompiledFlag>>, Vec<_>) = keys
         .iter()
         .map(|k| {
             let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
@@ -68,7 +68,7 @@ pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
         kept: Kept::default(),
         referrers: Referrers::default(),
     };
-    finish(doc, flags, None, segments, parts, None, Bound::Whole)
+    finish(doc, flags.into(), None, segments, parts, None, Bound::Whole)
 }
 
 /// Keys of flags that diagnostics say could not be read and that the document does not have:
@@ -101,7 +101,7 @@ enum Bound {
 /// segments, flags, then the cost bound's).
 fn finish(
     doc: Arc<FlagDocument>,
-    compiled: Vec<Arc<CompiledFlag>>,
+    compiled: Flags,
     index: Option<KeyTable>,
     segments: Vec<Arc<Segment>>,
     mut parts: Parts,
@@ -122,19 +122,23 @@ fn finish(
     };
     parts.kept = kept;
     parts.referrers = referrers;
-    let mut flags = compiled;
     let mut bound = Vec::with_capacity(refused.len());
+    let mut malformed = Vec::with_capacity(refused.len());
     parts.refused.clear();
     for (fi, diagnostic) in refused {
-        let mut f = CompiledFlag::clone(&flags[fi]);
+        let Some(before) = compiled.shared(fi) else {
+            continue;
+        };
+        let mut f = CompiledFlag::clone(before);
         f.broken = true;
         f.constant = None;
-        let before = std::mem::replace(&mut flags[fi], Arc::new(f));
+        malformed.push((fi, Arc::new(f)));
         parts
             .refused
-            .insert(before.key.clone(), (before, diagnostic.clone()));
+            .insert(before.key.clone(), (before.clone(), diagnostic.clone()));
         bound.push(diagnostic);
     }
+    let flags = compiled.replaced(malformed);
     let own = (parts.segment_diagnostics.iter())
         .chain(&parts.flag_diagnostics)
         .flatten()
@@ -143,7 +147,7 @@ fn finish(
         .chain(own)
         .chain(bound)
         .collect();
-    Snapshot::new(Flags(flags), index, segments, diagnostics, doc, parts, from)
+    Snapshot::new(flags, index, segments, diagnostics, doc, parts, from)
 }
 
 /// The flag keys a compile resolves prerequisites against.

@@ -230,14 +230,15 @@ impl PackedStrs {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyTable {
     /// `(tag, position + 1)`; `(_, 0)` is an empty slot.
-    slots: Box<[(u32, u32)]>,
+    /// Shared: a snapshot made from another with the same keys shares its table.
+    slots: std::sync::Arc<[(u32, u32)]>,
 }
 
 impl KeyTable {
     /// Indexes `keys`, which must be distinct, by position.
     pub(crate) fn new<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> KeyTable {
         let capacity = (keys.len() * 2).next_power_of_two().max(8);
-        let mut slots = vec![(0u32, 0u32); capacity].into_boxed_slice();
+        let mut slots = vec![(0u32, 0u32); capacity];
         let mask = capacity - 1;
         for (position, key) in keys.enumerate() {
             let (tag, mut i) = KeyTable::locate(key, mask);
@@ -246,7 +247,9 @@ impl KeyTable {
             }
             slots[i] = (tag, position as u32 + 1);
         }
-        KeyTable { slots }
+        KeyTable {
+            slots: slots.into(),
+        }
     }
 
     /// The tag of `key` and its home slot.
