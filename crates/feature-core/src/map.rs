@@ -524,7 +524,8 @@ mod tests {
 
     #[test]
     fn a_key_given_twice_keeps_its_last_value() {
-        let map: SortedMap<String, u32> = serde_json::from_str(r#"{"b": 1, "a": 2, "b": 3}"#).unwrap();
+        let map: SortedMap<String, u32> =
+            serde_json::from_str(r#"{"b": 1, "a": 2, "b": 3}"#).unwrap();
         assert_eq!(map.len(), 2);
         assert_eq!(map["b"], 3);
         assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "b"]);

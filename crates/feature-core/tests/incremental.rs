@@ -105,8 +105,18 @@ fn segment() -> impl Strategy<Value = Segment> {
         })
 }
 
+/// A flag of `n` list values: the document's size, and so its budget, grows with it (16
+/// steps a value past 6 250 nodes).
+fn padding(n: usize) -> Flag {
+    let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    serde_json::from_value(json!({"default": false, "rules": [{"clauses": [
+        {"attribute": "key", "operator": "in", "values": values}], "variation": 1}]}))
+    .unwrap()
+}
+
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
+        1 => (0..12_000usize).prop_map(|n| Change::Flag("pad".into(), Some(Arc::new(padding(n))))),
         4 => (0..FLAGS, flag()).prop_map(|(i, f)| Change::Flag(fkey(i), Some(Arc::new(f)))),
         1 => (0..FLAGS).prop_map(|i| Change::Flag(fkey(i), None)),
         3 => (0..SEGMENTS, segment()).prop_map(|(i, s)| Change::Segment(skey(i), Some(Arc::new(s)))),
@@ -338,4 +348,60 @@ fn flags_that_could_not_be_read_stay_malformed_across_changes() {
     );
     assert!(!r.snapshot.flag("bad").unwrap().is_malformed());
     assert_eq!(r.snapshot.changed_keys(s), ["bad"]);
+}
+
+/// A chain of segments `c0`..`c4`, each listing the next ten times, and flag `costly` listing
+/// `c0` twice: its worst case is 108 891 steps, over the smallest budget (100 000) and under
+/// the budget of a document of 7 000 nodes (112 000).
+fn chain() -> FlagDocument {
+    let mut doc = FlagDocument::default();
+    for i in 0..5 {
+        let clause = if i < 4 {
+            json!({"attribute": "", "operator": "segmentMatch", "values": vec![format!("c{}", i + 1); 10]})
+        } else {
+            json!({"attribute": "key", "operator": "in", "values": ["x"]})
+        };
+        let s: Segment = serde_json::from_value(json!({"rules": [{"clauses": [clause]}]})).unwrap();
+        doc.segments.insert(format!("c{i}"), Arc::new(s));
+    }
+    let f: Flag = serde_json::from_value(json!({"default": false, "rules": [{"clauses": [
+        {"attribute": "", "operator": "segmentMatch", "values": ["c0", "c0"]}], "variation": 1}]}))
+    .unwrap();
+    doc.flags.insert("costly".into(), Arc::new(f));
+    doc
+}
+
+#[test]
+fn a_change_of_the_budget_alone_refuses_or_accepts_a_flag_no_change_reaches() {
+    let mut doc = chain();
+    let mut snap = compile(doc.clone());
+    assert!(snap.flag("costly").unwrap().is_malformed());
+    // The padding flag is all that changes: `costly` does not refer to it, only the budget
+    // (its size) says whether `costly` fits, and the diagnostic names the budget.
+    let mut seen = Vec::new();
+    for n in [100, 6_300, 6_600, 7_000, 6_700, 6_800, 0, 7_500] {
+        let pad = Arc::new(padding(n));
+        doc.flags.insert("pad".into(), pad.clone());
+        let r = recompile(&snap, [Change::Flag("pad".into(), Some(pad))]);
+        let full = compile(doc.clone());
+        assert_eq!(r.snapshot.diagnostics(), full.diagnostics(), "{n}");
+        let malformed = r.snapshot.flag("costly").unwrap().is_malformed();
+        assert_eq!(
+            malformed,
+            full.flag("costly").unwrap().is_malformed(),
+            "{n}"
+        );
+        assert_eq!(
+            r.snapshot.changed_keys(&snap),
+            full.changed_keys(&snap),
+            "{n}"
+        );
+        seen.push(malformed);
+        snap = r.snapshot;
+    }
+    assert_eq!(
+        seen,
+        [true, true, true, false, true, false, true, false],
+        "the budget moves across the flag's worst case"
+    );
 }

@@ -398,7 +398,7 @@ impl Items<'_> {
 
 /// What the cost bound keeps for the next incremental compile: the worst case of every item,
 /// the document's size, and the flags a change of the budget alone could refuse.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Kept {
     /// The worst case of each flag, by position.
     pub(crate) flag_costs: Arc<[u64]>,
@@ -578,8 +578,7 @@ impl<'i> Fanout<'i> {
         let mut most: Option<(usize, u32)> = None;
         for run in sorted.chunk_by(|a, b| a == b) {
             let (times, w) = (run.len(), run[0]);
-            let better =
-                most.is_none_or(|(_, m)| items.cost(w as usize) > items.cost(m as usize));
+            let better = most.is_none_or(|(_, m)| items.cost(w as usize) > items.cost(m as usize));
             if times > 1 && better {
                 most = Some((times, w));
             }

@@ -10,8 +10,8 @@
 //! is the snapshot compiling the whole new document gives.
 
 use super::{cost, finish, unreadable, Bound, Compiler};
-use crate::model::{self, Flag, FlagDocument, SortedMap};
 use crate::diagnostic::Diagnostic;
+use crate::model::{self, Flag, FlagDocument, SortedMap};
 use crate::program::{CompiledFlag, Flags, Op, Parts, Segment, Snapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -474,7 +474,7 @@ fn rebound(previous: &Snapshot, r: Rebound<'_>) -> (cost::Kept, Vec<(usize, Diag
 /// Who refers to each key, by key, as the document is written: the reverse of its
 /// prerequisites and segment references (a key that names nothing included). It finds what
 /// depends on a changed item without reading the others.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Referrers {
     /// Flag key: the flags whose prerequisites name it.
     prerequisites: SortedMap<Box<str>, Arc<[Box<str>]>>,
@@ -509,7 +509,12 @@ fn reverse(mut pairs: Vec<(&str, &str)>) -> SortedMap<Box<str>, Arc<[Box<str>]>>
     pairs.dedup();
     pairs
         .chunk_by(|a, b| a.0 == b.0)
-        .map(|run| (run[0].0.into(), run.iter().map(|(_, r)| (*r).into()).collect()))
+        .map(|run| {
+            (
+                run[0].0.into(),
+                run.iter().map(|(_, r)| (*r).into()).collect(),
+            )
+        })
         .collect()
 }
 
@@ -601,7 +606,11 @@ impl Referrers {
                 continue;
             }
             if let Some(rs) = self.segments_matching.get(s.as_str()) {
-                todo.extend(rs.iter().filter(|r| !segs.contains(&***r)).map(|r| r.to_string()));
+                todo.extend(
+                    rs.iter()
+                        .filter(|r| !segs.contains(&***r))
+                        .map(|r| r.to_string()),
+                );
             }
             segs.insert(s);
         }
@@ -617,7 +626,11 @@ impl Referrers {
                 continue;
             }
             if let Some(rs) = self.prerequisites.get(f.as_str()) {
-                todo.extend(rs.iter().filter(|r| !found.contains(&***r)).map(|r| r.to_string()));
+                todo.extend(
+                    rs.iter()
+                        .filter(|r| !found.contains(&***r))
+                        .map(|r| r.to_string()),
+                );
             }
             found.insert(f);
         }
@@ -906,4 +919,130 @@ fn with_dependents(
         }
     }
     flags.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
+
+    use super::*;
+    use crate::compile;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    const FLAGS: usize = 6;
+    const SEGMENTS: usize = 5;
+
+    /// A segment clause naming segments (`SEGMENTS` names none) `times` times each.
+    fn refs() -> impl Strategy<Value = Value> {
+        (prop::collection::vec(0..SEGMENTS + 1, 1..3), 1..60usize).prop_map(|(segs, times)| {
+            let values: Vec<String> = (0..times)
+                .flat_map(|_| segs.iter().map(|s| format!("s{s}")))
+                .collect();
+            json!({"attribute": "", "operator": "segmentMatch", "values": values})
+        })
+    }
+
+    fn flag() -> impl Strategy<Value = Option<Arc<Flag>>> {
+        let some = (
+            prop::bool::weighted(0.9),
+            prop::collection::vec(0..FLAGS + 1, 0..3),
+            prop::collection::vec(refs(), 0..3),
+        )
+            .prop_map(|(enabled, prerequisites, clauses)| {
+                let prerequisites: Vec<Value> = (prerequisites.iter())
+                    .map(|p| json!({"key": format!("f{p}"), "variation": 1}))
+                    .collect();
+                let rules: Vec<Value> = (clauses.into_iter())
+                    .map(|c| json!({"clauses": [c], "variation": 1}))
+                    .collect();
+                let f: Flag = serde_json::from_value(json!({"enabled": enabled,
+                    "prerequisites": prerequisites, "rules": rules, "default": false}))
+                .unwrap();
+                Some(Arc::new(f))
+            });
+        prop_oneof![5 => some, 1 => Just(None)]
+    }
+
+    fn segment() -> impl Strategy<Value = Option<Arc<model::Segment>>> {
+        let some = prop::collection::vec(refs(), 1..3).prop_map(|clauses| {
+            let rules: Vec<Value> = clauses
+                .into_iter()
+                .map(|c| json!({"clauses": [c]}))
+                .collect();
+            let s: model::Segment =
+                serde_json::from_value(json!({"included": ["k"], "rules": rules})).unwrap();
+            Some(Arc::new(s))
+        });
+        prop_oneof![4 => some, 1 => Just(None)]
+    }
+
+    /// A flag of `n` list values: it moves the budget by `16 n`.
+    fn padding(n: usize) -> Option<Arc<Flag>> {
+        let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+        let f: Flag = serde_json::from_value(json!({"default": false, "rules": [{"clauses": [
+            {"attribute": "key", "operator": "in", "values": values}], "variation": 1}]}))
+        .unwrap();
+        Some(Arc::new(f))
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            4 => (0..FLAGS, flag()).prop_map(|(i, f)| Change::Flag(format!("f{i}"), f)),
+            3 => (0..SEGMENTS, segment()).prop_map(|(i, s)| Change::Segment(format!("s{i}"), s)),
+            2 => (0..14000usize).prop_map(|n| Change::Flag("pad".into(), padding(n))),
+        ]
+    }
+
+    fn apply(doc: &mut FlagDocument, changes: &[Change]) {
+        for c in changes {
+            match c {
+                Change::Flag(k, Some(f)) => {
+                    doc.flags.insert(k.clone(), f.clone());
+                }
+                Change::Flag(k, None) => {
+                    doc.flags.remove(k);
+                }
+                Change::Segment(k, Some(s)) => {
+                    doc.segments.insert(k.clone(), s.clone());
+                }
+                Change::Segment(k, None) => {
+                    doc.segments.remove(k);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+        /// What an incremental compile keeps for the next one (the worst case of every item,
+        /// the document's size, the heavy flags, the refused flags with their diagnostics, the
+        /// references by key) is what a full compile of the same document works out, across
+        /// changes that move the budget (the padding flag) and costs around it (fan-out).
+        #[test]
+        fn the_kept_state_is_the_full_compiles(
+            start in prop::collection::vec(change(), 0..10),
+            steps in prop::collection::vec(prop::collection::vec(change(), 1..3), 1..8),
+        ) {
+            let mut doc = FlagDocument::default();
+            apply(&mut doc, &start);
+            let mut snap = compile::compile(doc.clone());
+            for batch in steps {
+                apply(&mut doc, &batch);
+                snap = recompile(&snap, batch).snapshot;
+                let full = compile::compile(doc.clone());
+                prop_assert_eq!(&snap.parts.kept, &full.parts.kept);
+                prop_assert_eq!(&snap.parts.referrers, &full.parts.referrers);
+                let refused = |s: &Snapshot| -> Vec<(Box<str>, Diagnostic)> {
+                    s.parts.refused.iter().map(|(k, (_, d))| (k.clone(), d.clone())).collect()
+                };
+                prop_assert_eq!(refused(&snap), refused(&full));
+                prop_assert_eq!(snap.diagnostics(), full.diagnostics());
+                for (a, b) in snap.flags().zip(full.flags()) {
+                    prop_assert_eq!((a.key(), a.is_malformed()), (b.key(), b.is_malformed()));
+                }
+            }
+        }
+    }
 }

@@ -13,9 +13,9 @@ mod flag;
 mod incremental;
 mod segment;
 
-pub use incremental::{recompile, Change, Recompiled};
 pub(crate) use cost::Kept;
 pub(crate) use incremental::Referrers;
+pub use incremental::{recompile, Change, Recompiled};
 
 use crate::attr::AttrPath;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
