@@ -136,6 +136,21 @@ impl<K, V> SortedMap<K, V> {
         self.find(key).is_some()
     }
 
+    /// The entries from `key` on (`key` included), in key order.
+    pub fn range_from<Q>(&self, key: &Q) -> impl Iterator<Item = (&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let c = self.chunk_of(key);
+        let start = (self.chunks.get(c)).map_or(0, |ch| ch.partition_point(|(k, _)| k.borrow() < key));
+        let rest = self.chunks.get(c..).unwrap_or_default();
+        rest.iter().enumerate().flat_map(move |(n, ch)| {
+            let from = if n == 0 { start } else { 0 };
+            ch[from..].iter().map(|(k, v)| (k, v))
+        })
+    }
+
     /// The first entry.
     pub fn first_key_value(&self) -> Option<(&K, &V)> {
         self.iter().next()

@@ -117,24 +117,36 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
             .filter(|k| previous.position(k).is_some() && !present(k))
             .count()
         > 0;
-    // Only when keys are added or removed: every key, in order (positions move).
-    let flag_keys: Option<Vec<&str>> = flag_moved.then(|| {
-        let mut keys: Vec<&str> = doc.flags.keys().map(String::as_str).collect();
-        if !unread.is_empty() {
-            keys.extend(unread.iter().map(String::as_str));
-            keys.sort_unstable();
-            keys.dedup();
-        }
-        keys
+    // Where each previous flag goes (only when keys are added or removed), worked out from
+    // the positions of the removed keys and where the added ones fall among the previous
+    // keys, without reading the others.
+    let removed_at: Vec<usize> = (flag_changes.keys())
+        .filter(|k| !present(k))
+        .filter_map(|k| previous.position(k))
+        .map(|p| p as usize)
+        .collect();
+    let added_at: BTreeMap<&str, u32> = (flag_added.iter())
+        .enumerate()
+        .map(|(n, k)| {
+            let p = insertion_point(previous, k);
+            let before = removed_at.iter().filter(|&&r| r < p).count();
+            (*k, (p - before + n) as u32)
+        })
+        .collect();
+    let flag_map: Option<Vec<u32>> = flag_moved.then(|| {
+        let mut points: Vec<usize> = flag_added.iter().map(|k| insertion_point(previous, k)).collect();
+        points.sort_unstable();
+        shift_map(previous.len(), &removed_at, &points)
     });
-    let flag_map = flag_keys.as_ref().map(|keys| {
-        let old: Vec<&str> = previous.flags.iter().map(|f| &*f.key).collect();
-        positions(&old, keys)
-    });
+    let new_len = previous.len() + added_at.len() - removed_at.len();
     let flag_position = |k: &str| -> Option<usize> {
-        match &flag_keys {
-            Some(keys) => keys.binary_search(&k).ok(),
-            None => previous.position(k).map(|p| p as usize),
+        if let Some(&p) = added_at.get(k) {
+            return Some(p as usize);
+        }
+        let p = previous.position(k)? as usize;
+        match &flag_map {
+            Some(map) => (map[p] != NONE).then_some(map[p] as usize),
+            None => Some(p),
         }
     };
     let moves = Moves {
@@ -143,11 +155,27 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
         flag_added: &flag_added,
         seg_added: &seg_added,
     };
-
-    let mut compiler = match &flag_keys {
-        Some(keys) => Compiler::new(&seg_keys, keys),
-        None => Compiler::with_flags_of(&seg_keys, previous),
-    };
+    let lookup = |k: &str| flag_position(k).map(|p| p as u32);
+    let mut compiler = Compiler::with_flag_lookup(&seg_keys, &lookup);
+    // The flags (previous positions) whose references may have moved: those referring to a
+    // key at or after the first added or removed one. No other flag needs adjusting.
+    let mut moved_refs: BTreeSet<usize> = BTreeSet::new();
+    let first_flag = (flag_changes.keys())
+        .filter(|k| flag_added.contains(k.as_str()) || !present(k))
+        .min();
+    if let Some(first) = first_flag {
+        referrers.referring_from(&referrers.prerequisites, first, |k| {
+            moved_refs.extend(previous.position(k).map(|p| p as usize))
+        });
+    }
+    let first_segment = (segment_changes.keys())
+        .filter(|k| old_doc.segments.contains_key(*k) != doc.segments.contains_key(*k))
+        .min();
+    if let Some(first) = first_segment {
+        referrers.referring_from(&referrers.flags_matching, first, |k| {
+            moved_refs.extend(previous.position(k).map(|p| p as usize))
+        });
+    }
     let mut compiled_segments = 0;
     let mut compiled_flags = 0;
 
@@ -194,32 +222,31 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
 
     // The flag at a previous position as compiled before the cost bound (which is worked out
     // again).
+    let refused_at: BTreeMap<usize, &Arc<CompiledFlag>> = (previous.parts.refused.iter())
+        .filter_map(|(k, (f, _))| Some((previous.position(k)? as usize, f)))
+        .collect();
     let before = |i: usize| -> &Arc<CompiledFlag> {
-        let shared = previous.shared_flag(i);
-        match previous.parts.refused.get(&shared.key) {
-            Some((f, _)) => f,
-            None => shared,
+        match refused_at.get(&i) {
+            Some(f) => f,
+            None => previous.shared_flag(i),
         }
     };
     let flags: Flags;
     let mut flag_diagnostics;
-    match &flag_keys {
+    match &flag_map {
         // Every flag where it was: the previous flags, the changed ones compiled again (and
         // when segments moved, those referring to them adjusted), every other chunk shared.
         None => {
-            let mut set: BTreeMap<usize, Arc<CompiledFlag>> = BTreeMap::new();
-            for (k, (f, _)) in &previous.parts.refused {
-                if let Some(p) = previous.position(k) {
-                    set.insert(p as usize, f.clone());
-                }
-            }
+            let mut set: BTreeMap<usize, Arc<CompiledFlag>> = (refused_at.iter())
+                .map(|(&p, &f)| (p, f.clone()))
+                .collect();
             flag_diagnostics = previous.parts.flag_diagnostics.clone();
             let mut redo: BTreeSet<usize> = (flag_changes.keys())
                 .filter_map(|k| previous.position(k))
                 .map(|p| p as usize)
                 .collect();
             if seg_moved {
-                for fi in 0..previous.len() {
+                for &fi in &moved_refs {
                     if redo.contains(&fi) {
                         continue;
                     }
@@ -249,18 +276,33 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
             }
             flags = previous.flags.replaced(set.into_iter().collect());
         }
-        Some(flag_keys) => {
-            let old_flag_at = inverse(flag_map.as_deref(), flag_keys.len());
-            let mut list: Vec<Arc<CompiledFlag>> = Vec::with_capacity(flag_keys.len());
-            flag_diagnostics = Vec::with_capacity(flag_keys.len());
-            for (fi, k) in flag_keys.iter().enumerate() {
-                let old = old_flag_at(fi);
+        Some(map) => {
+            let mut back = vec![NONE; new_len];
+            for (i, &j) in map.iter().enumerate() {
+                if j != NONE {
+                    back[j as usize] = i as u32;
+                }
+            }
+            let added_key: BTreeMap<u32, &str> = added_at.iter().map(|(k, &p)| (p, *k)).collect();
+            let redo_old: BTreeSet<usize> = (flag_changes.keys())
+                .filter_map(|k| previous.position(k))
+                .map(|p| p as usize)
+                .collect();
+            let mut list: Vec<Arc<CompiledFlag>> = Vec::with_capacity(new_len);
+            flag_diagnostics = Vec::with_capacity(new_len);
+            for (fi, &i) in back.iter().enumerate() {
+                let old = (i != NONE).then_some(i as usize);
                 let redo = match old {
-                    _ if flag_changes.contains_key(*k) => true,
                     None => true,
+                    Some(i) if redo_old.contains(&i) => true,
+                    Some(i) if !moved_refs.contains(&i) => {
+                        list.push(before(i).clone());
+                        flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                        false
+                    }
                     Some(i) => {
                         let before = before(i);
-                        let model = || doc.flags.get(*k).map(|f| &**f);
+                        let model = || doc.flags.get(&*before.key).map(|f| &**f);
                         match moves.flag(before, model) {
                             Adjust::Keep => {
                                 list.push(before.clone());
@@ -279,20 +321,22 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                     }
                 };
                 if redo {
-                    if let Some(i) = old {
-                        size = size.saturating_sub(cost::flag_size(before(i)));
-                    }
-                    let (f, d) = compiler.item(|c| c.flag_or_broken(k, &doc));
+                    let key: Box<str> = match old {
+                        Some(i) => {
+                            size = size.saturating_sub(cost::flag_size(before(i)));
+                            previous.shared_flag(i).key.clone()
+                        }
+                        None => added_key.get(&(fi as u32)).copied().unwrap_or_default().into(),
+                    };
+                    let (f, d) = compiler.item(|c| c.flag_or_broken(&key, &doc));
                     size = size.saturating_add(cost::flag_size(&f));
                     list.push(Arc::new(f));
                     flag_diagnostics.push(d);
                     compiled_flags += 1;
                 }
             }
-            if let Some(map) = &flag_map {
-                for (i, _) in map.iter().enumerate().filter(|(_, &j)| j == NONE) {
-                    size = size.saturating_sub(cost::flag_size(before(i)));
-                }
+            for &i in &removed_at {
+                size = size.saturating_sub(cost::flag_size(before(i)));
             }
             flags = list.into();
         }
@@ -337,7 +381,6 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
 
     let index = (!flag_moved).then(|| previous.index.clone());
     drop(seg_keys);
-    drop(flag_keys);
     let parts = Parts {
         base: previous.parts.base.clone(),
         segment_diagnostics,
@@ -576,6 +619,20 @@ impl Referrers {
         }
     }
 
+    /// Calls `f` with every referrer, in `map`, of a key at or after `first`.
+    fn referring_from(
+        &self,
+        map: &SortedMap<Box<str>, Arc<[Box<str>]>>,
+        first: &str,
+        mut f: impl FnMut(&str),
+    ) {
+        for (_, who) in map.range_from(first) {
+            for w in who.iter() {
+                f(w);
+            }
+        }
+    }
+
     /// Flag `key` was `old` and is now `new`.
     fn flag(&mut self, key: &str, old: Option<&Flag>, new: Option<&Flag>) {
         let (of, os) = old.map(flag_targets).unwrap_or_default();
@@ -645,6 +702,41 @@ fn same<T: PartialEq>(old: Option<&Arc<T>>, new: Option<&Arc<T>>) -> bool {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
     }
+}
+
+/// How many of `previous`'s flags have a key below `key`.
+fn insertion_point(previous: &Snapshot, key: &str) -> usize {
+    let (mut lo, mut hi) = (0, previous.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if &*previous.flags[mid].key < key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The new position of each of `len` previous positions when those `removed` (sorted) go and
+/// keys are added at the insertion `points` (sorted): [`NONE`] for a removed one.
+fn shift_map(len: usize, removed: &[usize], points: &[usize]) -> Vec<u32> {
+    let mut removed = removed.to_vec();
+    removed.sort_unstable();
+    let mut map = Vec::with_capacity(len);
+    let (mut r, mut a) = (0, 0);
+    for i in 0..len {
+        while a < points.len() && points[a] <= i {
+            a += 1;
+        }
+        if removed.get(r) == Some(&i) {
+            r += 1;
+            map.push(NONE);
+        } else {
+            map.push((i - r + a) as u32);
+        }
+    }
+    map
 }
 
 /// The position in `new` of each key of `old` (both sorted), [`NONE`] for a key `new` lacks.

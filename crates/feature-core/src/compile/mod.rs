@@ -155,8 +155,8 @@ fn finish(
 enum FlagKeys<'a> {
     /// Sorted keys.
     Sorted(&'a [&'a str]),
-    /// The keys of a snapshot (an incremental compile that adds or removes no flag).
-    Of(&'a Snapshot),
+    /// A lookup (an incremental compile, from the previous snapshot's positions).
+    Lookup(&'a dyn Fn(&str) -> Option<u32>),
 }
 
 /// Compiles one document: the keys it resolves references against, and where in the document
@@ -184,10 +184,10 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// A compiler whose flag keys are those of `snapshot`, at its positions.
-    fn with_flags_of(segs: &'a [&'a str], snapshot: &'a Snapshot) -> Self {
+    /// A compiler that finds the position of a flag key with `lookup`.
+    fn with_flag_lookup(segs: &'a [&'a str], lookup: &'a dyn Fn(&str) -> Option<u32>) -> Self {
         let mut c = Compiler::new(segs, &[]);
-        c.flags = FlagKeys::Of(snapshot);
+        c.flags = FlagKeys::Lookup(lookup);
         c
     }
 
@@ -211,7 +211,7 @@ impl<'a> Compiler<'a> {
     fn flag_position(&self, key: &str) -> Option<u32> {
         match self.flags {
             FlagKeys::Sorted(keys) => keys.binary_search(&key).ok().map(|i| i as u32),
-            FlagKeys::Of(snapshot) => snapshot.position(key),
+            FlagKeys::Lookup(lookup) => lookup(key),
         }
     }
 

@@ -47,9 +47,9 @@ impl Index<usize> for Flags {
 impl From<Vec<Arc<CompiledFlag>>> for Flags {
     fn from(flags: Vec<Arc<CompiledFlag>>) -> Flags {
         let len = flags.len();
-        let chunks = flags
-            .chunks(1 << CHUNK_BITS)
-            .map(Arc::<[Arc<CompiledFlag>]>::from)
+        let mut rest = flags.into_iter();
+        let chunks = (0..len.div_ceil(1 << CHUNK_BITS))
+            .map(|_| rest.by_ref().take(1 << CHUNK_BITS).collect())
             .collect();
         Flags { chunks, len }
     }
