@@ -143,7 +143,8 @@ impl<K, V> SortedMap<K, V> {
         Q: Ord + ?Sized,
     {
         let c = self.chunk_of(key);
-        let start = (self.chunks.get(c)).map_or(0, |ch| ch.partition_point(|(k, _)| k.borrow() < key));
+        let start =
+            (self.chunks.get(c)).map_or(0, |ch| ch.partition_point(|(k, _)| k.borrow() < key));
         let rest = self.chunks.get(c..).unwrap_or_default();
         rest.iter().enumerate().flat_map(move |(n, ch)| {
             let from = if n == 0 { start } else { 0 };

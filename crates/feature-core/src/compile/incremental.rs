@@ -134,7 +134,10 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
         })
         .collect();
     let flag_map: Option<Vec<u32>> = flag_moved.then(|| {
-        let mut points: Vec<usize> = flag_added.iter().map(|k| insertion_point(previous, k)).collect();
+        let mut points: Vec<usize> = flag_added
+            .iter()
+            .map(|k| insertion_point(previous, k))
+            .collect();
         points.sort_unstable();
         shift_map(previous.len(), &removed_at, &points)
     });
@@ -237,9 +240,8 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
         // Every flag where it was: the previous flags, the changed ones compiled again (and
         // when segments moved, those referring to them adjusted), every other chunk shared.
         None => {
-            let mut set: BTreeMap<usize, Arc<CompiledFlag>> = (refused_at.iter())
-                .map(|(&p, &f)| (p, f.clone()))
-                .collect();
+            let mut set: BTreeMap<usize, Arc<CompiledFlag>> =
+                (refused_at.iter()).map(|(&p, &f)| (p, f.clone())).collect();
             flag_diagnostics = previous.parts.flag_diagnostics.clone();
             let mut redo: BTreeSet<usize> = (flag_changes.keys())
                 .filter_map(|k| previous.position(k))
@@ -326,7 +328,11 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                             size = size.saturating_sub(cost::flag_size(before(i)));
                             previous.shared_flag(i).key.clone()
                         }
-                        None => added_key.get(&(fi as u32)).copied().unwrap_or_default().into(),
+                        None => added_key
+                            .get(&(fi as u32))
+                            .copied()
+                            .unwrap_or_default()
+                            .into(),
                     };
                     let (f, d) = compiler.item(|c| c.flag_or_broken(&key, &doc));
                     size = size.saturating_add(cost::flag_size(&f));
@@ -379,7 +385,14 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
     );
     let changed: Arc<[String]> = changed_flags.into_iter().collect();
 
-    let index = (!flag_moved).then(|| previous.index.clone());
+    // The key table: the same keys share it; added and removed keys move its positions.
+    let index = match &flag_map {
+        None => Some(previous.index.clone()),
+        Some(map) => {
+            let added: Vec<(&str, u32)> = added_at.iter().map(|(k, &p)| (*k, p)).collect();
+            (previous.index).shifted(map, |p| &previous.flags[p].key, &added)
+        }
+    };
     drop(seg_keys);
     let parts = Parts {
         base: previous.parts.base.clone(),
@@ -1106,7 +1119,50 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+        /// The key table of shifted positions finds every new key at its new position and no
+        /// removed or absent key.
+        #[test]
+        fn a_shifted_key_table_finds_the_new_keys(
+            old in prop::collection::btree_set(0u16..600, 0..200),
+            remove in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+            add in prop::collection::btree_set(0u16..600, 0..6),
+        ) {
+            let old: Vec<String> = old.iter().map(|k| format!("k{k}")).collect();
+            let mut old_sorted = old.clone();
+            old_sorted.sort();
+            let removed: BTreeSet<usize> = (!old_sorted.is_empty())
+                .then(|| remove.iter().map(|i| i.index(old_sorted.len())).collect())
+                .unwrap_or_default();
+            let added: BTreeSet<String> = (add.iter().map(|k| format!("n{k}")))
+                .collect();
+            let mut new: Vec<&str> = (old_sorted.iter().enumerate())
+                .filter(|(i, _)| !removed.contains(i))
+                .map(|(_, k)| k.as_str())
+                .chain(added.iter().map(String::as_str))
+                .collect();
+            new.sort_unstable();
+            let table = crate::program::KeyTable::new(old_sorted.iter().map(String::as_str));
+            let map: Vec<u32> = (old_sorted.iter().enumerate())
+                .map(|(i, k)| if removed.contains(&i) { NONE } else { new.binary_search(&k.as_str()).unwrap() as u32 })
+                .collect();
+            let added_at: Vec<(&str, u32)> = (added.iter())
+                .map(|k| (k.as_str(), new.binary_search(&k.as_str()).unwrap() as u32))
+                .collect();
+            let Some(shifted) = table.shifted(&map, |p| old_sorted[p].as_str(), &added_at) else {
+                return Ok(());
+            };
+            for (p, k) in new.iter().enumerate() {
+                prop_assert_eq!(shifted.get(k, |i| new[i].as_bytes()), Some(p as u32), "{}", k);
+            }
+            for (i, k) in old_sorted.iter().enumerate().filter(|(i, _)| removed.contains(i)) {
+                prop_assert_eq!(shifted.get(k, |i| new[i].as_bytes()), None, "{} {}", i, k);
+            }
+            prop_assert_eq!(shifted.get("absent", |i| new[i].as_bytes()), None);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 160, .. ProptestConfig::default() })]
 
         /// What an incremental compile keeps for the next one (the worst case of every item,
         /// the document's size, the heavy flags, the refused flags with their diagnostics, the
@@ -1133,6 +1189,13 @@ mod tests {
                 prop_assert_eq!(snap.diagnostics(), full.diagnostics());
                 for (a, b) in snap.flags().zip(full.flags()) {
                     prop_assert_eq!((a.key(), a.is_malformed()), (b.key(), b.is_malformed()));
+                }
+                // The key table finds every flag at its position, and no other key.
+                for (i, f) in snap.flags().enumerate() {
+                    prop_assert_eq!(snap.position(f.key()), Some(i as u32));
+                }
+                for k in (0..=FLAGS).map(|i| format!("f{i}")).chain(["pad".into(), "x".into()]) {
+                    prop_assert_eq!(snap.position(&k).is_some(), full.position(&k).is_some());
                 }
             }
         }
