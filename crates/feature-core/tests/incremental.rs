@@ -405,3 +405,67 @@ fn a_change_of_the_budget_alone_refuses_or_accepts_a_flag_no_change_reaches() {
         "the budget moves across the flag's worst case"
     );
 }
+
+/// Flag `i` of a many-flag document: a rule on the context's key, and a prerequisite on flag
+/// `p` when given (a key that may be missing).
+fn chained(i: usize, p: Option<usize>, enabled: bool) -> Flag {
+    let prerequisites: Vec<Value> = p
+        .map(|p| json!({"key": format!("g{p:03}"), "variation": 1}))
+        .into_iter()
+        .collect();
+    serde_json::from_value(json!({
+        "type": "bool", "variants": [{"value": false}, {"value": true}], "default": false,
+        "enabled": enabled, "prerequisites": prerequisites, "offVariation": 0,
+        "rules": [{"clauses": [{"attribute": "key", "operator": "in", "values": [format!("k{}", i % 5)]}],
+            "variation": 1}],
+        "fallthrough": {"variation": i as i64 % 2},
+    }))
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// With hundreds of flags (many chunks of them), adding, removing and editing flags
+    /// anywhere, prerequisites on earlier and later keys included, compiles as the whole
+    /// document does: every flag evaluates alike, with the same diagnostics and keys.
+    #[test]
+    fn adding_and_removing_among_many_flags_is_the_full_compile(
+        prerequisites in prop::collection::vec(prop::option::weighted(0.3, 0..400usize), 300),
+        steps in prop::collection::vec(
+            prop::collection::vec((0..400usize, prop::option::weighted(0.7, prop::option::of(0..400usize)), any::<bool>()), 1..4),
+            1..5,
+        ),
+    ) {
+        let mut doc = FlagDocument::default();
+        for (i, p) in prerequisites.iter().enumerate() {
+            doc.flags.insert(format!("g{:03}", i), Arc::new(chained(i, *p, true)));
+        }
+        let mut snap = compile(doc.clone());
+        for batch in steps {
+            let changes: Vec<Change> = (batch.iter())
+                .map(|(i, f, enabled)| Change::Flag(
+                    format!("g{i:03}"),
+                    f.map(|p| Arc::new(chained(*i, p, *enabled))),
+                ))
+                .collect();
+            apply(&mut doc, &changes);
+            let r = recompile(&snap, changes);
+            let full = compile(doc.clone());
+            let keys = |s: &Snapshot| s.flags().map(|f| f.key().to_owned()).collect::<Vec<_>>();
+            prop_assert_eq!(keys(&r.snapshot), keys(&full));
+            prop_assert_eq!(r.snapshot.diagnostics(), full.diagnostics());
+            prop_assert_eq!(r.snapshot.changed_keys(&snap), full.changed_keys(&snap));
+            for i in 0..400 {
+                let key = format!("g{i:03}");
+                for k in 0..5 {
+                    let ctx = Context::new(format!("k{k}"));
+                    let a = r.snapshot.evaluate(&key, &ctx).to_evaluation(&key, Value::Null);
+                    let b = full.evaluate(&key, &ctx).to_evaluation(&key, Value::Null);
+                    prop_assert_eq!(a, b, "{}", key);
+                }
+            }
+            snap = r.snapshot;
+        }
+    }
+}

@@ -290,16 +290,39 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                 .filter_map(|k| previous.position(k))
                 .map(|p| p as usize)
                 .collect();
-            let mut list: Vec<Arc<CompiledFlag>> = Vec::with_capacity(new_len);
+            // Positions before the first added or removed key stay: whole chunks of them are
+            // shared, and only their changed, refused or re-resolved flags are looked at.
+            let first = (added_at.values().map(|&p| p as usize))
+                .chain(removed_at.iter().copied())
+                .min()
+                .unwrap_or(new_len);
+            let (shared_chunks, start) = Flags::shareable(first);
+            let in_prefix = (redo_old.iter())
+                .chain(&moved_refs)
+                .chain(refused_at.keys())
+                .copied()
+                .filter(|&i| i < start)
+                .collect::<BTreeSet<usize>>();
+            let mut list: Vec<Arc<CompiledFlag>> = Vec::with_capacity(new_len - start);
+            let mut prefix: Vec<(usize, Arc<CompiledFlag>)> = Vec::new();
             flag_diagnostics = Vec::with_capacity(new_len);
-            for (fi, &i) in back.iter().enumerate() {
+            flag_diagnostics.extend_from_slice(&previous.parts.flag_diagnostics[..start]);
+            for fi in in_prefix.into_iter().chain(start..new_len) {
+                let i = back[fi];
                 let old = (i != NONE).then_some(i as usize);
+                let mut kept = |f: Arc<CompiledFlag>, i: usize| {
+                    if fi < start {
+                        prefix.push((fi, f));
+                    } else {
+                        list.push(f);
+                        flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                    }
+                };
                 let redo = match old {
                     None => true,
                     Some(i) if redo_old.contains(&i) => true,
                     Some(i) if !moved_refs.contains(&i) => {
-                        list.push(before(i).clone());
-                        flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                        kept(before(i).clone(), i);
                         false
                     }
                     Some(i) => {
@@ -307,15 +330,13 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                         let model = || doc.flags.get(&*before.key).map(|f| &**f);
                         match moves.flag(before, model) {
                             Adjust::Keep => {
-                                list.push(before.clone());
-                                flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                                kept(before.clone(), i);
                                 false
                             }
                             Adjust::Rewrite => {
                                 let mut f = CompiledFlag::clone(before);
                                 moves.rewrite_flag(&mut f);
-                                list.push(Arc::new(f));
-                                flag_diagnostics.push(previous.parts.flag_diagnostics[i].clone());
+                                kept(Arc::new(f), i);
                                 false
                             }
                             Adjust::Recompile => true,
@@ -336,15 +357,20 @@ pub fn recompile(previous: &Snapshot, changes: impl IntoIterator<Item = Change>)
                     };
                     let (f, d) = compiler.item(|c| c.flag_or_broken(&key, &doc));
                     size = size.saturating_add(cost::flag_size(&f));
-                    list.push(Arc::new(f));
-                    flag_diagnostics.push(d);
+                    if fi < start {
+                        prefix.push((fi, Arc::new(f)));
+                        flag_diagnostics[fi] = d;
+                    } else {
+                        list.push(Arc::new(f));
+                        flag_diagnostics.push(d);
+                    }
                     compiled_flags += 1;
                 }
             }
             for &i in &removed_at {
                 size = size.saturating_sub(cost::flag_size(before(i)));
             }
-            flags = list.into();
+            flags = previous.flags.joined(shared_chunks, list).replaced(prefix);
         }
     }
     drop(compiler);

@@ -89,6 +89,22 @@ impl Flags {
         self.len == 0
     }
 
+    /// How many whole chunks lie before position `first`, and the position they end at.
+    pub(crate) fn shareable(first: usize) -> (usize, usize) {
+        let chunks = first >> CHUNK_BITS;
+        (chunks, chunks << CHUNK_BITS)
+    }
+
+    /// The first `chunks` chunks of these flags (shared), then the flags of `rest`.
+    pub(crate) fn joined(&self, chunks: usize, rest: Vec<Arc<CompiledFlag>>) -> Flags {
+        let len = (chunks << CHUNK_BITS) + rest.len();
+        let tail = Flags::from(rest);
+        let chunks = (self.chunks[..chunks].iter().cloned())
+            .chain(tail.chunks.iter().cloned())
+            .collect();
+        Flags { chunks, len }
+    }
+
     /// These flags with those at the positions given (sorted, each in range) replaced: the
     /// chunks without a replacement are shared.
     pub(crate) fn replaced(&self, changes: Vec<(usize, Arc<CompiledFlag>)>) -> Flags {
