@@ -21,8 +21,11 @@ const CHUNK: usize = 64;
 
 type Chunk<K, V> = Arc<Vec<(K, V)>>;
 
-/// A map sorted by key, like [`std::collections::BTreeMap`], whose clones share their entries
-/// (see the [module documentation](self)). No chunk is ever empty.
+/// A map sorted by key, like [`std::collections::BTreeMap`], whose clones share their entries.
+///
+/// Entries are kept in key order in chunks of at most 64, each shared behind an `Arc`, and the
+/// list of chunks shared behind one too: cloning the map is one reference count, and changing
+/// one entry of a clone copies one pointer per chunk and the one chunk the entry is in.
 pub struct SortedMap<K, V> {
     chunks: Arc<Vec<Chunk<K, V>>>,
     len: usize,

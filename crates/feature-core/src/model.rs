@@ -17,7 +17,8 @@ pub use crate::map::SortedMap;
 #[serde(deny_unknown_fields)]
 pub struct FlagDocument {
     /// Flags by key. Each flag is shared: a document made from another by changing a few
-    /// items shares every other item with it.
+    /// items shares every other item with it, and the map's chunks without a change
+    /// ([`SortedMap`]).
     #[serde(default)]
     pub flags: SortedMap<String, Arc<Flag>>,
     /// Reusable segments by key, referenced by the `segmentMatch` operator (shared like the

@@ -18,6 +18,9 @@
 //! repeat or a deeper chain is `MALFORMED_FLAG` at once, which ends the evaluation), so the
 //! cost of a member is bounded by unrolling the cycle `min(size, MAX_DEPTH)` times, a
 //! reference back into the cycle costing one step at the last level.
+//!
+//! An incremental compile keeps the worst cases ([`Kept`]) and works them out again only for
+//! the items a change reaches, over that part of the graph ([`Graph::part`]).
 
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;

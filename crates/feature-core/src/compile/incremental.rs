@@ -1,13 +1,26 @@
 //! Compiling a change: a snapshot made from the previous one and the items that changed.
 //!
 //! Only the changed flags and segments are compiled. Every other compiled item is shared with
-//! the previous snapshot (the same allocation), its diagnostics too. Compiled items refer to
-//! flags and segments by position, so when a key is added or removed the items whose
-//! references move are adjusted: a reference that only shifts is rewritten in a copy of the
-//! item, and an item whose reference appears or disappears (it names the added or removed key)
-//! is compiled again. What depends on the whole document, the cost bound and the key table, is
-//! worked out again over the compiled items (a pass over positions, no compiling). The result
-//! is the snapshot compiling the whole new document gives.
+//! the previous snapshot (the same allocation), its diagnostics too, and so is most of the
+//! document (its maps share their chunks). Compiled items refer to flags and segments by
+//! position, so when a key is added or removed the items whose references move are adjusted: a
+//! reference that only shifts is rewritten in a copy of the item, and an item whose reference
+//! appears or disappears (it names the added or removed key) is compiled again; the items that
+//! refer to a moved key are found by key ([`Referrers`]), the others are not read.
+//!
+//! What depends on the whole document is kept in the snapshot and brought up to date rather
+//! than worked out again: who refers to each key, the worst case of every item, the
+//! document's size and the flags the cost bound refuses. A change reaches only the items that
+//! refer to it, directly or not: their worst cases are worked out again over that part of the
+//! graph (every other item references none of them, and costs what it did). The budget
+//! depends on the size: when it moves, the flags whose worst case is over the smallest budget
+//! (no other flag can be refused) are decided again. The result is the snapshot compiling the
+//! whole new document gives.
+//!
+//! What still grows with the document: an edit copies the per-flag diagnostics list and the
+//! worst cases (flat arrays) and one pointer per 64 flags; adding or removing a flag also
+//! shares every flag after the first moved position again (a reference count each) and moves
+//! the key table's positions in one pass over its slots.
 
 use super::{cost, finish, unreadable, Bound, Compiler};
 use crate::diagnostic::Diagnostic;
