@@ -1169,9 +1169,11 @@ mod tests {
             let old: Vec<String> = old.iter().map(|k| format!("k{k}")).collect();
             let mut old_sorted = old.clone();
             old_sorted.sort();
-            let removed: BTreeSet<usize> = (!old_sorted.is_empty())
-                .then(|| remove.iter().map(|i| i.index(old_sorted.len())).collect())
-                .unwrap_or_default();
+            let removed: BTreeSet<usize> = if old_sorted.is_empty() {
+                BTreeSet::new()
+            } else {
+                remove.iter().map(|i| i.index(old_sorted.len())).collect()
+            };
             let added: BTreeSet<String> = (add.iter().map(|k| format!("n{k}")))
                 .collect();
             let mut new: Vec<&str> = (old_sorted.iter().enumerate())
