@@ -404,9 +404,9 @@ impl Items<'_> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Kept {
     /// The worst case of each flag, by position.
-    pub(crate) flag_costs: Arc<[u64]>,
+    pub(crate) flag_costs: Arc<Vec<u64>>,
     /// The worst case of each segment, by position.
-    pub(crate) segment_costs: Arc<[u64]>,
+    pub(crate) segment_costs: Arc<Vec<u64>>,
     /// The document's size in nodes ([`budget`]).
     pub(crate) size: u64,
     /// Keys of the flags whose worst case is over [`MIN_BUDGET`]: no other flag is ever over
@@ -431,8 +431,8 @@ pub(super) fn refuse_costly(
     let graph = Graph::new(flags, segments);
     let limit = budget(graph.size());
     let mut cost = graph.costs();
-    let segment_costs: Arc<[u64]> = cost.split_off(flags.len()).into();
-    let flag_costs: Arc<[u64]> = cost.into();
+    let segment_costs = Arc::new(cost.split_off(flags.len()));
+    let flag_costs = Arc::new(cost);
     let heavy = (flags.iter().zip(&*flag_costs))
         .filter(|(_, &c)| c > MIN_BUDGET)
         .map(|(f, _)| f.key.clone())
@@ -447,8 +447,8 @@ pub(super) fn refuse_costly(
         flags,
         segments,
         segment_keys,
-        flag_costs: &kept.flag_costs,
-        segment_costs: &kept.segment_costs,
+        flag_costs: kept.flag_costs.as_slice(),
+        segment_costs: kept.segment_costs.as_slice(),
     };
     let over: Vec<usize> = (0..flags.len())
         .filter(|&fi| kept.flag_costs[fi] > limit)

@@ -536,8 +536,8 @@ fn rebound(previous: &Snapshot, r: Rebound<'_>) -> (cost::Kept, Vec<(usize, Diag
         }
     }
     let kept = cost::Kept {
-        flag_costs: flag_costs.into(),
-        segment_costs: segment_costs.into(),
+        flag_costs: Arc::new(flag_costs),
+        segment_costs: Arc::new(segment_costs),
         size: r.size,
         heavy: Arc::new(heavy),
     };
@@ -557,8 +557,8 @@ fn rebound(previous: &Snapshot, r: Rebound<'_>) -> (cost::Kept, Vec<(usize, Diag
         flags: r.flags,
         segments: r.segments,
         segment_keys: r.segment_keys,
-        flag_costs: &kept.flag_costs,
-        segment_costs: &kept.segment_costs,
+        flag_costs: kept.flag_costs.as_slice(),
+        segment_costs: kept.segment_costs.as_slice(),
     };
     let over = again.into_iter().filter(|&fi| kept.flag_costs[fi] > limit);
     refused.extend(cost::refusals(&items, limit, over));
