@@ -5,7 +5,8 @@
 //! every tenth flag also matches one of 100 segments. Prints the median and the slowest of
 //! several runs of each case.
 //!
-//! `cargo bench -p feature-core --bench reload` (BENCH_FLAGS sets the size).
+//! `cargo bench -p feature-core --bench reload` (BENCH_FLAGS sets the size, BENCH_CASES keeps
+//! the cases whose name holds it, BENCH_RUNS sets how many runs each case makes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed assumption fails the run
 
 use feature_core::model::{Flag, FlagDocument, Segment};
@@ -55,8 +56,16 @@ fn document(n: usize) -> FlagDocument {
     doc
 }
 
-/// Runs `f` `runs` times; prints the median and the slowest.
+/// Runs `f` `runs` times; prints the median and the slowest. Only the cases whose name
+/// holds BENCH_CASES, when it is set.
 fn time<T>(name: &str, runs: usize, mut f: impl FnMut(usize) -> T) {
+    if std::env::var("BENCH_CASES").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(runs);
     let mut lat: Vec<Duration> = Vec::with_capacity(runs);
     for i in 0..runs {
         let t = Instant::now();

@@ -64,6 +64,7 @@ mod flag_key;
 pub mod key_file;
 pub mod launchdarkly;
 mod locate;
+mod map;
 pub mod metrics;
 pub mod model;
 mod ops;

@@ -7,22 +7,24 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+pub use crate::map::SortedMap;
 
 /// A whole flag document: every flag and segment of one file or store.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagDocument {
     /// Flags by key. Each flag is shared: a document made from another by changing a few
-    /// items shares every other item with it.
+    /// items shares every other item with it, and the map's chunks without a change
+    /// ([`SortedMap`]).
     #[serde(default)]
-    pub flags: BTreeMap<String, Arc<Flag>>,
+    pub flags: SortedMap<String, Arc<Flag>>,
     /// Reusable segments by key, referenced by the `segmentMatch` operator (shared like the
     /// flags).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub segments: BTreeMap<String, Arc<Segment>>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub segments: SortedMap<String, Arc<Segment>>,
 }
 
 fn yes() -> bool {

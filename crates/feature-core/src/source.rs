@@ -212,10 +212,10 @@ fn json_sections(text: &str) -> Result<Sections<'_>, ParseError> {
 }
 
 /// Reads the items of a `flags` or `segments` section.
-fn read_section<T: DeserializeOwned + Shrink + Send>(
+fn read_section<T: DeserializeOwned + Shrink + Send + Clone>(
     v: Section<'_>,
     section: &str,
-    out: &mut BTreeMap<String, T>,
+    out: &mut crate::model::SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: impl Fn(&mut T, &str) + Sync,
 ) {
@@ -273,10 +273,10 @@ fn item_diagnostic(
     }
 }
 
-fn read_map<T: DeserializeOwned>(
+fn read_map<T: DeserializeOwned + Clone>(
     v: Value,
     section: &str,
-    out: &mut BTreeMap<String, T>,
+    out: &mut crate::model::SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: impl Fn(&mut T, &str),
 ) {
@@ -305,11 +305,11 @@ fn read_map<T: DeserializeOwned>(
 }
 
 /// Reads one item of `section`, or reports why it does not fit the format.
-fn read_item<T: DeserializeOwned>(
+fn read_item<T: DeserializeOwned + Clone>(
     body: Value,
     section: &str,
     key: String,
-    out: &mut BTreeMap<String, T>,
+    out: &mut crate::model::SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: &impl Fn(&mut T, &str),
 ) {

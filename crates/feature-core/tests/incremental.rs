@@ -105,8 +105,18 @@ fn segment() -> impl Strategy<Value = Segment> {
         })
 }
 
+/// A flag of `n` list values: the document's size, and so its budget, grows with it (16
+/// steps a value past 6 250 nodes).
+fn padding(n: usize) -> Flag {
+    let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    serde_json::from_value(json!({"default": false, "rules": [{"clauses": [
+        {"attribute": "key", "operator": "in", "values": values}], "variation": 1}]}))
+    .unwrap()
+}
+
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
+        1 => (0..12_000usize).prop_map(|n| Change::Flag("pad".into(), Some(Arc::new(padding(n))))),
         4 => (0..FLAGS, flag()).prop_map(|(i, f)| Change::Flag(fkey(i), Some(Arc::new(f)))),
         1 => (0..FLAGS).prop_map(|i| Change::Flag(fkey(i), None)),
         3 => (0..SEGMENTS, segment()).prop_map(|(i, s)| Change::Segment(skey(i), Some(Arc::new(s)))),
@@ -338,4 +348,124 @@ fn flags_that_could_not_be_read_stay_malformed_across_changes() {
     );
     assert!(!r.snapshot.flag("bad").unwrap().is_malformed());
     assert_eq!(r.snapshot.changed_keys(s), ["bad"]);
+}
+
+/// A chain of segments `c0`..`c4`, each listing the next ten times, and flag `costly` listing
+/// `c0` twice: its worst case is 108 891 steps, over the smallest budget (100 000) and under
+/// the budget of a document of 7 000 nodes (112 000).
+fn chain() -> FlagDocument {
+    let mut doc = FlagDocument::default();
+    for i in 0..5 {
+        let clause = if i < 4 {
+            json!({"attribute": "", "operator": "segmentMatch", "values": vec![format!("c{}", i + 1); 10]})
+        } else {
+            json!({"attribute": "key", "operator": "in", "values": ["x"]})
+        };
+        let s: Segment = serde_json::from_value(json!({"rules": [{"clauses": [clause]}]})).unwrap();
+        doc.segments.insert(format!("c{i}"), Arc::new(s));
+    }
+    let f: Flag = serde_json::from_value(json!({"default": false, "rules": [{"clauses": [
+        {"attribute": "", "operator": "segmentMatch", "values": ["c0", "c0"]}], "variation": 1}]}))
+    .unwrap();
+    doc.flags.insert("costly".into(), Arc::new(f));
+    doc
+}
+
+#[test]
+fn a_change_of_the_budget_alone_refuses_or_accepts_a_flag_no_change_reaches() {
+    let mut doc = chain();
+    let mut snap = compile(doc.clone());
+    assert!(snap.flag("costly").unwrap().is_malformed());
+    // The padding flag is all that changes: `costly` does not refer to it, only the budget
+    // (its size) says whether `costly` fits, and the diagnostic names the budget.
+    let mut seen = Vec::new();
+    for n in [100, 6_300, 6_600, 7_000, 6_700, 6_800, 0, 7_500] {
+        let pad = Arc::new(padding(n));
+        doc.flags.insert("pad".into(), pad.clone());
+        let r = recompile(&snap, [Change::Flag("pad".into(), Some(pad))]);
+        let full = compile(doc.clone());
+        assert_eq!(r.snapshot.diagnostics(), full.diagnostics(), "{n}");
+        let malformed = r.snapshot.flag("costly").unwrap().is_malformed();
+        assert_eq!(
+            malformed,
+            full.flag("costly").unwrap().is_malformed(),
+            "{n}"
+        );
+        assert_eq!(
+            r.snapshot.changed_keys(&snap),
+            full.changed_keys(&snap),
+            "{n}"
+        );
+        seen.push(malformed);
+        snap = r.snapshot;
+    }
+    assert_eq!(
+        seen,
+        [true, true, true, false, true, false, true, false],
+        "the budget moves across the flag's worst case"
+    );
+}
+
+/// Flag `i` of a many-flag document: a rule on the context's key, and a prerequisite on flag
+/// `p` when given (a key that may be missing).
+fn chained(i: usize, p: Option<usize>, enabled: bool) -> Flag {
+    let prerequisites: Vec<Value> = p
+        .map(|p| json!({"key": format!("g{p:03}"), "variation": 1}))
+        .into_iter()
+        .collect();
+    serde_json::from_value(json!({
+        "type": "bool", "variants": [{"value": false}, {"value": true}], "default": false,
+        "enabled": enabled, "prerequisites": prerequisites, "offVariation": 0,
+        "rules": [{"clauses": [{"attribute": "key", "operator": "in", "values": [format!("k{}", i % 5)]}],
+            "variation": 1}],
+        "fallthrough": {"variation": i as i64 % 2},
+    }))
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// With hundreds of flags (many chunks of them), adding, removing and editing flags
+    /// anywhere, prerequisites on earlier and later keys included, compiles as the whole
+    /// document does: every flag evaluates alike, with the same diagnostics and keys.
+    #[test]
+    fn adding_and_removing_among_many_flags_is_the_full_compile(
+        prerequisites in prop::collection::vec(prop::option::weighted(0.3, 0..400usize), 300),
+        steps in prop::collection::vec(
+            prop::collection::vec((0..400usize, prop::option::weighted(0.7, prop::option::of(0..400usize)), any::<bool>()), 1..4),
+            1..5,
+        ),
+    ) {
+        let mut doc = FlagDocument::default();
+        for (i, p) in prerequisites.iter().enumerate() {
+            doc.flags.insert(format!("g{:03}", i), Arc::new(chained(i, *p, true)));
+        }
+        let mut snap = compile(doc.clone());
+        for batch in steps {
+            let changes: Vec<Change> = (batch.iter())
+                .map(|(i, f, enabled)| Change::Flag(
+                    format!("g{i:03}"),
+                    f.map(|p| Arc::new(chained(*i, p, *enabled))),
+                ))
+                .collect();
+            apply(&mut doc, &changes);
+            let r = recompile(&snap, changes);
+            let full = compile(doc.clone());
+            let keys = |s: &Snapshot| s.flags().map(|f| f.key().to_owned()).collect::<Vec<_>>();
+            prop_assert_eq!(keys(&r.snapshot), keys(&full));
+            prop_assert_eq!(r.snapshot.diagnostics(), full.diagnostics());
+            prop_assert_eq!(r.snapshot.changed_keys(&snap), full.changed_keys(&snap));
+            for i in 0..400 {
+                let key = format!("g{i:03}");
+                for k in 0..5 {
+                    let ctx = Context::new(format!("k{k}"));
+                    let a = r.snapshot.evaluate(&key, &ctx).to_evaluation(&key, Value::Null);
+                    let b = full.evaluate(&key, &ctx).to_evaluation(&key, Value::Null);
+                    prop_assert_eq!(a, b, "{}", key);
+                }
+            }
+            snap = r.snapshot;
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Stored rows and how they become a snapshot: every row is read on its own, and a row that
 //! cannot be used is reported with its key and left out, so one bad row never hides the others.
 
-use feature_core::model::{Flag, FlagDocument, Segment};
+use feature_core::model::{Flag, FlagDocument, Segment, SortedMap};
 use feature_core::{compile, recompile, Change, Diagnostic, PathSeg, Severity, Snapshot};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -409,8 +409,8 @@ impl Rows {
 /// Whether two documents hold the same items (an item both share is the same).
 fn same_document(a: &FlagDocument, b: &FlagDocument) -> bool {
     fn same_items<T: PartialEq>(
-        a: &BTreeMap<String, Arc<T>>,
-        b: &BTreeMap<String, Arc<T>>,
+        a: &SortedMap<String, Arc<T>>,
+        b: &SortedMap<String, Arc<T>>,
     ) -> bool {
         a.len() == b.len()
             && a.iter()

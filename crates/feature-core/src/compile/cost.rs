@@ -18,11 +18,13 @@
 //! repeat or a deeper chain is `MALFORMED_FLAG` at once, which ends the evaluation), so the
 //! cost of a member is bounded by unrolling the cycle `min(size, MAX_DEPTH)` times, a
 //! reference back into the cycle costing one step at the last level.
+//!
+//! An incremental compile keeps the worst cases ([`Kept`]) and works them out again only for
+//! the items a change reaches, over that part of the graph ([`Graph::part`]).
 
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;
-use crate::model::FlagDocument;
-use crate::program::{Clause, CompiledFlag, Op, Segment, Serve, StrSet};
+use crate::program::{Clause, CompiledFlag, Flags, Op, Segment, Serve, StrSet};
 use std::sync::Arc;
 
 /// The budget of every document: a flag may always cost this many steps.
@@ -120,35 +122,57 @@ fn evaluates_references(f: &CompiledFlag) -> bool {
     !f.broken && f.enabled && f.constant.is_none()
 }
 
+/// Of one flag: its nodes (the document's size counts them), what evaluating it costs besides
+/// what it references, and the nodes it references (appended to `targets`; segment `s` is node
+/// `base + s`).
+fn flag_node(f: &CompiledFlag, base: u32, targets: &mut Vec<u32>) -> (u64, u64) {
+    let nodes = flag_nodes(f);
+    if evaluates_references(f) {
+        targets.extend(f.prerequisites.iter().filter_map(|p| p.flag));
+        targets.extend(segment_refs(f.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
+        (nodes, nodes)
+    } else {
+        (nodes, 1)
+    }
+}
+
+/// Of one segment, as [`flag_node`].
+fn segment_node(s: &Segment, base: u32, targets: &mut Vec<u32>) -> (u64, u64) {
+    let nodes = segment_nodes(s);
+    targets.extend(segment_refs(s.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
+    (nodes, nodes)
+}
+
+/// Nodes of a compiled flag: what it adds to the document's size.
+pub(crate) fn flag_size(f: &CompiledFlag) -> u64 {
+    flag_nodes(f)
+}
+
+/// Nodes of a compiled segment: what it adds to the document's size.
+pub(crate) fn segment_size(s: &Segment) -> u64 {
+    segment_nodes(s)
+}
+
 impl Graph {
     /// The reference graph of compiled `flags` and `segments`.
-    pub(crate) fn new(flags: &[Arc<CompiledFlag>], segments: &[Arc<Segment>]) -> Graph {
+    pub(crate) fn new(flags: &Flags, segments: &[Arc<Segment>]) -> Graph {
         let n = flags.len() + segments.len();
         let base = flags.len() as u32;
         let mut own = Vec::with_capacity(n);
         let mut starts = Vec::with_capacity(n + 1);
         let mut targets = Vec::new();
         let mut size = 0u64;
-        for f in flags {
+        for f in flags.iter() {
             starts.push(targets.len());
-            let nodes = flag_nodes(f);
+            let (nodes, o) = flag_node(f, base, &mut targets);
             size = size.saturating_add(nodes);
-            if evaluates_references(f) {
-                own.push(nodes);
-                targets.extend(f.prerequisites.iter().filter_map(|p| p.flag));
-                targets.extend(
-                    segment_refs(f.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s),
-                );
-            } else {
-                own.push(1);
-            }
+            own.push(o);
         }
         for s in segments {
             starts.push(targets.len());
-            let nodes = segment_nodes(s);
+            let (nodes, o) = segment_node(s, base, &mut targets);
             size = size.saturating_add(nodes);
-            own.push(nodes);
-            targets.extend(segment_refs(s.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
+            own.push(o);
         }
         starts.push(targets.len());
         Graph {
@@ -156,6 +180,46 @@ impl Graph {
             starts,
             targets,
             size,
+        }
+    }
+
+    /// The part of the reference graph that `nodes` (sorted, without repeats) make, each node
+    /// referenced from them but not among them standing for its known cost (`known`, a leaf).
+    /// [`Graph::costs`] of it gives the cost of each of `nodes`, in their order, first.
+    pub(crate) fn part(items: &Items<'_>, nodes: &[usize], known: impl Fn(usize) -> u64) -> Graph {
+        let local = |v: usize| nodes.binary_search(&v).ok();
+        let mut own = Vec::with_capacity(nodes.len());
+        let mut starts = Vec::with_capacity(nodes.len() + 1);
+        let mut targets = Vec::new();
+        let mut leaves: Vec<u64> = Vec::new();
+        let mut leaf_of: std::collections::HashMap<usize, u32> = std::collections::HashMap::new();
+        let mut refs = Vec::new();
+        for &v in nodes {
+            starts.push(targets.len());
+            refs.clear();
+            own.push(items.node(v, &mut refs).1);
+            for &w in &refs {
+                let w = w as usize;
+                let t = match local(w) {
+                    Some(i) => i as u32,
+                    None => *leaf_of.entry(w).or_insert_with(|| {
+                        leaves.push(known(w));
+                        (nodes.len() + leaves.len() - 1) as u32
+                    }),
+                };
+                targets.push(t);
+            }
+        }
+        for c in leaves {
+            starts.push(targets.len());
+            own.push(c);
+        }
+        starts.push(targets.len());
+        Graph {
+            own,
+            starts,
+            targets,
+            size: 0,
         }
     }
 
@@ -292,55 +356,123 @@ impl Graph {
     }
 }
 
-/// Names of nodes in messages.
-struct Names<'a> {
-    flags: &'a [Arc<CompiledFlag>],
-    segments: Vec<&'a str>,
+/// Compiled items with the cost of each (flag `i` is node `i`, segment `j` node
+/// `flags.len() + j`): what the diagnostics of refused flags are worked out from.
+pub(crate) struct Items<'a> {
+    /// Flags by position, as compiled before the cost bound.
+    pub(crate) flags: &'a Flags,
+    /// Segments by position.
+    pub(crate) segments: &'a [Arc<Segment>],
+    /// Segment keys by position.
+    pub(crate) segment_keys: &'a [&'a str],
+    /// The worst case of each flag.
+    pub(crate) flag_costs: &'a [u64],
+    /// The worst case of each segment.
+    pub(crate) segment_costs: &'a [u64],
 }
 
-impl Names<'_> {
-    fn of(&self, v: usize) -> String {
+impl Items<'_> {
+    /// Of node `v`: its nodes and own cost, its references appended to `targets`.
+    fn node(&self, v: usize, targets: &mut Vec<u32>) -> (u64, u64) {
+        let base = self.flags.len() as u32;
+        match self.flags.get(v) {
+            Some(f) => flag_node(f, base, targets),
+            None => segment_node(&self.segments[v - self.flags.len()], base, targets),
+        }
+    }
+
+    fn cost(&self, v: usize) -> u64 {
+        match self.flag_costs.get(v) {
+            Some(c) => *c,
+            None => self.segment_costs[v - self.flags.len()],
+        }
+    }
+
+    fn name(&self, v: usize) -> String {
         match self.flags.get(v) {
             Some(f) => format!("flag `{}`", f.key),
             None => format!(
                 "segment `{}`",
-                self.segments
-                    .get(v - self.flags.len())
-                    .copied()
-                    .unwrap_or("?")
+                (self.segment_keys.get(v - self.flags.len()).copied()).unwrap_or("?")
             ),
         }
     }
 }
 
-/// The flags whose worst case exceeds the document's budget (they are to be malformed), each
-/// with a diagnostic at its most expensive reference.
+/// What the cost bound keeps for the next incremental compile: the worst case of every item,
+/// the document's size, and the flags a change of the budget alone could refuse.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Kept {
+    /// The worst case of each flag, by position.
+    pub(crate) flag_costs: Arc<Vec<u64>>,
+    /// The worst case of each segment, by position.
+    pub(crate) segment_costs: Arc<Vec<u64>>,
+    /// The document's size in nodes ([`budget`]).
+    pub(crate) size: u64,
+    /// Keys of the flags whose worst case is over [`MIN_BUDGET`]: no other flag is ever over
+    /// the budget.
+    pub(crate) heavy: Arc<std::collections::BTreeSet<Box<str>>>,
+}
+
+impl Kept {
+    /// The budget of the document.
+    pub(crate) fn limit(&self) -> u64 {
+        budget(self.size)
+    }
+}
+
+/// The cost bound of compiled `flags` and `segments`, worked out whole: what it keeps, and the
+/// flags over budget (they are to be malformed), each with its diagnostic.
 pub(super) fn refuse_costly(
-    flags: &[Arc<CompiledFlag>],
+    flags: &Flags,
     segments: &[Arc<Segment>],
-    doc: &FlagDocument,
-) -> Vec<(usize, Diagnostic)> {
+    segment_keys: &[&str],
+) -> (Kept, Vec<(usize, Diagnostic)>) {
     let graph = Graph::new(flags, segments);
     let limit = budget(graph.size());
-    let cost = graph.costs();
-    if !cost[..flags.len()].iter().any(|&c| c > limit) {
-        return Vec::new();
-    }
-    let names = Names {
-        flags,
-        segments: doc.segments.keys().map(String::as_str).collect(),
+    let mut cost = graph.costs();
+    let segment_costs = Arc::new(cost.split_off(flags.len()));
+    let flag_costs = Arc::new(cost);
+    let heavy = (flags.iter().zip(&*flag_costs))
+        .filter(|(_, &c)| c > MIN_BUDGET)
+        .map(|(f, _)| f.key.clone())
+        .collect();
+    let kept = Kept {
+        flag_costs,
+        segment_costs,
+        size: graph.size(),
+        heavy: Arc::new(heavy),
     };
-    let base = flags.len() as u32;
-    let mut fanout = Fanout::new(&graph, &cost);
-    let mut over = Vec::new();
-    for (fi, f) in flags.iter().enumerate() {
-        if cost[fi] <= limit {
-            continue;
-        }
+    let items = Items {
+        flags,
+        segments,
+        segment_keys,
+        flag_costs: kept.flag_costs.as_slice(),
+        segment_costs: kept.segment_costs.as_slice(),
+    };
+    let over: Vec<usize> = (0..flags.len())
+        .filter(|&fi| kept.flag_costs[fi] > limit)
+        .collect();
+    let refused = refusals(&items, limit, over);
+    (kept, refused)
+}
+
+/// The diagnostics of flags `over` (positions), refused for costing more than `limit`.
+pub(crate) fn refusals(
+    items: &Items<'_>,
+    limit: u64,
+    over: impl IntoIterator<Item = usize>,
+) -> Vec<(usize, Diagnostic)> {
+    let base = items.flags.len() as u32;
+    let mut fanout = Fanout::new(items);
+    let mut out = Vec::new();
+    for fi in over {
+        let f = &items.flags[fi];
+        let own = items.cost(fi);
         // The most expensive reference of the flag, and where it is written.
         let mut worst: Option<(u64, u32, Vec<PathSeg>)> = None;
         let mut consider = |w: u32, path: &dyn Fn() -> Vec<PathSeg>| {
-            let c = cost[w as usize];
+            let c = items.cost(w as usize);
             if worst.as_ref().is_none_or(|(best, _, _)| c > *best) {
                 worst = Some((c, w, path()));
             }
@@ -378,10 +510,10 @@ pub(super) fn refuse_costly(
                     "evaluating this flag could take {} steps, more than the {limit} this \
                          document allows: every reference to a segment or prerequisite is \
                          evaluated again, so repeated references multiply; {} here costs {}{}",
-                    steps(cost[fi]),
-                    names.of(w as usize),
+                    steps(own),
+                    items.name(w as usize),
                     steps(c),
-                    fanout.repeats(&names, fi),
+                    fanout.repeats(fi),
                 ),
             ),
             None => (
@@ -389,28 +521,24 @@ pub(super) fn refuse_costly(
                 format!(
                     "evaluating this flag could take {} steps, more than the {limit} this \
                          document allows",
-                    steps(cost[fi])
+                    steps(own)
                 ),
             ),
         };
         let mut path = vec![PathSeg::key("flags"), PathSeg::key(&f.key)];
         path.extend(at);
-        over.push((fi, f.key.to_string(), path, message));
+        let diagnostic = Diagnostic {
+            flag: f.key.to_string(),
+            path,
+            severity: Severity::Error,
+            message,
+            line: None,
+            column: None,
+            file: None,
+        };
+        out.push((fi, diagnostic));
     }
-    over.into_iter()
-        .map(|(fi, flag, path, message)| {
-            let diagnostic = Diagnostic {
-                flag,
-                path,
-                severity: Severity::Error,
-                message,
-                line: None,
-                column: None,
-                file: None,
-            };
-            (fi, diagnostic)
-        })
-        .collect()
+    out
 }
 
 /// A step count, `u64::MAX` (saturated) shown as more than can be counted.
@@ -422,52 +550,53 @@ fn steps(c: u64) -> String {
     }
 }
 
-/// What the diagnostics say about each node, worked out once per node however many flags
-/// are over budget: the most expensive target it lists more than once (with how often), and
-/// its most expensive target.
 /// Of one node: its most expensive target listed more than once (how often, which), and its
 /// most expensive target.
 type Spread = (Option<(usize, u32)>, Option<u32>);
 
-struct Fanout<'g> {
-    graph: &'g Graph,
-    cost: &'g [u64],
-    known: Vec<Option<Spread>>,
+/// What the diagnostics say about each node, worked out once per node however many flags
+/// are over budget.
+struct Fanout<'i> {
+    items: &'i Items<'i>,
+    known: std::collections::HashMap<usize, Spread>,
 }
 
-impl<'g> Fanout<'g> {
-    fn new(graph: &'g Graph, cost: &'g [u64]) -> Self {
+impl<'i> Fanout<'i> {
+    fn new(items: &'i Items<'i>) -> Self {
         Fanout {
-            graph,
-            cost,
-            known: vec![None; cost.len()],
+            items,
+            known: std::collections::HashMap::new(),
         }
     }
 
     fn of(&mut self, v: usize) -> Spread {
-        if let Some(k) = self.known[v] {
-            return k;
+        if let Some(k) = self.known.get(&v) {
+            return *k;
         }
-        let cost = self.cost;
-        let edges = self.graph.edges(v);
-        let mut sorted = edges.to_vec();
+        let items = self.items;
+        let mut edges = Vec::new();
+        items.node(v, &mut edges);
+        let mut sorted = edges.clone();
         sorted.sort_unstable();
         let mut most: Option<(usize, u32)> = None;
         for run in sorted.chunk_by(|a, b| a == b) {
             let (times, w) = (run.len(), run[0]);
-            let better = most.is_none_or(|(_, m)| cost[w as usize] > cost[m as usize]);
+            let better = most.is_none_or(|(_, m)| items.cost(w as usize) > items.cost(m as usize));
             if times > 1 && better {
                 most = Some((times, w));
             }
         }
-        let heaviest = edges.iter().copied().max_by_key(|&w| cost[w as usize]);
-        self.known[v] = Some((most, heaviest));
+        let heaviest = edges
+            .iter()
+            .copied()
+            .max_by_key(|&w| items.cost(w as usize));
+        self.known.insert(v, (most, heaviest));
         (most, heaviest)
     }
 
     /// Where the fan-out of node `v` comes from: following the most expensive references
     /// from `v`, the first few nodes that list one target more than once.
-    fn repeats(&mut self, names: &Names<'_>, mut v: usize) -> String {
+    fn repeats(&mut self, mut v: usize) -> String {
         const SHOWN: usize = 3;
         let mut found = Vec::new();
         // A path without repeats is at most as long as the depth cap allows.
@@ -480,8 +609,8 @@ impl<'g> Fanout<'g> {
                 }
                 found.push(format!(
                     "{} lists {} {times} times",
-                    names.of(v),
-                    names.of(w as usize)
+                    self.items.name(v),
+                    self.items.name(w as usize)
                 ));
             }
             match heaviest {
@@ -808,7 +937,7 @@ mod tests {
     }
 
     fn costs(snap: &Snapshot) -> (Graph, Vec<u64>) {
-        let graph = Graph::new(&snap.flags.0, &snap.segments);
+        let graph = Graph::new(&snap.flags, &snap.segments);
         let cost = graph.costs();
         (graph, cost)
     }

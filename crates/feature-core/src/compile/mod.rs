@@ -13,6 +13,8 @@ mod flag;
 mod incremental;
 mod segment;
 
+pub(crate) use cost::Kept;
+pub(crate) use incremental::Referrers;
 pub use incremental::{recompile, Change, Recompiled};
 
 use crate::attr::AttrPath;
@@ -57,8 +59,10 @@ pub fn compile_with(doc: Arc<FlagDocument>, base: Vec<Diagnostic>) -> Snapshot {
         segment_diagnostics,
         flag_diagnostics,
         refused: BTreeMap::new(),
+        kept: Kept::default(),
+        referrers: Referrers::default(),
     };
-    finish(doc, flags, None, segments, parts, None)
+    finish(doc, flags.into(), None, segments, parts, None, Bound::Whole)
 }
 
 /// Documents with at least this many flags are compiled on several threads.
@@ -135,29 +139,62 @@ fn unreadable(base: &[Diagnostic], doc: &FlagDocument) -> Vec<String> {
         .collect()
 }
 
+/// How [`finish`] comes by the cost bound.
+enum Bound {
+    /// Worked out over every item.
+    Whole,
+    /// Worked out by an incremental compile: what it keeps, the flags over budget by position
+    /// (in order) with their diagnostics, and the references by key.
+    Known {
+        kept: Kept,
+        refused: Vec<(usize, Diagnostic)>,
+        referrers: Referrers,
+    },
+}
+
 /// The snapshot of compiled items: the cost bound refuses the flags whose worst case is over
 /// the document's budget, and the diagnostics are put together in document order (those given,
 /// segments, flags, then the cost bound's).
 fn finish(
     doc: Arc<FlagDocument>,
-    compiled: Vec<Arc<CompiledFlag>>,
+    compiled: Flags,
     index: Option<KeyTable>,
     segments: Vec<Arc<Segment>>,
     mut parts: Parts,
     from: Option<(u64, Arc<[String]>)>,
+    bound: Bound,
 ) -> Snapshot {
-    let refused = cost::refuse_costly(&compiled, &segments, &doc);
-    let mut flags = compiled;
+    let (refused, kept, referrers) = match bound {
+        Bound::Whole => {
+            let seg_keys: Vec<&str> = doc.segments.keys().map(String::as_str).collect();
+            let (kept, refused) = cost::refuse_costly(&compiled, &segments, &seg_keys);
+            (refused, kept, Referrers::of(&doc))
+        }
+        Bound::Known {
+            kept,
+            refused,
+            referrers,
+        } => (refused, kept, referrers),
+    };
+    parts.kept = kept;
+    parts.referrers = referrers;
     let mut bound = Vec::with_capacity(refused.len());
+    let mut malformed = Vec::with_capacity(refused.len());
     parts.refused.clear();
     for (fi, diagnostic) in refused {
-        let mut f = CompiledFlag::clone(&flags[fi]);
+        let Some(before) = compiled.shared(fi) else {
+            continue;
+        };
+        let mut f = CompiledFlag::clone(before);
         f.broken = true;
         f.constant = None;
-        let before = std::mem::replace(&mut flags[fi], Arc::new(f));
-        parts.refused.insert(before.key.clone(), before);
+        malformed.push((fi, Arc::new(f)));
+        parts
+            .refused
+            .insert(before.key.clone(), (before.clone(), diagnostic.clone()));
         bound.push(diagnostic);
     }
+    let flags = compiled.replaced(malformed);
     let own = (parts.segment_diagnostics.iter())
         .chain(&parts.flag_diagnostics)
         .flatten()
@@ -166,7 +203,16 @@ fn finish(
         .chain(own)
         .chain(bound)
         .collect();
-    Snapshot::new(Flags(flags), index, segments, diagnostics, doc, parts, from)
+    Snapshot::new(flags, index, segments, diagnostics, doc, parts, from)
+}
+
+/// The flag keys a compile resolves prerequisites against.
+#[derive(Clone, Copy)]
+enum FlagKeys<'a> {
+    /// Sorted keys.
+    Sorted(&'a [&'a str]),
+    /// A lookup (an incremental compile, from the previous snapshot's positions).
+    Lookup(&'a dyn Fn(&str) -> Option<u32>),
 }
 
 /// Compiles one document: the keys it resolves references against, and where in the document
@@ -175,8 +221,8 @@ struct Compiler<'a> {
     diags: Vec<Diagnostic>,
     /// Segment keys, sorted: a reference is a position in it.
     segs: &'a [&'a str],
-    /// Flag keys, sorted: a reference is a position in it.
-    flags: &'a [&'a str],
+    /// Flag keys: a reference is a position among them.
+    flags: FlagKeys<'a>,
     /// The section (`flags`, `segments`) and key of the item being compiled.
     item: (&'static str, String),
     /// Where in the item: names and indexes, made into a [`PathSeg`] path only for a diagnostic.
@@ -213,7 +259,7 @@ impl<'a> Compiler<'a> {
         Compiler {
             diags: Vec::new(),
             segs,
-            flags,
+            flags: FlagKeys::Sorted(flags),
             item: ("", String::new()),
             path: Vec::new(),
             flag: String::new(),
@@ -223,6 +269,13 @@ impl<'a> Compiler<'a> {
                 serde_json::Value::Bool(true),
             ]),
         }
+    }
+
+    /// A compiler that finds the position of a flag key with `lookup`.
+    fn with_flag_lookup(segs: &'a [&'a str], lookup: &'a dyn Fn(&str) -> Option<u32>) -> Self {
+        let mut c = Compiler::new(segs, &[]);
+        c.flags = FlagKeys::Lookup(lookup);
+        c
     }
 
     /// Compiles one item with `f`, returning it with its diagnostics.
@@ -243,7 +296,10 @@ impl<'a> Compiler<'a> {
 
     /// The position of flag `key`.
     fn flag_position(&self, key: &str) -> Option<u32> {
-        self.flags.binary_search(&key).ok().map(|i| i as u32)
+        match self.flags {
+            FlagKeys::Sorted(keys) => keys.binary_search(&key).ok().map(|i| i as u32),
+            FlagKeys::Lookup(lookup) => lookup(key),
+        }
     }
 
     /// Flag `key` of `doc` compiled; a key the document does not have is a flag that could not
@@ -400,7 +456,7 @@ mod tests {
         }
         // The whole compile, on as many threads as it picks, agrees too.
         let big = compile_with(doc.clone(), base.clone());
-        assert_eq!(format!("{:?}", big.flags), format!("{:?}", Flags(one)));
+        assert_eq!(format!("{:?}", big.flags), format!("{:?}", Flags::from(one)));
         assert!(big.diagnostics().len() >= base.len() + one_diags.iter().flatten().count());
     }
 

@@ -22,17 +22,36 @@ use std::ops::Index;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Bits of a position that give the place in a chunk of [`Flags`].
+const CHUNK_BITS: usize = 6;
+
 /// Compiled flags by position. Each flag is shared: a snapshot compiled from another by
 /// changing a few items holds the very same allocation for every flag it did not recompile.
+/// They are held in shared chunks of 64, so that such a snapshot also shares every chunk it did
+/// not change (making it copies one pointer per chunk, not one per flag).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Flags(pub(crate) Vec<Arc<CompiledFlag>>);
+pub(crate) struct Flags {
+    chunks: Arc<[Arc<[Arc<CompiledFlag>]>]>,
+    len: usize,
+}
 
 impl Index<usize> for Flags {
     type Output = CompiledFlag;
 
     #[inline(always)]
     fn index(&self, i: usize) -> &CompiledFlag {
-        &self.0[i]
+        &self.chunks[i >> CHUNK_BITS][i & ((1 << CHUNK_BITS) - 1)]
+    }
+}
+
+impl From<Vec<Arc<CompiledFlag>>> for Flags {
+    fn from(flags: Vec<Arc<CompiledFlag>>) -> Flags {
+        let len = flags.len();
+        let mut rest = flags.into_iter();
+        let chunks = (0..len.div_ceil(1 << CHUNK_BITS))
+            .map(|_| rest.by_ref().take(1 << CHUNK_BITS).collect())
+            .collect();
+        Flags { chunks, len }
     }
 }
 
@@ -40,24 +59,106 @@ impl Flags {
     /// The flag at position `i`, if any.
     #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> Option<&CompiledFlag> {
-        self.0.get(i).map(|f| &**f)
+        self.shared(i).map(|f| &**f)
+    }
+
+    /// The flag at position `i`, shared, if any.
+    #[inline(always)]
+    pub(crate) fn shared(&self, i: usize) -> Option<&Arc<CompiledFlag>> {
+        (self.chunks.get(i >> CHUNK_BITS)?).get(i & ((1 << CHUNK_BITS) - 1))
     }
 
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &CompiledFlag> {
-        self.0.iter().map(|f| &**f)
+        self.shared_iter().map(|f| &**f)
+    }
+
+    /// Every flag, shared, in order.
+    pub(crate) fn shared_iter(&self) -> impl ExactSizeIterator<Item = &Arc<CompiledFlag>> {
+        Shared {
+            chunks: self.chunks.iter(),
+            chunk: [].iter(),
+            left: self.len,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
+    }
+
+    /// How many whole chunks lie before position `first`, and the position they end at.
+    pub(crate) fn shareable(first: usize) -> (usize, usize) {
+        let chunks = first >> CHUNK_BITS;
+        (chunks, chunks << CHUNK_BITS)
+    }
+
+    /// The first `chunks` chunks of these flags (shared), then the flags of `rest`.
+    pub(crate) fn joined(&self, chunks: usize, rest: Vec<Arc<CompiledFlag>>) -> Flags {
+        let len = (chunks << CHUNK_BITS) + rest.len();
+        let tail = Flags::from(rest);
+        let chunks = (self.chunks[..chunks].iter().cloned())
+            .chain(tail.chunks.iter().cloned())
+            .collect();
+        Flags { chunks, len }
+    }
+
+    /// These flags with those at the positions given (sorted, each in range) replaced: the
+    /// chunks without a replacement are shared.
+    pub(crate) fn replaced(&self, changes: Vec<(usize, Arc<CompiledFlag>)>) -> Flags {
+        if changes.is_empty() {
+            return self.clone();
+        }
+        let mut chunks: Vec<Arc<[Arc<CompiledFlag>]>> = self.chunks.to_vec();
+        let mut changes = changes.into_iter().peekable();
+        while let Some((i, f)) = changes.next() {
+            let c = i >> CHUNK_BITS;
+            let mut chunk = chunks[c].to_vec();
+            chunk[i & ((1 << CHUNK_BITS) - 1)] = f;
+            while let Some((j, g)) = changes.next_if(|(j, _)| j >> CHUNK_BITS == c) {
+                chunk[j & ((1 << CHUNK_BITS) - 1)] = g;
+            }
+            chunks[c] = chunk.into();
+        }
+        Flags {
+            chunks: chunks.into(),
+            len: self.len,
+        }
     }
 }
 
-/// What an incremental compile reuses: each item's own diagnostics, by position, and the form
-/// flags had before the cost bound refused them.
+/// The flags of [`Flags`], shared, in order.
+struct Shared<'a> {
+    chunks: std::slice::Iter<'a, Arc<[Arc<CompiledFlag>]>>,
+    chunk: std::slice::Iter<'a, Arc<CompiledFlag>>,
+    left: usize,
+}
+
+impl<'a> Iterator for Shared<'a> {
+    type Item = &'a Arc<CompiledFlag>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(f) = self.chunk.next() {
+                self.left -= 1;
+                return Some(f);
+            }
+            self.chunk = self.chunks.next()?.iter();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Shared<'_> {}
+
+/// What an incremental compile reuses: each item's own diagnostics, by position, the form
+/// flags had before the cost bound refused them, the cost bound's worst cases and the
+/// references by key.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Parts {
     /// Diagnostics given to the compile (reading the document): they come first.
@@ -66,8 +167,13 @@ pub(crate) struct Parts {
     pub(crate) segment_diagnostics: Vec<Option<Arc<[Diagnostic]>>>,
     /// The diagnostics of each flag, by position (those of the cost bound left out).
     pub(crate) flag_diagnostics: Vec<Option<Arc<[Diagnostic]>>>,
-    /// Flags the cost bound refused, as they were compiled before it.
-    pub(crate) refused: BTreeMap<Box<str>, Arc<CompiledFlag>>,
+    /// Flags the cost bound refused, as they were compiled before it, with the diagnostic
+    /// saying why.
+    pub(crate) refused: BTreeMap<Box<str>, (Arc<CompiledFlag>, Diagnostic)>,
+    /// The worst case of every item, the document's size and its heavy flags.
+    pub(crate) kept: crate::compile::Kept,
+    /// Who refers to each key, by key.
+    pub(crate) referrers: crate::compile::Referrers,
 }
 
 /// Where a snapshot came from, for [`Snapshot::changed_keys`].
@@ -128,7 +234,7 @@ impl Snapshot {
 
     /// The compiled flag at `position`, shared.
     pub(crate) fn shared_flag(&self, position: usize) -> &Arc<CompiledFlag> {
-        &self.flags.0[position]
+        &self.flags.chunks[position >> CHUNK_BITS][position & ((1 << CHUNK_BITS) - 1)]
     }
 
     /// The compiled flag with this key.

@@ -283,14 +283,15 @@ impl PackedStrs {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyTable {
     /// `(tag, position + 1)`; `(_, 0)` is an empty slot.
-    slots: Box<[(u32, u32)]>,
+    /// Shared: a snapshot made from another with the same keys shares its table.
+    slots: std::sync::Arc<[(u32, u32)]>,
 }
 
 impl KeyTable {
     /// Indexes `keys`, which must be distinct, by position.
     pub(crate) fn new<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> KeyTable {
         let capacity = (keys.len() * 2).next_power_of_two().max(8);
-        let mut slots = vec![(0u32, 0u32); capacity].into_boxed_slice();
+        let mut slots = vec![(0u32, 0u32); capacity];
         let mask = capacity - 1;
         for (position, key) in keys.enumerate() {
             let (tag, mut i) = KeyTable::locate(key, mask);
@@ -299,7 +300,9 @@ impl KeyTable {
             }
             slots[i] = (tag, position as u32 + 1);
         }
-        KeyTable { slots }
+        KeyTable {
+            slots: slots.into(),
+        }
     }
 
     /// The tag of `key` and its home slot.
@@ -309,6 +312,79 @@ impl KeyTable {
         std::hash::Hasher::write(&mut h, key.as_bytes());
         let h = std::hash::Hasher::finish(&h);
         ((h >> 32) as u32, h as usize & mask)
+    }
+
+    /// This table after keys were removed and added: `map` gives the new position of each
+    /// previous one ([`u32::MAX`]: removed), `key_at` the key at a previous position, `added`
+    /// the keys added with their new positions. The table [`KeyTable::new`] would build for the
+    /// new keys (the same slots, up to the order within a run), in one pass over the slots
+    /// without hashing the kept keys; `None` when the new keys need a table of another size.
+    pub(crate) fn shifted<'k>(
+        &self,
+        map: &[u32],
+        key_at: impl Fn(usize) -> &'k str,
+        added: &[(&str, u32)],
+    ) -> Option<KeyTable> {
+        let kept = map.iter().filter(|&&j| j != u32::MAX).count();
+        let len = kept + added.len();
+        let capacity = (len * 2).next_power_of_two().max(8);
+        if capacity != self.slots.len() {
+            return None;
+        }
+        let mask = capacity - 1;
+        let mut slots = self.slots.to_vec();
+        // Removed keys leave their slot; the entries after it in its run move back where a
+        // lookup finds them (deletion from linear probing).
+        for (old, _) in map.iter().enumerate().filter(|(_, &j)| j == u32::MAX) {
+            let (_, mut i) = KeyTable::locate(key_at(old), mask);
+            while slots[i].1 as usize != old + 1 {
+                if slots[i].1 == 0 {
+                    return None;
+                }
+                i = (i + 1) & mask;
+            }
+            let mut j = i;
+            loop {
+                slots[i] = (0, 0);
+                loop {
+                    j = (j + 1) & mask;
+                    let (_, p) = slots[j];
+                    if p == 0 {
+                        break;
+                    }
+                    let (_, home) = KeyTable::locate(key_at(p as usize - 1), mask);
+                    // Stays when its home is cyclically within (i, j].
+                    let stays = if i <= j {
+                        i < home && home <= j
+                    } else {
+                        i < home || home <= j
+                    };
+                    if !stays {
+                        break;
+                    }
+                }
+                if slots[j].1 == 0 {
+                    break;
+                }
+                slots[i] = slots[j];
+                i = j;
+            }
+        }
+        for slot in &mut slots {
+            if slot.1 != 0 {
+                slot.1 = map[slot.1 as usize - 1] + 1;
+            }
+        }
+        for &(key, position) in added {
+            let (tag, mut i) = KeyTable::locate(key, mask);
+            while slots[i].1 != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = (tag, position + 1);
+        }
+        Some(KeyTable {
+            slots: slots.into(),
+        })
     }
 
     /// Whether `key` is one of `keys` (the keys the table was built from).

@@ -15,6 +15,7 @@ use crate::diagnostic::Diagnostic;
 use crate::model::{Flag, FlagDocument, Segment, Shrink};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
+use crate::model::SortedMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,12 +38,12 @@ pub(super) struct NotJson;
 pub(super) fn read_items<T, K>(
     items: Vec<(String, &str)>,
     section: &str,
-    out: &mut BTreeMap<String, T>,
+    out: &mut SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
     set_key: &K,
 ) -> Result<(), NotJson>
 where
-    T: DeserializeOwned + Shrink + Send,
+    T: DeserializeOwned + Shrink + Send + Clone,
     K: Fn(&mut T, &str) + Sync,
 {
     let threads = threads_for(items.len());
@@ -280,7 +281,7 @@ fn threads_for(n: usize) -> usize {
 /// are concatenated in order.
 fn read_all<T, K>(items: Vec<(String, &str)>, section: &str, set_key: &K, threads: usize) -> Read<T>
 where
-    T: DeserializeOwned + Shrink + Send,
+    T: DeserializeOwned + Shrink + Send + Clone,
     K: Fn(&mut T, &str) + Sync,
 {
     if threads <= 1 {
@@ -320,7 +321,7 @@ where
 /// Reads a chunk of items, in order.
 fn read_chunk<T, K>(items: Vec<(String, &str)>, section: &str, set_key: &K) -> Read<T>
 where
-    T: DeserializeOwned + Shrink,
+    T: DeserializeOwned + Shrink + Clone,
     K: Fn(&mut T, &str),
 {
     let mut read = Vec::with_capacity(items.len());
@@ -336,7 +337,7 @@ where
             // comes out as YAML's reader gives it.
             Err(_) => {
                 let tree: Value = serde_json::from_str(body).map_err(|_| NotJson)?;
-                let mut one = BTreeMap::new();
+                let mut one = SortedMap::new();
                 read_item(tree, section, key, &mut one, &mut diags, set_key);
                 read.extend(one);
             }
@@ -347,10 +348,10 @@ where
 
 /// Puts items read into `out`: built at once when `out` is empty (the usual case), inserted one
 /// by one otherwise, a later item replacing an earlier one with the same key.
-fn merge<T>(
+fn merge<T: Clone>(
     read: Vec<(String, T)>,
     found: Vec<Diagnostic>,
-    out: &mut BTreeMap<String, T>,
+    out: &mut SortedMap<String, T>,
     diags: &mut Vec<Diagnostic>,
 ) {
     if out.is_empty() {
@@ -400,7 +401,7 @@ mod tests {
     fn items_read_from_their_text_are_those_read_from_a_tree() {
         let text = items(FLAGS.len() * 3);
         let raw: BTreeMap<String, &RawValue> = serde_json::from_str(&text).unwrap();
-        let (mut tree, mut tree_diags) = (BTreeMap::new(), Vec::new());
+        let (mut tree, mut tree_diags) = (SortedMap::new(), Vec::new());
         for (k, v) in &raw {
             read_item(
                 serde_json::from_str(v.get()).unwrap(),
@@ -411,7 +412,7 @@ mod tests {
                 &set_flag_key,
             );
         }
-        let (mut read, mut diags) = (BTreeMap::new(), Vec::new());
+        let (mut read, mut diags) = (SortedMap::new(), Vec::new());
         let raw = raw.into_iter().map(|(k, v)| (k, v.get())).collect();
         read_items(raw, "flags", &mut read, &mut diags, &set_flag_key).unwrap();
         assert_eq!(read, tree);
