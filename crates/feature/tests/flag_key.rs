@@ -42,10 +42,19 @@ async fn a_flag_key_reads_what_the_string_reads_as_the_flags_change() {
     let client = Client::builder().provider(p.clone()).build().await.unwrap();
     let user = Context::new("u");
     let same = |client: &Client| {
-        assert_eq!(client.flag(&B).bool(&user, false), client.bool(&user, "b", false));
-        assert_eq!(client.flag(&S).string(&user, "-"), client.string(&user, "s", "-"));
+        assert_eq!(
+            client.flag(&B).bool(&user, false),
+            client.bool(&user, "b", false)
+        );
+        assert_eq!(
+            client.flag(&S).string(&user, "-"),
+            client.string(&user, "s", "-")
+        );
         assert_eq!(client.flag(&I).int(&user, 0), client.int(&user, "i", 0));
-        assert_eq!(client.flag(&F).float(&user, 0.0), client.float(&user, "f", 0.0));
+        assert_eq!(
+            client.flag(&F).float(&user, 0.0),
+            client.float(&user, "f", 0.0)
+        );
         assert_eq!(
             client.flag(&B).variation(&user),
             client.variation(&user, "b")
@@ -57,7 +66,10 @@ async fn a_flag_key_reads_what_the_string_reads_as_the_flags_change() {
 
     // "a" sorts first: every remembered position now names another flag.
     p.set_flag(Flag::boolean("a", false));
-    assert!(client.flag(&B).bool(&user, false), "a stale position served `a`");
+    assert!(
+        client.flag(&B).bool(&user, false),
+        "a stale position served `a`"
+    );
     assert_eq!(client.flag(&I).int(&user, 0), 7);
     same(&client);
 
