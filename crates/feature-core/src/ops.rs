@@ -127,6 +127,14 @@ pub(crate) fn release_triple(s: &[u8]) -> Option<(u64, u64, u64)> {
 /// digit, no leading zero, at most 19 digits (which cannot overflow `u64`).
 #[inline(always)]
 fn release_number(s: &[u8], start: usize) -> Option<(u64, usize)> {
+    // The common one-digit number (`2.5.1`): no loop.
+    let first = u64::from(s.get(start)?.wrapping_sub(b'0'));
+    if first > 9 {
+        return None;
+    }
+    if !s.get(start + 1).is_some_and(u8::is_ascii_digit) {
+        return Some((first, start + 1));
+    }
     let mut n = 0u64;
     let mut i = start;
     while let Some(&b) = s.get(i) {
