@@ -38,6 +38,8 @@ impl Snapshot {
             return Ok(false);
         };
         let any = match value {
+            // The common case first: a string against anything but a date.
+            Value::String(s) if !matches!(c.op, Op::Date(..)) => match_str(&c.op, s),
             Value::Null => return Ok(false),
             Value::Array(items) => items.iter().any(|v| match_value(&c.op, v)),
             v => match_value(&c.op, v),
