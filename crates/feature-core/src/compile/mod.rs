@@ -456,10 +456,7 @@ mod tests {
         }
         // The whole compile, on as many threads as it picks, agrees too.
         let big = compile_with(doc.clone(), base.clone());
-        assert_eq!(
-            format!("{:?}", big.flags),
-            format!("{:?}", Flags::from(one))
-        );
+        assert_eq!(format!("{:?}", big.flags), format!("{:?}", Flags::from(one)));
         assert!(big.diagnostics().len() >= base.len() + one_diags.iter().flatten().count());
     }
 

@@ -12,10 +12,10 @@
 
 use super::{read_field, read_item, Section};
 use crate::diagnostic::Diagnostic;
-use crate::model::SortedMap;
 use crate::model::{Flag, FlagDocument, Segment, Shrink};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
+use crate::model::SortedMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
