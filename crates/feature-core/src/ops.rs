@@ -95,42 +95,112 @@ impl QuickVersion {
     }
 }
 
-/// `major`, `major.minor` or `major.minor.patch` of decimal numbers without leading zeros that
-/// fit in `u64`: the strings for which [`parse_version`] yields a plain release version.
-/// Anything else (`1.2.3-beta`, `01.2.3`, `1.2.3.4`, ...) is `None`, for the general parser.
+/// `major`, `major.minor` or `major.minor.patch` of decimal numbers without leading zeros of
+/// at most 19 digits (so that they fit in `u64`): strings for which [`parse_version`] yields a
+/// plain release version. Anything else (`1.2.3-beta`, `01.2.3`, `1.2.3.4`, a 20-digit number,
+/// ...) is `None`, for the general parser, which decides it.
 #[inline(always)]
-fn release_triple(s: &[u8]) -> Option<(u64, u64, u64)> {
-    // Scalars rather than an array: the result stays in registers.
-    let (mut major, mut minor, mut current) = (0u64, 0u64, 0u64);
-    let mut dots = 0;
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        if b == b'.' {
-            if i == start || dots == 2 {
-                return None;
-            }
-            if dots == 0 {
-                major = current;
-            } else {
-                minor = current;
-            }
-            current = 0;
-            dots += 1;
-            start = i + 1;
-        } else if b.is_ascii_digit() {
-            if i > start && s[start] == b'0' {
-                return None;
-            }
-            current = current.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        } else {
-            return None;
+pub(crate) fn release_triple(s: &[u8]) -> Option<(u64, u64, u64)> {
+    let (major, i) = release_number(s, 0)?;
+    if i == s.len() {
+        return Some((major, 0, 0));
+    }
+    if s[i] != b'.' {
+        return None;
+    }
+    let (minor, i) = release_number(s, i + 1)?;
+    if i == s.len() {
+        return Some((major, minor, 0));
+    }
+    if s[i] != b'.' {
+        return None;
+    }
+    let (patch, i) = release_number(s, i + 1)?;
+    if i == s.len() {
+        Some((major, minor, patch))
+    } else {
+        None
+    }
+}
+
+/// The number of decimal digits at `start` of `s` and the position after them: at least one
+/// digit, no leading zero, at most 19 digits (which cannot overflow `u64`).
+#[inline(always)]
+fn release_number(s: &[u8], start: usize) -> Option<(u64, usize)> {
+    // The common one-digit number (`2.5.1`): no loop.
+    let first = u64::from(s.get(start)?.wrapping_sub(b'0'));
+    if first > 9 {
+        return None;
+    }
+    if !s.get(start + 1).is_some_and(u8::is_ascii_digit) {
+        return Some((first, start + 1));
+    }
+    let mut n = 0u64;
+    let mut i = start;
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let len = i - start;
+    if len == 0 || len > 19 || (len > 1 && s[start] == b'0') {
+        return None;
+    }
+    Some((n, i))
+}
+
+/// A version operand of a comparison (`semVerGreaterThan`, ...), split when the flag is
+/// compiled: a plain release version read from a context compares against the numbers and the
+/// pre-release flag without touching the [`semver::Version`].
+#[derive(Debug, Clone)]
+pub(crate) struct VersionOperand {
+    major: u64,
+    minor: u64,
+    patch: u64,
+    /// Whether the operand has a pre-release (it then ranks below the release of its numbers).
+    pre: bool,
+    version: semver::Version,
+}
+
+impl VersionOperand {
+    pub(crate) fn new(version: semver::Version) -> VersionOperand {
+        VersionOperand {
+            major: version.major,
+            minor: version.minor,
+            patch: version.patch,
+            pre: !version.pre.is_empty(),
+            version,
         }
     }
-    match (start == s.len(), dots) {
-        (true, _) => None,
-        (false, 0) => Some((current, 0, 0)),
-        (false, 1) => Some((major, current, 0)),
-        (false, _) => Some((major, minor, current)),
+
+    /// The operand as a version.
+    pub(crate) fn version(&self) -> &semver::Version {
+        &self.version
+    }
+
+    /// The ordering of the plain release `(major, minor, patch)` against the operand by
+    /// semantic-version precedence (build metadata never counts).
+    #[inline(always)]
+    pub(crate) fn release_cmp(&self, (a, b, c): (u64, u64, u64)) -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        if a != self.major {
+            return if a < self.major { Less } else { Greater };
+        }
+        if b != self.minor {
+            return if b < self.minor { Less } else { Greater };
+        }
+        if c != self.patch {
+            return if c < self.patch { Less } else { Greater };
+        }
+        // Same numbers: a release ranks above any pre-release of it.
+        if self.pre {
+            Greater
+        } else {
+            Equal
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use super::{first_line, kind_of, Compiler, Seg};
 use crate::attr::AttrPath;
 use crate::diagnostic::Severity;
 use crate::model::{self, Operator};
-use crate::ops::{parse_date, parse_version, Pattern, VersionRule};
+use crate::ops::{parse_date, parse_version, Pattern, VersionOperand, VersionRule};
 use crate::program::{Clause, Cmp, EqSet, Op};
 use serde_json::Value;
 
@@ -109,9 +109,10 @@ impl Compiler<'_> {
         }
     }
 
-    fn versions(&mut self, vals: &[Value]) -> Box<[semver::Version]> {
+    fn versions(&mut self, vals: &[Value]) -> Box<[VersionOperand]> {
         vals.iter()
             .filter_map(|v| v.as_str().and_then(parse_version))
+            .map(VersionOperand::new)
             .collect()
     }
 }

@@ -4,7 +4,9 @@ use super::chain::Visiting;
 use super::MalformedPart;
 use crate::attr::AttrPath;
 use crate::context::Context;
-use crate::ops::{bytes_eq, contains, parse_date, QuickVersion};
+use crate::ops::{
+    bytes_eq, contains, parse_date, parse_version, release_triple, QuickVersion, VersionOperand,
+};
 use crate::program::{Clause, Cmp, Op, Snapshot};
 use serde_json::Value;
 
@@ -36,6 +38,8 @@ impl Snapshot {
             return Ok(false);
         };
         let any = match value {
+            // The common case first: a string against anything but a date.
+            Value::String(s) if !matches!(c.op, Op::Date(..)) => match_str(&c.op, s),
             Value::Null => return Ok(false),
             Value::Array(items) => items.iter().any(|v| match_value(&c.op, v)),
             v => match_value(&c.op, v),
@@ -63,10 +67,29 @@ fn match_str(op: &Op, s: &str) -> bool {
     }
 }
 
-/// A version comparison (`semVerEqual`, `semVerLessThan`, `semVerGreaterThan`).
-#[inline]
-fn match_version(cmp: Cmp, xs: &[semver::Version], s: &str) -> bool {
-    QuickVersion::parse(s).is_some_and(|a| any_of(xs, |b| cmp.holds(a.cmp_precedence(b))))
+/// A version comparison (`semVerEqual`, `semVerLessThan`, `semVerGreaterThan`). A plain
+/// release (`2.5.1`, the common case) is read into three numbers and compared against the
+/// operands' numbers; anything else takes the general parser, out of line.
+#[inline(always)]
+fn match_version(cmp: Cmp, xs: &[VersionOperand], s: &str) -> bool {
+    match release_triple(s.as_bytes()) {
+        Some(t) => {
+            // A plain loop: the closure of `any_of` is left out of line here.
+            for b in xs {
+                if cmp.holds(b.release_cmp(t)) {
+                    return true;
+                }
+            }
+            false
+        }
+        None => match_full_version(cmp, xs, s),
+    }
+}
+
+/// [`match_version`] through [`parse_version`] and [`semver::Version`] precedence.
+#[inline(never)]
+fn match_full_version(cmp: Cmp, xs: &[VersionOperand], s: &str) -> bool {
+    parse_version(s).is_some_and(|a| any_of(xs, |b| cmp.holds(a.cmp_precedence(b.version()))))
 }
 
 /// The other operations that parse their string operand (requirements, dates), out of line so
@@ -124,4 +147,90 @@ fn any_of<T>(xs: &[T], mut f: impl FnMut(&T) -> bool) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path of [`match_version`] answers as [`parse_version`] and
+    /// [`semver::Version::cmp_precedence`] on a grid of version strings: leading zeros, `v`
+    /// prefixes, one to four parts, pre-releases, build metadata, numbers at and past `u64`.
+    #[test]
+    fn version_comparisons_agree_with_the_general_parser() {
+        let numbers = [
+            "0",
+            "1",
+            "2",
+            "9",
+            "10",
+            "00",
+            "01",
+            "007",
+            "1234567890123456789",
+            "9999999999999999999",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "",
+            "x",
+        ];
+        let prefixes = ["", "v", " "];
+        let suffixes = [
+            "", "-0", "-alpha", "-alpha.1", "-01", "-", "+b", "+001", "+", "-rc.1+b", " ", ".",
+        ];
+        let operands: Vec<VersionOperand> = [
+            "0.0.0",
+            "1.0.0",
+            "2.0.0",
+            "2.0.0-rc.1",
+            "1.2.3",
+            "1.2.3-alpha",
+            "10.0.0",
+            "0.1.0+build",
+            "9999999999999999999.0.0",
+            "18446744073709551615.18446744073709551615.18446744073709551615",
+            "1.2.3-0",
+        ]
+        .iter()
+        .map(|s| VersionOperand::new(parse_version(s).unwrap()))
+        .collect();
+        let cmps = [Cmp::Lt, Cmp::Lte, Cmp::Gt, Cmp::Gte, Cmp::Eq];
+        let mut strings = Vec::new();
+        for a in numbers {
+            strings.push(a.to_owned());
+            for b in numbers {
+                strings.push(format!("{a}.{b}"));
+                for c in ["0", "1", "3", "01", "18446744073709551616", ""] {
+                    strings.push(format!("{a}.{b}.{c}"));
+                    strings.push(format!("{a}.{b}.{c}.4"));
+                }
+            }
+        }
+        let mut checked = 0;
+        let mut fast = 0;
+        for core in &strings {
+            for p in prefixes {
+                for x in suffixes {
+                    let s = format!("{p}{core}{x}");
+                    let general = parse_version(&s);
+                    if release_triple(s.as_bytes()).is_some() {
+                        fast += 1;
+                    }
+                    for o in &operands {
+                        for cmp in cmps {
+                            let expected = general
+                                .as_ref()
+                                .is_some_and(|a| cmp.holds(a.cmp_precedence(o.version())));
+                            let got = match_version(cmp, std::slice::from_ref(o), &s);
+                            assert_eq!(got, expected, "{s:?} {cmp:?} {}", o.version());
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(fast > 150, "only {fast} strings took the fast path");
+        assert!(checked > 100_000);
+    }
 }

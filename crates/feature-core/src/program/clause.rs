@@ -2,7 +2,7 @@
 
 use super::sets::EqSet;
 use crate::attr::AttrPath;
-use crate::ops::{Pattern, VersionRule};
+use crate::ops::{Pattern, VersionOperand, VersionRule};
 
 /// The context kind a clause, rollout or target reads: `user`, as most name (or leave out),
 /// without a string of its own, or another kind. It reads as the kind's name.
@@ -68,7 +68,7 @@ pub(crate) enum Op {
     Matches(Box<[Pattern]>),
     Number(Cmp, Box<[f64]>),
     Date(Cmp, Box<[f64]>),
-    Version(Cmp, Box<[semver::Version]>),
+    Version(Cmp, Box<[VersionOperand]>),
     VersionRule(Box<[VersionRule]>),
     Segment(Vec<Option<u32>>),
     Never,
