@@ -542,7 +542,15 @@ async fn junk_and_forged_notices_cause_no_reload_while_real_writes_propagate() {
         .await
         .unwrap();
     assert!(s.wait_value(WAIT, "y", Some(json!(true))).await);
-    assert!(loads(&s) > loads_now, "a reload, for a real change");
+    // The reload's latency is recorded once its snapshot is published: wait for it.
+    let deadline = std::time::Instant::now() + WAIT;
+    while loads(&s) <= loads_now {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a reload, for a real change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     p.close().await;
 }
 
