@@ -222,32 +222,7 @@ impl Reader<'_> {
             };
             let (ev, mark) = self.next()?;
             let (body, _) = self.value(ev, mark, 3)?;
-            let mut found = Vec::new();
-            if section == "flags" {
-                document.flags.remove(&key);
-                super::read_item(
-                    body,
-                    section,
-                    key.clone(),
-                    &mut document.flags,
-                    &mut found,
-                    &|f: &mut std::sync::Arc<crate::model::Flag>, k: &str| {
-                        std::sync::Arc::make_mut(f).key = k.to_owned()
-                    },
-                );
-            } else {
-                document.segments.remove(&key);
-                super::read_item(
-                    body,
-                    section,
-                    key.clone(),
-                    &mut document.segments,
-                    &mut found,
-                    &|s: &mut std::sync::Arc<crate::model::Segment>, k: &str| {
-                        std::sync::Arc::make_mut(s).key = k.to_owned()
-                    },
-                );
-            }
+            let found = read_section_item(section, &key, body, document);
             diags.insert(key, found);
         }
     }
@@ -472,4 +447,41 @@ fn float_of(s: &str) -> Option<f64> {
         return Some(f64::NAN);
     }
     unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// Reads one item of `section` (`flags` or `segments`) into `document`, replacing an earlier
+/// item with the same key; returns its diagnostics. Shared by both YAML readers.
+pub(super) fn read_section_item(
+    section: &str,
+    key: &str,
+    body: Value,
+    document: &mut FlagDocument,
+) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    if section == "flags" {
+        document.flags.remove(key);
+        super::read_item(
+            body,
+            section,
+            key.to_owned(),
+            &mut document.flags,
+            &mut found,
+            &|f: &mut std::sync::Arc<crate::model::Flag>, k: &str| {
+                std::sync::Arc::make_mut(f).key = k.to_owned()
+            },
+        );
+    } else {
+        document.segments.remove(key);
+        super::read_item(
+            body,
+            section,
+            key.to_owned(),
+            &mut document.segments,
+            &mut found,
+            &|s: &mut std::sync::Arc<crate::model::Segment>, k: &str| {
+                std::sync::Arc::make_mut(s).key = k.to_owned()
+            },
+        );
+    }
+    found
 }

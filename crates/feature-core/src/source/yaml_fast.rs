@@ -304,32 +304,7 @@ impl<'t> Reader<'t> {
         loop {
             let key = self.block_key()?;
             let body = self.after_colon(indent, 3)?;
-            let mut found = Vec::new();
-            if section == "flags" {
-                document.flags.remove(&key);
-                super::read_item(
-                    body,
-                    section,
-                    key.clone(),
-                    &mut document.flags,
-                    &mut found,
-                    &|f: &mut std::sync::Arc<crate::model::Flag>, k: &str| {
-                        std::sync::Arc::make_mut(f).key = k.to_owned()
-                    },
-                );
-            } else {
-                document.segments.remove(&key);
-                super::read_item(
-                    body,
-                    section,
-                    key.clone(),
-                    &mut document.segments,
-                    &mut found,
-                    &|s: &mut std::sync::Arc<crate::model::Segment>, k: &str| {
-                        std::sync::Arc::make_mut(s).key = k.to_owned()
-                    },
-                );
-            }
+            let found = super::yaml::read_section_item(section, &key, body, document);
             diags.insert(key, found);
             match self.line_indent() {
                 Some(i) if i == indent => {}
