@@ -282,6 +282,23 @@ fn anchors_tags_and_block_scalars_are_left_to_the_event_reader() {
     assert!(crate::parse_document(texts[5], crate::Format::Yaml).is_err());
 }
 
+/// Found by fuzzing: in a flow collection the event reader refuses a word `-` followed by a flow
+/// indicator (`{name: blue -, ...}`), so the fast reader must not read it either.
+#[test]
+fn a_dash_word_before_a_flow_indicator_is_refused_by_both_readers() {
+    for text in [
+        "flags:\n  f:\n    type: string\n    variants:\n      - {name: blue  -, value: blue, weight: 34}\n",
+        "flags:\n  f:\n    type: string\n    variants: [a -]\n",
+        "flags:\n  f:\n    type: string\n    variants: [a -, b]\n",
+    ] {
+        let mut doc = FlagDocument::default();
+        assert!(yaml_fast::read(text, &mut doc).is_none(), "{text:?}");
+        assert!(crate::parse_document(text, crate::Format::Yaml).is_err(), "{text:?}");
+    }
+    // A dash inside a word, or one followed by a space, stays a plain scalar.
+    assert!(agree("flags:\n  f:\n    type: string\n    variants: [a-, b - c]\n"));
+}
+
 /// A small deterministic generator (the property test's seed drives it).
 struct Gen(u64);
 
@@ -387,6 +404,9 @@ const PLAIN: &[&str] = &[
     "a :b",
     "a - b",
     "a #b",
+    "a -",
+    "blue  -",
+    "a -x",
 ];
 
 /// Plain scalars that are errors or outside the subset where a value goes.

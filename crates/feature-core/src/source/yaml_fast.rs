@@ -718,7 +718,15 @@ impl<'t> Reader<'t> {
             match self.cur() {
                 b',' | b']' | b'}' | b':' => break,
                 b'[' | b'{' | b'#' | b'\'' | b'"' => return Err(GiveUp),
-                b' ' => self.pos += 1,
+                b' ' => {
+                    self.pos += 1;
+                    // The event reader refuses a word `-` followed by a flow indicator.
+                    if self.cur() == b'-'
+                        && matches!(self.at(self.pos + 1), b',' | b'[' | b']' | b'{' | b'}')
+                    {
+                        return Err(GiveUp);
+                    }
+                }
                 _ if self.eol(self.pos) => return Err(GiveUp),
                 _ => {
                     self.pos += 1;
