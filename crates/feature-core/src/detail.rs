@@ -49,7 +49,7 @@ impl<'s> Detail<'s> {
         let f = self.flag?;
         match self.served() {
             Served::Variation(i) => f.values.get(i as usize),
-            Served::FlagDefault => f.default.as_ref(),
+            Served::FlagDefault => f.default_value(),
             Served::Nothing => None,
         }
     }
@@ -59,7 +59,7 @@ impl<'s> Detail<'s> {
     pub fn variation_index(&self) -> Option<usize> {
         match self.served() {
             Served::Variation(i) => Some(i as usize),
-            Served::FlagDefault => self.flag.and_then(|f| f.default_index),
+            Served::FlagDefault => self.flag.and_then(|f| f.default_index).map(|i| i as usize),
             Served::Nothing => None,
         }
     }

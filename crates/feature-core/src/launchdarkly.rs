@@ -302,7 +302,7 @@ fn serve(v: &Value) -> Serve {
     };
     Serve {
         variation: None,
-        rollout: Some(Rollout {
+        rollout: Some(Box::new(Rollout {
             kind: rollout_kind,
             bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some())),
             context_kind: kind,
@@ -316,7 +316,7 @@ fn serve(v: &Value) -> Serve {
                     untracked: w.get("untracked").and_then(Value::as_bool).unwrap_or(false),
                 })
                 .collect(),
-        }),
+        })),
     }
 }
 

@@ -63,6 +63,12 @@ impl<T: Shrink> Shrink for Vec<T> {
     }
 }
 
+impl<T: Shrink> Shrink for Box<T> {
+    fn shrink(&mut self) {
+        (**self).shrink();
+    }
+}
+
 impl<T: Shrink> Shrink for Option<T> {
     fn shrink(&mut self) {
         if let Some(v) = self {
@@ -394,7 +400,7 @@ pub struct Serve {
     pub variation: Option<i64>,
     /// Percentage rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
+    pub rollout: Option<Box<Rollout>>,
 }
 
 /// A targeting rule: when every clause matches, serve a variation or a rollout.
@@ -415,7 +421,7 @@ pub struct Rule {
     pub variation: Option<i64>,
     /// Rollout served on a match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
+    pub rollout: Option<Box<Rollout>>,
     /// Only this percentage (0–100) of the contexts that satisfy the clauses match the rule,
     /// chosen by consistent bucketing on the context key; the others go on to the next rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]

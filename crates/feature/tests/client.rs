@@ -159,7 +159,7 @@ async fn weighted_splits_land_within_half_a_percent() {
         f.variants = (0..weights.len()).map(|i| Variant::of(json!(i))).collect();
         f.fallthrough = Some(feature::model::Serve {
             variation: None,
-            rollout: Some(Rollout {
+            rollout: Some(Box::new(Rollout {
                 variations: weights
                     .iter()
                     .enumerate()
@@ -170,7 +170,7 @@ async fn weighted_splits_land_within_half_a_percent() {
                     })
                     .collect(),
                 ..Rollout::default()
-            }),
+            })),
         });
         let (c, _) = client_with(&[f]).await;
         let n = 100_000;

@@ -7,9 +7,11 @@
 use feature_core::{parse_document, Format};
 
 /// The text behind a version directive, `None` for texts a directive would change: one with a
-/// byte order mark, or whose first line with content starts with a directive or `...`.
+/// byte order mark or a NUL (the parser takes a NUL for the end of a line or of the stream, so
+/// `---` before one may start a document), or whose first line with content starts with a
+/// directive or `...`. Neither character is in the fast reader's subset.
 fn with_directive(text: &str) -> Option<String> {
-    if text.contains('\u{feff}') {
+    if text.contains(['\u{feff}', '\0']) {
         return None;
     }
     // `\r` ends a line too.

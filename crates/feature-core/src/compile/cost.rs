@@ -24,7 +24,7 @@
 
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::evaluate::MAX_DEPTH;
-use crate::program::{Clause, CompiledFlag, Flags, Op, Segment, Serve, StrSet};
+use crate::program::{Clause, CompiledFlag, Flags, Op, Segment, Serve};
 use std::sync::Arc;
 
 /// The budget of every document: a flag may always cost this many steps.
@@ -62,14 +62,8 @@ fn clause_nodes<'c>(clauses: impl Iterator<Item = &'c Clause>) -> u64 {
 
 /// How many values an operation holds.
 fn operands(op: &Op) -> usize {
-    let strings = StrSet::len;
     match op {
-        Op::In(set) => {
-            strings(&set.strings)
-                + set.numbers.len()
-                + set.bools.iter().filter(|b| **b).count()
-                + set.others.len()
-        }
+        Op::In(set) => set.len(),
         Op::StartsWith(v) | Op::EndsWith(v) | Op::Contains(v) => v.len(),
         Op::Matches(v) => v.len(),
         Op::Number(_, v) | Op::Date(_, v) => v.len(),

@@ -8,8 +8,8 @@ use crate::model::{self, Flag, FlagType, RolloutKind};
 use crate::ops::json_eq;
 use crate::packed::{Outcome, ReasonCode, Served};
 use crate::program::{
-    CompiledFlag, Prerequisite, Rollout, Rule, Serve, StrSet, Target, WeightedVariation,
-    MAX_INDEXED,
+    CompiledFlag, FlagDefault, Prerequisite, Rollout, Rule, Serve, StrSet, Target,
+    WeightedVariation, MAX_INDEXED,
 };
 use serde_json::Value;
 
@@ -33,6 +33,12 @@ impl Compiler<'_> {
             .default
             .as_ref()
             .and_then(|d| values.iter().position(|v| json_eq(v, d)));
+        let default = match (&f.default, default_index) {
+            (None, _) => FlagDefault::Absent,
+            (Some(d), Some(i)) if values[i] == *d => FlagDefault::Variation,
+            (Some(d), _) => FlagDefault::Own(Box::new(d.clone())),
+        };
+        let default_index = default_index.map(|i| i as u32);
         let n = values.len();
         self.check_index_limits(f, n);
         let salt = f.salt.as_deref().unwrap_or("");
@@ -51,7 +57,7 @@ impl Compiler<'_> {
             .collect();
         let fallthrough = match &f.fallthrough {
             Some(s) => self.with(Seg::key("fallthrough"), |c| {
-                c.serve(n, s.variation, s.rollout.as_ref(), key, salt)
+                c.serve(n, s.variation, s.rollout.as_deref(), key, salt)
             }),
             None if f.variants.iter().any(|v| v.weight.is_some()) => {
                 self.variant_split(f, key, salt)
@@ -83,14 +89,19 @@ impl Compiler<'_> {
             } else {
                 names.into()
             },
-            default: f.default.clone(),
+            default,
             default_index,
             off,
             fallthrough,
             prerequisites: prerequisites.into(),
             targets: targets.into(),
             rules: rules.into(),
-            prefix: format!("{key}.{salt}.").into_bytes().into(),
+            // Only rule percentages hash with it.
+            prefix: if f.rules.iter().any(|r| r.percentage.is_some()) {
+                format!("{key}.{salt}.").into_bytes().into()
+            } else {
+                Box::default()
+            },
             broken,
             constant,
         }
@@ -203,7 +214,7 @@ impl Compiler<'_> {
             id: r.id.as_deref().map(Into::into),
             clauses,
             percentage,
-            serve: self.serve(n, r.variation, r.rollout.as_ref(), key, salt),
+            serve: self.serve(n, r.variation, r.rollout.as_deref(), key, salt),
         }
     }
 
@@ -228,19 +239,21 @@ impl Compiler<'_> {
             return Serve::Malformed;
         }
         let mut acc = 0i64;
-        let mut variations: Vec<WeightedVariation> = weights
+        let mut split: Vec<i64> = weights
             .iter()
-            .enumerate()
-            .map(|(i, w)| {
+            .map(|w| {
                 let weight = (w / total * 100_000.0).round() as i64;
                 acc += weight;
-                WeightedVariation::new(Some(i as u32), weight, false)
+                weight
             })
             .collect();
-        if let Some(last) = variations.iter_mut().rev().find(|v| v.weight > 0) {
-            last.weight += 100_000 - acc;
+        if let Some(last) = split.iter_mut().rev().find(|w| **w > 0) {
+            *last += 100_000 - acc;
         }
-        WeightedVariation::set_bounds(&mut variations);
+        let mut variations: Vec<WeightedVariation> = (0..split.len())
+            .map(|i| WeightedVariation::new(Some(i as u32), false))
+            .collect();
+        WeightedVariation::set_bounds(&mut variations, &split);
         Serve::Rollout(Box::new(Rollout {
             experiment: true,
             bucket_by: Some(AttrPath::Key),
@@ -304,7 +317,7 @@ impl Compiler<'_> {
                     w.variation,
                     &[Seg::key("variations"), Seg::Index(i), Seg::key("variation")],
                 );
-                WeightedVariation::new(variation, w.weight, w.untracked)
+                WeightedVariation::new(variation, w.untracked)
             })
             .collect();
         let Some(total) = total else {
@@ -321,7 +334,8 @@ impl Compiler<'_> {
                 format!("rollout weights add up to {total}, not 100000; the last variation takes what is left"),
             );
         }
-        WeightedVariation::set_bounds(&mut variations);
+        let weights: Vec<i64> = r.variations.iter().map(|w| w.weight).collect();
+        WeightedVariation::set_bounds(&mut variations, &weights);
         let prefix = match r.seed {
             Some(seed) => format!("{seed}."),
             None => format!("{key}.{salt}."),

@@ -21,11 +21,11 @@ pub(crate) struct Rollout {
     pub(crate) variations: Box<[WeightedVariation]>,
 }
 
-/// One weighted variation of a compiled rollout.
+/// One weighted variation of a compiled rollout. Its weight is not kept: only the bound it
+/// gives.
 #[derive(Debug, Clone)]
 pub(crate) struct WeightedVariation {
     pub(crate) variation: Option<u32>,
-    pub(crate) weight: i64,
     /// The bucket this variation serves below: the sum, in `f32`, of `weight / 100000` over
     /// this variation and the ones before it (see [`WeightedVariation::set_bounds`]).
     pub(crate) bound: f32,
@@ -33,23 +33,22 @@ pub(crate) struct WeightedVariation {
 }
 
 impl WeightedVariation {
-    /// A variation of `weight`, its bound not yet set.
-    pub(crate) fn new(variation: Option<u32>, weight: i64, untracked: bool) -> Self {
+    /// A variation, its bound not yet set.
+    pub(crate) fn new(variation: Option<u32>, untracked: bool) -> Self {
         WeightedVariation {
             variation,
-            weight,
             bound: 0.0,
             untracked,
         }
     }
 
-    /// Sets the bounds of `variations` once their weights are final: the running sum
+    /// Sets the bounds of `variations` from their final `weights` (one each): the running sum
     /// evaluation used to compute per context, with the same `f32` operations in the same
     /// order, so every bucket picks the same variation.
-    pub(crate) fn set_bounds(variations: &mut [WeightedVariation]) {
+    pub(crate) fn set_bounds(variations: &mut [WeightedVariation], weights: &[i64]) {
         let mut sum = 0f32;
-        for w in variations {
-            sum += w.weight as f32 / 100_000.0;
+        for (w, &weight) in variations.iter_mut().zip(weights) {
+            sum += weight as f32 / 100_000.0;
             w.bound = sum;
         }
     }
@@ -94,6 +93,17 @@ pub(crate) struct Prerequisite {
     pub(crate) variation: i64,
 }
 
+/// Where a compiled flag's default value is.
+#[derive(Debug, Clone)]
+pub(crate) enum FlagDefault {
+    /// It has none.
+    Absent,
+    /// It is its variation `default_index`, the same value: not kept twice.
+    Variation,
+    /// It is a value of its own (no variation has it, or only one equal to it as a number).
+    Own(Box<Value>),
+}
+
 /// A flag compiled for evaluation.
 #[derive(Debug, Clone)]
 pub struct CompiledFlag {
@@ -104,14 +114,16 @@ pub struct CompiledFlag {
     pub(crate) values: Arc<[Value]>,
     /// Empty when no variation has a name.
     pub(crate) variant_names: Box<[Option<Box<str>>]>,
-    pub(crate) default: Option<Value>,
-    pub(crate) default_index: Option<usize>,
+    /// The flag's default value.
+    pub(crate) default: FlagDefault,
+    /// The variation equal to the default, if any.
+    pub(crate) default_index: Option<u32>,
     pub(crate) off: Serve,
     pub(crate) fallthrough: Serve,
     pub(crate) prerequisites: Box<[Prerequisite]>,
     pub(crate) targets: Box<[Target]>,
     pub(crate) rules: Box<[Rule]>,
-    /// `"{key}.{salt}."`: the hash prefix of rule percentages.
+    /// `"{key}.{salt}."`: the hash prefix of rule percentages (empty when no rule has one).
     pub(crate) prefix: Box<[u8]>,
     /// A whole-flag compile error: every evaluation is `MALFORMED_FLAG`.
     pub(crate) broken: bool,
@@ -128,7 +140,7 @@ impl CompiledFlag {
             enabled: false,
             values: Arc::new([]),
             variant_names: Box::default(),
-            default: None,
+            default: FlagDefault::Absent,
             default_index: None,
             off: Serve::Malformed,
             fallthrough: Serve::Malformed,
@@ -159,6 +171,16 @@ impl CompiledFlag {
     /// The values of the flag's variations, by index.
     pub fn variations(&self) -> &[Value] {
         &self.values
+    }
+
+    /// The flag's default value, if it has one.
+    #[inline]
+    pub(crate) fn default_value(&self) -> Option<&Value> {
+        match &self.default {
+            FlagDefault::Absent => None,
+            FlagDefault::Variation => self.values.get(self.default_index? as usize),
+            FlagDefault::Own(v) => Some(v),
+        }
     }
 
     /// The name of variation `index`, when it has one.

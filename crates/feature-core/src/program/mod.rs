@@ -10,7 +10,9 @@ mod sets;
 
 pub(crate) use clause::{Clause, Cmp, Kind, Op};
 pub use flag::CompiledFlag;
-pub(crate) use flag::{Prerequisite, Rollout, Rule, Serve, Target, WeightedVariation, MAX_INDEXED};
+pub(crate) use flag::{
+    FlagDefault, Prerequisite, Rollout, Rule, Serve, Target, WeightedVariation, MAX_INDEXED,
+};
 pub(crate) use segment::{Segment, SegmentRule};
 pub(crate) use sets::{EqSet, KeyTable, StrSet};
 
@@ -321,5 +323,24 @@ impl Snapshot {
     /// The document this snapshot was compiled from.
     pub fn document(&self) -> &Arc<FlagDocument> {
         &self.document
+    }
+}
+#[cfg(test)]
+mod sizes {
+    use std::mem::size_of;
+
+    /// Every flag holds these (a rule, its clauses, a rollout, the model's flag and rule), so
+    /// their sizes are the held memory of large flag sets: a field that grows one of them
+    /// grows a 100 000-flag snapshot by its size times the flags.
+    #[test]
+    fn compiled_and_model_types_stay_small() {
+        assert!(size_of::<super::CompiledFlag>() <= 192);
+        assert!(size_of::<super::clause::Clause>() <= 80);
+        assert!(size_of::<super::clause::Op>() <= 32);
+        assert!(size_of::<super::flag::Rule>() <= 64);
+        assert!(size_of::<super::flag::WeightedVariation>() <= 16);
+        assert!(size_of::<crate::model::Flag>() <= 360);
+        assert!(size_of::<crate::model::Rule>() <= 112);
+        assert!(size_of::<crate::model::Serve>() <= 24);
     }
 }

@@ -9,7 +9,8 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub(crate) enum StrSet {
     Small(Box<[Box<str>]>),
-    Inline(InlineSet),
+    /// Boxed, like `Large`: every `in` clause holds a set, most of them small.
+    Inline(Box<InlineSet>),
     /// Boxed: a set this large is rare, and a set is part of every `in` clause.
     Large(Box<(PackedStrs, KeyTable)>),
 }
@@ -21,7 +22,7 @@ impl StrSet {
             v.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
             v.dedup_by(|a, b| a.as_ref() == b.as_ref());
             if let Some(set) = InlineSet::new(&v) {
-                return StrSet::Inline(set);
+                return StrSet::Inline(Box::new(set));
             }
             if let Some(keys) = PackedStrs::new(&v) {
                 let table = KeyTable::new(keys.iter());
@@ -412,13 +413,28 @@ impl KeyTable {
     }
 }
 
-/// The equality operand of `eq` / `in`, split by type.
+/// The equality operand of `eq` / `in`, split by type: strings, which nearly every such clause
+/// compares, inline; numbers, booleans and other JSON values behind a box only when there are
+/// any (a clause is in every rule, so its size counts in large flag sets).
 #[derive(Debug, Clone)]
 pub(crate) struct EqSet {
     pub(crate) strings: StrSet,
+    pub(crate) rest: Option<Box<OtherValues>>,
+}
+
+/// The operands of an [`EqSet`] that are not strings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OtherValues {
     pub(crate) numbers: Box<[f64]>,
     pub(crate) bools: [bool; 2],
     pub(crate) others: Box<[Value]>,
+}
+
+impl OtherValues {
+    /// How many values it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.numbers.len() + self.bools.iter().filter(|b| **b).count() + self.others.len()
+    }
 }
 
 impl EqSet {
@@ -436,22 +452,35 @@ impl EqSet {
                 other => others.push(other.clone()),
             }
         }
-        EqSet {
-            strings: StrSet::new(strings),
+        let rest = OtherValues {
             numbers: numbers.into(),
             bools,
             others: others.into(),
+        };
+        EqSet {
+            strings: StrSet::new(strings),
+            rest: (rest.len() > 0).then(|| Box::new(rest)),
         }
+    }
+
+    /// How many values it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.strings.len() + self.rest.as_ref().map_or(0, |r| r.len())
     }
 
     #[inline]
     pub(crate) fn contains(&self, v: &Value) -> bool {
+        if let Value::String(s) = v {
+            return self.strings.contains(s);
+        }
+        let Some(rest) = &self.rest else {
+            return false;
+        };
         match v {
-            Value::String(s) => self.strings.contains(s),
-            Value::Number(n) => n.as_f64().is_some_and(|f| self.numbers.contains(&f)),
-            Value::Bool(b) => self.bools[*b as usize],
-            Value::Null => false,
-            other => self.others.iter().any(|o| json_eq(o, other)),
+            Value::Number(n) => n.as_f64().is_some_and(|f| rest.numbers.contains(&f)),
+            Value::Bool(b) => rest.bools[*b as usize],
+            Value::Null | Value::String(_) => false,
+            other => rest.others.iter().any(|o| json_eq(o, other)),
         }
     }
 }
