@@ -49,7 +49,7 @@ impl<'s> Detail<'s> {
         let f = self.flag?;
         match self.served() {
             Served::Variation(i) => f.values.get(i as usize),
-            Served::FlagDefault => f.default_value(),
+            Served::FlagDefault => f.default.as_deref(),
             Served::Nothing => None,
         }
     }
@@ -124,7 +124,7 @@ impl<'s> Detail<'s> {
         match self.reason_code() {
             ReasonCode::Prerequisite { index } => self
                 .flag
-                .and_then(|f| f.prerequisites.get(index as usize))
+                .and_then(|f| f.prerequisites().get(index as usize))
                 .map(|p| &*p.key),
             _ => None,
         }

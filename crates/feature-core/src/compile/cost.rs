@@ -88,7 +88,8 @@ fn segment_refs<'c>(
 
 /// Nodes of flag `f` (whether or not it is evaluable), the variations of its rollouts included.
 fn flag_nodes(f: &CompiledFlag) -> u64 {
-    let parts = 1 + f.prerequisites.len() as u64 + f.targets.len() as u64 + f.rules.len() as u64;
+    let parts =
+        1 + f.prerequisites().len() as u64 + f.targets().len() as u64 + f.rules.len() as u64;
     let rollouts = (f.rules.iter().map(|r| &r.serve))
         .chain([&f.fallthrough, &f.off])
         .map(|s| match s {
@@ -122,7 +123,7 @@ fn evaluates_references(f: &CompiledFlag) -> bool {
 fn flag_node(f: &CompiledFlag, base: u32, targets: &mut Vec<u32>) -> (u64, u64) {
     let nodes = flag_nodes(f);
     if evaluates_references(f) {
-        targets.extend(f.prerequisites.iter().filter_map(|p| p.flag));
+        targets.extend(f.prerequisites().iter().filter_map(|p| p.flag));
         targets.extend(segment_refs(f.rules.iter().flat_map(|r| &r.clauses)).map(|s| base + s));
         (nodes, nodes)
     } else {
@@ -471,7 +472,7 @@ pub(crate) fn refusals(
                 worst = Some((c, w, path()));
             }
         };
-        for (pi, p) in f.prerequisites.iter().enumerate() {
+        for (pi, p) in f.prerequisites().iter().enumerate() {
             if let Some(pf) = p.flag {
                 consider(pf, &|| {
                     vec![PathSeg::key("prerequisites"), PathSeg::Index(pi)]

@@ -8,8 +8,8 @@ use crate::model::{self, Flag, FlagType, RolloutKind};
 use crate::ops::json_eq;
 use crate::packed::{Outcome, ReasonCode, Served};
 use crate::program::{
-    CompiledFlag, FlagDefault, Prerequisite, Rollout, Rule, Serve, StrSet, Target,
-    WeightedVariation, MAX_INDEXED,
+    CompiledFlag, Extras, Prerequisite, Rollout, Rule, Serve, StrSet, Target, WeightedVariation,
+    MAX_INDEXED,
 };
 use serde_json::Value;
 
@@ -33,10 +33,15 @@ impl Compiler<'_> {
             .default
             .as_ref()
             .and_then(|d| values.iter().position(|v| json_eq(v, d)));
-        let default = match (&f.default, default_index) {
-            (None, _) => FlagDefault::Absent,
-            (Some(d), Some(i)) if values[i] == *d => FlagDefault::Variation,
-            (Some(d), _) => FlagDefault::Own(Box::new(d.clone())),
+        // A default that a variation holds exactly is served as that variation: its value is
+        // kept once, and reading it takes the path of any variation.
+        let serve_default = match (&f.default, default_index) {
+            (Some(d), Some(i)) if values[i] == *d => Serve::Variation(i as u32),
+            _ => Serve::Default,
+        };
+        let default = match serve_default {
+            Serve::Default => f.default.clone().map(Box::new),
+            _ => None,
         };
         let default_index = default_index.map(|i| i as u32);
         let n = values.len();
@@ -44,7 +49,7 @@ impl Compiler<'_> {
         let salt = f.salt.as_deref().unwrap_or("");
         let off = match f.off_variation {
             Some(i) => self.variation(n, i, &[Seg::key("offVariation")]),
-            None => Serve::Default,
+            None => serve_default.clone(),
         };
         let prerequisites = self.prerequisites(f);
         let targets = self.targets(f, n);
@@ -62,7 +67,7 @@ impl Compiler<'_> {
             None if f.variants.iter().any(|v| v.weight.is_some()) => {
                 self.variant_split(f, key, salt)
             }
-            None => Serve::Default,
+            None => serve_default,
         };
         let broken = self.broken;
         let constant = if broken {
@@ -83,25 +88,28 @@ impl Compiler<'_> {
             } else {
                 values.into()
             },
-            // No names: none kept.
-            variant_names: if names.iter().all(Option::is_none) {
-                Box::default()
-            } else {
-                names.into()
-            },
             default,
             default_index,
             off,
             fallthrough,
-            prerequisites: prerequisites.into(),
-            targets: targets.into(),
             rules: rules.into(),
-            // Only rule percentages hash with it.
-            prefix: if f.rules.iter().any(|r| r.percentage.is_some()) {
-                format!("{key}.{salt}.").into_bytes().into()
-            } else {
-                Box::default()
-            },
+            extras: Extras {
+                prerequisites: prerequisites.into(),
+                targets: targets.into(),
+                // No names: none kept.
+                variant_names: if names.iter().all(Option::is_none) {
+                    Box::default()
+                } else {
+                    names.into()
+                },
+                // Only rule percentages hash with it.
+                prefix: if f.rules.iter().any(|r| r.percentage.is_some()) {
+                    format!("{key}.{salt}.").into_bytes().into()
+                } else {
+                    Box::default()
+                },
+            }
+            .boxed(),
             broken,
             constant,
         }
@@ -200,7 +208,8 @@ impl Compiler<'_> {
         let clauses = self.clauses(&r.clauses);
         let percentage = r.percentage.and_then(|p| {
             if (0.0..=100.0).contains(&p) {
-                Some(p / 100.0)
+                // Compared with the bucket in `f32`.
+                Some((p / 100.0) as f32)
             } else {
                 self.report(
                     Severity::Error,

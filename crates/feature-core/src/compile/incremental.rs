@@ -863,7 +863,7 @@ impl Moves<'_> {
     ) -> Adjust {
         let mut adjust = Adjust::Keep;
         if let Some(map) = self.flags {
-            for p in &compiled.prerequisites {
+            for p in compiled.prerequisites() {
                 match p.flag {
                     Some(i) if map[i as usize] == NONE => return Adjust::Recompile,
                     Some(i) if map[i as usize] != i => adjust = Adjust::Rewrite,
@@ -931,7 +931,7 @@ impl Moves<'_> {
     /// Rewrites the references of a flag whose references only moved.
     fn rewrite_flag(&self, f: &mut CompiledFlag) {
         if let Some(map) = self.flags {
-            for p in &mut f.prerequisites {
+            for p in f.prerequisites_mut() {
                 if let Some(i) = &mut p.flag {
                     *i = map[*i as usize];
                 }

@@ -32,7 +32,10 @@ impl Snapshot {
     /// depends on the context is one call away.
     #[inline(always)]
     pub fn evaluate<'s>(&'s self, key: &str, ctx: &Context) -> Detail<'s> {
-        self.evaluate_at(self.position(key), ctx)
+        match self.find(key) {
+            Some((i, flag)) => self.evaluate_found(i, flag, ctx),
+            None => Detail::error(None, ErrorKind::FlagNotFound),
+        }
     }
 
     /// Evaluates the flag at `position` (not found: `None`) for `ctx`.
@@ -44,6 +47,12 @@ impl Snapshot {
         let Some(flag) = self.flags.get(i as usize) else {
             return Detail::error(None, ErrorKind::FlagNotFound);
         };
+        self.evaluate_found(i, flag, ctx)
+    }
+
+    /// Evaluates `flag`, at position `i`, for `ctx`.
+    #[inline(always)]
+    fn evaluate_found<'s>(&'s self, i: u32, flag: &'s CompiledFlag, ctx: &Context) -> Detail<'s> {
         let outcome = match flag.constant {
             Some(outcome) => outcome,
             None => match self.eval_flag(i, ctx, None, &mut ()) {
@@ -100,7 +109,7 @@ impl Snapshot {
             tracer.step(|| Step::Off);
             return serve_fixed(&f.off, ReasonCode::Off);
         }
-        if !f.prerequisites.is_empty() {
+        if !f.prerequisites().is_empty() {
             if let Some(index) = self.failed_prerequisite(fi, ctx, dependents, tracer)? {
                 return serve_fixed(&f.off, ReasonCode::Prerequisite { index });
             }
@@ -137,7 +146,7 @@ impl Snapshot {
         }
         let chain = Visiting::enter(fi, dependents);
         let f = &self.flags[fi as usize];
-        for (pi, p) in f.prerequisites.iter().enumerate() {
+        for (pi, p) in f.prerequisites().iter().enumerate() {
             let passed = match p.flag {
                 None => false,
                 Some(pf) => {
@@ -193,9 +202,9 @@ impl Snapshot {
         let bucket = ctx
             .part(USER_KIND)
             .or(ctx.parts.first())
-            .map(|p| bucket_value(&f.prefix, &p.key))
+            .map(|p| bucket_value(f.prefix(), &p.key))
             .unwrap_or(0.0);
-        let inside = bucket < threshold as f32;
+        let inside = bucket < threshold;
         tracer.step(|| Step::Percentage {
             rule: ri,
             bucket,
@@ -229,7 +238,7 @@ fn target_match<T: Tracer>(
     ctx: &Context,
     tracer: &mut T,
 ) -> Result<Option<Outcome>, MalformedPart> {
-    for t in &f.targets {
+    for t in f.targets() {
         if let Some(part) = ctx.part(&t.kind) {
             if t.keys.contains(part.key_str()) {
                 tracer.step(|| Step::Target {

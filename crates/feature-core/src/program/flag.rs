@@ -72,8 +72,8 @@ pub(crate) const MAX_INDEXED: usize = u16::MAX as usize + 1;
 pub(crate) struct Rule {
     pub(crate) id: Option<Box<str>>,
     pub(crate) clauses: Box<[Clause]>,
-    /// Rule percentage as a bucket threshold in `[0, 1]`, with the hash prefix it uses.
-    pub(crate) percentage: Option<f64>,
+    /// Rule percentage as a bucket threshold in `[0, 1]`, in `f32` like the bucket.
+    pub(crate) percentage: Option<f32>,
     pub(crate) serve: Serve,
 }
 
@@ -93,17 +93,6 @@ pub(crate) struct Prerequisite {
     pub(crate) variation: i64,
 }
 
-/// Where a compiled flag's default value is.
-#[derive(Debug, Clone)]
-pub(crate) enum FlagDefault {
-    /// It has none.
-    Absent,
-    /// It is its variation `default_index`, the same value: not kept twice.
-    Variation,
-    /// It is a value of its own (no variation has it, or only one equal to it as a number).
-    Own(Box<Value>),
-}
-
 /// A flag compiled for evaluation.
 #[derive(Debug, Clone)]
 pub struct CompiledFlag {
@@ -112,19 +101,16 @@ pub struct CompiledFlag {
     pub(crate) enabled: bool,
     /// Shared between flags with the same values (`false`, `true` of bool flags).
     pub(crate) values: Arc<[Value]>,
-    /// Empty when no variation has a name.
-    pub(crate) variant_names: Box<[Option<Box<str>>]>,
-    /// The flag's default value.
-    pub(crate) default: FlagDefault,
+    /// The flag's default value, when no variation holds it exactly (one that does is served
+    /// as that variation).
+    pub(crate) default: Option<Box<Value>>,
     /// The variation equal to the default, if any.
     pub(crate) default_index: Option<u32>,
     pub(crate) off: Serve,
     pub(crate) fallthrough: Serve,
-    pub(crate) prerequisites: Box<[Prerequisite]>,
-    pub(crate) targets: Box<[Target]>,
     pub(crate) rules: Box<[Rule]>,
-    /// `"{key}.{salt}."`: the hash prefix of rule percentages (empty when no rule has one).
-    pub(crate) prefix: Box<[u8]>,
+    /// Parts many flags do without, boxed together: `None` when all are empty.
+    pub(crate) extras: Option<Box<Extras>>,
     /// A whole-flag compile error: every evaluation is `MALFORMED_FLAG`.
     pub(crate) broken: bool,
     /// The outcome for every context, when it does not depend on the context (an off flag, or
@@ -132,22 +118,76 @@ pub struct CompiledFlag {
     pub(crate) constant: Option<Outcome>,
 }
 
+/// The parts of a compiled flag that many flags do without.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extras {
+    pub(crate) prerequisites: Box<[Prerequisite]>,
+    pub(crate) targets: Box<[Target]>,
+    /// Empty when no variation has a name.
+    pub(crate) variant_names: Box<[Option<Box<str>>]>,
+    /// `"{key}.{salt}."`: the hash prefix of rule percentages (empty when no rule has one).
+    pub(crate) prefix: Box<[u8]>,
+}
+
+impl Extras {
+    /// These parts, boxed; `None` when all are empty.
+    pub(crate) fn boxed(self) -> Option<Box<Extras>> {
+        let empty = self.prerequisites.is_empty()
+            && self.targets.is_empty()
+            && self.variant_names.is_empty()
+            && self.prefix.is_empty();
+        (!empty).then(|| Box::new(self))
+    }
+}
+
 impl CompiledFlag {
+    /// The flag's prerequisites.
+    #[inline(always)]
+    pub(crate) fn prerequisites(&self) -> &[Prerequisite] {
+        match &self.extras {
+            Some(e) => &e.prerequisites,
+            None => &[],
+        }
+    }
+
+    /// The flag's prerequisites, to rewrite their references.
+    pub(crate) fn prerequisites_mut(&mut self) -> &mut [Prerequisite] {
+        match &mut self.extras {
+            Some(e) => &mut e.prerequisites,
+            None => &mut [],
+        }
+    }
+
+    /// The flag's individual targets.
+    #[inline(always)]
+    pub(crate) fn targets(&self) -> &[Target] {
+        match &self.extras {
+            Some(e) => &e.targets,
+            None => &[],
+        }
+    }
+
+    /// The hash prefix of rule percentages.
+    #[inline]
+    pub(crate) fn prefix(&self) -> &[u8] {
+        match &self.extras {
+            Some(e) => &e.prefix,
+            None => &[],
+        }
+    }
+
     pub(crate) fn broken(key: &str) -> Self {
         CompiledFlag {
             key: key.into(),
             flag_type: FlagType::Json,
             enabled: false,
             values: Arc::new([]),
-            variant_names: Box::default(),
-            default: FlagDefault::Absent,
+            default: None,
             default_index: None,
             off: Serve::Malformed,
             fallthrough: Serve::Malformed,
-            prerequisites: Box::default(),
-            targets: Box::default(),
             rules: Box::default(),
-            prefix: Box::default(),
+            extras: None,
             broken: true,
             constant: None,
         }
@@ -173,19 +213,10 @@ impl CompiledFlag {
         &self.values
     }
 
-    /// The flag's default value, if it has one.
-    #[inline]
-    pub(crate) fn default_value(&self) -> Option<&Value> {
-        match &self.default {
-            FlagDefault::Absent => None,
-            FlagDefault::Variation => self.values.get(self.default_index? as usize),
-            FlagDefault::Own(v) => Some(v),
-        }
-    }
-
     /// The name of variation `index`, when it has one.
     pub fn variation_name(&self, index: usize) -> Option<&str> {
-        self.variant_names.get(index).and_then(|n| n.as_deref())
+        let names = self.extras.as_ref().map_or(&[][..], |e| &e.variant_names);
+        names.get(index).and_then(|n| n.as_deref())
     }
 
     /// Whether the flag failed to compile as a whole (it evaluates to `MALFORMED_FLAG`).

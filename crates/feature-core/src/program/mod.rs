@@ -11,7 +11,7 @@ mod sets;
 pub(crate) use clause::{Clause, Cmp, Kind, Op};
 pub use flag::CompiledFlag;
 pub(crate) use flag::{
-    FlagDefault, Prerequisite, Rollout, Rule, Serve, Target, WeightedVariation, MAX_INDEXED,
+    Extras, Prerequisite, Rollout, Rule, Serve, Target, WeightedVariation, MAX_INDEXED,
 };
 pub(crate) use segment::{Segment, SegmentRule};
 pub(crate) use sets::{EqSet, KeyTable, StrSet};
@@ -250,6 +250,13 @@ impl Snapshot {
         self.index.get(key, |i| self.flags[i].key.as_bytes())
     }
 
+    /// The position of the flag with this key and the flag.
+    #[inline(always)]
+    pub(crate) fn find(&self, key: &str) -> Option<(u32, &CompiledFlag)> {
+        self.index
+            .find(key, |i| &self.flags[i], |f: &CompiledFlag| f.key.as_bytes())
+    }
+
     /// Every compiled flag, sorted by key.
     pub fn flags(&self) -> impl ExactSizeIterator<Item = &CompiledFlag> {
         self.flags.iter()
@@ -334,10 +341,10 @@ mod sizes {
     /// grows a 100 000-flag snapshot by its size times the flags.
     #[test]
     fn compiled_and_model_types_stay_small() {
-        assert!(size_of::<super::CompiledFlag>() <= 192);
+        assert!(size_of::<super::CompiledFlag>() <= 136);
         assert!(size_of::<super::clause::Clause>() <= 80);
         assert!(size_of::<super::clause::Op>() <= 32);
-        assert!(size_of::<super::flag::Rule>() <= 64);
+        assert!(size_of::<super::flag::Rule>() <= 56);
         assert!(size_of::<super::flag::WeightedVariation>() <= 16);
         assert!(size_of::<crate::model::Flag>() <= 360);
         assert!(size_of::<crate::model::Rule>() <= 112);

@@ -398,6 +398,18 @@ impl KeyTable {
     /// a flag read is mostly this lookup, and a call would add a third to it.
     #[inline(always)]
     pub(crate) fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> &'k [u8]) -> Option<u32> {
+        self.find(key, key_at, |k| k).map(|(p, _)| p)
+    }
+
+    /// The position of `key` and the item there, where `at` gives the item at a position and
+    /// `key_of` its key: the item the key was compared with is returned, not looked up again.
+    #[inline(always)]
+    pub(crate) fn find<'k, T: ?Sized + 'k>(
+        &self,
+        key: &str,
+        at: impl Fn(usize) -> &'k T,
+        key_of: impl Fn(&'k T) -> &'k [u8],
+    ) -> Option<(u32, &'k T)> {
         let mask = self.slots.len().checked_sub(1)?;
         let (tag, mut i) = KeyTable::locate(key, mask);
         loop {
@@ -405,8 +417,11 @@ impl KeyTable {
             if p == 0 {
                 return None;
             }
-            if t == tag && bytes_eq(key_at(p as usize - 1), key.as_bytes()) {
-                return Some(p - 1);
+            if t == tag {
+                let item = at(p as usize - 1);
+                if bytes_eq(key_of(item), key.as_bytes()) {
+                    return Some((p - 1, item));
+                }
             }
             i = (i + 1) & mask;
         }
