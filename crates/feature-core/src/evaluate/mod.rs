@@ -55,7 +55,7 @@ impl Snapshot {
     fn evaluate_found<'s>(&'s self, i: u32, flag: &'s CompiledFlag, ctx: &Context) -> Detail<'s> {
         let outcome = match flag.constant {
             Some(outcome) => outcome,
-            None => match self.eval_flag(i, ctx, None, &mut ()) {
+            None => match self.eval_flag(i, flag, ctx, None, &mut ()) {
                 Ok(outcome) => outcome,
                 Err(MalformedPart) => Outcome::error(ErrorKind::MalformedFlag),
             },
@@ -85,7 +85,7 @@ impl Snapshot {
         tracer: &mut T,
     ) -> Detail<'s> {
         let flag = &self.flags[i as usize];
-        match self.eval_flag(i, ctx, None, tracer) {
+        match self.eval_flag(i, flag, ctx, None, tracer) {
             Ok(outcome) => Detail::new(Some(flag), outcome),
             Err(MalformedPart) => Detail::error(Some(flag), ErrorKind::MalformedFlag),
         }
@@ -97,11 +97,11 @@ impl Snapshot {
     fn eval_flag<T: Tracer>(
         &self,
         fi: u32,
+        f: &CompiledFlag,
         ctx: &Context,
         dependents: Option<&Visiting<'_>>,
         tracer: &mut T,
     ) -> Result<Outcome, MalformedPart> {
-        let f = &self.flags[fi as usize];
         if f.broken {
             return Err(MalformedPart);
         }
@@ -110,7 +110,7 @@ impl Snapshot {
             return serve_fixed(&f.off, ReasonCode::Off);
         }
         if !f.prerequisites().is_empty() {
-            if let Some(index) = self.failed_prerequisite(fi, ctx, dependents, tracer)? {
+            if let Some(index) = self.failed_prerequisite(fi, f, ctx, dependents, tracer)? {
                 return serve_fixed(&f.off, ReasonCode::Prerequisite { index });
             }
         }
@@ -137,6 +137,7 @@ impl Snapshot {
     fn failed_prerequisite<T: Tracer>(
         &self,
         fi: u32,
+        f: &CompiledFlag,
         ctx: &Context,
         dependents: Option<&Visiting<'_>>,
         tracer: &mut T,
@@ -145,7 +146,6 @@ impl Snapshot {
             return Err(MalformedPart);
         }
         let chain = Visiting::enter(fi, dependents);
-        let f = &self.flags[fi as usize];
         for (pi, p) in f.prerequisites().iter().enumerate() {
             let passed = match p.flag {
                 None => false,
@@ -156,7 +156,7 @@ impl Snapshot {
                     let pflag = &self.flags[pf as usize];
                     let outcome = match pflag.constant {
                         Some(outcome) => outcome,
-                        None => self.eval_flag(pf, ctx, Some(&chain), &mut ())?,
+                        None => self.eval_flag(pf, pflag, ctx, Some(&chain), &mut ())?,
                     };
                     if outcome.is_error() {
                         return Err(MalformedPart);

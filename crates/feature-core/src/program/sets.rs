@@ -8,6 +8,8 @@ use serde_json::Value;
 /// the table's slots when they are short (one cache line per lookup) or packed end to end.
 #[derive(Debug, Clone)]
 pub(crate) enum StrSet {
+    /// One string (an `eq` clause, a one-value `in` list): no list around it.
+    One(Box<str>),
     Small(Box<[Box<str>]>),
     /// Boxed, like `Large`: every `in` clause holds a set, most of them small.
     Inline(Box<InlineSet>),
@@ -29,12 +31,16 @@ impl StrSet {
                 return StrSet::Large(Box::new((keys, table)));
             }
         }
-        StrSet::Small(v.iter().map(|s| s.as_ref().into()).collect())
+        match &v[..] {
+            [one] => StrSet::One(one.as_ref().into()),
+            _ => StrSet::Small(v.iter().map(|s| s.as_ref().into()).collect()),
+        }
     }
 
     /// How many strings the set holds.
     pub(crate) fn len(&self) -> usize {
         match self {
+            StrSet::One(_) => 1,
             StrSet::Small(v) => v.len(),
             StrSet::Inline(set) => set.len as usize,
             StrSet::Large(large) => large.0.len(),
@@ -44,6 +50,7 @@ impl StrSet {
     #[inline(always)]
     pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
+            StrSet::One(x) => str_eq(x, s),
             StrSet::Small(v) => {
                 // A plain loop: `Iterator::any` is left out of line, a call per lookup.
                 for x in v {
@@ -512,6 +519,21 @@ mod tests {
         for o in others {
             assert_eq!(set.contains(o), members.contains(o), "{o:?}");
         }
+    }
+
+    #[test]
+    fn sets_of_one_and_a_few_strings_hold_exactly_their_members() {
+        let others = ["", "D", "DEU", "de", "DE\0", "x"].map(String::from);
+        for members in [
+            vec!["DE".to_owned()],
+            vec!["DE".into(), "FR".into()],
+            vec![],
+        ] {
+            let set = StrSet::new(&members);
+            assert_eq!(set.len(), members.len());
+            holds_exactly(&set, &members, &others);
+        }
+        assert!(matches!(StrSet::new(["DE"]), StrSet::One(..)));
     }
 
     #[test]
