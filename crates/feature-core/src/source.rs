@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 mod json;
+pub(crate) use json::item_texts as json_item_texts;
 mod yaml;
 #[cfg(test)]
 mod yaml_diff_tests;

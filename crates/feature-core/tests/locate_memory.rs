@@ -99,3 +99,42 @@ fn one_diagnostic_in_a_large_document_is_located_without_indexing_it() {
         );
     }
 }
+
+/// The same document in JSON, a flag a line.
+fn json_document(n: usize, broken: usize) -> String {
+    let flags: Vec<String> = (0..n)
+        .map(|i| {
+            let extra = if i == broken { r#","colour":"red""# } else { "" };
+            format!(
+                r#""flag-{i}":{{"enabled":true,"rules":[{{"clauses":[{{"attribute":"plan","operator":"in","values":["pro","team"]}},{{"attribute":"country","operator":"in","values":["de","fr"]}}],"variation":1}}]{extra}}}"#
+            )
+        })
+        .collect();
+    format!("{{\"flags\":{{\n{}\n}}}}\n", flags.join(",\n"))
+}
+
+/// A JSON document is read by the YAML parser when located as a whole, which holds many times
+/// its text: one item's text is read instead.
+#[test]
+fn one_diagnostic_in_a_large_json_document_is_located_in_its_item() {
+    for (n, broken) in [(2_000, 1_999), (2_000, 0), (500, 250)] {
+        let text = json_document(n, broken);
+        let parsed = parse_document(&text, Format::Json).unwrap();
+        let mut snap = compile_with(Arc::new(parsed.document), parsed.diagnostics);
+        let extra = peak_extra(|| snap.locate(&parsed.locator, Some("flags.json")));
+        let d = snap
+            .diagnostics()
+            .iter()
+            .find(|d| d.message.contains("colour"))
+            .unwrap_or_else(|| panic!("{:?}", snap.diagnostics()));
+        // Flag `broken` is on line `broken + 2`; the unknown field's value after its rules.
+        let line = text.lines().nth(broken + 1).unwrap();
+        let column = line.find("\"red\"").unwrap() + 1;
+        assert_eq!((d.line, d.column), (Some(broken + 2), Some(column)), "{d}");
+        assert!(
+            extra < text.len() as isize,
+            "{n} flags: locating held {extra} bytes at its peak, the text is {} bytes",
+            text.len()
+        );
+    }
+}

@@ -90,6 +90,22 @@ pub(super) fn read(text: &str) -> Option<(FlagDocument, Vec<Diagnostic>)> {
     Some((document, diags))
 }
 
+/// The items of each mapping at the top of a JSON document, each as its key and its value's
+/// text (a key given twice: its last value); `None` when the text is not a well-formed
+/// mapping. Used to locate a diagnostic in one item's text instead of the whole document's.
+pub(crate) fn item_texts(text: &str) -> Option<Vec<(String, Vec<(String, &str)>)>> {
+    let fields = split(text)?;
+    Some(
+        fields
+            .into_iter()
+            .filter_map(|(k, part)| match part {
+                Part::Items(items) => Some((k, items)),
+                Part::Value(_) => None,
+            })
+            .collect(),
+    )
+}
+
 /// A top-level field: the items of a mapping, or another value's text.
 enum Part<'a> {
     Items(Vec<(String, &'a str)>),
