@@ -90,10 +90,13 @@ pub(super) fn read(text: &str) -> Option<(FlagDocument, Vec<Diagnostic>)> {
     Some((document, diags))
 }
 
+/// The items of a mapping, in key order: each key and its value's text.
+pub(crate) type Items<'t> = Vec<(String, &'t str)>;
+
 /// The items of each mapping at the top of a JSON document, each as its key and its value's
 /// text (a key given twice: its last value); `None` when the text is not a well-formed
 /// mapping. Used to locate a diagnostic in one item's text instead of the whole document's.
-pub(crate) fn item_texts(text: &str) -> Option<Vec<(String, Vec<(String, &str)>)>> {
+pub(crate) fn item_texts(text: &str) -> Option<Vec<(String, Items<'_>)>> {
     let fields = split(text)?;
     Some(
         fields
