@@ -254,7 +254,7 @@ fn anchors_tags_and_block_scalars_are_left_to_the_event_reader() {
     let texts = [
         "flags:\n  a: &a {type: bool, default: true}\n  b: *a\n",
         "flags:\n  a: !!map {type: bool, default: true}\n",
-        "flags:\n  a:\n    type: string\n    default: |\n      two\n      lines\n",
+        "flags:\n  a:\n    type: string\n    default: |+\n      two\n      lines\n",
         "flags:\n  a:\n    type: string\n    default: plain\n      continued\n",
         "%YAML 1.2\n---\nflags:\n  a: {type: bool}\n",
         "flags:\n  a: {type: bool}\n---\nflags: {}\n",
@@ -298,6 +298,63 @@ fn a_dash_word_before_a_flow_indicator_is_refused_by_both_readers() {
     // A dash inside a word, or one followed by a space, stays a plain scalar.
     assert!(agree(
         "flags:\n  f:\n    type: string\n    variants: [a-, b - c]\n"
+    ));
+}
+
+/// Block scalars as a mapping's value: the common forms are read by the fast reader, the others
+/// left to the event reader, and both readers give the same document every time.
+#[test]
+fn block_scalars_read_alike() {
+    let bodies = [
+        "|\n      two\n      lines\n",
+        "|-\n      two\n      lines\n",
+        ">\n      folded\n      text\n\n      para\n",
+        ">-\n      folded\n      text\n",
+        "|\n      a\n\n\n      b\n\n",
+        ">\n      a\n\n\n      b\n\n",
+        "|\n      keep  \n        more\n      # not a comment\n",
+        ">\n      a  \n      b\n",
+        "|  \n      x\n",
+        "|\n      x\n    # a comment after\n",
+        "|\n      x",
+        "|\n      x\n\n",
+        "|\n      é: ü # x\n",
+        "|\n      - not: a list\n",
+        // Left to the event reader.
+        "|+\n      x\n",
+        "|2\n        x\n",
+        "| # comment\n      x\n",
+        "|\n\n      x\n",
+        "|\n      x\n      \n      y\n",
+        ">\n      a\n        more\n      b\n",
+        "|\n    x\n",
+        "|\n",
+        "|x\n",
+        "- |\n      x\n",
+    ];
+    let mut fast = 0;
+    for body in bodies {
+        for after in [
+            "",
+            "    type: string\n",
+            "  b:\n    type: bool\n",
+            "    type: string\n  # c\nsegments: {}\n",
+        ] {
+            let text = format!(
+                "flags:\n  a:\n    default: {body}{}{after}",
+                if body.ends_with('\n') { "" } else { "\n" }
+            );
+            if agree(&text) {
+                fast += 1;
+            }
+            agree(&text.replace('\n', "\r\n"));
+        }
+    }
+    assert!(fast >= 40, "only {fast} texts read by the fast reader");
+    // A top-level field, and a segment's description.
+    assert!(agree("description: |\n  file\n  notes\nflags: {}\n"));
+    assert!(agree(
+        "segments:\n  s:\n    description: >\n      long\n      text\n    included: [a]\n"
     ));
 }
 

@@ -4,10 +4,12 @@
 //! The subset: a document that is a block mapping at column 0, optionally after `---`; block
 //! mappings and sequences laid out by indentation with spaces (a mapping's value may be a
 //! sequence at the key's own indentation); plain, single-quoted and double-quoted scalars on
-//! one line; flow sequences and mappings of those on one line (`[a, b]`, `{k: v}`, `[]`, `{}`);
+//! one line; literal and folded block scalars as a mapping's value (`description: |`); flow
+//! sequences and mappings of those on one line (`[a, b]`, `{k: v}`, `[]`, `{}`);
 //! comments and blank lines; `\n` or `\r\n` line ends. Scalars resolve as the event reader
 //! resolves them (the same functions). Anything else gives up and lets the event reader read
-//! the whole text: anchors, aliases, tags, block scalars (`|`, `>`), multi-line scalars, complex
+//! the whole text: anchors, aliases, tags, block scalars other than the common forms (see
+//! [`Reader::block_scalar`]), multi-line plain or quoted scalars, complex
 //! keys, directives, more than one document, tabs, control characters, a key or value the
 //! reader is unsure of, and every syntax error (so errors are always reported by the event
 //! reader, with its messages and positions).
@@ -351,6 +353,9 @@ impl<'t> Reader<'t> {
         if self.cur() == b'#' && self.pos > before {
             self.skip_comment();
         }
+        if matches!(self.cur(), b'|' | b'>') && self.pos > before {
+            return self.block_scalar(indent);
+        }
         if self.eol(self.pos) {
             return match self.next_line()? {
                 Some(i) if i > indent => self.block_node(i, depth),
@@ -367,6 +372,110 @@ impl<'t> Reader<'t> {
             Some(i) if i > indent => Err(GiveUp),
             _ => Ok(value),
         }
+    }
+
+    /// A literal (`|`) or folded (`>`) block scalar, the value of a key of a mapping at
+    /// `indent`, the reader on its indicator; leaves the reader on the next content line. Only
+    /// the common forms: a final line break clipped (`|`, `>`) or stripped (`|-`, `>-`), no
+    /// indentation indicator, nothing else on the header line, the indentation set by a first
+    /// line with content, no line of spaces only, and, when folded, no more-indented line.
+    fn block_scalar(&mut self, indent: usize) -> Fast<Value> {
+        let folded = self.cur() == b'>';
+        self.pos += 1;
+        let strip = self.cur() == b'-';
+        if strip {
+            self.pos += 1;
+        }
+        self.skip_spaces();
+        if !self.eol(self.pos) {
+            return Err(GiveUp);
+        }
+        let mut lines: Vec<&str> = Vec::new();
+        let mut block: Option<usize> = None;
+        loop {
+            // At a line's end (`\r` is always followed by `\n` here).
+            let line_end = self.pos;
+            match self.b.get(self.pos) {
+                Some(b'\r') => self.pos += 2,
+                Some(b'\n') => self.pos += 1,
+                None => break,
+                Some(_) => return Err(GiveUp),
+            }
+            if self.pos >= self.b.len() {
+                break;
+            }
+            let start = self.pos;
+            let mut i = start;
+            while self.at(i) == b' ' {
+                i += 1;
+            }
+            let spaces = i - start;
+            if self.eol(i) {
+                // An empty line inside the block; one of spaces only, or before the first
+                // line with content, is left to the event reader.
+                if spaces > 0 || block.is_none() {
+                    return Err(GiveUp);
+                }
+                lines.push("");
+                self.pos = i;
+                continue;
+            }
+            let n = match block {
+                Some(n) if spaces >= n => n,
+                Some(_) => {
+                    // Less indented: the block has ended; on to the next content line.
+                    self.pos = line_end;
+                    self.next_line()?;
+                    break;
+                }
+                None if spaces > indent => {
+                    block = Some(spaces);
+                    spaces
+                }
+                None => return Err(GiveUp),
+            };
+            let mut end = i;
+            while !self.eol(end) {
+                end += 1;
+            }
+            let line = self.slice(start + n, end)?;
+            if folded && line.starts_with(' ') {
+                return Err(GiveUp);
+            }
+            lines.push(line);
+            self.pos = end;
+        }
+        while lines.last() == Some(&"") {
+            lines.pop();
+        }
+        if lines.is_empty() {
+            return Err(GiveUp);
+        }
+        let mut text = String::new();
+        if folded {
+            // Lines joined by a space; an empty line stands for a line break.
+            let mut breaks = 0;
+            for (k, line) in lines.iter().enumerate() {
+                if line.is_empty() {
+                    breaks += 1;
+                    continue;
+                }
+                if k > 0 {
+                    if breaks == 0 {
+                        text.push(' ');
+                    }
+                    text.extend(std::iter::repeat_n('\n', breaks));
+                }
+                breaks = 0;
+                text.push_str(line);
+            }
+        } else {
+            text = lines.join("\n");
+        }
+        if !strip {
+            text.push('\n');
+        }
+        Ok(Value::String(text))
     }
 
     /// A block node whose first line is the current one, at `indent`.
