@@ -45,9 +45,12 @@ impl WeightedVariation {
     /// Sets the bounds of `variations` from their final `weights` (one each): the running sum
     /// evaluation used to compute per context, with the same `f32` operations in the same
     /// order, so every bucket picks the same variation.
-    pub(crate) fn set_bounds(variations: &mut [WeightedVariation], weights: &[i64]) {
+    pub(crate) fn set_bounds(
+        variations: &mut [WeightedVariation],
+        weights: impl IntoIterator<Item = i64>,
+    ) {
         let mut sum = 0f32;
-        for (w, &weight) in variations.iter_mut().zip(weights) {
+        for (w, weight) in variations.iter_mut().zip(weights) {
             sum += weight as f32 / 100_000.0;
             w.bound = sum;
         }

@@ -332,6 +332,7 @@ impl Snapshot {
         &self.document
     }
 }
+
 #[cfg(test)]
 mod sizes {
     use std::mem::size_of;
