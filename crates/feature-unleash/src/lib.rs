@@ -35,7 +35,8 @@
 //!   `UNLEASH-INSTANCEID`, `UNLEASH-CONNECTION-ID`, `UNLEASH-SDK` and
 //!   `Unleash-Client-Spec` headers, every [`UnleashBuilder::refresh_interval`] (15 s by
 //!   default), with `If-None-Match` carrying the last `ETag`: `304 Not Modified` changes
-//!   nothing. Delta-API bodies (`{"events": [...]}`) are understood too.
+//!   nothing, and neither does a `200` whose toggles equal the ones loaded (nothing is
+//!   published). Delta-API bodies (`{"events": [...]}`) are understood too.
 //! - `POST {url}/client/register` once at start, best effort (failures are counted, never
 //!   fatal).
 //! - `POST {url}/client/metrics` every [`UnleashBuilder::usage_interval`] (60 s by default)

@@ -295,6 +295,7 @@ impl UnleashBuilder {
                 engine: Arc::new(engine),
                 status: Mutex::new(ProviderStatus::default()),
                 etag: Mutex::new(None),
+                published: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 refused: AtomicBool::new(false),
                 started: feature_store::now_rfc3339(),
@@ -362,6 +363,8 @@ struct Shared {
     engine: Arc<UnleashEngine>,
     status: Mutex<ProviderStatus>,
     etag: Mutex<Option<HeaderValue>>,
+    /// A snapshot was published: the client knows toggles arrived.
+    published: AtomicBool,
     closed: AtomicBool,
     /// Polling stopped on purpose: the server refused this client after start.
     refused: AtomicBool,
@@ -584,13 +587,18 @@ impl Shared {
                                 .record_provider_error(NAME, "compile", "compile");
                         }
                         // The engine answers evaluations; the empty snapshot tells the client
-                        // that flags arrived.
-                        sink.publish(Snapshot::default());
+                        // that flags arrived, or changed. A response that repeats the toggles
+                        // loaded (a new ETag over the same content, or a server that sends
+                        // none) publishes nothing.
                         let changed = self.engine.take_changed();
-                        if !changed.is_empty() {
-                            sink.changed(changed);
+                        let first = !self.published.swap(true, Ordering::SeqCst);
+                        if first || !changed.is_empty() {
+                            sink.publish(Snapshot::default());
+                            if !changed.is_empty() {
+                                sink.changed(changed);
+                            }
+                            self.write_backup().await;
                         }
-                        self.write_backup().await;
                         Some(warnings)
                     }
                     Fetched::Unchanged => None,
@@ -690,6 +698,7 @@ impl Shared {
             Ok(_) => {
                 let _ = self.engine.take_changed();
                 sink.publish(Snapshot::default());
+                self.published.store(true, Ordering::SeqCst);
                 let mut st = self.status();
                 st.state = ProviderState::Degraded;
                 tracing::info!(target: "feature::unleash", "serving the toggles of the {source} until the first fetch");

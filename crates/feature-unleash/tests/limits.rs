@@ -131,6 +131,50 @@ async fn an_oversized_body_is_refused_and_the_last_toggles_kept() {
     }
 }
 
+/// The test server sends no `ETag`, so every poll is a `200` with the whole body: a body
+/// that repeats the toggles loaded publishes nothing and reports no change, one that changes
+/// them publishes once.
+#[tokio::test]
+async fn a_response_that_repeats_the_toggles_publishes_nothing() {
+    let api = Arc::new(Api {
+        body: Mutex::new(toggles(&["first"], 0)),
+        close_delimited: AtomicBool::new(false),
+    });
+    let url = serve(api.clone()).await;
+    let p = UnleashProvider::builder(url, "token")
+        .register(false)
+        .usage_interval(None)
+        .refresh_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let sink = RecordingSink::new();
+    p.start(sink.clone()).await.unwrap();
+    assert_eq!(sink.publications(), 1, "the first fetch publishes");
+    let fetches = sink.metrics.get("latency:fetch");
+    let deadline = Instant::now() + WAIT;
+    while sink.metrics.get("latency:fetch") < fetches + 5 {
+        assert!(Instant::now() < deadline, "polling stopped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sink.publications(), 1, "repeated toggles publish nothing");
+    assert_eq!(p.status().state, ProviderState::Ready);
+
+    *api.body.lock().unwrap() = toggles(&["first", "second"], 0);
+    let engine = p.engine().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while engine.keys().len() < 2 {
+        assert!(Instant::now() < deadline, "the change never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fetches = sink.metrics.get("latency:fetch");
+    while sink.metrics.get("latency:fetch") < fetches + 3 {
+        assert!(Instant::now() < deadline, "polling stopped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sink.publications(), 2, "a change publishes once");
+    p.close().await;
+}
+
 #[test]
 fn a_zero_timeout_is_refused() {
     let err = UnleashProvider::builder("http://127.0.0.1:1/api", "token")

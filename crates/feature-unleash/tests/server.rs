@@ -449,6 +449,11 @@ async fn targeted_users_get_the_toggles_and_variants_made_in_the_admin_api() {
     assert_eq!(missing.error_kind(), Some(ErrorKind::FlagNotFound));
 
     // Polling goes on with If-None-Match: fetches that bring nothing new publish nothing.
+    // The engine holds a fetch's toggles before that fetch publishes them: two more fetches
+    // make sure the one that brought the toggles above has published.
+    let after = sink.count("latency:fetch") + 2;
+    let settled = wait_until(engine, WAIT, |_| sink.count("latency:fetch") >= after).await;
+    assert!(settled.is_some(), "polling stopped");
     let (fetches, published) = (
         sink.count("latency:fetch"),
         sink.published.load(Ordering::SeqCst),
