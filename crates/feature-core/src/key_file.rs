@@ -199,7 +199,7 @@ impl Field {
         }
     }
 
-    fn file(self, s: &mut Segment) -> &mut Option<String> {
+    fn file(self, s: &mut Segment) -> &mut Option<Box<str>> {
         match self {
             Field::Included => &mut s.included_file,
             Field::Excluded => &mut s.excluded_file,

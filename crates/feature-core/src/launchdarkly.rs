@@ -115,7 +115,7 @@ pub fn import_flag(key: &str, v: &Value) -> Result<Flag, ImportError> {
     flag.variants = variations.into_iter().map(Variant::of).collect();
     flag.enabled = o.get("on").and_then(Value::as_bool).unwrap_or(false);
     flag.off_variation = o.get("offVariation").and_then(Value::as_i64);
-    flag.salt = Some(str_of(o, "salt").unwrap_or("").to_owned());
+    flag.salt = Some(str_of(o, "salt").unwrap_or("").into());
     flag.version = o.get("version").and_then(Value::as_u64);
     flag.fallthrough = Some(serve(o.get("fallthrough").unwrap_or(&Value::Null)));
     flag.prerequisites = arr(o, "prerequisites")
@@ -137,7 +137,7 @@ pub fn import_flag(key: &str, v: &Value) -> Result<Flag, ImportError> {
         .map(|r| {
             let s = serve(&Value::Object(r.clone()));
             Rule {
-                id: str_of(r, "id").filter(|s| !s.is_empty()).map(str::to_owned),
+                id: str_of(r, "id").filter(|s| !s.is_empty()).map(Box::from),
                 description: None,
                 clauses: clauses(r),
                 variation: s.variation,
@@ -185,7 +185,7 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
             included_contexts: Vec::new(),
             excluded_contexts: Vec::new(),
             rules: Vec::new(),
-            salt: Some(str_of(o, "salt").unwrap_or("").to_owned()),
+            salt: Some(str_of(o, "salt").unwrap_or("").into()),
             version: o.get("version").and_then(Value::as_u64),
         });
     }
@@ -220,15 +220,15 @@ pub fn import_segment(key: &str, v: &Value) -> Result<Segment, ImportError> {
             .map(|r| {
                 let kind = valid_kind(r.get("rolloutContextKind"));
                 SegmentRule {
-                    id: str_of(r, "id").filter(|s| !s.is_empty()).map(str::to_owned),
+                    id: str_of(r, "id").filter(|s| !s.is_empty()).map(Box::from),
                     clauses: clauses(r),
                     weight: r.get("weight").and_then(Value::as_f64).map(|w| w as i64),
-                    bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some())),
+                    bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some()).into()),
                     rollout_context_kind: kind,
                 }
             })
             .collect(),
-        salt: Some(str_of(o, "salt").unwrap_or("").to_owned()),
+        salt: Some(str_of(o, "salt").unwrap_or("").into()),
         version: o.get("version").and_then(Value::as_u64),
     })
 }
@@ -253,10 +253,10 @@ fn str_of<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 }
 
 /// The context kind if present and valid (LaunchDarkly ignores an invalid one).
-fn valid_kind(v: Option<&Value>) -> Option<String> {
+fn valid_kind(v: Option<&Value>) -> Option<Box<str>> {
     let k = v?.as_str()?;
     crate::context::validate_kind(k).ok()?;
-    Some(k.to_owned())
+    Some(k.into())
 }
 
 /// An attribute as this format reads it: a reference when the LaunchDarkly side had a valid
@@ -304,7 +304,7 @@ fn serve(v: &Value) -> Serve {
         variation: None,
         rollout: Some(Box::new(Rollout {
             kind: rollout_kind,
-            bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some())),
+            bucket_by: str_of(r, "bucketBy").map(|b| reference(b, kind.is_some()).into()),
             context_kind: kind,
             seed,
             variations: arr(r, "variations")
@@ -329,7 +329,7 @@ fn targets(o: &Map<String, Value>) -> Vec<Target> {
             .collect(),
         context_kind: str_of(t, "contextKind")
             .filter(|k| *k != crate::context::USER_KIND)
-            .map(str::to_owned),
+            .map(Box::from),
     };
     let user: Vec<Target> = arr(o, "targets")
         .iter()
@@ -374,7 +374,7 @@ fn clauses(r: &Map<String, Value>) -> Vec<Clause> {
                 values.retain(|v| v.as_str().is_some_and(|s| regex::Regex::new(s).is_ok()));
             }
             Clause {
-                attribute: reference(attribute, kind.is_some()),
+                attribute: reference(attribute, kind.is_some()).into(),
                 operator,
                 values,
                 negate: c.get("negate").and_then(Value::as_bool).unwrap_or(false),

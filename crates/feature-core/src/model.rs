@@ -178,10 +178,10 @@ pub struct Flag {
     pub key: String,
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     /// What the flag is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
     /// Labels to find and group flags by (`checkout`, `incident`); evaluation ignores them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -216,16 +216,16 @@ pub struct Flag {
     pub off_variation: Option<i64>,
     /// Salt mixed into the bucketing hash; absent means the empty string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub salt: Option<String>,
+    pub salt: Option<Box<str>>,
     /// Version of the definition, maintained by stores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// When the flag was created (free-form timestamp, kept for humans and stores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
+    pub created_at: Option<Box<str>>,
     /// When the flag was last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<String>,
+    pub updated_at: Option<Box<str>>,
 }
 
 impl Flag {
@@ -344,7 +344,7 @@ impl FlagType {
 pub struct Variant {
     /// Name for humans and analytics (`blue`, `on`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     /// The value served.
     pub value: Value,
     /// Relative weight for A/B splits when the flag has no explicit `fallthrough`.
@@ -352,7 +352,7 @@ pub struct Variant {
     pub weight: Option<f64>,
     /// What the variant means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
 }
 
 impl Variant {
@@ -378,7 +378,7 @@ pub struct Target {
     pub values: Vec<String>,
     /// Context kind whose key is compared; `user` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_kind: Option<String>,
+    pub context_kind: Option<Box<str>>,
 }
 
 /// A flag that must serve a given variation first.
@@ -409,10 +409,10 @@ pub struct Serve {
 pub struct Rule {
     /// Identifier reported as `ruleId`; the rule's index is reported as well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Box<str>>,
     /// What the rule is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
     /// Conditions, all of which must hold. No clauses: the rule matches every context.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clauses: Vec<Clause>,
@@ -434,7 +434,7 @@ pub struct Rule {
 pub struct Clause {
     /// Attribute name (`plan`), or a reference path starting with `/` (`/address/city`).
     #[serde(default)]
-    pub attribute: String,
+    pub attribute: Box<str>,
     /// The comparison.
     #[serde(alias = "op")]
     pub operator: Operator,
@@ -446,12 +446,12 @@ pub struct Clause {
     pub negate: bool,
     /// Context kind whose attribute is read; `user` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_kind: Option<String>,
+    pub context_kind: Option<Box<str>>,
 }
 
 impl Clause {
     /// A clause `attribute operator values`.
-    pub fn new(attribute: impl Into<String>, operator: Operator, values: Vec<Value>) -> Self {
+    pub fn new(attribute: impl Into<Box<str>>, operator: Operator, values: Vec<Value>) -> Self {
         Clause {
             attribute: attribute.into(),
             operator,
@@ -601,10 +601,10 @@ pub struct Rollout {
     pub kind: Option<RolloutKind>,
     /// Attribute hashed for bucketing; `key` when absent (experiments always use `key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bucket_by: Option<String>,
+    pub bucket_by: Option<Box<str>>,
     /// Context kind whose attribute is hashed; `user` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_kind: Option<String>,
+    pub context_kind: Option<Box<str>>,
     /// Seed replacing `flagKey.salt` in the hash input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
@@ -635,10 +635,10 @@ pub struct Segment {
     pub key: String,
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     /// What the segment is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Box<str>>,
     /// User keys always in the segment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub included: Vec<String>,
@@ -649,11 +649,11 @@ pub struct Segment {
     /// file's directory (see [`crate::key_file`]). Reading the file moves its keys into
     /// `included` and clears this field; stores hold the keys, never the file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub included_file: Option<String>,
+    pub included_file: Option<Box<str>>,
     /// A plain text file of user keys never in the segment, like `included_file`; its keys
     /// join `excluded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub excluded_file: Option<String>,
+    pub excluded_file: Option<Box<str>>,
     /// Keys of other context kinds always in the segment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub included_contexts: Vec<SegmentTarget>,
@@ -665,7 +665,7 @@ pub struct Segment {
     pub rules: Vec<SegmentRule>,
     /// Salt for the segment rules' weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub salt: Option<String>,
+    pub salt: Option<Box<str>>,
     /// Version of the definition, maintained by stores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
@@ -688,7 +688,7 @@ pub struct SegmentTarget {
 pub struct SegmentRule {
     /// Identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Box<str>>,
     /// Conditions.
     #[serde(default)]
     pub clauses: Vec<Clause>,
@@ -697,8 +697,8 @@ pub struct SegmentRule {
     pub weight: Option<i64>,
     /// Attribute hashed for the weight; `key` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bucket_by: Option<String>,
+    pub bucket_by: Option<Box<str>>,
     /// Context kind hashed for the weight; `user` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout_context_kind: Option<String>,
+    pub rollout_context_kind: Option<Box<str>>,
 }

@@ -274,7 +274,7 @@ fn item_diagnostic(
     }
 }
 
-fn read_map<T: DeserializeOwned + Clone>(
+fn read_map<T: DeserializeOwned + Shrink + Clone>(
     v: Value,
     section: &str,
     out: &mut crate::model::SortedMap<String, T>,
@@ -306,7 +306,7 @@ fn read_map<T: DeserializeOwned + Clone>(
 }
 
 /// Reads one item of `section`, or reports why it does not fit the format.
-fn read_item<T: DeserializeOwned + Clone>(
+fn read_item<T: DeserializeOwned + Shrink + Clone>(
     body: Value,
     section: &str,
     key: String,
@@ -321,6 +321,8 @@ fn read_item<T: DeserializeOwned + Clone>(
     };
     match serde_path_to_error::deserialize::<_, T>(body) {
         Ok(mut item) => {
+            // Lists read from a tree grow by doubling: held items keep only what they use.
+            item.shrink();
             set_key(&mut item, &key);
             out.insert(key, item);
         }

@@ -91,7 +91,7 @@ pub fn flag_from_row(row: &Row) -> Result<Flag, String> {
         serde_json::from_value(row.definition.clone()).map_err(|e| e.to_string())?;
     flag.key = row.key.clone();
     flag.version = Some(row.version);
-    flag.updated_at = row.updated_at.clone();
+    flag.updated_at = row.updated_at.as_deref().map(Box::from);
     Ok(flag)
 }
 

@@ -5,7 +5,7 @@ use crate::attr::AttrPath;
 use crate::diagnostic::Severity;
 use crate::model::{self, Operator};
 use crate::ops::{parse_date, parse_version, Pattern, VersionOperand, VersionRule};
-use crate::program::{Clause, Cmp, EqSet, Op};
+use crate::program::{Clause, Cmp, EqSet, Op, Subject};
 use serde_json::Value;
 
 impl Compiler<'_> {
@@ -102,8 +102,7 @@ impl Compiler<'_> {
             }
         };
         Clause {
-            kind: kind_of(&c.context_kind),
-            attr,
+            subject: Subject::new(kind_of(&c.context_kind), attr),
             op,
             negate,
         }

@@ -8,8 +8,8 @@ use crate::model::{self, Flag, FlagType, RolloutKind};
 use crate::ops::json_eq;
 use crate::packed::{Outcome, ReasonCode, Served};
 use crate::program::{
-    CompiledFlag, Extras, Prerequisite, Rollout, Rule, Serve, StrSet, Target, WeightedVariation,
-    MAX_INDEXED,
+    CompiledFlag, Extras, Prerequisite, Rollout, Rule, Serve, StrSet, Subject, Target,
+    WeightedVariation, MAX_INDEXED,
 };
 use serde_json::Value;
 
@@ -265,8 +265,7 @@ impl Compiler<'_> {
         WeightedVariation::set_bounds(&mut variations, split);
         Serve::Rollout(Box::new(Rollout {
             experiment: true,
-            bucket_by: Some(AttrPath::Key),
-            kind: crate::program::Kind::User,
+            bucket_by: Subject::User(Some(AttrPath::Key)),
             prefix: format!("{key}.{salt}.").into_bytes().into(),
             variations: variations.into(),
         }))
@@ -350,8 +349,7 @@ impl Compiler<'_> {
         };
         Serve::Rollout(Box::new(Rollout {
             experiment,
-            bucket_by,
-            kind: kind_of(&r.context_kind),
+            bucket_by: Subject::new(kind_of(&r.context_kind), bucket_by),
             prefix: prefix.into_bytes().into(),
             variations: variations.into(),
         }))

@@ -20,7 +20,9 @@ pub use incremental::{recompile, Change, Recompiled};
 use crate::attr::AttrPath;
 use crate::diagnostic::{Diagnostic, PathSeg, Severity};
 use crate::model::FlagDocument;
-use crate::program::{CompiledFlag, Flags, KeyTable, Kind, Parts, Segment, Snapshot};
+use crate::program::{
+    CompiledFlag, Flags, ItemDiagnostics, KeyTable, Kind, Parts, Segment, Snapshot,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -82,7 +84,7 @@ fn threads_for(n: usize) -> usize {
 }
 
 /// Compiled flags with their diagnostics, by position.
-type CompiledFlags = (Vec<Arc<CompiledFlag>>, Vec<Option<Arc<[Diagnostic]>>>);
+type CompiledFlags = (Vec<Arc<CompiledFlag>>, Vec<Option<ItemDiagnostics>>);
 
 /// Compiles the flags `keys` (sorted) of `doc` on `threads` threads, each compiling a
 /// consecutive run of keys with its own compiler; the runs are put back in order. A flag's
@@ -279,12 +281,12 @@ impl<'a> Compiler<'a> {
     }
 
     /// Compiles one item with `f`, returning it with its diagnostics.
-    fn item<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> (T, Option<Arc<[Diagnostic]>>) {
+    fn item<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> (T, Option<ItemDiagnostics>) {
         let item = f(self);
         let diags = if self.diags.is_empty() {
             None
         } else {
-            Some(std::mem::take(&mut self.diags).into())
+            Some(Arc::new(std::mem::take(&mut self.diags)))
         };
         (item, diags)
     }
@@ -384,7 +386,7 @@ impl Compiler<'_> {
 }
 
 /// A context kind as written, `user` when none is.
-fn kind_of(k: &Option<String>) -> Kind {
+fn kind_of(k: &Option<Box<str>>) -> Kind {
     Kind::of(k.as_deref())
 }
 

@@ -26,12 +26,12 @@ impl Snapshot {
             }
             return Ok(c.negate);
         }
-        let attr = c.attr.as_ref().ok_or(MalformedPart)?;
+        let attr = c.subject.attr().ok_or(MalformedPart)?;
         if let AttrPath::Kind = attr {
             let any = ctx.parts.iter().any(|p| match_str(&c.op, &p.kind));
             return Ok(any != c.negate);
         }
-        let Some(part) = ctx.part(&c.kind) else {
+        let Some(part) = ctx.part(c.subject.kind()) else {
             return Ok(false);
         };
         let Some(value) = attr.get(part) else {

@@ -77,9 +77,47 @@ pub(crate) enum Op {
 /// A compiled clause.
 #[derive(Debug, Clone)]
 pub(crate) struct Clause {
-    pub(crate) kind: Kind,
-    /// `None`: the attribute reference is invalid; reaching the clause is `MALFORMED_FLAG`.
-    pub(crate) attr: Option<AttrPath>,
+    pub(crate) subject: Subject,
     pub(crate) op: Op,
     pub(crate) negate: bool,
+}
+
+/// What a clause reads: an attribute of the `user` context, held inline (the common case),
+/// or of another context kind, boxed with its kind. A `None` attribute is an invalid
+/// reference: reaching the clause is `MALFORMED_FLAG`.
+#[derive(Debug, Clone)]
+pub(crate) enum Subject {
+    User(Option<AttrPath>),
+    Other(Box<(Kind, Option<AttrPath>)>),
+}
+
+/// The `user` kind, for [`Subject::kind`].
+static USER: Kind = Kind::User;
+
+impl Subject {
+    /// The target of kind `kind` and attribute `attr`.
+    pub(crate) fn new(kind: Kind, attr: Option<AttrPath>) -> Subject {
+        match kind {
+            Kind::User => Subject::User(attr),
+            other => Subject::Other(Box::new((other, attr))),
+        }
+    }
+
+    /// The context kind read.
+    #[inline(always)]
+    pub(crate) fn kind(&self) -> &Kind {
+        match self {
+            Subject::User(_) => &USER,
+            Subject::Other(b) => &b.0,
+        }
+    }
+
+    /// The attribute read; `None` when its reference is invalid.
+    #[inline(always)]
+    pub(crate) fn attr(&self) -> Option<&AttrPath> {
+        match self {
+            Subject::User(a) => a.as_ref(),
+            Subject::Other(b) => b.1.as_ref(),
+        }
+    }
 }

@@ -1,9 +1,8 @@
 //! Compiled flags: variations, targets, rules, rollouts and prerequisites, with indexes in
 //! place of keys.
 
-use super::clause::{Clause, Kind};
+use super::clause::{Clause, Kind, Subject};
 use super::sets::StrSet;
-use crate::attr::AttrPath;
 use crate::model::FlagType;
 use crate::packed::Outcome;
 use serde_json::Value;
@@ -13,9 +12,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct Rollout {
     pub(crate) experiment: bool,
-    /// `None`: invalid `bucketBy`.
-    pub(crate) bucket_by: Option<AttrPath>,
-    pub(crate) kind: Kind,
+    /// The context kind and attribute hashed; the attribute is `None` when `bucketBy` is
+    /// invalid.
+    pub(crate) bucket_by: Subject,
     /// Hash input prefix: `"{seed}."` or `"{flagKey}.{salt}."`.
     pub(crate) prefix: Box<[u8]>,
     pub(crate) variations: Box<[WeightedVariation]>,

@@ -8,7 +8,7 @@ mod flag;
 mod segment;
 mod sets;
 
-pub(crate) use clause::{Clause, Cmp, Kind, Op};
+pub(crate) use clause::{Clause, Cmp, Kind, Op, Subject};
 pub use flag::CompiledFlag;
 pub(crate) use flag::{
     Extras, Prerequisite, Rollout, Rule, Serve, Target, WeightedVariation, MAX_INDEXED,
@@ -158,6 +158,10 @@ impl<'a> Iterator for Shared<'a> {
 
 impl ExactSizeIterator for Shared<'_> {}
 
+/// The diagnostics of one flag or segment: a thin pointer, so that the list of them by position
+/// costs one word per item (most have none).
+pub(crate) type ItemDiagnostics = Arc<Vec<Diagnostic>>;
+
 /// What an incremental compile reuses: each item's own diagnostics, by position, the form
 /// flags had before the cost bound refused them, the cost bound's worst cases and the
 /// references by key.
@@ -166,9 +170,9 @@ pub(crate) struct Parts {
     /// Diagnostics given to the compile (reading the document): they come first.
     pub(crate) base: Vec<Diagnostic>,
     /// The diagnostics of each segment, by position (`None`: none).
-    pub(crate) segment_diagnostics: Vec<Option<Arc<[Diagnostic]>>>,
+    pub(crate) segment_diagnostics: Vec<Option<ItemDiagnostics>>,
     /// The diagnostics of each flag, by position (those of the cost bound left out).
-    pub(crate) flag_diagnostics: Vec<Option<Arc<[Diagnostic]>>>,
+    pub(crate) flag_diagnostics: Vec<Option<ItemDiagnostics>>,
     /// Flags the cost bound refused, as they were compiled before it, with the diagnostic
     /// saying why.
     pub(crate) refused: BTreeMap<Box<str>, (Arc<CompiledFlag>, Diagnostic)>,
@@ -342,13 +346,18 @@ mod sizes {
     /// grows a 100 000-flag snapshot by its size times the flags.
     #[test]
     fn compiled_and_model_types_stay_small() {
-        assert!(size_of::<super::CompiledFlag>() <= 136);
-        assert!(size_of::<super::clause::Clause>() <= 80);
+        assert!(size_of::<super::CompiledFlag>() <= 128);
+        assert!(size_of::<super::clause::Clause>() <= 64);
+        assert!(size_of::<super::clause::Subject>() <= 24);
         assert!(size_of::<super::clause::Op>() <= 32);
         assert!(size_of::<super::flag::Rule>() <= 56);
+        assert!(size_of::<super::flag::Rollout>() <= 64);
         assert!(size_of::<super::flag::WeightedVariation>() <= 16);
-        assert!(size_of::<crate::model::Flag>() <= 360);
-        assert!(size_of::<crate::model::Rule>() <= 112);
+        assert!(size_of::<Option<super::ItemDiagnostics>>() <= 8);
+        assert!(size_of::<crate::model::Flag>() <= 320);
+        assert!(size_of::<crate::model::Rule>() <= 96);
+        assert!(size_of::<crate::model::Clause>() <= 88);
+        assert!(size_of::<crate::model::Rollout>() <= 80);
         assert!(size_of::<crate::model::Serve>() <= 24);
     }
 }
