@@ -303,6 +303,10 @@ pub(crate) struct SimpleRegex {
     anchored_start: bool,
     /// `$`: a match ends at the end only.
     anchored_end: bool,
+    /// With `$`: the bytes of the single-character atoms that end the pattern (each matched
+    /// exactly once, as in `@example\.com$`). They are compared with the end of the haystack
+    /// directly, and the automaton runs over the bytes before them only.
+    suffix: Box<[u8]>,
 }
 
 /// Characters that are literal outside a class.
@@ -406,6 +410,26 @@ impl SimpleRegex {
             }
             atoms += 1;
         }
+        // With `$`, the atoms at the end that accept one byte each, exactly once, are a literal
+        // the haystack must end with: they leave the automaton, which then accepts where they
+        // began.
+        let mut suffix = Vec::new();
+        if anchored_end {
+            while atoms > 0 {
+                let bit = 1u64 << (atoms - 1);
+                if (repeat | skip) & bit != 0 {
+                    break;
+                }
+                let mut bytes = accepts.iter().enumerate().filter(|(_, a)| **a & bit != 0);
+                let (Some((byte, _)), None) = (bytes.next(), bytes.next()) else {
+                    break;
+                };
+                suffix.push(byte as u8);
+                accepts.iter_mut().for_each(|a| *a &= !bit);
+                atoms -= 1;
+            }
+            suffix.reverse();
+        }
         let mut m = SimpleRegex {
             accepts,
             repeat,
@@ -414,6 +438,7 @@ impl SimpleRegex {
             accept: 1u64 << atoms,
             anchored_start,
             anchored_end,
+            suffix: suffix.into(),
         };
         m.start = m.closure(1);
         Some(m)
@@ -434,6 +459,16 @@ impl SimpleRegex {
     /// Whether the pattern matches somewhere in `haystack` (as `Regex::is_match`).
     #[inline]
     pub(crate) fn is_match(&self, haystack: &str) -> bool {
+        let mut haystack = haystack.as_bytes();
+        if !self.suffix.is_empty() {
+            let Some(before) = haystack.len().checked_sub(self.suffix.len()) else {
+                return false;
+            };
+            if !bytes_eq(&haystack[before..], &self.suffix) {
+                return false;
+            }
+            haystack = &haystack[..before];
+        }
         // Without optional atoms there is nothing to close over: a shorter dependency chain.
         if self.skip == 0 {
             self.run::<false>(haystack)
@@ -443,12 +478,12 @@ impl SimpleRegex {
     }
 
     #[inline(always)]
-    fn run<const SKIPS: bool>(&self, haystack: &str) -> bool {
+    fn run<const SKIPS: bool>(&self, haystack: &[u8]) -> bool {
         let mut state = self.start;
         if !self.anchored_end && state & self.accept != 0 {
             return true;
         }
-        for &b in haystack.as_bytes() {
+        for &b in haystack {
             let accepted = self.accepts.get(b as usize).copied().unwrap_or(0) & state;
             state = (accepted << 1) | (accepted & self.repeat);
             if SKIPS {
@@ -744,6 +779,40 @@ mod tests {
         assert!(!email.is_match("jo@example.org"));
         assert!(!email.is_match("@example.com"));
         assert!(!email.is_match("Jo@example.com"));
+        // The literal end is compared apart from the automaton.
+        assert_eq!(&*email.suffix, b"@example.com");
+        for (hay, expected) in [
+            ("a@example.com", true),
+            ("a.b@example.com", true),
+            ("example.com", false),
+            ("a@example.comx", false),
+            ("a@example.co", false),
+            ("é@example.com", false),
+            ("a@@example.com", false),
+            ("", false),
+        ] {
+            assert_eq!(email.is_match(hay), expected, "{hay:?}");
+        }
+        // Only single characters matched exactly once are a literal end.
+        let rest = |p: &str| SimpleRegex::new(p).map(|m| m.suffix.to_vec());
+        assert_eq!(rest(r"a+bc$"), Some(b"bc".to_vec()));
+        assert_eq!(rest(r"^abc$"), Some(b"abc".to_vec()));
+        assert_eq!(rest(r"ab?$"), Some(Vec::new()));
+        assert_eq!(rest(r"a[bc]$"), Some(Vec::new()));
+        assert_eq!(rest(r"abc"), Some(Vec::new()));
+        for (pattern, hay, expected) in [
+            (r"^abc$", "abc", true),
+            (r"^abc$", "xabc", false),
+            (r"abc$", "xabc", true),
+            (r"^a?bc$", "bc", true),
+            (r"^a?bc$", "abc", true),
+            (r"^a?bc$", "aabc", false),
+            (r"b*c$", "c", true),
+            (r"^x+c$", "c", false),
+        ] {
+            let m = SimpleRegex::new(pattern).unwrap();
+            assert_eq!(m.is_match(hay), expected, "{pattern:?} on {hay:?}");
+        }
         for complex in [
             r"^a.c$",
             r"(a|b)",
