@@ -8,8 +8,8 @@ use crate::model::{self, Flag, FlagType, RolloutKind};
 use crate::ops::json_eq;
 use crate::packed::{Outcome, ReasonCode, Served};
 use crate::program::{
-    CompiledFlag, Extras, Prerequisite, Rollout, Rule, Serve, StrSet, Subject, Target,
-    WeightedVariation, MAX_INDEXED,
+    CompiledFlag, Extras, Prerequisite, Rollout, Rule, Serve, StrSet, Target, WeightedVariation,
+    MAX_INDEXED,
 };
 use serde_json::Value;
 
@@ -265,7 +265,8 @@ impl Compiler<'_> {
         WeightedVariation::set_bounds(&mut variations, split);
         Serve::Rollout(Box::new(Rollout {
             experiment: true,
-            bucket_by: Subject::User(Some(AttrPath::Key)),
+            bucket_by: Some(AttrPath::Key),
+            kind: crate::program::Kind::User,
             prefix: format!("{key}.{salt}.").into_bytes().into(),
             variations: variations.into(),
         }))
@@ -349,7 +350,8 @@ impl Compiler<'_> {
         };
         Serve::Rollout(Box::new(Rollout {
             experiment,
-            bucket_by: Subject::new(kind_of(&r.context_kind), bucket_by),
+            bucket_by,
+            kind: kind_of(&r.context_kind),
             prefix: prefix.into_bytes().into(),
             variations: variations.into(),
         }))

@@ -20,11 +20,11 @@ pub(super) fn rollout<T: Tracer>(
     ctx: &Context,
     tracer: &mut T,
 ) -> Result<(u32, bool), MalformedPart> {
-    let part = ctx.part(r.bucket_by.kind());
+    let part = ctx.part(&r.kind);
     let by = if r.experiment {
         &AttrPath::Key
     } else {
-        r.bucket_by.attr().ok_or(MalformedPart)?
+        r.bucket_by.as_ref().ok_or(MalformedPart)?
     };
     let bucket = bucket_of(part, by, &r.prefix);
     // The first variation whose bound (the running sum of the weights, computed at compile

@@ -1,8 +1,9 @@
 //! Compiled flags: variations, targets, rules, rollouts and prerequisites, with indexes in
 //! place of keys.
 
-use super::clause::{Clause, Kind, Subject};
+use super::clause::{Clause, Kind};
 use super::sets::StrSet;
+use crate::attr::AttrPath;
 use crate::model::FlagType;
 use crate::packed::Outcome;
 use serde_json::Value;
@@ -12,9 +13,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct Rollout {
     pub(crate) experiment: bool,
-    /// The context kind and attribute hashed; the attribute is `None` when `bucketBy` is
-    /// invalid.
-    pub(crate) bucket_by: Subject,
+    /// `None`: invalid `bucketBy`.
+    pub(crate) bucket_by: Option<AttrPath>,
+    /// The context kind hashed. Kept apart from `bucket_by` (not a `Subject`): reading it
+    /// through a `Subject` made a 50/50 rollout about 7 % slower for 16 bytes per rollout.
+    pub(crate) kind: Kind,
     /// Hash input prefix: `"{seed}."` or `"{flagKey}.{salt}."`.
     pub(crate) prefix: Box<[u8]>,
     pub(crate) variations: Box<[WeightedVariation]>,

@@ -351,7 +351,7 @@ mod sizes {
         assert!(size_of::<super::clause::Subject>() <= 24);
         assert!(size_of::<super::clause::Op>() <= 32);
         assert!(size_of::<super::flag::Rule>() <= 56);
-        assert!(size_of::<super::flag::Rollout>() <= 64);
+        assert!(size_of::<super::flag::Rollout>() <= 80);
         assert!(size_of::<super::flag::WeightedVariation>() <= 16);
         assert!(size_of::<Option<super::ItemDiagnostics>>() <= 8);
         assert!(size_of::<crate::model::Flag>() <= 320);
