@@ -296,6 +296,7 @@ impl UnleashBuilder {
                 status: Mutex::new(ProviderStatus::default()),
                 etag: Mutex::new(None),
                 published: AtomicBool::new(false),
+                backup_current: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 refused: AtomicBool::new(false),
                 started: feature_store::now_rfc3339(),
@@ -365,6 +366,9 @@ struct Shared {
     etag: Mutex<Option<HeaderValue>>,
     /// A snapshot was published: the client knows toggles arrived.
     published: AtomicBool,
+    /// The backup file holds the toggles loaded (written since they last changed, or read
+    /// from it). Until it does, every successful fetch writes it again.
+    backup_current: AtomicBool,
     closed: AtomicBool,
     /// Polling stopped on purpose: the server refused this client after start.
     refused: AtomicBool,
@@ -592,11 +596,18 @@ impl Shared {
                         // none) publishes nothing.
                         let changed = self.engine.take_changed();
                         let first = !self.published.swap(true, Ordering::SeqCst);
+                        if !changed.is_empty() {
+                            self.backup_current.store(false, Ordering::SeqCst);
+                        }
                         if first || !changed.is_empty() {
                             sink.publish(Snapshot::default());
                             if !changed.is_empty() {
                                 sink.changed(changed);
                             }
+                        }
+                        // Also after bootstrap toggles the server repeats, and after a write
+                        // that failed or was cut short.
+                        if !self.backup_current.load(Ordering::SeqCst) {
                             self.write_backup().await;
                         }
                         Some(warnings)
@@ -662,11 +673,17 @@ impl Shared {
 
     /// Writes the backup file, when there is one; a failure is logged, never fatal.
     async fn write_backup(&self) {
-        let (Some(path), Some(body)) = (&self.backup_file, self.engine.state_json()) else {
+        let Some(path) = &self.backup_file else {
             return;
         };
-        if let Err(e) = crate::backup::write(path, body).await {
-            tracing::warn!(target: "feature::unleash", "cannot write the backup file: {e}");
+        let Some(body) = self.engine.state_json() else {
+            return;
+        };
+        match crate::backup::write(path, body).await {
+            Ok(()) => self.backup_current.store(true, Ordering::SeqCst),
+            Err(e) => {
+                tracing::warn!(target: "feature::unleash", "cannot write the backup file: {e}")
+            }
         }
     }
 
@@ -699,6 +716,8 @@ impl Shared {
                 let _ = self.engine.take_changed();
                 sink.publish(Snapshot::default());
                 self.published.store(true, Ordering::SeqCst);
+                self.backup_current
+                    .store(source == "backup file", Ordering::SeqCst);
                 let mut st = self.status();
                 st.state = ProviderState::Degraded;
                 tracing::info!(target: "feature::unleash", "serving the toggles of the {source} until the first fetch");

@@ -175,6 +175,54 @@ async fn a_response_that_repeats_the_toggles_publishes_nothing() {
     p.close().await;
 }
 
+/// The backup file is written once the server's toggles are loaded even when they change
+/// nothing: after bootstrap toggles the server repeats, and after a write that failed (here:
+/// its directory did not exist yet), at the next fetch.
+#[tokio::test]
+async fn the_backup_file_is_written_when_the_toggles_repeat_the_bootstrap() {
+    let body = toggles(&["first"], 0);
+    let api = Arc::new(Api {
+        body: Mutex::new(body.clone()),
+        close_delimited: AtomicBool::new(false),
+    });
+    let url = serve(api.clone()).await;
+    let dir = std::env::temp_dir().join(format!(
+        "feature-unleash-backup-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let backup = dir.join("toggles.json");
+    let p = UnleashProvider::builder(url, "token")
+        .register(false)
+        .usage_interval(None)
+        .refresh_interval(Duration::from_millis(20))
+        .bootstrap_json(body)
+        .backup_file(&backup)
+        .build()
+        .unwrap();
+    let sink = RecordingSink::new();
+    p.start(sink.clone()).await.unwrap();
+    let fetches = sink.metrics.get("latency:fetch");
+    let deadline = Instant::now() + WAIT;
+    while sink.metrics.get("latency:fetch") < fetches + 3 {
+        assert!(Instant::now() < deadline, "polling stopped");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!backup.exists(), "its directory does not exist yet");
+    assert_eq!(sink.publications(), 1, "the bootstrap toggles, repeated");
+
+    std::fs::create_dir_all(&dir).unwrap();
+    while !backup.exists() {
+        assert!(Instant::now() < deadline, "the backup was never written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let written: Value = serde_json::from_slice(&std::fs::read(&backup).unwrap()).unwrap();
+    assert_eq!(written["features"][0]["name"], "first", "{written}");
+    assert_eq!(sink.publications(), 1);
+    p.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_zero_timeout_is_refused() {
     let err = UnleashProvider::builder("http://127.0.0.1:1/api", "token")
