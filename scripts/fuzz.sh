@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:-10}
-read -r -a targets <<<"${FUZZ_TARGETS:-flag_document context_json sse launchdarkly unleash duration yaml_paths}"
+read -r -a targets <<<"${FUZZ_TARGETS:-flag_document context_json sse launchdarkly unleash duration yaml_paths regex}"
 timeout_ms=${FUZZ_TIMEOUT_MS:-5000}
 profile=${FUZZ_PROFILE:-release}
 cargo_afl_version=0.18.2
