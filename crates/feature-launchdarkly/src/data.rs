@@ -58,6 +58,19 @@ pub(crate) struct Built {
     pub skipped: Vec<Diagnostic>,
     /// The event settings of every flag imported.
     pub meta: FlagMetaMap,
+    /// The big segments the event settings were worked out with (see
+    /// [`DataSet::item_change`]).
+    pub big: BTreeMap<String, String>,
+}
+
+/// One item of the data set imported again after a `patch` or `delete`.
+pub(crate) struct ItemBuilt {
+    /// The change to the document.
+    pub change: feature_core::Change,
+    /// The flag's event settings; `None` for a segment, or a flag deleted or left out.
+    pub meta: Option<FlagEventMeta>,
+    /// Why the item is left out, when it is.
+    pub skipped: Option<Diagnostic>,
 }
 
 impl DataSet {
@@ -210,7 +223,104 @@ impl DataSet {
                 Err(e) => skipped.push(diagnostic(origin, Kind::Segment, &key, &e.to_string())),
             }
         }
-        Built { doc, skipped, meta }
+        Built {
+            doc,
+            skipped,
+            meta,
+            big,
+        }
+    }
+
+    /// Item `key` imported again, as [`DataSet::build`] imports it, when only it changed
+    /// since a build whose big segments were `big`. `None` when a single change is not
+    /// enough: a segment whose change alters which segments are big changes the event
+    /// settings of the flags that use them, so the whole set is built again.
+    pub(crate) fn item_change(
+        &self,
+        kind: Kind,
+        key: &str,
+        origin: &str,
+        big: &BTreeMap<String, String>,
+    ) -> Option<ItemBuilt> {
+        let value = match kind {
+            Kind::Flag => self.flags.get(key),
+            Kind::Segment => self.segments.get(key),
+        }
+        .and_then(|i| i.value.as_ref());
+        let left_out =
+            |e: &dyn std::fmt::Display| Some(diagnostic(origin, kind, key, &e.to_string()));
+        let mut built = ItemBuilt {
+            change: match kind {
+                Kind::Flag => feature_core::Change::Flag(key.to_owned(), None),
+                Kind::Segment => feature_core::Change::Segment(key.to_owned(), None),
+            },
+            meta: None,
+            skipped: None,
+        };
+        match kind {
+            Kind::Flag => {
+                if let Some(v) = value {
+                    match import_flag(key, v) {
+                        Ok(f) => {
+                            let mut m = FlagEventMeta::of(v);
+                            m.note_big_segments(v, big);
+                            built.meta = Some(m);
+                            built.change =
+                                feature_core::Change::Flag(key.to_owned(), Some(f.into()));
+                        }
+                        Err(e) => built.skipped = left_out(&e),
+                    }
+                }
+            }
+            Kind::Segment => {
+                if self.big_segments() != *big {
+                    return None;
+                }
+                if let Some(v) = value {
+                    match import_segment(key, v) {
+                        Ok(seg) => {
+                            built.change =
+                                feature_core::Change::Segment(key.to_owned(), Some(seg.into()))
+                        }
+                        Err(e) => built.skipped = left_out(&e),
+                    }
+                }
+            }
+        }
+        Some(built)
+    }
+}
+
+impl ItemBuilt {
+    /// The items left out and, for a flag, the event settings once this change of item
+    /// `key` is made to those of the build before it.
+    pub(crate) fn apply(
+        &self,
+        kind: Kind,
+        key: &str,
+        skipped: &[Diagnostic],
+        meta: &FlagMetaMap,
+    ) -> (Vec<Diagnostic>, Option<FlagMetaMap>) {
+        let this = |d: &Diagnostic| {
+            d.path.len() == 2
+                && d.path[0] == PathSeg::key(kind.plural())
+                && d.path[1] == PathSeg::key(key)
+        };
+        let mut skipped: Vec<Diagnostic> = skipped.iter().filter(|d| !this(d)).cloned().collect();
+        skipped.extend(self.skipped.clone());
+        let meta = (kind == Kind::Flag).then(|| {
+            let mut meta = meta.clone();
+            match &self.meta {
+                Some(m) => {
+                    meta.insert(key.into(), m.clone());
+                }
+                None => {
+                    meta.remove(key);
+                }
+            }
+            meta
+        });
+        (skipped, meta)
     }
 }
 
@@ -338,6 +448,105 @@ mod tests {
         // A delete of an unknown item is remembered too.
         assert!(d.delete(Kind::Segment, "s", 2));
         assert!(!d.upsert(Kind::Segment, "s", json!({"version": 1})));
+    }
+
+    /// A LaunchDarkly flag serving `true` to the members of segment `seg`.
+    fn flag_in(version: u64, seg: &str) -> Value {
+        json!({"version": version, "on": true, "variations": [false, true], "offVariation": 0,
+               "fallthrough": {"variation": 0}, "salt": "s", "trackEvents": version.is_multiple_of(2),
+               "rules": [{"id": "r", "variation": 1, "clauses": [
+                   {"attribute": "key", "op": "segmentMatch", "values": [seg], "negate": false}]}]})
+    }
+
+    fn segment(version: u64, included: &[&str]) -> Value {
+        json!({"version": version, "included": included, "excluded": [], "rules": [], "salt": "t"})
+    }
+
+    /// A `patch` or `delete` compiled from the last snapshot with only its item imported
+    /// again gives what building and compiling the whole data set gives: the document, every
+    /// evaluation, the items left out and the event settings; a change of which segments are
+    /// big asks for the whole build.
+    #[test]
+    fn one_item_changed_builds_what_the_whole_set_builds() {
+        let mut data = DataSet::from_payload(
+            &json!({
+                "flags": {"a": flag_in(1, "s1"), "b": flag_in(1, "s2"), "c": flag_in(1, "big")},
+                "segments": {"s1": segment(1, &["u1"]), "s2": segment(1, &["u2"]),
+                             "big": {"version": 1, "unbounded": true, "included": []}}
+            }),
+            "test",
+        )
+        .unwrap();
+        let first = data.build("test");
+        let mut snapshot = feature_core::compile(first.doc);
+        let (mut skipped, mut meta, mut big) = (first.skipped, first.meta, first.big);
+        assert!(!big.is_empty());
+        let steps: Vec<(Kind, &str, Option<Value>)> = vec![
+            (Kind::Flag, "a", Some(flag_in(2, "s2"))),
+            (Kind::Segment, "s2", Some(segment(2, &["u1", "u3"]))),
+            (Kind::Flag, "b", None),
+            (Kind::Flag, "new", Some(json!(42))),
+            (Kind::Flag, "new", Some(flag_in(2, "s1"))),
+            (Kind::Segment, "s9", Some(json!([]))),
+            (Kind::Segment, "s1", None),
+            (Kind::Flag, "c", Some(flag_in(2, "big"))),
+            (Kind::Segment, "big", Some(segment(2, &["u1"]))),
+            (Kind::Flag, "a", Some(flag_in(4, "big"))),
+        ];
+        let (mut incremental, mut left_out) = (0, 0);
+        for (version, (kind, key, value)) in (10u64..).zip(steps) {
+            let applied = match value {
+                Some(v) => data.upsert(kind, key, v),
+                None => data.delete(kind, key, version),
+            };
+            assert!(applied, "{key}");
+            let whole = data.build("test");
+            let whole_snapshot = feature_core::compile(whole.doc.clone());
+            match data.item_change(kind, key, "test", &big) {
+                Some(item) => {
+                    let (s, m) = item.apply(kind, key, &skipped, &meta);
+                    snapshot = feature_core::recompile(&snapshot, [item.change]).snapshot;
+                    skipped = s;
+                    if let Some(m) = m {
+                        meta = m;
+                    }
+                    incremental += 1;
+                }
+                None => {
+                    assert_eq!(
+                        key, "big",
+                        "only the big segment's change needs the whole build"
+                    );
+                    snapshot = whole_snapshot.clone();
+                    (skipped, meta, big) = (whole.skipped.clone(), whole.meta.clone(), whole.big);
+                }
+            }
+            assert_eq!(
+                snapshot.document(),
+                whole_snapshot.document(),
+                "after {key}"
+            );
+            let names = |d: &[Diagnostic]| {
+                let mut n: Vec<String> = d.iter().map(ToString::to_string).collect();
+                n.sort();
+                n
+            };
+            assert_eq!(names(&skipped), names(&whole.skipped), "after {key}");
+            left_out += whole.skipped.len();
+            assert_eq!(meta, whole.meta, "after {key}");
+            for flag in ["a", "b", "c", "new"] {
+                for user in ["u1", "u2", "u3", "u4"] {
+                    let ctx = feature_core::Context::new(user);
+                    assert_eq!(
+                        format!("{:?}", snapshot.evaluate(flag, &ctx)),
+                        format!("{:?}", whole_snapshot.evaluate(flag, &ctx)),
+                        "{flag} for {user} after {key}"
+                    );
+                }
+            }
+        }
+        assert_eq!(incremental, 9);
+        assert!(left_out >= 3, "the steps leave items out");
     }
 
     #[test]

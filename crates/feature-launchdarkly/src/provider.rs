@@ -1,17 +1,18 @@
 //! The provider: configuration, the streaming and polling loops, status.
 
-use crate::data::{read_event, Change, DataSet};
+use crate::data::{read_event, Change, DataSet, Kind};
 use crate::error::{BuildError, LaunchDarklyError};
-use crate::meta::FlagMetadata;
+use crate::meta::{FlagEventMeta, FlagMetadata};
 use crate::net::NetworkConfig;
 use async_trait::async_trait;
 use feature_core::metrics::Metrics;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
-use feature_core::{compile, Diagnostic};
+use feature_core::{compile, recompile, Diagnostic, Snapshot};
 use feature_store::sse::SseParser;
 use feature_store::{spawn_supervised, Backoff, Supervised, TaskError};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
 use reqwest::{StatusCode, Url};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -376,6 +377,7 @@ impl Provider for LaunchDarklyProvider {
             backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max),
             etag: None,
             big_segment_warned: std::collections::HashSet::new(),
+            last: None,
         };
         let shared = self.shared.clone();
         *self.shared.task() = Some(spawn_supervised(runner.run(), move |e| shared.task_died(e)));
@@ -419,6 +421,9 @@ struct Runner {
     etag: Option<HeaderValue>,
     /// Flags already reported as referencing a big segment (a warning once per flag).
     big_segment_warned: std::collections::HashSet<String>,
+    /// The snapshot published last and the big segments it was built with: a `patch` or
+    /// `delete` compiles only what it changes, from it.
+    last: Option<(Snapshot, Arc<BTreeMap<String, String>>)>,
 }
 
 fn backend_task_error() -> ProviderError {
@@ -538,14 +543,14 @@ impl Runner {
                     }
                     Change::Patch(kind, key, value) => {
                         if Arc::make_mut(&mut self.data).upsert(kind, &key, value) {
-                            self.changed(started).await;
+                            self.changed(kind, key, started).await;
                         } else {
                             tracing::debug!(target: LOG, key = %key, "ignoring a patch no newer than the data held");
                         }
                     }
                     Change::Delete(kind, key, version) => {
                         if Arc::make_mut(&mut self.data).delete(kind, &key, version) {
-                            self.changed(started).await;
+                            self.changed(kind, key, started).await;
                         } else {
                             tracing::debug!(target: LOG, key = %key, "ignoring a delete no newer than the data held");
                         }
@@ -558,11 +563,11 @@ impl Runner {
         }
     }
 
-    /// A patch or delete was applied.
-    async fn changed(&mut self, started: Instant) {
+    /// A patch or delete of item `key` was applied.
+    async fn changed(&mut self, kind: Kind, key: String, started: Instant) {
         // Before the first `put` the data set is incomplete: it is published with the `put`.
         if self.have_data {
-            self.publish().await;
+            self.publish_change(kind, key).await;
             self.metrics()
                 .record_provider_latency(NAME, "update", started.elapsed());
         }
@@ -659,15 +664,61 @@ impl Runner {
         let data = self.data.clone();
         let work = tokio::task::spawn_blocking(move || {
             let built = data.build(NAME);
-            (built.skipped, built.meta, compile(built.doc))
+            (built.skipped, built.meta, built.big, compile(built.doc))
         });
-        let (skipped, meta, snapshot) = match work.await {
+        let (skipped, meta, big, snapshot) = match work.await {
             Ok(r) => r,
             // A panic ends the task; its supervisor reports it.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // Only a runtime shutting down cancels blocking work.
             Err(_) => return,
         };
+        self.set_skipped(skipped);
+        self.warn_big_segments(&meta);
+        // The event settings first: an evaluation of the new snapshot finds its flag's.
+        self.shared.meta.replace(meta);
+        self.last = Some((snapshot.clone(), Arc::new(big)));
+        tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
+        self.sink.publish(snapshot);
+        self.mark_ready();
+    }
+
+    /// Publishes the data set after a `patch` or `delete` of item `key`: only that item is
+    /// imported again, and only what it changes is compiled (from the snapshot published
+    /// last). The result is what [`Runner::publish`] would publish; it runs instead when there
+    /// is no snapshot yet or the change alters which segments are big.
+    async fn publish_change(&mut self, kind: Kind, key: String) {
+        let Some((previous, big)) = self.last.clone() else {
+            return self.publish().await;
+        };
+        let data = self.data.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let item = data.item_change(kind, &key, NAME, &big)?;
+            let snapshot = recompile(&previous, [item.change.clone()]).snapshot;
+            Some((key, item, snapshot, big))
+        });
+        let (key, item, snapshot, big) = match work.await {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.publish().await,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return,
+        };
+        let (skipped, meta) = item.apply(kind, &key, &self.skipped, &self.shared.meta.load());
+        self.set_skipped(skipped);
+        if let Some(meta) = meta {
+            if let Some(m) = meta.get_key_value(key.as_str()) {
+                self.warn_big_segments([m]);
+            }
+            self.shared.meta.replace(meta);
+        }
+        self.last = Some((snapshot.clone(), big));
+        tracing::debug!(target: LOG, flags = snapshot.len(), key = %key, "publishing a change");
+        self.sink.publish(snapshot);
+        self.mark_ready();
+    }
+
+    /// Records the items left out, warning about them when they differ from the last.
+    fn set_skipped(&mut self, skipped: Vec<Diagnostic>) {
         if skipped != self.skipped {
             for d in &skipped {
                 tracing::warn!(target: LOG, key = %d.flag, "LaunchDarkly item skipped: {}", d.message);
@@ -680,18 +731,20 @@ impl Runner {
         }
         // Skipped items stay out of the snapshot (they evaluate to `FLAG_NOT_FOUND`); the
         // status and the log name them.
-        tracing::debug!(target: LOG, flags = snapshot.len(), "publishing flags");
-        for (key, m) in &meta {
+    }
+
+    /// Warns, once per flag, about flags that reference a big segment.
+    fn warn_big_segments<'m>(
+        &mut self,
+        meta: impl IntoIterator<Item = (&'m Box<str>, &'m FlagEventMeta)>,
+    ) {
+        for (key, m) in meta {
             if m.big_segment_rules.iter().any(|k| !k.is_empty())
                 && self.big_segment_warned.insert(key.to_string())
             {
                 tracing::warn!(target: LOG, flag = %key, "flag {key} references a big (unbounded) segment, which this engine cannot evaluate: such segments never match, and evaluations that reach one report bigSegmentsStatus NOT_CONFIGURED, as LaunchDarkly's SDKs do without a big-segment store");
             }
         }
-        // The event settings first: an evaluation of the new snapshot finds its flag's.
-        self.shared.meta.replace(meta);
-        self.sink.publish(snapshot);
-        self.mark_ready();
     }
 
     /// Connected and serving current data (`Degraded` while items are skipped).
