@@ -47,10 +47,12 @@ impl<'s> Detail<'s> {
     #[inline]
     pub fn value(&self) -> Option<&'s Value> {
         let f = self.flag?;
-        match self.served() {
-            Served::Variation(i) => f.values.get(i as usize),
-            Served::FlagDefault => f.default.as_deref(),
-            Served::Nothing => None,
+        match f.values.get(self.outcome.variation_slot()) {
+            Some(v) => Some(v),
+            None => match self.served() {
+                Served::FlagDefault => f.default.as_deref(),
+                Served::Variation(_) | Served::Nothing => None,
+            },
         }
     }
 

@@ -74,12 +74,12 @@ impl FlagKey {
     #[inline(always)]
     fn recall(&self, id: u64) -> Option<u32> {
         let seen = self.seen.load(Ordering::Relaxed);
-        let position = seen & POSITION_MASK;
-        if seen >> POSITION_BITS == id & (u64::MAX >> POSITION_BITS) && position != 0 {
-            Some(position as u32 - 1)
-        } else {
-            None
-        }
+        // `seen` is `id << POSITION_BITS | (position + 1)` exactly when this difference is
+        // the position: the word of another identity differs by a non-zero multiple of
+        // 2^POSITION_BITS (the difference is at least the mask), and 0 (nothing remembered)
+        // wraps to at least the mask too. One subtraction and one comparison.
+        let position = seen.wrapping_sub(id << POSITION_BITS).wrapping_sub(1);
+        (position < POSITION_MASK).then_some(position as u32)
     }
 
     /// Remembers `position` in the snapshot with identity `id` (nothing when it does not fit).
@@ -140,16 +140,8 @@ impl AsRef<str> for FlagKey {
 }
 
 impl Snapshot {
-    /// The position of `key`'s flag in [`Snapshot::flags`]: read back when `key` last looked in
-    /// this snapshot (or a clone of it), else looked up and remembered.
-    #[inline(always)]
-    pub(crate) fn position_of(&self, key: &FlagKey) -> Option<u32> {
-        match key.recall(self.lineage.id) {
-            Some(position) => Some(position),
-            None => self.look_up(key),
-        }
-    }
-
+    /// The position of `key`'s flag in [`Snapshot::flags`], looked up and remembered (when
+    /// `key` did not last look in this snapshot or a clone of it).
     #[inline(never)]
     fn look_up(&self, key: &FlagKey) -> Option<u32> {
         let position = self.position(key.as_str())?;
@@ -161,7 +153,12 @@ impl Snapshot {
     /// without hashing it when `key` was last evaluated in this snapshot.
     #[inline(always)]
     pub fn evaluate_key<'s>(&'s self, key: &FlagKey, ctx: &Context) -> Detail<'s> {
-        self.evaluate_at(self.position_of(key), ctx)
+        // Two calls rather than one on the merged position, so that the remembered one goes
+        // straight to the flag without testing an `Option` built on both paths.
+        match key.recall(self.lineage.id) {
+            Some(position) => self.evaluate_at(Some(position), ctx),
+            None => self.evaluate_at(self.look_up(key), ctx),
+        }
     }
 }
 
@@ -183,6 +180,29 @@ mod tests {
         s.evaluate_key(key, &Context::new("u"))
             .value()
             .and_then(|v| v.as_bool())
+    }
+
+    #[test]
+    fn a_word_is_read_back_only_under_the_identity_it_was_remembered_for() {
+        let key = FlagKey::new("k");
+        // Nothing remembered: no identity reads a position, 0 (the empty snapshot's) included.
+        for id in [0, 1, 2, 1 << 39, (1 << 40) - 1, u64::MAX] {
+            assert_eq!(key.recall(id), None, "identity {id}");
+        }
+        let largest = POSITION_MASK as u32 - 1;
+        for id in [0u64, 1, 2, 12_345, (1 << 40) - 1, 1 << 40] {
+            for position in [0, 1, 63, 64, largest] {
+                key.remember(id, position);
+                assert_eq!(key.recall(id), Some(position), "identity {id}, {position}");
+                for other in [id.wrapping_sub(1), id + 1, id + (1 << 39), id ^ 0xFF] {
+                    assert_eq!(key.recall(other), None, "{id} read as {other}");
+                }
+            }
+        }
+        // A position that does not fit is not remembered: the last word stays.
+        key.remember(7, largest + 1);
+        assert_eq!(key.recall(7), None);
+        assert_eq!(key.recall(1 << 40), Some(largest));
     }
 
     #[test]

@@ -85,6 +85,14 @@ impl Outcome {
         }
     }
 
+    /// The index of the variation served, where no flag has a variation when the flag's
+    /// default or nothing is served (2^16 and above; a flag has at most 2^16 variations): a
+    /// variation's value is read with one bounds check, the other cases are its miss.
+    #[inline(always)]
+    pub(crate) fn variation_slot(self) -> usize {
+        (self.0 & (SERVED_MASK | 0xFFFF)) as usize
+    }
+
     /// Whether the outcome is an error.
     #[inline(always)]
     pub(crate) fn is_error(self) -> bool {
@@ -158,6 +166,11 @@ mod tests {
                 let o = Outcome::new(s, r);
                 assert_eq!((o.served(), o.reason()), (s, r));
                 assert_eq!(o.is_error(), matches!(r, ReasonCode::Error(_)));
+                // The slot is the variation's index, or one past any flag's variations.
+                match s {
+                    Served::Variation(i) => assert_eq!(o.variation_slot(), usize::from(i)),
+                    _ => assert!(o.variation_slot() >= crate::program::MAX_INDEXED),
+                }
             }
         }
     }

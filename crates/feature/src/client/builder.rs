@@ -216,15 +216,19 @@ impl ClientBuilder {
             .into_iter()
             .map(|(k, v)| (k.into_boxed_str(), v))
             .collect();
+        let engine = provider.engine();
+        let observer = Observer::new(self.metrics.clone(), events.clone(), self.timing_sample);
+        let observed_or_engine = engine.is_some() || observer.is_some();
         let inner = Arc::new(Inner {
-            view: Published::new(View {
-                snapshot: Arc::new(Snapshot::default()),
+            view: Published::new(View::new(
+                Arc::new(Snapshot::default()),
                 overrides,
-                ready: false,
-            }),
-            engine: provider.engine(),
+                false,
+                observed_or_engine,
+            )),
+            engine,
             provider,
-            observer: Observer::new(self.metrics.clone(), events.clone(), self.timing_sample),
+            observer,
             metrics: self.metrics,
             events,
             changes,

@@ -74,16 +74,16 @@ impl Cache {
     };
 
     /// The slot of cell `id`, when its view was loaded at `generation`.
-    #[inline]
-    fn fresh(&self, id: u64, generation: u64) -> Option<usize> {
+    #[inline(always)]
+    fn fresh(&self, id: u64, generation: u64) -> Option<&Slot> {
         self.slots
             .iter()
-            .position(|s| s.id == id && s.generation == generation)
+            .find(|s| s.id == id && s.generation == generation)
     }
 
     /// The slot of cell `id`, however old its view.
-    fn any(&self, id: u64) -> Option<usize> {
-        self.slots.iter().position(|s| s.id == id)
+    fn any(&self, id: u64) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.id == id)
     }
 
     /// Records `view` for cell `id`; returns the view the slot held.
@@ -130,18 +130,28 @@ impl Published {
         let generation = self.generation.load(Ordering::Acquire);
         let mut f = Some(f);
         let cached = CACHE.try_with(|cache| {
-            let mut c = cache.try_borrow().ok()?;
-            let i = match c.fresh(self.id, generation) {
-                Some(i) => i,
-                None => {
-                    drop(c);
-                    self.refresh(cache, generation);
-                    c = cache.try_borrow().ok()?;
-                    c.any(self.id)?
-                }
-            };
-            let view = c.slots[i].view.as_deref()?;
-            // One call site on the cached path, so that `f` is inlined into it.
+            let c = cache.try_borrow().ok()?;
+            let view = c.fresh(self.id, generation)?.view.as_deref()?;
+            // The only call of `f` on the fast path, so that it is inlined into it.
+            f.take().map(|f| f(view))
+        });
+        match (cached, f) {
+            (Ok(Some(r)), _) => r,
+            (_, Some(f)) => self.read_refreshed(generation, f),
+            (_, None) => unreachable!("`f` ran and returned its result"),
+        }
+    }
+
+    /// Runs `f` on the current view after a publication this thread has not loaded yet (or
+    /// while its cache is gone or in use): loads it into the cache, then reads it from there.
+    #[cold]
+    #[inline(never)]
+    fn read_refreshed<R>(&self, generation: u64, f: impl FnOnce(&View) -> R) -> R {
+        let mut f = Some(f);
+        let cached = CACHE.try_with(|cache| {
+            self.refresh(cache, generation);
+            let c = cache.try_borrow().ok()?;
+            let view = c.any(self.id)?.view.as_deref()?;
             f.take().map(|f| f(view))
         });
         match (cached, f) {

@@ -166,6 +166,14 @@ struct Inner {
     closed: AtomicBool,
 }
 
+impl Inner {
+    /// Whether evaluations go through the provider's engine or are observed (metrics,
+    /// events): then a typed read cannot answer from the snapshot alone.
+    fn observed_or_engine(&self) -> bool {
+        self.engine.is_some() || self.observer.is_some()
+    }
+}
+
 /// Evaluates feature flags. Cheap to clone (an `Arc`); `Send + Sync`.
 ///
 /// ```
@@ -346,6 +354,16 @@ impl Client {
         let (inner, extract_ref, default_ref) = (&self.inner, &extract, &default);
         // `move`: `kind` is copied in, so that it folds into a constant once inlined.
         let fast = inner.view.read(move |view| {
+            if view.direct {
+                // `check_type(kind).value()` without building the error detail nobody reads:
+                // a value of another kind serves nothing.
+                return Some(
+                    key.evaluate(&view.snapshot, ctx)
+                        .value()
+                        .filter(|v| kind.admits(v))
+                        .and_then(extract_ref),
+                );
+            }
             let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key.key());
             if overridden || inner.engine.is_some() || !view.ready {
                 return None;
@@ -452,11 +470,12 @@ impl Client {
         self.inner.view.rcu(|old| {
             let mut overrides = old.overrides.clone();
             f(&mut overrides);
-            View {
-                snapshot: old.snapshot.clone(),
+            View::new(
+                old.snapshot.clone(),
                 overrides,
-                ready: old.ready,
-            }
+                old.ready,
+                self.inner.observed_or_engine(),
+            )
         });
         // Overrides answer for their own key only: prerequisites are evaluated on the
         // provider's flags, so no other flag's value changes.
