@@ -244,6 +244,17 @@ impl Context {
         None
     }
 
+    /// The part of compiled kind `kind`. For `user` (nearly every lookup) the name compared
+    /// is a constant, which compiles to a length test and one four-byte comparison instead of a
+    /// comparison of two strings of unknown lengths.
+    #[inline(always)]
+    pub(crate) fn part_of(&self, kind: &crate::program::Kind) -> Option<&Part> {
+        match kind {
+            crate::program::Kind::User => self.part(USER_KIND),
+            crate::program::Kind::Other(name) => self.part(name),
+        }
+    }
+
     /// The first part, copied first when another context shares it.
     fn first_mut(&mut self) -> &mut Part {
         if self.parts.is_empty() {

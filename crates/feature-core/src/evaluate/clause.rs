@@ -31,7 +31,7 @@ impl Snapshot {
             let any = ctx.parts.iter().any(|p| match_str(&c.op, &p.kind));
             return Ok(any != c.negate);
         }
-        let Some(part) = ctx.part(c.subject.kind()) else {
+        let Some(part) = ctx.part_of(c.subject.kind()) else {
             return Ok(false);
         };
         let Some(value) = attr.get(part) else {

@@ -239,7 +239,7 @@ fn target_match<T: Tracer>(
     tracer: &mut T,
 ) -> Result<Option<Outcome>, MalformedPart> {
     for t in f.targets() {
-        if let Some(part) = ctx.part(&t.kind) {
+        if let Some(part) = ctx.part_of(&t.kind) {
             if t.keys.contains(part.key_str()) {
                 tracer.step(|| Step::Target {
                     kind: t.kind.to_string(),

@@ -9,18 +9,25 @@ use crate::program::Rollout;
 
 #[inline]
 pub(super) fn bucket_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> f32 {
-    match part.and_then(|p| by.get(p)) {
+    // The key first: what nearly every rollout buckets by, without the jump on the path.
+    let value = match (part, by) {
+        (Some(p), AttrPath::Key) => Some(&p.key),
+        (Some(p), by) => by.get(p),
+        (None, _) => None,
+    };
+    match value {
         Some(v) => bucket_value(prefix, v),
         None => 0.0,
     }
 }
 
+#[inline(always)]
 pub(super) fn rollout<T: Tracer>(
     r: &Rollout,
     ctx: &Context,
     tracer: &mut T,
 ) -> Result<(u32, bool), MalformedPart> {
-    let part = ctx.part(&r.kind);
+    let part = ctx.part_of(&r.kind);
     let by = if r.experiment {
         &AttrPath::Key
     } else {

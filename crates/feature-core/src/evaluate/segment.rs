@@ -53,7 +53,7 @@ impl Snapshot {
             }
             if let Some(w) = r.weight.filter(|w| *w >= 0) {
                 let by = r.bucket_by.as_ref().ok_or(MalformedPart)?;
-                let b = bucket_of(ctx.part(&r.kind), by, &s.prefix);
+                let b = bucket_of(ctx.part_of(&r.kind), by, &s.prefix);
                 if b >= w as f32 / 100_000.0 {
                     continue;
                 }
