@@ -559,7 +559,7 @@ mod tests {
         .unwrap();
         let b = d.build("launchdarkly");
         assert_eq!(b.doc.flags.keys().collect::<Vec<_>>(), ["ok"]);
-        assert_eq!(b.meta.keys().map(|k| &**k).collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(b.meta.keys().collect::<Vec<_>>(), ["ok"]);
         assert_eq!(b.doc.segments.keys().collect::<Vec<_>>(), ["t"]);
         let keys: Vec<&str> = b.skipped.iter().map(|d| d.flag.as_str()).collect();
         assert_eq!(keys, ["bad", "segment s"]);

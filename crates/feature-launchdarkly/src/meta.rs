@@ -175,8 +175,157 @@ pub(crate) fn segment_refs(rule: &Value) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
+/// How many shards a [`FlagMetaMap`] holds its flags in (a power of two).
+const SHARDS: usize = 256;
+
+/// One shard of a [`FlagMetaMap`].
+type Shard = FxHashMap<Box<str>, FlagEventMeta>;
+
 /// The settings of every flag of one data set, by flag key.
-pub type FlagMetaMap = FxHashMap<Box<str>, FlagEventMeta>;
+///
+/// The flags are spread over 256 shards, each shared behind an `Arc`: a copy of the table
+/// shares every shard, and changing one flag of a copy copies the one shard that flag is in.
+/// A streaming patch to a set of 100 000 flags therefore copies about 400 settings, not
+/// 100 000, while a lookup stays one hash-table probe.
+///
+/// ```
+/// use feature_launchdarkly::{FlagEventMeta, FlagMetaMap};
+///
+/// let mut table = FlagMetaMap::default();
+/// table.insert("new-checkout".into(), FlagEventMeta { version: 3, ..Default::default() });
+/// let mut next = table.clone(); // shares the shards
+/// next.insert("dark-mode".into(), FlagEventMeta::default());
+/// assert_eq!(table.len(), 1);
+/// assert_eq!(next.get("new-checkout").map(|m| m.version), Some(3));
+/// assert_eq!(next.len(), 2);
+/// ```
+#[derive(Clone, Default)]
+pub struct FlagMetaMap {
+    /// Empty until the first insertion, then [`SHARDS`] shards.
+    shards: Vec<Arc<Shard>>,
+    len: usize,
+}
+
+impl FlagMetaMap {
+    /// An empty table.
+    pub fn new() -> FlagMetaMap {
+        FlagMetaMap::default()
+    }
+
+    /// The shard of `key`: a hash seeded apart from the one the shard's own table uses, so
+    /// that the keys of one shard still spread over its table.
+    #[inline]
+    fn shard_of(key: &str) -> usize {
+        let mut h = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write_u64(&mut h, 0x9E37_79B9_7F4A_7C15);
+        std::hash::Hasher::write(&mut h, key.as_bytes());
+        (std::hash::Hasher::finish(&h) >> (u64::BITS - SHARDS.trailing_zeros())) as usize
+    }
+
+    /// The settings of flag `key`.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&FlagEventMeta> {
+        self.shards.get(Self::shard_of(key))?.get(key)
+    }
+
+    /// The key as held and the settings of flag `key`.
+    pub fn get_key_value(&self, key: &str) -> Option<(&str, &FlagEventMeta)> {
+        let (k, m) = self.shards.get(Self::shard_of(key))?.get_key_value(key)?;
+        Some((k, m))
+    }
+
+    /// Whether the table holds flag `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets the settings of flag `key`; returns those it replaces. Copies the key's shard
+    /// when a copy of the table shares it.
+    pub fn insert(&mut self, key: Box<str>, meta: FlagEventMeta) -> Option<FlagEventMeta> {
+        if self.shards.is_empty() {
+            self.shards = (0..SHARDS).map(|_| Arc::default()).collect();
+        }
+        let shard = Arc::make_mut(&mut self.shards[Self::shard_of(&key)]);
+        let old = shard.insert(key, meta);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    /// Removes flag `key`; returns its settings. Copies the key's shard when a copy of the
+    /// table shares it (and only when it holds the key).
+    pub fn remove(&mut self, key: &str) -> Option<FlagEventMeta> {
+        let shard = self.shards.get_mut(Self::shard_of(key))?;
+        if !shard.contains_key(key) {
+            return None;
+        }
+        let old = Arc::make_mut(shard).remove(key);
+        self.len -= 1;
+        old
+    }
+
+    /// How many flags the table holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table holds no flag.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every flag and its settings, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FlagEventMeta)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, m)| (&**k, m)))
+    }
+
+    /// Every flag key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(k, _)| k)
+    }
+}
+
+impl PartialEq for FlagMetaMap {
+    fn eq(&self, other: &FlagMetaMap) -> bool {
+        self.len == other.len && self.iter().all(|(k, m)| other.get(k) == Some(m))
+    }
+}
+
+impl Eq for FlagMetaMap {}
+
+impl std::fmt::Debug for FlagMetaMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<(Box<str>, FlagEventMeta)> for FlagMetaMap {
+    fn from_iter<I: IntoIterator<Item = (Box<str>, FlagEventMeta)>>(items: I) -> FlagMetaMap {
+        let mut table = FlagMetaMap::default();
+        table.extend(items);
+        table
+    }
+}
+
+impl Extend<(Box<str>, FlagEventMeta)> for FlagMetaMap {
+    fn extend<I: IntoIterator<Item = (Box<str>, FlagEventMeta)>>(&mut self, items: I) {
+        for (k, m) in items {
+            self.insert(k, m);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a FlagMetaMap {
+    type Item = (&'a str, &'a FlagEventMeta);
+    type IntoIter = Box<dyn Iterator<Item = Self::Item> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
 
 /// The event settings of the flags the provider last published, shared with the event
 /// processor and the bootstrap state: replaced whole, just before each snapshot, read
@@ -240,5 +389,75 @@ mod tests {
         assert!(!m.client_side && !m.client_side_availability.using_mobile_key);
         let m = FlagEventMeta::of(&json!(3));
         assert!(!m.track_events && !m.client_side && m.version == 0);
+    }
+
+    fn version(v: u64) -> FlagEventMeta {
+        FlagEventMeta {
+            version: v,
+            ..FlagEventMeta::default()
+        }
+    }
+
+    /// How many shards of `b` are not shared with `a`.
+    fn copied(a: &FlagMetaMap, b: &FlagMetaMap) -> usize {
+        a.shards
+            .iter()
+            .zip(&b.shards)
+            .filter(|(x, y)| !Arc::ptr_eq(x, y))
+            .count()
+    }
+
+    #[test]
+    fn a_changed_copy_copies_one_shard_and_leaves_the_original_alone() {
+        let table: FlagMetaMap = (0..10_000)
+            .map(|i| (format!("flag-{i}").into(), version(i)))
+            .collect();
+        assert_eq!(table.len(), 10_000);
+        // Spread over every shard, none holding much more than its share.
+        assert!(table.shards.iter().all(|s| (15..80).contains(&s.len())));
+
+        let mut next = table.clone();
+        assert_eq!(copied(&table, &next), 0);
+        assert_eq!(next.insert("flag-7".into(), version(70)), Some(version(7)));
+        assert_eq!(copied(&table, &next), 1);
+        assert_eq!(next.remove("flag-8"), Some(version(8)));
+        assert_eq!(next.remove("no-such-flag"), None);
+        assert!(copied(&table, &next) <= 2);
+        assert_eq!(next.insert("flag-new".into(), version(1)), None);
+        assert!(copied(&table, &next) <= 3);
+
+        assert_eq!((table.len(), next.len()), (10_000, 10_000));
+        assert_eq!(table.get("flag-7"), Some(&version(7)));
+        assert_eq!(next.get("flag-7"), Some(&version(70)));
+        assert_eq!(table.get("flag-8"), Some(&version(8)));
+        assert_eq!(next.get("flag-8"), None);
+        assert!(!table.contains_key("flag-new") && next.contains_key("flag-new"));
+        assert_eq!(
+            next.get_key_value("flag-new"),
+            Some(("flag-new", &version(1)))
+        );
+        assert_eq!(next.iter().count(), 10_000);
+        assert_ne!(table, next);
+    }
+
+    #[test]
+    fn tables_with_the_same_flags_are_equal_whatever_their_history() {
+        let a: FlagMetaMap = [("a".into(), version(1)), ("b".into(), version(2))]
+            .into_iter()
+            .collect();
+        let mut b = FlagMetaMap::new();
+        b.insert("b".into(), version(9));
+        b.insert("c".into(), version(3));
+        b.insert("a".into(), version(1));
+        assert_ne!(a, b);
+        b.insert("b".into(), version(2));
+        b.remove("c");
+        assert_eq!(a, b);
+        assert_eq!(b.len(), 2);
+        assert!(FlagMetaMap::new().is_empty());
+        assert_eq!(FlagMetaMap::new(), FlagMetaMap::default());
+        let mut keys: Vec<&str> = b.keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["a", "b"]);
     }
 }

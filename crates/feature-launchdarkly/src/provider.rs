@@ -736,7 +736,7 @@ impl Runner {
     /// Warns, once per flag, about flags that reference a big segment.
     fn warn_big_segments<'m>(
         &mut self,
-        meta: impl IntoIterator<Item = (&'m Box<str>, &'m FlagEventMeta)>,
+        meta: impl IntoIterator<Item = (&'m str, &'m FlagEventMeta)>,
     ) {
         for (key, m) in meta {
             if m.big_segment_rules.iter().any(|k| !k.is_empty())
