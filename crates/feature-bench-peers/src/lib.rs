@@ -364,6 +364,140 @@ impl Engine for FeatureArcSwap {
     }
 }
 
+/// A rollout reduced to its hash: whether the bucket of the context's key under the flag's
+/// hash prefix is in the upper half (the scenario's second variation, `true`). What any engine must do for (c), and nothing else: the first step of
+/// [`rollout_steps`].
+pub struct HashAndCompare;
+
+impl Engine for HashAndCompare {
+    const NAME: &'static str = "hash ≥ 0.5";
+    type Context = String;
+    type Flag = Vec<u8>;
+
+    fn context(&self, p: &Person) -> String {
+        p.key.clone()
+    }
+
+    fn flag(&self, key: &'static str) -> Vec<u8> {
+        format!("{key}..").into_bytes()
+    }
+
+    #[inline]
+    fn bool(&self, prefix: &Vec<u8>, key: &String) -> bool {
+        feature_core::bucket::bucket_str(prefix, key.as_bytes()) >= 0.5
+    }
+}
+
+/// [`HashAndCompare`] reading the key from a [`feature_core::Context`].
+pub struct ContextHashAndCompare;
+
+impl Engine for ContextHashAndCompare {
+    const NAME: &'static str = "context key, hash ≥ 0.5";
+    type Context = feature_core::Context;
+    type Flag = Vec<u8>;
+
+    fn context(&self, p: &Person) -> feature_core::Context {
+        our_context(p)
+    }
+
+    fn flag(&self, key: &'static str) -> Vec<u8> {
+        format!("{key}..").into_bytes()
+    }
+
+    #[inline]
+    fn bool(&self, prefix: &Vec<u8>, ctx: &feature_core::Context) -> bool {
+        feature_core::bucket::bucket_str(prefix, ctx.key().as_bytes()) >= 0.5
+    }
+}
+
+/// The compiled snapshot evaluated directly by [`feature_core::FlagKey`], without the client
+/// (no per-thread view, no client checks).
+pub struct SnapshotKeyed {
+    snapshot: Snapshot,
+}
+
+impl SnapshotKeyed {
+    /// Compiles the scenario flags.
+    pub fn new() -> SnapshotKeyed {
+        let snapshot = parse_document(SCENARIOS_YAML, Format::Yaml)
+            .map(|p| p.compile(None))
+            .unwrap_or_else(|e| panic!("scenarios.yaml: {e}"));
+        assert!(!snapshot.has_errors(), "{:?}", snapshot.diagnostics());
+        SnapshotKeyed { snapshot }
+    }
+}
+
+impl Default for SnapshotKeyed {
+    fn default() -> Self {
+        SnapshotKeyed::new()
+    }
+}
+
+impl Engine for SnapshotKeyed {
+    const NAME: &'static str = "snapshot by FlagKey";
+    type Context = feature_core::Context;
+    type Flag = feature_core::FlagKey;
+
+    fn context(&self, p: &Person) -> feature_core::Context {
+        our_context(p)
+    }
+
+    fn flag(&self, key: &'static str) -> feature_core::FlagKey {
+        feature_core::FlagKey::new(key)
+    }
+
+    #[inline]
+    fn bool(&self, key: &feature_core::FlagKey, ctx: &feature_core::Context) -> bool {
+        self.snapshot
+            .evaluate_key(key, ctx)
+            .value()
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
+/// The cost of scenario (c) step by step, interleaved in one run and repeated `rounds` times:
+/// the hash alone, the hash and the comparison, the context's key read too, the compiled
+/// snapshot by `FlagKey`, the client by `FlagKey`, the client by key string. The median over
+/// the rounds of each step's median, in ns per evaluation.
+/// Fails when a step serves another person another variation than the client does: then the
+/// steps would not be the same work.
+pub fn rollout_steps(rounds: usize, plan: Plan) -> Result<Vec<(&'static str, f64)>, String> {
+    let (snapshot, feature) = (SnapshotKeyed::new(), Feature::new());
+    let keyed = FeatureKeyed(Feature::new());
+    let key = Scenario::C.key();
+    let (prefix, snapshot_key) = (HashAndCompare.flag(key), snapshot.flag(key));
+    for p in people(Scenario::C) {
+        let want = feature.bool(&key, &feature.context(&p));
+        let got = [
+            HashAndCompare.bool(&prefix, &HashAndCompare.context(&p)),
+            ContextHashAndCompare.bool(&prefix, &ContextHashAndCompare.context(&p)),
+            snapshot.bool(&snapshot_key, &snapshot.context(&p)),
+        ];
+        if got.iter().any(|&g| g != want) {
+            return Err(format!("{}: steps {got:?}, client {want}", p.key));
+        }
+    }
+    let mut medians: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for _ in 0..rounds {
+        let mut runners = vec![
+            hash_floor_runner(),
+            runner(&HashAndCompare, Scenario::C),
+            runner(&ContextHashAndCompare, Scenario::C),
+            runner(&snapshot, Scenario::C),
+            runner(&keyed, Scenario::C),
+            runner(&feature, Scenario::C),
+        ];
+        for (i, t) in measure(&mut runners, plan).iter().enumerate() {
+            match medians.get_mut(i) {
+                Some((_, v)) => v.push(t.median()),
+                None => medians.push((t.engine, vec![t.median()])),
+            }
+        }
+    }
+    Ok(medians.into_iter().map(|(e, v)| (e, median(&v))).collect())
+}
+
 /// The floor of scenario (c): the bucketing hash alone (SHA-1 of `c-rollout..KEY`, read as
 /// LaunchDarkly's bucket), on the same 1024 keys.
 pub fn hash_floor_runner<'a>() -> Runner<'a> {

@@ -7,6 +7,7 @@
 //! cargo run -p feature-bench-peers --release -- --quick      # fewer, shorter samples
 //! cargo run -p feature-bench-peers --release -- --profile feature d1 1000000
 //! cargo run -p feature-bench-peers --release -- --threads 15     # scaling, 15 rounds
+//! cargo run -p feature-bench-peers --release -- --steps 5        # (c) step by step
 //! ```
 //!
 //! `--profile ENGINE SCENARIO N` runs N evaluations and nothing else, for a profiler
@@ -14,8 +15,8 @@
 //! of (c) alone, the floor (c) is compared with.
 
 use feature_bench_peers::{
-    check, compare, hash_floor_runner, runner, table, Feature, FeatureArcSwap, FeatureKeyed,
-    LaunchDarkly, Plan, Scenario, Yggdrasil,
+    check, compare, hash_floor_runner, rollout_steps, runner, table, Feature, FeatureArcSwap,
+    FeatureKeyed, LaunchDarkly, Plan, Scenario, SnapshotKeyed, Yggdrasil,
 };
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,6 +25,33 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--profile") {
         return profile(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--steps") {
+        let rounds = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5);
+        let plan = Plan {
+            samples: 30,
+            ..Plan::default()
+        };
+        let steps = match rollout_steps(rounds, plan) {
+            Ok(steps) => steps,
+            Err(e) => {
+                eprintln!("the steps disagree with the client: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("(c) step by step, {rounds} interleaved rounds (median of the rounds' medians):\n");
+        println!("| step | ns | × the hash alone | added by the step (ns) |\n|---|---:|---:|---:|");
+        let hash = steps[0].1;
+        let mut before = hash;
+        for (engine, ns) in &steps {
+            println!(
+                "| {engine} | {ns:.1} | {:.3}× | {:+.1} |",
+                ns / hash,
+                ns - before
+            );
+            before = *ns;
+        }
+        return ExitCode::SUCCESS;
     }
     if args.first().map(String::as_str) == Some("--threads") {
         let rounds = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(15);
@@ -97,7 +125,7 @@ fn profile(args: &[String]) -> ExitCode {
             .unwrap_or(1_000_000),
     ) else {
         eprintln!(
-            "usage: --profile feature|feature-key|feature-arcswap|yggdrasil|launchdarkly|sha1-alone a|b|c|d1|d2|e [N]"
+            "usage: --profile feature|feature-key|feature-arcswap|snapshot-key|yggdrasil|launchdarkly|sha1-alone a|b|c|d1|d2|e [N]"
         );
         return ExitCode::FAILURE;
     };
@@ -105,6 +133,7 @@ fn profile(args: &[String]) -> ExitCode {
         "feature" => runner(&Feature::new(), scenario).run(n),
         "feature-key" => runner(&FeatureKeyed(Feature::new()), scenario).run(n),
         "feature-arcswap" => runner(&FeatureArcSwap::new(), scenario).run(n),
+        "snapshot-key" => runner(&SnapshotKeyed::new(), scenario).run(n),
         "yggdrasil" => runner(&Yggdrasil::new(), scenario).run(n),
         "launchdarkly" => runner(&LaunchDarkly::new(), scenario).run(n),
         // The floor of (c), whatever the scenario given: the bucketing hash alone.
