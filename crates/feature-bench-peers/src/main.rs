@@ -39,7 +39,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("(c) step by step, {rounds} interleaved rounds (median of the rounds' medians):\n");
+        println!(
+            "(c) step by step, {rounds} interleaved rounds (median of the rounds' medians):\n"
+        );
         println!("| step | ns | × the hash alone | added by the step (ns) |\n|---|---:|---:|---:|");
         let hash = steps[0].1;
         let mut before = hash;

@@ -234,3 +234,50 @@ proptest! {
         }
     }
 }
+
+/// A flag that is nothing but its fallthrough rollout: served by evaluation's short path.
+fn fallthrough_only_flag() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(value(), 0..4),
+        rollout(),
+        any::<bool>(),
+        prop::option::of("[a-z]{0,3}"),
+    )
+        .prop_map(|(variants, rollout, enabled, salt)| {
+            let mut f = json!({
+                "variants": variants.into_iter().map(|v| json!({"value": v})).collect::<Vec<_>>(),
+                "enabled": enabled,
+                "fallthrough": {"rollout": rollout},
+            });
+            if let Some(s) = salt {
+                f["salt"] = json!(s);
+            }
+            f
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// The short path for flags that are only a rollout serves what the whole evaluation
+    /// (the traced one, which never takes it) serves: value, variation and reason.
+    #[test]
+    fn a_rollout_only_flag_serves_what_the_whole_evaluation_serves(
+        flags in prop::collection::vec(fallthrough_only_flag(), 1..4),
+        ctxs in prop::collection::vec(context(), 1..6),
+    ) {
+        let doc: Map<String, Value> = flags.into_iter().enumerate().map(|(i, f)| (format!("f{i}"), f)).collect();
+        let text = serde_json::to_string(&json!({"flags": doc})).unwrap();
+        let snap = compile(parse_document(&text, Format::Json).expect("well-formed").document);
+        for c in &ctxs {
+            let Ok(ctx) = Context::from_json(c) else { continue };
+            for key in doc.keys() {
+                let short = snap.evaluate(key, &ctx);
+                let whole = snap.evaluate_traced(key, &ctx, &mut ());
+                prop_assert_eq!(short.value(), whole.value(), "{}", key);
+                prop_assert_eq!(short.variation_index(), whole.variation_index());
+                prop_assert_eq!(short.reason(), whole.reason());
+            }
+        }
+    }
+}

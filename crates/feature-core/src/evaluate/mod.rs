@@ -55,6 +55,24 @@ impl Snapshot {
     fn evaluate_found<'s>(&'s self, i: u32, flag: &'s CompiledFlag, ctx: &Context) -> Detail<'s> {
         let outcome = match flag.constant {
             Some(outcome) => outcome,
+            // A flag that is only its fallthrough rollout (a percentage rollout, nothing
+            // else): served here, without the frame of the whole evaluation.
+            None if flag.enabled
+                && !flag.broken
+                && flag.extras.is_none()
+                && flag.rules.is_empty() =>
+            {
+                let served = match &flag.fallthrough {
+                    Serve::Rollout(r) => rollout::rollout(r, ctx, &mut ()).and_then(|(v, e)| {
+                        Ok(Outcome::new(
+                            served(v)?,
+                            ReasonCode::Fallthrough { experiment: e },
+                        ))
+                    }),
+                    other => serve_fixed(other, ReasonCode::Fallthrough { experiment: false }),
+                };
+                served.unwrap_or(Outcome::error(ErrorKind::MalformedFlag))
+            }
             None => match self.eval_flag(i, flag, ctx, None, &mut ()) {
                 Ok(outcome) => outcome,
                 Err(MalformedPart) => Outcome::error(ErrorKind::MalformedFlag),
