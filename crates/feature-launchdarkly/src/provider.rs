@@ -674,7 +674,7 @@ impl Runner {
             Err(_) => return,
         };
         self.set_skipped(skipped);
-        self.warn_big_segments(&meta);
+        self.warn_big_segments(meta.iter());
         // The event settings first: an evaluation of the new snapshot finds its flag's.
         self.shared.meta.replace(meta);
         self.last = Some((snapshot.clone(), Arc::new(big)));

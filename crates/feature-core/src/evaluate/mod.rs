@@ -62,16 +62,10 @@ impl Snapshot {
                 && flag.extras.is_none()
                 && flag.rules.is_empty() =>
             {
-                let served = match &flag.fallthrough {
-                    Serve::Rollout(r) => rollout::rollout(r, ctx, &mut ()).and_then(|(v, e)| {
-                        Ok(Outcome::new(
-                            served(v)?,
-                            ReasonCode::Fallthrough { experiment: e },
-                        ))
-                    }),
-                    other => serve_fixed(other, ReasonCode::Fallthrough { experiment: false }),
-                };
-                served.unwrap_or(Outcome::error(ErrorKind::MalformedFlag))
+                self.serve(&flag.fallthrough, ctx, &mut (), |experiment| {
+                    ReasonCode::Fallthrough { experiment }
+                })
+                .unwrap_or(Outcome::error(ErrorKind::MalformedFlag))
             }
             None => match self.eval_flag(i, flag, ctx, None, &mut ()) {
                 Ok(outcome) => outcome,
@@ -232,6 +226,7 @@ impl Snapshot {
     }
 
     /// What `s` serves for `ctx`, with the reason `why` makes of whether it was an experiment.
+    #[inline(always)]
     fn serve<T: Tracer>(
         &self,
         s: &Serve,

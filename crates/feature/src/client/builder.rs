@@ -218,13 +218,12 @@ impl ClientBuilder {
             .collect();
         let engine = provider.engine();
         let observer = Observer::new(self.metrics.clone(), events.clone(), self.timing_sample);
-        let observed_or_engine = engine.is_some() || observer.is_some();
         let inner = Arc::new(Inner {
             view: Published::new(View::new(
                 Arc::new(Snapshot::default()),
                 overrides,
                 false,
-                observed_or_engine,
+                super::observed_or_engine(&engine, &observer),
             )),
             engine,
             provider,

@@ -170,8 +170,13 @@ impl Inner {
     /// Whether evaluations go through the provider's engine or are observed (metrics,
     /// events): then a typed read cannot answer from the snapshot alone.
     fn observed_or_engine(&self) -> bool {
-        self.engine.is_some() || self.observer.is_some()
+        observed_or_engine(&self.engine, &self.observer)
     }
+}
+
+/// [`Inner::observed_or_engine`] of a client's engine and observer.
+fn observed_or_engine(engine: &Option<Arc<dyn Engine>>, observer: &Option<Observer>) -> bool {
+    engine.is_some() || observer.is_some()
 }
 
 /// Evaluates feature flags. Cheap to clone (an `Arc`); `Send + Sync`.
@@ -354,29 +359,23 @@ impl Client {
         let (inner, extract_ref, default_ref) = (&self.inner, &extract, &default);
         // `move`: `kind` is copied in, so that it folds into a constant once inlined.
         let fast = inner.view.read(move |view| {
+            // `check_type(kind).value()` without building the error detail nobody reads: a
+            // value of another kind serves nothing.
+            let from_snapshot = || {
+                key.evaluate(&view.snapshot, ctx)
+                    .value()
+                    .filter(|v| kind.admits(v))
+                    .and_then(extract_ref)
+            };
             if view.direct {
-                // `check_type(kind).value()` without building the error detail nobody reads:
-                // a value of another kind serves nothing.
-                return Some(
-                    key.evaluate(&view.snapshot, ctx)
-                        .value()
-                        .filter(|v| kind.admits(v))
-                        .and_then(extract_ref),
-                );
+                return Some(from_snapshot());
             }
             let overridden = !view.overrides.is_empty() && view.overrides.contains_key(key.key());
             if overridden || inner.engine.is_some() || !view.ready {
                 return None;
             }
             let Some(observer) = &inner.observer else {
-                // `check_type(kind).value()` without building the error detail nobody reads:
-                // a value of another kind serves nothing.
-                return Some(
-                    key.evaluate(&view.snapshot, ctx)
-                        .value()
-                        .filter(|v| kind.admits(v))
-                        .and_then(extract_ref),
-                );
+                return Some(from_snapshot());
             };
             let in_flight = observer.begin();
             let detail = key.evaluate(&view.snapshot, ctx).check_type(kind);

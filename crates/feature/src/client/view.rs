@@ -20,14 +20,14 @@ pub(super) struct View {
     /// Whether the provider has delivered flags.
     pub(super) ready: bool,
     /// Whether a typed read may answer from the snapshot alone: ready, no overrides, and a
-    /// client without a provider engine, metrics, events or hooks. One test on the read path
+    /// client without a provider engine, metrics or events. One test on the read path
     /// instead of four.
     pub(super) direct: bool,
 }
 
 impl View {
-    /// A view of `snapshot` and `overrides`, for a client that observes its evaluations
-    /// (`observed`) or evaluates through its provider's engine (`engine`) or neither.
+    /// A view of `snapshot` and `overrides`, for a client that observes its evaluations or
+    /// evaluates through its provider's engine (`observed_or_engine`) or does neither.
     pub(super) fn new(
         snapshot: Arc<Snapshot>,
         overrides: FxHashMap<Box<str>, Value>,
