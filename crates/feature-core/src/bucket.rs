@@ -14,26 +14,91 @@ const MAX_SAFE_INT: f64 = 9_007_199_254_740_991.0;
 /// cannot be bucketed (booleans, fractions, objects) land in bucket 0.
 #[inline]
 pub fn bucket_value(prefix: &[u8], value: &Value) -> f32 {
-    match value {
-        Value::String(s) => bucket_str(prefix, s.as_bytes()),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INT => {
-                let mut buf = itoa_buf(f as i64);
-                bucket_str(prefix, buf.as_bytes_mut())
-            }
-            _ => 0.0,
-        },
-        _ => 0.0,
-    }
+    bucket_of_hash(hash_value(prefix, value))
 }
 
 /// The bucket of a string id under a hash prefix.
 #[inline]
 pub fn bucket_str(prefix: &[u8], id: &[u8]) -> f32 {
-    let n = first_60_bits(prefix, id);
+    bucket_of_hash(first_60_bits(prefix, id))
+}
+
+/// The 60-bit hash whose bucket [`bucket_value`] gives: 0 for values that cannot be bucketed.
+#[inline]
+pub(crate) fn hash_value(prefix: &[u8], value: &Value) -> u64 {
+    match value {
+        Value::String(s) => first_60_bits(prefix, s.as_bytes()),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INT => {
+                let mut buf = itoa_buf(f as i64);
+                first_60_bits(prefix, buf.as_bytes_mut())
+            }
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// The bucket of a 60-bit hash: the hash divided by `0xFFFFFFFFFFFFFFF`, in `f32`.
+#[inline]
+pub(crate) fn bucket_of_hash(n: u64) -> f32 {
     // Below 2^60: converted as a signed integer (one instruction instead of the unsigned
     // conversion's branches), to the same `f32`.
     n as i64 as f32 / 0x0FFF_FFFF_FFFF_FFFFu64 as f32
+}
+
+/// One past the largest 60-bit hash.
+pub(crate) const HASH_END: u64 = 1 << 60;
+
+/// The least 60-bit hash whose bucket is at or above `bound` ([`HASH_END`] when none is), so
+/// that `bucket_of_hash(n) >= bound` is `n >= least_hash_at_or_above(bound)` for every hash
+/// `n`: a rollout compares integers, and the hash's conversion and division leave the path
+/// that waits for the hash.
+///
+/// The bucket is `n` rounded to `f32` times 2^-60 (the divisor rounds to 2^60 in `f32`, so the
+/// division is exact), so the answer is the least integer that rounds to `bound · 2^60` or
+/// above: just above the midpoint between that `f32` and the one below it. The candidates
+/// around the midpoint are checked with the bucket itself; a binary search over every hash
+/// answers if none of them is the boundary.
+pub(crate) fn least_hash_at_or_above(bound: f32) -> u64 {
+    if bucket_of_hash(0) >= bound {
+        return 0;
+    }
+    if let Some(n) = near_midpoint(bound) {
+        return n;
+    }
+    let (mut lo, mut hi) = (0, HASH_END);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at_or_above(mid, bound) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// Whether hash `n` (or [`HASH_END`], which stands for "none") is at or above `bound`.
+fn at_or_above(n: u64, bound: f32) -> bool {
+    n >= HASH_END || bucket_of_hash(n) >= bound
+}
+
+/// [`least_hash_at_or_above`] for a positive `bound`, found among the integers next to the
+/// midpoint between `bound · 2^60` and the `f32` below it; `None` when it is not one of them.
+fn near_midpoint(bound: f32) -> Option<u64> {
+    let scaled = bound * 2f32.powi(60);
+    if !(scaled.is_finite() && scaled > 0.0) {
+        return None;
+    }
+    let below = f32::from_bits(scaled.to_bits() - 1);
+    let midpoint = (f64::from(scaled) + f64::from(below)) / 2.0;
+    if midpoint >= HASH_END as f64 {
+        return None;
+    }
+    let around = midpoint.floor() as u64;
+    (around.saturating_sub(1)..=around.saturating_add(2))
+        .find(|&n| at_or_above(n, bound) && (n == 0 || !at_or_above(n - 1, bound)))
 }
 
 /// SHA-1's initial state.
@@ -157,6 +222,98 @@ mod tests {
     fn formats_integers() {
         for n in [0i64, 7, -7, 1234567890123, i64::MIN + 1, i64::MAX] {
             assert_eq!(itoa_buf(n).as_bytes_mut(), n.to_string().as_bytes());
+        }
+    }
+
+    /// The least hash at or above `bound` by a binary search over every 60-bit hash.
+    fn searched(bound: f32) -> u64 {
+        let (mut lo, mut hi) = (0, HASH_END);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if bucket_of_hash(mid) >= bound {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
+
+    /// Checks that `least_hash_at_or_above(bound)` is the boundary of the buckets at or above
+    /// `bound`, and the one a search over every hash finds.
+    fn is_the_boundary(bound: f32) {
+        let n = least_hash_at_or_above(bound);
+        assert_eq!(
+            n,
+            searched(bound),
+            "bound {bound:e} ({:#x})",
+            bound.to_bits()
+        );
+        assert!(
+            n == HASH_END || bucket_of_hash(n) >= bound,
+            "{bound:e}: {n}"
+        );
+        assert!(n == 0 || bucket_of_hash(n - 1) < bound, "{bound:e}: {n}");
+    }
+
+    #[test]
+    fn a_hash_reaches_a_bound_exactly_from_the_least_hash_at_or_above_it() {
+        // Every bound a weight out of 100 000 gives, and running sums of weights as rollouts
+        // make them (1/3 steps, uneven splits, sums past 1).
+        for k in (0..=100_000)
+            .step_by(7)
+            .chain([1, 2, 49_999, 50_000, 50_001, 99_999])
+        {
+            is_the_boundary(k as f32 / 100_000.0);
+        }
+        for weights in [
+            &[33_333, 33_333, 33_334][..],
+            &[1, 99_999],
+            &[70_000, 70_000, -5],
+        ] {
+            let mut sum = 0f32;
+            for w in weights {
+                sum += *w as f32 / 100_000.0;
+                is_the_boundary(sum);
+            }
+        }
+        // No bucket is below 0 or above 1; none is NaN.
+        assert_eq!(least_hash_at_or_above(-0.25), 0);
+        assert_eq!(least_hash_at_or_above(0.0), 0);
+        assert_eq!(least_hash_at_or_above(1.5), HASH_END);
+        assert_eq!(least_hash_at_or_above(f32::INFINITY), HASH_END);
+        assert_eq!(least_hash_at_or_above(f32::NAN), HASH_END);
+        assert_eq!(least_hash_at_or_above(f32::NEG_INFINITY), 0);
+        // The largest bucket is 1.0 itself (the top hashes round up to 2^60).
+        assert_eq!(bucket_of_hash(HASH_END - 1), 1.0);
+        is_the_boundary(1.0);
+        // The smallest positive bounds, where the buckets are fractions of a hash apart.
+        for bits in [1, 2, 3, 0x0080_0000, 0x2000_0000, 0x2F80_0000, 0x2F80_0001] {
+            is_the_boundary(f32::from_bits(bits));
+        }
+        // Bounds a bucket can reach are found next to the midpoint, without the search.
+        for k in (1..=100_000).step_by(7) {
+            let bound = k as f32 / 100_000.0;
+            assert_eq!(near_midpoint(bound), Some(searched(bound)), "{bound}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bound_has_its_boundary(bits in 0u32..0x3FC0_0000) {
+            // Every positive f32 up to 1.5.
+            let bound = f32::from_bits(bits);
+            is_the_boundary(bound);
+            // A bound a bucket can reach is found next to the midpoint, without the search.
+            if bound > 0.0 && bound <= 1.0 {
+                proptest::prop_assert_eq!(near_midpoint(bound), Some(searched(bound)));
+            }
+        }
+
+        #[test]
+        fn comparing_hashes_decides_as_comparing_buckets(n in 0u64..HASH_END, bits in 0u32..0x3FC0_0000) {
+            let bound = f32::from_bits(bits);
+            proptest::prop_assert_eq!(n >= least_hash_at_or_above(bound), bucket_of_hash(n) >= bound);
         }
     }
 }

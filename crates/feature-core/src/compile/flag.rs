@@ -262,7 +262,7 @@ impl Compiler<'_> {
         let mut variations: Vec<WeightedVariation> = (0..split.len())
             .map(|i| WeightedVariation::new(Some(i as u32), false))
             .collect();
-        WeightedVariation::set_bounds(&mut variations, split);
+        WeightedVariation::set_ends(&mut variations, split);
         Serve::Rollout(Box::new(Rollout {
             experiment: true,
             bucket_by: Some(AttrPath::Key),
@@ -343,7 +343,7 @@ impl Compiler<'_> {
                 format!("rollout weights add up to {total}, not 100000; the last variation takes what is left"),
             );
         }
-        WeightedVariation::set_bounds(&mut variations, r.variations.iter().map(|w| w.weight));
+        WeightedVariation::set_ends(&mut variations, r.variations.iter().map(|w| w.weight));
         let prefix = match r.seed {
             Some(seed) => format!("{seed}."),
             None => format!("{key}.{salt}."),

@@ -2,13 +2,13 @@
 
 use super::MalformedPart;
 use crate::attr::AttrPath;
-use crate::bucket::bucket_value;
+use crate::bucket::{bucket_of_hash, hash_value};
 use crate::context::{Context, Part};
 use crate::explain::{Step, Tracer};
 use crate::program::Rollout;
 
 #[inline]
-pub(super) fn bucket_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> f32 {
+pub(super) fn hash_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> u64 {
     // The key first: what nearly every rollout buckets by, without the jump on the path.
     let value = match (part, by) {
         (Some(p), AttrPath::Key) => Some(&p.key),
@@ -16,8 +16,8 @@ pub(super) fn bucket_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> f3
         (None, _) => None,
     };
     match value {
-        Some(v) => bucket_value(prefix, v),
-        None => 0.0,
+        Some(v) => hash_value(prefix, v),
+        None => 0,
     }
 }
 
@@ -33,20 +33,11 @@ pub(super) fn rollout<T: Tracer>(
     } else {
         r.bucket_by.as_ref().ok_or(MalformedPart)?
     };
-    let bucket = bucket_of(part, by, &r.prefix);
-    // The first variation whose bound (the running sum of the weights, computed at compile
-    // time) is above the bucket; the last one when rounding left the bucket above them all.
-    let mut chosen = r.variations.last();
-    for w in &r.variations {
-        if bucket < w.bound {
-            chosen = Some(w);
-            break;
-        }
-    }
-    let w = chosen.ok_or(MalformedPart)?;
-    let v = w.variation.ok_or(MalformedPart)?;
+    let hash = hash_of(part, by, &r.prefix);
+    let w = r.pick(hash).ok_or(MalformedPart)?;
+    let v = w.variation().ok_or(MalformedPart)?;
     tracer.step(|| Step::Bucket {
-        bucket,
+        bucket: bucket_of_hash(hash),
         variation: v as usize,
     });
     Ok((v, r.experiment && part.is_some() && !w.untracked))

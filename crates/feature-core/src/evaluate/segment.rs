@@ -1,8 +1,9 @@
 //! Segment membership: included and excluded keys, then the segment's rules.
 
 use super::chain::Visiting;
-use super::rollout::bucket_of;
+use super::rollout::hash_of;
 use super::MalformedPart;
+use crate::bucket::bucket_of_hash;
 use crate::context::{Context, USER_KIND};
 use crate::program::{Snapshot, StrSet};
 
@@ -53,7 +54,7 @@ impl Snapshot {
             }
             if let Some(w) = r.weight.filter(|w| *w >= 0) {
                 let by = r.bucket_by.as_ref().ok_or(MalformedPart)?;
-                let b = bucket_of(ctx.part_of(&r.kind), by, &s.prefix);
+                let b = bucket_of_hash(hash_of(ctx.part_of(&r.kind), by, &s.prefix));
                 if b >= w as f32 / 100_000.0 {
                     continue;
                 }

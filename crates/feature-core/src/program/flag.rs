@@ -4,6 +4,7 @@
 use super::clause::{Clause, Kind};
 use super::sets::StrSet;
 use crate::attr::AttrPath;
+use crate::bucket::least_hash_at_or_above;
 use crate::model::FlagType;
 use crate::packed::Outcome;
 use serde_json::Value;
@@ -23,38 +24,72 @@ pub(crate) struct Rollout {
     pub(crate) variations: Box<[WeightedVariation]>,
 }
 
-/// One weighted variation of a compiled rollout. Its weight is not kept: only the bound it
-/// gives.
+impl Rollout {
+    /// The variation a context whose bucketing hash is `hash` is served: the first whose end
+    /// is above the hash, the last one when rounding left the hash above them all (`None`
+    /// only when there are no variations). The ends never decrease, so that is the count of
+    /// the ends at or below the hash: counted without a branch, so that the work after the
+    /// rollout does not wait on a guess about the hash.
+    #[inline(always)]
+    pub(crate) fn pick(&self, hash: u64) -> Option<&WeightedVariation> {
+        let past = self
+            .variations
+            .iter()
+            .filter(|w| hash >= w.hash_end)
+            .count();
+        let last = self.variations.len().checked_sub(1)?;
+        self.variations.get(past.min(last))
+    }
+}
+
+/// One weighted variation of a compiled rollout. Its weight is not kept: only where its
+/// hashes end.
 #[derive(Debug, Clone)]
 pub(crate) struct WeightedVariation {
-    pub(crate) variation: Option<u32>,
-    /// The bucket this variation serves below: the sum, in `f32`, of `weight / 100000` over
-    /// this variation and the ones before it (see [`WeightedVariation::set_bounds`]).
-    pub(crate) bound: f32,
+    /// The least bucketing hash past this variation: a context whose hash is below it (and not
+    /// below an earlier variation's) is served this variation. From the bound the weights give
+    /// (see [`WeightedVariation::set_ends`]).
+    pub(crate) hash_end: u64,
+    /// The variation's index ([`WeightedVariation::MISSING`]: a variation the flag does not
+    /// have).
+    variation: u32,
     pub(crate) untracked: bool,
 }
 
 impl WeightedVariation {
-    /// A variation, its bound not yet set.
+    /// `variation` of a variation the flag does not have.
+    const MISSING: u32 = u32::MAX;
+
+    /// A variation (`None`: one the flag does not have), its end not yet set.
     pub(crate) fn new(variation: Option<u32>, untracked: bool) -> Self {
         WeightedVariation {
-            variation,
-            bound: 0.0,
+            hash_end: 0,
+            variation: variation.unwrap_or(Self::MISSING),
             untracked,
         }
     }
 
-    /// Sets the bounds of `variations` from their final `weights` (one each): the running sum
-    /// evaluation used to compute per context, with the same `f32` operations in the same
-    /// order, so every bucket picks the same variation.
-    pub(crate) fn set_bounds(
+    /// The variation's index; `None` when the flag does not have it.
+    #[inline]
+    pub(crate) fn variation(&self) -> Option<u32> {
+        (self.variation != Self::MISSING).then_some(self.variation)
+    }
+
+    /// Sets the ends of `variations` from their final `weights` (one each). A bucket picks the
+    /// first variation whose bound (the running sum of the weights, with the `f32` operations
+    /// LaunchDarkly uses, in the same order) is above it; that is the first whose running
+    /// largest bound is above it, so each end is the least hash whose bucket reaches the
+    /// largest bound so far. The ends never decrease: a rollout counts the ends at or below
+    /// a hash instead of searching for the first one above it, the same variation.
+    pub(crate) fn set_ends(
         variations: &mut [WeightedVariation],
         weights: impl IntoIterator<Item = i64>,
     ) {
-        let mut sum = 0f32;
+        let (mut sum, mut largest) = (0f32, f32::NEG_INFINITY);
         for (w, weight) in variations.iter_mut().zip(weights) {
             sum += weight as f32 / 100_000.0;
-            w.bound = sum;
+            largest = largest.max(sum);
+            w.hash_end = least_hash_at_or_above(largest);
         }
     }
 }
@@ -232,5 +267,76 @@ impl CompiledFlag {
     /// The rule id of rule `index`, when it has one.
     pub fn rule_id(&self, index: usize) -> Option<&str> {
         self.rules.get(index).and_then(|r| r.id.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::{bucket_of_hash, HASH_END};
+    use proptest::prelude::*;
+
+    /// LaunchDarkly's choice: the running sum of the weights, in `f32`, until it is above the
+    /// bucket; else the last variation.
+    fn chosen_by_sum(weights: &[i64], hash: u64) -> usize {
+        let bucket = bucket_of_hash(hash);
+        let mut sum = 0f32;
+        for (i, w) in weights.iter().enumerate() {
+            sum += *w as f32 / 100_000.0;
+            if bucket < sum {
+                return i;
+            }
+        }
+        weights.len() - 1
+    }
+
+    fn rollout(weights: &[i64]) -> Rollout {
+        let mut variations: Vec<WeightedVariation> = (0..weights.len())
+            .map(|i| WeightedVariation::new(Some(i as u32), false))
+            .collect();
+        WeightedVariation::set_ends(&mut variations, weights.iter().copied());
+        Rollout {
+            experiment: false,
+            bucket_by: Some(AttrPath::Key),
+            kind: Kind::User,
+            prefix: Box::default(),
+            variations: variations.into(),
+        }
+    }
+
+    fn picked(r: &Rollout, hash: u64) -> usize {
+        let w = r.pick(hash).expect("a variation");
+        w.variation().expect("an index") as usize
+    }
+
+    #[test]
+    fn the_hash_at_each_end_moves_to_the_next_variation() {
+        let weights = [50_000, 50_000];
+        let r = rollout(&weights);
+        let end = r.variations[0].hash_end;
+        for hash in [0, end - 1, end, end + 1, HASH_END - 1] {
+            assert_eq!(picked(&r, hash), chosen_by_sum(&weights, hash), "{hash}");
+        }
+        assert_eq!((picked(&r, end - 1), picked(&r, end)), (0, 1));
+    }
+
+    proptest! {
+        #[test]
+        fn a_rollout_picks_what_the_running_sum_of_weights_picks(
+            weights in prop::collection::vec(-20_000i64..120_000, 1..6),
+            hashes in prop::collection::vec(0u64..HASH_END, 32),
+        ) {
+            // Weights need not add up to 100 000 nor be positive: a flag document may say so
+            // (with a warning), and the choice stays LaunchDarkly's.
+            let r = rollout(&weights);
+            let ends: Vec<u64> = r.variations.iter().map(|w| w.hash_end).collect();
+            let mut at = ends.clone();
+            // The ends themselves and the hashes next to them, where rounding decides.
+            at.extend(ends.iter().flat_map(|e| [e.saturating_sub(1), (e + 1).min(HASH_END - 1)]));
+            at.retain(|h| *h < HASH_END);
+            for hash in hashes.into_iter().chain(at) {
+                prop_assert_eq!(picked(&r, hash), chosen_by_sum(&weights, hash), "hash {}", hash);
+            }
+        }
     }
 }
