@@ -24,10 +24,19 @@ pub fn bucket_str(prefix: &[u8], id: &[u8]) -> f32 {
 }
 
 /// The 60-bit hash whose bucket [`bucket_value`] gives: 0 for values that cannot be bucketed.
-#[inline]
+/// Inlined for the string ids nearly every rollout hashes; a number is formatted out of line.
+#[inline(always)]
 pub(crate) fn hash_value(prefix: &[u8], value: &Value) -> u64 {
     match value {
         Value::String(s) => first_60_bits(prefix, s.as_bytes()),
+        other => hash_number(prefix, other),
+    }
+}
+
+/// [`hash_value`] of a value other than a string: an integer is hashed as its decimal text.
+#[inline(never)]
+fn hash_number(prefix: &[u8], value: &Value) -> u64 {
+    match value {
         Value::Number(n) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INT => {
                 let mut buf = itoa_buf(f as i64);

@@ -32,13 +32,14 @@ impl Rollout {
     /// rollout does not wait on a guess about the hash.
     #[inline(always)]
     pub(crate) fn pick(&self, hash: u64) -> Option<&WeightedVariation> {
-        let past = self
-            .variations
-            .iter()
-            .filter(|w| hash >= w.hash_end)
-            .count();
-        let last = self.variations.len().checked_sub(1)?;
-        self.variations.get(past.min(last))
+        // The last variation's end is never read: the hashes past it are served the last.
+        let (last, before) = self.variations.split_last()?;
+        if let [first] = before {
+            // Two variations, as most rollouts have: one comparison, one conditional move.
+            return Some(if hash >= first.hash_end { last } else { first });
+        }
+        let past = before.iter().filter(|w| hash >= w.hash_end).count();
+        Some(before.get(past).unwrap_or(last))
     }
 }
 
@@ -156,6 +157,9 @@ pub struct CompiledFlag {
     /// The outcome for every context, when it does not depend on the context (an off flag, or
     /// an on flag without prerequisites, targets or rules serving a fixed variation).
     pub(crate) constant: Option<Outcome>,
+    /// An on flag that is only its fallthrough rollout (no prerequisites, targets or rules):
+    /// served without the frame of the whole evaluation.
+    pub(crate) rollout_only: bool,
 }
 
 /// The parts of a compiled flag that many flags do without.
@@ -230,6 +234,7 @@ impl CompiledFlag {
             extras: None,
             broken: true,
             constant: None,
+            rollout_only: false,
         }
     }
 
