@@ -321,6 +321,13 @@ impl Compiler<'_> {
         }
         let experiment = r.kind == Some(RolloutKind::Experiment);
         let bucket_by = self.bucket_by(r.bucket_by.as_deref());
+        // An experiment buckets by key whatever its `bucketBy` says (LaunchDarkly's rule;
+        // an invalid one is still reported).
+        let bucket_by = if experiment {
+            Some(AttrPath::Key)
+        } else {
+            bucket_by
+        };
         let mut total = Some(0i64);
         let mut variations: Vec<WeightedVariation> = r
             .variations

@@ -53,16 +53,16 @@ impl Snapshot {
     /// Evaluates `flag`, at position `i`, for `ctx`.
     #[inline(always)]
     fn evaluate_found<'s>(&'s self, i: u32, flag: &'s CompiledFlag, ctx: &Context) -> Detail<'s> {
-        let outcome = match (flag.constant, &flag.fallthrough) {
-            (Some(outcome), _) => outcome,
+        let outcome = match flag.constant {
+            Some(outcome) => outcome,
             // A flag that is only its fallthrough rollout (a percentage rollout, nothing
             // else): served here, without the frame of the whole evaluation.
-            (None, fallthrough @ Serve::Rollout(_)) if flag.rollout_only => self
-                .serve(fallthrough, ctx, &mut (), |experiment| {
+            None if flag.rollout_only => self
+                .serve(&flag.fallthrough, ctx, &mut (), |experiment| {
                     ReasonCode::Fallthrough { experiment }
                 })
                 .unwrap_or(Outcome::error(ErrorKind::MalformedFlag)),
-            _ => match self.eval_flag(i, flag, ctx, None, &mut ()) {
+            None => match self.eval_flag(i, flag, ctx, None, &mut ()) {
                 Ok(outcome) => outcome,
                 Err(MalformedPart) => Outcome::error(ErrorKind::MalformedFlag),
             },

@@ -28,11 +28,8 @@ pub(super) fn rollout<T: Tracer>(
     tracer: &mut T,
 ) -> Result<(u32, bool), MalformedPart> {
     let part = ctx.part_of(&r.kind);
-    let by = if r.experiment {
-        &AttrPath::Key
-    } else {
-        r.bucket_by.as_ref().ok_or(MalformedPart)?
-    };
+    // An experiment's is the key, set when it was compiled.
+    let by = r.bucket_by.as_ref().ok_or(MalformedPart)?;
     let hash = hash_of(part, by, &r.prefix);
     let w = r.pick(hash).ok_or(MalformedPart)?;
     let v = w.variation().ok_or(MalformedPart)?;

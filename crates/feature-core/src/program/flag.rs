@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct Rollout {
     pub(crate) experiment: bool,
-    /// `None`: invalid `bucketBy`.
+    /// `None`: invalid `bucketBy`. The key for an experiment, whatever its `bucketBy` says.
     pub(crate) bucket_by: Option<AttrPath>,
     /// The context kind hashed. Kept apart from `bucket_by` (not a `Subject`): reading it
     /// through a `Subject` made a 50/50 rollout about 7 % slower for 16 bytes per rollout.
