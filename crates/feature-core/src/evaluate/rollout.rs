@@ -39,3 +39,44 @@ pub(super) fn rollout<T: Tracer>(
     });
     Ok((v, r.experiment && part.is_some() && !w.untracked))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{compile, parse_document, Context, Format};
+
+    /// The variation each of 64 users (keys `u0`…, all on plan `pro`) is served by `flag`.
+    fn served(text: &str, flag: &str) -> Vec<Option<usize>> {
+        let snapshot = compile(parse_document(text, Format::Json).unwrap().document);
+        (0..64)
+            .map(|i| {
+                let ctx = Context::new(format!("u{i}")).with_attribute("plan", "pro");
+                snapshot.evaluate(flag, &ctx).variation_index()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_experiment_buckets_by_key_whatever_its_bucket_by_says() {
+        // One seed for all, so that the flags' keys do not change the buckets.
+        let rollout = |extra: &str| {
+            format!(
+                r#"{{"type": "bool", "fallthrough": {{"rollout": {{{extra}"seed": 7, "variations": [{{"variation": 0, "weight": 50000}}, {{"variation": 1, "weight": 50000}}]}}}}}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"flags": {{"by-key": {}, "by-plan": {}, "experiment": {}, "bad-by": {}}}}}"#,
+            rollout(""),
+            rollout(r#""bucketBy": "plan", "#),
+            rollout(r#""kind": "experiment", "bucketBy": "plan", "#),
+            rollout(r#""kind": "experiment", "bucketBy": "", "#),
+        );
+        let by_key = served(&text, "by-key");
+        assert!(by_key.contains(&Some(0)) && by_key.contains(&Some(1)));
+        // A plain rollout follows its `bucketBy`: one plan, one variation.
+        let by_plan = served(&text, "by-plan");
+        assert!(by_plan.iter().all(|v| *v == by_plan[0]), "{by_plan:?}");
+        // The experiments ignore theirs, even an invalid one.
+        assert_eq!(served(&text, "experiment"), by_key);
+        assert_eq!(served(&text, "bad-by"), by_key);
+    }
+}
