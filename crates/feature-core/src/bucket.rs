@@ -126,13 +126,15 @@ const SHA1_INIT: [u32; 5] = [
 fn first_60_bits(prefix: &[u8], id: &[u8]) -> u64 {
     let len = prefix.len() + id.len();
     if len <= 55 {
-        let mut block = [0u8; 64];
+        // Built in place as the block type `compress` reads (no copy of a byte array).
+        let mut blocks = [sha1::digest::generic_array::GenericArray::default()];
+        let block: &mut [u8] = &mut blocks[0];
         block[..prefix.len()].copy_from_slice(prefix);
         block[prefix.len()..len].copy_from_slice(id);
         block[len] = 0x80;
         block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
         let mut state = SHA1_INIT;
-        sha1::compress(&mut state, &[block.into()]);
+        sha1::compress(&mut state, &blocks);
         return (u64::from(state[0]) << 32 | u64::from(state[1])) >> 4;
     }
     let mut h = Sha1::new();
