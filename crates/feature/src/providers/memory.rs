@@ -1,16 +1,22 @@
 //! A provider holding flags in memory, changed from code: for tests, demos and for services
 //! that compute their flags themselves.
+//!
+//! A change of one flag or segment is compiled from the snapshot published last
+//! ([`feature_core::recompile`]): its cost follows the change, not the number of flags.
 
 use async_trait::async_trait;
 use feature_core::model::Segment;
 use feature_core::provider::{Provider, ProviderError, ProviderState, ProviderStatus, Sink};
-use feature_core::{compile, Flag, FlagDocument};
+use feature_core::{compile, recompile, Change, Flag, FlagDocument, Snapshot};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 #[derive(Default)]
 struct State {
     doc: FlagDocument,
+    /// The snapshot published last, compiled from `doc`: a change is compiled from it. `None`
+    /// while nothing is published (no sink), when the next publication compiles `doc` whole.
+    published: Option<Snapshot>,
     sinks: Vec<Arc<dyn Sink>>,
     last_refresh: Option<SystemTime>,
     closed: bool,
@@ -65,28 +71,41 @@ impl MemoryProvider {
 
     /// Adds or replaces a flag (its `key` names it).
     pub fn set_flag(&self, flag: Flag) {
-        self.change(|doc| {
-            doc.flags.insert(flag.key.clone(), flag.into());
-        });
+        let flag = Arc::new(flag);
+        let key = flag.key.clone();
+        self.change(
+            |doc| {
+                doc.flags.insert(key.clone(), flag.clone());
+            },
+            Some(Change::Flag(key.clone(), Some(flag.clone()))),
+        );
     }
 
     /// Removes a flag.
     pub fn remove_flag(&self, key: &str) {
-        self.change(|doc| {
-            doc.flags.remove(key);
-        });
+        self.change(
+            |doc| {
+                doc.flags.remove(key);
+            },
+            Some(Change::Flag(key.to_owned(), None)),
+        );
     }
 
     /// Adds or replaces a segment.
     pub fn set_segment(&self, segment: Segment) {
-        self.change(|doc| {
-            doc.segments.insert(segment.key.clone(), segment.into());
-        });
+        let segment = Arc::new(segment);
+        let key = segment.key.clone();
+        self.change(
+            |doc| {
+                doc.segments.insert(key.clone(), segment.clone());
+            },
+            Some(Change::Segment(key.clone(), Some(segment.clone()))),
+        );
     }
 
     /// Replaces every flag and segment.
     pub fn replace(&self, doc: FlagDocument) {
-        self.change(|d| *d = doc);
+        self.change(|d| *d = doc, None);
     }
 
     /// A copy of the current document.
@@ -94,18 +113,25 @@ impl MemoryProvider {
         self.lock().doc.clone()
     }
 
-    fn change(&self, f: impl FnOnce(&mut FlagDocument)) {
+    /// Applies `edit` to the document and publishes the result: compiled from the snapshot
+    /// published last with `change` (the item `edit` changed) when there is both, else whole.
+    fn change(&self, edit: impl FnOnce(&mut FlagDocument), change: Option<Change>) {
         let mut st = self.lock();
-        f(&mut st.doc);
+        edit(&mut st.doc);
         st.last_refresh = Some(SystemTime::now());
+        let previous = st.published.take();
         if st.sinks.is_empty() {
             return;
         }
-        let snapshot = compile(st.doc.clone());
+        let snapshot = match (previous, change) {
+            (Some(previous), Some(change)) => recompile(&previous, [change]).snapshot,
+            _ => compile(st.doc.clone()),
+        };
         // Publishing under the lock keeps concurrent changes in order.
         for s in &st.sinks {
             s.publish(snapshot.clone());
         }
+        st.published = Some(snapshot);
     }
 }
 
@@ -120,7 +146,9 @@ impl Provider for MemoryProvider {
         if st.closed {
             return Err(ProviderError::Closed);
         }
-        sink.publish(compile(st.doc.clone()));
+        let snapshot = compile(st.doc.clone());
+        sink.publish(snapshot.clone());
+        st.published = Some(snapshot);
         st.sinks.push(sink);
         st.last_refresh = Some(SystemTime::now());
         Ok(())
@@ -144,5 +172,84 @@ impl Provider for MemoryProvider {
         let mut st = self.lock();
         st.closed = true;
         st.sinks.clear();
+        st.published = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feature_core::metrics::{Metrics, NoopMetrics};
+    use feature_core::Context;
+
+    /// Keeps every published snapshot.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<Arc<Snapshot>>>);
+
+    impl Sink for Recording {
+        fn publish(&self, snapshot: Snapshot) {
+            self.0.lock().unwrap().push(Arc::new(snapshot));
+        }
+
+        fn metrics(&self) -> &dyn Metrics {
+            &NoopMetrics
+        }
+    }
+
+    impl Recording {
+        fn last(&self) -> Arc<Snapshot> {
+            self.0
+                .lock()
+                .unwrap()
+                .last()
+                .cloned()
+                .expect("a publication")
+        }
+    }
+
+    fn value(s: &Snapshot, key: &str) -> Option<bool> {
+        s.evaluate(key, &Context::new("u"))
+            .value()
+            .and_then(|v| v.as_bool())
+    }
+
+    #[tokio::test]
+    async fn a_change_is_compiled_from_the_last_snapshot_and_shares_the_rest() {
+        let flags = MemoryProvider::new();
+        for i in 0..200 {
+            flags.set_flag(Flag::boolean(&format!("flag-{i:03}"), false));
+        }
+        let sink = Arc::new(Recording::default());
+        flags.start(sink.clone()).await.unwrap();
+        let before = sink.last();
+
+        flags.set_flag(Flag::boolean("flag-100", true));
+        let after = sink.last();
+        assert_eq!(value(&after, "flag-100"), Some(true));
+        // Every other compiled flag is the one published before (not compiled again).
+        let shared = |key: &str| {
+            std::ptr::eq(
+                before.flag(key).expect("before"),
+                after.flag(key).expect("after"),
+            )
+        };
+        assert!(shared("flag-000") && shared("flag-199"));
+        assert!(!shared("flag-100"));
+
+        // Added, removed and whole replacements publish what a whole compile gives.
+        flags.set_flag(Flag::boolean("new", true));
+        flags.remove_flag("flag-000");
+        let last = sink.last();
+        assert_eq!(value(&last, "new"), Some(true));
+        assert!(last.flag("flag-000").is_none());
+        assert_eq!(last.len(), 200);
+        let whole = compile(flags.document());
+        for f in whole.flags() {
+            assert_eq!(value(&last, f.key()), value(&whole, f.key()), "{}", f.key());
+        }
+        flags.replace(FlagDocument::default());
+        assert!(sink.last().is_empty());
+        flags.set_flag(Flag::boolean("again", true));
+        assert_eq!(value(&sink.last(), "again"), Some(true));
     }
 }
