@@ -7,7 +7,7 @@ use crate::context::{Context, Part};
 use crate::explain::{Step, Tracer};
 use crate::program::Rollout;
 
-#[inline(always)]
+#[inline]
 pub(super) fn hash_of(part: Option<&Part>, by: &AttrPath, prefix: &[u8]) -> u64 {
     // The key first: what nearly every rollout buckets by, without the jump on the path.
     let value = match (part, by) {
