@@ -25,7 +25,7 @@ pub fn bucket_str(prefix: &[u8], id: &[u8]) -> f32 {
 
 /// The 60-bit hash whose bucket [`bucket_value`] gives: 0 for values that cannot be bucketed.
 /// Inlined for the string ids nearly every rollout hashes; a number is formatted out of line.
-#[inline(always)]
+#[inline]
 pub(crate) fn hash_value(prefix: &[u8], value: &Value) -> u64 {
     match value {
         Value::String(s) => first_60_bits(prefix, s.as_bytes()),

@@ -79,12 +79,6 @@ impl Compiler<'_> {
         } else {
             None
         };
-        let rollout_only = !broken
-            && f.enabled
-            && prerequisites.is_empty()
-            && targets.is_empty()
-            && rules.is_empty()
-            && matches!(fallthrough, Serve::Rollout(_));
         CompiledFlag {
             key: key.into(),
             flag_type,
@@ -118,7 +112,6 @@ impl Compiler<'_> {
             .boxed(),
             broken,
             constant,
-            rollout_only,
         }
     }
 

@@ -190,7 +190,6 @@ fn finish(
         let mut f = CompiledFlag::clone(before);
         f.broken = true;
         f.constant = None;
-        f.rollout_only = false;
         malformed.push((fi, Arc::new(f)));
         parts
             .refused

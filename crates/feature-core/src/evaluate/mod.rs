@@ -57,11 +57,16 @@ impl Snapshot {
             Some(outcome) => outcome,
             // A flag that is only its fallthrough rollout (a percentage rollout, nothing
             // else): served here, without the frame of the whole evaluation.
-            None if flag.rollout_only => self
-                .serve(&flag.fallthrough, ctx, &mut (), |experiment| {
+            None if flag.enabled
+                && !flag.broken
+                && flag.extras.is_none()
+                && flag.rules.is_empty() =>
+            {
+                self.serve(&flag.fallthrough, ctx, &mut (), |experiment| {
                     ReasonCode::Fallthrough { experiment }
                 })
-                .unwrap_or(Outcome::error(ErrorKind::MalformedFlag)),
+                .unwrap_or(Outcome::error(ErrorKind::MalformedFlag))
+            }
             None => match self.eval_flag(i, flag, ctx, None, &mut ()) {
                 Ok(outcome) => outcome,
                 Err(MalformedPart) => Outcome::error(ErrorKind::MalformedFlag),

@@ -157,9 +157,6 @@ pub struct CompiledFlag {
     /// The outcome for every context, when it does not depend on the context (an off flag, or
     /// an on flag without prerequisites, targets or rules serving a fixed variation).
     pub(crate) constant: Option<Outcome>,
-    /// An on flag that is only its fallthrough rollout (no prerequisites, targets or rules):
-    /// served without the frame of the whole evaluation.
-    pub(crate) rollout_only: bool,
 }
 
 /// The parts of a compiled flag that many flags do without.
@@ -234,7 +231,6 @@ impl CompiledFlag {
             extras: None,
             broken: true,
             constant: None,
-            rollout_only: false,
         }
     }
 
