@@ -217,7 +217,7 @@ mod tests {
     async fn a_change_is_compiled_from_the_last_snapshot_and_shares_the_rest() {
         let flags = MemoryProvider::new();
         for i in 0..200 {
-            flags.set_flag(Flag::boolean(&format!("flag-{i:03}"), false));
+            flags.set_flag(Flag::boolean(format!("flag-{i:03}"), false));
         }
         let sink = Arc::new(Recording::default());
         flags.start(sink.clone()).await.unwrap();
