@@ -71,41 +71,44 @@ impl MemoryProvider {
 
     /// Adds or replaces a flag (its `key` names it).
     pub fn set_flag(&self, flag: Flag) {
-        let flag = Arc::new(flag);
-        let key = flag.key.clone();
-        self.change(
-            |doc| {
-                doc.flags.insert(key.clone(), flag.clone());
-            },
-            Some(Change::Flag(key.clone(), Some(flag.clone()))),
-        );
+        self.apply(Change::Flag(flag.key.clone(), Some(Arc::new(flag))));
     }
 
     /// Removes a flag.
     pub fn remove_flag(&self, key: &str) {
-        self.change(
-            |doc| {
-                doc.flags.remove(key);
-            },
-            Some(Change::Flag(key.to_owned(), None)),
-        );
+        self.apply(Change::Flag(key.to_owned(), None));
     }
 
     /// Adds or replaces a segment.
     pub fn set_segment(&self, segment: Segment) {
-        let segment = Arc::new(segment);
-        let key = segment.key.clone();
-        self.change(
-            |doc| {
-                doc.segments.insert(key.clone(), segment.clone());
-            },
-            Some(Change::Segment(key.clone(), Some(segment.clone()))),
-        );
+        self.apply(Change::Segment(
+            segment.key.clone(),
+            Some(Arc::new(segment)),
+        ));
     }
 
     /// Replaces every flag and segment.
     pub fn replace(&self, doc: FlagDocument) {
         self.change(|d| *d = doc, None);
+    }
+
+    /// Sets or removes one item of the document and publishes the result.
+    fn apply(&self, change: Change) {
+        let edit = |doc: &mut FlagDocument| match &change {
+            Change::Flag(key, Some(flag)) => {
+                doc.flags.insert(key.clone(), flag.clone());
+            }
+            Change::Flag(key, None) => {
+                doc.flags.remove(key);
+            }
+            Change::Segment(key, Some(segment)) => {
+                doc.segments.insert(key.clone(), segment.clone());
+            }
+            Change::Segment(key, None) => {
+                doc.segments.remove(key);
+            }
+        };
+        self.change(edit, Some(change.clone()));
     }
 
     /// A copy of the current document.
