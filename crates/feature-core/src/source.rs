@@ -241,24 +241,10 @@ fn parse_raw(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
-/// The diagnostic of an item of `section` that does not fit the format.
-fn item_diagnostic(
-    section: &str,
-    key: String,
-    at: &serde_path_to_error::Path,
-    message: String,
-) -> Diagnostic {
+/// The diagnostic of an item of `section` that does not fit the format, at `at` in the item.
+fn item_diagnostic(section: &str, key: String, at: Vec<PathSeg>, message: String) -> Diagnostic {
     let mut path = vec![PathSeg::key(section), PathSeg::Key(key.clone())];
-    for seg in at.iter() {
-        match seg {
-            serde_path_to_error::Segment::Seq { index } => path.push(PathSeg::Index(*index)),
-            serde_path_to_error::Segment::Map { key } => path.push(PathSeg::Key(key.clone())),
-            serde_path_to_error::Segment::Enum { variant } => {
-                path.push(PathSeg::Key(variant.clone()))
-            }
-            serde_path_to_error::Segment::Unknown => {}
-        }
-    }
+    path.extend(at);
     Diagnostic {
         file: None,
         line: None,
@@ -314,24 +300,83 @@ fn read_item<T: DeserializeOwned + Shrink + Clone>(
     diags: &mut Vec<Diagnostic>,
     set_key: &impl Fn(&mut T, &str),
 ) {
-    let body = if body.is_null() {
-        Value::Object(Map::new())
-    } else {
-        body
+    if let Some(item) = read_one(body, section, &key, diags, set_key) {
+        out.insert(key, item);
+    }
+}
+
+/// One item of `section` read from its tree, or `None` with the reason in `diags`.
+fn read_one<T: DeserializeOwned + Shrink>(
+    body: Value,
+    section: &str,
+    key: &str,
+    diags: &mut Vec<Diagnostic>,
+    set_key: &impl Fn(&mut T, &str),
+) -> Option<T> {
+    read_one_again(body, None, section, key, diags, set_key)
+}
+
+/// [`read_one`], where `again`, when given, builds the same tree again.
+///
+/// The path of what failed is only needed for an item that does not fit the format, and
+/// tracking it is a third of the work of reading an item. With `again`, the item is first read
+/// without it, and the tree built again to be read with it only when that fails; without
+/// `again`, the path is tracked in the one reading.
+fn read_one_again<T: DeserializeOwned + Shrink>(
+    body: Value,
+    again: Option<&dyn Fn() -> Option<Value>>,
+    section: &str,
+    key: &str,
+    diags: &mut Vec<Diagnostic>,
+    set_key: &impl Fn(&mut T, &str),
+) -> Option<T> {
+    fn or_empty(v: Value) -> Value {
+        if v.is_null() {
+            Value::Object(Map::new())
+        } else {
+            v
+        }
+    }
+    let body = or_empty(body);
+    let tracked = |tree: Value| match serde_path_to_error::deserialize::<_, T>(tree) {
+        Ok(item) => Ok(item),
+        Err(e) => Err((path_in_item(e.path()), e.into_inner().to_string())),
     };
-    match serde_path_to_error::deserialize::<_, T>(body) {
+    let read = match again {
+        None => tracked(body),
+        Some(again) => match T::deserialize(body) {
+            Ok(item) => Ok(item),
+            Err(e) => match again() {
+                Some(tree) => tracked(or_empty(tree)),
+                // Not built again (it was built once): the reason, without its path.
+                None => Err((Vec::new(), e.to_string())),
+            },
+        },
+    };
+    match read {
         Ok(mut item) => {
             // Lists read from a tree grow by doubling: held items keep only what they use.
             item.shrink();
-            set_key(&mut item, &key);
-            out.insert(key, item);
+            set_key(&mut item, key);
+            Some(item)
         }
-        Err(e) => {
-            let path = e.path().clone();
-            let message = e.into_inner().to_string();
-            diags.push(item_diagnostic(section, key, &path, message));
+        Err((path, message)) => {
+            diags.push(item_diagnostic(section, key.to_owned(), path, message));
+            None
         }
     }
+}
+
+/// Where in an item deserializing it failed.
+fn path_in_item(at: &serde_path_to_error::Path) -> Vec<PathSeg> {
+    (at.iter())
+        .filter_map(|seg| match seg {
+            serde_path_to_error::Segment::Seq { index } => Some(PathSeg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(PathSeg::Key(key.clone())),
+            serde_path_to_error::Segment::Enum { variant } => Some(PathSeg::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect()
 }
 
 fn kind_name(v: &Value) -> &'static str {

@@ -286,8 +286,8 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The number of threads to read `n` items with.
-fn threads_for(n: usize) -> usize {
+/// The number of threads to read `n` items with (one below [`PARALLEL_ITEMS`]).
+pub(super) fn threads_for(n: usize) -> usize {
     if n < PARALLEL_ITEMS {
         return 1;
     }

@@ -13,10 +13,11 @@
 
 use super::{read_field, ParseError};
 use crate::diagnostic::Diagnostic;
-use crate::model::FlagDocument;
+use crate::model::{Flag, FlagDocument, Segment};
 use serde_json::{Map, Number, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::str::Chars;
+use std::sync::Arc;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -457,31 +458,62 @@ pub(super) fn read_section_item(
     body: Value,
     document: &mut FlagDocument,
 ) -> Vec<Diagnostic> {
-    let mut found = Vec::new();
-    if section == "flags" {
-        document.flags.remove(key);
-        super::read_item(
-            body,
-            section,
-            key.to_owned(),
-            &mut document.flags,
-            &mut found,
-            &|f: &mut std::sync::Arc<crate::model::Flag>, k: &str| {
-                std::sync::Arc::make_mut(f).key = k.to_owned()
-            },
-        );
-    } else {
-        document.segments.remove(key);
-        super::read_item(
-            body,
-            section,
-            key.to_owned(),
-            &mut document.segments,
-            &mut found,
-            &|s: &mut std::sync::Arc<crate::model::Segment>, k: &str| {
-                std::sync::Arc::make_mut(s).key = k.to_owned()
-            },
-        );
-    }
+    let (item, found) = read_section_value(section, key, body, None);
+    put_section_item(section, key.to_owned(), item, document);
     found
+}
+
+/// An item of `flags` or `segments`, read but not yet put in a document.
+pub(super) enum SectionItem {
+    /// An item of `flags`.
+    Flag(Arc<Flag>),
+    /// An item of `segments`.
+    Segment(Arc<Segment>),
+}
+
+/// One item of `section` read from its tree (`None` when it does not fit the format), and its
+/// diagnostics: the part of [`read_section_item`] that needs no document. `again`, when given,
+/// builds the same tree again, for an item that does not fit the format: the item is then
+/// first read without tracking where it fails (see `read_one_again`).
+pub(super) fn read_section_value(
+    section: &str,
+    key: &str,
+    body: Value,
+    again: Option<&dyn Fn() -> Option<Value>>,
+) -> (Option<SectionItem>, Vec<Diagnostic>) {
+    let mut found = Vec::new();
+    let item = if section == "flags" {
+        let set_key = |f: &mut Arc<Flag>, k: &str| Arc::make_mut(f).key = k.to_owned();
+        super::read_one_again(body, again, section, key, &mut found, &set_key)
+            .map(SectionItem::Flag)
+    } else {
+        let set_key = |s: &mut Arc<Segment>, k: &str| Arc::make_mut(s).key = k.to_owned();
+        super::read_one_again(body, again, section, key, &mut found, &set_key)
+            .map(SectionItem::Segment)
+    };
+    (item, found)
+}
+
+/// Puts an item read by [`read_section_value`] in `document`, replacing an earlier item of
+/// `section` with the same key (removing it when the new one could not be read).
+pub(super) fn put_section_item(
+    section: &str,
+    key: String,
+    item: Option<SectionItem>,
+    document: &mut FlagDocument,
+) {
+    if section == "flags" {
+        document.flags.remove(&key);
+    } else {
+        document.segments.remove(&key);
+    }
+    match item {
+        Some(SectionItem::Flag(f)) => {
+            document.flags.insert(key, f);
+        }
+        Some(SectionItem::Segment(s)) => {
+            document.segments.insert(key, s);
+        }
+        None => {}
+    }
 }

@@ -19,7 +19,20 @@ fn agree(text: &str) -> bool {
     let mut slow_doc = FlagDocument::default();
     let slow = read_events(text, &mut slow_doc);
     let mut fast_doc = FlagDocument::default();
-    match yaml_fast::read(text, &mut fast_doc) {
+    let fast = yaml_fast::read(text, &mut fast_doc);
+    // Every section of two items or more read on up to three threads: what one thread reads.
+    let mut split_doc = FlagDocument::default();
+    let split = yaml_fast::read_with(text, &mut split_doc, |n| n.min(3));
+    assert_eq!(
+        split, fast,
+        "diagnostics read on threads differ for {text:?}"
+    );
+    assert_eq!(
+        format!("{split_doc:?}"),
+        format!("{fast_doc:?}"),
+        "documents read on threads differ for {text:?}"
+    );
+    match fast {
         Some(fast) => {
             let slow = match slow {
                 Ok(d) => d,

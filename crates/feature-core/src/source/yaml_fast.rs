@@ -16,8 +16,18 @@
 //!
 //! Nothing is written into the caller's document until the whole text has been read: a text
 //! that gives up late costs the time read so far, never a different result.
+//!
+//! A large `flags` or `segments` section is read on several threads: one pass finds the lines
+//! where its items begin (the lines at the items' indentation that are not comments or
+//! sequence entries: an item's own lines are indented further, a block scalar's included), and
+//! each thread reads a run of consecutive items from the text cut at the run's end, as the
+//! reader on one thread reads them. The items are then put in the document in text order, so
+//! the outcome is that of reading them one by one (a later item with the same key replaces an
+//! earlier one); a run that gives up gives up the whole text.
 
-use super::yaml::{resolve_plain, FieldDiagnostics, MAX_DEPTH};
+use super::yaml::{
+    put_section_item, read_section_value, resolve_plain, FieldDiagnostics, SectionItem, MAX_DEPTH,
+};
 use crate::diagnostic::Diagnostic;
 use crate::model::FlagDocument;
 use serde_json::{Map, Value};
@@ -35,6 +45,15 @@ const MAX_KEY: usize = 1000;
 /// Reads `text` into `document` if it is in the subset, returning the diagnostics the event
 /// reader would return; `None` (and `document` untouched) when it is not.
 pub(super) fn read(text: &str, document: &mut FlagDocument) -> Option<Vec<Diagnostic>> {
+    read_with(text, document, super::json::threads_for)
+}
+
+/// [`read`], with `threads` giving the number of threads to read a section of `n` items with.
+pub(super) fn read_with(
+    text: &str,
+    document: &mut FlagDocument,
+    threads: fn(usize) -> usize,
+) -> Option<Vec<Diagnostic>> {
     if !plain_characters(text.as_bytes()) {
         return None;
     }
@@ -44,6 +63,7 @@ pub(super) fn read(text: &str, document: &mut FlagDocument) -> Option<Vec<Diagno
         b: text.as_bytes(),
         pos: 0,
         line_start: 0,
+        threads,
     };
     let fields = r.document(&mut local).ok()?;
     *document = local;
@@ -57,11 +77,12 @@ fn plain_characters(b: &[u8]) -> bool {
     const CHUNK: usize = 64;
     let mut at = 0;
     for chunk in b.chunks(CHUNK) {
-        // Printable ASCII and line feeds only: nothing to look at closer.
-        if !chunk
-            .iter()
-            .all(|&c| c.wrapping_sub(0x20) < 0x5f || c == b'\n')
-        {
+        // Printable ASCII and line feeds only: nothing to look at closer. A fold rather than
+        // `all`, so that the whole chunk is tested at once (in vector registers).
+        let plain = chunk.iter().fold(true, |plain, &c| {
+            plain & ((c.wrapping_sub(0x20) < 0x5f) | (c == b'\n'))
+        });
+        if !plain {
             for i in at..at + chunk.len() {
                 if !plain_character(b, i) {
                     return false;
@@ -106,6 +127,42 @@ struct Reader<'t> {
     pos: usize,
     /// Where the current line starts.
     line_start: usize,
+    /// The number of threads to read a section of `n` items with (1: this thread).
+    threads: fn(usize) -> usize,
+}
+
+/// An item of a section read by a thread: its key, the item (`None` when it does not fit the
+/// format) and its diagnostics.
+type ReadItem = (String, Option<SectionItem>, Vec<Diagnostic>);
+
+/// Reads the items of a section at `indent` in `text[from..to]`, a run of whole items that
+/// begins at the start of an item's line, as [`Reader::items`] reads them.
+fn read_run(
+    text: &str,
+    from: usize,
+    to: usize,
+    indent: usize,
+    section: &str,
+) -> Fast<Vec<ReadItem>> {
+    let text = text.get(..to).ok_or(GiveUp)?;
+    let mut r = Reader {
+        text,
+        b: text.as_bytes(),
+        pos: from + indent,
+        line_start: from,
+        threads: |_| 1,
+    };
+    let mut read = Vec::new();
+    loop {
+        let key = r.block_key()?;
+        let (item, found) = r.section_item(section, &key, indent)?;
+        read.push((key, item, found));
+        match r.line_indent() {
+            Some(i) if i == indent => {}
+            None => return Ok(read),
+            Some(_) => return Err(GiveUp),
+        }
+    }
 }
 
 impl<'t> Reader<'t> {
@@ -302,11 +359,14 @@ impl<'t> Reader<'t> {
                 return Ok(None);
             }
         };
+        if let Some(diags) = self.items_on_threads(section, indent, document)? {
+            return Ok(Some(diags));
+        }
         let mut diags = BTreeMap::new();
         loop {
             let key = self.block_key()?;
-            let body = self.after_colon(indent, 3)?;
-            let found = super::yaml::read_section_item(section, &key, body, document);
+            let (item, found) = self.section_item(section, &key, indent)?;
+            put_section_item(section, key.clone(), item, document);
             diags.insert(key, found);
             match self.line_indent() {
                 Some(i) if i == indent => {}
@@ -314,6 +374,123 @@ impl<'t> Reader<'t> {
                 _ => return Ok(Some(diags)),
             }
         }
+    }
+
+    /// The items of a section at `indent`, read on several threads when there are enough of
+    /// them for [`Reader::threads`] to give more than one; `None` (nothing read) otherwise.
+    /// The reader stands on the first item's content, and is left where reading the items one
+    /// by one leaves it: on the first content line indented less, or at the end of the text.
+    fn items_on_threads(
+        &mut self,
+        section: &str,
+        indent: usize,
+        document: &mut FlagDocument,
+    ) -> Fast<Option<BTreeMap<String, Vec<Diagnostic>>>> {
+        if (self.threads)(usize::MAX) <= 1 {
+            // One thread whatever the size (one core): no need to find the items first.
+            return Ok(None);
+        }
+        let (starts, end) = self.item_lines(indent);
+        let threads = (self.threads)(starts.len());
+        if threads <= 1 {
+            return Ok(None);
+        }
+        let section_end = end.map_or(self.b.len(), |(line, _)| line);
+        let size = starts.len().div_ceil(threads);
+        let runs: Vec<(usize, usize)> = (0..starts.len())
+            .step_by(size)
+            .map(|k| {
+                let to = starts.get(k + size).copied().unwrap_or(section_end);
+                (starts[k], to)
+            })
+            .collect();
+        let text = self.text;
+        // This thread reads the first run (its allocator's memory is warm), others the rest.
+        let read: Vec<Fast<Vec<ReadItem>>> = std::thread::scope(|s| {
+            let mut runs = runs.into_iter();
+            let first = runs.next();
+            let running: Vec<_> = runs
+                .map(|(from, to)| s.spawn(move || read_run(text, from, to, indent, section)))
+                .collect();
+            let here = first.map(|(from, to)| read_run(text, from, to, indent, section));
+            (here.into_iter())
+                .chain(running.into_iter().map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                }))
+                .collect()
+        });
+        let mut diags = BTreeMap::new();
+        for run in read {
+            for (key, item, found) in run? {
+                put_section_item(section, key.clone(), item, document);
+                diags.insert(key, found);
+            }
+        }
+        match end {
+            Some((line, content)) => {
+                self.line_start = line;
+                self.pos = content;
+            }
+            None => self.pos = self.b.len(),
+        }
+        Ok(Some(diags))
+    }
+
+    /// The item of `section` (a mapping at `indent`) whose key's `:` the reader stands after,
+    /// read (an item that does not fit the format is read again from the text, to find where
+    /// it fails; see [`read_section_value`]); leaves the reader on the next content line.
+    fn section_item(
+        &mut self,
+        section: &str,
+        key: &str,
+        indent: usize,
+    ) -> Fast<(Option<SectionItem>, Vec<Diagnostic>)> {
+        let (text, pos, line_start, threads) = (self.text, self.pos, self.line_start, self.threads);
+        let body = self.after_colon(indent, 3)?;
+        let again = move || {
+            let mut r = Reader {
+                text,
+                b: text.as_bytes(),
+                pos,
+                line_start,
+                threads,
+            };
+            r.after_colon(indent, 3).ok()
+        };
+        Ok(read_section_value(section, key, body, Some(&again)))
+    }
+
+    /// From the line the reader stands on, the start of every line where an item of a section
+    /// at `indent` begins (content at `indent` that is neither a comment nor a sequence entry),
+    /// up to the first content line indented less: its start and where its content begins
+    /// (`None` when the text ends first).
+    fn item_lines(&self, indent: usize) -> (Vec<usize>, Option<(usize, usize)>) {
+        let b = self.b;
+        let mut starts = Vec::new();
+        let mut line = self.line_start;
+        while line < b.len() {
+            let rest = &b[line..];
+            let spaces = rest.iter().take_while(|&&c| c == b' ').count();
+            let content = line + spaces;
+            match b.get(content) {
+                None | Some(b'\n' | b'\r' | b'#') => {}
+                Some(&c) if spaces == indent => {
+                    let entry = c == b'-'
+                        && matches!(b.get(content + 1), None | Some(b' ' | b'\n' | b'\r'));
+                    if !entry {
+                        starts.push(line);
+                    }
+                }
+                Some(_) if spaces < indent => return (starts, Some((line, content))),
+                Some(_) => {}
+            }
+            line = match memchr::memchr(b'\n', &b[content..]) {
+                Some(at) => content + at + 1,
+                None => b.len(),
+            };
+        }
+        (starts, None)
     }
 
     /// A block mapping's key here (at the line's content, or after `- `) and its `:`.
@@ -845,5 +1022,75 @@ impl<'t> Reader<'t> {
         }
         self.pos = end;
         Ok((start, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A reader on the first item of the `flags` section of `text` (its key and `:` read).
+    fn on_first_item(text: &str) -> Reader<'_> {
+        let mut r = Reader {
+            text,
+            b: text.as_bytes(),
+            pos: 0,
+            line_start: 0,
+            threads: |_| 1,
+        };
+        assert_eq!(r.block_key().ok().as_deref(), Some("flags"));
+        r.end_line().ok().unwrap();
+        assert_eq!(r.next_line().ok(), Some(Some(2)));
+        r
+    }
+
+    #[test]
+    fn items_begin_at_their_indentation_and_nowhere_else() {
+        let text = "flags:\n  a:\n    description: |\n      # text, not a comment\n      b:\n    rules:\n  - not an item\n  -\n  # a comment\n\n  \"b\": {}\n   \n  c: 1\r\n# end of flags?\n  d: 2\nsegments: {}\n";
+        let r = on_first_item(text);
+        let (starts, end) = r.item_lines(2);
+        let lines: Vec<&str> = starts
+            .iter()
+            .map(|&s| text[s..].lines().next().unwrap())
+            .collect();
+        assert_eq!(lines, ["  a:", "  \"b\": {}", "  c: 1", "  d: 2"]);
+        let (line, content) = end.unwrap();
+        assert_eq!((line, content), (text.find("segments").unwrap(), line));
+        // A section that runs to the end of the text.
+        let text = "flags:\n  a: 1\n  b: 2\n\n";
+        let (starts, end) = on_first_item(text).item_lines(2);
+        assert_eq!(starts, [7, 14]);
+        assert_eq!(end, None);
+    }
+
+    #[test]
+    fn a_section_read_on_threads_leaves_the_reader_where_one_thread_does() {
+        let text = "flags:\n  a: {type: bool}\n  b:\n    type: int\n  c: {}\n  a: {type: string}\nsegments:\n  s: {}\n";
+        let read = |threads: fn(usize) -> usize| {
+            let mut r = Reader {
+                text,
+                b: text.as_bytes(),
+                pos: 0,
+                line_start: 0,
+                threads,
+            };
+            assert_eq!(r.block_key().ok().as_deref(), Some("flags"));
+            let mut doc = FlagDocument::default();
+            let diags = r.items("flags", &mut doc).ok().unwrap().unwrap();
+            (
+                diags,
+                format!("{doc:?}"),
+                r.pos,
+                r.line_start,
+                doc.flags.len(),
+            )
+        };
+        let one = read(|_| 1);
+        let many = read(|n| n);
+        assert_eq!(many, one);
+        assert_eq!(one.2, text.find("segments").unwrap());
+        // The later `a` replaced the first, as in the text's order.
+        assert_eq!(one.4, 3);
     }
 }
