@@ -58,13 +58,7 @@ pub(super) fn read_with(
         return None;
     }
     let mut local = document.clone();
-    let mut r = Reader {
-        text,
-        b: text.as_bytes(),
-        pos: 0,
-        line_start: 0,
-        threads,
-    };
+    let mut r = Reader::new(text, 0, 0, threads);
     let fields = r.document(&mut local).ok()?;
     *document = local;
     Some(super::yaml::field_diagnostics(fields))
@@ -145,13 +139,7 @@ fn read_run(
     section: &str,
 ) -> Fast<Vec<ReadItem>> {
     let text = text.get(..to).ok_or(GiveUp)?;
-    let mut r = Reader {
-        text,
-        b: text.as_bytes(),
-        pos: from + indent,
-        line_start: from,
-        threads: |_| 1,
-    };
+    let mut r = Reader::new(text, from + indent, from, |_| 1);
     let mut read = Vec::new();
     loop {
         let key = r.block_key()?;
@@ -166,6 +154,17 @@ fn read_run(
 }
 
 impl<'t> Reader<'t> {
+    /// A reader of `text` standing at `pos`, on the line that starts at `line_start`.
+    fn new(text: &'t str, pos: usize, line_start: usize, threads: fn(usize) -> usize) -> Self {
+        Reader {
+            text,
+            b: text.as_bytes(),
+            pos,
+            line_start,
+            threads,
+        }
+    }
+
     fn at(&self, i: usize) -> u8 {
         self.b.get(i).copied().unwrap_or(0)
     }
@@ -449,13 +448,7 @@ impl<'t> Reader<'t> {
         let (text, pos, line_start, threads) = (self.text, self.pos, self.line_start, self.threads);
         let body = self.after_colon(indent, 3)?;
         let again = move || {
-            let mut r = Reader {
-                text,
-                b: text.as_bytes(),
-                pos,
-                line_start,
-                threads,
-            };
+            let mut r = Reader::new(text, pos, line_start, threads);
             r.after_colon(indent, 3).ok()
         };
         Ok(read_section_value(section, key, body, Some(&again)))
@@ -1032,13 +1025,7 @@ mod tests {
 
     /// A reader on the first item of the `flags` section of `text` (its key and `:` read).
     fn on_first_item(text: &str) -> Reader<'_> {
-        let mut r = Reader {
-            text,
-            b: text.as_bytes(),
-            pos: 0,
-            line_start: 0,
-            threads: |_| 1,
-        };
+        let mut r = Reader::new(text, 0, 0, |_| 1);
         assert_eq!(r.block_key().ok().as_deref(), Some("flags"));
         r.end_line().ok().unwrap();
         assert_eq!(r.next_line().ok(), Some(Some(2)));
@@ -1068,13 +1055,7 @@ mod tests {
     fn a_section_read_on_threads_leaves_the_reader_where_one_thread_does() {
         let text = "flags:\n  a: {type: bool}\n  b:\n    type: int\n  c: {}\n  a: {type: string}\nsegments:\n  s: {}\n";
         let read = |threads: fn(usize) -> usize| {
-            let mut r = Reader {
-                text,
-                b: text.as_bytes(),
-                pos: 0,
-                line_start: 0,
-                threads,
-            };
+            let mut r = Reader::new(text, 0, 0, threads);
             assert_eq!(r.block_key().ok().as_deref(), Some("flags"));
             let mut doc = FlagDocument::default();
             let diags = r.items("flags", &mut doc).ok().unwrap().unwrap();
