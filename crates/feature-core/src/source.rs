@@ -300,29 +300,19 @@ fn read_item<T: DeserializeOwned + Shrink + Clone>(
     diags: &mut Vec<Diagnostic>,
     set_key: &impl Fn(&mut T, &str),
 ) {
-    if let Some(item) = read_one(body, section, &key, diags, set_key) {
+    if let Some(item) = read_one(body, None, section, &key, diags, set_key) {
         out.insert(key, item);
     }
 }
 
-/// One item of `section` read from its tree, or `None` with the reason in `diags`.
-fn read_one<T: DeserializeOwned + Shrink>(
-    body: Value,
-    section: &str,
-    key: &str,
-    diags: &mut Vec<Diagnostic>,
-    set_key: &impl Fn(&mut T, &str),
-) -> Option<T> {
-    read_one_again(body, None, section, key, diags, set_key)
-}
-
-/// [`read_one`], where `again`, when given, builds the same tree again.
+/// One item of `section` read from its tree, or `None` with the reason in `diags`; `again`,
+/// when given, builds the same tree again.
 ///
 /// The path of what failed is only needed for an item that does not fit the format, and
 /// tracking it is a third of the work of reading an item. With `again`, the item is first read
 /// without it, and the tree built again to be read with it only when that fails; without
 /// `again`, the path is tracked in the one reading.
-fn read_one_again<T: DeserializeOwned + Shrink>(
+fn read_one<T: DeserializeOwned + Shrink>(
     body: Value,
     again: Option<&dyn Fn() -> Option<Value>>,
     section: &str,

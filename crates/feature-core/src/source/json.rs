@@ -286,7 +286,7 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The number of threads to read `n` items with (one below [`PARALLEL_ITEMS`]).
+/// The number of threads to read `n` items with (one for fewer than [`PARALLEL_ITEMS`]).
 pub(super) fn threads_for(n: usize) -> usize {
     if n < PARALLEL_ITEMS {
         return 1;

@@ -474,7 +474,7 @@ pub(super) enum SectionItem {
 /// One item of `section` read from its tree (`None` when it does not fit the format), and its
 /// diagnostics: the part of [`read_section_item`] that needs no document. `again`, when given,
 /// builds the same tree again, for an item that does not fit the format: the item is then
-/// first read without tracking where it fails (see `read_one_again`).
+/// first read without tracking where it fails (see `read_one`).
 pub(super) fn read_section_value(
     section: &str,
     key: &str,
@@ -484,12 +484,10 @@ pub(super) fn read_section_value(
     let mut found = Vec::new();
     let item = if section == "flags" {
         let set_key = |f: &mut Arc<Flag>, k: &str| Arc::make_mut(f).key = k.to_owned();
-        super::read_one_again(body, again, section, key, &mut found, &set_key)
-            .map(SectionItem::Flag)
+        super::read_one(body, again, section, key, &mut found, &set_key).map(SectionItem::Flag)
     } else {
         let set_key = |s: &mut Arc<Segment>, k: &str| Arc::make_mut(s).key = k.to_owned();
-        super::read_one_again(body, again, section, key, &mut found, &set_key)
-            .map(SectionItem::Segment)
+        super::read_one(body, again, section, key, &mut found, &set_key).map(SectionItem::Segment)
     };
     (item, found)
 }
@@ -502,11 +500,6 @@ pub(super) fn put_section_item(
     item: Option<SectionItem>,
     document: &mut FlagDocument,
 ) {
-    if section == "flags" {
-        document.flags.remove(&key);
-    } else {
-        document.segments.remove(&key);
-    }
     match item {
         Some(SectionItem::Flag(f)) => {
             document.flags.insert(key, f);
@@ -514,6 +507,11 @@ pub(super) fn put_section_item(
         Some(SectionItem::Segment(s)) => {
             document.segments.insert(key, s);
         }
-        None => {}
+        None if section == "flags" => {
+            document.flags.remove(&key);
+        }
+        None => {
+            document.segments.remove(&key);
+        }
     }
 }

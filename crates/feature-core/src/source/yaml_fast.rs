@@ -130,7 +130,8 @@ struct Reader<'t> {
 type ReadItem = (String, Option<SectionItem>, Vec<Diagnostic>);
 
 /// Reads the items of a section at `indent` in `text[from..to]`, a run of whole items that
-/// begins at the start of an item's line, as [`Reader::items`] reads them.
+/// begins at the start of an item's line, as the reader on one thread reads them
+/// ([`Reader::run`], on the text cut at the run's end).
 fn read_run(
     text: &str,
     from: usize,
@@ -139,18 +140,7 @@ fn read_run(
     section: &str,
 ) -> Fast<Vec<ReadItem>> {
     let text = text.get(..to).ok_or(GiveUp)?;
-    let mut r = Reader::new(text, from + indent, from, |_| 1);
-    let mut read = Vec::new();
-    loop {
-        let key = r.block_key()?;
-        let (item, found) = r.section_item(section, &key, indent)?;
-        read.push((key, item, found));
-        match r.line_indent() {
-            Some(i) if i == indent => {}
-            None => return Ok(read),
-            Some(_) => return Err(GiveUp),
-        }
-    }
+    Reader::new(text, from + indent, from, |_| 1).run(section, indent)
 }
 
 impl<'t> Reader<'t> {
@@ -358,33 +348,45 @@ impl<'t> Reader<'t> {
                 return Ok(None);
             }
         };
-        if let Some(diags) = self.items_on_threads(section, indent, document)? {
-            return Ok(Some(diags));
-        }
+        let runs = match self.items_on_threads(section, indent)? {
+            Some(runs) => runs,
+            None => vec![self.run(section, indent)?],
+        };
+        // In text order: a later item with the same key replaces an earlier one.
         let mut diags = BTreeMap::new();
+        for (key, item, found) in runs.into_iter().flatten() {
+            put_section_item(section, key.clone(), item, document);
+            diags.insert(key, found);
+        }
+        Ok(Some(diags))
+    }
+
+    /// The items of a section at `indent` from the one the reader stands on to the section's
+    /// end, in text order; leaves the reader on the first content line indented less, or at
+    /// the end of the text.
+    fn run(&mut self, section: &str, indent: usize) -> Fast<Vec<ReadItem>> {
+        let mut read = Vec::new();
         loop {
             let key = self.block_key()?;
             let (item, found) = self.section_item(section, &key, indent)?;
-            put_section_item(section, key.clone(), item, document);
-            diags.insert(key, found);
+            read.push((key, item, found));
             match self.line_indent() {
                 Some(i) if i == indent => {}
                 Some(i) if i > indent => return Err(GiveUp),
-                _ => return Ok(Some(diags)),
+                _ => return Ok(read),
             }
         }
     }
 
-    /// The items of a section at `indent`, read on several threads when there are enough of
-    /// them for [`Reader::threads`] to give more than one; `None` (nothing read) otherwise.
-    /// The reader stands on the first item's content, and is left where reading the items one
-    /// by one leaves it: on the first content line indented less, or at the end of the text.
+    /// The items of a section at `indent`, read on several threads in runs of consecutive
+    /// items when there are enough of them for [`Reader::threads`] to give more than one;
+    /// `None` (nothing read) otherwise. The reader stands on the first item's content, and is
+    /// left where [`Reader::run`] leaves it.
     fn items_on_threads(
         &mut self,
         section: &str,
         indent: usize,
-        document: &mut FlagDocument,
-    ) -> Fast<Option<BTreeMap<String, Vec<Diagnostic>>>> {
+    ) -> Fast<Option<Vec<Vec<ReadItem>>>> {
         if (self.threads)(usize::MAX) <= 1 {
             // One thread whatever the size (one core): no need to find the items first.
             return Ok(None);
@@ -419,13 +421,7 @@ impl<'t> Reader<'t> {
                 }))
                 .collect()
         });
-        let mut diags = BTreeMap::new();
-        for run in read {
-            for (key, item, found) in run? {
-                put_section_item(section, key.clone(), item, document);
-                diags.insert(key, found);
-            }
-        }
+        let read = read.into_iter().collect::<Fast<Vec<_>>>()?;
         match end {
             Some((line, content)) => {
                 self.line_start = line;
@@ -433,7 +429,7 @@ impl<'t> Reader<'t> {
             }
             None => self.pos = self.b.len(),
         }
-        Ok(Some(diags))
+        Ok(Some(read))
     }
 
     /// The item of `section` (a mapping at `indent`) whose key's `:` the reader stands after,
